@@ -1,0 +1,3 @@
+"""qa: a hallucination-aware quality-assurance harness for image decoders."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Decoder adapters: traditional VAE decoders, PiD, L2P, upsamplers, and user-registered ones."""

@@ -1,0 +1,164 @@
+"""Safe image reading and writing.
+
+Every image inside qa is a float32 array of shape (H, W, 3) with values in [0, 1] (sRGB, not linearised),
+unless a docstring says otherwise. Reading validates the file before decoding it fully: the declared size is
+checked against a pixel budget (decompression bombs), truncated or corrupt files and non-images raise
+:class:`BadImageError` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from qa.errors import BadImageError
+
+#: Largest image qa decodes, in pixels (width x height). 2**28 = 268 MP, e.g. 16384 x 16384.
+MAX_PIXELS = 2**28
+#: Smallest side qa accepts: SSIM's 11x11 window and a 4x downsampling need at least this many pixels.
+MIN_SIDE = 16
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """Pixels plus what was done to them while loading.
+
+    ``pixels``: float32 (H, W, 3) in [0, 1]. ``sha256``: hash of the file bytes. ``notes``: conversions applied
+    (e.g. "16-bit scaled to [0, 1]", "alpha flattened onto white").
+    """
+
+    pixels: np.ndarray
+    sha256: str
+    mode: str
+    notes: tuple[str, ...]
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks of ``chunk`` bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> LoadedImage:
+    """Read an image file as float32 RGB in [0, 1], shape (H, W, 3).
+
+    Converts 16-bit, grayscale, palette and alpha images to RGB and says so in ``notes``. Raises
+    :class:`BadImageError` (naming the file) for missing, corrupt, truncated, non-image, too large or too
+    small files.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BadImageError(f"{path}: file not found", "check the manifest or the folder") from exc
+    except OSError as exc:
+        raise BadImageError(f"{path}: cannot read file ({exc})") from exc
+    return decode_image_bytes(data, name=str(path), max_pixels=max_pixels, min_side=min_side)
+
+
+def decode_image_bytes(
+    data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> LoadedImage:
+    """Decode encoded image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP) as in :func:`load_image`."""
+    digest = sha256_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise BadImageError(
+                    f"{name}: declares {width}x{height} = {width * height} pixels, above the limit of "
+                    f"{max_pixels} (possible decompression bomb)",
+                    "tile or downscale the image, or raise max_pixels if it is genuine",
+                )
+            if min(width, height) < min_side:
+                raise BadImageError(
+                    f"{name}: {width}x{height} is smaller than the minimum side of {min_side} pixels",
+                    "use images of at least 16x16 pixels",
+                )
+            img.load()
+    except BadImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(f"{name}: decompression bomb refused ({exc})") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise BadImageError(f"{name}: decompression bomb refused ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise BadImageError(f"{name}: not a recognised image file", "check the file type and its contents") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"{name}: corrupt or truncated image ({exc})", "re-export the file") from exc
+    pixels, notes = _to_rgb_float(img)
+    if not np.isfinite(pixels).all():
+        raise BadImageError(f"{name}: contains NaN or Inf values")
+    return LoadedImage(pixels=pixels, sha256=digest, mode=img.mode, notes=tuple(notes))
+
+
+def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
+    """Convert any PIL mode to float32 RGB in [0, 1]; returns the pixels and notes on what was done."""
+    notes: list[str] = []
+    mode = img.mode
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append("multi-frame image: first frame used")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
+        notes.append(f"{mode} integer image scaled by 1/{int(scale)}")
+        return np.repeat(gray[..., None], 3, axis=2), notes
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        notes.append("float image clipped to [0, 1]")
+        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2), notes
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        notes.append("palette expanded")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:4]
+        rgb = rgba[..., :3] * alpha + (1.0 - alpha)
+        notes.append("alpha flattened onto white")
+        return rgb.astype(np.float32), notes
+    if mode in ("L", "1"):
+        notes.append("grayscale replicated to RGB")
+    elif mode != "RGB":
+        notes.append(f"{mode} converted to RGB")
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return rgb, notes
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float [0, 1] (H, W[, 3]) to uint8 with rounding; NaN becomes 0."""
+    return (np.nan_to_num(np.clip(pixels, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(pixels: np.ndarray, path: str | Path) -> None:
+    """Write float [0, 1] pixels, (H, W) grayscale or (H, W, 3) RGB, as an 8-bit PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(pixels)).save(path, format="PNG")
+
+
+def png_bytes(pixels: np.ndarray, max_side: int | None = None) -> bytes:
+    """Encode float [0, 1] pixels as PNG bytes, shrunk (area resampling) so the longer side <= ``max_side``."""
+    img = Image.fromarray(to_uint8(pixels))
+    if max_side is not None and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side), Image.Resampling.BOX)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Metrics: pure functions in submodules, small classes declaring direction, range and needs."""

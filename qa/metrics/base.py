@@ -1,0 +1,128 @@
+"""The metric interface.
+
+A per-image metric receives an :class:`ImageSample` (numpy float32 (H, W, 3) images in [0, 1]) and returns a
+:class:`MetricValue`; a set metric accumulates samples and returns a :class:`SetValue`. Each metric class
+declares its direction (``higher_is_better``), range, what it needs and which weights it uses; gates and
+reports read the direction from here, never from a list of their own.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Level = Literal["image", "case", "set"]
+Need = Literal["reference", "latent", "encoder", "seeds", "baseline", "caption"]
+
+#: seed value stored for metrics computed across all seeds of a case (level "case") or a whole set
+ALL_SEEDS = -1
+
+
+@dataclass
+class ImageSample:
+    """One decoded output and everything a metric may compare it with.
+
+    ``output``/``reference``/``baseline``: float32 (H, W, 3) in [0, 1], all of the output's size (the engine
+    resizes nothing silently: a reference of another size is None and the reason is in ``reference_note``).
+    ``latent``/``reencoded``: the latent z the output was decoded from and E(output), numpy (C, h, w).
+    ``seed_outputs``: the outputs of every seed of this case, this one included (level "case" metrics).
+    """
+
+    case_id: str
+    output: np.ndarray
+    reference: np.ndarray | None = None
+    caption: str = ""
+    seed: int = 0
+    latent: np.ndarray | None = None
+    reencoded: np.ndarray | None = None
+    seed_outputs: list[np.ndarray] = field(default_factory=list)
+    baseline: np.ndarray | None = None
+    reference_note: str = ""
+
+
+@dataclass
+class MetricValue:
+    """A per-image result. ``map``: optional (H, W) float32 >= 0 at the output's resolution."""
+
+    value: float
+    map: np.ndarray | None = None
+    detail: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SetValue:
+    """A per-set result with a bootstrap confidence interval (NaN bounds when none was computed)."""
+
+    value: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n: int = 0
+    detail: str = ""
+
+
+class NotApplicable(Exception):
+    """Raised by a metric for a sample it does not apply to (e.g. no reference); recorded as missing."""
+
+
+class Metric(ABC):
+    """Base of every metric. Subclasses set the class attributes below."""
+
+    name: str = ""
+    version: str = "1"
+    higher_is_better: bool = True
+    value_range: tuple[float, float] = (float("-inf"), float("inf"))
+    level: Level = "image"
+    needs: tuple[Need, ...] = ("reference",)
+    weights: tuple[str, ...] = ()
+    unit: str = ""
+    description: str = ""
+
+    def unavailable_reason(self) -> str | None:
+        """None when the metric can be computed here; else why not plus the command that fixes it."""
+        return None
+
+    def missing_needs(self, sample: ImageSample) -> str | None:
+        """Which declared need the sample lacks, as a sentence, or None."""
+        checks = {
+            "reference": sample.reference is not None,
+            "latent": sample.latent is not None,
+            "encoder": sample.reencoded is not None,
+            "seeds": len(sample.seed_outputs) >= 2,
+            "baseline": sample.baseline is not None,
+            "caption": bool(sample.caption),
+        }
+        for need in self.needs:
+            if not checks[need]:
+                extra = f" ({sample.reference_note})" if need == "reference" and sample.reference_note else ""
+                return f"not applicable: needs {need}{extra}"
+        return None
+
+
+class ImageMetric(Metric):
+    """A metric computed per output image (level "image") or per case across seeds (level "case")."""
+
+    @abstractmethod
+    def compute(self, sample: ImageSample) -> MetricValue:
+        """Score one sample. Raise :class:`NotApplicable` when it does not apply."""
+
+
+class SetMetric(Metric):
+    """A metric over a whole set of outputs (FID, KID, CMMD, CLIP score). Stateful: update, compute, reset."""
+
+    level: Level = "set"
+
+    @abstractmethod
+    def update(self, sample: ImageSample) -> None:
+        """Add one output (and its reference, if the metric uses one)."""
+
+    @abstractmethod
+    def compute(self) -> SetValue:
+        """The set value from everything added since the last reset."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything added."""

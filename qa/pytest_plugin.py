@@ -1,0 +1,1 @@
+"""pytest plugin for release suites (filled in by the gating work)."""

@@ -1,0 +1,145 @@
+"""Reading and validating a reference set's ``manifest.csv``.
+
+Columns: ``id, file, caption, licence, source, sha256``. ``file`` is relative to the set folder and may not
+escape it. Loading checks every entry (existence, path, hash) and collects problems per item instead of
+stopping at the first: a bad item is reported by name and the rest of the set stays usable.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import ManifestError
+from qa.imageio import sha256_file
+
+MANIFEST = "manifest.csv"
+COLUMNS = ("id", "file", "caption", "licence", "source", "sha256")
+#: where named reference sets live, relative to the working directory
+SETS_DIR = Path("reference_sets")
+
+
+@dataclass(frozen=True)
+class ReferenceItem:
+    """One reference image. ``problem`` is non-empty when the item cannot be used (and says why)."""
+
+    id: str
+    file: str
+    path: Path
+    caption: str
+    licence: str
+    source: str
+    sha256: str
+    problem: str = ""
+
+
+@dataclass
+class ReferenceSet:
+    """A loaded reference set. ``sha256`` identifies its content (ids, hashes and captions)."""
+
+    name: str
+    root: Path
+    items: list[ReferenceItem] = field(default_factory=list)
+
+    @property
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for item in sorted(self.items, key=lambda i: i.id):
+            h.update(f"{item.id}\0{item.sha256}\0{item.caption}\n".encode())
+        return h.hexdigest()
+
+    @property
+    def good(self) -> list[ReferenceItem]:
+        return [i for i in self.items if not i.problem]
+
+    @property
+    def bad(self) -> list[ReferenceItem]:
+        return [i for i in self.items if i.problem]
+
+
+def resolve_reference_set(name_or_path: str | Path) -> Path:
+    """A reference set folder from a name under ``reference_sets/`` or a path."""
+    candidate = Path(name_or_path)
+    if (candidate / MANIFEST).exists():
+        return candidate
+    named = SETS_DIR / str(name_or_path)
+    if (named / MANIFEST).exists():
+        return named
+    packaged = Path(__file__).resolve().parents[2] / SETS_DIR / str(name_or_path)
+    if (packaged / MANIFEST).exists():
+        return packaged
+    available = sorted(p.name for p in SETS_DIR.glob("*") if (p / MANIFEST).exists()) if SETS_DIR.exists() else []
+    raise ManifestError(
+        f"reference set {str(name_or_path)!r} not found (no {MANIFEST} at {candidate} or {named})",
+        "make one with `qa refset build FOLDER`"
+        + (f"; available: {', '.join(available)}" if available else ""),
+    )
+
+
+def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> ReferenceSet:
+    """Load and validate a reference set. Raises :class:`ManifestError` only for an unreadable manifest."""
+    root = resolve_reference_set(name_or_path)
+    manifest = root / MANIFEST
+    try:
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in ("id", "file") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ManifestError(f"{manifest}: missing column(s) {', '.join(missing)}",
+                                    f"columns are {', '.join(COLUMNS)}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"{manifest}: cannot read ({exc})") from exc
+    root_resolved = root.resolve()
+    items: list[ReferenceItem] = []
+    seen: set[str] = set()
+    for n, row in enumerate(rows, start=2):
+        item_id = (row.get("id") or "").strip()
+        rel = (row.get("file") or "").strip()
+        problem = ""
+        path = (root / rel).resolve()
+        if not item_id:
+            item_id = f"line-{n}"
+            problem = f"{manifest}:{n}: empty id"
+        elif item_id in seen:
+            problem = f"{manifest}:{n}: duplicate id {item_id!r}"
+        seen.add(item_id)
+        if not problem and (not rel or Path(rel).is_absolute() or not path.is_relative_to(root_resolved)):
+            problem = f"{manifest}:{n}: file {rel!r} escapes the set folder {root}"
+            path = root_resolved / "__refused__"
+        elif not problem and not path.is_file():
+            problem = f"{manifest}:{n}: file {rel!r} not found"
+        expected = (row.get("sha256") or "").strip().lower()
+        actual = expected
+        if not problem and verify_hashes:
+            actual = sha256_file(path)
+            if expected and actual != expected:
+                problem = f"{manifest}:{n}: {rel} sha256 is {actual[:12]}..., manifest says {expected[:12]}..."
+        items.append(
+            ReferenceItem(
+                id=item_id,
+                file=rel,
+                path=path,
+                caption=(row.get("caption") or "").strip(),
+                licence=(row.get("licence") or "").strip(),
+                source=(row.get("source") or "").strip(),
+                sha256=actual,
+                problem=problem,
+            )
+        )
+    if not items:
+        raise ManifestError(f"{manifest}: no items", "add rows, or rebuild with `qa refset build`")
+    return ReferenceSet(name=root.name, root=root, items=items)
+
+
+def write_manifest(root: Path, items: list[dict[str, str]]) -> Path:
+    """Write ``manifest.csv`` in ``root`` from dicts with the manifest columns; returns its path."""
+    path = root / MANIFEST
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for item in items:
+            writer.writerow({c: item.get(c, "") for c in COLUMNS})
+    return path

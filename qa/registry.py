@@ -1,0 +1,75 @@
+"""One typed registry for decoders, encoders and metrics, fed by built-ins and entry points.
+
+Entries are lazy ``"module:attr"`` targets, so listing names never imports torch-heavy modules. Unknown names
+raise :class:`UnknownNameError` with close matches ("did you mean ...").
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from qa.errors import QAError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to factories. ``group`` is the entry-point group that third-party packages use."""
+
+    def __init__(self, kind: str, group: str) -> None:
+        self.kind = kind
+        self.group = group
+        self._targets: dict[str, str | Callable[..., T]] = {}
+        self._loaded_entry_points = False
+
+    def register(self, name: str, target: str | Callable[..., T]) -> None:
+        """Register ``target`` (a ``"module:attr"`` string or a callable returning a ``T``) under ``name``."""
+        if name in self._targets and self._targets[name] != target:
+            raise QAError(f"{self.kind} {name!r} is registered twice", "rename one of them")
+        self._targets[name] = target
+
+    def _ensure_entry_points(self) -> None:
+        if self._loaded_entry_points:
+            return
+        self._loaded_entry_points = True
+        for ep in entry_points(group=self.group):
+            if ep.name not in self._targets:
+                self._targets[ep.name] = ep.value
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        self._ensure_entry_points()
+        return sorted(self._targets)
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_entry_points()
+        return name in self._targets
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def factory(self, name: str) -> Callable[..., T]:
+        """The callable registered as ``name``; raises :class:`UnknownNameError` with suggestions."""
+        self._ensure_entry_points()
+        if name not in self._targets:
+            close = difflib.get_close_matches(name, list(self._targets), n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
+            known = ", ".join(sorted(self._targets))
+            raise UnknownNameError(f"unknown {self.kind} {name!r} (known: {known})", hint)
+        target = self._targets[name]
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            obj = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            target = obj  # type: ignore[assignment]
+            self._targets[name] = target
+        return target  # type: ignore[return-value]
+
+    def create(self, name: str, **kwargs: object) -> T:
+        """Instantiate ``name`` with keyword settings."""
+        return self.factory(name)(**kwargs)
