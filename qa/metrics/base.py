@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from qa.errors import QAError
+
 Level = Literal["image", "case", "set"]
 Need = Literal["reference", "latent", "encoder", "seeds", "baseline", "caption"]
 
@@ -62,6 +64,10 @@ class SetValue:
     ci_high: float = float("nan")
     n: int = 0
     detail: str = ""
+
+
+class MetricInputError(QAError, ValueError):
+    """An input a metric cannot score: wrong shape, sizes that differ, NaN/Inf pixels (an error row)."""
 
 
 class NotApplicable(Exception):

@@ -1,0 +1,1 @@
+"""Pure metric functions (numpy / torch); the classes in :mod:`qa.metrics` wrap them."""
