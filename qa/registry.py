@@ -70,6 +70,6 @@ class Registry(Generic[T]):
             self._targets[name] = target
         return target  # type: ignore[return-value]
 
-    def create(self, name: str, **kwargs: object) -> T:
+    def create(self, key: str, /, **kwargs: object) -> T:
         """Instantiate ``name`` with keyword settings."""
-        return self.factory(name)(**kwargs)
+        return self.factory(key)(**kwargs)

@@ -37,10 +37,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """create table gates (
                 gate_id varchar primary key, run_id varchar, baseline_run_id varchar, baseline_kind varchar,
                 policy_sha256 varchar, policy_json varchar, verdict varchar, details_json varchar,
-                at timestamp)""",
+                decided_at timestamp)""",
             """create table signoffs (
                 seq integer primary key, run_id varchar, reviewer varchar, decision varchar, note varchar,
-                override boolean, at timestamp, prev_hash varchar, hash varchar)""",
+                override boolean, signed_at timestamp, prev_hash varchar, hash varchar)""",
         ],
     ),
 ]

@@ -1,0 +1,180 @@
+"""Handlers of the ``qa`` subcommands: thin glue from parsed options to the ``qa`` package."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from qa.errors import QAError
+from qa.store import Store
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(getattr(args, "db", None))
+
+
+def _need(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise QAError(f"{what} is not available in this build of qa ({exc})") from exc
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from qa.engine.run import RunConfig, RunEngine
+
+    store = _store(args)
+    engine = RunEngine(store)
+    if args.resume:
+        if args.engine == "ray":
+            _need("qa.engine.ray_engine", "--engine ray").resume(store, args.resume, address=args.address)
+        else:
+            engine.resume(args.resume, device=args.device, progress=not args.no_progress)
+        print(args.resume)
+        return 0
+    if not args.decoder:
+        raise QAError("no decoder given", "pass --decoder NAME (see `qa decoders`), or --resume RUN_ID")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    failed = False
+    for name in args.decoder:
+        config = RunConfig(decoder=name, reference_set=args.reference_set, seeds=list(range(max(1, args.seeds))),
+                           device=args.device, batch_size=args.batch_size, shard_size=args.shard_size,
+                           metrics=metrics, progress=not args.no_progress)
+        try:
+            if args.engine == "ray":
+                run_id = _need("qa.engine.ray_engine", "--engine ray").start(store, config, address=args.address)
+            else:
+                run_id = engine.start(config)
+        except QAError as exc:
+            print(f"qa run: error: {name}: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        print(run_id, flush=True)
+    return 2 if failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from qa.demo import run_demo
+
+    return run_demo(db=args.db, out=args.out, decoders=args.decoder, seeds=args.seeds)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    score = _need("qa.score", "qa score")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    summary = score.score_folders(reference=args.reference, candidates=args.candidate, out=args.out,
+                                  maps=args.maps, metrics=metrics, encoder=args.encoder)
+    print(summary)
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    gate = _need("qa.gate.cli", "qa gate")
+    return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    report = _need("qa.report.build", "qa report")
+    path = report.write_report(_store(args), out=args.out, weekly=args.weekly, since=args.since,
+                               decoders=args.decoder, png_dir=args.png)
+    print(path)
+    return 0
+
+
+def cmd_signoff(args: argparse.Namespace) -> int:
+    signoff = _need("qa.gate.signoff", "qa signoff")
+    store = _store(args)
+    if args.action == "verify":
+        problems = signoff.verify_chain(store)
+        for p in problems:
+            print(p)
+        print("sign-off chain intact" if not problems else f"{len(problems)} problem(s) in the sign-off chain")
+        return 0 if not problems else 1
+    if not (args.run and args.reviewer and args.decision):
+        raise QAError("qa signoff needs --run, --reviewer and --decision", "or `qa signoff verify`")
+    signoff.record_signoff(store, run_id=args.run, reviewer=args.reviewer, decision=args.decision,
+                           note=args.note, override=args.override)
+    print(f"recorded: {args.decision} of {args.run} by {args.reviewer}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _store(args)
+    sql = ("select run_id, decoder, backend, status, started_at, n_cases from runs "
+           + ("where decoder = ? " if args.decoder else "") + "order by started_at desc limit 30")
+    rows = store.query(sql, [args.decoder] if args.decoder else [])
+    if not rows:
+        print("no runs" + (f" of decoder {args.decoder!r}" if args.decoder else ""))
+        return 0
+    print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
+    try:
+        signoff = importlib.import_module("qa.gate.status")
+    except ImportError:
+        return 0
+    print(signoff.status_text(store, args.decoder))
+    return 0
+
+
+def cmd_decoders(args: argparse.Namespace) -> int:
+    try:
+        from qa.config import list_decoders
+    except ImportError:
+        list_decoders = _list_registry_decoders
+    rows = []
+    for info in list_decoders():
+        rows.append([info.name, info.track, "+".join(info.inputs), "yes" if info.stochastic else "no",
+                     f"x{info.scale}", f"{info.family}/{info.backend}",
+                     "available" if info.available else f"unavailable: {info.reason}"])
+    print(_table(rows, ["decoder", "track", "inputs", "stochastic", "scale", "family/backend", "availability"]))
+    return 0
+
+
+def _list_registry_decoders() -> list[Any]:
+    from qa.registries import DECODERS
+
+    infos = []
+    for name in DECODERS.names():
+        infos.append(DECODERS.create(name, name=name).info())
+    return infos
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from qa.registries import METRICS
+
+    rows = []
+    for name in METRICS.names():
+        try:
+            m = METRICS.create(name)
+        except Exception as exc:  # noqa: BLE001 - listing must show every entry
+            rows.append([name, "?", "?", "?", "?", "?", f"broken: {exc}"])
+            continue
+        reason = m.unavailable_reason()
+        rows.append([name, "higher" if m.higher_is_better else "lower", f"[{m.value_range[0]}, {m.value_range[1]}]",
+                     m.level, ",".join(m.needs) or "-", ",".join(m.weights) or "-",
+                     "available" if not reason else f"missing: {reason}"])
+    print(_table(rows, ["metric", "better", "range", "level", "needs", "weights", "availability"]))
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    weights = _need("qa.weights.cli", "qa weights")
+    return int(weights.main(args.action, args.target))
+
+
+def cmd_refset(args: argparse.Namespace) -> int:
+    build = _need("qa.refset.build", "qa refset build")
+    result = build.build_reference_set(args.folder, captions=args.captions, out=args.out)
+    print(result)
+    return 0
+
+

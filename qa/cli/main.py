@@ -1,0 +1,138 @@
+"""The ``qa`` command line. It only parses options and calls into ``qa``; see ``qa COMMAND --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from qa import __version__
+from qa.errors import QAError
+
+EPILOG = """examples:
+  qa demo                                   run the embedded decoders on reference_sets/default, gate, report
+  qa run --decoder vae --decoder pid        run decoders over the default reference set, print run ids
+  qa run --resume RUN_ID                    finish an interrupted run (only unfinished shards are redone)
+  qa score --reference ref/ --candidate out/ --out scores.csv --maps maps/
+  qa gate --run latest --baseline approved  exit 0 pass, 1 fail, 2 error
+  qa report --weekly --out reports/weekly.html
+  qa decoders | qa metrics | qa weights list
+
+The database defaults to reports/qa.duckdb ($QA_DB overrides it; --db wins over both)."""
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="qa", description="Hallucination-aware quality assurance for image decoders (VAE, PiD, L2P).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the embedded default end to end: run, gate, report; prints paths",
+                       description="Runs the embedded decoders over reference_sets/default, stores the results, "
+                       "gates them and writes an HTML report. Prints the run ids, the DB path and the report path.")
+    _add_db(p)
+    p.add_argument("--out", type=Path, default=Path("reports/demo.html"), help="report path (default %(default)s)")
+    p.add_argument("--decoder", action="append", help="decoders to run (default: the embedded zoo)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per stochastic decoder (default %(default)s)")
+
+    p = sub.add_parser("run", help="run decoders over a reference set; prints the run id(s)",
+                       description="Decodes every reference image with each decoder (and each seed for stochastic "
+                       "ones), scores it with every metric, and stores the numbers. A run is committed shard by "
+                       "shard: an interrupted run resumes with --resume RUN_ID.")
+    p.add_argument("--decoder", action="append", default=[], metavar="NAME", help="decoder name (repeatable); see `qa decoders`")
+    p.add_argument("--reference-set", default="default", metavar="NAME|PATH", help="reference set (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=2, metavar="N", help="seeds 0..N-1 for stochastic decoders (default %(default)s)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None, help="cases per forward pass (default: the decoder's)")
+    p.add_argument("--shard-size", type=int, default=8, help="cases per committed shard (default %(default)s)")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all; see `qa metrics`)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="where shards run (default %(default)s)")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
+    p.add_argument("--resume", metavar="RUN_ID", default=None, help="finish an interrupted run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_db(p)
+
+    p = sub.add_parser("score", help="score existing image folders (no decoder)",
+                       description="Pairs candidate files with reference files by relative path and writes one "
+                       "row per (image, metric): image, metric, value, status (ok|missing|error), detail. Several "
+                       "--candidate folders are several seeds of one decoder. --maps writes one grayscale PNG per "
+                       "image whose brightness is the local amount of invented detail (0 = none).")
+    p.add_argument("--reference", type=Path, required=True, help="folder of reference images")
+    p.add_argument("--candidate", type=Path, action="append", required=True, help="folder of outputs (repeatable: seeds)")
+    p.add_argument("--out", type=Path, required=True, help="results file, .parquet or .csv")
+    p.add_argument("--maps", type=Path, default=None, help="folder for invented-detail maps")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all per-image metrics)")
+    p.add_argument("--encoder", default=None, help="encoder for latent consistency, e.g. area-x4")
+
+    p = sub.add_parser("gate", help="judge a run against a baseline under a policy (exit 0 pass, 1 fail, 2 error)")
+    p.add_argument("--run", default="latest", help="run id or 'latest' (default %(default)s)")
+    p.add_argument("--baseline", default="approved", help="run id, 'approved', or 'decoder:NAME' (default %(default)s)")
+    p.add_argument("--policy", type=Path, default=None, help="policy file (default: the suite's for the run's track)")
+    _add_db(p)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report from the store")
+    p.add_argument("--weekly", action="store_true", help="the last 7 days")
+    p.add_argument("--since", default=None, help="ISO date: only runs started since then")
+    p.add_argument("--decoder", action="append", default=None, help="only these decoders")
+    p.add_argument("--out", type=Path, default=Path("reports/report.html"), help="output file (default %(default)s)")
+    p.add_argument("--png", type=Path, default=None, help="also export charts as PNG into this folder (needs kaleido + chromium)")
+    _add_db(p)
+
+    p = sub.add_parser("signoff", help="record (or verify) a release sign-off; append-only, hash-chained")
+    p.add_argument("action", nargs="?", choices=["verify"], help="'verify' checks the hash chain")
+    p.add_argument("--run", default=None, help="run id")
+    p.add_argument("--reviewer", default=None)
+    p.add_argument("--decision", choices=["approve", "reject"], default=None)
+    p.add_argument("--note", default="")
+    p.add_argument("--override", action="store_true", help="approve although the gate failed (needs --note)")
+    _add_db(p)
+
+    p = sub.add_parser("status", help="runs, gates and sign-offs of a decoder")
+    p.add_argument("decoder", nargs="?", default=None)
+    _add_db(p)
+
+    sub.add_parser("decoders", help="list decoders: track, inputs, stochastic, scale, backend, availability")
+    sub.add_parser("metrics", help="list metrics: direction, range, level, needs, weights, availability")
+
+    p = sub.add_parser("weights", help="manage model weights (only `fetch` uses the network)")
+    p.add_argument("action", choices=["list", "import", "verify", "fetch"])
+    p.add_argument("target", nargs="?", help="PATH for import, NAME for fetch")
+
+    p = sub.add_parser("refset", help="build a reference set (manifest.csv) from a folder of images")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--captions", type=Path, default=None, help="CSV/TSV/JSON mapping file -> caption")
+    p.add_argument("--out", type=Path, default=None, help="copy images into this folder instead of writing in place")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qa`` console script; returns the exit status (2 for errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    from qa.cli import commands
+
+    handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except QAError as exc:
+        print(f"qa {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qa {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

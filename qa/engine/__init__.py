@@ -1,0 +1,1 @@
+"""The run engine: reference set -> cases -> shards -> decoder x seeds -> metrics -> store."""

@@ -1,0 +1,239 @@
+"""Running a decoder over a reference set: shards committed one transaction each, resumable.
+
+A run is one decoder over one reference set with a list of seeds. Its cases are split into fixed shards (the
+split is stored with the run); each finished shard commits its result rows, thumbnails and its ``shards`` row
+in one transaction, so a run killed at any point resumes with ``resume_run`` and loses or doubles nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from tqdm import tqdm
+
+from qa import __version__
+from qa.decoders.base import Decoder
+from qa.engine.aggregate import bootstrap_mean_ci
+from qa.engine.cases import Case, load_case
+from qa.engine.provenance import git_commit, identity_sha256
+from qa.engine.shard import ShardOutput, ShardRunner
+from qa.errors import QAError
+from qa.metrics.base import ImageMetric, Metric, SetMetric
+from qa.refset.manifest import ReferenceSet, load_reference_set
+from qa.store import Store
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides a run. ``metrics`` None = every registered metric."""
+
+    decoder: str
+    reference_set: str = "default"
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    device: str = "cpu"
+    batch_size: int | None = None
+    shard_size: int = 8
+    metrics: list[str] | None = None
+    suite: str = ""
+    thumbnails: bool = True
+    progress: bool = True
+
+
+def make_decoder(name: str, device: str = "cpu") -> Decoder:
+    """Resolve a decoder name through the configuration (``qa.config``) or the registry."""
+    try:
+        from qa.config import make_decoder as configured
+    except ImportError:
+        from qa.registries import DECODERS
+
+        return DECODERS.create(name, name=name, device=device)
+    return configured(name, device=device)
+
+
+def make_metrics(names: list[str] | None) -> list[Metric]:
+    """Instantiate metrics by name (all registered ones when ``names`` is None)."""
+    from qa.registries import METRICS
+
+    return [METRICS.create(n) for n in (names if names is not None else METRICS.names())]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _shards(cases: list[str], size: int) -> list[list[str]]:
+    return [cases[i : i + size] for i in range(0, len(cases), max(1, size))]
+
+
+class RunEngine:
+    """Executes runs against a :class:`Store`. ``on_shard`` is called after each committed shard (tests)."""
+
+    def __init__(self, store: Store, on_shard: Callable[[int], None] | None = None) -> None:
+        self.store = store
+        self.on_shard = on_shard or (lambda i: None)
+
+    # -- starting -------------------------------------------------------------------------------------------
+    def start(self, config: RunConfig) -> str:
+        """Create a run and execute it to the end; returns the run id."""
+        decoder = make_decoder(config.decoder, config.device)
+        reason = decoder.unavailable_reason()
+        if reason:
+            raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
+        refset = load_reference_set(config.reference_set)
+        metrics = make_metrics(config.metrics)
+        seeds = config.seeds if decoder.stochastic else config.seeds[:1]
+        encoder = decoder.encoder
+        fields = {
+            "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
+            "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
+            "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
+            "metrics": sorted((m.name, m.version) for m in metrics),
+        }
+        run_id = f"{decoder.name}-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        case_ids = [i.id for i in refset.items]
+        cfg = asdict(config) | {"seeds": seeds, "shards": _shards(case_ids, config.shard_size),
+                                "metrics": [m.name for m in metrics], "host": socket.gethostname()}
+        with self.store.transaction() as con:
+            con.execute(
+                "insert into runs values (?, ?, null, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
+                [run_id, _now(), config.suite, decoder.name, decoder.family, decoder.backend, decoder.track,
+                 fields["weights_sha256"], fields["encoder_sha256"], refset.name, refset.sha256, json.dumps(seeds),
+                 __version__, git_commit(), config.device, json.dumps(cfg, default=str), identity_sha256(fields),
+                 len(cfg["shards"]), len(case_ids)],
+            )
+            for item in refset.items:
+                con.execute(
+                    "insert or ignore into cases values (?, ?, ?, ?, ?, ?, ?, null, null)",
+                    [refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption],
+                )
+        self._execute(run_id, decoder, refset, metrics, cfg, config)
+        return run_id
+
+    def resume(self, run_id: str, device: str | None = None, progress: bool = True) -> str:
+        """Finish an interrupted run: redo only the shards that were not committed."""
+        rows = self.store.query("select config_json, status, reference_set_sha256 from runs where run_id = ?", [run_id])
+        if not rows:
+            raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
+        cfg = json.loads(str(rows[0][0]))
+        config = RunConfig(**{k: cfg[k] for k in RunConfig.__dataclass_fields__ if k in cfg})
+        config.progress = progress
+        if device:
+            config.device = device
+        decoder = make_decoder(config.decoder, config.device)
+        refset = load_reference_set(config.reference_set)
+        if refset.sha256 != rows[0][2]:
+            raise QAError(f"reference set {config.reference_set!r} changed since run {run_id} started",
+                          "start a new run instead of resuming")
+        metrics = make_metrics(cfg["metrics"])
+        with self.store.transaction() as con:
+            con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
+        self._execute(run_id, decoder, refset, metrics, cfg, config)
+        return run_id
+
+    # -- executing ------------------------------------------------------------------------------------------
+    def _execute(self, run_id: str, decoder: Decoder, refset: ReferenceSet, metrics: list[Metric],
+                 cfg: dict, config: RunConfig) -> None:
+        done = {int(r[0]) for r in self.store.query("select shard_index from shards where run_id = ?", [run_id])}
+        shards: list[list[str]] = cfg["shards"]
+        items = {i.id: i for i in refset.items}
+        encoder = decoder.encoder
+        multiple = encoder.factor if encoder is not None else 1
+        todo = [i for i in range(len(shards)) if i not in done]
+        bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{decoder.name}", unit="case",
+                   disable=not config.progress, file=sys.stderr, dynamic_ncols=True)
+        runner = ShardRunner(decoder, metrics, cfg["seeds"], config.batch_size, config.thumbnails,
+                             progress=bar.update)
+        try:
+            for index in todo:
+                cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
+                output = runner.run(cases)
+                self._commit_shard(run_id, index, output)
+                self.on_shard(index)
+        except BaseException as exc:
+            bar.close()
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            with self.store.transaction() as con:
+                con.execute("update runs set status = ?, error = ? where run_id = ?", [status, repr(exc)[:2000], run_id])
+            raise
+        bar.close()
+        self._finalize(run_id, runner, resumed=bool(done))
+
+    def _commit_shard(self, run_id: str, index: int, output: ShardOutput) -> None:
+        with self.store.transaction() as con:
+            if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
+                return  # another worker committed it already: nothing counted twice
+            con.executemany(
+                "insert into results values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[run_id, r.case_id, r.seed, r.metric, r.value, r.status, r.detail, r.metric_version] for r in output.rows],
+            )
+            if output.images:
+                con.executemany(
+                    "insert or replace into images values (?, ?, ?, ?, ?)",
+                    [[run_id, c, s, k, png] for c, s, k, png in output.images],
+                )
+            con.execute("insert into shards values (?, ?, ?, ?, ?)",
+                        [run_id, index, output.n_cases, _now(), f"{socket.gethostname()}:{os.getpid()}"])
+
+    def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
+        """Set results: mean + bootstrap CI of every per-image metric, and each set metric's own value."""
+        rows = self.store.query(
+            "select metric, value, status from results where run_id = ? and metric != 'case'", [run_id])
+        by_metric: dict[str, list[float]] = {}
+        bad: dict[str, int] = {}
+        for metric, value, status in rows:
+            if status == "ok" and value is not None:
+                by_metric.setdefault(str(metric), []).append(float(value))  # type: ignore[arg-type]
+            else:
+                bad[str(metric)] = bad.get(str(metric), 0) + 1
+        set_rows: list[list[object]] = []
+        for m in runner.image_metrics:
+            vals = by_metric.get(m.name, [])
+            detail = f"{bad.get(m.name, 0)} rows missing or failed" if bad.get(m.name) else ""
+            if not vals:
+                set_rows.append([run_id, m.name, None, None, None, 0, "missing", detail or "no values", m.version])
+                continue
+            import numpy as np
+
+            mean, lo, hi = bootstrap_mean_ci(np.asarray(vals))
+            set_rows.append([run_id, m.name, mean, _nan_none(lo), _nan_none(hi), len(vals), "ok", detail, m.version])
+        for sm in runner.set_metrics:
+            set_rows.append(self._set_metric_row(run_id, sm, resumed))
+        with self.store.transaction() as con:
+            con.execute("delete from set_results where run_id = ?", [run_id])
+            if set_rows:
+                con.executemany("insert into set_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)", set_rows)
+            con.execute("update runs set status = 'finished', finished_at = ? where run_id = ?", [_now(), run_id])
+
+    @staticmethod
+    def _set_metric_row(run_id: str, m: SetMetric, resumed: bool) -> list[object]:
+        reason = m.unavailable_reason()
+        if reason:
+            return [run_id, m.name, None, None, None, 0, "missing", reason, m.version]
+        if resumed:
+            return [run_id, m.name, None, None, None, 0, "missing",
+                    "run was resumed: this set metric needs every output in one process; rerun it whole", m.version]
+        err = getattr(m, "_qa_update_error", "")
+        if err:
+            return [run_id, m.name, None, None, None, 0, "error", err, m.version]
+        try:
+            v = m.compute()
+        except Exception as exc:  # noqa: BLE001 - recorded, never raised
+            return [run_id, m.name, None, None, None, 0, "error", f"{type(exc).__name__}: {exc}", m.version]
+        return [run_id, m.name, v.value, _nan_none(v.ci_low), _nan_none(v.ci_high), v.n, "ok", v.detail, m.version]
+
+
+def _nan_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def is_image_metric(m: Metric) -> bool:
+    """Whether ``m`` is scored per image/case (as opposed to per set)."""
+    return isinstance(m, ImageMetric)

@@ -1,0 +1,244 @@
+"""Processing one shard of cases: encode, decode with every seed, re-encode, score. No storage here.
+
+Failures stay local: a case whose image is bad, whose decode raises or returns NaN/Inf, or whose metric
+raises becomes error rows naming the case, and the rest of the shard goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from qa.decoders.base import DecodeBatch, Decoder
+from qa.engine.cases import Case
+from qa.errors import DecoderError
+from qa.imageio import png_bytes
+from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, NotApplicable, SetMetric
+
+#: longest side of thumbnails stored for reports, in pixels
+THUMB_SIDE = 160
+#: fixed scale of stored maps: map value v is drawn as brightness min(v / MAP_FULL_SCALE, 1)
+MAP_FULL_SCALE = 1.0
+
+
+@dataclass
+class ResultRow:
+    """One row of the ``results`` table (without the run id)."""
+
+    case_id: str
+    seed: int
+    metric: str
+    value: float | None
+    status: str  # ok | missing | error
+    detail: str = ""
+    metric_version: str = ""
+
+
+@dataclass
+class ShardOutput:
+    """Everything one shard produced, committed to the store in one transaction."""
+
+    rows: list[ResultRow] = field(default_factory=list)
+    images: list[tuple[str, int, str, bytes]] = field(default_factory=list)  # case, seed, kind, png
+    n_cases: int = 0
+
+
+def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack (H, W, 3) float arrays into (N, 3, H, W) on ``device``."""
+    arr = np.stack([np.asarray(p, dtype=np.float32) for p in pixels]).transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+
+def to_numpy(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, 3, H, W) tensor to a list of float32 (H, W, 3) arrays."""
+    arr = images.detach().to("cpu", torch.float32).numpy().transpose(0, 2, 3, 1)
+    return [np.ascontiguousarray(a) for a in arr]
+
+
+def _check_output(out: object, batch: DecodeBatch, size: tuple[int, int] | None) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        raise DecoderError(f"decoder returned {type(out).__name__}, expected a torch.Tensor (N, 3, H, W)")
+    if out.ndim != 4 or out.shape[0] != len(batch) or out.shape[1] != 3:
+        raise DecoderError(f"decoder returned shape {tuple(out.shape)}, expected ({len(batch)}, 3, H, W)")
+    if size is not None and tuple(out.shape[-2:]) != tuple(size):
+        raise DecoderError(f"decoder returned {out.shape[-1]}x{out.shape[-2]}, expected {size[1]}x{size[0]}")
+    return out
+
+
+class ShardRunner:
+    """Runs a decoder and metrics over cases. ``progress`` is called with the number of cases finished."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        metrics: list[Metric],
+        seeds: list[int],
+        batch_size: int | None = None,
+        thumbnails: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.image_metrics = [m for m in metrics if isinstance(m, ImageMetric)]
+        self.set_metrics = [m for m in metrics if isinstance(m, SetMetric)]
+        self.seeds = seeds if decoder.stochastic else seeds[:1]
+        self.batch_size = max(1, batch_size or decoder.max_batch)
+        self.thumbnails = thumbnails
+        self.progress = progress or (lambda n: None)
+        self.unavailable = {m.name: m.unavailable_reason() for m in self.image_metrics}
+
+    # -- decoding -------------------------------------------------------------------------------------------
+    def _decode_cases(self, cases: list[Case]) -> dict[str, dict[str, object]]:
+        """Encode + decode every seed. Returns per case: latent, outputs{seed}, reencoded{seed}, baseline, error."""
+        dec = self.decoder
+        results: dict[str, dict[str, object]] = {c.case_id: {"outputs": {}, "reencoded": {}} for c in cases}
+        by_size: dict[tuple[int, int], list[Case]] = {}
+        for c in cases:
+            assert c.pixels is not None  # callers pass loaded cases only
+            by_size.setdefault(c.pixels.shape[:2], []).append(c)
+        for size, group in by_size.items():
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                try:
+                    self._decode_chunk(chunk, size, results)
+                except Exception:  # noqa: BLE001 - isolate the failing case(s) by retrying one by one
+                    if len(chunk) == 1:
+                        results[chunk[0].case_id]["error"] = _describe_exception(chunk[0].case_id)
+                        continue
+                    for case in chunk:
+                        try:
+                            self._decode_chunk([case], size, results)
+                        except Exception:  # noqa: BLE001
+                            results[case.case_id]["error"] = _describe_exception(case.case_id)
+        return results
+
+    def _decode_chunk(self, chunk: list[Case], size: tuple[int, int], results: dict[str, dict[str, object]]) -> None:
+        dec = self.decoder
+        refs = to_tensor([c.pixels for c in chunk], dec.device)  # type: ignore[misc]
+        encoder = dec.encoder
+        with torch.inference_mode():
+            latents = encoder.encode(refs) if encoder is not None and dec.track != "generate" else None
+            batch = DecodeBatch(
+                case_ids=[c.case_id for c in chunk], captions=[c.caption for c in chunk], latents=latents, size=size
+            )
+            per_seed: dict[int, torch.Tensor] = {}
+            for seed in self.seeds:
+                out = _check_output(dec.decode(batch, seed), batch, size).float()
+                bad = (~torch.isfinite(out)).flatten(1).sum(1)
+                for i, case in enumerate(chunk):
+                    if int(bad[i]):
+                        results[case.case_id]["error"] = (
+                            f"{case.case_id}: decoder returned {int(bad[i])} NaN/Inf values (seed {seed})"
+                        )
+                per_seed[seed] = torch.nan_to_num(out).clamp(0.0, 1.0)
+            reenc: dict[int, torch.Tensor] = {}
+            if encoder is not None and latents is not None:
+                for seed, out in per_seed.items():
+                    reenc[seed] = encoder.encode(out)
+            base = dec.baseline(batch)
+        lat_np = latents.float().cpu().numpy() if latents is not None else None
+        base_np = to_numpy(base.clamp(0, 1)) if base is not None else None
+        for seed, out in per_seed.items():
+            outs = to_numpy(out)
+            re_np = reenc[seed].float().cpu().numpy() if seed in reenc else None
+            for i, case in enumerate(chunk):
+                r = results[case.case_id]
+                r["outputs"][seed] = outs[i]  # type: ignore[index]
+                if re_np is not None:
+                    r["reencoded"][seed] = re_np[i]  # type: ignore[index]
+                if lat_np is not None:
+                    r["latent"] = lat_np[i]
+                if base_np is not None:
+                    r["baseline"] = base_np[i]
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def run(self, cases: list[Case]) -> ShardOutput:
+        """Process ``cases``; never raises for a bad case."""
+        out = ShardOutput(n_cases=len(cases))
+        good = [c for c in cases if not c.error and c.pixels is not None]
+        for c in cases:
+            if c.error or c.pixels is None:
+                self._error_rows(out, c.case_id, c.error or f"{c.case_id}: image not loaded")
+                self.progress(1)
+        decoded = self._decode_cases(good) if good else {}
+        for case in good:
+            r = decoded[case.case_id]
+            if r.get("error"):
+                self._error_rows(out, case.case_id, str(r["error"]))
+            else:
+                self._score_case(out, case, r)
+            self.progress(1)
+        return out
+
+    def _error_rows(self, out: ShardOutput, case_id: str, message: str) -> None:
+        out.rows.append(ResultRow(case_id, ALL_SEEDS, "case", None, "error", message))
+        for m in self.image_metrics:
+            seeds = [ALL_SEEDS] if m.level == "case" else self.seeds
+            for seed in seeds:
+                out.rows.append(ResultRow(case_id, seed, m.name, None, "error", message, m.version))
+
+    def _score_case(self, out: ShardOutput, case: Case, r: dict[str, object]) -> None:
+        outputs: dict[int, np.ndarray] = r["outputs"]  # type: ignore[assignment]
+        reencoded: dict[int, np.ndarray] = r["reencoded"]  # type: ignore[assignment]
+        reference = case.pixels
+        note = ""
+        if self.decoder.track == "generate":
+            reference, note = None, "generate track: no pixel-aligned reference"
+        out.rows.append(ResultRow(case.case_id, ALL_SEEDS, "case", 1.0, "ok", "; ".join(case.notes)))
+        seed_list = list(outputs.values())
+        samples = {
+            seed: ImageSample(
+                case_id=case.case_id,
+                output=img,
+                reference=reference,
+                caption=case.caption,
+                seed=seed,
+                latent=r.get("latent"),  # type: ignore[arg-type]
+                reencoded=reencoded.get(seed),
+                seed_outputs=seed_list,
+                baseline=r.get("baseline"),  # type: ignore[arg-type]
+                reference_note=note,
+            )
+            for seed, img in outputs.items()
+        }
+        first_seed = next(iter(outputs))
+        for m in self.image_metrics:
+            targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
+            for seed, sample in targets:
+                out.rows.append(self._score_one(m, sample, seed, out, first_seed))
+        for m in self.set_metrics:
+            for sample in samples.values():
+                try:
+                    m.update(sample)
+                except Exception as exc:  # noqa: BLE001 - recorded at compute time as an error
+                    setattr(m, "_qa_update_error", f"{case.case_id}: {exc}")
+        if self.thumbnails:
+            out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(case.pixels, THUMB_SIDE)))  # type: ignore[arg-type]
+            out.images.append((case.case_id, first_seed, "output", png_bytes(outputs[first_seed], THUMB_SIDE)))
+
+    def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int) -> ResultRow:
+        reason = self.unavailable[m.name] or m.missing_needs(sample)
+        if reason:
+            return ResultRow(sample.case_id, seed, m.name, None, "missing", reason, m.version)
+        try:
+            res = m.compute(sample)
+        except NotApplicable as exc:
+            return ResultRow(sample.case_id, seed, m.name, None, "missing", f"not applicable: {exc}", m.version)
+        except Exception as exc:  # noqa: BLE001 - one metric failing never kills the case
+            return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: {type(exc).__name__}: {exc}", m.version)
+        value = float(res.value)
+        if math.isnan(value):
+            return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: metric returned NaN", m.version)
+        if res.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
+            scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
+            out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
+        return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
+
+
+def _describe_exception(case_id: str) -> str:
+    lines = traceback.format_exc().strip().splitlines()
+    return f"{case_id}: decoder failed: {lines[-1] if lines else 'unknown error'}"
