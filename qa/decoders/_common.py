@@ -1,0 +1,51 @@
+"""Checks shared by the adapters: input latents and output pixels."""
+
+from __future__ import annotations
+
+import torch
+
+from qa.decoders.base import DecodeBatch
+from qa.errors import DecoderError
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def parse_dtype(value: object, name: str) -> torch.dtype:
+    """``"float32" | "float16" | "bfloat16"`` (or a torch dtype) -> torch dtype; DecoderError otherwise."""
+    if isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, str) and value in DTYPES:
+        return DTYPES[value]
+    raise DecoderError(f"decoder {name!r}: dtype must be one of {', '.join(DTYPES)}, got {value!r}")
+
+
+def require_latents(batch: DecodeBatch, name: str, channels: int | None = None) -> torch.Tensor:
+    """``batch.latents`` as (N, C, h, w), checked against ``len(batch)`` and ``channels``."""
+    z = batch.latents
+    if z is None:
+        raise DecoderError(f"decoder {name!r} needs latents, the batch has none (generate-track batch?)")
+    if z.ndim != 4:
+        raise DecoderError(f"decoder {name!r}: latents must be (N, C, h, w), got shape {tuple(z.shape)}")
+    if len(batch) and z.shape[0] != len(batch):
+        raise DecoderError(f"decoder {name!r}: {z.shape[0]} latents for {len(batch)} cases")
+    if channels is not None and z.shape[1] != channels:
+        raise DecoderError(
+            f"decoder {name!r}: latents have {z.shape[1]} channels, this model takes {channels}",
+            "encode the references with this decoder's own encoder",
+        )
+    return z
+
+
+def finish(pixels: torch.Tensor, batch: DecodeBatch, name: str) -> torch.Tensor:
+    """Check the decoded (N, 3, H, W) pixels (finite, size = ``batch.size`` when given) and return them as
+    float32 clipped to [0, 1] on the CPU-or-same device."""
+    if pixels.ndim != 4 or pixels.shape[1] != 3:
+        raise DecoderError(f"decoder {name!r} returned shape {tuple(pixels.shape)}, expected (N, 3, H, W)")
+    if not torch.isfinite(pixels).all():
+        raise DecoderError(f"decoder {name!r} returned NaN or Inf pixels")
+    if batch.size is not None and tuple(pixels.shape[-2:]) != tuple(batch.size):
+        raise DecoderError(
+            f"decoder {name!r} returned {tuple(pixels.shape[-2:])} pixels, the batch wants {tuple(batch.size)}",
+            "reference sides must be multiples of the encoder factor",
+        )
+    return pixels.float().clamp(0.0, 1.0)
