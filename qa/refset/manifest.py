@@ -99,14 +99,21 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
         item_id = (row.get("id") or "").strip()
         rel = (row.get("file") or "").strip()
         problem = ""
-        path = (root / rel).resolve()
+        try:
+            path = (root / rel).resolve()
+        except (OSError, ValueError) as exc:  # e.g. an embedded NUL byte, a symlink loop
+            path, rel_error = root_resolved / "__refused__", f"file {rel!r} is not a usable path ({exc})"
+        else:
+            rel_error = ""
         if not item_id:
             item_id = f"line-{n}"
             problem = f"{manifest}:{n}: empty id"
         elif item_id in seen:
             problem = f"{manifest}:{n}: duplicate id {item_id!r}"
         seen.add(item_id)
-        if not problem and (not rel or Path(rel).is_absolute() or not path.is_relative_to(root_resolved)):
+        if not problem and rel_error:
+            problem = f"{manifest}:{n}: {rel_error}"
+        elif not problem and (not rel or Path(rel).is_absolute() or not path.is_relative_to(root_resolved)):
             problem = f"{manifest}:{n}: file {rel!r} escapes the set folder {root}"
             path = root_resolved / "__refused__"
         elif not problem and not path.is_file():
@@ -114,8 +121,11 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
         expected = (row.get("sha256") or "").strip().lower()
         actual = expected
         if not problem and verify_hashes:
-            actual = sha256_file(path)
-            if expected and actual != expected:
+            try:
+                actual = sha256_file(path)
+            except OSError as exc:
+                actual, problem = expected, f"{manifest}:{n}: {rel} cannot be read ({exc})"
+            if not problem and expected and actual != expected:
                 problem = f"{manifest}:{n}: {rel} sha256 is {actual[:12]}..., manifest says {expected[:12]}..."
         items.append(
             ReferenceItem(
