@@ -1,0 +1,230 @@
+"""The weights store: a folder of verified official files, discovery in other tools' caches, explicit fetch.
+
+Nothing here downloads implicitly. :func:`fetch` is the only function that touches the network, and it says so
+before it does. Every file is identified by its sha256; a file whose hash does not match the official one is
+refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import QAError, WeightsMissingError
+from qa.weights.table import KNOWN, WeightsSpec
+
+#: environment variable overriding the weights folder
+WEIGHTS_ENV = "QA_WEIGHTS_DIR"
+
+
+def weights_dir() -> Path:
+    """$QA_WEIGHTS_DIR, else ~/.cache/qa/weights (not created until something is written)."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "qa" / "weights"
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of ``path``, remembered per (path, size, mtime) for this process (big files hash once)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = file_sha256(path)
+    return _VERIFIED[key]
+
+
+def spec(name: str) -> WeightsSpec:
+    """The table entry ``name``; :class:`QAError` listing the known names otherwise."""
+    if name not in KNOWN:
+        raise QAError(f"unknown weights {name!r}", f"known: {', '.join(sorted(KNOWN))} (see `qa weights list`)")
+    return KNOWN[name]
+
+
+def _cache_candidates(s: WeightsSpec) -> Iterator[Path]:
+    """Where other tools keep this file (never downloads; only looks)."""
+    names = (s.filename, *s.aliases)
+    home = Path.home()
+    torch_home = Path(os.environ.get("TORCH_HOME", home / ".cache" / "torch")).expanduser()
+    for folder in (torch_home / "hub" / "checkpoints", home / ".cache" / "clip", home / ".cache" / "open_clip"):
+        for n in names:
+            yield folder / n
+    if s.name.startswith("lpips-"):
+        try:
+            import lpips  # noqa: PLC0415
+
+            yield Path(lpips.__file__).parent / "weights" / "v0.1" / s.filename
+        except ImportError:
+            pass
+    hf = Path(os.environ.get("HF_HOME", home / ".cache" / "huggingface")).expanduser() / "hub"
+    if s.sha256 is not None and hf.is_dir():  # LFS blobs are stored under their sha256
+        yield from hf.glob(f"*/blobs/{s.sha256}")
+
+
+@dataclass
+class Located:
+    """Where a weights file was found and whether its hash matched."""
+
+    name: str
+    path: Path | None
+    status: str  # "ok", "absent", "mismatch"
+    detail: str = ""
+
+
+def locate(name: str) -> Located:
+    """Find ``name`` in the weights folder, then in the usual caches; verify the sha256 of what is found."""
+    s = spec(name)
+    mismatches = []
+    for path in [weights_dir() / s.filename, *_cache_candidates(s)]:
+        if not path.is_file():
+            continue
+        digest = cached_sha256(path)
+        if s.matches(digest):
+            return Located(name, path, "ok")
+        mismatches.append(f"{path} (sha256 {digest[:16]}...)")
+    if mismatches:
+        return Located(name, None, "mismatch", "found but hash differs from the official file: " + "; ".join(mismatches))
+    return Located(name, None, "absent")
+
+
+def fix_command(name: str) -> str:
+    """The commands that make ``name`` available."""
+    s = spec(name)
+    return f"`qa weights fetch {name}` (downloads {s.url}) or `qa weights import PATH/{s.filename}`"
+
+
+def unavailable_reason(names: tuple[str, ...] | list[str]) -> str | None:
+    """None when every named file is present and verified; else what is missing and the fix command."""
+    problems = []
+    for n in names:
+        loc = locate(n)
+        if loc.status == "ok":
+            continue
+        what = "absent" if loc.status == "absent" else loc.detail
+        problems.append(f"weights {n!r} {what}; fix: {fix_command(n)}")
+    return "; ".join(problems) if problems else None
+
+
+def require(name: str) -> Path:
+    """Path of the verified file ``name``; :class:`WeightsMissingError` with the fix command otherwise."""
+    loc = locate(name)
+    if loc.path is None:
+        raise WeightsMissingError(f"weights {name!r} not available ({loc.status}) {loc.detail}".rstrip(),
+                                  fix_command(name))
+    return loc.path
+
+
+def import_file(path: str | Path) -> tuple[str, Path]:
+    """Copy a known official file into the weights folder after checking its sha256; returns (name, dest).
+
+    Refuses a file whose hash matches no table entry, naming the entry its file name suggests.
+    """
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise QAError(f"{src}: no such file")
+    digest = file_sha256(src)
+    for s in KNOWN.values():
+        if s.matches(digest) and (s.sha256 is not None or src.name in (s.filename, *s.aliases)):
+            dest = weights_dir() / s.filename
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(dest.suffix + ".part")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+            return s.name, dest
+    by_name = [s for s in KNOWN.values() if src.name in (s.filename, *s.aliases)]
+    hint = (f"it is named like {by_name[0].name!r}, whose official sha256 is {by_name[0].pinned}"
+            if by_name else "see `qa weights list` for the files qa knows")
+    raise QAError(f"{src}: sha256 {digest} matches no official weights file; refused", hint)
+
+
+def verify() -> list[Located]:
+    """Locate and hash-check every known file."""
+    return [locate(n) for n in sorted(KNOWN)]
+
+
+def fetch(name: str, log=print) -> Path:  # noqa: ANN001
+    """Download ``name`` from its official URL (the only network access in qa), verify, store. Says so first."""
+    import urllib.request  # noqa: PLC0415
+
+    s = spec(name)
+    dest = weights_dir() / s.filename
+    log(f"qa weights fetch: NETWORK ACCESS: downloading {s.url} -> {dest}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(s.url, timeout=60) as resp:  # noqa: S310
+            while block := resp.read(1 << 20):
+                h.update(block)
+                out.write(block)
+        digest = h.hexdigest()
+        if not s.matches(digest):
+            raise QAError(f"downloaded {s.url} has sha256 {digest}, expected {s.pinned}; discarded")
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+# ---- functions for the command line (`qa weights ...`); each prints and returns an exit code ----
+
+def cli_list(out=sys.stdout) -> int:  # noqa: ANN001
+    """`qa weights list`: every known file, its status, pinned hash, licence and the metrics using it."""
+    print(f"weights folder: {weights_dir()} (override with ${WEIGHTS_ENV})", file=out)
+    for s in sorted(KNOWN.values(), key=lambda x: x.name):
+        loc = locate(s.name)
+        where = str(loc.path) if loc.path else loc.status
+        print(f"{s.name:28s} {loc.status:8s} {where}", file=out)
+        print(f"    file {s.filename}  sha256 {s.pinned}", file=out)
+        print(f"    licence {s.licence}; used by {', '.join(s.metrics)}; source {s.url}", file=out)
+    return 0
+
+
+def cli_import(path: str, out=sys.stdout) -> int:  # noqa: ANN001
+    """`qa weights import PATH`: copy after the sha256 check; exit 1 when refused."""
+    try:
+        name, dest = import_file(path)
+    except QAError as exc:
+        print(f"error: {exc}", file=out)
+        return 1
+    print(f"imported {name} -> {dest}", file=out)
+    return 0
+
+
+def cli_verify(out=sys.stdout) -> int:  # noqa: ANN001
+    """`qa weights verify`: exit 1 if any file found has a wrong hash (absent files are only listed)."""
+    bad = 0
+    for loc in verify():
+        print(f"{loc.name:28s} {loc.status:8s} {loc.path or ''} {loc.detail}".rstrip(), file=out)
+        bad += loc.status == "mismatch"
+    return 1 if bad else 0
+
+
+def cli_fetch(name: str, out=sys.stdout) -> int:  # noqa: ANN001
+    """`qa weights fetch NAME`: the explicit download; exit 1 on failure."""
+    try:
+        dest = fetch(name, log=lambda m: print(m, file=out))
+    except (QAError, OSError) as exc:
+        print(f"error: {exc}", file=out)
+        return 1
+    print(f"fetched {name} -> {dest}", file=out)
+    return 0

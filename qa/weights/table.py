@@ -1,0 +1,120 @@
+"""The official weight files qa knows: name, file name, sha256, size, source URL, licence, users.
+
+Where the publisher gives a full sha256 we pin it. torchvision publishes only the first 8 hex digits of the
+sha256 in the file name (torch hub checks exactly that prefix); those entries pin the prefix and say so. The
+LPIPS v0.1 linear heads ship inside the ``lpips`` package; their sha256 is of the files in lpips 0.1.4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One official weight file.
+
+    ``sha256``: full hex digest, or ``None`` when only ``sha256_prefix`` is published. ``size``: bytes, 0 if
+    not pinned. ``aliases``: other file names the same bytes go by in other tools' caches. ``fmt``: how qa
+    loads it: ``torch`` (``torch.load(weights_only=True)``), ``torchscript-verified`` (OpenAI CLIP archives,
+    read only after the full sha256 matched).
+    """
+
+    name: str
+    filename: str
+    url: str
+    licence: str
+    metrics: tuple[str, ...]
+    sha256: str | None = None
+    sha256_prefix: str = ""
+    size: int = 0
+    aliases: tuple[str, ...] = ()
+    fmt: str = "torch"
+    note: str = ""
+
+    def matches(self, digest: str) -> bool:
+        """Whether a file's full sha256 ``digest`` is this official file."""
+        if self.sha256 is not None:
+            return digest == self.sha256
+        return bool(self.sha256_prefix) and digest.startswith(self.sha256_prefix)
+
+    @property
+    def pinned(self) -> str:
+        """The pinned hash as text (full, or ``prefix...`` when only a prefix is published)."""
+        return self.sha256 if self.sha256 is not None else f"{self.sha256_prefix}... (prefix, as torch hub)"
+
+
+KNOWN: dict[str, WeightsSpec] = {
+    spec.name: spec
+    for spec in [
+        WeightsSpec(
+            name="inception-fid",
+            filename="pt_inception-2015-12-05-6726825d.pth",
+            aliases=("weights-inception-2015-12-05-6726825d.pth",),
+            url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+            sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+            licence="Apache-2.0 (TensorFlow inception-2015-12-05, ported by pytorch-fid)",
+            metrics=("fid", "kid"),
+            note="the FID InceptionV3 used by pytorch-fid, torchmetrics and torch-fidelity",
+        ),
+        WeightsSpec(
+            name="alexnet",
+            filename="alexnet-owt-7be5be79.pth",
+            url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            sha256_prefix="7be5be79",
+            licence="BSD-3-Clause (torchvision)",
+            metrics=("lpips_alex",),
+            note="torchvision AlexNet ImageNet weights (LPIPS backbone)",
+        ),
+        WeightsSpec(
+            name="vgg16",
+            filename="vgg16-397923af.pth",
+            url="https://download.pytorch.org/models/vgg16-397923af.pth",
+            sha256_prefix="397923af",
+            licence="BSD-3-Clause (torchvision); CC BY 4.0 (VGG authors)",
+            metrics=("lpips_vgg",),
+            note="torchvision VGG16 ImageNet weights (LPIPS backbone)",
+        ),
+        WeightsSpec(
+            name="lpips-alex-v0.1",
+            filename="alex.pth",
+            url="https://github.com/richzhang/PerceptualSimilarity/raw/v0.1/lpips/weights/v0.1/alex.pth",
+            sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+            licence="BSD-2-Clause (lpips)",
+            metrics=("lpips_alex",),
+            note="LPIPS v0.1 linear heads; ships in the lpips package",
+        ),
+        WeightsSpec(
+            name="lpips-vgg-v0.1",
+            filename="vgg.pth",
+            url="https://github.com/richzhang/PerceptualSimilarity/raw/v0.1/lpips/weights/v0.1/vgg.pth",
+            sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+            licence="BSD-2-Clause (lpips)",
+            metrics=("lpips_vgg",),
+            note="LPIPS v0.1 linear heads; ships in the lpips package",
+        ),
+        WeightsSpec(
+            name="clip-vit-b-32-openai",
+            filename="ViT-B-32.pt",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt",
+            sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
+            licence="MIT (OpenAI CLIP)",
+            metrics=("clip_score", "cmmd"),
+            fmt="torchscript-verified",
+            note="OpenAI CLIP ViT-B/32 (the sha256 is part of OpenAI's URL)",
+        ),
+        WeightsSpec(
+            name="clip-vit-l-14-336-openai",
+            filename="ViT-L-14-336px.pt",
+            url="https://openaipublic.azureedge.net/clip/models/"
+            "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02/ViT-L-14-336px.pt",
+            sha256="3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02",
+            licence="MIT (OpenAI CLIP)",
+            metrics=("cmmd_l14",),
+            fmt="torchscript-verified",
+            note="OpenAI CLIP ViT-L/14 at 336 px, the model of the CMMD paper",
+        ),
+    ]
+}
