@@ -69,6 +69,18 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+@dataclass
+class PreparedRun:
+    """A stored run ready to execute: what :meth:`RunEngine.create_run` / :meth:`RunEngine.reopen_run` return."""
+
+    run_id: str
+    decoder: Decoder
+    refset: ReferenceSet
+    metrics: list[Metric]
+    cfg: dict  # the stored config_json: RunConfig fields + seeds, shards, metrics, host
+    config: RunConfig
+
+
 def _shards(cases: list[str], size: int) -> list[list[str]]:
     return [cases[i : i + size] for i in range(0, len(cases), max(1, size))]
 
@@ -83,7 +95,17 @@ class RunEngine:
     # -- starting -------------------------------------------------------------------------------------------
     def start(self, config: RunConfig) -> str:
         """Create a run and execute it to the end; returns the run id."""
-        decoder = make_decoder(config.decoder, config.device)
+        run = self.create_run(config)
+        self._execute(run)
+        return run.run_id
+
+    def create_run(self, config: RunConfig, decoder: Decoder | None = None) -> PreparedRun:
+        """Validate ``config``, store the run row (status 'running') with its fixed shard split and the cases.
+
+        ``decoder``: an already built instance to describe the run (default: built from ``config``); distributed
+        engines pass one built on the driver's device, the workers build their own.
+        """
+        decoder = decoder or make_decoder(config.decoder, config.device)
         reason = decoder.unavailable_reason()
         if reason:
             raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
@@ -114,11 +136,16 @@ class RunEngine:
                     "insert or ignore into cases values (?, ?, ?, ?, ?, ?, ?, null, null)",
                     [refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption],
                 )
-        self._execute(run_id, decoder, refset, metrics, cfg, config)
-        return run_id
+        return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
 
     def resume(self, run_id: str, device: str | None = None, progress: bool = True) -> str:
         """Finish an interrupted run: redo only the shards that were not committed."""
+        self._execute(self.reopen_run(run_id, device=device, progress=progress))
+        return run_id
+
+    def reopen_run(self, run_id: str, device: str | None = None, progress: bool = True,
+                   decoder: Decoder | None = None) -> PreparedRun:
+        """Load a stored run to finish it (status back to 'running'); checks the reference set is unchanged."""
         rows = self.store.query("select config_json, status, reference_set_sha256 from runs where run_id = ?", [run_id])
         if not rows:
             raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
@@ -127,7 +154,7 @@ class RunEngine:
         config.progress = progress
         if device:
             config.device = device
-        decoder = make_decoder(config.decoder, config.device)
+        decoder = decoder or make_decoder(config.decoder, config.device)
         refset = load_reference_set(config.reference_set)
         if refset.sha256 != rows[0][2]:
             raise QAError(f"reference set {config.reference_set!r} changed since run {run_id} started",
@@ -135,13 +162,16 @@ class RunEngine:
         metrics = make_metrics(cfg["metrics"])
         with self.store.transaction() as con:
             con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
-        self._execute(run_id, decoder, refset, metrics, cfg, config)
-        return run_id
+        return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
 
     # -- executing ------------------------------------------------------------------------------------------
-    def _execute(self, run_id: str, decoder: Decoder, refset: ReferenceSet, metrics: list[Metric],
-                 cfg: dict, config: RunConfig) -> None:
-        done = {int(r[0]) for r in self.store.query("select shard_index from shards where run_id = ?", [run_id])}
+    def done_shards(self, run_id: str) -> set[int]:
+        """Indices of the shards of ``run_id`` already committed."""
+        return {int(r[0]) for r in self.store.query("select shard_index from shards where run_id = ?", [run_id])}
+
+    def _execute(self, run: PreparedRun) -> None:
+        run_id, decoder, refset, cfg, config = run.run_id, run.decoder, run.refset, run.cfg, run.config
+        done = self.done_shards(run_id)
         shards: list[list[str]] = cfg["shards"]
         items = {i.id: i for i in refset.items}
         encoder = decoder.encoder
@@ -149,27 +179,36 @@ class RunEngine:
         todo = [i for i in range(len(shards)) if i not in done]
         bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{decoder.name}", unit="case",
                    disable=not config.progress, file=sys.stderr, dynamic_ncols=True)
-        runner = ShardRunner(decoder, metrics, cfg["seeds"], config.batch_size, config.thumbnails,
+        runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
                              progress=bar.update)
         try:
             for index in todo:
                 cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
                 output = runner.run(cases)
-                self._commit_shard(run_id, index, output)
+                self.commit_shard(run_id, index, output)
                 self.on_shard(index)
         except BaseException as exc:
             bar.close()
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            with self.store.transaction() as con:
-                con.execute("update runs set status = ?, error = ? where run_id = ?", [status, repr(exc)[:2000], run_id])
+            self.mark_failed(run_id, exc)
             raise
         bar.close()
         self._finalize(run_id, runner, resumed=bool(done))
 
-    def _commit_shard(self, run_id: str, index: int, output: ShardOutput) -> None:
+    def mark_failed(self, run_id: str, exc: BaseException) -> None:
+        """Record that the run stopped ('interrupted' on Ctrl-C, else 'failed') with the exception's repr."""
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        with self.store.transaction() as con:
+            con.execute("update runs set status = ?, error = ? where run_id = ?", [status, repr(exc)[:2000], run_id])
+
+    def commit_shard(self, run_id: str, index: int, output: ShardOutput, worker: str = "") -> bool:
+        """Write one shard's rows, images and ``shards`` row in one transaction.
+
+        Returns False (and writes nothing) when the shard was committed already: nothing is counted twice.
+        ``worker``: who computed it (default: this host and process).
+        """
         with self.store.transaction() as con:
             if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
-                return  # another worker committed it already: nothing counted twice
+                return False  # another worker committed it already: nothing counted twice
             con.executemany(
                 "insert into results values (?, ?, ?, ?, ?, ?, ?, ?)",
                 [[run_id, r.case_id, r.seed, r.metric, r.value, r.status, r.detail, r.metric_version] for r in output.rows],
@@ -180,10 +219,19 @@ class RunEngine:
                     [[run_id, c, s, k, png] for c, s, k, png in output.images],
                 )
             con.execute("insert into shards values (?, ?, ?, ?, ?)",
-                        [run_id, index, output.n_cases, _now(), f"{socket.gethostname()}:{os.getpid()}"])
+                        [run_id, index, output.n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
+        return True
+
+    _commit_shard = commit_shard  # the name used before the distributed engine existed
 
     def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
-        """Set results: mean + bootstrap CI of every per-image metric, and each set metric's own value."""
+        self.finalize(run_id, runner.image_metrics, runner.set_metrics, resumed)
+
+    def finalize(self, run_id: str, image_metrics: list[ImageMetric], set_metrics: list[SetMetric],
+                 resumed: bool, set_rows_override: dict[str, list[object]] | None = None) -> None:
+        """Set results: mean + bootstrap CI of every per-image metric, and each set metric's own value; marks
+        the run finished. ``set_metrics`` must hold every output of the run (else pass ``resumed=True``);
+        ``set_rows_override``: a ready ``set_results`` row per set metric name, used instead of computing it."""
         rows = self.store.query(
             "select metric, value, status from results where run_id = ? and metric != 'case'", [run_id])
         by_metric: dict[str, list[float]] = {}
@@ -194,7 +242,7 @@ class RunEngine:
             else:
                 bad[str(metric)] = bad.get(str(metric), 0) + 1
         set_rows: list[list[object]] = []
-        for m in runner.image_metrics:
+        for m in image_metrics:
             vals = by_metric.get(m.name, [])
             detail = f"{bad.get(m.name, 0)} rows missing or failed" if bad.get(m.name) else ""
             if not vals:
@@ -204,8 +252,9 @@ class RunEngine:
 
             mean, lo, hi = bootstrap_mean_ci(np.asarray(vals))
             set_rows.append([run_id, m.name, mean, _nan_none(lo), _nan_none(hi), len(vals), "ok", detail, m.version])
-        for sm in runner.set_metrics:
-            set_rows.append(self._set_metric_row(run_id, sm, resumed))
+        for sm in set_metrics:
+            override = (set_rows_override or {}).get(sm.name)
+            set_rows.append(override if override is not None else self._set_metric_row(run_id, sm, resumed))
         with self.store.transaction() as con:
             con.execute("delete from set_results where run_id = ?", [run_id])
             if set_rows:
