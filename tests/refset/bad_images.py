@@ -54,9 +54,9 @@ def expected_rgb(seed: int = 0) -> np.ndarray:
     return textured_rgb(seed=seed).astype(np.float32) / 255.0
 
 
-def write_rgb_jpeg(path: Path) -> Path:
+def write_rgb_jpeg(path: Path, seed: int = 3) -> Path:
     """Baseline JPEG, 64x48 (lossy: compare loosely)."""
-    Image.fromarray(textured_rgb(seed=3), mode="RGB").save(path, format="JPEG", quality=95)
+    Image.fromarray(textured_rgb(seed=seed), mode="RGB").save(path, format="JPEG", quality=95)
     return path
 
 
@@ -157,7 +157,7 @@ def write_animated_gif(path: Path) -> Path:
 
 def write_jpeg_named_png(path: Path) -> Path:
     """A JPEG file with a .png name (content decides, not the name)."""
-    return write_rgb_jpeg(path)
+    return write_rgb_jpeg(path, seed=4)
 
 
 # ---- bad files -----------------------------------------------------------------------------------------------
