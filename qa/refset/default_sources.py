@@ -336,7 +336,14 @@ def readme_text() -> str:
         "Each tile is a crop of the source at its own resolution, or (scale 2) a 512x512 window reduced by a 2x2 "
         "block mean with round-half-up integer arithmetic. `manifest.csv` holds id, file, caption, licence, "
         "source (with the crop window) and the sha256 of each PNG file. None of these photographs is in the "
-        "training data of qa's embedded models (those use the Debian opencv-doc samples).",
+        "training data of qa's embedded models (those use the Debian opencv-doc samples listed in "
+        "`qa/zoo/data.py`).",
+        "",
+        "Licences: the tiles are crops (and, where the window is 512, 2x reductions) of the photographs below; "
+        "that is the only change made. The two CC BY 2.0 photographs (china, flower) require attribution, given "
+        "in the table and in each manifest row. The Middlebury motorcycle images carry no licence statement "
+        "from their authors; scikit-image redistributes them. A user who needs an explicit licence for every "
+        "item can drop the four `motorcycle-*` rows (28 items remain).",
         "",
         "Made with " + ", ".join(f"{k} {v}" for k, v in MADE_WITH.items()) + ".",
         "",
