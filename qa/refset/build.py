@@ -249,8 +249,11 @@ def build_reference_set(
                 "source": meta.get("source") or source}
         if tile is None:
             if not in_place:
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target / rel)
+                try:
+                    (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target / rel)
+                except OSError as exc:
+                    raise ManifestError(f"{target / rel}: cannot copy {path} ({exc})") from exc
             rows.append({"id": ids[rel], "file": rel, **base, "sha256": loaded.sha256})
             by_hash[loaded.sha256].append(rel)
             if loaded.notes:
@@ -276,9 +279,13 @@ def build_reference_set(
     if not rows:
         raise ManifestError(f"{folder}: no usable images ({len(result.problems)} bad, {len(paths)} found)",
                             _listing(result.problems, 5) or f"add {', '.join(IMAGE_SUFFIXES)} files")
-    target.mkdir(parents=True, exist_ok=True)
     result.items = rows
-    result.manifest = write_manifest(target, rows)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        result.manifest = write_manifest(target, rows)
+    except OSError as exc:
+        raise ManifestError(f"{target / MANIFEST}: cannot write the manifest ({exc})",
+                            "pass --out DIR to write the set somewhere writable") from exc
     return result
 
 
@@ -290,7 +297,10 @@ def _write_tiles(pixels: np.ndarray, target: Path, item_id: str, tile: int) -> l
         for x in range(0, w - tile + 1, tile):
             rel = f"{item_id}_y{y}_x{x}.png"
             data = encode_png(to_uint8(pixels[y:y + tile, x:x + tile]))
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            (target / rel).write_bytes(data)
+            try:
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                (target / rel).write_bytes(data)
+            except OSError as exc:
+                raise ManifestError(f"{target / rel}: cannot write tile ({exc})") from exc
             written.append((rel, sha256_bytes(data), (y, x)))
     return written

@@ -205,3 +205,14 @@ def test_folder_without_usable_images_raises_listing_the_bad(tmp_path: Path) -> 
     with pytest.raises(ManifestError, match="not a folder"):
         build_reference_set(tmp_path / "absent")
 
+
+
+
+def test_unwritable_manifest_says_to_use_out(tmp_path: Path) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    write_rgb_png(folder / "a.png")
+    (folder / "manifest.csv").mkdir()  # a directory in the way: unwritable even for root
+    with pytest.raises(ManifestError, match="cannot write the manifest") as info:
+        build_reference_set(folder)
+    assert "--out" in str(info.value)
