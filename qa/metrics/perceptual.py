@@ -1,0 +1,96 @@
+"""LPIPS (AlexNet / VGG16 backbones, v0.1 heads) per image, with a spatial map at the output's resolution.
+
+Weights come from the weights store (``qa weights list``) or explicit paths; nothing is downloaded. Without its
+weights the metric is unavailable, and :meth:`unavailable_reason` says which command fixes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qa.metrics.base import ImageMetric, ImageSample, MetricValue, NotApplicable
+from qa.metrics.functional.fidelity import check_pair
+from qa.metrics.functional.lpips import LPIPSNet
+from qa.weights import store
+
+
+class _LPIPS(ImageMetric):
+    """Shared implementation; subclasses set ``net`` and ``weights`` (backbone name, heads name)."""
+
+    net = "alex"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("reference",)
+    unit = ""
+
+    def __init__(
+        self, backbone_path: str | Path | None = None, heads_path: str | Path | None = None, device: str = "cpu"
+    ) -> None:
+        self.backbone_path = Path(backbone_path) if backbone_path else None
+        self.heads_path = Path(heads_path) if heads_path else None
+        self.device = torch.device(device)
+        self._model: LPIPSNet | None = None
+
+    def unavailable_reason(self) -> str | None:
+        """Why LPIPS cannot run here (weights absent or wrong) plus the fix command, or None."""
+        names = []
+        for explicit, name in ((self.backbone_path, self.weights[0]), (self.heads_path, self.weights[1])):
+            if explicit is None:
+                names.append(name)
+            elif not explicit.is_file():
+                return f"weights file {explicit} not found; fix: {store.fix_command(name)}"
+        return store.unavailable_reason(names)
+
+    def model(self) -> LPIPSNet:
+        """The network, loaded on first use (raises WeightsMissingError with the fix command)."""
+        if self._model is None:
+            m = LPIPSNet(self.net)
+            m.load_backbone(self.backbone_path or store.require(self.weights[0]))
+            m.load_heads(self.heads_path or store.require(self.weights[1]))
+            self._model = m.to(self.device)
+        return self._model
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        """LPIPS distance (0 = identical) and its (H, W) map."""
+        reason = self.missing_needs(sample)
+        if reason is not None or sample.reference is None:
+            raise NotApplicable(reason or "not applicable: needs reference")
+        check_pair(sample.output, sample.reference, self.name)
+        value, maps = self.compute_batch([sample.output], [sample.reference], spatial=True)
+        return MetricValue(float(value[0]), map=maps[0] if maps is not None else None)
+
+    def compute_batch(
+        self, outputs: list[np.ndarray], references: list[np.ndarray], spatial: bool = False
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Distances (N,) for same-size (H, W, 3) [0, 1] pairs, and (H, W) float32 maps when ``spatial``."""
+        to_t = lambda arrs: torch.from_numpy(np.stack(arrs).astype(np.float32)).permute(0, 3, 1, 2)  # noqa: E731
+        x, y = to_t(outputs).to(self.device), to_t(references).to(self.device)
+        with torch.inference_mode():
+            value, full = self.model()(x, y, spatial=spatial)
+        maps = None
+        if full is not None:
+            maps = [np.clip(m, 0.0, None).astype(np.float32) for m in full.cpu().numpy()]
+        return value.cpu().numpy().astype(np.float64), maps
+
+
+class LPIPSAlex(_LPIPS):
+    """LPIPS v0.1 with the AlexNet backbone (the common default); lower is better."""
+
+    name = "lpips_alex"
+    version = "1"
+    net = "alex"
+    weights = ("alexnet", "lpips-alex-v0.1")
+    description = "LPIPS v0.1, AlexNet backbone (torchvision weights) + lpips linear heads; map at output size"
+
+
+class LPIPSVGG(_LPIPS):
+    """LPIPS v0.1 with the VGG16 backbone; lower is better."""
+
+    name = "lpips_vgg"
+    version = "1"
+    net = "vgg"
+    weights = ("vgg16", "lpips-vgg-v0.1")
+    description = "LPIPS v0.1, VGG16 backbone (torchvision weights) + lpips linear heads; map at output size"
