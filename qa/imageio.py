@@ -19,8 +19,9 @@ from PIL import Image, UnidentifiedImageError
 
 from qa.errors import BadImageError
 
-#: Largest image qa decodes, in pixels (width x height). 2**28 = 268 MP, e.g. 16384 x 16384.
-MAX_PIXELS = 2**28
+#: Largest image qa decodes, in pixels (width x height): Pillow's own decompression-bomb limit (89.5 MP, e.g.
+#: 9459 x 9459), which is above a 4K (3840 x 2160) or 8K (7680 x 4320) frame.
+MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 #: Smallest side qa accepts: SSIM's 11x11 window and a 4x downsampling need at least this many pixels.
 MIN_SIDE = 16
 
@@ -102,6 +103,8 @@ def decode_image_bytes(
         raise BadImageError(f"{name}: not a recognised image file", "check the file type and its contents") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})", "re-export the file") from exc
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in (2, 6):
+        img.info["qa_bits"] = 16
     pixels, notes = _to_rgb_float(img)
     if not np.isfinite(pixels).all():
         raise BadImageError(f"{name}: contains NaN or Inf values")
@@ -120,6 +123,8 @@ def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
         gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
         notes.append(f"{mode} integer image scaled by 1/{int(scale)}")
         return np.repeat(gray[..., None], 3, axis=2), notes
+    if mode == "RGB" and img.info.get("qa_bits") == 16:
+        notes.append("16-bit RGB reduced to 8 bits per channel by the PNG decoder")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         notes.append("float image clipped to [0, 1]")

@@ -174,7 +174,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
 def cmd_refset(args: argparse.Namespace) -> int:
     build = _need("qa.refset.build", "qa refset build")
     result = build.build_reference_set(args.folder, captions=args.captions, out=args.out)
-    print(result)
-    return 0
+    print(result.summary())
+    return 0 if result.ok else 2
 
 
