@@ -1,0 +1,128 @@
+"""Score the planted-hallucination benchmark: AUROC (planted vs benign), map IoU, per-kind means.
+
+Usage (from the repository root):
+    .venv/bin/python -m benchmarks.planted.evaluate --split heldout [--threshold T] [--csv FILE]
+
+``--threshold`` is the one global map threshold (luma RMS units) used for IoU; it was fixed on the ``tune``
+split (``--fit-threshold`` prints the IoU-maximising value there) and is applied unchanged to ``heldout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+from scipy import ndimage
+
+from benchmarks.planted.cases import Case, build
+from qa.invented import functional as F
+
+#: the global map threshold (luma RMS amplitude of invented detail), fitted on the tune split only
+DEFAULT_THRESHOLD = 0.0075
+
+
+def auroc(pos: list[float], neg: list[float]) -> float:
+    """Area under the ROC curve = P(pos > neg) + 0.5 P(tie) (Mann-Whitney), for 'higher = positive'."""
+    p = np.asarray(pos, np.float64)[:, None]
+    n = np.asarray(neg, np.float64)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a, b, channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False))
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    union = np.logical_or(pred, truth).sum()
+    return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
+
+
+def score(cases: list[Case]) -> list[dict[str, object]]:
+    """Per-case invented detail, lost detail, distortion, PSNR, SSIM and the map."""
+    rows = []
+    for c in cases:
+        res = F.invented_detail(c.output, c.reference)
+        rows.append({
+            "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
+            "invented_detail": res.invented, "lost_detail": res.lost,
+            "distortion": F.distortion(c.output, c.reference),
+            "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
+        })
+    return rows
+
+
+def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
+    """Print the tables; returns the headline numbers."""
+    planted = [r for r in rows if r["group"] == "planted"]
+    benign = [r for r in rows if r["group"] != "planted"]
+    out: dict[str, float] = {}
+    print(f"cases: {len(planted)} planted, {len(benign)} benign (faithful included)")
+    for metric, sign in (("invented_detail", 1), ("psnr", -1), ("ssim", -1), ("lost_detail", 1),
+                         ("distortion", 1)):
+        a = auroc([sign * float(r[metric]) for r in planted], [sign * float(r[metric]) for r in benign])
+        out[f"auroc_{metric}"] = a
+        print(f"AUROC planted vs benign, {metric:16s} ({'higher' if sign > 0 else 'lower'} = planted): {a:.3f}")
+    ious = [iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in planted]
+    out["mean_iou"] = float(np.mean(ious))
+    print(f"mean IoU of map > {threshold:g} with the planted region: {out['mean_iou']:.3f} "
+          f"(median {np.median(ious):.3f}, n={len(ious)})")
+    fp = [float((np.asarray(r["map"]) > threshold).mean()) for r in benign]
+    print(f"benign: mean fraction of pixels above the threshold: {np.mean(fp):.4f}")
+    by_kind: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for r in rows:
+        by_kind[str(r["kind"])].append(r)
+    print("\nkind            group     invented  lost   distortion  psnr   ssim   IoU")
+    for kind, rs in sorted(by_kind.items(), key=lambda kv: (kv[1][0]["group"] != "planted", kv[0])):
+        kiou = np.mean([iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in rs]) \
+            if rs[0]["group"] == "planted" else float("nan")
+        print(f"{kind:15s} {rs[0]['group']:9s} {np.mean([r['invented_detail'] for r in rs]):.4f}   "
+              f"{np.mean([r['lost_detail'] for r in rs]):.3f}  {np.mean([r['distortion'] for r in rs]):.4f}      "
+              f"{np.mean([min(float(r['psnr']), 99) for r in rs]):5.2f}  {np.mean([r['ssim'] for r in rs]):.3f}  "
+              f"{kiou:.3f}")
+    pk = min(np.mean([r["invented_detail"] for r in rs]) for rs in by_kind.values() if rs[0]["group"] == "planted")
+    bk = max(np.mean([r["invented_detail"] for r in rs]) for rs in by_kind.values() if rs[0]["group"] != "planted")
+    out["lowest_planted_kind_mean"], out["highest_benign_kind_mean"] = float(pk), float(bk)
+    print(f"\nlowest planted-kind mean {pk:.4f} vs highest benign-kind mean {bk:.4f}")
+    return out
+
+
+def fit_threshold(rows: list[dict[str, object]]) -> float:
+    """The global threshold maximising mean IoU over the planted cases (use on the tune split only)."""
+    planted = [r for r in rows if r["group"] == "planted"]
+    grid = np.geomspace(1e-3, 0.1, 41)
+    scores = [np.mean([iou(np.asarray(r["map"]) > t, np.asarray(r["mask"])) for r in planted]) for t in grid]
+    return float(grid[int(np.argmax(scores))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", default="heldout", choices=["tune", "heldout"])
+    ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    ap.add_argument("--fit-threshold", action="store_true", help="print the IoU-maximising threshold (tune only)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    rows = score(build(args.split))
+    print(f"split {args.split}: scored {len(rows)} cases in {time.time() - t0:.0f} s")
+    if args.fit_threshold:
+        t = fit_threshold(rows)
+        print(f"IoU-maximising global threshold on {args.split}: {t:.4g}")
+        args.threshold = t
+    report(rows, args.threshold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+_ = ndimage  # scipy is imported for callers that post-process maps

@@ -1,0 +1,1 @@
+"""Invented detail: what a decoder made up, and where (see ``docs/hallucination.md``)."""

@@ -1,0 +1,228 @@
+"""Pure functions behind the invented-detail metrics (numpy in, numpy out; no state, no I/O).
+
+All images are float (H, W, 3) in [0, 1] (sRGB values, not linearised). Analysis runs on luma
+``Y = 0.299 R + 0.587 G + 0.114 B`` (Rec. 601), in [0, 1].
+
+The model (see ``docs/hallucination.md``): split luma into difference-of-Gaussian bands
+``B_s = G_s * Y - G_2s * Y`` for ``s`` in :data:`BAND_SIGMAS`. In every Gaussian window (sigma
+:data:`WINDOW_SIGMA`) predict the output's band from the reference's band by local least squares on four
+*reference-derived* features: the band itself (gain: contrast, colour and tone changes), its x and y derivatives
+(sub-pixel shifts, resampling) and its Laplacian (blur and sharpening). What the prediction explains is detail
+the reference has, possibly attenuated, amplified or moved; what it cannot explain is **invented**; reference
+energy that the explained part does not reproduce is **lost**. Spatially uniform unexplained energy (i.i.d.
+noise, grain) is treated as a noise floor: per band, :data:`NOISE_FLOOR_FACTOR` times the
+:data:`NOISE_FLOOR_PERCENTILE`-th percentile of the unexplained energy over the image is subtracted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: luma weights (Rec. 601)
+LUMA = (0.299, 0.587, 0.114)
+#: inner sigmas (pixels) of the difference-of-Gaussian bands; band s spans roughly 1/(2 pi 2s)..1/(2 pi s) cyc/px
+BAND_SIGMAS: tuple[float, ...] = (0.8, 1.6, 3.2)
+#: sigma (pixels) of the Gaussian window of the local statistics
+WINDOW_SIGMA = 4.0
+#: noise floor = factor x percentile of the unexplained energy over the whole image, per band
+NOISE_FLOOR_PERCENTILE = 25.0
+NOISE_FLOOR_FACTOR = 2.0
+#: unexplained energy below this fraction of the reference's local band energy is tolerated as model mismatch
+#: (JPEG ringing, aliasing of resampling, non-linear tone curves all leave a residual that scales with detail)
+LOCAL_TOLERANCE = 0.1
+#: absolute floor per band (luma^2): below 8-bit quantisation noise, so clean images score 0
+ABS_FLOOR = (1.0 / 255.0) ** 2 / 12.0
+#: ridge added to the local normal equations, relative to their trace, plus an absolute term (luma^2)
+RIDGE_REL = 1e-3
+RIDGE_ABS = 1e-9
+#: Gaussian low-pass (pixels) on which colour/tone distortion is measured
+DISTORTION_SIGMA = 4.0
+#: Gaussian sigma (pixels) that separates "high frequencies" in :func:`hf_energy`
+HF_SIGMA = 1.0
+#: tile side and margin for large images (the analysis is local, so tiles with a margin are exact)
+TILE = 512
+MARGIN = 48
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an (H, W, 3) image, float64 (H, W); an (H, W) input is returned as float64."""
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) or (H, W) image, got shape {arr.shape}")
+    return arr[..., 0] * LUMA[0] + arr[..., 1] * LUMA[1] + arr[..., 2] * LUMA[2]
+
+
+def _g(x: np.ndarray, sigma: float) -> np.ndarray:
+    return ndimage.gaussian_filter(x, sigma, mode="reflect", truncate=4.0)
+
+
+def band(y: np.ndarray, sigma: float) -> np.ndarray:
+    """Difference-of-Gaussians band of luma ``y``: G_sigma * y - G_2sigma * y, same shape."""
+    return _g(y, sigma) - _g(y, 2.0 * sigma)
+
+
+@dataclass
+class BandStats:
+    """Local energies of one band (H, W), luma^2 units, averaged over the Gaussian window.
+
+    ``out``: output band energy; ``ref``: reference band energy; ``explained``: energy of the least-squares
+    prediction of the output band from the reference features; ``unexplained`` = out - explained (>= 0).
+    """
+
+    out: np.ndarray
+    ref: np.ndarray
+    explained: np.ndarray
+    unexplained: np.ndarray
+
+
+def _features(rb: np.ndarray) -> list[np.ndarray]:
+    gy, gx = np.gradient(rb)
+    lap = ndimage.laplace(rb, mode="reflect")
+    return [rb, gx, gy, lap]
+
+
+def band_stats(y_out: np.ndarray, y_ref: np.ndarray, sigma: float, window: float = WINDOW_SIGMA) -> BandStats:
+    """Local least-squares explanation of the output's band ``sigma`` by the reference's (see module doc)."""
+    ob = band(y_out, sigma)
+    rb = band(y_ref, sigma)
+    feats = _features(rb)
+    k = len(feats)
+    h, w = ob.shape
+    m = np.empty((h, w, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            m[..., i, j] = m[..., j, i] = _g(feats[i] * feats[j], window)
+    b = np.stack([_g(f * ob, window) for f in feats], axis=-1)
+    trace = np.trace(m, axis1=-2, axis2=-1)
+    ridge = RIDGE_REL * trace / k + RIDGE_ABS
+    m += ridge[..., None, None] * np.eye(k)
+    coef = np.linalg.solve(m, b[..., None])[..., 0]
+    explained = np.einsum("...i,...i->...", coef, b)
+    e_out = _g(ob * ob, window)
+    e_ref = _g(rb * rb, window)
+    explained = np.clip(explained, 0.0, e_out)
+    return BandStats(out=e_out, ref=e_ref, explained=explained, unexplained=e_out - explained)
+
+
+def _tiles(h: int, w: int, tile: int = TILE, margin: int = MARGIN):  # type: ignore[no-untyped-def]
+    """Yield (outer slice, inner slice relative to outer, destination slice) covering an (h, w) image."""
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            oy0, ox0 = max(0, y0 - margin), max(0, x0 - margin)
+            oy1, ox1 = min(h, y1 + margin), min(w, x1 + margin)
+            yield (
+                (slice(oy0, oy1), slice(ox0, ox1)),
+                (slice(y0 - oy0, y1 - oy0), slice(x0 - ox0, x1 - ox0)),
+                (slice(y0, y1), slice(x0, x1)),
+            )
+
+
+def all_band_stats(y_out: np.ndarray, y_ref: np.ndarray) -> list[BandStats]:
+    """:func:`band_stats` for every band of :data:`BAND_SIGMAS`, computed in overlapping tiles (exact but for
+    the reflect padding at tile borders inside the image, which the margin keeps out of the result)."""
+    if y_out.shape != y_ref.shape:
+        raise ValueError(f"output {y_out.shape} and reference {y_ref.shape} differ in size")
+    h, w = y_out.shape
+    result = []
+    for s in BAND_SIGMAS:
+        fields = {n: np.empty((h, w)) for n in ("out", "ref", "explained", "unexplained")}
+        for outer, inner, dest in _tiles(h, w):
+            st = band_stats(y_out[outer], y_ref[outer], s)
+            for n in fields:
+                fields[n][dest] = getattr(st, n)[inner]
+        result.append(BandStats(**fields))
+    return result
+
+
+@dataclass
+class InventedResult:
+    """Everything :func:`invented_detail` computes for one output/reference pair.
+
+    ``map``: (H, W) RMS amplitude of invented band-pass detail, luma units (0 = none).
+    ``invented``: invented energy / output band energy, in [0, 1]. ``lost``: reference band energy the output
+    does not reproduce / reference band energy, in [0, 1]. ``noise_floor``: per band, luma^2.
+    """
+
+    map: np.ndarray
+    invented: float
+    lost: float
+    invented_energy: np.ndarray
+    out_energy: float
+    ref_energy: float
+    noise_floor: tuple[float, ...]
+
+
+def invented_from_stats(stats: list[BandStats]) -> InventedResult:
+    """Apply the noise floor to per-band statistics and summarise them (see :class:`InventedResult`)."""
+    inv = np.zeros_like(stats[0].out)
+    lost = np.zeros_like(stats[0].out)
+    floors = []
+    for st in stats:
+        floor = max(ABS_FLOOR, NOISE_FLOOR_FACTOR * float(np.percentile(st.unexplained, NOISE_FLOOR_PERCENTILE)))
+        floors.append(floor)
+        inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0)
+        lost += np.maximum(st.ref - st.explained, 0.0)
+    out_e = float(sum(st.out.sum() for st in stats))
+    ref_e = float(sum(st.ref.sum() for st in stats))
+    denom = max(out_e, ref_e)
+    invented = float(min(1.0, inv.sum() / denom)) if denom > 0 else 0.0
+    lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
+    return InventedResult(
+        map=np.sqrt(inv).astype(np.float32),
+        invented=invented,
+        lost=lost_frac,
+        invented_energy=inv,
+        out_energy=out_e,
+        ref_energy=ref_e,
+        noise_floor=tuple(floors),
+    )
+
+
+def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:
+    """Invented and lost detail of ``output`` against ``reference`` (both (H, W, 3) in [0, 1], same size)."""
+    return invented_from_stats(all_band_stats(luma(output), luma(reference)))
+
+
+def distortion(output: np.ndarray, reference: np.ndarray, sigma: float = DISTORTION_SIGMA) -> float:
+    """RMS difference (RGB, [0, 1] units, range [0, 1]) of the Gaussian low-passes (sigma pixels) of output and
+    reference: colour and tone error, blind to fine detail."""
+    o = ndimage.gaussian_filter(np.asarray(output, np.float64), (sigma, sigma, 0), mode="reflect")
+    r = ndimage.gaussian_filter(np.asarray(reference, np.float64), (sigma, sigma, 0), mode="reflect")
+    return float(np.sqrt(np.mean((o - r) ** 2)))
+
+
+def hf_energy(img: np.ndarray, sigma: float = HF_SIGMA) -> float:
+    """Mean squared high-pass luma, luma^2 units: mean((Y - G_sigma * Y)^2) (sigma = 1 px passes roughly
+    frequencies above 0.2 cycles/pixel)."""
+    y = luma(img)
+    hp = y - _g(y, sigma)
+    return float(np.mean(hp * hp))
+
+
+def seed_std_map(outputs: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel population standard deviation of luma over seeds, (H, W) float32 in [0, 0.5]."""
+    if len(outputs) < 2:
+        raise ValueError(f"seed variance needs at least 2 outputs, got {len(outputs)}")
+    shapes = {np.shape(o) for o in outputs}
+    if len(shapes) != 1:
+        raise ValueError(f"seed outputs differ in shape: {sorted(shapes)}")
+    ys = np.stack([luma(o) for o in outputs])
+    return ys.std(axis=0).astype(np.float32)
+
+
+def latent_nrmse(latent: np.ndarray, reencoded: np.ndarray) -> float:
+    """RMS(E(D(z)) - z) / std(z) over all latent elements; 0 = the output re-encodes exactly to its latent."""
+    z = np.asarray(latent, np.float64)
+    e = np.asarray(reencoded, np.float64)
+    if z.shape != e.shape:
+        raise ValueError(f"latent {z.shape} and re-encoded latent {e.shape} differ in shape")
+    scale = float(z.std())
+    if scale == 0.0:
+        raise ValueError("latent is constant (std 0): normalised error undefined")
+    return float(np.sqrt(np.mean((e - z) ** 2)) / scale)
