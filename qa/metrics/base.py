@@ -31,6 +31,8 @@ class ImageSample:
     resizes nothing silently: a reference of another size is None and the reason is in ``reference_note``).
     ``latent``/``reencoded``: the latent z the output was decoded from and E(output), numpy (C, h, w).
     ``seed_outputs``: the outputs of every seed of this case, this one included (level "case" metrics).
+    ``redecoded``: D_baseline(E(output)), the output re-encoded and decoded again with the plain (baseline)
+    decoder, float32 (H, W, 3); with ``baseline`` = D_baseline(z) it shows what of the output the latent sees.
     """
 
     case_id: str
@@ -43,6 +45,7 @@ class ImageSample:
     seed_outputs: list[np.ndarray] = field(default_factory=list)
     baseline: np.ndarray | None = None
     reference_note: str = ""
+    redecoded: np.ndarray | None = None
 
 
 @dataclass
