@@ -1,0 +1,173 @@
+"""The report's Plotly figures: trends, the perception-distortion plane, per-image distributions.
+
+Every label that comes from the store is HTML-escaped before it becomes a trace name, tick label, title or
+hover text (Plotly renders those as HTML-like text and decodes entities back to literal characters).
+Non-finite values (e.g. PSNR of identical images, +inf) are never plotted; the figure says how many were left
+out. Missing and failed values are never plotted either: the tables show them with their reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from qa.report.data import ReportData, RunInfo, metric_info
+from qa.report.safe import esc, finite, fmt
+
+#: fidelity (distortion) metrics for the plane's x axis, in order of preference
+DISTORTION_METRICS = ("lpips", "dists", "psnr", "ms_ssim", "ssim", "ssim_skimage")
+#: realism / invented-detail metrics for the plane's y axis, in order of preference
+PERCEPTION_METRICS = ("invented_detail", "fid", "kid", "cmmd", "clip_fid", "niqe", "musiq")
+#: colours per decoder, in sorted-name order (repeats after 10)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+#: subplot columns in the trend and distribution grids
+COLUMNS = 3
+
+
+def colours(decoders: Iterable[str]) -> dict[str, str]:
+    """A stable colour per decoder (sorted names)."""
+    return {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(sorted(decoders))}
+
+
+def _direction(metric: str) -> str:
+    hib = metric_info(metric).higher_is_better
+    return "" if hib is None else (" (higher is better)" if hib else " (lower is better)")
+
+
+def _stamp(run: RunInfo) -> str:
+    return f"{run.started_at:%Y-%m-%d %H:%M:%S}" if run.started_at else ""
+
+
+def _grid(n: int, titles: list[str], row_height: int = 280) -> go.Figure:
+    rows = max(1, math.ceil(n / COLUMNS))
+    fig = make_subplots(rows=rows, cols=COLUMNS, subplot_titles=titles, vertical_spacing=min(0.3, 0.6 / rows),
+                        horizontal_spacing=0.07)
+    fig.update_layout(height=120 + row_height * rows, margin={"l": 50, "r": 20, "t": 60, "b": 40},
+                      template="plotly_white", legend={"orientation": "h", "y": -0.02, "yanchor": "top"})
+    return fig
+
+
+def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
+    """Set-level value of every metric over time (runs.started_at), one line per decoder, with CI bars.
+
+    Returns the figure (None when nothing is plottable) and a note on what was left out.
+    """
+    by_metric: dict[str, dict[str, list[tuple[RunInfo, float, float | None, float | None]]]] = {}
+    skipped = 0
+    for run in data.runs:
+        for metric, row in data.set_results.get(run.run_id, {}).items():
+            if row.status != "ok" or not finite(row.value):
+                skipped += row.status == "ok"
+                continue
+            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append(
+                (run, float(row.value), row.ci_low, row.ci_high))  # type: ignore[arg-type]
+    if not by_metric:
+        return None, "no finite set-level values in the selected runs"
+    metrics = sorted(by_metric)
+    fig = _grid(len(metrics), [esc(m) + esc(_direction(m)) for m in metrics])
+    col = colours(data.decoders)
+    shown: set[str] = set()
+    for i, metric in enumerate(metrics):
+        r, c = divmod(i, COLUMNS)
+        for decoder, points in sorted(by_metric[metric].items()):
+            xs = [_stamp(p[0]) for p in points]
+            ys = [p[1] for p in points]
+            up = [(p[3] - p[1]) if finite(p[3]) else 0.0 for p in points]  # type: ignore[operator]
+            down = [(p[1] - p[2]) if finite(p[2]) else 0.0 for p in points]  # type: ignore[operator]
+            hover = [f"{esc(decoder)}<br>{esc(p[0].run_id)}<br>{esc(metric)} = {fmt(p[1])} "
+                     f"[{fmt(p[2])}, {fmt(p[3])}]" for p in points]
+            fig.add_trace(go.Scatter(
+                x=xs, y=ys, mode="lines+markers", name=esc(decoder), legendgroup=esc(decoder),
+                showlegend=decoder not in shown, line={"color": col.get(decoder)},
+                error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "thickness": 1},
+                hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
+            shown.add(decoder)
+    note = f"{skipped} non-finite set value(s) not plotted" if skipped else ""
+    return fig, note
+
+
+def pick_plane_metrics(data: ReportData) -> tuple[str | None, str | None]:
+    """(x, y) metrics of the perception-distortion plane among those with finite set values, or None."""
+    present = {m for rows in data.set_results.values() for m, r in rows.items() if r.status == "ok" and finite(r.value)}
+    x = next((m for m in DISTORTION_METRICS if m in present), None)
+    y = next((m for m in PERCEPTION_METRICS if m in present), None)
+    if y is None:  # a registered invented-detail variant under another name
+        y = next((m for m in sorted(present) if "invented" in m and m != x), None)
+    return x, y
+
+
+def plane_figure(data: ReportData) -> tuple[go.Figure | None, str]:
+    """The perception-distortion plane: one point per decoder and run (x fidelity, y realism/invention)."""
+    x, y = pick_plane_metrics(data)
+    if x is None or y is None:
+        wanted_x = ", ".join(DISTORTION_METRICS)
+        wanted_y = ", ".join(PERCEPTION_METRICS)
+        missing = (f"no fidelity metric ({wanted_x})" if x is None else "") + (" and " if x is None and y is None else "")
+        missing += f"no realism or invented-detail metric ({wanted_y})" if y is None else ""
+        return None, f"not drawn: the selected runs have {missing} with finite set values"
+    fig = go.Figure()
+    col = colours(data.decoders)
+    for decoder in data.decoders:
+        pts = []
+        for run in data.runs:
+            if run.decoder != decoder:
+                continue
+            rows = data.set_results.get(run.run_id, {})
+            rx, ry = rows.get(x), rows.get(y)
+            if rx and ry and rx.status == ry.status == "ok" and finite(rx.value) and finite(ry.value):
+                pts.append((run, rx, ry))
+        if not pts:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[p[1].value for p in pts], y=[p[2].value for p in pts], mode="lines+markers",
+            name=esc(decoder), marker={"size": [7] * (len(pts) - 1) + [13], "color": col.get(decoder)},
+            line={"dash": "dot", "width": 1},
+            error_x={"type": "data", "symmetric": False,
+                     "array": [(p[1].ci_high - p[1].value) if finite(p[1].ci_high) else 0.0 for p in pts],
+                     "arrayminus": [(p[1].value - p[1].ci_low) if finite(p[1].ci_low) else 0.0 for p in pts]},
+            error_y={"type": "data", "symmetric": False,
+                     "array": [(p[2].ci_high - p[2].value) if finite(p[2].ci_high) else 0.0 for p in pts],
+                     "arrayminus": [(p[2].value - p[2].ci_low) if finite(p[2].ci_low) else 0.0 for p in pts]},
+            hovertext=[f"{esc(decoder)}<br>{esc(p[0].run_id)}<br>{esc(x)} = {fmt(p[1].value)}<br>"
+                       f"{esc(y)} = {fmt(p[2].value)}" for p in pts], hoverinfo="text"))
+    fig.update_layout(template="plotly_white", height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50},
+                      xaxis_title=esc(x) + esc(_direction(x)), yaxis_title=esc(y) + esc(_direction(y)))
+    return fig, f"x: {x}, y: {y}; the large marker is each decoder's latest run, dotted lines join its runs in time"
+
+
+def distributions_figure(data: ReportData) -> tuple[go.Figure | None, str]:
+    """Per-image values of the latest run of each decoder: one box per decoder per metric (all seeds)."""
+    run_decoder = {r.run_id: r.decoder for r in data.latest.values()}
+    vals: dict[str, dict[str, list[float]]] = {}
+    nonfinite = 0
+    for row in data.image_rows:
+        if row.metric == "case" or row.status != "ok" or row.value is None:
+            continue
+        if not finite(row.value):
+            nonfinite += 1
+            continue
+        vals.setdefault(row.metric, {}).setdefault(run_decoder.get(row.run_id, "?"), []).append(float(row.value))
+    if not vals:
+        return None, "no finite per-image values in the latest runs"
+    metrics = sorted(vals)
+    fig = _grid(len(metrics), [esc(m) + esc(_direction(m)) for m in metrics], row_height=300)
+    col = colours(data.decoders)
+    shown: set[str] = set()
+    for i, metric in enumerate(metrics):
+        r, c = divmod(i, COLUMNS)
+        for decoder in data.decoders:
+            ys = vals[metric].get(decoder)
+            if not ys:
+                continue
+            fig.add_trace(go.Box(
+                y=ys, name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
+                marker={"color": col.get(decoder), "size": 3}, boxpoints="outliers", boxmean=True),
+                row=r + 1, col=c + 1)
+            shown.add(decoder)
+    fig.update_xaxes(showticklabels=False)
+    note = f"{nonfinite} non-finite per-image value(s) (e.g. PSNR of identical images) not plotted" if nonfinite else ""
+    return fig, note

@@ -1,0 +1,115 @@
+"""Side-by-side image grid: per reference image, the reference and each decoder's output (latest runs).
+
+Thumbnails come from the store's ``images`` table (PNG, longest side 160 px) and are embedded as base64 data
+URIs. A decoder's map (``map:invented_detail`` when present, else its first ``map:*``) is stacked over its output
+and shown with a checkbox (pure CSS, no script, no network). Under each output: the per-image values of a few
+key metrics for the stored seed, with "missing"/"error" and the reason where there is no value.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from qa.report.charts import pick_plane_metrics
+from qa.report.data import ImageRow, ReportData, RunInfo
+from qa.report.safe import esc, finite, fmt
+
+#: the preferred map kind
+PREFERRED_MAP = "map:invented_detail"
+#: PNG file signature: anything else in the images table is not embedded
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def data_uri(png: bytes | None) -> str | None:
+    """A base64 PNG data URI, or None when ``png`` is not a PNG."""
+    if not png or not png.startswith(PNG_MAGIC):
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def map_kind(data: ReportData, run_id: str) -> str | None:
+    """The map shown for ``run_id``: invented detail if stored, else the first stored map kind."""
+    kinds = sorted({k for (r, _, k) in data.images if r == run_id and k.startswith("map:")})
+    if PREFERRED_MAP in kinds:
+        return PREFERRED_MAP
+    return kinds[0] if kinds else None
+
+
+def _caption_metrics(data: ReportData) -> list[str]:
+    x, y = pick_plane_metrics(data)
+    names = [m for m in (x, y) if m]
+    maps = {k[4:] for (_, _, k) in data.images if k.startswith("map:")}
+    names += sorted(maps - set(names))[:1]
+    if not names:  # fall back to the first two metrics with per-image rows
+        names = sorted({r.metric for r in data.image_rows if r.metric != "case"})[:2]
+    return names
+
+
+def _values(rows: list[ImageRow], metrics: list[str]) -> str:
+    """The value of each metric for one case (the lowest seed stored, i.e. the thumbnail's seed)."""
+    by_metric: dict[str, ImageRow] = {}
+    for r in sorted(rows, key=lambda r: r.seed):
+        by_metric.setdefault(r.metric, r)
+    parts = []
+    for m in metrics:
+        r = by_metric.get(m)
+        if r is None:
+            parts.append(f'{esc(m)} <span class="missing" title="not computed">missing</span>')
+        elif r.status != "ok" or r.value is None:
+            word = "error" if r.status == "error" else "missing"
+            parts.append(f'{esc(m)} <span class="missing" title="{esc(r.detail)}">{word}</span>'
+                         f'<span class="reason small">{esc(r.detail[:80])}</span>')
+        else:
+            parts.append(f"{esc(m)} {esc(fmt(r.value))}" if finite(r.value) else f"{esc(m)} {esc(fmt(r.value))}")
+    return "<br>".join(parts)
+
+
+def _img(uri: str | None, cls: str, alt: str) -> str:
+    if uri is None:
+        return f'<div class="noimg {cls}">{esc(alt)}: no thumbnail stored</div>'
+    return f'<img class="{cls}" src="{uri}" alt="{esc(alt)}" decoding="async">'
+
+
+def _cell(data: ReportData, run: RunInfo, case_id: str, rows: list[ImageRow], metrics: list[str]) -> str:
+    out = data_uri(data.images.get((run.run_id, case_id, "output")))
+    kind = map_kind(data, run.run_id)
+    over = data_uri(data.images.get((run.run_id, case_id, kind))) if kind else None
+    layer = f'<img class="map" src="{over}" alt="{esc(kind)}" decoding="async">' if over else ""
+    return (f'<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
+            f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
+
+
+def grid_section(data: ReportData) -> str:
+    """The grid for every reference set used by a latest run."""
+    if not data.latest:
+        return ""
+    metrics = _caption_metrics(data)
+    rows_by: dict[tuple[str, str], list[ImageRow]] = {}
+    for r in data.image_rows:
+        rows_by.setdefault((r.run_id, r.case_id), []).append(r)
+    by_set: dict[str, list[RunInfo]] = {}
+    for d in data.decoders:
+        by_set.setdefault(data.latest[d].reference_set_sha256, []).append(data.latest[d])
+    kinds = sorted({map_kind(data, r.run_id) or "" for r in data.latest.values()} - {""})
+    parts = ['<input type="checkbox" id="overlay-toggle" class="toggle">'
+             '<label for="overlay-toggle" class="toggle-label">show the '
+             f'{esc(" / ".join(k[4:] for k in kinds) or "invented-detail")} map over each output '
+             '(bright = more)</label>']
+    if not kinds:
+        parts.append('<p class="muted">no maps stored for the latest runs: no metric that produces a per-pixel '
+                     "map (e.g. invented_detail) was computed</p>")
+    parts.append('<div class="grids">')
+    for sha, runs in by_set.items():
+        cases = sorted({c for (r, c, k) in data.images if k == "reference" and any(r == x.run_id for x in runs)}
+                       | {r.case_id for r in data.image_rows if any(r.run_id == x.run_id for x in runs)})
+        parts.append(f"<h3>reference set {esc(runs[0].reference_set)} <code>{esc(sha[:12])}</code></h3>")
+        for case_id in cases:
+            ref = next((data.images[(x.run_id, case_id, "reference")] for x in runs
+                        if (x.run_id, case_id, "reference") in data.images), None)
+            caption = data.captions.get((sha, case_id), "")
+            cells = [f'<figure class="cell"><div class="stack">{_img(data_uri(ref), "ref", "reference")}</div>'
+                     f"<figcaption><b>reference</b> {esc(case_id)}<br><i>{esc(caption)}</i></figcaption></figure>"]
+            cells += [_cell(data, x, case_id, rows_by.get((x.run_id, case_id), []), metrics) for x in runs]
+            parts.append(f'<div class="row">{"".join(cells)}</div>')
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,169 @@
+"""HTML tables of the report: summary, what changed, set results, missing values, sign-offs, runs.
+
+Every value from the store is escaped with :func:`qa.report.safe.esc`. A missing or failed value is always shown
+as the word "missing" or "error" with its reason, never as a number.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from qa.report.data import ReportData, SetRow, SignoffRow, metric_info
+from qa.report.gates import latest_gate, verdict_html
+from qa.report.safe import esc, finite, fmt
+
+#: how many distinct reasons the missing-values table lists per (decoder, metric, status)
+MAX_REASONS = 3
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "data") -> str:
+    """Cells are HTML already (escaped by the caller); the header is escaped here."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def missing_html(status: str, reason: str) -> str:
+    """A missing/error value: the word, then the reason."""
+    word = "error" if status == "error" else "missing"
+    return f'<span class="missing">{word}</span> <span class="reason">{esc(reason or "no reason recorded")}</span>'
+
+
+def value_html(row: SetRow | None) -> str:
+    """A set value with its interval, or 'missing' with the reason."""
+    if row is None:
+        return missing_html("missing", "not computed in this run")
+    if row.status != "ok" or row.value is None:
+        return missing_html(row.status, row.detail)
+    ci = f' <span class="ci">[{esc(fmt(row.ci_low))}, {esc(fmt(row.ci_high))}]</span>' if finite(row.ci_low) else ""
+    n = f' <span class="muted">n={esc(row.n)}</span>' if row.n else ""
+    note = f' <span class="reason">{esc(row.detail)}</span>' if row.detail else ""
+    return f"{esc(fmt(row.value))}{ci}{n}{note}"
+
+
+def signoff_status(data: ReportData, run_id: str) -> str:
+    """The latest sign-off decision of ``run_id`` as HTML."""
+    rows = [s for s in data.signoffs if s.run_id == run_id]
+    if not rows:
+        return '<span class="verdict muted">not signed off</span>'
+    s = rows[-1]
+    cls = "ok" if s.decision == "approve" else "bad" if s.decision == "reject" else "muted"
+    when = f"{s.signed_at:%Y-%m-%d %H:%M}" if s.signed_at else ""
+    override = ' <span class="verdict warn">override</span>' if s.override else ""
+    note = f' <span class="reason">&ldquo;{esc(s.note)}&rdquo;</span>' if s.note else ""
+    return f'<span class="verdict {cls}">{esc(s.decision)}</span> by {esc(s.reviewer)} {esc(when)}{override}{note}'
+
+
+def summary_section(data: ReportData) -> str:
+    """Per decoder: its latest run, gate verdict, sign-off status."""
+    rows = []
+    for decoder in data.decoders:
+        run = data.latest[decoder]
+        gate = latest_gate(data, run.run_id)
+        verdict = verdict_html(gate.verdict) if gate else '<span class="verdict muted">not gated</span>'
+        status = esc(run.status) + (f' <span class="reason">{esc(run.error)}</span>' if run.error else "")
+        rows.append([f"<b>{esc(decoder)}</b>", f"<code>{esc(run.run_id)}</code>",
+                     esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
+                     esc(f"{run.family}/{run.backend}"), esc(run.n_cases), verdict, signoff_status(data, run.run_id)])
+    return _table(["decoder", "latest run", "started (UTC)", "status", "family/backend", "cases", "gate",
+                   "sign-off"], rows)
+
+
+def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | None:
+    if old is None and new is None:
+        return None
+    if not (old and new and old.status == new.status == "ok" and finite(old.value) and finite(new.value)):
+        if old and new and old.status == new.status and (old.status != "ok" or old.value == new.value):
+            return None  # unchanged: missing both times, or the same non-finite value
+        return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
+    delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
+    hib = metric_info(metric).higher_is_better
+    if delta == 0:
+        verdict = '<span class="muted">unchanged</span>'
+    elif hib is None:
+        verdict = '<span class="muted">direction unknown (metric not registered)</span>'
+    else:
+        better = (delta > 0) == hib
+        verdict = '<span class="verdict ok">better</span>' if better else '<span class="verdict bad">worse</span>'
+        if finite(new.ci_low) and finite(new.ci_high) and new.ci_low <= old.value <= new.ci_high:  # type: ignore[operator]
+            verdict += ' <span class="muted">(previous value inside the new interval)</span>'
+    return [esc(metric), value_html(old), value_html(new), esc(f"{delta:+.4g}"), verdict]
+
+
+def changes_section(data: ReportData) -> str:
+    """Metric deltas of each decoder's latest run against its comparison run."""
+    parts = []
+    for decoder in data.decoders:
+        run = data.latest[decoder]
+        prev = data.comparison.get(decoder)
+        if prev is None:
+            parts.append(f"<h3>{esc(decoder)}</h3><p class='muted'>first run of this decoder: nothing to compare</p>")
+            continue
+        old, new = data.set_results.get(prev.run_id, {}), data.set_results.get(run.run_id, {})
+        rows = [r for m in sorted(set(old) | set(new)) if (r := _change(m, old.get(m), new.get(m)))]
+        head = (f"<h3>{esc(decoder)}</h3><p><code>{esc(run.run_id)}</code> against "
+                f"<code>{esc(prev.run_id)}</code> ({esc(data.comparison_kind.get(decoder, ''))})</p>")
+        body = _table(["metric", "before", "now", "delta", "change"], rows) if rows else \
+            "<p class='muted'>no metric changed</p>"
+        parts.append(head + body)
+    return "".join(parts)
+
+
+def set_results_section(data: ReportData) -> str:
+    """Every metric of each decoder's latest run: value and interval, or missing with the reason."""
+    metrics = sorted({m for d in data.decoders for m in data.set_results.get(data.latest[d].run_id, {})})
+    if not metrics:
+        return "<p class='muted'>no set results in the latest runs</p>"
+    rows = []
+    for m in metrics:
+        hib = metric_info(m).higher_is_better
+        arrow = "" if hib is None else (" &uarr;" if hib else " &darr;")
+        rows.append([f"{esc(m)}{arrow}"] + [value_html(data.set_results.get(data.latest[d].run_id, {}).get(m))
+                                            for d in data.decoders])
+    return _table(["metric"] + data.decoders, rows)
+
+
+def missing_section(data: ReportData) -> str:
+    """Per-image values that are missing or failed, counted per decoder and metric, with their reasons."""
+    decoder_of = {r.run_id: r.decoder for r in data.latest.values()}
+    groups: dict[tuple[str, str, str], Counter[str]] = {}
+    for r in data.image_rows:
+        if r.status != "ok":
+            groups.setdefault((decoder_of.get(r.run_id, "?"), r.metric, r.status), Counter())[r.detail] += 1
+    if not groups:
+        return "<p class='muted'>none: every per-image value of the latest runs was computed</p>"
+    rows = []
+    for (decoder, metric, status), reasons in sorted(groups.items()):
+        listed = "; ".join(f"{esc(reason or 'no reason recorded')} (&times;{n})"
+                           for reason, n in reasons.most_common(MAX_REASONS))
+        more = len(reasons) - MAX_REASONS
+        listed += f" <span class='muted'>and {more} other reason(s)</span>" if more > 0 else ""
+        rows.append([esc(decoder), esc(metric), missing_html(status, ""), esc(sum(reasons.values())), listed])
+    return _table(["decoder", "metric", "status", "rows", "reasons"], rows)
+
+
+def signoffs_section(data: ReportData) -> str:
+    """Every sign-off of the runs in the window, in order."""
+    if not data.signoffs:
+        return "<p class='muted'>no sign-offs for the selected runs (<code>qa signoff</code>)</p>"
+    decoder_of = {r.run_id: r.decoder for r in data.runs}
+    rows = [_signoff_row(s, decoder_of.get(s.run_id, "?")) for s in data.signoffs]
+    return _table(["#", "decoder", "run", "decision", "reviewer", "override", "note", "signed (UTC)"], rows)
+
+
+def _signoff_row(s: SignoffRow, decoder: str) -> list[str]:
+    when = f"{s.signed_at:%Y-%m-%d %H:%M}" if s.signed_at else ""
+    return [esc(s.seq), esc(decoder), f"<code>{esc(s.run_id)}</code>", esc(s.decision), esc(s.reviewer),
+            "yes" if s.override else "", esc(s.note), esc(when)]
+
+
+def runs_section(data: ReportData) -> str:
+    """Every run in the window with its provenance."""
+    rows = []
+    for r in reversed(data.runs):
+        rows.append([f"<code>{esc(r.run_id)}</code>", esc(r.decoder), esc(r.status),
+                     esc(f"{r.started_at:%Y-%m-%d %H:%M}" if r.started_at else ""), esc(r.track),
+                     esc(f"{r.reference_set} ({r.reference_set_sha256[:12]})"), esc(r.weights_sha256[:12] or "-"),
+                     esc(r.qa_version), esc(r.git_commit[:12] or "-")])
+    return _table(["run", "decoder", "status", "started (UTC)", "track", "reference set", "weights", "qa",
+                   "commit"], rows)
