@@ -21,6 +21,15 @@ _BUILTIN_DECODERS = {
 _BUILTIN_METRICS = {
     "psnr": "qa.metrics.fidelity:PSNR",
     "ssim": "qa.metrics.fidelity:SSIM",
+    "invented_detail": "qa.invented.metrics:InventedDetail",
+    "lost_detail": "qa.invented.metrics:LostDetail",
+    "distortion": "qa.invented.metrics:Distortion",
+    "hf_energy_ratio": "qa.invented.metrics:HFEnergyRatio",
+    "hf_energy_ratio_baseline": "qa.invented.metrics:HFEnergyRatioBaseline",
+    "latent_consistency": "qa.invented.metrics:LatentConsistency",
+    "invented_consistent": "qa.invented.metrics:InventedConsistent",
+    "invented_contradicting": "qa.invented.metrics:InventedContradicting",
+    "seed_variance": "qa.invented.metrics:SeedVariance",
 }
 
 for _name, _target in _BUILTIN_DECODERS.items():

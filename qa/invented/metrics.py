@@ -1,0 +1,278 @@
+"""Invented-detail metric classes: thin wrappers over :mod:`qa.invented.functional`.
+
+Per image, with a reference: ``invented_detail`` (+ map), ``lost_detail``, ``distortion``, ``hf_energy_ratio``;
+with a baseline decode: ``hf_energy_ratio_baseline``; with the latent and an encoder: ``latent_consistency``;
+with all of reference, baseline and ``redecoded``: ``invented_consistent`` / ``invented_contradicting`` (they
+sum to ``invented_detail``). Per case, across seeds: ``seed_variance`` (+ map). Definitions and the validation
+are in ``docs/hallucination.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from qa.invented import functional as F
+from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
+
+#: map value (luma RMS amplitude of invented detail) shown as full white in map PNGs; fixed across images
+MAP_FULL_SCALE = 0.05
+
+_cache: dict[str, F.InventedResult] = {}
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        arr = np.ascontiguousarray(a)
+        h.update(repr((arr.shape, arr.dtype.str)).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _checked(name: str, label: str, img: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise MetricInputError(f"{name}: {label} must be an (H, W, 3) array, got shape {arr.shape}")
+    if shape is not None and arr.shape != shape:
+        raise MetricInputError(
+            f"{name}: {label} is {arr.shape[1]}x{arr.shape[0]} but the output is {shape[1]}x{shape[0]}",
+            "compare images of the same size (qa resizes nothing silently)",
+        )
+    if not np.isfinite(arr).all():
+        raise MetricInputError(f"{name}: {label} contains NaN or Inf values")
+    return arr
+
+
+def _reference(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np.ndarray]:
+    reason = metric.missing_needs(sample)
+    if reason is not None:
+        raise NotApplicable(reason)
+    if sample.reference is None:  # unreachable after missing_needs; keeps the type checker informed
+        raise NotApplicable("not applicable: needs reference")
+    out = _checked(metric.name, "output", sample.output)
+    return out, _checked(metric.name, "reference", sample.reference, out.shape)
+
+
+def invented_result(output: np.ndarray, reference: np.ndarray) -> F.InventedResult:
+    """:func:`qa.invented.functional.invented_detail`, remembered for the last few pairs (the metrics of one
+    sample share it; keyed by a hash of the pixels, so a changed array is never served a stale result)."""
+    key = _digest(output, reference)
+    if key not in _cache:
+        if len(_cache) >= 4:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = F.invented_detail(output, reference)
+    return _cache[key]
+
+
+class InventedDetail(ImageMetric):
+    """Fraction of band-pass luma energy that the output has and the reference does not explain, in [0, 1].
+
+    Normalised by max(output, reference) band energy. ``map``: RMS amplitude of invented detail per pixel (luma
+    units, 0 = none; PNG maps show ``MAP_FULL_SCALE`` as white). Blur, colour and tone shifts, JPEG, resampling,
+    sub-pixel shifts and i.i.d. noise score near 0 (see ``docs/hallucination.md`` for the measured separation).
+    """
+
+    name = "invented_detail"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("reference",)
+    unit = "fraction of band energy"
+    description = "band-pass energy in the output that no local gain/shift/blur of the reference explains"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        out, ref = _reference(self, sample)
+        res = invented_result(out, ref)
+        extra = {f"noise_floor_band{i}": f for i, f in enumerate(res.noise_floor)}
+        extra["map_max"] = float(res.map.max())
+        return MetricValue(res.invented, map=res.map, extra=extra)
+
+
+class LostDetail(ImageMetric):
+    """Fraction of the reference's band-pass luma energy the output does not reproduce, in [0, 1] (blur)."""
+
+    name = "lost_detail"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("reference",)
+    unit = "fraction of band energy"
+    description = "reference detail missing from the output (blur, smoothing)"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        out, ref = _reference(self, sample)
+        return MetricValue(invented_result(out, ref).lost)
+
+
+class Distortion(ImageMetric):
+    """RMS RGB difference of Gaussian low-passes (sigma 4 px) of output and reference, in [0, 1]: colour and
+    tone error, blind to fine detail."""
+
+    name = "distortion"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("reference",)
+    unit = "RGB RMS, [0,1] units"
+    description = "colour/tone error on the low-pass (sigma 4 px)"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        out, ref = _reference(self, sample)
+        return MetricValue(F.distortion(out, ref))
+
+
+def _ratio(num: float, den: float, what: str) -> float:
+    if den <= 0.0:
+        raise NotApplicable(f"not applicable: the {what} has no high-frequency energy (flat image)")
+    return num / den
+
+
+class HFEnergyRatio(ImageMetric):
+    """High-frequency luma energy of the output / the reference's (high-pass: Y - G_1px * Y). 1 = as much fine
+    detail as the reference; above 1: more (possibly invented); below: less (blur). Range [0, inf)."""
+
+    name = "hf_energy_ratio"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("reference",)
+    unit = "ratio"
+    description = "output high-frequency energy / reference high-frequency energy"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        out, ref = _reference(self, sample)
+        return MetricValue(_ratio(F.hf_energy(out), F.hf_energy(ref), "reference"))
+
+
+class HFEnergyRatioBaseline(ImageMetric):
+    """High-frequency luma energy of the output / that of the baseline decode of the same latent (e.g. PiD
+    against its VAE decode: "54x the VAE's high-frequency energy"). Range [0, inf)."""
+
+    name = "hf_energy_ratio_baseline"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("baseline",)
+    unit = "ratio"
+    description = "output high-frequency energy / baseline decode's high-frequency energy"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        reason = self.missing_needs(sample)
+        if reason is not None or sample.baseline is None:
+            raise NotApplicable(reason or "not applicable: needs baseline")
+        out = _checked(self.name, "output", sample.output)
+        base = _checked(self.name, "baseline", sample.baseline, out.shape)
+        return MetricValue(_ratio(F.hf_energy(out), F.hf_energy(base), "baseline decode"))
+
+
+class LatentConsistency(ImageMetric):
+    """Normalised RMSE between the re-encoded output E(D(z)) and the latent z: RMS(E(D(z)) - z) / std(z).
+    0 = the output re-encodes exactly to its latent. Range [0, inf)."""
+
+    name = "latent_consistency"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("latent", "encoder")
+    unit = "RMS / std(z)"
+    description = "re-encoding error of the output against the latent it was decoded from"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        reason = self.missing_needs(sample)
+        if reason is not None or sample.latent is None or sample.reencoded is None:
+            raise NotApplicable(reason or "not applicable: needs latent and encoder")
+        try:
+            return MetricValue(F.latent_nrmse(sample.latent, sample.reencoded))
+        except ValueError as exc:
+            raise MetricInputError(f"{self.name}: {exc}") from exc
+
+
+def split_invented(sample: ImageSample, name: str) -> tuple[F.InventedResult, np.ndarray]:
+    """Invented-detail result and the per-pixel contradicting invented energy (luma^2).
+
+    The output's invention that moves the latent shows in ``redecoded`` = D(E(output)) against ``baseline`` =
+    D(z): its unexplained band energy there, ``c(x)``. At each pixel the contradicting part of the invented
+    energy ``i(x)`` is ``min(i(x), c(x))``; the rest re-encodes to the same latent (consistent).
+    """
+    if sample.reference is None:
+        raise NotApplicable(f"not applicable: needs reference{f' ({sample.reference_note})' if sample.reference_note else ''}")
+    if sample.baseline is None or sample.redecoded is None:
+        raise NotApplicable(
+            "not applicable: needs baseline and redecoded (the output re-encoded and decoded by the baseline "
+            "decoder); available for decoders with an encoder and a baseline, or qa score --encoder area-xN"
+        )
+    out = _checked(name, "output", sample.output)
+    ref = _checked(name, "reference", sample.reference, out.shape)
+    base = _checked(name, "baseline", sample.baseline, out.shape)
+    red = _checked(name, "redecoded", sample.redecoded, out.shape)
+    res = invented_result(out, ref)
+    contra = invented_result(red, base)
+    return res, np.minimum(res.invented_energy, contra.invented_energy)
+
+
+def _denominator(res: F.InventedResult) -> float:
+    return max(res.out_energy, res.ref_energy)
+
+
+class InventedContradicting(ImageMetric):
+    """The part of ``invented_detail`` that moves the latent (an error: the latent says otherwise), in [0, 1].
+    ``map``: its RMS amplitude per pixel (luma units)."""
+
+    name = "invented_contradicting"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("reference", "baseline")
+    unit = "fraction of band energy"
+    description = "invented detail that re-encodes to a different latent"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        res, contra = split_invented(sample, self.name)
+        den = _denominator(res)
+        return MetricValue(float(contra.sum() / den) if den > 0 else 0.0, map=np.sqrt(contra).astype(np.float32))
+
+
+class InventedConsistent(ImageMetric):
+    """The part of ``invented_detail`` that re-encodes to the same latent (invisible to the latent: plausible,
+    unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
+
+    name = "invented_consistent"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("reference", "baseline")
+    unit = "fraction of band energy"
+    description = "invented detail that re-encodes to the same latent"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        res, contra = split_invented(sample, self.name)
+        cons = np.maximum(res.invented_energy - contra, 0.0)
+        den = _denominator(res)
+        return MetricValue(float(cons.sum() / den) if den > 0 else 0.0, map=np.sqrt(cons).astype(np.float32))
+
+
+class SeedVariance(ImageMetric):
+    """Per-pixel standard deviation of luma across seeds (population std), map (H, W) in [0, 0.5]; value = its
+    mean. 0 for a deterministic decoder. Needs no reference."""
+
+    name = "seed_variance"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 0.5)
+    level = "case"
+    needs = ("seeds",)
+    unit = "luma std, [0,1] units"
+    description = "where a stochastic decoder is guessing: per-pixel std over seeds"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        reason = self.missing_needs(sample)
+        if reason is not None:
+            raise NotApplicable(reason + " (at least 2 seeds)")
+        outs = [_checked(self.name, f"seed output {i}", o) for i, o in enumerate(sample.seed_outputs)]
+        try:
+            std = F.seed_std_map(outs)
+        except ValueError as exc:
+            raise MetricInputError(f"{self.name}: {exc}") from exc
+        return MetricValue(float(std.mean()), map=std, extra={"max": float(std.max()), "n_seeds": len(outs)})
