@@ -1,1 +1,160 @@
-"""pytest plugin for release suites (filled in by the gating work)."""
+"""pytest plugin for release suites: options, fixtures and hooks only; the logic is in :mod:`qa.gate.suite`.
+
+Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--db``, ``--seeds``, ``--policy``.
+Fixtures: ``qa_run`` (the candidate run, run now or reused), ``qa_baseline`` (from ``--baseline``),
+``qa_decoder_baseline`` (the policy's decoder baseline), ``qa_policy``, ``gate`` and ``qa_metric`` (parametrized
+over the policy's metrics). A suite module names its policy file in ``QA_POLICY`` (relative to the module).
+Every metric's set value and interval goes into the JUnit XML; gate verdicts go into the ``gates`` table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:  # the gate package imports torch; load it only when a suite needs it
+    from qa.gate.checks import Baseline, CheckResult
+    from qa.gate.policy import Policy
+    from qa.gate.suite import Gate, RunHandle, SuiteSession
+
+SESSION_KEY = pytest.StashKey["SuiteSession"]()
+RECORDED_KEY = pytest.StashKey[set[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qa", "qa release gates (see suites/)")
+    group.addoption("--decoder", default=None, help="decoder to gate (see `qa decoders`); without it suites skip")
+    group.addoption("--reference-set", default="default", help="reference set name or folder (default: default)")
+    group.addoption("--baseline", default="approved",
+                    help="'approved' (last approved run of this decoder), a run id, or 'decoder:NAME'")
+    group.addoption("--db", default=None, type=Path, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
+    group.addoption("--seeds", default=2, type=int, help="seeds 0..N-1 for stochastic decoders (default 2)")
+    group.addoption("--policy", default=None, type=Path, help="policy TOML (default: each suite's own)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RECORDED_KEY] = set()
+
+
+def _session(config: pytest.Config) -> SuiteSession:
+    """The session's :class:`SuiteSession`, created on first use (so plain test runs never import torch)."""
+    if SESSION_KEY not in config.stash:
+        from qa.gate.suite import SuiteOptions, SuiteSession
+
+        opts = SuiteOptions(decoder=config.getoption("--decoder"), reference_set=config.getoption("--reference-set"),
+                            baseline=config.getoption("--baseline"), db=config.getoption("--db"),
+                            seeds=config.getoption("--seeds"), policy=config.getoption("--policy"))
+        config.stash[SESSION_KEY] = SuiteSession(opts)
+    return config.stash[SESSION_KEY]
+
+
+def _module_policy_path(module: Any) -> Path | None:
+    name = getattr(module, "QA_POLICY", None)
+    return Path(module.__file__).with_name(str(name)) if name else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "qa_metric" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    module_policy = _module_policy_path(metafunc.module)
+    names: list[str] = []
+    ids: list[str] = []
+    if config.getoption("--policy") or module_policy or config.getoption("--decoder"):
+        policy = _session(config).policy_for(module_policy)
+        names = policy.metric_names()
+        ids = [f"{policy.rule(n).group}:{n}" for n in names]
+    metafunc.parametrize("qa_metric", names, ids=ids)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if SESSION_KEY not in session.config.stash:
+        return
+    lines = session.config.stash[SESSION_KEY].finish()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def qa_policy(request: pytest.FixtureRequest) -> Policy:
+    """The policy of this module (``--policy`` overrides ``QA_POLICY``)."""
+    sess = _session(request.config)
+    if not request.config.getoption("--decoder"):
+        pytest.skip("no --decoder given: pass --decoder NAME (see `qa decoders`) to run the release suites")
+    return sess.policy_for(_module_policy_path(request.module))
+
+
+@pytest.fixture(scope="module")
+def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_property: Any) -> RunHandle:
+    """The candidate run (run now, or a stored identical one reused); skips modules of another track."""
+    sess = _session(request.config)
+    try:
+        track = sess.decoder_track()
+    except Exception as exc:  # noqa: BLE001 - an unknown/broken decoder fails the tests with the reason
+        from qa.gate.suite import RunHandle
+
+        return RunHandle(decoder=sess.options.decoder or "", error=f"{type(exc).__name__}: {exc}")
+    if track != qa_policy.track:
+        pytest.skip(f"decoder {sess.options.decoder!r} serves the {track} track; this suite gates {qa_policy.track}")
+    run = sess.candidate(qa_policy)
+    recorded = request.config.stash[RECORDED_KEY]
+    if (run.run_id or run.error) not in recorded:
+        recorded.add(run.run_id or run.error)
+        from qa.gate.suite import metric_properties
+
+        for name, value in metric_properties(run):
+            record_testsuite_property(name, value)
+    return run
+
+
+@pytest.fixture(scope="module")
+def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -> Baseline:
+    """The ``--baseline`` (default ``approved``); its ``run`` is None (with a note) when there is none yet."""
+    sess = _session(request.config)
+    b = sess.baseline(sess.options.baseline, qa_run)
+    sess.note_baseline(qa_run, qa_policy, b)
+    return b
+
+
+@pytest.fixture(scope="module")
+def qa_decoder_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -> Baseline:
+    """The policy's ``baseline_decoder`` as a baseline (skips when the policy names none or it is the candidate)."""
+    name = qa_policy.baseline_decoder
+    if not name:
+        pytest.skip(f"policy {qa_policy.source} names no baseline_decoder")
+    if name == qa_run.decoder:
+        pytest.skip(f"the candidate is the policy's baseline decoder {name!r}")
+    sess = _session(request.config)
+    b = sess.baseline(f"decoder:{name}", qa_run)
+    sess.note_baseline(qa_run, qa_policy, b)
+    return b
+
+
+@pytest.fixture
+def gate(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -> Gate:
+    """Checks on the candidate run; each check's verdict and numbers go into the test's JUnit properties."""
+
+    def record(res: CheckResult) -> None:
+        request.node.user_properties.append((f"qa.{res.metric}.{res.kind}", res.verdict))
+        request.node.user_properties.append(("qa.check", res.message))
+
+    return _session(request.config).gate(qa_run, qa_policy, _skip, record)
+
+
+def _skip(reason: str) -> NoReturn:
+    """pytest.skip reported at the test's own location (not inside qa.gate)."""
+    try:
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:  # an older pytest without the keyword
+        exc = pytest.skip.Exception(reason)
+    raise exc
+
+
+@pytest.fixture
+def qa_metric(request: pytest.FixtureRequest) -> str:
+    """A metric name of the module's policy (tests using it are parametrized over the policy's metrics)."""
+    return str(request.param)

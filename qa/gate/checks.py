@@ -1,0 +1,308 @@
+"""Gate checks: one metric of a candidate run against an absolute bound or a baseline run, under a policy.
+
+Every check yields a :class:`CheckResult` with a verdict (``pass``, ``fail``, ``needs-review``, ``skipped``)
+and a message that names the metric, the candidate value, the baseline, the interval and the margin. Checks
+fail closed: a required metric whose values are missing (no weights, decoder error, NaN, unregistered metric,
+unfinished run) fails with the reason from the stored rows; an optional one is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
+from qa.gate.policy import MetricRule, Policy
+from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
+from qa.store import Store
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME`` or ``none``.
+
+    ``run`` is None when no such run exists; ``note`` then says why (e.g. "no approved run ...").
+    """
+
+    kind: str
+    run: RunInfo | None = None
+    note: str = ""
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id if self.run else None
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.kind.startswith("decoder:")
+
+    def describe(self) -> str:
+        return f"{self.kind} (run {self.run.run_id})" if self.run else f"{self.kind} (none: {self.note})"
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check. Values in the metric's units; differences signed so positive = better."""
+
+    metric: str
+    kind: str  # cases | bounds | at_least | at_most | baseline
+    verdict: str  # pass | fail | needs-review | skipped
+    message: str
+    required: bool = True
+    allow_review: bool = False
+    candidate_run_id: str = ""
+    candidate_mean: float | None = None
+    candidate_ci: tuple[float, float] | None = None
+    n: int = 0
+    bound: float | None = None
+    baseline_kind: str = ""
+    baseline_run_id: str | None = None
+    baseline_mean: float | None = None
+    diff_mean: float | None = None
+    diff_ci: tuple[float, float] | None = None
+    margin: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this result fails a release (a fail, or needs-review the policy does not allow)."""
+        return self.verdict == "fail" or (self.verdict == "needs-review" and not self.allow_review)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _fmt(x: float | None, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if math.isinf(x):
+        return ("+inf" if x > 0 else "-inf") + (f" {unit}" if unit else "")
+    return f"{x:.4g}" + (f" {unit}" if unit else "")
+
+
+def metric_direction(metric: str) -> tuple[bool, str] | str:
+    """(higher_is_better, unit) from the metric's class in the registry, or the reason it is unknown."""
+    from qa.errors import QAError
+    from qa.registries import METRICS
+
+    try:
+        factory = METRICS.factory(metric)
+    except QAError as exc:
+        return f"metric {metric!r} is not registered here ({exc})".split("\n")[0]
+    if isinstance(factory, type):
+        return bool(factory.higher_is_better), str(getattr(factory, "unit", ""))
+    try:
+        inst = factory()
+    except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
+        return f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}"
+    return bool(inst.higher_is_better), str(getattr(inst, "unit", ""))
+
+
+class GateContext:
+    """Checks on one candidate run under one policy; collects every result in :attr:`results`.
+
+    ``skip`` is what a skipped check calls (the pytest plugin passes ``pytest.skip``); by default a skipped
+    result is only recorded.
+    """
+
+    def __init__(self, store: Store, run: RunInfo, policy: Policy,
+                 on_result: Callable[[CheckResult], None] | None = None) -> None:
+        self.store = store
+        self.run = run
+        self.policy = policy
+        self.results: list[CheckResult] = []
+        self._on_result = on_result
+        self._cache: dict[tuple[str, str], MetricData] = {}
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    def data(self, run_id: str, metric: str) -> MetricData:
+        key = (run_id, metric)
+        if key not in self._cache:
+            self._cache[key] = load_metric(self.store, run_id, metric)
+        return self._cache[key]
+
+    def _emit(self, res: CheckResult) -> CheckResult:
+        res.candidate_run_id = self.run.run_id
+        self.results.append(res)
+        if self._on_result is not None:
+            self._on_result(res)
+        return res
+
+    def _run_problem(self) -> str:
+        if self.run.status != "finished":
+            err = f": {self.run.error}" if self.run.error else ""
+            return f"run {self.run.run_id} of {self.run.decoder} did not finish (status {self.run.status}{err})"
+        return ""
+
+    def _unavailable(self, metric: str) -> str:
+        """Why ``metric`` has no usable candidate values ('' when it has)."""
+        problem = self._run_problem()
+        if problem:
+            return problem
+        direction = metric_direction(metric)
+        if isinstance(direction, str):
+            return direction
+        d = self.data(self.run.run_id, metric)
+        if not d.has_rows:
+            have = ", ".join(run_metric_names(self.store, self.run.run_id)) or "none"
+            return f"run {self.run.run_id} has no {metric} results (metrics in the run: {have})"
+        if d.problems:
+            shown = "; ".join(d.problems[c] if c in d.problems[c] else f"{c}: {d.problems[c]}"
+                              for c in sorted(d.problems)[:3])
+            more = f" (+{len(d.problems) - 3} more)" if len(d.problems) > 3 else ""
+            total = len(set(d.problems) | set(d.per_case))
+            return f"{len(d.problems)} of {total} cases have no {metric} value: {shown}{more}"
+        if d.set_problem:
+            return f"{metric} has no set value: {d.set_problem}"
+        if not d.per_case and d.set_value is None:
+            return f"run {self.run.run_id} has no {metric} values"
+        return ""
+
+    def _closed(self, res: CheckResult, reason: str, rule: MetricRule) -> CheckResult:
+        res.verdict = "fail" if rule.required else "skipped"
+        state = "required metric missing" if rule.required else "optional metric skipped"
+        res.message = f"{res.metric} [{res.kind}]: {state}: {reason}"
+        return self._emit(res)
+
+    def candidate_interval(self, metric: str) -> Interval:
+        """Set mean and bootstrap interval of the candidate's per-case values (or the stored set value)."""
+        d = self.data(self.run.run_id, metric)
+        if d.set_value is not None and not d.per_case:
+            v, lo, hi = d.set_value
+            return Interval(v, lo, hi, 1, self.policy.confidence)
+        vals = [d.per_case[c] for c in sorted(d.per_case)]
+        import numpy as np
+
+        return bootstrap_interval(np.asarray(vals), self.policy.confidence, self.policy.n_boot, self.policy.seed)
+
+    # -- checks ---------------------------------------------------------------------------------------------
+    def cases_ok(self) -> CheckResult:
+        """Every case of the run decoded (no ``case`` error rows) and the run finished."""
+        res = CheckResult(metric="case", kind="cases", verdict="pass", message="")
+        problem = self._run_problem()
+        bad = case_problems(self.store, self.run.run_id) if not problem else {}
+        cases = run_cases(self.store, self.run.run_id)
+        if not problem and not cases:
+            problem = f"run {self.run.run_id} has no cases"
+        res.n = len(cases)
+        if problem or bad:
+            shown = "; ".join(bad[c] for c in sorted(bad)[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
+            res.verdict = "fail"
+            res.message = problem or f"{len(bad)} of {len(cases)} cases failed to decode: {shown}"
+        else:
+            res.message = f"all {len(cases)} cases of run {self.run.run_id} decoded"
+        return self._emit(res)
+
+    def bound(self, metric: str, minimum: float | None, maximum: float | None, kind: str = "bounds") -> CheckResult:
+        """Absolute bounds on the candidate's set mean (metric units)."""
+        rule = self.policy.rule(metric)
+        res = CheckResult(metric=metric, kind=kind, verdict="pass", message="", required=rule.required,
+                          allow_review=rule.allow_review)
+        if minimum is None and maximum is None:
+            res.verdict, res.message = "skipped", f"{metric}: the policy sets no absolute bound"
+            return self._emit(res)
+        reason = self._unavailable(metric)
+        if reason:
+            return self._closed(res, reason, rule)
+        hib, unit = metric_direction(metric)  # type: ignore[misc]
+        iv = self.candidate_interval(metric)
+        res.candidate_mean, res.candidate_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
+        parts, ok = [], True
+        if minimum is not None:
+            parts.append(f">= {_fmt(minimum, unit)}")
+            ok &= iv.mean >= minimum
+            res.bound = minimum
+        if maximum is not None:
+            parts.append(f"<= {_fmt(maximum, unit)}")
+            ok &= iv.mean <= maximum
+            res.bound = maximum if minimum is None else res.bound
+        res.verdict = "pass" if ok else "fail"
+        res.message = (f"{metric} ({'higher' if hib else 'lower'} is better): candidate run {self.run.run_id} set mean "
+                       f"{_fmt(iv.mean, unit)} [{iv.confidence:.0%} CI {_fmt(iv.low)}, {_fmt(iv.high)}] over {iv.n} "
+                       f"images; bound {' and '.join(parts)} -> {res.verdict}")
+        return self._emit(res)
+
+    def against(self, metric: str, baseline: Baseline, margin: float | None = None) -> CheckResult:
+        """Paired comparison with ``baseline``: the interval of the mean difference against ``-margin``."""
+        rule = self.policy.rule(metric)
+        if margin is None:
+            margin = rule.decoder_margin if baseline.is_decoder else rule.margin
+        res = CheckResult(metric=metric, kind="baseline", verdict="pass", message="", required=rule.required,
+                          allow_review=rule.allow_review, baseline_kind=baseline.kind,
+                          baseline_run_id=baseline.run_id, margin=margin)
+        which = "decoder_margin" if baseline.is_decoder else "margin"
+        if margin is None:
+            res.verdict = "skipped"
+            res.message = f"{metric}: the policy sets no {which} against {baseline.kind} baselines"
+            return self._emit(res)
+        if margin < 0 or math.isnan(margin):
+            raise ValueError(f"margin for {metric} must be >= 0 (metric units), got {margin}")
+        if baseline.run is None:
+            res.message = f"{metric}: no baseline to compare with: {baseline.note}"
+            if baseline.kind == "approved":  # no approved run yet: bounds and decoder baselines still apply
+                res.verdict = "skipped"
+                res.notes.append("no approved run")
+                return self._emit(res)
+            return self._closed(res, f"no baseline run: {baseline.note}", rule)
+        reason = self._unavailable(metric)
+        if reason:
+            return self._closed(res, reason, rule)
+        hib, unit = metric_direction(metric)  # type: ignore[misc]
+        cand = self.data(self.run.run_id, metric)
+        base = self.data(baseline.run.run_id, metric)
+        cand_iv = self.candidate_interval(metric)
+        res.candidate_mean, res.candidate_ci = cand_iv.mean, (cand_iv.low, cand_iv.high)
+        if cand.per_case:
+            lost = sorted(set(base.per_case) - set(cand.per_case))
+            if lost:  # the baseline scored these cases and the candidate did not: counts against it
+                return self._closed(res, f"cases {', '.join(lost[:5])} have {metric} values in baseline run "
+                                         f"{baseline.run.run_id} but not in the candidate", rule)
+            diffs, keys = paired_differences(cand.per_case, base.per_case, hib)
+            if not keys:
+                why = "; ".join(sorted(base.problems.values())[:2]) or "it has no values"
+                return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} value for any "
+                                         f"candidate case ({why})", rule)
+            if base.problems:
+                res.notes.append(f"{len(base.problems)} baseline cases without {metric} values were left out")
+            iv = bootstrap_interval(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
+            import numpy as np
+
+            res.baseline_mean = float(np.mean([base.per_case[k] for k in keys]))
+            how = f"over {len(keys)} paired images"
+        else:
+            if base.set_value is None or cand.set_value is None:
+                return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
+                                         f"({base.set_problem or 'no rows'})", rule)
+            iv = unpaired_interval(cand.set_value, base.set_value, hib, self.policy.confidence)
+            res.baseline_mean = base.set_value[0]
+            how = "set values, unpaired (interval from both runs' intervals)"
+        res.diff_mean, res.diff_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
+        res.verdict = paired_verdict(iv, margin)
+        explain = {"pass": "the interval clears -margin",
+                   "fail": "clearly worse: the whole interval is below -margin",
+                   "needs-review": "the interval straddles -margin" + (" (policy allows review)" if rule.allow_review
+                                                                        else "; the policy does not allow review")}
+        res.message = (
+            f"{metric} ({'higher' if hib else 'lower'} is better): candidate run {self.run.run_id} mean "
+            f"{_fmt(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
+            f"{_fmt(res.baseline_mean, unit)}; difference (positive = better) {_fmt(iv.mean, unit)}, "
+            f"{iv.confidence:.0%} CI [{_fmt(iv.low)}, {_fmt(iv.high)}] {how}; margin {_fmt(margin, unit)} "
+            f"-> {res.verdict}: {explain[res.verdict]}"
+        )
+        return self._emit(res)
+
+
+def overall_verdict(results: list[CheckResult]) -> str:
+    """``fail`` if any check failed, else ``needs-review`` if any needs review, else ``pass`` (skips ignored)."""
+    verdicts = {r.verdict for r in results}
+    if "fail" in verdicts:
+        return "fail"
+    if "needs-review" in verdicts:
+        return "needs-review"
+    return "pass"
+
+
+def blocking(results: list[CheckResult]) -> bool:
+    """Whether the results block a release (a fail, or a needs-review that its policy does not allow)."""
+    return any(r.blocks for r in results)

@@ -1,0 +1,39 @@
+"""Gating the runs of ``qa demo``: each run under its track's shipped policy, one line per gate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from qa.errors import QAError
+from qa.gate.data import load_run
+from qa.gate.evaluate import gate_run
+from qa.gate.policy import default_policy_path, load_policy
+from qa.store import Store
+
+
+def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
+    """Gate every demo run (decoder name -> run id) against ``approved`` and, where the policy names a decoder
+    baseline that the demo also ran (e.g. bicubic for the upscale track), against that decoder's run.
+
+    Returns one line per gate: decoder, verdict, run id, gate id, and the checks that did not pass.
+    """
+    lines: list[str] = []
+    for decoder, run_id in run_ids.items():
+        try:
+            run = load_run(store, run_id)
+            policy = load_policy(default_policy_path(run.track or "decode"))
+            if policy.baseline_decoder and policy.baseline_decoder not in run_ids:
+                policy = replace(policy, baseline_decoder="")  # not run in this demo: nothing to pair with
+            outcome = gate_run(store, run_id, policy, "approved")
+        except QAError as exc:
+            lines.append(f"gate {decoder}: error: {str(exc).splitlines()[0]}")
+            continue
+        against = ", ".join(b.kind if b.run else f"{b.kind} (none yet)" for b in outcome.baselines)
+        bad = [f"{r.metric} {r.kind}{' vs ' + r.baseline_kind if r.baseline_kind else ''}: {r.verdict}"
+               for r in outcome.results if r.verdict in ("fail", "needs-review")]
+        counts = {v: sum(r.verdict == v for r in outcome.results) for v in ("pass", "fail", "needs-review", "skipped")}
+        summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+        lines.append(f"gate {decoder}: {outcome.verdict.upper()} (run {run_id}, {outcome.gate_id}; policy "
+                     f"{policy.track}; baselines: {against or 'bounds only'}; {summary})"
+                     + (f"; {'; '.join(bad)}" if bad else ""))
+    return lines

@@ -1,0 +1,190 @@
+"""Gate policies: TOML files (one per track, in ``suites/``) with per-metric bounds and margins.
+
+A policy file looks like::
+
+    [policy]
+    track = "upscale"              # decode | upscale | generate
+    baseline_decoder = "bicubic"   # optional: gate against the latest run of this decoder too
+    confidence = 0.95              # bootstrap interval coverage
+    n_boot = 2000                  # bootstrap resamples
+    seed = 0                       # bootstrap seed
+
+    [metrics.psnr]
+    group = "fidelity"             # fidelity | realism | invented
+    required = true                # missing values fail (true) or skip (false)
+    min = 20.0                     # absolute bound on the set mean (metric units); also `max`
+    margin = 0.3                   # allowed loss against a run baseline (approved / run id), metric units
+    decoder_margin = 4.0           # allowed loss against the decoder baseline
+    allow_review = false           # whether `needs-review` passes the test (a reviewer then signs off)
+
+Margins are in the metric's own units and always mean "worse by at most this much"; which way is worse comes
+from the metric class (``higher_is_better``), never from the policy.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qa.errors import QAError
+
+TRACKS = ("decode", "upscale", "generate")
+GROUPS = ("fidelity", "realism", "invented")
+_POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
+_RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "note"}
+
+
+class PolicyError(QAError):
+    """A policy file that is missing, malformed or has unknown keys."""
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """What a policy demands of one metric. Bounds and margins in the metric's units; None = not checked."""
+
+    metric: str
+    group: str = "fidelity"
+    required: bool = True
+    min: float | None = None
+    max: float | None = None
+    margin: float | None = None
+    decoder_margin: float | None = None
+    allow_review: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy. ``source`` is the file it came from ('' when built in code)."""
+
+    track: str
+    metrics: dict[str, MetricRule] = field(default_factory=dict)
+    baseline_decoder: str = ""
+    confidence: float = 0.95
+    n_boot: int = 2000
+    seed: int = 0
+    description: str = ""
+    source: str = ""
+
+    def rule(self, metric: str) -> MetricRule:
+        """The rule of ``metric``. A metric the policy does not name (an ad hoc check in a test) is required,
+        with no bounds or margins of its own: asking for it means it must be there (fail closed)."""
+        return self.metrics.get(metric) or MetricRule(metric=metric, required=True)
+
+    def metric_names(self, group: str | None = None) -> list[str]:
+        """Metric names in file order, optionally only one group's."""
+        return [m for m, r in self.metrics.items() if group is None or r.group == group]
+
+    def to_json(self) -> str:
+        """Canonical JSON of everything that decides a verdict (not the source path)."""
+        d = asdict(self)
+        d.pop("source")
+        return json.dumps(d, sort_keys=True, default=str)
+
+    def sha256(self) -> str:
+        """sha256 of :meth:`to_json`: stored with every gate decided under this policy."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
+    for key in sorted(keys - allowed):
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+        raise PolicyError(f"{where}: unknown key {key!r}", hint)
+
+
+def _number(value: object, where: str, minimum: float | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(float(value)):
+        raise PolicyError(f"{where}: expected a number, got {value!r}")
+    if minimum is not None and float(value) < minimum:
+        raise PolicyError(f"{where}: must be >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
+    """Validate a decoded TOML document and build a :class:`Policy`; errors name ``source`` and the key."""
+    _unknown(set(data), {"policy", "metrics"}, source)
+    head = data.get("policy", {})
+    if not isinstance(head, dict):
+        raise PolicyError(f"{source}: [policy] must be a table")
+    _unknown(set(head), _POLICY_KEYS, f"{source} [policy]")
+    track = head.get("track")
+    if track not in TRACKS:
+        raise PolicyError(f"{source} [policy]: track must be one of {', '.join(TRACKS)}, got {track!r}")
+    confidence = _number(head.get("confidence", 0.95), f"{source} [policy] confidence", 0.5)
+    if confidence is None or confidence >= 1.0:
+        raise PolicyError(f"{source} [policy] confidence: must be in [0.5, 1), got {confidence!r}")
+    n_boot = head.get("n_boot", 2000)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
+        raise PolicyError(f"{source} [policy] n_boot: expected an integer >= 100, got {n_boot!r}")
+    seed = head.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PolicyError(f"{source} [policy] seed: expected an integer, got {seed!r}")
+    raw_metrics = data.get("metrics", {})
+    if not isinstance(raw_metrics, dict) or not raw_metrics:
+        raise PolicyError(f"{source}: no [metrics.NAME] tables", "a policy must name at least one metric")
+    rules: dict[str, MetricRule] = {}
+    for name, raw in raw_metrics.items():
+        where = f"{source} [metrics.{name}]"
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{where}: must be a table")
+        _unknown(set(raw), _RULE_KEYS, where)
+        group = raw.get("group", "fidelity")
+        if group not in GROUPS:
+            raise PolicyError(f"{where} group: must be one of {', '.join(GROUPS)}, got {group!r}")
+        lo = _number(raw.get("min"), f"{where} min")
+        hi = _number(raw.get("max"), f"{where} max")
+        if lo is not None and hi is not None and lo > hi:
+            raise PolicyError(f"{where}: min {lo} is above max {hi}")
+        rules[name] = MetricRule(
+            metric=name, group=str(group), required=_bool(raw.get("required", True), f"{where} required"),
+            min=lo, max=hi, margin=_number(raw.get("margin"), f"{where} margin", 0.0),
+            decoder_margin=_number(raw.get("decoder_margin"), f"{where} decoder_margin", 0.0),
+            allow_review=_bool(raw.get("allow_review", False), f"{where} allow_review"), note=str(raw.get("note", "")),
+        )
+    return Policy(track=str(track), metrics=rules, baseline_decoder=str(head.get("baseline_decoder", "")),
+                  confidence=float(confidence), n_boot=int(n_boot), seed=int(seed),
+                  description=str(head.get("description", "")), source=source)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy TOML file."""
+    p = Path(path)
+    if not p.is_file():
+        raise PolicyError(f"policy file {p} does not exist", "pass --policy PATH to a TOML file (see suites/)")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"policy file {p} is not valid TOML: {exc}") from exc
+    return parse_policy(data, str(p))
+
+
+def suites_dirs() -> list[Path]:
+    """Where the shipped suites live: ./suites, then the suites/ folder beside the qa package (a checkout)."""
+    here = Path(__file__).resolve().parents[2] / "suites"
+    return [Path.cwd() / "suites", here]
+
+
+def default_policy_path(track: str) -> Path:
+    """The shipped policy of ``track`` (``suites/policy_<track>.toml``)."""
+    if track not in TRACKS:
+        raise PolicyError(f"unknown track {track!r}", f"one of {', '.join(TRACKS)}")
+    for folder in suites_dirs():
+        candidate = folder / f"policy_{track}.toml"
+        if candidate.is_file():
+            return candidate
+    raise PolicyError(f"no policy file for track {track!r} in {' or '.join(str(d) for d in suites_dirs())}",
+                      "pass --policy PATH")

@@ -1,0 +1,96 @@
+"""Statistics of a gate: per-image paired differences and a percentile-bootstrap interval of their mean.
+
+Differences are signed so that positive = the candidate is better (``higher_is_better`` from the metric).
+Infinite values are kept meaningful: two infinite values that are equal (PSNR of two perfect outputs) differ
+by exactly 0; a perfect candidate against an imperfect baseline differs by +inf (and the reverse by -inf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Verdict = Literal["pass", "fail", "needs-review"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of ``n`` values with a two-sided ``confidence`` percentile-bootstrap interval [low, high]."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float
+
+
+def paired_differences(candidate: dict[str, float], baseline: dict[str, float], higher_is_better: bool
+                       ) -> tuple[np.ndarray, list[str]]:
+    """Differences (candidate - baseline, sign flipped for lower-is-better metrics) on the keys both have.
+
+    Returns the differences (float64, ordered by key) and the keys used.
+    """
+    keys = sorted(set(candidate) & set(baseline))
+    sign = 1.0 if higher_is_better else -1.0
+    diffs = np.empty(len(keys), dtype=np.float64)
+    for i, k in enumerate(keys):
+        c, b = float(candidate[k]), float(baseline[k])
+        diffs[i] = 0.0 if c == b else sign * (c - b)  # equal infinities: 0, not NaN
+    return diffs, keys
+
+
+def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Mean and percentile bootstrap interval of ``values`` (resampling with replacement, seeded).
+
+    Quantiles use the inverted-CDF rule (no interpolation), so resampled means of +inf stay +inf instead of
+    turning NaN. With both +inf and -inf present the interval is (-inf, +inf): nothing can be concluded.
+    A single value gives a degenerate interval (its value); no values give NaN.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, confidence)
+    if np.isnan(v).any():
+        raise ValueError("bootstrap_interval: values contain NaN")
+    pos, neg = bool(np.isposinf(v).any()), bool(np.isneginf(v).any())
+    if pos and neg:
+        return Interval(math.nan, -math.inf, math.inf, int(v.size), confidence)
+    mean = float(v.mean())
+    if v.size == 1 or bool((v == v[0]).all()):
+        return Interval(mean, float(v[0]), float(v[0]), int(v.size), confidence)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    means = v[idx].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return Interval(mean, float(lo), float(hi), int(v.size), confidence)
+
+
+def paired_verdict(interval: Interval, margin: float) -> Verdict:
+    """``pass`` when the interval's low end clears ``-margin``; ``fail`` when its high end is below
+    ``-margin`` (clearly worse by more than the margin); ``needs-review`` when the interval straddles it."""
+    if interval.low >= -margin:
+        return "pass"
+    if interval.high < -margin:
+        return "fail"
+    return "needs-review"
+
+
+def unpaired_interval(cand: tuple[float, float, float], base: tuple[float, float, float], higher_is_better: bool,
+                      confidence: float) -> Interval:
+    """Difference of two set-level values (value, ci_low, ci_high) when no per-image pairs exist (FID, KID).
+
+    The interval is the conservative one from the two intervals' ends (candidate worst end minus baseline best
+    end, and so on); a value without an interval contributes its point value.
+    """
+    cv, clo, chi = (x if x is not None and not math.isnan(x) else cand[0] for x in cand)
+    bv, blo, bhi = (x if x is not None and not math.isnan(x) else base[0] for x in base)
+    if higher_is_better:
+        mean, lo, hi = cv - bv, clo - bhi, chi - blo
+    else:
+        mean, lo, hi = bv - cv, blo - chi, bhi - clo
+    if cv == bv:
+        mean = 0.0
+    return Interval(float(mean), float(lo), float(hi), 1, confidence)

@@ -1,0 +1,266 @@
+"""The logic behind ``pytest suites/ --decoder=NAME``, without pytest: the plugin only forwards to this.
+
+A :class:`SuiteSession` turns the command-line options into runs (run now or reused), baselines and gate
+objects; the checks tests make are collected and stored as one ``gates`` row per run and policy at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+from qa.engine.run import RunConfig, make_decoder
+from qa.errors import QAError
+from qa.gate.checks import Baseline, CheckResult, GateContext, metric_direction
+from qa.gate.data import RunInfo, load_metric, load_run, set_summary
+from qa.gate.evaluate import resolve_baseline, store_gate
+from qa.gate.policy import Policy, default_policy_path, load_policy
+from qa.gate.reuse import ensure_run
+from qa.store import Store
+
+
+@dataclass
+class SuiteOptions:
+    """The plugin's options (``--decoder`` etc.). ``seeds``: number of seeds (0..N-1) for stochastic decoders."""
+
+    decoder: str | None = None
+    reference_set: str = "default"
+    baseline: str = "approved"
+    db: Path | None = None
+    seeds: int = 2
+    policy: Path | None = None
+    device: str = "cpu"
+
+
+@dataclass
+class RunHandle:
+    """What the ``qa_run`` fixture hands a test: the run (or why there is none) and accessors."""
+
+    decoder: str
+    run_id: str | None = None
+    reused: bool = False
+    info: RunInfo | None = None
+    error: str = ""
+    store: Store | None = None
+    metrics: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.run_id is not None and not self.error
+
+    def _need(self) -> tuple[Store, str]:
+        if not self.ok or self.store is None or self.run_id is None:
+            raise AssertionError(f"no run of decoder {self.decoder!r}: {self.error}")
+        return self.store, self.run_id
+
+    def values(self, metric: str) -> dict[str, float]:
+        """case id -> value (mean over seeds) of the cases with an ok value."""
+        store, run_id = self._need()
+        return load_metric(store, run_id, metric).per_case
+
+    def set_results(self) -> list[tuple[str, float | None, float | None, float | None, int, str]]:
+        """(metric, value, ci_low, ci_high, n, status) of every set result."""
+        store, run_id = self._need()
+        return set_summary(store, run_id)
+
+
+class Gate:
+    """The ``gate`` fixture: ``gate.metric("psnr").not_worse_than(baseline, margin=0.2)`` and friends.
+
+    A check that fails (or needs review the policy does not allow) raises AssertionError with the check's
+    message; a skipped check calls ``skip`` (pytest.skip in the plugin); a passing one returns its result.
+    """
+
+    def __init__(self, ctx: GateContext | None, error: str, skip: Callable[[str], NoReturn],
+                 record: Callable[[CheckResult], None] | None = None) -> None:
+        self.ctx = ctx
+        self.error = error
+        self._skip = skip
+        self._record = record or (lambda r: None)
+
+    @property
+    def policy(self) -> Policy:
+        if self.ctx is None:
+            raise AssertionError(self.error)
+        return self.ctx.policy
+
+    def settle(self, res: CheckResult) -> CheckResult:
+        """Turn a result into the test's outcome."""
+        self._record(res)
+        if res.verdict == "skipped":
+            self._skip(res.message)
+        if res.blocks:
+            raise AssertionError(res.message)
+        return res
+
+    def _context(self) -> GateContext:
+        if self.ctx is None:
+            raise AssertionError(self.error)
+        return self.ctx
+
+    def cases_ok(self) -> CheckResult:
+        """Every case decoded and the run finished."""
+        return self.settle(self._context().cases_ok())
+
+    def metric(self, name: str) -> MetricGate:
+        """Checks on one metric."""
+        return MetricGate(self, name)
+
+
+class MetricGate:
+    """Checks on one metric of the candidate run. Values, bounds and margins in the metric's units."""
+
+    def __init__(self, gate: Gate, metric: str) -> None:
+        self.gate = gate
+        self.name = metric
+
+    def at_least(self, value: float) -> CheckResult:
+        """The set mean is >= ``value``."""
+        return self.gate.settle(self.gate._context().bound(self.name, float(value), None, "at_least"))
+
+    def at_most(self, value: float) -> CheckResult:
+        """The set mean is <= ``value``."""
+        return self.gate.settle(self.gate._context().bound(self.name, None, float(value), "at_most"))
+
+    def within_bounds(self) -> CheckResult:
+        """The policy's absolute bounds (min/max) on the set mean."""
+        ctx = self.gate._context()
+        rule = ctx.policy.rule(self.name)
+        return self.gate.settle(ctx.bound(self.name, rule.min, rule.max))
+
+    def not_worse_than(self, baseline: Baseline, margin: float | None = None) -> CheckResult:
+        """Paired comparison: pass when the interval of (candidate - baseline) clears ``-margin``.
+        ``margin`` defaults to the policy's (``margin`` for run baselines, ``decoder_margin`` for decoders)."""
+        if not isinstance(baseline, Baseline):
+            raise TypeError(f"not_worse_than expects the qa_baseline fixture (a Baseline), got {type(baseline).__name__}")
+        return self.gate.settle(self.gate._context().against(self.name, baseline, margin))
+
+
+class SuiteSession:
+    """Everything one pytest session needs; kept in ``config.stash`` by the plugin."""
+
+    def __init__(self, options: SuiteOptions) -> None:
+        self.options = options
+        self.store = Store(options.db)
+        self._track: str | None = None
+        self._track_error = ""
+        self._runs: dict[tuple[str, tuple[str, ...]], RunHandle] = {}
+        self._contexts: dict[tuple[str, str], GateContext] = {}
+        self._baselines: dict[tuple[str, str], list[Baseline]] = {}
+        self._policies: dict[Path, Policy] = {}
+
+    # -- decoder, policy, runs --------------------------------------------------------------------------------
+    def decoder_track(self) -> str:
+        """The candidate decoder's track; raises QAError when the decoder cannot be built."""
+        if self._track is None:
+            if not self.options.decoder:
+                raise QAError("no --decoder given")
+            self._track = make_decoder(self.options.decoder, self.options.device).track
+        return self._track
+
+    def policy_for(self, module_policy: Path | None) -> Policy:
+        """--policy if given, else the module's policy file, else the shipped policy of the decoder's track."""
+        path = self.options.policy or module_policy
+        if path is None:
+            path = default_policy_path(self.decoder_track())
+        path = Path(path)
+        if path not in self._policies:
+            self._policies[path] = load_policy(path)
+        return self._policies[path]
+
+    def _config(self, decoder: str, metrics: list[str]) -> RunConfig:
+        return RunConfig(decoder=decoder, reference_set=self.options.reference_set,
+                         seeds=list(range(max(1, self.options.seeds))), device=self.options.device,
+                         metrics=metrics, suite="pytest", progress=False)
+
+    @staticmethod
+    def run_metrics(policy: Policy) -> list[str]:
+        """The policy's metrics that are registered (the others are reported missing by the checks)."""
+        return [m for m in policy.metric_names() if not isinstance(metric_direction(m), str)]
+
+    def candidate(self, policy: Policy) -> RunHandle:
+        """The candidate run for ``policy``'s metrics: reused when an identical finished run is stored."""
+        decoder = self.options.decoder or ""
+        metrics = self.run_metrics(policy)
+        key = (decoder, tuple(metrics))
+        if key not in self._runs:
+            self._runs[key] = self._ensure(decoder, metrics)
+        return self._runs[key]
+
+    def _ensure(self, decoder: str, metrics: list[str]) -> RunHandle:
+        handle = RunHandle(decoder=decoder, store=self.store, metrics=metrics)
+        try:
+            got = ensure_run(self.store, self._config(decoder, metrics))
+            handle.run_id, handle.reused = got.run_id, got.reused
+            handle.info = load_run(self.store, got.run_id)
+        except QAError as exc:
+            handle.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a decoder that cannot run fails the tests, never pytest
+            handle.error = f"{type(exc).__name__}: {exc}"
+        return handle
+
+    def baseline(self, spec: str, run: RunHandle) -> Baseline:
+        """Resolve a baseline spec for ``run``; a ``decoder:NAME`` baseline is run (or reused) when missing."""
+        if not run.ok or run.info is None:
+            return Baseline(spec, None, f"no candidate run: {run.error}")
+        if spec.startswith("decoder:"):
+            name = spec.split(":", 1)[1].strip()
+            if name and name != run.decoder:
+                found = resolve_baseline(self.store, run.info, spec)
+                if found.run is None:
+                    other = self._ensure(name, run.metrics)
+                    if not other.ok:
+                        return Baseline(spec, None, f"decoder {name!r} could not be run: {other.error}")
+        return resolve_baseline(self.store, run.info, spec)
+
+    def gate(self, run: RunHandle, policy: Policy, skip: Callable[[str], NoReturn],
+             record: Callable[[CheckResult], None] | None = None) -> Gate:
+        """A :class:`Gate` on ``run`` under ``policy`` whose results are stored at :meth:`finish`."""
+        if not run.ok or run.info is None:
+            return Gate(None, f"decoder {run.decoder!r} produced no run: {run.error}", skip, record)
+        key = (run.info.run_id, policy.sha256())
+        if key not in self._contexts:
+            self._contexts[key] = GateContext(self.store, run.info, policy)
+        return Gate(self._contexts[key], "", skip, record)
+
+    def note_baseline(self, run: RunHandle, policy: Policy, baseline: Baseline) -> None:
+        """Remember a baseline a test used, for the stored gate row."""
+        if run.info is None:
+            return
+        lst = self._baselines.setdefault((run.info.run_id, policy.sha256()), [])
+        if all(b.kind != baseline.kind for b in lst):
+            lst.append(baseline)
+
+    def finish(self) -> list[str]:
+        """Store one gate row per (run, policy) that had checks; returns summary lines."""
+        lines = []
+        for key, ctx in self._contexts.items():
+            if not ctx.results:
+                continue
+            baselines = self._baselines.get(key, [])
+            notes = [b.note for b in baselines if b.run is None and b.note]
+            gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
+            lines.append(f"qa gate {gate_id}: {verdict} for run {ctx.run.run_id} ({ctx.run.decoder}) under "
+                         f"{ctx.policy.source}" + "".join(f"; {n}" for n in notes))
+        return lines
+
+
+def metric_properties(run: RunHandle) -> list[tuple[str, str]]:
+    """(name, value) pairs for JUnit XML: the run and every metric's set value with its interval and n."""
+    props = [("qa.decoder", run.decoder), ("qa.run_id", run.run_id or ""), ("qa.reused", str(run.reused))]
+    if not run.ok:
+        return props + [("qa.error", run.error)]
+    for metric, value, lo, hi, n, status in run.set_results():
+        props.append((f"qa.metric.{metric}", _num(value) if status == "ok" else status))
+        props.append((f"qa.metric.{metric}.ci", f"[{_num(lo)}, {_num(hi)}]"))
+        props.append((f"qa.metric.{metric}.n", str(n)))
+    return props
+
+
+def _num(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "nan"
+    return repr(float(x))
