@@ -16,6 +16,13 @@ METRICS: Registry[Metric] = Registry("metric", "qa.metrics")
 _BUILTIN_DECODERS = {
     "identity": "qa.decoders.simple:IdentityDecoder",
     "bicubic": "qa.decoders.simple:BicubicDecoder",
+    "vae": "qa.decoders.vae:VAEDecoder",
+    "pid": "qa.decoders.pid:make_pid",
+    "esrgan": "qa.decoders.esrgan:ESRGANDecoder",
+    "esrgan-x4plus-anime": "qa.decoders.esrgan:x4plus_anime",
+    "esrgan-anime-x2": "qa.decoders.esrgan:anime_x2",
+    "esrgan-anime-x3": "qa.decoders.esrgan:anime_x3",
+    "esrgan-anime-x4": "qa.decoders.esrgan:anime_x4",
 }
 
 _BUILTIN_METRICS = {

@@ -182,8 +182,24 @@ class VAEDecoder(Decoder):
     def model(self) -> Any:
         """The loaded diffusers model (loaded on first use)."""
         if self._model is None:
-            self._model = load_diffusers_vae(self.folder, self.device, self.dtype)
+            if self.backend == "embedded":
+                self._model = self._load_zoo()
+            else:
+                self._model = load_diffusers_vae(self.folder, self.device, self.dtype)
         return self._model
+
+    def _load_zoo(self) -> Any:
+        """The zoo VAE through the zoo's own loader (``qa.zoo.models.load_zoo_vae``)."""
+        reason = self.unavailable_reason()
+        if reason:
+            raise WeightsMissingError(reason, "the zoo VAE is trained by qa.zoo.train_vae")
+        from qa.zoo import models as zoo
+
+        try:
+            vae = zoo.load_zoo_vae(self.device, path=self.folder)
+        except zoo.ZooWeightsError as exc:
+            raise DecoderError(str(exc), "re-create the zoo weights (see the model card)") from exc
+        return vae.to(self.dtype)
 
     @property
     def class_name(self) -> str:

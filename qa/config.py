@@ -1,0 +1,163 @@
+"""Decoder configuration: which backend and settings a decoder name means on this machine.
+
+Read from the current working directory (or ``root``):
+
+* ``pyproject.toml``: ``[tool.qa.decoders.NAME]`` tables;
+* ``qa.toml``: ``[decoders.NAME]`` (or ``[tool.qa.decoders.NAME]``) tables; an entry here replaces the
+  pyproject entry of the same name.
+
+An entry names a registered ``family`` (default: NAME itself, so ``[tool.qa.decoders.pid]`` re-configures the
+built-in ``pid``) and settings passed to that family's factory, e.g.::
+
+    [tool.qa.decoders.pid]
+    backend = "upstream"
+    checkpoint = "/models/PiD_res2k_sr4x_official_flux_distill_4step/model_ema_bf16.pth"
+    backbone = "flux"
+    degrade_sigma = 0.2
+
+    [tool.qa.decoders.sdxl-vae]
+    family = "vae"
+    path = "weights/sdxl-vae"          # relative paths are relative to the file that says them
+
+:func:`make_decoder` resolves a name through the configuration first, then the registry
+(:data:`qa.registries.DECODERS`); :func:`list_decoders` describes every decoder for ``qa decoders``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.decoders.base import Decoder, DecoderInfo
+from qa.errors import DecoderError, QAError, UnknownNameError
+
+#: settings whose string values are file system paths (resolved against the configuring file's folder)
+PATH_SETTINGS: frozenset[str] = frozenset({"path", "checkpoint", "vae_path", "config_file"})
+
+
+class ConfigError(QAError):
+    """A configuration file that cannot be parsed or holds an invalid decoder entry."""
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """One configured decoder: its ``family`` (a registry name), settings, and the file that said so."""
+
+    name: str
+    family: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
+
+
+def _entries(path: Path, table: object) -> dict[str, DecoderConfig]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: the decoders table must be a table of tables, got {type(table).__name__}")
+    out = {}
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: decoder {name!r} must be a table ([...decoders.{name}]), got {entry!r}")
+        settings = dict(entry)
+        family = settings.pop("family", name)
+        if not isinstance(family, str) or not family:
+            raise ConfigError(f"{path}: decoder {name!r}: family must be a registered decoder name, got {family!r}")
+        for key in PATH_SETTINGS & settings.keys():
+            value = settings[key]
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: decoder {name!r}: {key} must be a string path, got {value!r}")
+            p = Path(value).expanduser()
+            settings[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
+        out[name] = DecoderConfig(name=name, family=family, settings=settings, source=path)
+    return out
+
+
+def load_decoder_configs(root: str | Path | None = None) -> dict[str, DecoderConfig]:
+    """Configured decoders from ``root`` (default: the current directory): pyproject.toml, then qa.toml."""
+    base = Path(root) if root is not None else Path.cwd()
+    configs: dict[str, DecoderConfig] = {}
+    pyproject = base / "pyproject.toml"
+    if pyproject.is_file():
+        data = _read_toml(pyproject)
+        configs.update(_entries(pyproject, data.get("tool", {}).get("qa", {}).get("decoders")))
+    qa_toml = base / "qa.toml"
+    if qa_toml.is_file():
+        data = _read_toml(qa_toml)
+        table = data.get("decoders", data.get("tool", {}).get("qa", {}).get("decoders"))
+        configs.update(_entries(qa_toml, table))
+    return configs
+
+
+def _unknown(name: str, known: list[str]) -> UnknownNameError:
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "`qa decoders` lists them"
+    return UnknownNameError(f"unknown decoder {name!r} (known: {', '.join(sorted(known))})", hint)
+
+
+def make_decoder(name: str, device: str = "cpu", root: str | Path | None = None, **overrides: Any) -> Decoder:
+    """The decoder called ``name``: its configured family and settings (``overrides`` win), else the registry
+    entry of that name. Raises :class:`UnknownNameError` with close matches, :class:`ConfigError` or
+    :class:`DecoderError` for bad entries. Weights load lazily, on the first encode/decode."""
+    from qa.registries import DECODERS
+
+    configs = load_decoder_configs(root)
+    cfg = configs.get(name)
+    family = cfg.family if cfg else name
+    settings = {**(cfg.settings if cfg else {}), **overrides}
+    if family not in DECODERS:
+        if cfg is None:
+            raise _unknown(name, sorted(set(DECODERS.names()) | set(configs)))
+        raise ConfigError(
+            f"{cfg.source}: decoder {name!r} names family {family!r}, which is not registered",
+            f"families: {', '.join(DECODERS.names())}",
+        )
+    factory = DECODERS.factory(family)
+    try:
+        decoder = factory(name=name, device=device, **settings)
+    except QAError:
+        raise
+    except TypeError as exc:
+        where = f" (configured in {cfg.source})" if cfg else ""
+        raise DecoderError(f"decoder {name!r}{where}: bad settings {sorted(settings)}: {exc}") from exc
+    if not isinstance(decoder, Decoder):
+        raise DecoderError(f"decoder {name!r}: factory of {family!r} returned {type(decoder).__name__}, not a Decoder")
+    return decoder
+
+
+def list_decoders(device: str = "cpu", root: str | Path | None = None) -> list[DecoderInfo]:
+    """Every registered and configured decoder, sorted by name, without loading any weights.
+
+    A decoder that cannot even be constructed (bad settings, missing plugin module) is listed as unavailable
+    with the error as its reason.
+    """
+    from qa.registries import DECODERS
+
+    configs = load_decoder_configs(root)
+    infos = []
+    for name in sorted(set(DECODERS.names()) | set(configs)):
+        try:
+            infos.append(make_decoder(name, device=device, root=root).info())
+        except Exception as exc:  # noqa: BLE001 - a listing must not die on one bad entry
+            cfg = configs.get(name)
+            infos.append(
+                DecoderInfo(
+                    name=name, family=cfg.family if cfg else name,
+                    backend=str((cfg.settings if cfg else {}).get("backend", "?")), track="decode", inputs=(),
+                    stochastic=False, scale=1, available=False, reason=f"{type(exc).__name__}: {exc}",
+                    settings=dict(cfg.settings) if cfg else {},
+                )
+            )
+    return infos
