@@ -42,7 +42,7 @@ table.data th{background:#f3f5f7}code{font-size:12px;background:#f3f5f7;padding:
 .row{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0 12px;align-items:flex-start}
 .cell{margin:0;width:164px;font-size:12px}.stack{position:relative;width:160px;height:160px;background:#eee}
 .stack img{position:absolute;left:0;top:0;width:160px;height:160px;object-fit:contain}
-.stack img.map{display:none;mix-blend-mode:screen;filter:sepia(1) saturate(6) hue-rotate(-45deg);opacity:.9}
+.stack img.map{display:none}.toggle:checked~.grids .stack img.out{filter:grayscale(.7) brightness(.85)}
 .toggle:checked~.grids .stack img.map{display:block}.toggle-label{font-weight:600;cursor:pointer}
 .noimg{width:160px;height:160px;display:flex;align-items:center;justify-content:center;text-align:center;color:#777}
 ul.kv{margin:4px 0;padding-left:18px;font-size:12px}.gate{border-top:1px solid #eee;padding:4px 0}
@@ -60,7 +60,8 @@ try{var spec=JSON.parse(document.getElementById(div.getAttribute('data-fig')).te
 Plotly.newPlot(div,spec.data,spec.layout,{displaylogo:false,responsive:true,showLink:false,
 showSendToCloud:false,showEditInChartStudio:false});n++;}catch(e){fail(div.id+': '+e.message);}});}
 root.setAttribute('data-plots-rendered',n);root.setAttribute('data-js-errors',errs.length);
-root.setAttribute('data-render-ms',Math.round(performance.now()-t0));})();"""
+root.setAttribute('data-render-ms',Math.round(performance.now()-t0));
+root.setAttribute('data-ready-ms',Math.round(performance.now()));})();"""
 
 
 def _figure_html(name: str, fig: go.Figure | None, note: str) -> tuple[str, str]:

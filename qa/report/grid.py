@@ -9,10 +9,13 @@ key metrics for the stored seed, with "missing"/"error" and the reason where the
 from __future__ import annotations
 
 import base64
+import io
+
+from PIL import Image
 
 from qa.report.charts import pick_plane_metrics
 from qa.report.data import ImageRow, ReportData, RunInfo
-from qa.report.safe import esc, finite, fmt
+from qa.report.safe import esc, fmt
 
 #: the preferred map kind
 PREFERRED_MAP = "map:invented_detail"
@@ -25,6 +28,25 @@ def data_uri(png: bytes | None) -> str | None:
     if not png or not png.startswith(PNG_MAGIC):
         return None
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def overlay_png(png: bytes | None) -> bytes | None:
+    """A grayscale map PNG as an RGBA overlay: red (255, 40, 40) with alpha = map brightness.
+
+    Returns None when ``png`` is not a readable PNG (the cell then shows no overlay).
+    """
+    if not png or not png.startswith(PNG_MAGIC):
+        return None
+    try:
+        with Image.open(io.BytesIO(png)) as img:
+            alpha = img.convert("L")
+    except (OSError, ValueError):
+        return None
+    rgba = Image.new("RGBA", alpha.size, (255, 40, 40, 0))
+    rgba.putalpha(alpha)
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def map_kind(data: ReportData, run_id: str) -> str | None:
@@ -60,7 +82,7 @@ def _values(rows: list[ImageRow], metrics: list[str]) -> str:
             parts.append(f'{esc(m)} <span class="missing" title="{esc(r.detail)}">{word}</span>'
                          f'<span class="reason small">{esc(r.detail[:80])}</span>')
         else:
-            parts.append(f"{esc(m)} {esc(fmt(r.value))}" if finite(r.value) else f"{esc(m)} {esc(fmt(r.value))}")
+            parts.append(f"{esc(m)} {esc(fmt(r.value))}")
     return "<br>".join(parts)
 
 
@@ -73,7 +95,7 @@ def _img(uri: str | None, cls: str, alt: str) -> str:
 def _cell(data: ReportData, run: RunInfo, case_id: str, rows: list[ImageRow], metrics: list[str]) -> str:
     out = data_uri(data.images.get((run.run_id, case_id, "output")))
     kind = map_kind(data, run.run_id)
-    over = data_uri(data.images.get((run.run_id, case_id, kind))) if kind else None
+    over = data_uri(overlay_png(data.images.get((run.run_id, case_id, kind)))) if kind else None
     layer = f'<img class="map" src="{over}" alt="{esc(kind)}" decoding="async">' if over else ""
     return (f'<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
             f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
@@ -94,7 +116,7 @@ def grid_section(data: ReportData) -> str:
     parts = ['<input type="checkbox" id="overlay-toggle" class="toggle">'
              '<label for="overlay-toggle" class="toggle-label">show the '
              f'{esc(" / ".join(k[4:] for k in kinds) or "invented-detail")} map over each output '
-             '(bright = more)</label>']
+             '(red = more)</label>']
     if not kinds:
         parts.append('<p class="muted">no maps stored for the latest runs: no metric that produces a per-pixel '
                      "map (e.g. invented_detail) was computed</p>")

@@ -29,6 +29,13 @@ def missing_html(status: str, reason: str) -> str:
     return f'<span class="missing">{word}</span> <span class="reason">{esc(reason or "no reason recorded")}</span>'
 
 
+def _image_reason(data: ReportData, run_id: str, metric: str) -> str:
+    """The most common reason of the missing/failed per-image rows of (run, metric), or ''."""
+    reasons = Counter(r.detail for r in data.image_rows if r.run_id == run_id and r.metric == metric
+                      and r.status != "ok" and r.detail)
+    return reasons.most_common(1)[0][0] if reasons else ""
+
+
 def value_html(row: SetRow | None) -> str:
     """A set value with its interval, or 'missing' with the reason."""
     if row is None:
@@ -118,8 +125,15 @@ def set_results_section(data: ReportData) -> str:
     for m in metrics:
         hib = metric_info(m).higher_is_better
         arrow = "" if hib is None else (" &uarr;" if hib else " &darr;")
-        rows.append([f"{esc(m)}{arrow}"] + [value_html(data.set_results.get(data.latest[d].run_id, {}).get(m))
-                                            for d in data.decoders])
+        cells = [f"{esc(m)}{arrow}"]
+        for d in data.decoders:
+            run_id = data.latest[d].run_id
+            row = data.set_results.get(run_id, {}).get(m)
+            cells.append(value_html(row))
+            why = _image_reason(data, run_id, m) if row is None or row.status != "ok" else ""
+            if why:
+                cells[-1] += f'<br><span class="reason">per image: {esc(why)}</span>'
+        rows.append(cells)
     return _table(["metric"] + data.decoders, rows)
 
 
@@ -138,7 +152,9 @@ def missing_section(data: ReportData) -> str:
                            for reason, n in reasons.most_common(MAX_REASONS))
         more = len(reasons) - MAX_REASONS
         listed += f" <span class='muted'>and {more} other reason(s)</span>" if more > 0 else ""
-        rows.append([esc(decoder), esc(metric), missing_html(status, ""), esc(sum(reasons.values())), listed])
+        word = "error" if status == "error" else "missing"
+        rows.append([esc(decoder), esc(metric), f'<span class="missing">{word}</span>', esc(sum(reasons.values())),
+                     listed])
     return _table(["decoder", "metric", "status", "rows", "reasons"], rows)
 
 

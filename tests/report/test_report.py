@@ -1,0 +1,183 @@
+"""The HTML report: self-contained, escaped, missing values shown as missing, selection options, PNG export."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from plotly.offline import get_plotlyjs
+
+from qa.cli.main import main
+from qa.errors import QAError
+from qa.report.build import write_report
+from qa.report.gates import entries_of
+from qa.report.safe import dumps_for_script, script_json
+from qa.store import Store
+from tests.report.conftest import ReportStore
+from tests.report.helpers import HOSTILE, MAP_METRIC, MISSING_METRIC, MISSING_REASON, UNKNOWN_METRIC, XSS
+
+JSON_BLOCK = re.compile(r'<script type="application/json" id="([^"]+)">(.*?)</script>', re.S)
+
+
+def _report(rs: ReportStore, name: str, **kw: object) -> str:
+    path = write_report(rs.store, out=rs.root / name, **kw)  # type: ignore[arg-type]
+    return path.read_text(encoding="utf-8")
+
+
+def _section(text: str, sid: str) -> str:
+    start = text.index(f'<section id="{sid}">')
+    return text[start : text.index("</section>", start)]
+
+
+def _row(section: str, first_cell: str) -> str:
+    rows = [r for r in section.split("<tr>") if r.startswith(f"<td>{first_cell}")]
+    assert len(rows) == 1, f"expected one row starting with {first_cell!r}"
+    return rows[0]
+
+
+def test_self_contained_plotly_once_and_no_network(report_store: ReportStore) -> None:
+    text = _report(report_store, "all.html")
+    js = get_plotlyjs()
+    assert text.count(js) == 1
+    assert text.count("* plotly.js v") == 1
+    rest = text.replace(js, "")
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:|//)', rest, re.I)
+    assert "<link" not in rest and "@import" not in rest
+    plots = re.findall(r'<div class="plot" id="plot-(\w+)" data-fig="fig-\1">', text)
+    assert sorted(plots) == ["distributions", "plane", "trends"]
+    # every <script> is ours: plotly.js, one JSON element per chart, the drawing script
+    assert text.count("<script") == 2 + len(plots)
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text).group(1))
+    assert "default-src 'none'" in csp and "img-src data:" in csp and "unsafe-inline" not in csp.split(";")[1]
+
+
+def test_every_hostile_string_is_escaped(report_store: ReportStore) -> None:
+    text = _report(report_store, "all.html")
+    body = text.replace(get_plotlyjs(), "")
+    for s in HOSTILE:
+        assert s not in body, s
+    assert html.escape(XSS) in body  # shown as text: decoder name, run id, reviewer, gate entries
+    assert body.count("<script") == body.count("</script>")
+    for fig_id, payload in JSON_BLOCK.findall(body):
+        assert "<" not in payload and ">" not in payload, fig_id
+        spec = json.loads(payload)
+        names = {t.get("name") for t in spec["data"]}
+        assert XSS not in names
+        if fig_id != "fig-plane" or any(t.get("name") == html.escape(XSS) for t in spec["data"]):
+            assert html.escape(XSS) in names, fig_id
+
+
+def test_missing_metric_shows_missing_with_reason(report_store: ReportStore) -> None:
+    text = _report(report_store, "all.html")
+    metrics = _section(text, "metrics")
+    row = _row(metrics, html.escape(MISSING_METRIC))
+    cells = row.split("<td>")[2:]
+    assert len(cells) == 3
+    for cell in cells:
+        assert '<span class="missing">missing</span>' in cell
+        assert html.escape(MISSING_REASON) in cell
+        assert not re.search(r"^\s*-?\d", re.sub(r"<[^>]+>", "", cell))  # no number in place of the value
+    missing = _section(text, "missing")
+    assert missing.count(html.escape(MISSING_REASON)) == 3  # one line per decoder
+    # the map metric was computed: its values are numbers and its maps are overlaid in the grid
+    assert _row(metrics, html.escape(MAP_METRIC) + " &darr;").count('class="missing"') == 0
+    images = _section(text, "images")
+    assert images.count('<img class="map"') == 4 * 3 and images.count('<img class="ref"') == 4
+    assert 'type="checkbox" id="overlay-toggle"' in images
+
+
+def test_unknown_metric_and_broken_gate_json_are_shown_not_fatal(report_store: ReportStore) -> None:
+    text = _report(report_store, "all.html")
+    assert "1.5 <span class=\"ci\">[1, 2]</span>" in _row(_section(text, "metrics"), UNKNOWN_METRIC)
+    gates = _section(text, "gates")
+    assert "details_json is not valid JSON" in gates
+    assert gates.count('<span class="verdict ok">pass</span>') >= 2
+    assert '<span class="verdict bad">fail</span>' in gates and "0.2" in gates
+    summary = _section(text, "summary")
+    assert '<span class="verdict bad">reject</span>' in summary and "not signed off" in summary
+
+
+def test_weekly_since_and_decoder_filters(report_store: ReportStore) -> None:
+    old, new = report_store.ids["bicubic"]
+    weekly = _report(report_store, "weekly.html", weekly=True)
+    assert new in weekly and f"<code>{old}</code> (latest run before the report window" in weekly
+    assert old not in _section(weekly, "runs")
+    everything = _report(report_store, "since.html", since="2000-01-01")
+    assert old in _section(everything, "runs")
+    only = _report(report_store, "identity.html", decoders=["identity"])
+    assert report_store.ids["identity"][0] in only and new not in only
+    assert html.escape(report_store.ids[XSS][0]) not in only
+    with pytest.raises(QAError, match="not an ISO date"):
+        write_report(report_store.store, out=report_store.root / "x.html", since="last tuesday")
+    with pytest.raises(QAError, match="--weekly and --since"):
+        write_report(report_store.store, out=report_store.root / "x.html", weekly=True, since="2020-01-01")
+
+
+def test_size_is_plotly_plus_small_thumbnails(report_store: ReportStore) -> None:
+    path = write_report(report_store.store, out=report_store.root / "size.html")
+    extra = path.stat().st_size - len(get_plotlyjs().encode())
+    assert 0 < extra < 1_000_000, extra  # 4 tiles x (reference + 3 outputs + 3 maps) and the tables
+
+
+def test_cli_writes_the_report(report_store: ReportStore, capsys: pytest.CaptureFixture[str]) -> None:
+    out = report_store.root / "cli.html"
+    rc = main(["report", "--db", str(report_store.store.path), "--out", str(out), "--decoder", "bicubic"])
+    assert rc == 0 and capsys.readouterr().out.strip() == str(out)
+    assert report_store.ids["bicubic"][1] in out.read_text(encoding="utf-8")
+
+
+def test_empty_store_reports_no_runs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "empty.duckdb")
+    with store.connect():
+        pass  # creates and migrates
+    text = write_report(store, out=tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "No runs match this selection." in text
+
+
+def test_script_json_cannot_close_a_script() -> None:
+    obj = {"a": list(HOSTILE), "b": "x & y > z \u2028"}
+    text = dumps_for_script(obj)
+    assert not set("<>&") & set(text) and json.loads(text) == obj
+    assert json.loads(script_json(json.dumps(obj))) == obj
+
+
+@pytest.mark.parametrize(
+    ("details", "n_entries", "rest"),
+    [
+        ([{"metric": "psnr", "verdict": "pass"}], 1, {}),
+        ({"verdict": "fail", "checks": {"psnr": {"diff": -1.0}, "ssim": {"diff": 0.1}}}, 2, {"verdict": "fail"}),
+        ({"verdict": "pass", "note": "no entries"}, 0, {"verdict": "pass", "note": "no entries"}),
+        ("just text", 0, {"details": "just text"}),
+        (None, 0, {}),
+    ],
+)
+def test_gate_details_layouts(details: object, n_entries: int, rest: dict[str, object]) -> None:
+    entries, other = entries_of(details)
+    assert len(entries) == n_entries and other == rest
+    assert all("metric" in e for e in entries if isinstance(details, dict))
+
+
+def test_png_export_error_names_what_is_missing(report_store: ReportStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROWSER_PATH", str(report_store.root / "no-such-chromium"))
+    with pytest.raises(QAError, match="needs Chromium.*BROWSER_PATH"):
+        write_report(report_store.store, out=report_store.root / "p.html", png_dir=report_store.root / "png0")
+    monkeypatch.delenv("BROWSER_PATH")
+    monkeypatch.setitem(__import__("sys").modules, "kaleido", None)
+    with pytest.raises(QAError, match="needs the kaleido package"):
+        write_report(report_store.store, out=report_store.root / "p.html", png_dir=report_store.root / "png1")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (CI installs it)")
+def test_png_export_with_kaleido(report_store: ReportStore) -> None:
+    from PIL import Image
+
+    png_dir = report_store.root / "png"
+    write_report(report_store.store, out=report_store.root / "p.html", png_dir=png_dir)
+    for name in ("trends", "plane", "distributions"):
+        with Image.open(png_dir / f"{name}.png") as img:
+            assert img.format == "PNG" and img.width == 1400 and img.height >= 400
+            assert len(img.convert("RGB").getcolors(1 << 20) or []) > 50  # drawn, not blank
