@@ -128,3 +128,12 @@ def test_default_backend_is_the_embedded_zoo_vae():
     dec = VAEDecoder()
     assert dec.backend == "embedded"
     assert dec.folder.name == "vae" and dec.folder.parent.name == "weights"
+
+
+def test_embedded_backend_loads_through_the_zoo_loader(vae_folders):
+    model, folder = vae_folders["AutoencoderKL"]
+    emb = VAEDecoder(backend="embedded", path=folder)
+    dif = VAEDecoder(backend="diffusers", path=folder)
+    z = torch.randn(1, 4, 4, 4)
+    assert emb.backend == "embedded"
+    torch.testing.assert_close(emb.decode(_batch(z), 0), dif.decode(_batch(z), 0), atol=1e-6, rtol=0)
