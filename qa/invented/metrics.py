@@ -124,7 +124,7 @@ class Distortion(ImageMetric):
 
 
 def _ratio(num: float, den: float, what: str) -> float:
-    if den <= 0.0:
+    if den <= 1e-12:  # luma^2; 8-bit quantisation noise alone is ~1e-6
         raise NotApplicable(f"not applicable: the {what} has no high-frequency energy (flat image)")
     return num / den
 

@@ -1,0 +1,259 @@
+"""``qa score``: score images that already exist (no decoder) against a reference folder.
+
+Pairing: a candidate file pairs with the reference file of the same relative path *without extension*
+(``a/b.png`` pairs with ``a/b.jpg``), so lossless re-exports of either side still pair. Several candidate
+folders are several samples (seeds) of one decoder: per-image metrics are averaged over the seeds that were
+readable (the ``detail`` column says so) and level "case" metrics (``seed_variance``) use all of them.
+
+Output: one row per (image, metric) with columns ``image`` (the candidate's relative path), ``metric``,
+``value``, ``status`` (``ok`` / ``missing`` / ``error``), ``detail``; written as ``.parquet`` or ``.csv``.
+A candidate without a reference, or whose reference has another size, gets the reference-free metrics only (the
+others are ``missing`` with the reason); an unreadable image becomes ``error`` rows, never a crash.
+With ``maps``, one grayscale PNG per image (same relative path, ``.png``), brightness = invented-detail map /
+:data:`qa.invented.metrics.MAP_FULL_SCALE` (fixed, so maps compare across images), at the candidate's size.
+``encoder="area-xN"``: latent z = area downsampling of the reference by N, re-encoded = that of the candidate,
+baseline = bicubic xN of z and redecoded = bicubic xN of the re-encoded candidate (the plain decoder of a pixel
+upsampler), which enables ``latent_consistency``, ``hf_energy_ratio_baseline`` and the invented-detail split.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qa.errors import BadImageError, QAError
+from qa.imageio import load_image, save_png
+from qa.metrics.base import ImageMetric, ImageSample, Metric, NotApplicable
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+COLUMNS = ("image", "metric", "value", "status", "detail")
+MAP_METRIC = "invented_detail"
+
+
+@dataclass
+class ScoreSummary:
+    """What :func:`score_folders` did: counts of images and rows by status, files written, notes."""
+
+    images: int
+    rows: int
+    ok: int
+    missing: int
+    error: int
+    out: Path
+    maps_written: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _images(folder: Path) -> dict[str, list[Path]]:
+    """Image files under ``folder`` keyed by relative posix path without extension."""
+    found: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            found.setdefault(p.relative_to(folder).with_suffix("").as_posix(), []).append(p)
+    return found
+
+
+@dataclass
+class _AreaEncoding:
+    factor: int
+
+    def encode(self, img: np.ndarray) -> np.ndarray:
+        import torch
+
+        from qa.decoders.simple import AreaDownsample
+
+        t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
+        return AreaDownsample(self.factor).encode(t)[0].numpy()
+
+    def decode(self, latent: np.ndarray) -> np.ndarray:
+        import torch
+
+        from qa.decoders.base import DecodeBatch
+        from qa.decoders.simple import BicubicDecoder
+
+        batch = DecodeBatch(case_ids=["x"], captions=[""], latents=torch.from_numpy(latent)[None].float())
+        out = BicubicDecoder(factor=self.factor).decode(batch, 0)[0].numpy()
+        return np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def parse_encoder(name: str | None) -> _AreaEncoding | None:
+    """``area-xN`` (N >= 1) -> an area-downsampling encoder with a bicubic baseline decoder; None -> None."""
+    if name is None:
+        return None
+    m = re.fullmatch(r"area-x(\d+)", name)
+    if m is None or int(m.group(1)) < 1:
+        raise QAError(f"unknown encoder {name!r} for qa score", "use area-xN (e.g. area-x4) for pixel upsamplers")
+    return _AreaEncoding(int(m.group(1)))
+
+
+def _metrics(names: list[str] | None) -> tuple[list[Metric], list[str]]:
+    from qa.registries import METRICS
+
+    chosen = names if names is not None else METRICS.names()
+    metrics: list[Metric] = []
+    notes: list[str] = []
+    for n in chosen:
+        m = METRICS.create(n)
+        if isinstance(m, ImageMetric):
+            metrics.append(m)
+        elif names is not None:
+            raise QAError(f"metric {n!r} is a set metric; qa score writes per-image rows", "use qa run for it")
+        else:
+            notes.append(f"set metric {n} skipped (qa score writes per-image rows)")
+    return metrics, notes
+
+
+def _validate(reference: Path, candidates: list[Path], out: Path) -> None:
+    if not reference.is_dir():
+        raise QAError(f"reference folder {reference} does not exist or is not a folder")
+    if not candidates:
+        raise QAError("qa score needs at least one --candidate folder")
+    for c in candidates:
+        if not c.is_dir():
+            raise QAError(f"candidate folder {c} does not exist or is not a folder")
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise QAError(f"--out {out}: the file must end in .parquet or .csv")
+
+
+def _row(image: str, metric: str, value: float, status: str, detail: str) -> dict[str, object]:
+    return {"image": image, "metric": metric, "value": value, "status": status, "detail": detail}
+
+
+def _score_one(metric: ImageMetric, samples: list[ImageSample]) -> tuple[float, str, str, np.ndarray | None]:
+    """(value, status, detail, map) of one metric over the seed samples of one image."""
+    unavailable = metric.unavailable_reason()
+    if unavailable:
+        return math.nan, "missing", unavailable, None
+    runs = samples[:1] if metric.level == "case" else samples
+    values: list[float] = []
+    maps: list[np.ndarray] = []
+    try:
+        for s in runs:
+            reason = metric.missing_needs(s)
+            if reason is not None:
+                raise NotApplicable(reason)
+            mv = metric.compute(s)
+            values.append(float(mv.value))
+            if mv.map is not None:
+                maps.append(mv.map)
+    except NotApplicable as exc:
+        return math.nan, "missing", str(exc), None
+    except Exception as exc:  # a failing metric is an error row, never the end of the run
+        return math.nan, "error", f"{type(exc).__name__}: {exc}", None
+    detail = f"mean over {len(values)} seeds" if len(values) > 1 else ""
+    mean_map = np.mean(maps, axis=0) if len(maps) == len(values) and maps else None
+    return float(np.mean(values)), "ok", detail, mean_map
+
+
+def score_folders(
+    reference: Path,
+    candidates: list[Path],
+    out: Path,
+    maps: Path | None = None,
+    metrics: list[str] | None = None,
+    encoder: str | None = None,
+) -> ScoreSummary:
+    """Score every candidate image against its reference and write the rows (and maps); see the module doc.
+
+    ``metrics``: registry names (None = every registered per-image metric). ``encoder``: ``area-xN`` or None.
+    Raises :class:`QAError` for a missing folder, a bad ``out`` suffix, an unknown metric or encoder; every
+    per-image problem is a row instead.
+    """
+    reference, out = Path(reference), Path(out)
+    candidates = [Path(c) for c in candidates]
+    _validate(reference, candidates, out)
+    enc = parse_encoder(encoder)
+    chosen, notes = _metrics(metrics)
+    refs = _images(reference)
+    cands = [_images(c) for c in candidates]
+    keys = sorted(set().union(*cands))
+    rows: list[dict[str, object]] = []
+    maps_written = 0
+    for key in keys:
+        present = [(c, found[key]) for c, found in zip(candidates, cands, strict=True) if key in found]
+        image = present[0][1][0].relative_to(present[0][0]).as_posix()
+        problems: list[str] = []
+        outputs: list[np.ndarray] = []
+        for folder, files in present:
+            if len(files) > 1:
+                problems.append(f"{folder}: several files for {key}: {', '.join(f.name for f in files)}")
+                continue
+            try:
+                outputs.append(load_image(files[0]).pixels)
+            except BadImageError as exc:
+                problems.append(str(exc))
+        if not outputs or (problems and len(outputs) < len(present)):
+            detail = "; ".join(problems) or f"no readable candidate for {key}"
+            rows += [_row(image, m.name, math.nan, "error", detail) for m in chosen]
+            continue
+        samples = _samples(key, outputs, refs.get(key), reference, enc)
+        for m in chosen:
+            value, status, detail, mp = _score_one(m, samples)  # type: ignore[arg-type]
+            rows.append(_row(image, m.name, value, status, detail))
+            if maps is not None and m.name == MAP_METRIC and mp is not None:
+                from qa.invented.metrics import MAP_FULL_SCALE
+
+                save_png(np.clip(mp / MAP_FULL_SCALE, 0.0, 1.0), Path(maps) / Path(key).with_suffix(".png"))
+                maps_written += 1
+    if maps is not None and MAP_METRIC not in {m.name for m in chosen}:
+        notes.append(f"no maps written: --maps needs the {MAP_METRIC} metric")
+    _write(rows, out)
+    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "missing", "error")}
+    return ScoreSummary(len(keys), len(rows), counts["ok"], counts["missing"], counts["error"], out,
+                        maps_written, notes)
+
+
+def _samples(
+    key: str, outputs: list[np.ndarray], ref_files: list[Path] | None, ref_dir: Path, enc: _AreaEncoding | None
+) -> list[ImageSample]:
+    """One ImageSample per seed output, with the reference (and latent quantities) where available."""
+    reference: np.ndarray | None = None
+    note = ""
+    if not ref_files:
+        note = f"no reference file {key}.* in {ref_dir}"
+    elif len(ref_files) > 1:
+        note = f"several reference files for {key}: {', '.join(f.name for f in ref_files)}"
+    else:
+        try:
+            reference = load_image(ref_files[0]).pixels
+        except BadImageError as exc:
+            note = f"reference unreadable: {exc}"
+        if reference is not None and reference.shape != outputs[0].shape:
+            h, w = reference.shape[:2]
+            note = f"reference is {w}x{h}, candidate {outputs[0].shape[1]}x{outputs[0].shape[0]} (qa resizes nothing)"
+            reference = None
+    shapes = {o.shape for o in outputs}
+    latent = baseline = None
+    if enc is not None and reference is not None:
+        h, w = reference.shape[:2]
+        if h % enc.factor == 0 and w % enc.factor == 0:
+            latent = enc.encode(reference)
+            baseline = enc.decode(latent)
+    samples = []
+    for seed, out in enumerate(outputs):
+        reenc = redec = None
+        if latent is not None:
+            reenc = enc.encode(out)  # type: ignore[union-attr]
+            redec = enc.decode(reenc)  # type: ignore[union-attr]
+        samples.append(ImageSample(
+            case_id=key, output=out, reference=reference, seed=seed, latent=latent, reencoded=reenc,
+            seed_outputs=outputs if len(shapes) == 1 else [], baseline=baseline, reference_note=note,
+            redecoded=redec,
+        ))
+    return samples
+
+
+def _write(rows: list[dict[str, object]], out: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    df["value"] = df["value"].astype("float64")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        df.to_csv(out, index=False)
