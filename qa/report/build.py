@@ -46,7 +46,7 @@ table.data th{background:#f3f5f7}code{font-size:12px;background:#f3f5f7;padding:
 .toggle:checked~.grids .stack img.map{display:block}.toggle-label{font-weight:600;cursor:pointer}
 .noimg{width:160px;height:160px;display:flex;align-items:center;justify-content:center;text-align:center;color:#777}
 ul.kv{margin:4px 0;padding-left:18px;font-size:12px}.gate{border-top:1px solid #eee;padding:4px 0}
-nav a{margin-right:12px;color:#9cc3ff}
+nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8eef5}
 """
 
 RENDER_JS = """(function(){

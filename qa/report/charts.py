@@ -44,7 +44,7 @@ def _stamp(run: RunInfo) -> str:
 
 def _grid(n: int, titles: list[str], row_height: int = 280) -> go.Figure:
     rows = max(1, math.ceil(n / COLUMNS))
-    fig = make_subplots(rows=rows, cols=COLUMNS, subplot_titles=titles, vertical_spacing=min(0.3, 0.6 / rows),
+    fig = make_subplots(rows=rows, cols=COLUMNS, subplot_titles=titles, vertical_spacing=min(0.15, 0.35 / rows),
                         horizontal_spacing=0.07)
     fig.update_layout(height=120 + row_height * rows, margin={"l": 50, "r": 20, "t": 60, "b": 40},
                       template="plotly_white", legend={"orientation": "h", "y": -0.02, "yanchor": "top"})

@@ -1,0 +1,85 @@
+"""Open a report in headless Chromium from disk: the rendered DOM, console messages, a screenshot, timings.
+
+Used by the browser tests and ``benchmarks/report_render.py``. The browser runs with networking features off
+and a throw-away profile; the report's own script records on ``<html>``: ``data-plots-rendered`` (charts drawn),
+``data-js-errors`` (errors caught), ``data-render-ms`` (drawing time) and ``data-ready-ms`` (time from navigation
+start until every chart was drawn, parsing of the page and plotly.js included).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import QAError
+from qa.report.export import find_browser
+
+#: flags of every headless launch (no network services, no first-run work, throw-away profile added per run)
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-default-apps", "--disable-extensions", "--hide-scrollbars", "--mute-audio")
+#: a console message in Chromium's stderr log (any level: the report logs nothing when all is well)
+CONSOLE = re.compile(r":CONSOLE[:(]\d+\)?\]\s*(.*)")
+_ATTR = re.compile(r'<html[^>]*?\sdata-{name}="(\d+)"')
+
+
+@dataclass
+class BrowserRun:
+    """What one headless launch saw. ``wall_s``: seconds from launch to exit (browser start-up included)."""
+
+    dom: str
+    console: list[str]
+    stderr: str
+    wall_s: float
+
+    def attr(self, name: str) -> int | None:
+        """An integer ``data-<name>`` attribute of ``<html>`` in the rendered DOM, or None."""
+        m = re.search(_ATTR.pattern.format(name=re.escape(name)), self.dom)
+        return int(m.group(1)) if m else None
+
+
+def _chromium(browser: str | None) -> str:
+    path = browser or find_browser()
+    if path is None:
+        raise QAError("no Chromium found for the headless check", "apt-get install chromium, or set BROWSER_PATH")
+    return path
+
+
+def _launch(browser: str, args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    with tempfile.TemporaryDirectory(prefix="qa-chromium-") as profile:
+        cmd = [browser, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise QAError(f"headless Chromium did not finish within {timeout:.0f} s: {' '.join(cmd)}") from exc
+        return proc, time.perf_counter() - t0
+
+
+def render(report: Path, browser: str | None = None, timeout: float = 120.0,
+           virtual_time_ms: int | None = None) -> BrowserRun:
+    """Load ``report`` from disk and dump the DOM after the load event (plus ``virtual_time_ms`` if given)."""
+    exe = _chromium(browser)
+    args = ["--dump-dom"] + ([f"--virtual-time-budget={virtual_time_ms}"] if virtual_time_ms else [])
+    proc, wall = _launch(exe, [*args, Path(report).resolve().as_uri()], timeout)
+    if proc.returncode != 0 or "<html" not in proc.stdout:
+        raise QAError(f"headless Chromium failed on {report} (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    console = [m.group(1) for line in proc.stderr.splitlines() if (m := CONSOLE.search(line))]
+    return BrowserRun(proc.stdout, console, proc.stderr, wall)
+
+
+def screenshot(report: Path, out: Path, size: tuple[int, int] = (1400, 2400), browser: str | None = None,
+               timeout: float = 120.0) -> Path:
+    """Write a PNG screenshot of the top ``size`` (width, height) pixels of ``report`` to ``out``."""
+    exe = _chromium(browser)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc, _ = _launch(exe, [f"--window-size={size[0]},{size[1]}", f"--screenshot={out.resolve()}",
+                            Path(report).resolve().as_uri()], timeout)
+    if not out.is_file():
+        raise QAError(f"headless Chromium wrote no screenshot of {report} (exit {proc.returncode}): "
+                      f"{proc.stderr[-2000:]}")
+    return out
