@@ -161,15 +161,22 @@ class SuiteSession:
             self._track = make_decoder(self.options.decoder, self.options.device).track
         return self._track
 
-    def policy_for(self, module_policy: Path | None) -> Policy:
-        """--policy if given, else the module's policy file, else the shipped policy of the decoder's track."""
-        path = self.options.policy or module_policy
-        if path is None:
-            path = default_policy_path(self.decoder_track())
-        path = Path(path)
+    def _load(self, path: Path) -> Policy:
         if path not in self._policies:
             self._policies[path] = load_policy(path)
         return self._policies[path]
+
+    def policy_for(self, module_policy: Path | None) -> Policy:
+        """--policy if given, else the module's policy file, else the shipped policy of the decoder's track.
+
+        --policy replaces the policy of the modules gating the same track; a module of another track keeps its
+        own (so it still skips for a decoder of another track).
+        """
+        own = self._load(Path(module_policy)) if module_policy else None
+        if self.options.policy:
+            override = self._load(Path(self.options.policy))
+            return own if own is not None and own.track != override.track else override
+        return own if own is not None else self._load(default_policy_path(self.decoder_track()))
 
     def _config(self, decoder: str, metrics: list[str]) -> RunConfig:
         return RunConfig(decoder=decoder, reference_set=self.options.reference_set,
