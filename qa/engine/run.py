@@ -113,7 +113,7 @@ class RunEngine:
         metrics = make_metrics(config.metrics)
         seeds = config.seeds if decoder.stochastic else config.seeds[:1]
         encoder = decoder.encoder
-        fields = {
+        fields: dict[str, object] = {
             "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
             "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
             "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
@@ -167,7 +167,8 @@ class RunEngine:
     # -- executing ------------------------------------------------------------------------------------------
     def done_shards(self, run_id: str) -> set[int]:
         """Indices of the shards of ``run_id`` already committed."""
-        return {int(r[0]) for r in self.store.query("select shard_index from shards where run_id = ?", [run_id])}
+        return {int(r[0]) for r in self.store.query(  # type: ignore[call-overload]
+            "select shard_index from shards where run_id = ?", [run_id])}
 
     def _execute(self, run: PreparedRun) -> None:
         run_id, decoder, refset, cfg, config = run.run_id, run.decoder, run.refset, run.cfg, run.config
@@ -233,7 +234,9 @@ class RunEngine:
         the run finished. ``set_metrics`` must hold every output of the run (else pass ``resumed=True``);
         ``set_rows_override``: a ready ``set_results`` row per set metric name, used instead of computing it."""
         rows = self.store.query(
-            "select metric, value, status from results where run_id = ? and metric != 'case'", [run_id])
+            # ordered, so the bootstrap interval does not depend on the order shards were committed in
+            "select metric, value, status from results where run_id = ? and metric != 'case' "
+            "order by metric, case_id, seed", [run_id])
         by_metric: dict[str, list[float]] = {}
         bad: dict[str, int] = {}
         for metric, value, status in rows:

@@ -1,0 +1,351 @@
+"""Running a run's shards on Ray (``qa run --engine ray``): same store, same shards, same results as local.
+
+The driver (the ``qa run`` process) creates the run exactly like the local engine (same fixed shard split in
+``runs.config_json``), then hands shards to a pool of Ray actors, one per worker. Each actor builds the decoder
+and the metrics once and runs many shards with the same :class:`~qa.engine.shard.ShardRunner` the local engine
+uses; it returns each shard's :class:`~qa.engine.shard.ShardOutput` through Ray's object store. Only the driver
+opens the DuckDB file: it commits each returned shard in one transaction (``RunEngine.commit_shard``, which
+skips a shard committed already), so a retried shard is never counted twice.
+
+Failures: an actor that dies mid-shard is restarted by Ray (``max_restarts``) and the driver resubmits its
+shards, at most ``max_retries`` extra attempts per shard. A run whose driver dies keeps its committed shards;
+``qa run --engine ray --resume ID`` (or the local engine's ``--resume``) redoes only the others.
+
+Set metrics (FID-like) need every output of the run. A set metric that can export a partial state per shard
+and merge such states (duck-typed: ``export_state() -> object``, ``merge_state(state) -> None``) is computed by
+the driver from the states of the shards it committed, merged in shard order; any other set metric is stored
+as 'missing' with the reason, never computed from a part of the set. After a resume, set metrics are
+'missing' exactly as with the local engine.
+
+Ray is optional: ``pip install 'qa[ray]'``. See docs/scaling.md for the multi-node plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from qa.engine.cases import load_case
+from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, make_metrics
+from qa.engine.shard import ShardOutput, ShardRunner
+from qa.errors import QAError
+from qa.imageio import sha256_file
+from qa.metrics.base import ImageMetric, Metric, SetMetric
+from qa.refset.manifest import ReferenceItem
+from qa.store import Store
+
+INSTALL_HINT = "pip install 'qa[ray]'"
+#: environment variable with the default number of workers (else: the cluster's GPUs or CPUs)
+WORKERS_ENV = "QA_RAY_WORKERS"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a :class:`QAError` that says how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise QAError(f"--engine ray needs Ray, which is not installed here ({exc})", INSTALL_HINT) from exc
+    return ray
+
+
+@dataclass
+class RayOptions:
+    """How the shards are spread.
+
+    ``num_workers``: actors in the pool (default: $QA_RAY_WORKERS, else one per GPU with ``--device cuda`` or
+    one per ``cpus_per_worker`` CPUs of the cluster; never more than the shards left).
+    ``max_retries``: extra attempts of a shard whose worker died, and restarts of each actor.
+    ``inflight_per_worker``: shards queued on each actor at once (2 hides the driver's commit time).
+    ``worker_setup``: a picklable callable run first in every actor (registering plugins, test decoders).
+    ``on_shard``: called on the driver with each committed shard index. ``on_retry``: with (shard, reason).
+    """
+
+    address: str | None = None
+    num_workers: int | None = None
+    cpus_per_worker: float = 1.0
+    max_retries: int = 3
+    inflight_per_worker: int = 2
+    worker_setup: Callable[[], None] | None = None
+    on_shard: Callable[[int], None] | None = None
+    on_retry: Callable[[int, str], None] | None = None
+
+
+@dataclass
+class WorkerSpec:
+    """What an actor needs to build its decoder and metrics (shipped once per actor)."""
+
+    decoder: str
+    device: str
+    metrics: list[str]
+    seeds: list[int]
+    batch_size: int | None
+    thumbnails: bool
+    setup: Callable[[], None] | None = None
+
+
+@dataclass
+class ShardResult:
+    """What an actor returns for one shard: its output, its set-metric states, who ran it and how long it took."""
+
+    index: int
+    output: ShardOutput
+    set_states: dict[str, Any] = field(default_factory=dict)  # metric name -> exported state
+    set_errors: dict[str, str] = field(default_factory=dict)  # metric name -> update error in this shard
+    worker: str = ""
+    seconds: float = 0.0
+
+
+def can_merge(metric: Metric) -> bool:
+    """Whether a set metric can be computed from per-shard states (``export_state`` and ``merge_state``)."""
+    return callable(getattr(metric, "export_state", None)) and callable(getattr(metric, "merge_state", None))
+
+
+class ShardWorker:
+    """The body of one Ray actor: builds the decoder and metrics once, then runs shards. Never opens the store."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        if spec.setup is not None:
+            spec.setup()
+        decoder = make_decoder(spec.decoder, spec.device)
+        reason = decoder.unavailable_reason()
+        if reason:
+            raise QAError(f"decoder {spec.decoder!r} cannot run on Ray worker {socket.gethostname()}: {reason}")
+        self.runner = ShardRunner(decoder, make_metrics(spec.metrics), spec.seeds, spec.batch_size, spec.thumbnails)
+        encoder = decoder.encoder
+        self.multiple = encoder.factor if encoder is not None else 1
+        self.worker = f"ray:{socket.gethostname()}:{os.getpid()}"
+
+    def ping(self) -> str:
+        """This worker's name (host:pid); used to wait until the actor is built."""
+        return self.worker
+
+    def run_shard(self, index: int, items: list[ReferenceItem]) -> ShardResult:
+        """Run one shard: ``items`` are the reference items the driver validated (path and sha256)."""
+        t0 = time.perf_counter()
+        for m in self.runner.set_metrics:
+            m.reset()
+            if hasattr(m, "_qa_update_error"):
+                delattr(m, "_qa_update_error")
+        output = self.runner.run([self._load(item) for item in items])
+        states = {m.name: m.export_state() for m in self.runner.set_metrics if can_merge(m)}  # type: ignore[attr-defined]
+        errors = {m.name: str(getattr(m, "_qa_update_error", "")) for m in self.runner.set_metrics}
+        errors = {k: v for k, v in errors.items() if v}
+        return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0)
+
+    def _load(self, item: ReferenceItem):  # noqa: ANN202 - a Case
+        case = load_case(item, self.multiple)
+        if case.error or item.problem:
+            return case
+        try:
+            actual = sha256_file(item.path)
+        except OSError as exc:
+            case.pixels, case.error = None, f"{item.id}: cannot read {item.path} on {socket.gethostname()}: {exc}"
+            return case
+        if actual != item.sha256:
+            case.pixels = None
+            case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
+                          f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
+        return case
+
+
+# -- driver ---------------------------------------------------------------------------------------------------
+def start(store: Store, config: RunConfig, address: str | None = None, **options: Any) -> str:
+    """Create a run like the local engine and execute its shards on Ray; returns the run id."""
+    opts = RayOptions(address=address, **options)
+    ray = import_ray()
+    engine = RunEngine(store)
+    run = engine.create_run(config, decoder=make_decoder(config.decoder, "cpu"))
+    _execute(ray, engine, run, opts)
+    return run.run_id
+
+
+def resume(store: Store, run_id: str, address: str | None = None, device: str | None = None,
+           progress: bool = True, **options: Any) -> str:
+    """Finish an interrupted run (started by either engine) on Ray: only uncommitted shards are redone."""
+    opts = RayOptions(address=address, **options)
+    ray = import_ray()
+    engine = RunEngine(store)
+    rows = store.query("select config_json from runs where run_id = ?", [run_id])
+    if not rows:
+        raise QAError(f"no run {run_id!r} in {store.path}", "list runs with `qa status` or check --db")
+    name = str(json.loads(str(rows[0][0])).get("decoder", ""))
+    run = engine.reopen_run(run_id, device=device, progress=progress, decoder=make_decoder(name, "cpu"))
+    _execute(ray, engine, run, opts)
+    return run_id
+
+
+def _init_ray(ray: Any, opts: RayOptions) -> bool:
+    """Connect to ``opts.address`` or start a local cluster; returns whether this call started the session."""
+    if ray.is_initialized():
+        return False
+    try:
+        if opts.address:
+            ray.init(address=opts.address, ignore_reinit_error=True)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, ignore_reinit_error=True)
+    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError, ...
+        where = f"the Ray cluster at {opts.address}" if opts.address else "a local Ray cluster"
+        raise QAError(f"cannot start or join {where}: {type(exc).__name__}: {exc}",
+                      "check --address (e.g. ray://head:10001 or auto) and `ray status`") from exc
+    return True
+
+
+def _pool_size(ray: Any, device: str, opts: RayOptions, n_shards: int) -> int:
+    if opts.num_workers is not None:
+        wanted = int(opts.num_workers)
+    elif os.environ.get(WORKERS_ENV):
+        wanted = int(os.environ[WORKERS_ENV])
+    else:
+        res = ray.cluster_resources()
+        if device.startswith("cuda"):
+            wanted = int(res.get("GPU", 0))
+            if wanted < 1:
+                raise QAError("--device cuda on Ray, but the cluster has no GPU", "use --device cpu, or add GPU nodes")
+        else:
+            wanted = int(res.get("CPU", 1) // max(opts.cpus_per_worker, 1e-9))
+    if wanted < 1:
+        raise QAError(f"number of Ray workers must be >= 1, got {wanted}", f"set ${WORKERS_ENV} or num_workers")
+    return max(1, min(wanted, n_shards))
+
+
+def _retriable(ray: Any) -> tuple[type[BaseException], ...]:
+    ex = ray.exceptions
+    names = ("RayActorError", "WorkerCrashedError", "ObjectLostError", "NodeDiedError", "OwnerDiedError")
+    return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
+
+
+def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) -> None:
+    """Run the uncommitted shards of ``run`` on an actor pool and commit each on the driver; then finalize."""
+    started_here = _init_ray(ray, opts)
+    actors: list[Any] = []
+    bar = None
+    try:
+        shards: list[list[str]] = run.cfg["shards"]
+        done = engine.done_shards(run.run_id)
+        todo = [i for i in range(len(shards)) if i not in done]
+        items = {i.id: i for i in run.refset.items}
+        image_metrics = [m for m in run.metrics if isinstance(m, ImageMetric)]
+        set_metrics = [m for m in run.metrics if isinstance(m, SetMetric)]
+        states: dict[int, ShardResult] = {}
+        if todo:
+            n = _pool_size(ray, run.config.device, opts, len(todo))
+            gpus = 1 if run.config.device.startswith("cuda") else 0
+            spec = WorkerSpec(run.config.decoder, run.config.device, [m.name for m in run.metrics],
+                              list(run.cfg["seeds"]), run.config.batch_size, run.config.thumbnails, opts.worker_setup)
+            actor_cls = ray.remote(ShardWorker).options(
+                num_cpus=opts.cpus_per_worker, num_gpus=gpus, max_restarts=opts.max_retries, max_task_retries=0)
+            actors = [actor_cls.remote(spec) for _ in range(n)]
+            try:
+                ray.get([a.ping.remote() for a in actors])
+            except Exception as exc:  # noqa: BLE001 - an error in the actors' constructor
+                raise QAError(f"Ray workers could not start for decoder {run.config.decoder!r}: {exc}") from exc
+            bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{run.decoder.name} (ray x{n})", unit="case",
+                       disable=not run.config.progress, file=sys.stderr, dynamic_ncols=True)
+            states = _drive(ray, engine, run, opts, actors, todo, shards, items, bar)
+        overrides = _set_rows(engine, run.run_id, set_metrics, states, todo, resumed=bool(done))
+        engine.finalize(run.run_id, image_metrics, set_metrics, resumed=bool(done), set_rows_override=overrides)
+    except BaseException as exc:
+        engine.mark_failed(run.run_id, exc)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        for a in actors:
+            try:
+                ray.kill(a)
+            except Exception:  # noqa: BLE001, S110 - already dead
+                pass
+        if started_here:
+            ray.shutdown()
+
+
+def _drive(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions, actors: list[Any], todo: list[int],
+           shards: list[list[str]], items: dict[str, ReferenceItem], bar: Any) -> dict[int, ShardResult]:
+    """The scheduling loop: keep every live actor busy, commit results as they come, resubmit on worker death."""
+    retriable = _retriable(ray)
+    queue = deque(todo)
+    attempts: dict[int, int] = {}
+    deaths = [0] * len(actors)
+    alive = set(range(len(actors)))
+    inflight: dict[Any, tuple[int, int]] = {}  # object ref -> (actor, shard)
+    load = [0] * len(actors)
+    committed: dict[int, ShardResult] = {}
+
+    def fill() -> None:
+        for _ in range(opts.inflight_per_worker):
+            for a in sorted(alive):
+                if queue and load[a] < opts.inflight_per_worker:
+                    index = queue.popleft()
+                    attempts[index] = attempts.get(index, 0) + 1
+                    shard_items = [items[c] for c in shards[index] if c in items]
+                    inflight[actors[a].run_shard.remote(index, shard_items)] = (a, index)
+                    load[a] += 1
+
+    fill()
+    while inflight:
+        ready, _ = ray.wait(list(inflight), num_returns=1)
+        a, index = inflight.pop(ready[0])
+        load[a] -= 1
+        try:
+            result: ShardResult = ray.get(ready[0])
+        except retriable as exc:
+            deaths[a] += 1
+            reason = f"worker {a} died while running shard {index} (attempt {attempts[index]}): {type(exc).__name__}"
+            if attempts[index] > opts.max_retries:
+                raise QAError(f"shard {index} ({', '.join(shards[index])}) failed {attempts[index]} times: {reason}",
+                              "a case in it may crash the decoder's process (out of memory?); see the Ray logs") from exc
+            if deaths[a] > opts.max_retries:
+                alive.discard(a)
+            if not alive:
+                raise QAError(f"every Ray worker died (last: {reason})", "see the Ray logs (`ray logs`)") from exc
+            if opts.on_retry:
+                opts.on_retry(index, reason)
+            print(f"qa: {reason}; retrying it", file=sys.stderr)
+            queue.appendleft(index)
+        else:
+            if engine.commit_shard(run.run_id, index, result.output, worker=result.worker):
+                committed[index] = result
+            if opts.on_shard:
+                opts.on_shard(index)
+            bar.update(result.output.n_cases)
+        fill()
+    return committed
+
+
+def _set_rows(engine: RunEngine, run_id: str, set_metrics: list[SetMetric], results: dict[int, ShardResult],
+              todo: list[int], resumed: bool) -> dict[str, list[object]]:
+    """``set_results`` rows of set metrics, merged from per-shard states; a metric that cannot merge is missing."""
+    rows: dict[str, list[object]] = {}
+    if resumed:
+        return rows  # RunEngine.finalize stores them as missing, as after a local resume
+    for m in set_metrics:
+        if m.unavailable_reason():
+            continue  # finalize says why
+        if not can_merge(m):
+            rows[m.name] = [run_id, m.name, None, None, None, 0, "missing",
+                            "distributed run: this set metric cannot merge per-shard states (no export_state/"
+                            "merge_state); run it with --engine local", m.version]
+            continue
+        missing = [i for i in todo if i not in results]
+        if missing:  # committed by someone else meanwhile: their states are not here
+            rows[m.name] = [run_id, m.name, None, None, None, 0, "missing",
+                            f"shards {missing} were committed by another process: their set states are not here",
+                            m.version]
+            continue
+        m.reset()
+        for index in sorted(results):
+            err = results[index].set_errors.get(m.name)
+            if err:
+                m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine._set_metric_row
+            m.merge_state(results[index].set_states[m.name])  # type: ignore[attr-defined]
+        rows[m.name] = engine._set_metric_row(run_id, m, resumed=False)
+    return rows
