@@ -25,7 +25,7 @@ from qa.zoo import data as zdata
 VAE_CONFIG: dict[str, Any] = dict(
     in_channels=3, out_channels=3, latent_channels=4,
     down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=32,
+    block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
     sample_size=256, mid_block_add_attention=False, scaling_factor=1.0,
 )
 
@@ -64,9 +64,9 @@ def latent_std(vae: Any, crops: torch.Tensor, n: int = 512) -> float:
     return float(torch.cat(zs).std())
 
 
-def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, crop: int = 48,
-          batch: int = 16, lr: float = 1e-3, images: Sequence[np.ndarray] | None = None,
-          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 50) -> dict[str, Any]:
+def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, crop: int = 32,
+          batch: int = 8, lr: float = 1.5e-3, images: Sequence[np.ndarray] | None = None,
+          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 25) -> dict[str, Any]:
     """Train and save into ``out``; returns training statistics (also written to ``out/train_stats.json``)."""
     torch.manual_seed(seed)
     torch.set_num_threads(2)
@@ -90,7 +90,7 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, cr
             est_total = min(max_steps, int(step * budget / max(elapsed, 1e-6)))
         frac = min(1.0, step / max(est_total, 1))
         for pg in opt.param_groups:
-            pg["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (step + 1) / 100)
+            pg["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (step + 1) / 30)
         idx = torch.randint(len(crops), (min(batch, len(crops)),), generator=g)
         x = zdata.to_unit(crops[idx])
         post = vae.encode(x).latent_dist
@@ -135,9 +135,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", type=int, default=40000, help="size of the pre-sampled random crop pool")
-    ap.add_argument("--crop", type=int, default=48)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--crop", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     a = ap.parse_args(argv)
     stats = train(a.out, a.minutes, a.max_steps, a.seed, a.crops, a.crop, a.batch, a.lr)
     print(json.dumps(stats, indent=2))
