@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qa.report.data import ReportData, RunInfo, metric_info
+from qa.report.data import ReportData, RunInfo, SetRow, metric_info
 from qa.report.safe import esc, finite, fmt
 
 #: fidelity (distortion) metrics for the plane's x axis, in order of preference
@@ -51,20 +51,29 @@ def _grid(n: int, titles: list[str], row_height: int = 280) -> go.Figure:
     return fig
 
 
+def _bars(rows: list[SetRow]) -> dict[str, object]:
+    """Asymmetric error bars from the bootstrap intervals of ``rows`` (0 where a bound is missing)."""
+    up, down = [], []
+    for r in rows:
+        v = float(r.value) if r.value is not None else 0.0
+        up.append(float(r.ci_high) - v if r.ci_high is not None and finite(r.ci_high) else 0.0)
+        down.append(v - float(r.ci_low) if r.ci_low is not None and finite(r.ci_low) else 0.0)
+    return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "thickness": 1}
+
+
 def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
     """Set-level value of every metric over time (runs.started_at), one line per decoder, with CI bars.
 
     Returns the figure (None when nothing is plottable) and a note on what was left out.
     """
-    by_metric: dict[str, dict[str, list[tuple[RunInfo, float, float | None, float | None]]]] = {}
+    by_metric: dict[str, dict[str, list[tuple[RunInfo, SetRow]]]] = {}
     skipped = 0
     for run in data.runs:
         for metric, row in data.set_results.get(run.run_id, {}).items():
             if row.status != "ok" or not finite(row.value):
                 skipped += row.status == "ok"
                 continue
-            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append(
-                (run, float(row.value), row.ci_low, row.ci_high))  # type: ignore[arg-type]
+            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append((run, row))
     if not by_metric:
         return None, "no finite set-level values in the selected runs"
     metrics = sorted(by_metric)
@@ -74,16 +83,12 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
     for i, metric in enumerate(metrics):
         r, c = divmod(i, COLUMNS)
         for decoder, points in sorted(by_metric[metric].items()):
-            xs = [_stamp(p[0]) for p in points]
-            ys = [p[1] for p in points]
-            up = [(p[3] - p[1]) if finite(p[3]) else 0.0 for p in points]  # type: ignore[operator]
-            down = [(p[1] - p[2]) if finite(p[2]) else 0.0 for p in points]  # type: ignore[operator]
-            hover = [f"{esc(decoder)}<br>{esc(p[0].run_id)}<br>{esc(metric)} = {fmt(p[1])} "
-                     f"[{fmt(p[2])}, {fmt(p[3])}]" for p in points]
+            hover = [f"{esc(decoder)}<br>{esc(run.run_id)}<br>{esc(metric)} = {fmt(row.value)} "
+                     f"[{fmt(row.ci_low)}, {fmt(row.ci_high)}]" for run, row in points]
             fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="lines+markers", name=esc(decoder), legendgroup=esc(decoder),
-                showlegend=decoder not in shown, line={"color": col.get(decoder)},
-                error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "thickness": 1},
+                x=[_stamp(run) for run, _ in points], y=[row.value for _, row in points], mode="lines+markers",
+                name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
+                line={"color": col.get(decoder)}, error_y=_bars([row for _, row in points]),
                 hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
             shown.add(decoder)
     note = f"{skipped} non-finite set value(s) not plotted" if skipped else ""
@@ -126,12 +131,7 @@ def plane_figure(data: ReportData) -> tuple[go.Figure | None, str]:
             x=[p[1].value for p in pts], y=[p[2].value for p in pts], mode="lines+markers",
             name=esc(decoder), marker={"size": [7] * (len(pts) - 1) + [13], "color": col.get(decoder)},
             line={"dash": "dot", "width": 1},
-            error_x={"type": "data", "symmetric": False,
-                     "array": [(p[1].ci_high - p[1].value) if finite(p[1].ci_high) else 0.0 for p in pts],
-                     "arrayminus": [(p[1].value - p[1].ci_low) if finite(p[1].ci_low) else 0.0 for p in pts]},
-            error_y={"type": "data", "symmetric": False,
-                     "array": [(p[2].ci_high - p[2].value) if finite(p[2].ci_high) else 0.0 for p in pts],
-                     "arrayminus": [(p[2].value - p[2].ci_low) if finite(p[2].ci_low) else 0.0 for p in pts]},
+            error_x=_bars([p[1] for p in pts]), error_y=_bars([p[2] for p in pts]),
             hovertext=[f"{esc(decoder)}<br>{esc(p[0].run_id)}<br>{esc(x)} = {fmt(p[1].value)}<br>"
                        f"{esc(y)} = {fmt(p[2].value)}" for p in pts], hoverinfo="text"))
     fig.update_layout(template="plotly_white", height=460, margin={"l": 60, "r": 20, "t": 30, "b": 50},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -149,7 +149,7 @@ class ReportData:
 
 def now_utc() -> datetime:
     """The current time as naive UTC (the convention of ``runs.started_at``)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def parse_since(since: str) -> datetime:
@@ -159,7 +159,7 @@ def parse_since(since: str) -> datetime:
     except ValueError as exc:
         raise QAError(f"--since {since!r} is not an ISO date", "write it as 2025-01-31 or 2025-01-31T08:00") from exc
     if when.tzinfo is not None:
-        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        when = when.astimezone(UTC).replace(tzinfo=None)
     return when
 
 
@@ -242,7 +242,8 @@ def load(store: Store, selection: Selection) -> ReportData:
 
 
 def _load_runs(con: duckdb.DuckDBPyConnection, selection: Selection, data: ReportData) -> None:
-    where, params = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    params: list[object] = []
     if selection.since is not None:
         where.append("started_at >= ?")
         params.append(selection.since)

@@ -70,11 +70,11 @@ def _caption_metrics(data: ReportData) -> list[str]:
 def _values(rows: list[ImageRow], metrics: list[str]) -> str:
     """The value of each metric for one case (the lowest seed stored, i.e. the thumbnail's seed)."""
     by_metric: dict[str, ImageRow] = {}
-    for r in sorted(rows, key=lambda r: r.seed):
-        by_metric.setdefault(r.metric, r)
+    for row in sorted(rows, key=lambda x: x.seed):
+        by_metric.setdefault(row.metric, row)
     parts = []
     for m in metrics:
-        r = by_metric.get(m)
+        r: ImageRow | None = by_metric.get(m)
         if r is None:
             parts.append(f'{esc(m)} <span class="missing" title="not computed">missing</span>')
         elif r.status != "ok" or r.value is None:

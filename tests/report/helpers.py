@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +99,7 @@ def build_store(store: Store, refset: Path, decoders: list[str], metrics: list[s
 def add_review_rows(store: Store, ids: dict[str, list[str]]) -> None:
     """A gate per latest run (hostile strings in details_json, one broken JSON), a sign-off with a hostile note,
     a set result of an unregistered metric, and an old run shifted 10 days back (outside --weekly)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with store.transaction() as con:
         for i, (decoder, runs) in enumerate(sorted(ids.items())):
             details = {"verdict": "fail" if decoder == XSS else "pass", "policy": HOSTILE[1],
