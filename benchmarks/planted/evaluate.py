@@ -15,7 +15,6 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from scipy import ndimage
 
 from benchmarks.planted.cases import Case, build
 from qa.invented import functional as F
@@ -124,5 +123,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-_ = ndimage  # scipy is imported for callers that post-process maps
