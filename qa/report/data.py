@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from qa.errors import QAError
+from qa.errors import QAError, StoreError
 from qa.store import Store
 
 #: a week, for ``--weekly``
@@ -196,7 +196,15 @@ def _run(row: tuple[Any, ...]) -> RunInfo:
 
 
 def load(store: Store, selection: Selection) -> ReportData:
-    """Read everything the report needs in one read-only connection."""
+    """Read everything the report needs in one read-only connection (a DuckDB error becomes a StoreError)."""
+    try:
+        return _load(store, selection)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read the report's data from {store.path}: {exc}",
+                         "is it a qa database? `qa status --db PATH` lists its runs") from exc
+
+
+def _load(store: Store, selection: Selection) -> ReportData:
     data = ReportData(selection=selection, db_path=str(store.path), generated_at=now_utc())
     with store.connect(read_only=True) as con:
         _load_runs(con, selection, data)

@@ -181,3 +181,16 @@ def test_png_export_with_kaleido(report_store: ReportStore) -> None:
         with Image.open(png_dir / f"{name}.png") as img:
             assert img.format == "PNG" and img.width == 1400 and img.height >= 400
             assert len(img.convert("RGB").getcolors(1 << 20) or []) > 50  # drawn, not blank
+
+
+def test_a_file_that_is_not_a_qa_store_is_a_clear_error(tmp_path: Path) -> None:
+    import duckdb
+
+    from qa.errors import StoreError
+
+    path = tmp_path / "other.duckdb"
+    duckdb.connect(str(path)).close()
+    with pytest.raises(StoreError, match="cannot read the report's data from .*other.duckdb"):
+        write_report(Store(path), out=tmp_path / "r.html")
+    with pytest.raises(StoreError, match="does not exist"):
+        write_report(Store(tmp_path / "absent.duckdb"), out=tmp_path / "r.html")
