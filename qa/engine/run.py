@@ -24,7 +24,7 @@ from qa.decoders.base import Decoder
 from qa.engine.aggregate import bootstrap_mean_ci
 from qa.engine.cases import Case, load_case
 from qa.engine.provenance import git_commit, identity_sha256
-from qa.engine.shard import ShardOutput, ShardRunner
+from qa.engine.shard import ShardOutput, ShardRunner, effective_seeds
 from qa.errors import QAError
 from qa.metrics.base import ImageMetric, Metric, SetMetric
 from qa.refset.manifest import ReferenceSet, load_reference_set
@@ -63,6 +63,17 @@ def make_metrics(names: list[str] | None) -> list[Metric]:
     from qa.registries import METRICS
 
     return [METRICS.create(n) for n in (names if names is not None else METRICS.names())]
+
+
+def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric], seeds: list[int]) -> dict[str, object]:
+    """The fields that decide a run's numbers; their hash (``identity_sha256``) lets a finished run be reused."""
+    encoder = decoder.encoder
+    return {
+        "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
+        "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
+        "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
+        "metrics": sorted((m.name, m.version) for m in metrics),
+    }
 
 
 def _now() -> datetime:
@@ -111,14 +122,8 @@ class RunEngine:
             raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
         refset = load_reference_set(config.reference_set)
         metrics = make_metrics(config.metrics)
-        seeds = config.seeds if decoder.stochastic else config.seeds[:1]
-        encoder = decoder.encoder
-        fields: dict[str, object] = {
-            "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
-            "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
-            "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
-            "metrics": sorted((m.name, m.version) for m in metrics),
-        }
+        seeds = effective_seeds(decoder, config.seeds)
+        fields = identity_fields(decoder, refset, metrics, seeds)
         run_id = f"{decoder.name}-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         case_ids = [i.id for i in refset.items]
         cfg = asdict(config) | {"seeds": seeds, "shards": _shards(case_ids, config.shard_size),

@@ -6,6 +6,7 @@ raises becomes error rows naming the case, and the rest of the shard goes on.
 
 from __future__ import annotations
 
+import inspect
 import math
 import traceback
 from collections.abc import Callable, Sequence
@@ -60,6 +61,12 @@ def to_numpy(images: torch.Tensor) -> list[np.ndarray]:
     return [np.ascontiguousarray(a) for a in arr]
 
 
+def effective_seeds(decoder: Decoder, seeds: list[int]) -> list[int]:
+    """The seeds a run decodes: all of them for a stochastic decoder; for a deterministic one the first two,
+    so that its seed variance is measured (and must be zero) rather than assumed."""
+    return list(seeds) if decoder.stochastic else list(seeds[:2])
+
+
 def _check_output(out: object, batch: DecodeBatch, size: tuple[int, int] | None) -> torch.Tensor:
     if not isinstance(out, torch.Tensor):
         raise DecoderError(f"decoder returned {type(out).__name__}, expected a torch.Tensor (N, 3, H, W)")
@@ -85,7 +92,7 @@ class ShardRunner:
         self.decoder = decoder
         self.image_metrics = [m for m in metrics if isinstance(m, ImageMetric)]
         self.set_metrics = [m for m in metrics if isinstance(m, SetMetric)]
-        self.seeds = seeds if decoder.stochastic else seeds[:1]
+        self.seeds = effective_seeds(decoder, seeds)
         self.batch_size = max(1, batch_size or decoder.max_batch)
         self.thumbnails = thumbnails
         self.progress = progress or (lambda n: None)
@@ -136,22 +143,43 @@ class ShardRunner:
                         )
                 per_seed[seed] = torch.nan_to_num(out).clamp(0.0, 1.0)
             reenc: dict[int, torch.Tensor] = {}
+            redec: dict[int, torch.Tensor] = {}
+            # generate track: the source pipeline's latent and image for the same prompt and seed (if any)
+            src: dict[int, torch.Tensor] = {}
+            if dec.track == "generate":
+                src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
+            seeded = baseline_takes_seed(dec)
+            seed_base = {s: b for s in per_seed if (b := dec.baseline(batch, seed=s)) is not None} if seeded else {}
+            base = None if seeded else dec.baseline(batch)
+            if encoder is not None and latents is None:
+                for seed, z in src.items():
+                    reenc[seed] = encoder.encode(per_seed[seed])
             if encoder is not None and latents is not None:
                 for seed, out in per_seed.items():
                     reenc[seed] = encoder.encode(out)
-            base = dec.baseline(batch)
+                    if base is not None:  # D_baseline(E(output)): what of the output the latent can see
+                        again = dec.baseline(DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size))
+                        if again is not None:
+                            redec[seed] = again.clamp(0.0, 1.0)
         lat_np = latents.float().cpu().numpy() if latents is not None else None
         base_np = to_numpy(base.clamp(0, 1)) if base is not None else None
         for seed, out in per_seed.items():
             outs = to_numpy(out)
+            seed_extra = {"baseline_by_seed": to_numpy(seed_base[seed].clamp(0, 1)) if seed in seed_base else None,
+                          "latent_by_seed": list(src[seed].float().cpu().numpy()) if seed in src else None}
             re_np = reenc[seed].float().cpu().numpy() if seed in reenc else None
+            redec_np = to_numpy(redec[seed]) if seed in redec else None
             for i, case in enumerate(chunk):
                 r = results[case.case_id]
                 r["outputs"][seed] = outs[i]  # type: ignore[index]
+                r.setdefault("redecoded", {})[seed] = redec_np[i] if redec_np is not None else None  # type: ignore[union-attr]
                 if re_np is not None:
                     r["reencoded"][seed] = re_np[i]  # type: ignore[index]
                 if lat_np is not None:
                     r["latent"] = lat_np[i]
+                for key, arrays in seed_extra.items():
+                    if arrays is not None:
+                        r.setdefault(key, {})[seed] = arrays[i]  # type: ignore[union-attr]
                 if base_np is not None:
                     r["baseline"] = base_np[i]
 
@@ -197,11 +225,12 @@ class ShardRunner:
                 reference=reference,
                 caption=case.caption,
                 seed=seed,
-                latent=r.get("latent"),  # type: ignore[arg-type]
+                latent=(r.get("latent_by_seed") or {}).get(seed, r.get("latent")),  # type: ignore[union-attr]
                 reencoded=reencoded.get(seed),
                 seed_outputs=seed_list,
-                baseline=r.get("baseline"),  # type: ignore[arg-type]
+                baseline=(r.get("baseline_by_seed") or {}).get(seed, r.get("baseline")),  # type: ignore[union-attr]
                 reference_note=note,
+                redecoded=(r.get("redecoded") or {}).get(seed),  # type: ignore[union-attr]
             )
             for seed, img in outputs.items()
         }
@@ -237,6 +266,15 @@ class ShardRunner:
             scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
         return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
+
+
+def baseline_takes_seed(decoder: Decoder) -> bool:
+    """True when ``decoder.baseline`` accepts ``seed`` (a per-seed baseline, e.g. the generate track's source
+    pipeline image for the same prompt and seed); older adapters define ``baseline(batch)`` only."""
+    try:
+        return "seed" in inspect.signature(decoder.baseline).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _describe_exception(case_id: str) -> str:

@@ -1,8 +1,7 @@
 """Reusing a stored run: a finished run whose identity (decoder weights sha256, reference set, seeds, metrics,
 qa version) equals the one a new run would get is reused instead of decoding again.
 
-:func:`planned_identity` mirrors the fields ``RunEngine.start`` hashes; ``tests/gate`` checks that both agree,
-so a change on one side cannot silently turn reuse into reuse of the wrong run (it would only stop reusing).
+:func:`planned_identity` hashes the same fields as ``RunEngine.create_run`` (``identity_fields``).
 """
 
 from __future__ import annotations
@@ -10,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qa.engine.provenance import identity_sha256
-from qa.engine.run import RunConfig, RunEngine, make_decoder, make_metrics
+from qa.engine.run import RunConfig, RunEngine, identity_fields, make_decoder, make_metrics
+from qa.engine.shard import effective_seeds
 from qa.errors import QAError
 from qa.refset.manifest import load_reference_set
 from qa.store import Store
@@ -21,14 +21,7 @@ def planned_identity(config: RunConfig) -> str:
     decoder = make_decoder(config.decoder, config.device)
     refset = load_reference_set(config.reference_set)
     metrics = make_metrics(config.metrics)
-    seeds = config.seeds if decoder.stochastic else config.seeds[:1]
-    encoder = decoder.encoder
-    fields = {
-        "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
-        "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
-        "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
-        "metrics": sorted((m.name, m.version) for m in metrics),
-    }
+    fields = identity_fields(decoder, refset, metrics, effective_seeds(decoder, config.seeds))
     return identity_sha256(fields)
 
 

@@ -94,7 +94,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     fresh = RunEngine(store).start(RunConfig(decoder="slow-bicubic", reference_set=str(refset),
                                              metrics=["psnr", "ssim"], shard_size=1, progress=False))
     resumed_rows, fresh_rows = results(store, run_id), results(store, fresh)
-    assert len(resumed_rows) == 8 * 3  # case row + two metrics per case, nothing twice
+    assert len(resumed_rows) == 8 * (1 + 2 * 2)  # case row + two metrics x two seeds per case, nothing twice
     assert resumed_rows == fresh_rows
 
 
@@ -111,7 +111,7 @@ def test_two_processes_share_one_database(tmp_path: Path) -> None:
     runs = store.query("select run_id, status from runs order by run_id")
     assert len(runs) == 2 and all(s == "finished" for _, s in runs)
     for run_id, _ in runs:
-        assert store.query("select count(*) from results where run_id = ?", [run_id])[0][0] == 8 * 3
+        assert store.query("select count(*) from results where run_id = ?", [run_id])[0][0] == 8 * (1 + 2 * 2)
 
 
 def test_unknown_decoder_suggests_close_match(tmp_path: Path) -> None:
