@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pytest
 
+import qa.gate.suite  # noqa: F401  (imported here so pytester's in-process runs do not re-import it each time)
+import qa.metrics.fidelity  # noqa: F401
 from qa.gate.policy import load_policy
 from qa.store import Store
 from tests.foundation.helpers import make_refset
 from tests.gate.helpers import register
 
+#: options of every inner run: no cache, no hypothesis plugin (in-process runs would re-import it each time)
+INNER = ("-p", "no:hypothesispytest", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 POLICY = """
@@ -50,7 +54,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def run(suite: pytest.Pytester, refset: Path, decoder: str, *extra: str) -> pytest.RunResult:
-    return suite.runpytest("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "-rs",
+    return suite.runpytest("-p", "no:cacheprovider", *INNER, "-rs",
                            f"--decoder={decoder}", f"--reference-set={refset}",
                            f"--db={suite.path / 'qa.duckdb'}", "--policy=tiny.toml", *extra)
 
@@ -170,7 +174,7 @@ def test_junitxml_carries_metrics_and_second_run_reuses(suite: pytest.Pytester, 
 
 
 def test_without_decoder_everything_skips(suite: pytest.Pytester) -> None:
-    result = suite.runpytest("-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "-rs")
+    result = suite.runpytest("-p", "no:cacheprovider", *INNER, "-rs")
     assert result.ret == 0
     assert result.parseoutcomes().get("skipped", 0) > 0 and "passed" not in result.parseoutcomes()
     result.stdout.fnmatch_lines(["*no --decoder given*"])
