@@ -119,7 +119,11 @@ class ShardWorker:
         reason = decoder.unavailable_reason()
         if reason:
             raise QAError(f"decoder {spec.decoder!r} cannot run on Ray worker {socket.gethostname()}: {reason}")
-        self.runner = ShardRunner(decoder, make_metrics(spec.metrics), spec.seeds, spec.batch_size, spec.thumbnails)
+        metrics = make_metrics(spec.metrics)
+        for m in metrics:
+            if getattr(m, "store", None) is not None:
+                m.store = None  # type: ignore[attr-defined]  # workers never open the DB (see docs/scaling.md)
+        self.runner = ShardRunner(decoder, metrics, spec.seeds, spec.batch_size, spec.thumbnails)
         encoder = decoder.encoder
         self.multiple = encoder.factor if encoder is not None else 1
         self.worker = f"ray:{socket.gethostname()}:{os.getpid()}"
@@ -239,7 +243,9 @@ def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) ->
         if todo:
             n = _pool_size(ray, run.config.device, opts, len(todo))
             gpus = 1 if run.config.device.startswith("cuda") else 0
-            spec = WorkerSpec(run.config.decoder, run.config.device, [m.name for m in run.metrics],
+            # set metrics that cannot merge are stored as missing: do not spend worker time on their updates
+            worker_metrics = [m.name for m in run.metrics if isinstance(m, ImageMetric) or can_merge(m)]
+            spec = WorkerSpec(run.config.decoder, run.config.device, worker_metrics,
                               list(run.cfg["seeds"]), run.config.batch_size, run.config.thumbnails, opts.worker_setup)
             actor_cls = ray.remote(ShardWorker).options(
                 num_cpus=opts.cpus_per_worker, num_gpus=gpus, max_restarts=opts.max_retries, max_task_retries=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,13 @@ def test_ray_results_equal_local(cluster, tmp_path: Path, decoder: str) -> None:
     distributed = ray_engine.start(store, config(refset, decoder), num_workers=2, worker_setup=setup)
     assert store.query("select status from runs where run_id = ?", [distributed])[0][0] == "finished"
     local_rows, ray_rows = results(store, local), results(store, distributed)
-    seeds = 2 if decoder == "noisy-bicubic" else 1
+    seeds = len(json.loads(str(store.query("select seeds from runs where run_id = ?", [distributed])[0][0])))
+    assert seeds == (2 if decoder == "noisy-bicubic" else len(json.loads(str(store.query(
+        "select seeds from runs where run_id = ?", [local])[0][0]))))
     assert len(ray_rows) == 6 * (1 + 2 * seeds)  # case row + psnr + ssim per seed, each once
     assert sum(s == "ok" for *_, s in ray_rows) == len(ray_rows)
     assert ray_rows == local_rows  # exactly equal, value for value
-    if seeds == 2:  # the seeds really differ, so equality above is not trivially true
+    if decoder == "noisy-bicubic":  # the seeds really differ, so equality above is not trivially true
         psnr = {(c, s): v for c, s, m, v, _ in ray_rows if m == "psnr"}
         assert psnr[("tile00", 0)] != psnr[("tile00", 1)]
     local_set, ray_set = set_results(store, local), set_results(store, distributed)
@@ -83,8 +86,13 @@ def test_worker_killed_mid_shard_is_retried(cluster, tmp_path: Path) -> None:  #
     assert marker.exists(), "the planted worker death never happened"
     assert [i for i, _ in retries].count(3) >= 1 and "died" in retries[0][1]  # shard 3 holds tile03
     assert store.query("select status from runs where run_id = ?", [run_id])[0][0] == "finished"
-    counts = store.query("select case_id, metric, count(*) from results where run_id = ? group by 1, 2", [run_id])
-    assert len(counts) == 6 * 3 and all(n == 1 for *_, n in counts)  # every case present once
+    n_seeds = len(json.loads(str(store.query("select seeds from runs where run_id = ?", [run_id])[0][0])))
+    cases = store.query("select case_id, count(*) from results where run_id = ? and metric = 'case' group by 1",
+                        [run_id])
+    assert sorted(cases) == [(f"tile{i:02d}", 1) for i in range(6)]  # every case present once
+    counts = store.query("select case_id, seed, metric, count(*) from results where run_id = ? group by 1, 2, 3",
+                         [run_id])
+    assert len(counts) == 6 * (1 + 2 * n_seeds) and all(n == 1 for *_, n in counts)  # nothing twice
     assert store.query("select count(*) from shards where run_id = ?", [run_id])[0][0] == 6
     statuses = store.query("select status from results where run_id = ? and case_id = ?", [run_id, KILL_CASE])
     assert statuses and all(s == "ok" for (s,) in statuses)

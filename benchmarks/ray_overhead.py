@@ -1,0 +1,160 @@
+"""Wall time of the local engine against the Ray engine with 1 and 2 workers, and Ray's overhead per shard.
+
+Two workloads over the same store, each run by the three engines in turn:
+
+- ``suite``: the shipped default reference set (32 photos, 256x256) with ``bicubic`` and PSNR + SSIM, shards of
+  ``--shard-size`` cases: what a small real run costs;
+- ``overhead``: ``identity`` with PSNR only on ``--tiny`` tiles of 16x16 pixels, one case per shard, so a
+  shard's own work is almost nothing and the time per shard is the engine's overhead.
+
+Ray's time is split into pool start-up (from the call until the first shard is committed, minus one shard's
+steady time) and steady state (mean time between consecutive commits). Overhead per shard = Ray's steady time
+per shard with 1 worker minus the local engine's time per shard on the same workload. ``ray.init`` of the local
+cluster is timed separately (paid once per ``qa run``). Nothing here is a test: the numbers depend on the
+machine and its load, which are printed with them.
+
+    .venv/bin/python benchmarks/ray_overhead.py [--shard-size 4] [--tiny 48] [--write-docs]
+
+``--write-docs`` replaces the "Ray" section of docs/benchmarks.md with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(ROOT))
+
+
+def tiny_refset(root: Path, n: int) -> Path:
+    """``n`` 16x16 tiles of scikit-image's astronaut plus a manifest."""
+    import skimage.data
+
+    from qa.imageio import sha256_file
+    from qa.refset.manifest import write_manifest
+
+    root.mkdir(parents=True, exist_ok=True)
+    img = skimage.data.astronaut()
+    items = []
+    for i in range(n):
+        y, x = 16 * (i // 24), 16 * (i % 24)
+        path = root / f"t{i:03d}.png"
+        Image.fromarray(np.ascontiguousarray(img[y : y + 16, x : x + 16])).save(path)
+        items.append({"id": f"t{i:03d}", "file": path.name, "caption": "tile", "licence": "BSD-3-Clause",
+                      "source": "skimage.data.astronaut", "sha256": sha256_file(path)})
+    write_manifest(root, items)
+    return root
+
+
+def timed(run) -> tuple[float, list[float]]:  # noqa: ANN001
+    """Call ``run(on_shard)``; returns total seconds and the time of each commit since the call."""
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    run(lambda _i: stamps.append(time.perf_counter() - t0))
+    return time.perf_counter() - t0, stamps
+
+
+def measure(store, config_factory, workers: int | None) -> dict[str, float]:  # noqa: ANN001
+    """One run: local when ``workers`` is None, else Ray with that many workers."""
+    from qa.engine import ray_engine
+    from qa.engine.run import RunEngine
+
+    if workers is None:
+        total, stamps = timed(lambda cb: RunEngine(store, on_shard=cb).start(config_factory()))
+    else:
+        total, stamps = timed(lambda cb: ray_engine.start(store, config_factory(), num_workers=workers, on_shard=cb))
+    gaps = np.diff(stamps)
+    steady = float(gaps.mean()) if len(gaps) else float("nan")
+    if workers is None:
+        return {"total": total, "per_shard": total / len(stamps), "startup": 0.0, "shards": len(stamps)}
+    return {"total": total, "per_shard": steady, "startup": stamps[0] - steady, "shards": len(stamps)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shard-size", type=int, default=4, help="cases per shard in the suite workload")
+    ap.add_argument("--tiny", type=int, default=48, help="one-case shards in the overhead workload")
+    ap.add_argument("--write-docs", action="store_true", help="update the Ray section of docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    import ray
+
+    from qa.engine.run import RunConfig
+    from qa.store import Store
+
+    tmp = Path(tempfile.mkdtemp(prefix="qa-ray-bench-"))
+    store = Store(tmp / "qa.duckdb")
+    tiny = tiny_refset(tmp / "tiny", args.tiny)
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+    init_s = time.perf_counter() - t0
+    workloads = {
+        "suite": lambda: RunConfig(decoder="bicubic", reference_set="default", metrics=["psnr", "ssim"],
+                                   shard_size=args.shard_size, progress=False, thumbnails=True),
+        "overhead": lambda: RunConfig(decoder="identity", reference_set=str(tiny), metrics=["psnr"], shard_size=1,
+                                      progress=False, thumbnails=False),
+    }
+    rows = []
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for wname, factory in workloads.items():
+        for label, workers in (("local", None), ("ray x1", 1), ("ray x2", 2)):
+            r = measure(store, factory, workers)
+            out[(wname, label)] = r
+            rows.append(f"| {wname} | {label} | {int(r['shards'])} | {r['total']:.2f} | {r['startup']:.2f} | "
+                        f"{1000 * r['per_shard']:.1f} |")
+            print(rows[-1], flush=True)
+    ray.shutdown()
+    load1 = os.getloadavg()
+    ovh = {w: 1000 * (out[(w, "ray x1")]["per_shard"] - out[(w, "local")]["per_shard"]) for w in workloads}
+    section = "\n".join([
+        "## Ray",
+        "",
+        "Local engine against `--engine ray` with 1 and 2 workers (actors) on a local Ray cluster, same store, same",
+        "shards. `startup` = from the call to the first commit minus one steady shard (actor processes importing",
+        "torch and building the decoder); `ms/shard` = mean time between consecutive commits (for local: total /",
+        "shards). Overhead per shard = Ray x1 ms/shard minus local ms/shard on the same workload.",
+        "",
+        "| workload | engine | shards | wall s | startup s | ms/shard |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"- `ray.init` of the local cluster: {init_s:.1f} s (once per `qa run`, not included above).",
+        f"- Overhead per shard (ray x1 - local): {ovh['overhead']:.1f} ms on one-case no-op shards; "
+        f"{ovh['suite']:.1f} ms on the suite's {args.shard_size}-case shards.",
+        f"- Machine: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, ray {ray.__version__}; load average {load0[0]:.1f} before, {load1[0]:.1f} "
+        "after (shared with other jobs: wall times are noisy).",
+        f"- Command: `.venv/bin/python benchmarks/ray_overhead.py --shard-size {args.shard_size} --tiny {args.tiny}`",
+    ])
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+    return 0
+
+
+def write_docs(section: str) -> None:
+    """Replace (or append) the ``## Ray`` section of docs/benchmarks.md."""
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "## Ray"), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section + "\n"
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        new = "\n".join(lines[:start] + section.splitlines() + [""] + lines[end:]).rstrip("\n") + "\n"
+    DOCS.write_text(new)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
