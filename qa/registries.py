@@ -23,6 +23,9 @@ _BUILTIN_DECODERS = {
     "esrgan-anime-x2": "qa.decoders.esrgan:anime_x2",
     "esrgan-anime-x3": "qa.decoders.esrgan:anime_x3",
     "esrgan-anime-x4": "qa.decoders.esrgan:anime_x4",
+    "l2p": "qa.generate.decoders:make_l2p",
+    "ldm+vae": "qa.generate.decoders:LDMVAEDecoder",
+    "ldm+pid": "qa.generate.decoders:LDMPiDDecoder",
 }
 
 _BUILTIN_METRICS = {
@@ -37,6 +40,9 @@ _BUILTIN_METRICS = {
     "invented_consistent": "qa.invented.metrics:InventedConsistent",
     "invented_contradicting": "qa.invented.metrics:InventedContradicting",
     "seed_variance": "qa.invented.metrics:SeedVariance",
+    "agreement_psnr": "qa.generate.measures:AgreementPSNR",
+    "agreement_ssim": "qa.generate.measures:AgreementSSIM",
+    "agreement_lpips": "qa.generate.measures:AgreementLPIPS",
 }
 
 for _name, _target in _BUILTIN_DECODERS.items():

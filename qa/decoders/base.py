@@ -101,9 +101,20 @@ class Decoder(ABC):
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         """Decode ``batch`` with ``seed``: (N, 3, H, W) in [0, 1] (values outside are clipped by the engine)."""
 
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         """A plain, non-generative decode of the same latents at the same output size, if the family has one
-        (e.g. PiD: the VAE decode upsampled bicubically). Used for high-frequency energy ratios."""
+        (e.g. PiD: the VAE decode upsampled bicubically). Used for high-frequency energy ratios.
+
+        ``seed``: the seed of the output it is compared with. The engine passes it when the override's signature
+        has a ``seed`` parameter (then the baseline is per seed, e.g. on the generate track the source pipeline's
+        image for the same prompt and seed); overrides written as ``baseline(self, batch)`` keep working.
+        """
+        return None
+
+    def source_latents(self, batch: DecodeBatch, seed: int) -> torch.Tensor | None:
+        """Generate track: the source pipeline's latent (N, C, h, w) for the same prompts and ``seed``, in the
+        space of :attr:`encoder`, so that re-encoding consistency compares ``encoder.encode(output)`` with it.
+        None (the default) when the decoder has no source pipeline."""
         return None
 
     def weights_sha256(self) -> str:
