@@ -201,7 +201,7 @@ class ESRGANDecoder(Decoder):
         ups = [torch.from_numpy(self.upscale(img)) for img in lows]
         return finish(torch.stack(ups).to(z.device), batch, self.name)
 
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         """Bicubic upsampling of the same low-resolution input, clipped to [0, 1]."""
         z = require_latents(batch, self.name, 3)
         up = torch.nn.functional.interpolate(z.float(), scale_factor=self.scale, mode="bicubic", align_corners=False)

@@ -143,7 +143,7 @@ class EmbeddedPiD(Decoder):
     @torch.no_grad()
     def _encode(self, x01: torch.Tensor) -> torch.Tensor:
         vae = self.model.vae
-        return vae.encode((x01.to(self.device) * 2 - 1)).latent_dist.mean.float().to(x01.device)
+        return vae.encode(x01.to(self.device) * 2 - 1).latent_dist.mean.float().to(x01.device)
 
     @property
     def encoder(self) -> Encoder:
@@ -156,7 +156,7 @@ class EmbeddedPiD(Decoder):
         return finish(torch.cat(outs).to(z.device), batch, self.name)
 
     @torch.no_grad()
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         """The zoo VAE's decode of the same (clean) latents, upsampled 2x bicubically, in [0, 1]."""
         z = require_latents(batch, self.name, 4)
         y = self.model.vae.decode(z.to(self.device).float()).sample.clamp(-1, 1)
@@ -323,7 +323,7 @@ class UpstreamPiD(Decoder):
         return finish(torch.cat(outs), batch, self.name)
 
     @torch.no_grad()
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         """PiD's own VAE decode of the clean latents, upsampled bicubically by ``scale``, in [0, 1]."""
         model = self.model
         z = require_latents(batch, self.name).to(self.device, self.dtype)

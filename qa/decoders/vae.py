@@ -62,7 +62,7 @@ def read_vae_config(folder: Path) -> dict[str, Any]:
     return cfg
 
 
-def _diffusers_class(cls_name: str, where: Path) -> type:
+def _diffusers_class(cls_name: str, where: Path) -> Any:
     import diffusers
 
     cls = getattr(diffusers, cls_name, None)
