@@ -152,12 +152,18 @@ def list_decoders(device: str = "cpu", root: str | Path | None = None) -> list[D
             infos.append(make_decoder(name, device=device, root=root).info())
         except Exception as exc:  # noqa: BLE001 - a listing must not die on one bad entry
             cfg = configs.get(name)
+            family = cfg.family if cfg else name
+            try:  # class attributes of the family, when its factory is a Decoder class
+                cls: Any = DECODERS.factory(family)
+            except Exception:  # noqa: BLE001
+                cls = None
+            cls = cls if isinstance(cls, type) and issubclass(cls, Decoder) else Decoder
             infos.append(
                 DecoderInfo(
-                    name=name, family=cfg.family if cfg else name,
-                    backend=str((cfg.settings if cfg else {}).get("backend", "?")), track="decode", inputs=(),
-                    stochastic=False, scale=1, available=False, reason=f"{type(exc).__name__}: {exc}",
-                    settings=dict(cfg.settings) if cfg else {},
+                    name=name, family=family,
+                    backend=str((cfg.settings if cfg else {}).get("backend", cls.backend if cls is not Decoder else "?")),
+                    track=cls.track, inputs=cls.inputs, stochastic=cls.stochastic, scale=cls.scale, available=False,
+                    reason=f"{type(exc).__name__}: {exc}", settings=dict(cfg.settings) if cfg else {},
                 )
             )
     return infos

@@ -85,5 +85,6 @@ def test_list_decoders_describes_everything_without_loading_weights(tmp_path):
     assert (pid.track, pid.scale, pid.stochastic, pid.backend) == ("upscale", 2, True, "embedded")
     real = infos["pid-real"]
     assert not real.available and "PiD" in real.reason and real.backend == "upstream"
-    assert not infos["broken"].available and "x9" in infos["broken"].reason
+    broken = infos["broken"]
+    assert not broken.available and "x9" in broken.reason and (broken.family, broken.track) == ("esrgan", "upscale")
     assert infos["vae"].track == "decode" and infos["vae"].inputs == ("latent",)
