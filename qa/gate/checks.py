@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
+from qa.gate.data import GateError, MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
 from qa.store import Store
@@ -81,22 +81,31 @@ def _fmt(x: float | None, unit: str = "") -> str:
     return f"{x:.4g}" + (f" {unit}" if unit else "")
 
 
-def metric_direction(metric: str) -> tuple[bool, str] | str:
-    """(higher_is_better, unit) from the metric's class in the registry, or the reason it is unknown."""
+def metric_direction(metric: str) -> tuple[bool, str]:
+    """(higher_is_better, unit) from the metric's class in the registry; GateError when it is unknown."""
     from qa.errors import QAError
     from qa.registries import METRICS
 
     try:
         factory = METRICS.factory(metric)
     except QAError as exc:
-        return f"metric {metric!r} is not registered here ({exc})".split("\n")[0]
-    if isinstance(factory, type):
-        return bool(factory.higher_is_better), str(getattr(factory, "unit", ""))
+        raise GateError(f"metric {metric!r} is not registered here ({str(exc).splitlines()[0]})") from exc
+    source: object = factory
+    if not isinstance(factory, type):
+        try:
+            source = factory()
+        except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
+            raise GateError(f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}") from exc
+    return bool(getattr(source, "higher_is_better", True)), str(getattr(source, "unit", ""))
+
+
+def direction_problem(metric: str) -> str:
+    """Why the direction of ``metric`` is unknown ('' when it is known)."""
     try:
-        inst = factory()
-    except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
-        return f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}"
-    return bool(inst.higher_is_better), str(getattr(inst, "unit", ""))
+        metric_direction(metric)
+    except GateError as exc:
+        return str(exc)
+    return ""
 
 
 class GateContext:
@@ -140,9 +149,9 @@ class GateContext:
         problem = self._run_problem()
         if problem:
             return problem
-        direction = metric_direction(metric)
-        if isinstance(direction, str):
-            return direction
+        problem = direction_problem(metric)
+        if problem:
+            return problem
         d = self.data(self.run.run_id, metric)
         if not d.has_rows:
             have = ", ".join(run_metric_names(self.store, self.run.run_id)) or "none"
@@ -205,7 +214,7 @@ class GateContext:
         reason = self._unavailable(metric)
         if reason:
             return self._closed(res, reason, rule)
-        hib, unit = metric_direction(metric)  # type: ignore[misc]
+        hib, unit = metric_direction(metric)
         iv = self.candidate_interval(metric)
         res.candidate_mean, res.candidate_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
         parts, ok = [], True
@@ -248,7 +257,7 @@ class GateContext:
         reason = self._unavailable(metric)
         if reason:
             return self._closed(res, reason, rule)
-        hib, unit = metric_direction(metric)  # type: ignore[misc]
+        hib, unit = metric_direction(metric)
         cand = self.data(self.run.run_id, metric)
         base = self.data(baseline.run.run_id, metric)
         cand_iv = self.candidate_interval(metric)

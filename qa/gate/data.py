@@ -163,4 +163,11 @@ def set_summary(store: Store, run_id: str) -> list[tuple[str, float | None, floa
     """(metric, value, ci_low, ci_high, n, status) of every set result of the run."""
     rows = store.query("select metric, value, ci_low, ci_high, n, status from set_results where run_id = ? "
                        "order by metric", [run_id])
-    return [(str(m), v, lo, hi, int(n or 0), str(s)) for m, v, lo, hi, n, s in rows]  # type: ignore[misc]
+    out: list[tuple[str, float | None, float | None, float | None, int, str]] = []
+    for m, v, lo, hi, n, s in rows:
+        out.append((str(m), _opt(v), _opt(lo), _opt(hi), int(str(n or 0)), str(s)))
+    return out
+
+
+def _opt(x: object) -> float | None:
+    return None if x is None else float(x)  # type: ignore[arg-type]

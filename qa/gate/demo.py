@@ -13,7 +13,7 @@ from qa.store import Store
 
 def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
     """Gate every demo run (decoder name -> run id) against ``approved`` and, where the policy names a decoder
-    baseline that the demo also ran (e.g. bicubic for the upscale track), against that decoder's run.
+    baseline that the demo also ran at the same scale (e.g. esrgan x4 against bicubic x4), against its run.
 
     Returns one line per gate: decoder, verdict, run id, gate id, and the checks that did not pass.
     """
@@ -22,8 +22,9 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
         try:
             run = load_run(store, run_id)
             policy = load_policy(default_policy_path(run.track or "decode"))
-            if policy.baseline_decoder and policy.baseline_decoder not in run_ids:
-                policy = replace(policy, baseline_decoder="")  # not run in this demo: nothing to pair with
+            base = policy.baseline_decoder
+            if base and (base not in run_ids or _scale(base) != _scale(decoder)):
+                policy = replace(policy, baseline_decoder="")  # not run here, or another input size: no pairing
             outcome = gate_run(store, run_id, policy, "approved")
         except QAError as exc:
             lines.append(f"gate {decoder}: error: {str(exc).splitlines()[0]}")
@@ -37,3 +38,13 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
                      f"{policy.track}; baselines: {against or 'bounds only'}; {summary})"
                      + (f"; {'; '.join(bad)}" if bad else ""))
     return lines
+
+
+def _scale(name: str) -> int | None:
+    """The decoder's output scale (None when it cannot be built)."""
+    from qa.engine.run import make_decoder
+
+    try:
+        return int(make_decoder(name).scale)
+    except Exception:  # noqa: BLE001 - unknown scale: treated as not comparable
+        return None

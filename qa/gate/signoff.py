@@ -123,4 +123,4 @@ def signoffs_of(store: Store, run_ids: list[str]) -> list[tuple[object, ...]]:
         return []
     marks = ",".join("?" * len(run_ids))
     return store.query(f"select seq, run_id, reviewer, decision, note, override, signed_at from signoffs "
-                       f"where run_id in ({marks}) order by seq", run_ids)
+                       f"where run_id in ({marks}) order by seq", list[object](run_ids))

@@ -17,7 +17,7 @@ def _decoder_text(store: Store, decoder: str) -> list[str]:
     if not runs:
         return lines + ["  no runs"]
     decisions = latest_decisions(store)
-    ids = [str(r[0]) for r in runs]
+    ids: list[object] = [str(r[0]) for r in runs]
     marks = ",".join("?" * len(ids))
     gates: dict[str, tuple[object, ...]] = {}
     for gid, rid, verdict, kind, base, at in store.query(
@@ -25,7 +25,7 @@ def _decoder_text(store: Store, decoder: str) -> list[str]:
             f"where run_id in ({marks}) order by decided_at", ids):
         gates[str(rid)] = (gid, verdict, kind, base, at)  # the last one wins: the latest gate
     signs: dict[str, list[str]] = {}
-    for _seq, rid, reviewer, decision, note, override, at in signoffs_of(store, ids):
+    for _seq, rid, reviewer, decision, note, override, at in signoffs_of(store, [str(i) for i in ids]):
         text = f"{decision} by {reviewer} at {at:%Y-%m-%d %H:%M}" + (" (override)" if override else "")  # type: ignore[str-format]
         signs.setdefault(str(rid), []).append(text + (f": {note}" if note else ""))
     for run_id, status, refset, started in runs:

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from qa.engine.run import RunConfig, make_decoder
 from qa.errors import QAError
-from qa.gate.checks import Baseline, CheckResult, GateContext, metric_direction
+from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
 from qa.gate.data import RunInfo, load_metric, load_run, set_summary
 from qa.gate.evaluate import resolve_baseline, store_gate
 from qa.gate.policy import Policy, default_policy_path, load_policy
@@ -186,7 +186,7 @@ class SuiteSession:
     @staticmethod
     def run_metrics(policy: Policy) -> list[str]:
         """The policy's metrics that are registered (the others are reported missing by the checks)."""
-        return [m for m in policy.metric_names() if not isinstance(metric_direction(m), str)]
+        return [m for m in policy.metric_names() if not direction_problem(m)]
 
     def candidate(self, policy: Policy) -> RunHandle:
         """The candidate run for ``policy``'s metrics: reused when an identical finished run is stored."""
