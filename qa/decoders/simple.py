@@ -71,5 +71,5 @@ class BicubicDecoder(Decoder):
         out = F.interpolate(batch.latents, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return out.clamp(0.0, 1.0)
 
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         return self.decode(batch, 0)
