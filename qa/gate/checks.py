@@ -89,7 +89,7 @@ def metric_direction(metric: str) -> tuple[bool, str]:
     try:
         factory = METRICS.factory(metric)
     except QAError as exc:
-        raise GateError(f"metric {metric!r} is not registered here ({str(exc).splitlines()[0]})") from exc
+        raise GateError(f"metric {metric!r} is not registered here (see `qa metrics`)") from exc
     source: object = factory
     if not isinstance(factory, type):
         try:
