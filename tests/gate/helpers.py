@@ -32,7 +32,7 @@ class BlurryBicubic(BicubicDecoder):
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         return _gaussian_blur(super().decode(batch, seed), 1.5).clamp(0, 1)
 
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         return super().decode(batch, 0)
 
 
@@ -48,7 +48,7 @@ class TexturedBicubic(BicubicDecoder):
         texture = 0.08 * torch.sin(2 * math.pi * (xx + yy) / 3.0)
         return (out + texture).clamp(0, 1)
 
-    def baseline(self, batch: DecodeBatch) -> torch.Tensor | None:
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
         return super().decode(batch, 0)
 
 
