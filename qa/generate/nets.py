@@ -44,7 +44,7 @@ class DiTConfig:
     in_channels: int = 4  # 4 latent channels (ldm) or 3 RGB channels (l2p)
     patch: int = 2  # latent patch (ldm) or pixel patch (l2p)
     grid: int = 8  # tokens per side
-    width: int = 128
+    width: int = 96
     depth: int = 6
     heads: int = 4
     n_buckets: int = N_BUCKETS

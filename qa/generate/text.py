@@ -68,5 +68,5 @@ def prompt_seed(seed: int, prompt: str) -> int:
     Every decoder of the embedded generate track seeds its per-case ``torch.Generator`` with this, so an image
     depends only on its prompt and seed, never on which cases share its batch.
     """
-    digest = hashlib.sha256(f"{int(seed)}\x00{prompt}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{int(seed)}\x00{prompt}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,17 @@ def check_frozen(pix: PixelDiT, ldm: LatentDiT) -> bool:
 
 
 def train(out: Path, ldm: LatentDiT, vae: Any, minutes: float, max_steps: int, seed: int, n_images: int,
-          batch: int = 16, lr: float = 3e-4, prompts: Sequence[str] | None = None,
-          frozen_blocks: Sequence[int] | None = None, sources: dict[str, str] | None = None) -> dict[str, Any]:
-    """Build the pixel model from ``ldm``, generate its training set, train, save into ``out``; returns stats."""
+          batch: int = 16, lr: float = 1e-3, prompts: Sequence[str] | None = None,
+          frozen_blocks: Sequence[int] | None = None, sources: dict[str, str] | None = None,
+          gen_steps: int = GEN_STEPS, gen_cfg: float = GEN_CFG) -> dict[str, Any]:
+    """Build the pixel model from ``ldm``, generate its training set (sampler ``gen_steps``, ``gen_cfg``), train,
+    save into ``out``; returns the statistics."""
+    t_start = time.time()
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     ldm = ldm.eval().requires_grad_(False)
     prompts = list(prompts or TRAIN_CAPTIONS.values())
-    images, caps, provenance = generated_training_set(ldm, vae, prompts, n_images, seed)
+    images, caps, provenance = generated_training_set(ldm, vae, prompts, n_images, seed, gen_steps, gen_cfg)
     pix = pixel_from_latent(ldm, frozen_blocks=frozen_blocks)
     pix.train()
     g = torch.Generator().manual_seed(seed + 1)
@@ -108,6 +112,7 @@ def train(out: Path, ldm: LatentDiT, vae: Any, minutes: float, max_steps: int, s
         "frozen_blocks": ema.cfg.frozen_blocks, "frozen_parameters": ema.frozen_parameter_names(),
         "frozen_identical_to_ldm": True, "params": sum(p.numel() for p in ema.parameters()),
         "trainable_params": trainable, "weights_tensor_sha256": tensor_sha256(ema), "torch": torch.__version__,
+        "total_wall_s": round(time.time() - t_start, 1),
         **(sources or {}), **stats.summary(),
     }
     save_model(ema, out, info)
@@ -124,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", type=int, default=768, help="number of generated training images")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)
     from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae, sha256_file
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def photo_crops(images: Sequence[np.ndarray], captions: Sequence[str], n: int, s
     if len(images) != len(captions) or not images:
         raise ValueError(f"{len(images)} images for {len(captions)} captions")
     crops, caps = [], []
-    for i, (img, cap) in enumerate(zip(images, captions)):
+    for i, (img, cap) in enumerate(zip(images, captions, strict=True)):
         k = n // len(images) + (1 if i < n % len(images) else 0)
         if k == 0:
             continue
@@ -56,7 +57,7 @@ def encode_latents(vae: Any, crops: torch.Tensor, batch: int = 64) -> torch.Tens
     return torch.cat(out).float()
 
 
-def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, batch: int = 32, lr: float = 3e-4,
+def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, batch: int = 32, lr: float = 1e-3,
           vae: Any = None, images: Sequence[np.ndarray] | None = None, captions: Sequence[str] | None = None,
           records: Sequence[zdata.PhotoRecord] | None = None, cfg: DiTConfig | None = None,
           vae_sha256: str = "") -> dict[str, Any]:
@@ -64,6 +65,7 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
 
     Without ``images`` it uses the opencv-doc training photos and their captions; without ``vae`` the zoo VAE.
     """
+    t_start = time.time()
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     if vae is None:
@@ -95,7 +97,8 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
         "crop": NATIVE, "data_source": source, "captions": list(captions),
         "vae_sha256": vae_sha256, "vae_scaling_factor": float(vae.config.scaling_factor),
         "latent_std": float(latents.std()), "params": sum(p.numel() for p in ema.parameters()),
-        "weights_tensor_sha256": tensor_sha256(ema), "torch": torch.__version__, **stats.summary(),
+        "weights_tensor_sha256": tensor_sha256(ema), "torch": torch.__version__,
+        "total_wall_s": round(time.time() - t_start, 1), **stats.summary(),
     }
     save_model(ema, out, info)
     if records is not None:
@@ -112,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)
     info = train(a.out, a.minutes, a.max_steps, a.seed, a.crops, a.batch, a.lr)
     print(json.dumps({k: v for k, v in info.items() if k != "captions"}, indent=2))

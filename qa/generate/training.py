@@ -28,7 +28,7 @@ def flow_loss(model: nn.Module, x0: torch.Tensor, captions: Sequence[str], g: to
     tt = t.view(-1, *([1] * (x0.ndim - 1)))
     x_t = (1 - tt) * x0 + tt * eps
     drop = torch.rand(n, generator=g) < p_uncond
-    caps = ["" if d else c for d, c in zip(drop.tolist(), captions)]
+    caps = ["" if d else c for d, c in zip(drop.tolist(), captions, strict=True)]
     return F.mse_loss(model(x_t, t, caps), x0)
 
 

@@ -4,7 +4,6 @@ model each trained for two steps by the real training scripts (smoke runs on ran
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +58,7 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         for p in ldm.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     save_model(ldm, root / "ldm", json.loads((root / "ldm" / "config.json").read_text())["training"])
-    l2p_stats = train_l2p.train(root / "l2p", ldm, vae, 5.0, 2, 0, 4, batch=2, prompts=CAPTIONS)
+    l2p_stats = train_l2p.train(root / "l2p", ldm, vae, 5.0, 2, 0, 4, batch=2, prompts=CAPTIONS, gen_steps=2)
     return {"root": root, "ldm_stats": ldm_stats, "l2p_stats": l2p_stats,
             "settings": {"ldm_path": root / "ldm", "l2p_path": root / "l2p", "vae_path": root / "vae",
-                         "pid_path": root / "pid", "steps": 3}}
+                         "pid_path": root / "pid", "steps": 2}}

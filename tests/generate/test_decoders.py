@@ -20,7 +20,7 @@ def _batch(size: tuple[int, int] | None = (96, 96)) -> DecodeBatch:
 def decoders(tiny_zoo: dict) -> dict:
     s = tiny_zoo["settings"]
     return {"l2p": make_l2p(**s), "ldm+vae": LDMVAEDecoder(name="ldm+vae", **s),
-            "ldm+pid": LDMPiDDecoder(name="ldm+pid", pid_steps=2, **s)}
+            "ldm+pid": LDMPiDDecoder(name="ldm+pid", pid_steps=1, **s)}
 
 
 @pytest.mark.parametrize("name", ["l2p", "ldm+vae", "ldm+pid"])
@@ -67,7 +67,7 @@ def test_engine_shard_stores_agreement_and_reencoding_per_seed(decoders: dict) -
     from qa.invented.metrics import LatentConsistency
 
     cases = [Case(case_id=c, image_sha256="0" * 64, caption=cap, file=f"{c}.png",
-                  pixels=np.full((128, 128, 3), 0.5, np.float32)) for c, cap in zip("ab", CAPTIONS)]
+                  pixels=np.full((128, 128, 3), 0.5, np.float32)) for c, cap in zip("ab", CAPTIONS, strict=True)]
     runner = ShardRunner(decoders["l2p"], [AgreementPSNR(), AgreementSSIM(), LatentConsistency()], [0, 1],
                          thumbnails=False)
     rows = [r for r in runner.run(cases).rows if r.metric != "case"]
