@@ -213,15 +213,16 @@ class SuiteSession:
         """Resolve a baseline spec for ``run``; a ``decoder:NAME`` baseline is run (or reused) when missing."""
         if not run.ok or run.info is None:
             return Baseline(spec, None, f"no candidate run: {run.error}")
-        if spec.startswith("decoder:"):
-            name = spec.split(":", 1)[1].strip()
-            if name and name != run.decoder:
-                found = resolve_baseline(self.store, run.info, spec)
-                if found.run is None:
+        try:
+            if spec.startswith("decoder:"):
+                name = spec.split(":", 1)[1].strip()
+                if name and name != run.decoder and resolve_baseline(self.store, run.info, spec).run is None:
                     other = self._ensure(name, run.metrics)
                     if not other.ok:
                         return Baseline(spec, None, f"decoder {name!r} could not be run: {other.error}")
-        return resolve_baseline(self.store, run.info, spec)
+            return resolve_baseline(self.store, run.info, spec)
+        except QAError as exc:  # an unknown/unfinished/foreign baseline run: the checks fail with the reason
+            return Baseline(spec, None, str(exc))
 
     def gate(self, run: RunHandle, policy: Policy, skip: Callable[[str], NoReturn],
              record: Callable[[CheckResult], None] | None = None) -> Gate:

@@ -178,3 +178,12 @@ def test_without_decoder_everything_skips(suite: pytest.Pytester) -> None:
     assert result.ret == 0
     assert result.parseoutcomes().get("skipped", 0) > 0 and "passed" not in result.parseoutcomes()
     result.stdout.fnmatch_lines(["*no --decoder given*"])
+
+
+def test_unknown_baseline_run_fails_not_errors(suite: pytest.Pytester, refset: Path) -> None:
+    result = run(suite, refset, "bicubic", "--baseline=no-such-run")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and "errors" not in result.parseoutcomes()
+    got = outcomes(result)
+    assert got["test_not_worse_than_baseline[fidelity:psnr]"] == "failed"
+    assert got["test_absolute_bounds[fidelity:psnr]"] == "passed"
+    result.stdout.fnmatch_lines(["*no baseline run: no run 'no-such-run'*"])
