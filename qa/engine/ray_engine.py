@@ -17,6 +17,10 @@ the driver from the states of the shards it committed, merged in shard order; an
 as 'missing' with the reason, never computed from a part of the set. After a resume, set metrics are
 'missing' exactly as with the local engine.
 
+Feature cache: workers never open the store. The driver ships the cached feature vectors of the run's references
+(``ray.put`` once) and each metric's ``CachedExtractor`` in a worker reads them through a
+:class:`ShippedFeatureCache`; the vectors a worker computes come back with its shard and the driver stores them.
+
 Ray is optional: ``pip install 'qa[ray]'``. See docs/scaling.md for the multi-node plan.
 """
 
@@ -32,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from qa.engine.cases import load_case
@@ -44,6 +49,8 @@ from qa.refset.manifest import ReferenceItem
 from qa.store import Store
 
 INSTALL_HINT = "pip install 'qa[ray]'"
+#: (extractor, extractor_sha256, preprocessing): the feature cache key without the image
+FeatureKey = tuple[str, str, str]
 #: environment variable with the default number of workers (else: the cluster's GPUs or CPUs)
 WORKERS_ENV = "QA_RAY_WORKERS"
 
@@ -102,6 +109,8 @@ class ShardResult:
     set_errors: dict[str, str] = field(default_factory=dict)  # metric name -> update error in this shard
     worker: str = ""
     seconds: float = 0.0
+    #: feature vectors computed in this shard, for the driver to store: ((extractor, sha256, preprocessing), {image sha: vector})
+    features: list[tuple[FeatureKey, dict[str, np.ndarray]]] = field(default_factory=list)
 
 
 def can_merge(metric: Metric) -> bool:
@@ -112,7 +121,9 @@ def can_merge(metric: Metric) -> bool:
 class ShardWorker:
     """The body of one Ray actor: builds the decoder and metrics once, then runs shards. Never opens the store."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, features: dict[FeatureKey, dict[str, np.ndarray]] | None = None) -> None:
+        self.shipped = features or {}
+        self._caches: list[ShippedFeatureCache] | None = None
         if spec.setup is not None:
             spec.setup()
         decoder = make_decoder(spec.decoder, spec.device)
@@ -139,11 +150,38 @@ class ShardWorker:
             m.reset()
             if hasattr(m, "_qa_update_error"):
                 delattr(m, "_qa_update_error")
-        output = self.runner.run([self._load(item) for item in items])
+        cases = [self._load(item) for item in items]
+        caches = self._feature_caches()
+        if caches:
+            aliases = _reference_aliases(cases)
+            for c in caches:
+                c.alias = aliases
+        output = self.runner.run(cases)
         states = {m.name: m.export_state() for m in self.runner.set_metrics if can_merge(m)}  # type: ignore[attr-defined]
         errors = {m.name: str(getattr(m, "_qa_update_error", "")) for m in self.runner.set_metrics}
         errors = {k: v for k, v in errors.items() if v}
-        return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0)
+        new = [(c.key, c.drain()) for c in caches]
+        return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0,
+                           [(k, v) for k, v in new if v])
+
+    def _feature_caches(self) -> list[ShippedFeatureCache]:
+        """Give every metric's cached feature extractor an in-memory cache fed by the driver (once per actor)."""
+        if self._caches is None:
+            self._caches = []
+            for m in [*self.runner.image_metrics, *self.runner.set_metrics]:
+                make = getattr(m, "extractor", None)
+                if not callable(make) or m.unavailable_reason():
+                    continue
+                ext = make()  # loads the extractor's weights once per actor
+                net = getattr(ext, "extract", None)
+                key = getattr(getattr(ext, "cache", None), "key", None) or (
+                    getattr(net, "name", None), getattr(net, "sha256", None), getattr(net, "preprocessing", None))
+                if not hasattr(ext, "cache") or not all(isinstance(k, str) and k for k in key):
+                    continue  # not a qa.metrics.feature_cache.CachedExtractor: it computes everything
+                cache = ShippedFeatureCache(key, self.shipped.get(key, {}))  # type: ignore[arg-type]
+                ext.cache = cache
+                self._caches.append(cache)
+        return self._caches
 
     def _load(self, item: ReferenceItem):  # noqa: ANN202 - a Case
         case = load_case(item, self.multiple)
@@ -159,6 +197,75 @@ class ShardWorker:
             case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
                           f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
         return case
+
+
+class ShippedFeatureCache:
+    """Stands in for ``qa.metrics.feature_cache.FeatureCache`` inside a worker: serves the vectors the driver
+    shipped (references, keyed by file sha256) and keeps the ones computed here for the driver to store.
+
+    ``alias`` maps the pixel sha256 of this shard's uncropped references to their file sha256, so a metric that
+    keys a reference by its pixels still finds (and stores) it under the file's key.
+    """
+
+    def __init__(self, key: FeatureKey, shipped: dict[str, np.ndarray]) -> None:
+        self.key = key
+        self.shipped = shipped
+        self.alias: dict[str, str] = {}
+        self.new: dict[str, np.ndarray] = {}
+
+    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
+        """Vectors known for those of ``shas`` that are present (computed here or shipped)."""
+        found = {}
+        for s in shas:
+            k = self.alias.get(s, s)
+            v = self.new.get(k)
+            if v is None:
+                v = self.shipped.get(k)
+            if v is not None:
+                found[s] = v
+        return found
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        """Keep computed vectors (references under their file sha256) until :meth:`drain`."""
+        for s, v in items.items():
+            self.new[self.alias.get(s, s)] = np.asarray(v, np.float32)
+
+    def drain(self) -> dict[str, np.ndarray]:
+        """The vectors computed since the last drain (forgotten here)."""
+        new, self.new = self.new, {}
+        return new
+
+
+def _reference_aliases(cases: list[Any]) -> dict[str, str]:
+    """pixel sha256 -> file sha256 of the loaded, unaltered references (no crop, no conversion note)."""
+    try:
+        from qa.metrics.feature_cache import pixels_sha256
+    except ImportError:
+        return {}
+    return {pixels_sha256(c.pixels): c.image_sha256 for c in cases
+            if c.pixels is not None and not c.error and not c.notes}
+
+
+def cached_reference_features(store: Store, image_shas: list[str]) -> dict[FeatureKey, dict[str, np.ndarray]]:
+    """Every cached vector of these images (any extractor), grouped by extractor key: what the workers get."""
+    if not image_shas:
+        return {}
+    with store.connect() as con:
+        rows = con.execute(
+            "select extractor, extractor_sha256, preprocessing, image_sha256, vector from features "
+            "where image_sha256 in (select unnest(?))", [sorted(set(image_shas))]).fetchall()
+    out: dict[FeatureKey, dict[str, np.ndarray]] = {}
+    for ex, ex_sha, prep, sha, vec in rows:
+        out.setdefault((str(ex), str(ex_sha), str(prep)), {})[str(sha)] = np.asarray(vec, np.float32)
+    return out
+
+
+def store_features(store: Store, features: list[tuple[FeatureKey, dict[str, np.ndarray]]]) -> None:
+    """Insert (or replace) vectors computed by a worker into the ``features`` table, in one transaction."""
+    rows = [[k[0], k[1], sha, k[2], np.asarray(v, np.float32).tolist()] for k, vecs in features for sha, v in vecs.items()]
+    if rows:
+        with store.transaction() as con:
+            con.executemany("insert or replace into features values (?, ?, ?, ?, ?)", rows)
 
 
 # -- driver ---------------------------------------------------------------------------------------------------
@@ -249,7 +356,9 @@ def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) ->
                               list(run.cfg["seeds"]), run.config.batch_size, run.config.thumbnails, opts.worker_setup)
             actor_cls = ray.remote(ShardWorker).options(
                 num_cpus=opts.cpus_per_worker, num_gpus=gpus, max_restarts=opts.max_retries, max_task_retries=0)
-            actors = [actor_cls.remote(spec) for _ in range(n)]
+            refs = [items[c].sha256 for i in todo for c in shards[i] if c in items and items[c].sha256]
+            shipped = ray.put(cached_reference_features(engine.store, refs))  # one copy per node, read by all
+            actors = [actor_cls.remote(spec, shipped) for _ in range(n)]
             try:
                 ray.get([a.ping.remote() for a in actors])
             except Exception as exc:  # noqa: BLE001 - an error in the actors' constructor
@@ -320,6 +429,7 @@ def _drive(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions, acto
         else:
             if engine.commit_shard(run.run_id, index, result.output, worker=result.worker):
                 committed[index] = result
+                store_features(engine.store, result.features)
             if opts.on_shard:
                 opts.on_shard(index)
             bar.update(result.output.n_cases)

@@ -90,8 +90,70 @@ def setup(kill_marker: str = "") -> None:
     for name, cls in (("noisy-bicubic", NoisyBicubic), ("kill-once", KillOnceBicubic)):
         if name not in DECODERS:
             DECODERS.register(name, cls)
-    for name, mcls in (("test-set-mae", SetMAE), ("test-set-mae-merge", MergeableSetMAE)):
+    for name, mcls in (("test-set-mae", SetMAE), ("test-set-mae-merge", MergeableSetMAE),
+                       ("test-feature-set", FeatureSetMetric)):
         if name not in METRICS:
             METRICS.register(name, mcls)
     if kill_marker:
         os.environ[KILL_MARKER_ENV] = kill_marker
+
+
+class ChannelMeans:
+    """A cheap feature extractor: per-channel means of uint8 (H, W, 3) images, in [0, 1] -> (N, 3) float32."""
+
+    name = "test-channel-means"
+    sha256 = "test-channel-means-v1"
+    preprocessing = "uint8-round;none"
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        return np.stack([im.reshape(-1, 3).mean(0) / 255.0 for im in images]).astype(np.float32)
+
+
+class FeatureSetMetric(SetMetric):
+    """Mean L1 distance between output and reference features, through the feature cache (like FID); the
+    detail reports the extractor's forward passes, so tests can see what the cache saved. Mergeable."""
+
+    name = "test-feature-set"
+    higher_is_better = False
+    value_range = (0.0, 3.0)
+
+    def __init__(self, store: object | None = None) -> None:
+        self.store = store
+        self._extractor = None
+        self.reset()
+
+    def extractor(self):  # noqa: ANN201 - a CachedExtractor
+        from qa.metrics.feature_cache import CachedExtractor, FeatureCache
+
+        if self._extractor is None:
+            net = ChannelMeans()
+            cache = FeatureCache(self.store, net.name, net.sha256, net.preprocessing) if self.store else None
+            self._extractor = CachedExtractor(net, cache)
+        return self._extractor
+
+    def update(self, sample: ImageSample) -> None:
+        from qa.metrics.feature_cache import pixels_sha256, to_uint8
+
+        if sample.reference is None:
+            raise ValueError(f"{sample.case_id}: needs a reference")
+        ref_sha = sample.reference_sha256 or pixels_sha256(sample.reference)
+        f = self.extractor()([pixels_sha256(sample.output), ref_sha], [to_uint8(sample.output), to_uint8(sample.reference)])
+        self.values.append(float(np.abs(f[0] - f[1]).sum()))
+
+    def compute(self) -> SetValue:
+        return SetValue(float(np.mean(self.values)), n=len(self.values), detail=f"forward passes: {self.forward()}")
+
+    def forward(self) -> int:
+        return self._forward + (self.extractor().n_forward - self._forward0)
+
+    def reset(self) -> None:
+        self.values: list[float] = []
+        self._forward = 0
+        self._forward0 = self._extractor.n_forward if self._extractor is not None else 0
+
+    def export_state(self) -> tuple[list[float], int]:
+        return list(self.values), self.forward()
+
+    def merge_state(self, state: tuple[list[float], int]) -> None:
+        self.values.extend(state[0])
+        self._forward += state[1]

@@ -14,9 +14,12 @@ from qa.engine import ray_engine  # noqa: E402
 from qa.engine.run import RunConfig, RunEngine  # noqa: E402
 from qa.store import Store  # noqa: E402
 from tests.foundation.helpers import make_refset  # noqa: E402
-from tests.ray.helpers import KILL_CASE, setup  # noqa: E402
+from tests.ray.helpers import KILL_CASE, ChannelMeans, setup  # noqa: E402
 
-METRICS = ["psnr", "ssim", "test-set-mae", "test-set-mae-merge"]
+feature_cache = pytest.importorskip("qa.metrics.feature_cache")
+to_uint8 = feature_cache.to_uint8
+
+METRICS = ["psnr", "ssim", "test-set-mae", "test-set-mae-merge", "test-feature-set"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,20 @@ def set_results(store: Store, run_id: str) -> dict[str, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+def seed_reference_features(store: Store, refset: Path) -> int:
+    """Put the test extractor's vectors of every reference file in the features table, keyed by file sha256."""
+    from qa.imageio import load_image, sha256_file
+
+    net = ChannelMeans()
+    rows = []
+    for png in sorted(refset.glob("*.png")):
+        pixels = to_uint8(load_image(png).pixels)
+        rows.append([net.name, net.sha256, sha256_file(png), net.preprocessing, net([pixels])[0].tolist()])
+    with store.transaction() as con:
+        con.executemany("insert or replace into features values (?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
 def config(refset: Path, decoder: str, **kw) -> RunConfig:  # noqa: ANN003
     return RunConfig(decoder=decoder, reference_set=str(refset), seeds=[0, 1], shard_size=2, metrics=METRICS,
                      progress=False, **kw)
@@ -49,6 +66,7 @@ def test_ray_results_equal_local(cluster, tmp_path: Path, decoder: str) -> None:
     refset = make_refset(tmp_path / "set", n=6)
     store = Store(tmp_path / "qa.duckdb")
     local = RunEngine(store).start(config(refset, decoder))
+    n_refs = seed_reference_features(store, refset)  # as if an earlier run had cached the references' features
     distributed = ray_engine.start(store, config(refset, decoder), num_workers=2, worker_setup=setup)
     assert store.query("select status from runs where run_id = ?", [distributed])[0][0] == "finished"
     local_rows, ray_rows = results(store, local), results(store, distributed)
@@ -65,6 +83,14 @@ def test_ray_results_equal_local(cluster, tmp_path: Path, decoder: str) -> None:
     assert ray_set["psnr"] == local_set["psnr"] and ray_set["ssim"] == local_set["ssim"]
     assert ray_set["test-set-mae-merge"] == local_set["test-set-mae-merge"]  # merged from per-shard states
     assert local_set["test-set-mae-merge"][3] == 6 * seeds and local_set["test-set-mae-merge"][4] == "ok"
+    # the workers read the 6 cached reference vectors (shipped by the driver) and computed only the outputs'
+    # (a deterministic decoder's seeds give one distinct output per case); the value equals the local one
+    distinct_outputs = 6 * seeds if decoder == "noisy-bicubic" else 6
+    assert ray_set["test-feature-set"][:5] == local_set["test-feature-set"][:5]
+    assert ray_set["test-feature-set"][5] == f"forward passes: {distinct_outputs}"
+    assert local_set["test-feature-set"][5] == f"forward passes: {6 * seeds * 2}"  # no cache: all, every time
+    stored = store.query("select count(*) from features where extractor = 'test-channel-means'")[0][0]
+    assert stored == n_refs + distinct_outputs  # the driver stored what the workers computed
     status, detail = ray_set["test-set-mae"][4:6]
     assert status == "missing" and "cannot merge" in detail  # fail closed, never a partial-set value
     workers = store.query("select distinct worker from shards where run_id = ?", [distributed])
