@@ -24,9 +24,10 @@ def _need(module: str, what: str) -> Any:
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    widths = [max(len(" ".join(str(r[i]).split())) for r in [header, *rows]) for i in range(len(header) - 1)] + [0]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)).rstrip()]
+    lines += ["  ".join(" ".join(str(c).split()).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
     return "\n".join(lines)
 
 
