@@ -336,13 +336,14 @@ def _retriable(ray: Any) -> tuple[type[BaseException], ...]:
 
 def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) -> None:
     """Run the uncommitted shards of ``run`` on an actor pool and commit each on the driver; then finalize."""
-    started_here = _init_ray(ray, opts)
+    started_here = False
     actors: list[Any] = []
     bar = None
     try:
         shards: list[list[str]] = run.cfg["shards"]
         done = engine.done_shards(run.run_id)
         todo = [i for i in range(len(shards)) if i not in done]
+        started_here = _init_ray(ray, opts) if todo else False
         items = {i.id: i for i in run.refset.items}
         image_metrics = [m for m in run.metrics if isinstance(m, ImageMetric)]
         set_metrics = [m for m in run.metrics if isinstance(m, SetMetric)]
@@ -418,7 +419,8 @@ def _drive(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions, acto
             if attempts[index] > opts.max_retries:
                 raise QAError(f"shard {index} ({', '.join(shards[index])}) failed {attempts[index]} times: {reason}",
                               "a case in it may crash the decoder's process (out of memory?); see the Ray logs") from exc
-            if deaths[a] > opts.max_retries:
+            # one death fails every shard queued on the actor; Ray gives up on it after max_retries restarts
+            if deaths[a] > (opts.max_retries + 1) * opts.inflight_per_worker:
                 alive.discard(a)
             if not alive:
                 raise QAError(f"every Ray worker died (last: {reason})", "see the Ray logs (`ray logs`)") from exc

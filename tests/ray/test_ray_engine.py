@@ -143,13 +143,13 @@ def test_interrupted_driver_resumes_only_unfinished_shards(cluster, tmp_path: Pa
 
     cfg = config(refset, "noisy-bicubic", batch_size=1)
     with pytest.raises(_DriverDied):
-        ray_engine.start(store, cfg, num_workers=2, worker_setup=setup, on_shard=stop_after_two)
+        ray_engine.start(store, cfg, num_workers=1, worker_setup=setup, on_shard=stop_after_two)
     run_id, status = store.query("select run_id, status from runs")[0]
     assert status == "interrupted"
     before = store.query("select shard_index, finished_at, worker from shards where run_id = ? order by 1", [run_id])
     assert len(before) == 2
     redone: list[int] = []
-    ray_engine.resume(store, str(run_id), num_workers=2, worker_setup=setup, progress=False, on_shard=redone.append)
+    ray_engine.resume(store, str(run_id), num_workers=1, worker_setup=setup, progress=False, on_shard=redone.append)
     assert sorted(redone) == sorted({0, 1, 2} - {r[0] for r in before})  # only the unfinished shards
     after = store.query("select shard_index, finished_at, worker from shards where run_id = ? order by 1", [run_id])
     assert [r for r in after if r[0] in {b[0] for b in before}] == before
