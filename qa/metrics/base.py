@@ -45,6 +45,8 @@ class ImageSample:
     seed_outputs: list[np.ndarray] = field(default_factory=list)
     baseline: np.ndarray | None = None
     reference_note: str = ""
+    #: sha256 of the reference image's file (feature-cache key for references); "" = hash the pixels
+    reference_sha256: str = ""
     redecoded: np.ndarray | None = None
 
 

@@ -1,0 +1,234 @@
+"""CLIP score (image-caption agreement) and CMMD (CLIP-embedding MMD), with open_clip models and local weights.
+
+The official weights are OpenAI's CLIP files (``qa weights list``). They are TorchScript archives: qa reads one
+only after its full sha256 matched OpenAI's published hash, takes its state dict, and builds the open_clip
+architecture from it. Tests and users may pass an already built open_clip model instead (``model=``, with
+``model_sha256`` naming its weights for the feature cache).
+
+Preprocessing (named in the cache key): resize the shorter side to the model's input size (bicubic, antialias),
+centre crop, normalise with the OpenAI CLIP mean/std.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
+from qa.metrics.feature_cache import CachedExtractor, FeatureCache, pixels_sha256, to_uint8
+from qa.metrics.functional import realism as R
+from qa.store.db import Store
+from qa.weights import store as wstore
+
+MEAN = (0.48145466, 0.4578275, 0.40821073)
+STD = (0.26862954, 0.26130258, 0.27577711)
+OFFICIAL = {"ViT-B-32": "clip-vit-b-32-openai", "ViT-L-14-336": "clip-vit-l-14-336-openai"}
+
+
+def preprocess(images: list[np.ndarray], size: int) -> torch.Tensor:
+    """uint8 (H, W, 3) images (same shape) -> normalised float (N, 3, size, size)."""
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+    h, w = x.shape[-2:]
+    if (h, w) != (size, size):
+        s = size / min(h, w)
+        nh, nw = max(size, round(h * s)), max(size, round(w * s))
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        x = x[..., top:top + size, left:left + size]
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_official(model_name: str, device: str = "cpu") -> tuple[torch.nn.Module, str]:
+    """Build ``model_name`` from OpenAI's verified file; returns (model, sha256)."""
+    import open_clip  # noqa: PLC0415
+    from open_clip.model import build_model_from_openai_state_dict  # noqa: PLC0415
+
+    name = OFFICIAL.get(model_name)
+    if name is None:
+        raise MetricInputError(f"no official weights known for CLIP model {model_name!r}", f"known: {list(OFFICIAL)}")
+    path = wstore.require(name)  # verified against the full official sha256 before anything reads it
+    sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+    model = build_model_from_openai_state_dict(sd, quick_gelu=True, cast_dtype=None)
+    del open_clip
+    return model.to(device).eval(), wstore.KNOWN[name].sha256 or ""
+
+
+class _CLIPSetMetric(SetMetric):
+    model_name = "ViT-B-32"
+
+    def __init__(self, model: torch.nn.Module | None = None, model_sha256: str = "", tokenizer=None,  # noqa: ANN001
+                 model_name: str | None = None, device: str = "cpu", batch_size: int = 32,
+                 store: Store | None = None, n_bootstrap: int = 200, seed: int = 0) -> None:
+        self.model_name = model_name or self.model_name
+        self._model, self.model_sha256, self._tokenizer = model, model_sha256, tokenizer
+        self.device, self.batch_size, self.store = torch.device(device), batch_size, store
+        self.n_bootstrap, self.seed = n_bootstrap, seed
+        self._extractor: CachedExtractor | None = None
+        self.reset()
+
+    @property
+    def weights(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (OFFICIAL.get(self.model_name, self.model_name),)
+
+    def unavailable_reason(self) -> str | None:
+        """None when a model was given or the official file is present and verified; else the fix command."""
+        if self._model is not None:
+            return None
+        if self.model_name not in OFFICIAL:
+            return f"no official weights known for {self.model_name!r}; pass model="
+        return wstore.unavailable_reason(self.weights)
+
+    def model(self) -> torch.nn.Module:
+        """The open_clip model (loaded from the verified official file on first use)."""
+        if self._model is None:
+            self._model, self.model_sha256 = load_official(self.model_name, str(self.device))
+        return self._model
+
+    def image_size(self) -> int:
+        size = self.model().visual.image_size
+        return int(size[0] if isinstance(size, tuple | list) else size)
+
+    def extractor(self) -> CachedExtractor:
+        """Image-embedding extractor behind the feature cache."""
+        if self._extractor is None:
+            size = self.image_size()
+            prep = f"uint8-round;bicubic-antialias-shorter-side;{size};center-crop;openai-mean-std"
+
+            def embed(images: list[np.ndarray]) -> np.ndarray:
+                out = []
+                by_shape: dict[tuple[int, ...], list[int]] = {}
+                for i, im in enumerate(images):
+                    by_shape.setdefault(im.shape, []).append(i)
+                res = np.empty((len(images),), dtype=object)
+                for idx in by_shape.values():
+                    for k in range(0, len(idx), self.batch_size):
+                        part = idx[k:k + self.batch_size]
+                        with torch.inference_mode():
+                            e = self.model().encode_image(preprocess([images[i] for i in part], size).to(self.device))
+                        for j, i in enumerate(part):
+                            res[i] = e[j].float().cpu().numpy()
+                out = np.stack(list(res))
+                return out
+
+            cache = (FeatureCache(self.store, f"open_clip:{self.model_name}:image", self.model_sha256, prep)
+                     if self.store is not None else None)
+            self._extractor = CachedExtractor(embed, cache)
+        return self._extractor
+
+    def reset(self) -> None:
+        """Forget all samples."""
+        self._queue: list[tuple[str, str, np.ndarray, str]] = []  # (role, sha, uint8, caption)
+        self._seen_refs: set[str] = set()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def _take(self, queue: list[tuple[str, str, np.ndarray, str]], feats: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        if self._queue:
+            queue, self._queue = self._queue, []
+            self._take(queue, self.extractor()([q[1] for q in queue], [q[2] for q in queue]))
+
+    def _check_output(self, sample: ImageSample) -> None:
+        if not np.isfinite(sample.output).all():
+            raise MetricInputError(f"{self.name}: case {sample.case_id}: output contains NaN or Inf values")
+
+
+class CLIPScore(_CLIPSetMetric):
+    """CLIP score: mean over outputs of max(100 cos(image, caption), 0); higher is better; CI by bootstrap."""
+
+    name = "clip_score"
+    version = "1"
+    higher_is_better = True
+    value_range = (0.0, 100.0)
+    needs = ("caption",)
+    description = "CLIP score max(100 cos, 0) of output vs caption (open_clip, OpenAI weights), mean over images"
+
+    def _reset_state(self) -> None:
+        self.scores: list[float] = []
+
+    def update(self, sample: ImageSample) -> None:
+        """Queue one output with its caption."""
+        self._check_output(sample)
+        if not sample.caption:
+            raise NotApplicable("not applicable: needs caption")
+        self._queue.append(("cand", pixels_sha256(sample.output), to_uint8(sample.output), sample.caption))
+        if len(self._queue) >= self.batch_size:
+            self._flush()
+
+    def _take(self, queue: list[tuple[str, str, np.ndarray, str]], feats: np.ndarray) -> None:
+        import open_clip  # noqa: PLC0415
+
+        tok = self._tokenizer or open_clip.get_tokenizer(self.model_name)
+        with torch.inference_mode():
+            text = self.model().encode_text(tok([q[3] for q in queue]).to(self.device)).float().cpu().numpy()
+        self.scores.extend(R.clip_scores(feats, text).tolist())
+
+    def compute(self) -> SetValue:
+        """Mean CLIP score with a percentile bootstrap CI over images."""
+        self._flush()
+        if not self.scores:
+            raise NotApplicable("not applicable: no outputs with captions")
+        s = np.asarray(self.scores)
+        lo, hi = R.bootstrap_ci(len(s), lambda idx: float(s[idx].mean()), self.n_bootstrap, seed=self.seed)
+        return SetValue(float(s.mean()), lo, hi, n=len(s), detail=f"open_clip {self.model_name}")
+
+
+class CMMD(_CLIPSetMetric):
+    """CMMD: MMD^2 x 1000 between CLIP embeddings of outputs and references (RBF sigma 10); lower is better."""
+
+    name = "cmmd"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("reference",)
+    description = "CMMD (Jayasumana et al. 2024): RBF sigma 10 MMD^2 x 1000 on L2-normalised CLIP embeddings"
+
+    def _reset_state(self) -> None:
+        self.emb: dict[str, list[np.ndarray]] = {"cand": [], "ref": []}
+
+    def update(self, sample: ImageSample) -> None:
+        """Queue the output and (once per distinct image) its reference."""
+        self._check_output(sample)
+        self._queue.append(("cand", pixels_sha256(sample.output), to_uint8(sample.output), ""))
+        if sample.reference is not None:
+            ref_sha = sample.reference_sha256 or pixels_sha256(sample.reference)
+            if ref_sha not in self._seen_refs:
+                self._seen_refs.add(ref_sha)
+                self._queue.append(("ref", ref_sha, to_uint8(sample.reference), ""))
+        if len(self._queue) >= self.batch_size:
+            self._flush()
+
+    def _take(self, queue: list[tuple[str, str, np.ndarray, str]], feats: np.ndarray) -> None:
+        feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+        for role in ("cand", "ref"):
+            rows = [i for i, q in enumerate(queue) if q[0] == role]
+            if rows:
+                self.emb[role].append(feats[rows])
+
+    def compute(self) -> SetValue:
+        """CMMD with a percentile bootstrap CI over the outputs (references held fixed)."""
+        self._flush()
+        if not self.emb["ref"]:
+            raise NotApplicable("not applicable: cmmd needs reference images")
+        if not self.emb["cand"]:
+            raise MetricInputError("cmmd: no outputs")
+        x = np.concatenate(self.emb["ref"]).astype(np.float64)
+        y = np.concatenate(self.emb["cand"]).astype(np.float64)
+        value = R.cmmd(x, y)
+        kxx = R.rbf_gram(x, x, 10.0).mean()
+        kyy, kxy = R.rbf_gram(y, y, 10.0), R.rbf_gram(x, y, 10.0)
+
+        def stat(idx: np.ndarray) -> float:
+            return float(1000.0 * (kxx + kyy[np.ix_(idx, idx)].mean() - 2 * kxy[:, idx].mean()))
+
+        lo, hi = R.bootstrap_ci(y.shape[0], stat, self.n_bootstrap, seed=self.seed)
+        return SetValue(value, lo, hi, n=y.shape[0], detail=f"open_clip {self.model_name}; sigma 10; x1000")

@@ -1,0 +1,103 @@
+"""Feature cache in the DuckDB ``features`` table, and an extractor wrapper that only runs on cache misses.
+
+Key: (extractor name, extractor weights sha256, image sha256, preprocessing). ``preprocessing`` names every
+choice that changes a vector (the resizer and the size, e.g. ``"uint8-round;tf1-bilinear;299"``), so a cached
+vector is never reused under another definition. The image sha256 is :func:`pixels_sha256` for decoded outputs
+(the pixels, not a file) or the file's sha256 for reference images (given by the caller).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from qa.store.db import Store
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] -> uint8, rounded to nearest."""
+    return np.clip(np.floor(np.asarray(img, np.float64) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+def pixels_sha256(img: np.ndarray) -> str:
+    """sha256 of an image's uint8 RGB pixel bytes plus its shape (float [0, 1] input is rounded to uint8 first)."""
+    u8 = img if img.dtype == np.uint8 else to_uint8(img)
+    h = hashlib.sha256(f"{u8.shape}".encode())
+    h.update(np.ascontiguousarray(u8).tobytes())
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Vectors of one extractor under one preprocessing, stored through :class:`qa.store.Store`."""
+
+    def __init__(self, store: Store, extractor: str, extractor_sha256: str, preprocessing: str) -> None:
+        self.store = store
+        self.key = (extractor, extractor_sha256, preprocessing)
+
+    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors (float32) for those of ``shas`` that are present."""
+        if not shas:
+            return {}
+        with self.store.connect() as con:
+            tbl = con.sql(
+                "select image_sha256, vector from features where extractor = ? and extractor_sha256 = ? "
+                "and preprocessing = ? and image_sha256 in (select unnest(?))",
+                params=[self.key[0], self.key[1], self.key[2], list(set(shas))],
+            ).to_arrow_table()
+        if tbl.num_rows == 0:
+            return {}
+        names = tbl.column("image_sha256").to_pylist()
+        vec = tbl.column("vector").combine_chunks()
+        flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        dim = len(flat) // len(names)
+        return dict(zip(names, flat.reshape(len(names), dim), strict=True))
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        """Store vectors (replacing any with the same key)."""
+        if not items:
+            return
+        shas = list(items)
+        vecs = np.stack([np.asarray(items[s], np.float32) for s in shas])
+        n, d = vecs.shape
+        table = pa.table({
+            "extractor": [self.key[0]] * n,
+            "extractor_sha256": [self.key[1]] * n,
+            "image_sha256": shas,
+            "preprocessing": [self.key[2]] * n,
+            "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, n * d + 1, d, dtype=np.int32)),
+                                               pa.array(vecs.reshape(-1))),
+        })
+        with self.store.transaction() as con:
+            con.register("qa_new_features", table)
+            con.execute("insert or replace into features select * from qa_new_features")
+            con.unregister("qa_new_features")
+
+
+class CachedExtractor:
+    """Runs ``extract(images uint8 (N, H, W, 3)) -> (N, d)`` only on images whose vectors are not cached.
+
+    ``n_forward`` counts images actually run through the extractor (0 on a rerun with nothing changed).
+    """
+
+    def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureCache | None) -> None:
+        self.extract = extract
+        self.cache = cache
+        self.n_forward = 0
+        self.n_cached = 0
+
+    def __call__(self, shas: list[str], images: list[np.ndarray]) -> np.ndarray:
+        """Features (len(shas), d) float32 in the order given; images are uint8 (H, W, 3)."""
+        found = self.cache.get(shas) if self.cache is not None else {}
+        todo = [i for i, s in enumerate(shas) if s not in found]
+        new: dict[str, np.ndarray] = {}
+        if todo:
+            feats = np.asarray(self.extract([images[i] for i in todo]), np.float32)
+            self.n_forward += len(todo)
+            new = {shas[i]: feats[k] for k, i in enumerate(todo)}
+            if self.cache is not None:
+                self.cache.put(new)
+        self.n_cached += len(shas) - len(todo)
+        return np.stack([found[s] if s in found else new[s] for s in shas])

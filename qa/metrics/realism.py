@@ -1,0 +1,237 @@
+"""FID and KID: InceptionV3 pool3 (2048-d) features of the outputs against those of the references.
+
+Features go through the DuckDB feature cache when a store is given: reference features are computed once per
+(weights sha256, preprocessing, image), so a new candidate against a seen reference set costs only its own
+forward passes, and a rerun with nothing changed runs no forward pass. FID keeps running sums only (memory flat
+in the number of images) plus a bounded uniform reservoir of candidate features for the bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
+from qa.metrics.feature_cache import CachedExtractor, FeatureCache, pixels_sha256, to_uint8
+from qa.metrics.functional import realism as R
+from qa.store.db import Store
+from qa.weights import store as wstore
+
+DIM = 2048
+
+
+class InceptionExtractor:
+    """Loads the FID InceptionV3 and maps lists of uint8 (H, W, 3) images to (N, 2048) float32 features."""
+
+    name = "inception-fid-pool3"
+
+    def __init__(self, weights_path: Path, resizer: str = "tf1-bilinear", device: str = "cpu",
+                 batch_size: int = 32) -> None:
+        from qa.metrics.functional.inception import FIDInceptionV3  # noqa: PLC0415
+
+        self.device = torch.device(device)
+        self.model = FIDInceptionV3(resizer).load_weights(weights_path, self.device)
+        self.sha256 = wstore.cached_sha256(Path(weights_path))
+        self.preprocessing = f"uint8-round;{resizer};299;(x-128)/128"
+        self.batch_size = batch_size
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(images), DIM), np.float32)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, im in enumerate(images):
+            by_shape.setdefault(im.shape, []).append(i)
+        for idx in by_shape.values():
+            for k in range(0, len(idx), self.batch_size):
+                part = idx[k:k + self.batch_size]
+                x = torch.from_numpy(np.stack([images[i] for i in part])).permute(0, 3, 1, 2).to(self.device)
+                out[part] = self.model(x).float().cpu().numpy()
+        return out
+
+
+class _InceptionSetMetric(SetMetric):
+    """Shared plumbing: weights, cache, batching of updates, reference de-duplication."""
+
+    weights = ("inception-fid",)
+    needs = ("reference",)
+
+    def __init__(self, weights_path: str | Path | None = None, device: str = "cpu", batch_size: int = 32,
+                 store: Store | None = None, resizer: str = "tf1-bilinear", n_bootstrap: int = 50,
+                 seed: int = 0) -> None:
+        self.weights_path = Path(weights_path) if weights_path else None
+        self.device, self.batch_size, self.store, self.resizer = device, batch_size, store, resizer
+        self.n_bootstrap, self.seed = n_bootstrap, seed
+        self._extractor: CachedExtractor | None = None
+        self.reset()
+
+    def unavailable_reason(self) -> str | None:
+        """Why the metric cannot run (Inception weights absent) plus the fix command, or None."""
+        if self.weights_path is not None:
+            return None if self.weights_path.is_file() else (
+                f"weights file {self.weights_path} not found; fix: {wstore.fix_command('inception-fid')}")
+        return wstore.unavailable_reason(self.weights)
+
+    def extractor(self) -> CachedExtractor:
+        """The cached feature extractor (loads the weights on first use)."""
+        if self._extractor is None:
+            net = InceptionExtractor(self.weights_path or wstore.require("inception-fid"), self.resizer,
+                                     self.device, self.batch_size)
+            cache = FeatureCache(self.store, net.name, net.sha256, net.preprocessing) if self.store else None
+            self._extractor = CachedExtractor(net, cache)
+        return self._extractor
+
+    def reset(self) -> None:
+        """Forget all samples."""
+        self._queue: list[tuple[str, str, np.ndarray]] = []  # (role, sha, uint8)
+        self._seen_refs: set[str] = set()
+        self.n_candidates = 0
+        self.n_references = 0
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def _add(self, role: str, feats: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def update(self, sample: ImageSample) -> None:
+        """Queue the output (and its reference once per distinct image); runs a batch when the queue is full."""
+        out = sample.output
+        if not np.isfinite(out).all():
+            raise MetricInputError(f"{self.name}: case {sample.case_id}: output contains NaN or Inf values")
+        self._queue.append(("cand", pixels_sha256(out), to_uint8(out)))
+        if sample.reference is not None:
+            ref_sha = sample.reference_sha256 or pixels_sha256(sample.reference)
+            if ref_sha not in self._seen_refs:
+                self._seen_refs.add(ref_sha)
+                self._queue.append(("ref", ref_sha, to_uint8(sample.reference)))
+        if len(self._queue) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._queue:
+            return
+        queue, self._queue = self._queue, []
+        feats = self.extractor()([q[1] for q in queue], [q[2] for q in queue])
+        for role in ("cand", "ref"):
+            rows = [i for i, q in enumerate(queue) if q[0] == role]
+            if rows:
+                self._add(role, feats[rows])
+                if role == "cand":
+                    self.n_candidates += len(rows)
+                else:
+                    self.n_references += len(rows)
+
+    def _check_sizes(self) -> None:
+        self._flush()
+        if self.n_references < 2:
+            raise NotApplicable(f"not applicable: {self.name} needs at least 2 reference images, "
+                                f"have {self.n_references}")
+        if self.n_candidates < 2:
+            raise MetricInputError(f"{self.name}: needs at least 2 outputs, have {self.n_candidates}")
+
+
+class FID(_InceptionSetMetric):
+    """Frechet Inception Distance (pool3, 2048-d), outputs vs references; lower is better, >= 0.
+
+    CI: percentile bootstrap over the outputs (the reference statistics are held fixed), from a uniform
+    reservoir of at most ``reservoir`` output features; when the reservoir is smaller than the set, half-widths
+    are scaled by sqrt(reservoir / n) around the full-set value, and ``detail`` says so.
+    """
+
+    name = "fid"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    unit = ""
+    description = "FID, InceptionV3 pool3 2048-d (TF 2015-12-05 weights), resizer named in detail; bootstrap CI"
+    reservoir = 2048
+
+    def _reset_state(self) -> None:
+        self.cand = R.GaussianStats(DIM)
+        self.ref = R.GaussianStats(DIM)
+        self._res = np.empty((0, DIM), np.float32)
+        self._rng = np.random.default_rng(self.seed)
+
+    def _add(self, role: str, feats: np.ndarray) -> None:
+        if role == "ref":
+            self.ref.update(feats)
+            return
+        start = self.cand.n
+        self.cand.update(feats)
+        for k, f in enumerate(feats):  # reservoir sampling (Algorithm R)
+            seen = start + k
+            if seen < self.reservoir:
+                self._res = np.vstack([self._res, f[None]])
+            else:
+                j = int(self._rng.integers(0, seen + 1))
+                if j < self.reservoir:
+                    self._res[j] = f
+
+    def compute(self) -> SetValue:
+        """FID with bootstrap CI; warns (SmallSampleWarning) when a set has fewer images than 2048."""
+        self._check_sizes()
+        R.warn_small_n(min(self.cand.n, self.ref.n), DIM, "fid")
+        mu_c, cov_c = self.cand.mean_cov()
+        mu_r, cov_r = self.ref.mean_cov()
+        sqrt_r = R._sqrt_psd(cov_r)
+        value = R.frechet_distance(mu_r, cov_r, mu_c, cov_c, sqrt_s1=sqrt_r)
+        detail = f"resizer {self.resizer}; n_out {self.cand.n}, n_ref {self.ref.n}"
+        lo = hi = float("nan")
+        m = self._res.shape[0]
+        if self.n_bootstrap > 0 and m >= 2:
+            res = self._res.astype(np.float64)
+
+            def stat(idx: np.ndarray) -> float:
+                s = R.GaussianStats(DIM)
+                s.update(res[idx])
+                mu, cov = s.mean_cov()
+                return R.frechet_distance(mu_r, cov_r, mu, cov, sqrt_s1=sqrt_r)
+
+            lo, hi = R.bootstrap_ci(m, stat, self.n_bootstrap, seed=self.seed)
+            if m < self.cand.n:
+                center = stat(np.arange(m))
+                f = np.sqrt(m / self.cand.n)
+                lo, hi = value - (center - lo) * f, value + (hi - center) * f
+                detail += f"; CI from a {m}-image reservoir, scaled by sqrt({m}/{self.cand.n})"
+            lo = max(lo, 0.0)
+            detail += f"; {self.n_bootstrap} bootstrap resamples of the outputs"
+        return SetValue(value, lo, hi, n=self.cand.n, detail=detail)
+
+
+class KID(_InceptionSetMetric):
+    """Kernel Inception Distance (unbiased MMD^2, cubic polynomial kernel), averaged over random subsets.
+
+    ``ci_low``/``ci_high``: 2.5 / 97.5 percentiles of the per-subset values. ``subset_size`` above the number
+    of images is reduced to it (said in ``detail``).
+    """
+
+    name = "kid"
+    version = "1"
+    higher_is_better = False
+    value_range = (float("-inf"), float("inf"))  # unbiased: can be slightly negative
+    unit = ""
+    description = "KID, InceptionV3 pool3, cubic polynomial kernel, unbiased MMD^2 over subsets"
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000, **kw: object) -> None:
+        self.subsets, self.subset_size = subsets, subset_size
+        super().__init__(**kw)  # type: ignore[arg-type]
+
+    def _reset_state(self) -> None:
+        self.feats: dict[str, list[np.ndarray]] = {"cand": [], "ref": []}
+
+    def _add(self, role: str, feats: np.ndarray) -> None:
+        self.feats[role].append(feats)
+
+    def compute(self) -> SetValue:
+        """KID mean over subsets with the subset spread as interval."""
+        self._check_sizes()
+        x = np.concatenate(self.feats["ref"])
+        y = np.concatenate(self.feats["cand"])
+        value, vals, size = R.kid(x, y, self.subsets, self.subset_size, seed=self.seed)
+        detail = f"resizer {self.resizer}; {self.subsets} subsets of {size}"
+        if size < self.subset_size:
+            detail += f" (subset_size {self.subset_size} reduced to the set size)"
+        lo, hi = np.quantile(vals, [0.025, 0.975])
+        return SetValue(value, float(lo), float(hi), n=y.shape[0], detail=detail)
