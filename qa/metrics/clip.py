@@ -60,20 +60,18 @@ def load_official(model_name: str, device: str = "cpu") -> tuple[torch.nn.Module
 
 class _CLIPSetMetric(SetMetric):
     model_name = "ViT-B-32"
+    weights: tuple[str, ...] = ("clip-vit-b-32-openai",)
 
     def __init__(self, model: torch.nn.Module | None = None, model_sha256: str = "", tokenizer=None,  # noqa: ANN001
                  model_name: str | None = None, device: str = "cpu", batch_size: int = 32,
                  store: Store | None = None, n_bootstrap: int = 200, seed: int = 0) -> None:
         self.model_name = model_name or self.model_name
+        self.weights = (OFFICIAL.get(self.model_name, self.model_name),)
         self._model, self.model_sha256, self._tokenizer = model, model_sha256, tokenizer
         self.device, self.batch_size, self.store = torch.device(device), batch_size, store
         self.n_bootstrap, self.seed = n_bootstrap, seed
         self._extractor: CachedExtractor | None = None
         self.reset()
-
-    @property
-    def weights(self) -> tuple[str, ...]:  # type: ignore[override]
-        return (OFFICIAL.get(self.model_name, self.model_name),)
 
     def unavailable_reason(self) -> str | None:
         """None when a model was given or the official file is present and verified; else the fix command."""
@@ -100,7 +98,6 @@ class _CLIPSetMetric(SetMetric):
             prep = f"uint8-round;bicubic-antialias-shorter-side;{size};center-crop;openai-mean-std"
 
             def embed(images: list[np.ndarray]) -> np.ndarray:
-                out = []
                 by_shape: dict[tuple[int, ...], list[int]] = {}
                 for i, im in enumerate(images):
                     by_shape.setdefault(im.shape, []).append(i)
@@ -112,8 +109,7 @@ class _CLIPSetMetric(SetMetric):
                             e = self.model().encode_image(preprocess([images[i] for i in part], size).to(self.device))
                         for j, i in enumerate(part):
                             res[i] = e[j].float().cpu().numpy()
-                out = np.stack(list(res))
-                return out
+                return np.stack(list(res))
 
             cache = (FeatureCache(self.store, f"open_clip:{self.model_name}:image", self.model_sha256, prep)
                      if self.store is not None else None)
