@@ -27,7 +27,7 @@ import numpy as np
 
 from qa.errors import BadImageError, QAError
 from qa.imageio import load_image, save_png
-from qa.metrics.base import ImageMetric, ImageSample, Metric, NotApplicable
+from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue, NotApplicable
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 COLUMNS = ("image", "metric", "value", "status", "detail")
@@ -90,6 +90,19 @@ def parse_encoder(name: str | None) -> _AreaEncoding | None:
     return _AreaEncoding(int(m.group(1)))
 
 
+class _Broken(ImageMetric):
+    """Stands in for a registered metric whose constructor failed: every row is an error with the reason."""
+
+    needs = ()
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        raise QAError(self.reason)
+
+
 def _metrics(names: list[str] | None) -> tuple[list[Metric], list[str]]:
     from qa.registries import METRICS
 
@@ -97,7 +110,11 @@ def _metrics(names: list[str] | None) -> tuple[list[Metric], list[str]]:
     metrics: list[Metric] = []
     notes: list[str] = []
     for n in chosen:
-        m = METRICS.create(n)
+        try:
+            m = METRICS.create(n)
+        except Exception as exc:  # a metric that cannot even be built gives error rows, not a dead run
+            metrics.append(_Broken(n, f"cannot create metric: {type(exc).__name__}: {exc}"))
+            continue
         if isinstance(m, ImageMetric):
             metrics.append(m)
         elif names is not None:

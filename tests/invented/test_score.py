@@ -98,3 +98,20 @@ def test_bad_arguments(tmp_path: Path) -> None:
         score_folders(tmp_path / "r", [tmp_path / "nope"], tmp_path / "o.csv")
     with pytest.raises(QAError, match="area-xN"):
         score_folders(tmp_path / "r", [tmp_path / "r"], tmp_path / "o.csv", encoder="vae")
+
+
+def test_metric_that_cannot_be_built_gives_error_rows(tmp_path: Path, photo: np.ndarray,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa.registries import METRICS as REG
+
+    def boom() -> None:
+        raise RuntimeError("weights corrupt")
+
+    monkeypatch.setitem(REG._targets, "boom_metric", boom)
+    save_png(photo, tmp_path / "r" / "x.png")
+    save_png(photo, tmp_path / "c" / "x.png")
+    score_folders(tmp_path / "r", [tmp_path / "c"], tmp_path / "o.csv", metrics=["boom_metric", "psnr"])
+    df = pd.read_csv(tmp_path / "o.csv")
+    row = _get(df, "x.png", "boom_metric")
+    assert row.status == "error" and "weights corrupt" in row.detail
+    assert _get(df, "x.png", "psnr").status == "ok"
