@@ -78,7 +78,7 @@ def test_psnr_matches_skimage_and_identical_is_inf() -> None:
     ref = rng.random((32, 32, 3)).astype(np.float32)
     out = np.clip(ref + 0.03 * rng.standard_normal(ref.shape), 0, 1).astype(np.float32)
     expected = peak_signal_noise_ratio(ref.astype(np.float64), out.astype(np.float64), data_range=1.0)
-    assert F.psnr(out, ref) == pytest.approx(expected, rel=1e-9)
+    assert F.psnr(out, ref) == pytest.approx(expected, rel=1e-7)
     assert F.psnr(ref, ref) == float("inf")
 
 
