@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -86,8 +87,8 @@ def main() -> int:
     write_report(Store(db), out=out)
     build_s = time.perf_counter() - t0
     text = out.read_text(encoding="utf-8")
-    images = sum(len(m) for m in re.findall(r'src="data:image/png;base64,[^"]*"', text))
-    n_img = text.count('src="data:image/png;base64,')
+    images = sum(len(m) for m in re.findall(r"url\(data:image/(?:png|webp);base64,[^)]*\)", text))
+    n_img = len(re.findall(r"\.t\d+\{background-image:url\(data:", text))
     loads = [render(out) for _ in range(max(1, args.repeats))]
     result = {
         "decoders": len(re.findall(r"<tr><td><b>", text.split('id="changes"')[0])),
@@ -98,17 +99,21 @@ def main() -> int:
         "ready_ms": statistics.median(r.attr("ready-ms") or -1 for r in loads),
         "draw_ms": statistics.median(r.attr("render-ms") or -1 for r in loads),
         "browser_wall_s": statistics.median(r.wall_s for r in loads),
+        "browser_cpu_s": statistics.median(r.cpu_s for r in loads),
+        "load_average": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
         "plots": loads[0].attr("plots-rendered"),
         "js_errors": max(r.attr("js-errors") or 0 for r in loads),
         "console": sorted({c for r in loads for c in r.console}),
         "report": str(out),
     }
     print("| decoders | thumbnails | file size | of which images | write_report | ready in page (median) "
-          "| drawing charts | headless launch-to-exit (median) | charts / JS errors |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| drawing charts | headless launch-to-exit: wall / CPU (median) | charts / JS errors | load avg / CPUs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {result['decoders']} | {n_img} | {result['size_mb']:.2f} MB | {result['images_mb']:.2f} MB "
           f"| {build_s:.2f} s | {result['ready_ms'] / 1000:.2f} s | {result['draw_ms'] / 1000:.2f} s "
-          f"| {result['browser_wall_s']:.2f} s | {result['plots']} / {result['js_errors']} |")
+          f"| {result['browser_wall_s']:.2f} s / {result['browser_cpu_s']:.2f} s | {result['plots']} / {result['js_errors']} "
+          f"| {result['load_average']:.1f} / {result['cpus']} |")
     print(json.dumps(result))
     return 0 if result["js_errors"] == 0 and not result["console"] else 1
 

@@ -9,6 +9,7 @@ start until every chart was drawn, parsing of the page and plotly.js included).
 from __future__ import annotations
 
 import re
+import resource
 import subprocess
 import tempfile
 import time
@@ -29,12 +30,15 @@ _ATTR = re.compile(r'<html[^>]*?\sdata-{name}="(\d+)"')
 
 @dataclass
 class BrowserRun:
-    """What one headless launch saw. ``wall_s``: seconds from launch to exit (browser start-up included)."""
+    """What one headless launch saw. ``wall_s``: seconds from launch to exit (browser start-up included);
+    ``cpu_s``: CPU seconds (user + system) of the browser and its child processes, which a loaded machine does
+    not inflate the way it inflates wall time."""
 
     dom: str
     console: list[str]
     stderr: str
     wall_s: float
+    cpu_s: float
 
     def attr(self, name: str) -> int | None:
         """An integer ``data-<name>`` attribute of ``<html>`` in the rendered DOM, or None."""
@@ -49,15 +53,21 @@ def _chromium(browser: str | None) -> str:
     return path
 
 
-def _launch(browser: str, args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _launch(browser: str, args: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run Chromium to completion; returns (process, wall seconds, CPU seconds of it and its children)."""
     with tempfile.TemporaryDirectory(prefix="qa-chromium-") as profile:
         cmd = [browser, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise QAError(f"headless Chromium did not finish within {timeout:.0f} s: {' '.join(cmd)}") from exc
-        return proc, time.perf_counter() - t0
+        return proc, time.perf_counter() - t0, _cpu() - c0
 
 
 def render(report: Path, browser: str | None = None, timeout: float = 120.0,
@@ -65,11 +75,11 @@ def render(report: Path, browser: str | None = None, timeout: float = 120.0,
     """Load ``report`` from disk and dump the DOM after the load event (plus ``virtual_time_ms`` if given)."""
     exe = _chromium(browser)
     args = ["--dump-dom"] + ([f"--virtual-time-budget={virtual_time_ms}"] if virtual_time_ms else [])
-    proc, wall = _launch(exe, [*args, Path(report).resolve().as_uri()], timeout)
+    proc, wall, cpu = _launch(exe, [*args, Path(report).resolve().as_uri()], timeout)
     if proc.returncode != 0 or "<html" not in proc.stdout:
         raise QAError(f"headless Chromium failed on {report} (exit {proc.returncode}): {proc.stderr[-2000:]}")
     console = [m.group(1) for line in proc.stderr.splitlines() if (m := CONSOLE.search(line))]
-    return BrowserRun(proc.stdout, console, proc.stderr, wall)
+    return BrowserRun(proc.stdout, console, proc.stderr, wall, cpu)
 
 
 def screenshot(report: Path, out: Path, size: tuple[int, int] = (1400, 2400), browser: str | None = None,
@@ -77,7 +87,7 @@ def screenshot(report: Path, out: Path, size: tuple[int, int] = (1400, 2400), br
     """Write a PNG screenshot of the top ``size`` (width, height) pixels of ``report`` to ``out``."""
     exe = _chromium(browser)
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc, _ = _launch(exe, [f"--window-size={size[0]},{size[1]}", f"--screenshot={out.resolve()}",
+    proc, _, _ = _launch(exe, [f"--window-size={size[0]},{size[1]}", f"--screenshot={out.resolve()}",
                             Path(report).resolve().as_uri()], timeout)
     if not out.is_file():
         raise QAError(f"headless Chromium wrote no screenshot of {report} (exit {proc.returncode}): "

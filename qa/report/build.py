@@ -41,9 +41,9 @@ table.data th{background:#f3f5f7}code{font-size:12px;background:#f3f5f7;padding:
 #js-errors{background:#fbdcdc;color:#9b1c1c;padding:8px 24px;font-weight:600}
 .row{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0 12px;align-items:flex-start}
 .cell{margin:0;width:164px;font-size:12px}.stack{position:relative;width:160px;height:160px;background:#eee}
-.stack img{position:absolute;left:0;top:0;width:160px;height:160px;object-fit:contain}
-.stack img.map{display:none}.toggle:checked~.grids .stack img.out{filter:grayscale(.7) brightness(.85)}
-.toggle:checked~.grids .stack img.map{display:block}.toggle-label{font-weight:600;cursor:pointer}
+.stack .img{position:absolute;left:0;top:0;width:160px;height:160px;background:center/contain no-repeat}
+.stack .img.map{display:none}.toggle:checked~.grids .stack .img.out{filter:grayscale(.7) brightness(.85)}
+.toggle:checked~.grids .stack .img.map{display:block}.toggle-label{font-weight:600;cursor:pointer}
 .noimg{width:160px;height:160px;display:flex;align-items:center;justify-content:center;text-align:center;color:#777}
 ul.kv{margin:4px 0;padding-left:18px;font-size:12px}.gate{border-top:1px solid #eee;padding:4px 0}
 nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8eef5}

@@ -1,52 +1,21 @@
 """Side-by-side image grid: per reference image, the reference and each decoder's output (latest runs).
 
-Thumbnails come from the store's ``images`` table (PNG, longest side 160 px) and are embedded as base64 data
-URIs. A decoder's map (``map:invented_detail`` when present, else its first ``map:*``) is stacked over its output
-and shown with a checkbox (pure CSS, no script, no network). Under each output: the per-image values of a few
-key metrics for the stored seed, with "missing"/"error" and the reason where there is no value.
+Thumbnails come from the store's ``images`` table and are embedded once each through
+:class:`qa.report.thumbs.ImagePool` (CSS classes with data: URIs). A decoder's map (``map:invented_detail`` when
+present, else its first ``map:*``) is stacked over its output as a red overlay and shown with a checkbox (pure
+CSS, no script, no network). Under each output: the per-image values of a few key metrics for the stored seed,
+with "missing"/"error" and the reason where there is no value.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-
-from PIL import Image
-
 from qa.report.charts import pick_plane_metrics
 from qa.report.data import ImageRow, ReportData, RunInfo
 from qa.report.safe import esc, fmt
+from qa.report.thumbs import ImagePool
 
 #: the preferred map kind
 PREFERRED_MAP = "map:invented_detail"
-#: PNG file signature: anything else in the images table is not embedded
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def data_uri(png: bytes | None) -> str | None:
-    """A base64 PNG data URI, or None when ``png`` is not a PNG."""
-    if not png or not png.startswith(PNG_MAGIC):
-        return None
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def overlay_png(png: bytes | None) -> bytes | None:
-    """A grayscale map PNG as an RGBA overlay: red (255, 40, 40) with alpha = map brightness.
-
-    Returns None when ``png`` is not a readable PNG (the cell then shows no overlay).
-    """
-    if not png or not png.startswith(PNG_MAGIC):
-        return None
-    try:
-        with Image.open(io.BytesIO(png)) as img:
-            alpha = img.convert("L")
-    except (OSError, ValueError):
-        return None
-    rgba = Image.new("RGBA", alpha.size, (255, 40, 40, 0))
-    rgba.putalpha(alpha)
-    buf = io.BytesIO()
-    rgba.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 def map_kind(data: ReportData, run_id: str) -> str | None:
@@ -86,17 +55,19 @@ def _values(rows: list[ImageRow], metrics: list[str]) -> str:
     return "<br>".join(parts)
 
 
-def _img(uri: str | None, cls: str, alt: str) -> str:
-    if uri is None:
-        return f'<div class="noimg {cls}">{esc(alt)}: no thumbnail stored</div>'
-    return f'<img class="{cls}" src="{uri}" alt="{esc(alt)}" decoding="async">'
+def _img(cls: str | None, role: str, alt: str) -> str:
+    """A thumbnail element (its image is the CSS class ``cls`` of the pool), or a note that there is none."""
+    if cls is None:
+        return f'<div class="noimg {role}">{esc(alt)}: no thumbnail stored</div>'
+    return f'<div class="img {role} {cls}" role="img" aria-label="{esc(alt)}"></div>'
 
 
-def _cell(data: ReportData, run: RunInfo, case_id: str, rows: list[ImageRow], metrics: list[str]) -> str:
-    out = data_uri(data.images.get((run.run_id, case_id, "output")))
+def _cell(data: ReportData, pool: ImagePool, run: RunInfo, case_id: str, rows: list[ImageRow],
+          metrics: list[str]) -> str:
+    out = pool.add(data.images.get((run.run_id, case_id, "output")))
     kind = map_kind(data, run.run_id)
-    over = data_uri(overlay_png(data.images.get((run.run_id, case_id, kind)))) if kind else None
-    layer = f'<img class="map" src="{over}" alt="{esc(kind)}" decoding="async">' if over else ""
+    over = pool.add(data.images.get((run.run_id, case_id, kind)), overlay=True) if kind else None
+    layer = _img(over, "map", f"{run.decoder} {kind}") if over else ""
     return (f'<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
             f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
 
@@ -121,6 +92,7 @@ def grid_section(data: ReportData) -> str:
         parts.append('<p class="muted">no maps stored for the latest runs: no metric that produces a per-pixel '
                      "map (e.g. invented_detail) was computed</p>")
     parts.append('<div class="grids">')
+    pool = ImagePool()
     for sha, runs in by_set.items():
         cases = sorted({c for (r, c, k) in data.images if k == "reference" and any(r == x.run_id for x in runs)}
                        | {r.case_id for r in data.image_rows if any(r.run_id == x.run_id for x in runs)})
@@ -129,9 +101,12 @@ def grid_section(data: ReportData) -> str:
             ref = next((data.images[(x.run_id, case_id, "reference")] for x in runs
                         if (x.run_id, case_id, "reference") in data.images), None)
             caption = data.captions.get((sha, case_id), "")
-            cells = [f'<figure class="cell"><div class="stack">{_img(data_uri(ref), "ref", "reference")}</div>'
+            cells = [f'<figure class="cell"><div class="stack">{_img(pool.add(ref), "ref", "reference")}</div>'
                      f"<figcaption><b>reference</b> {esc(case_id)}<br><i>{esc(caption)}</i></figcaption></figure>"]
-            cells += [_cell(data, x, case_id, rows_by.get((x.run_id, case_id), []), metrics) for x in runs]
+            cells += [_cell(data, pool, x, case_id, rows_by.get((x.run_id, case_id), []), metrics) for x in runs]
             parts.append(f'<div class="row">{"".join(cells)}</div>')
     parts.append("</div>")
-    return "".join(parts)
+    css = pool.css()
+    note = (f'<p class="warn">{len(pool)} distinct images: shrunk to {pool.scale:.0%} of their stored size to keep '
+            f"the file small (the store keeps the full thumbnails)</p>") if pool.scale < 1.0 else ""
+    return f"<style>{css}</style>{note}" + "".join(parts)

@@ -86,7 +86,8 @@ def test_missing_metric_shows_missing_with_reason(report_store: ReportStore) -> 
     # the map metric was computed: its values are numbers and its maps are overlaid in the grid
     assert _row(metrics, html.escape(MAP_METRIC) + " &darr;").count('class="missing"') == 0
     images = _section(text, "images")
-    assert images.count('<img class="map"') == 4 * 3 and images.count('<img class="ref"') == 4
+    assert images.count('class="img map t') == 4 * 3 and images.count('class="img ref t') == 4
+    assert images.count('class="img out t') == 4 * 3
     assert 'type="checkbox" id="overlay-toggle"' in images
 
 
@@ -194,3 +195,28 @@ def test_a_file_that_is_not_a_qa_store_is_a_clear_error(tmp_path: Path) -> None:
         write_report(Store(path), out=tmp_path / "r.html")
     with pytest.raises(StoreError, match="does not exist"):
         write_report(Store(tmp_path / "absent.duckdb"), out=tmp_path / "r.html")
+
+
+def test_thumbnails_are_lossless_deduplicated_and_within_budget(report_store: ReportStore) -> None:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from qa.report.thumbs import ImagePool
+
+    pngs = [bytes(r[0]) for r in report_store.store.query("select png from images where kind = 'output' order by 1")]
+    pool = ImagePool()
+    names = [pool.add(p) for p in pngs] + [pool.add(pngs[0]), pool.add(b"not a png")]
+    assert names[-1] is None and names[-2] == names[0] and len(pool) == len(set(pngs))
+    css = pool.css()
+    embedded = dict(re.findall(r"\.(t\d+)\{background-image:url\(data:image/(?:png|webp);base64,([^)]*)\)", css))
+    for name, png in zip(names, pngs, strict=False):
+        with Image.open(io.BytesIO(base64.b64decode(embedded[name]))) as got, Image.open(io.BytesIO(png)) as want:
+            assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(want.convert("RGB")))
+    small = ImagePool(budget=pool.bytes * 3 // 4)
+    for p in pngs:
+        small.add(p)
+    small.css()
+    assert small.scale < 1.0 and small.bytes <= pool.bytes * 3 // 4
