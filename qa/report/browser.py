@@ -2,7 +2,8 @@
 
 Used by the browser tests and ``benchmarks/report_render.py``. The browser runs with networking features off
 and a throw-away profile; the report's own script records on ``<html>``: ``data-plots-rendered`` (charts drawn),
-``data-js-errors`` (errors caught), ``data-render-ms`` (drawing time) and ``data-ready-ms`` (time from navigation
+``data-js-errors`` (errors caught), ``data-thumbs`` / ``data-thumbs-with-image`` (grid thumbnails, and those
+whose embedded image applied), ``data-render-ms`` (drawing time) and ``data-ready-ms`` (time from navigation
 start until every chart was drawn, parsing of the page and plotly.js included).
 """
 

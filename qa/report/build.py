@@ -41,7 +41,8 @@ table.data th{background:#f3f5f7}code{font-size:12px;background:#f3f5f7;padding:
 #js-errors{background:#fbdcdc;color:#9b1c1c;padding:8px 24px;font-weight:600}
 .row{display:flex;flex-wrap:wrap;gap:8px;margin:6px 0 12px;align-items:flex-start}
 .cell{margin:0;width:164px;font-size:12px}.stack{position:relative;width:160px;height:160px;background:#eee}
-.stack .img{position:absolute;left:0;top:0;width:160px;height:160px;background:center/contain no-repeat}
+.stack .img{position:absolute;left:0;top:0;width:160px;height:160px;background-position:center;
+background-size:contain;background-repeat:no-repeat}
 .stack .img.map{display:none}.toggle:checked~.grids .stack .img.out{filter:grayscale(.7) brightness(.85)}
 .toggle:checked~.grids .stack .img.map{display:block}.toggle-label{font-weight:600;cursor:pointer}
 .noimg{width:160px;height:160px;display:flex;align-items:center;justify-content:center;text-align:center;color:#777}
@@ -59,6 +60,9 @@ document.querySelectorAll('div.plot[data-fig]').forEach(function(div){
 try{var spec=JSON.parse(document.getElementById(div.getAttribute('data-fig')).textContent);
 Plotly.newPlot(div,spec.data,spec.layout,{displaylogo:false,responsive:true,showLink:false,
 showSendToCloud:false,showEditInChartStudio:false});n++;}catch(e){fail(div.id+': '+e.message);}});}
+var imgs=document.querySelectorAll('.stack .img'),painted=0;imgs.forEach(function(e){
+if(getComputedStyle(e).backgroundImage.indexOf('url(')===0){painted++;}});
+root.setAttribute('data-thumbs',imgs.length);root.setAttribute('data-thumbs-with-image',painted);
 root.setAttribute('data-plots-rendered',n);root.setAttribute('data-js-errors',errs.length);
 root.setAttribute('data-render-ms',Math.round(performance.now()-t0));
 root.setAttribute('data-ready-ms',Math.round(performance.now()));})();"""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from qa.report.charts import pick_plane_metrics
 from qa.report.data import ImageRow, ReportData, RunInfo
 from qa.report.safe import esc, fmt
-from qa.report.thumbs import ImagePool
+from qa.report.thumbs import OVERLAY_PERCENTILE, ImagePool, overlay_gain
 
 #: the preferred map kind
 PREFERRED_MAP = "map:invented_detail"
@@ -29,8 +29,8 @@ def map_kind(data: ReportData, run_id: str) -> str | None:
 def _caption_metrics(data: ReportData) -> list[str]:
     x, y = pick_plane_metrics(data)
     names = [m for m in (x, y) if m]
-    maps = {k[4:] for (_, _, k) in data.images if k.startswith("map:")}
-    names += sorted(maps - set(names))[:1]
+    shown = {(map_kind(data, r.run_id) or "")[4:] for r in data.latest.values()} - {""}
+    names += sorted(shown - set(names))
     if not names:  # fall back to the first two metrics with per-image rows
         names = sorted({r.metric for r in data.image_rows if r.metric != "case"})[:2]
     return names
@@ -63,10 +63,11 @@ def _img(cls: str | None, role: str, alt: str) -> str:
 
 
 def _cell(data: ReportData, pool: ImagePool, run: RunInfo, case_id: str, rows: list[ImageRow],
-          metrics: list[str]) -> str:
+          metrics: list[str], gains: dict[str, float]) -> str:
     out = pool.add(data.images.get((run.run_id, case_id, "output")))
     kind = map_kind(data, run.run_id)
-    over = pool.add(data.images.get((run.run_id, case_id, kind)), overlay=True) if kind else None
+    over = pool.add(data.images.get((run.run_id, case_id, kind)), overlay=True, gain=gains.get(kind, 1.0)) \
+        if kind else None
     layer = _img(over, "map", f"{run.decoder} {kind}") if over else ""
     return (f'<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
             f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
@@ -83,11 +84,17 @@ def grid_section(data: ReportData) -> str:
     by_set: dict[str, list[RunInfo]] = {}
     for d in data.decoders:
         by_set.setdefault(data.latest[d].reference_set_sha256, []).append(data.latest[d])
-    kinds = sorted({map_kind(data, r.run_id) or "" for r in data.latest.values()} - {""})
+    shown = {r.run_id: map_kind(data, r.run_id) for r in data.latest.values()}
+    kinds = sorted({k for k in shown.values() if k})
+    gains = {k: overlay_gain([png for (r, _, kk), png in data.images.items() if kk == k and shown.get(r) == k])
+             for k in kinds}
+    scale = "; ".join(f"{esc(k[4:])}: full red = stored level {255 / g:.0f}/255" for k, g in gains.items())
     parts = ['<input type="checkbox" id="overlay-toggle" class="toggle">'
              '<label for="overlay-toggle" class="toggle-label">show the '
              f'{esc(" / ".join(k[4:] for k in kinds) or "invented-detail")} map over each output '
-             '(red = more)</label>']
+             '(red = more)</label>'
+             + (f' <span class="reason">one scale for every decoder ({scale}, the {OVERLAY_PERCENTILE:g}th '
+                "percentile of the maps shown)</span>" if gains else "")]
     if not kinds:
         parts.append('<p class="muted">no maps stored for the latest runs: no metric that produces a per-pixel '
                      "map (e.g. invented_detail) was computed</p>")
@@ -103,7 +110,8 @@ def grid_section(data: ReportData) -> str:
             caption = data.captions.get((sha, case_id), "")
             cells = [f'<figure class="cell"><div class="stack">{_img(pool.add(ref), "ref", "reference")}</div>'
                      f"<figcaption><b>reference</b> {esc(case_id)}<br><i>{esc(caption)}</i></figcaption></figure>"]
-            cells += [_cell(data, pool, x, case_id, rows_by.get((x.run_id, case_id), []), metrics) for x in runs]
+            cells += [_cell(data, pool, x, case_id, rows_by.get((x.run_id, case_id), []), metrics, gains)
+                      for x in runs]
             parts.append(f'<div class="row">{"".join(cells)}</div>')
     parts.append("</div>")
     css = pool.css()

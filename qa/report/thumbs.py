@@ -14,6 +14,7 @@ import hashlib
 import io
 import math
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 #: most bytes of base64 image data one report embeds (plotly.js is ~4.8 MB; the file target is < 15 MB)
@@ -22,8 +23,10 @@ IMAGE_BUDGET = 7_000_000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: smallest side images are shrunk to when over budget, in pixels
 MIN_SIDE = 48
-#: colour of the map overlay (alpha = the map's brightness)
+#: colour of the map overlay (alpha = the map's brightness times a gain)
 OVERLAY_RGB = (255, 40, 40)
+#: percentile of all map pixels in a report that the overlay shows fully opaque
+OVERLAY_PERCENTILE = 99.5
 
 
 def _decode(png: bytes) -> Image.Image | None:
@@ -37,9 +40,27 @@ def _decode(png: bytes) -> Image.Image | None:
         return None
 
 
-def _overlay(img: Image.Image) -> Image.Image:
-    """A grayscale map as red with alpha = brightness."""
+def overlay_gain(pngs: list[bytes], percentile: float = OVERLAY_PERCENTILE) -> float:
+    """The gain that maps the ``percentile`` of all map pixels of ``pngs`` to full opacity (1.0 if all dark).
+
+    One gain for every decoder's map, so the overlays stay comparable across decoders.
+    """
+    values = []
+    for png in pngs:
+        img = _decode(png)
+        if img is not None:
+            values.append(np.asarray(img.convert("L"), dtype=np.float32).ravel())
+    if not values:
+        return 1.0
+    level = float(np.percentile(np.concatenate(values), percentile))
+    return 255.0 / level if level > 0 else 1.0
+
+
+def _overlay(img: Image.Image, gain: float = 1.0) -> Image.Image:
+    """A grayscale map as red with alpha = brightness x ``gain`` (clipped to 255)."""
     alpha = img.convert("L")
+    if gain != 1.0:
+        alpha = alpha.point(lambda v: min(255, round(v * gain)))
     rgba = Image.new("RGBA", alpha.size, (*OVERLAY_RGB, 0))
     rgba.putalpha(alpha)
     return rgba
@@ -70,17 +91,18 @@ class ImagePool:
         self.scale = 1.0
         self.bytes = 0
 
-    def add(self, png: bytes | None, overlay: bool = False) -> str | None:
-        """The class name of ``png`` (as a red overlay if ``overlay``), or None when it is not a readable PNG."""
+    def add(self, png: bytes | None, overlay: bool = False, gain: float = 1.0) -> str | None:
+        """The class name of ``png`` (as a red overlay with ``gain`` if ``overlay``), or None when it is not a
+        readable PNG."""
         if not png:
             return None
-        key = (hashlib.sha256(png).hexdigest(), overlay)
+        key = (hashlib.sha256(png).hexdigest() + (f"/{gain:.6g}" if overlay else ""), overlay)
         if key in self._keys:
             return self._keys[key]
         img = _decode(png)
         if img is None:
             return None
-        self._images.append(_overlay(img) if overlay else img.convert("RGBA" if img.mode in ("RGBA", "LA", "P")
+        self._images.append(_overlay(img, gain) if overlay else img.convert("RGBA" if img.mode in ("RGBA", "LA", "P")
                                                                         else "RGB"))
         self._keys[key] = f"t{len(self._images) - 1}"
         return self._keys[key]

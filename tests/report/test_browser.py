@@ -40,6 +40,9 @@ def test_charts_render_without_console_errors(report_file: Path) -> None:
     legend = [html.unescape(t) for t in re.findall(r'class="legendtext"[^>]*>([^<]*)<', run.dom)]
     assert XSS in legend, legend
     assert run.attr("ready-ms") is not None
+    # every thumbnail element got its embedded image (CSS background), maps included
+    assert run.attr("thumbs") == text.count('class="img ') > 0
+    assert run.attr("thumbs-with-image") == run.attr("thumbs")
 
 
 def test_screenshot_shows_a_drawn_page(report_file: Path) -> None:
