@@ -175,8 +175,8 @@ class FID(_InceptionSetMetric):
         R.warn_small_n(min(self.cand.n, self.ref.n), DIM, "fid")
         mu_c, cov_c = self.cand.mean_cov()
         mu_r, cov_r = self.ref.mean_cov()
-        sqrt_r = R._sqrt_psd(cov_r)
-        value = R.frechet_distance(mu_r, cov_r, mu_c, cov_c, sqrt_s1=sqrt_r)
+        fac_r = R.psd_factor(cov_r)
+        value = R.frechet_distance(mu_r, cov_r, mu_c, cov_c, factor_s1=fac_r)
         detail = f"resizer {self.resizer}; n_out {self.cand.n}, n_ref {self.ref.n}"
         lo = hi = float("nan")
         m = self._res.shape[0]
@@ -187,7 +187,7 @@ class FID(_InceptionSetMetric):
                 s = R.GaussianStats(DIM)
                 s.update(res[idx])
                 mu, cov = s.mean_cov()
-                return R.frechet_distance(mu_r, cov_r, mu, cov, sqrt_s1=sqrt_r)
+                return R.frechet_distance(mu_r, cov_r, mu, cov, factor_s1=fac_r)
 
             lo, hi = R.bootstrap_ci(m, stat, self.n_bootstrap, seed=self.seed)
             if m < self.cand.n:

@@ -4,8 +4,8 @@ All functions take float arrays (n, d) of features and return Python floats.
 
 - Frechet distance: ||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^1/2). The trace of the square root is the
   sum of the square roots of the eigenvalues of S1 S2; they are computed as the eigenvalues of the symmetric
-  PSD matrix A S2 A with A = S1^1/2 (same spectrum, two symmetric eigendecompositions, stable), negative
-  round-off clipped at 0. The result is clipped at 0 (a distance).
+  PSD matrix F^T S2 F with S1 = F F^T (Cholesky, or S1^1/2 when S1 is singular): same spectrum, eigenvalues
+  only, stable; negative round-off clipped at 0. The result is clipped at 0 (a distance).
 - Covariances are unbiased (divide by n - 1), as numpy.cov / torchmetrics / torch-fidelity.
 - KID: unbiased MMD^2 with the polynomial kernel (x.y / d + 1)^3 averaged over random subsets.
 - CMMD (Jayasumana et al. 2024): MMD^2 (V-statistic, diagonals included) with the Gaussian RBF kernel
@@ -55,25 +55,35 @@ class GaussianStats:
         return mu, cov
 
 
-def _sqrt_psd(s: np.ndarray) -> np.ndarray:
-    w, v = linalg.eigh(s, check_finite=False)
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+def psd_factor(s: np.ndarray) -> np.ndarray:
+    """A factor F with S = F F^T: Cholesky when S is positive definite, else the symmetric square root S^1/2.
+
+    Then eig(S1 S2) = eig(F^T S2 F), a symmetric PSD matrix whose eigenvalues need no eigenvectors.
+    """
+    try:
+        return linalg.cholesky(s, lower=True, check_finite=False)
+    except linalg.LinAlgError:  # rank-deficient (n <= d): symmetric square root instead
+        import torch  # noqa: PLC0415  (its eigh is several times faster than LAPACK's evr driver here)
+
+        w, v = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(s)))
+        w, v = w.numpy(), v.numpy()
+        return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
-def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, sqrt_s1: np.ndarray | None = None) -> float:
-    """Tr((S1 S2)^1/2) = sum of sqrt of the eigenvalues of S1 S2 (via A S2 A, A = S1^1/2)."""
-    a = _sqrt_psd(s1) if sqrt_s1 is None else sqrt_s1
-    m = a @ s2 @ a
+def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, factor_s1: np.ndarray | None = None) -> float:
+    """Tr((S1 S2)^1/2) = sum of sqrt of the eigenvalues of S1 S2, computed as those of F^T S2 F (S1 = F F^T)."""
+    f = psd_factor(s1) if factor_s1 is None else factor_s1
+    m = f.T @ s2 @ f
     ev = linalg.eigvalsh((m + m.T) / 2, check_finite=False)
     return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
 
 
 def frechet_distance(
-    mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, sqrt_s1: np.ndarray | None = None
+    mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, factor_s1: np.ndarray | None = None
 ) -> float:
-    """Frechet distance between Gaussians N(mu1, S1), N(mu2, S2); >= 0."""
+    """Frechet distance between Gaussians N(mu1, S1), N(mu2, S2); >= 0. ``factor_s1``: precomputed psd_factor(S1)."""
     diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
-    tr = float(np.trace(s1) + np.trace(s2)) - 2.0 * trace_sqrt_product(s1, s2, sqrt_s1)
+    tr = float(np.trace(s1) + np.trace(s2)) - 2.0 * trace_sqrt_product(s1, s2, factor_s1)
     return max(float(diff @ diff) + tr, 0.0)
 
 
