@@ -29,13 +29,21 @@ class InceptionExtractor:
 
     def __init__(self, weights_path: Path, resizer: str = "tf1-bilinear", device: str = "cpu",
                  batch_size: int = 32) -> None:
-        from qa.metrics.functional.inception import FIDInceptionV3  # noqa: PLC0415
-
         self.device = torch.device(device)
-        self.model = FIDInceptionV3(resizer).load_weights(weights_path, self.device)
-        self.sha256 = wstore.cached_sha256(Path(weights_path))
+        self.weights_path, self.resizer = Path(weights_path), resizer
+        self._model: torch.nn.Module | None = None  # loaded on the first cache miss only
+        self.sha256 = wstore.cached_sha256(self.weights_path)
         self.preprocessing = f"uint8-round;{resizer};299;(x-128)/128"
         self.batch_size = batch_size
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network (weights loaded, BatchNorm folded) on first use."""
+        if self._model is None:
+            from qa.metrics.functional.inception import FIDInceptionV3  # noqa: PLC0415
+
+            self._model = FIDInceptionV3(self.resizer).load_weights(self.weights_path, self.device)
+        return self._model
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         out = np.empty((len(images), DIM), np.float32)
@@ -151,7 +159,7 @@ class FID(_InceptionSetMetric):
     def _reset_state(self) -> None:
         self.cand = R.GaussianStats(DIM)
         self.ref = R.GaussianStats(DIM)
-        self._res = np.empty((0, DIM), np.float32)
+        self._res_buf = np.empty((self.reservoir, DIM), np.float32)  # preallocated: memory flat in n
         self._rng = np.random.default_rng(self.seed)
 
     def _add(self, role: str, feats: np.ndarray) -> None:
@@ -163,11 +171,11 @@ class FID(_InceptionSetMetric):
         for k, f in enumerate(feats):  # reservoir sampling (Algorithm R)
             seen = start + k
             if seen < self.reservoir:
-                self._res = np.vstack([self._res, f[None]])
+                self._res_buf[seen] = f
             else:
                 j = int(self._rng.integers(0, seen + 1))
                 if j < self.reservoir:
-                    self._res[j] = f
+                    self._res_buf[j] = f
 
     def compute(self) -> SetValue:
         """FID with bootstrap CI; warns (SmallSampleWarning) when a set has fewer images than 2048."""
@@ -175,19 +183,31 @@ class FID(_InceptionSetMetric):
         R.warn_small_n(min(self.cand.n, self.ref.n), DIM, "fid")
         mu_c, cov_c = self.cand.mean_cov()
         mu_r, cov_r = self.ref.mean_cov()
-        fac_r = R.psd_factor(cov_r)
-        value = R.frechet_distance(mu_r, cov_r, mu_c, cov_c, factor_s1=fac_r)
+        # factor the covariance of lower rank (eig(S1 S2) = eig(S2 S1)); small sets give an n x n problem
+        low_c, low_r = self.cand.low_rank_factor(), self.ref.low_rank_factor()
+        if low_c is not None and (low_r is None or low_c.shape[1] < low_r.shape[1]):
+            value = R.frechet_distance(mu_c, cov_c, mu_r, cov_r, factor_s1=low_c)
+        else:
+            value = R.frechet_distance(mu_r, cov_r, mu_c, cov_c,
+                                       factor_s1=low_r if low_r is not None else R.psd_factor(cov_r))
+        fac_r = low_r
         detail = f"resizer {self.resizer}; n_out {self.cand.n}, n_ref {self.ref.n}"
         lo = hi = float("nan")
-        m = self._res.shape[0]
+        m = min(self.cand.n, self.reservoir)
         if self.n_bootstrap > 0 and m >= 2:
-            res = self._res.astype(np.float64)
+            res = self._res_buf[:m].astype(np.float64)
 
             def stat(idx: np.ndarray) -> float:
                 s = R.GaussianStats(DIM)
                 s.update(res[idx])
                 mu, cov = s.mean_cov()
+                low = s.low_rank_factor()
+                if low is not None:
+                    return R.frechet_distance(mu, cov, mu_r, cov_r, factor_s1=low)
                 return R.frechet_distance(mu_r, cov_r, mu, cov, factor_s1=fac_r)
+
+            if fac_r is None and m > DIM:
+                fac_r = R.psd_factor(cov_r)
 
             lo, hi = R.bootstrap_ci(m, stat, self.n_bootstrap, seed=self.seed)
             if m < self.cand.n:

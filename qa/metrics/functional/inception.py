@@ -214,3 +214,24 @@ class FIDInceptionV3(nn.Module):
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def random_state_dict(seed: int = 0, calibration_images: int = 4) -> dict[str, torch.Tensor]:
+    """Seeded random weights in the official layout, for tests and benchmarks (never for reported numbers).
+
+    BatchNorm statistics are set from one batch of random images (train-mode BN, cumulative average), so the
+    2048-d features are well scaled instead of vanishing through 90 random layers.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = FIDInceptionV3()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+            m.reset_running_stats()
+            m.train()
+    x = torch.randint(0, 256, (calibration_images, 3, 64, 64), generator=gen, dtype=torch.uint8)
+    net(x)
+    net.eval()
+    return net.state_dict()

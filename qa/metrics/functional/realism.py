@@ -27,13 +27,19 @@ class SmallSampleWarning(UserWarning):
 
 
 class GaussianStats:
-    """Running sums for mean and covariance of d-dimensional features (float64); memory O(d^2), flat in n."""
+    """Running sums for mean and covariance of d-dimensional features (float64).
+
+    Memory O(d^2), flat in n: the raw rows are also kept while n <= d (at most d x d values, the size of the
+    second-moment sum itself) because they give a low-rank factor of the covariance that makes the Frechet
+    distance of small sets cheap; they are dropped as soon as n exceeds d.
+    """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.n = 0
         self.s1 = np.zeros(dim, np.float64)
         self.s2 = np.zeros((dim, dim), np.float64)
+        self._rows: list[np.ndarray] | None = []
 
     def update(self, feats: np.ndarray) -> None:
         """Add features (k, d)."""
@@ -45,6 +51,10 @@ class GaussianStats:
         self.n += f.shape[0]
         self.s1 += f.sum(0)
         self.s2 += f.T @ f
+        if self._rows is not None:
+            self._rows.append(f.copy())
+            if self.n > self.dim:
+                self._rows = None
 
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean (d,), unbiased covariance (d, d)); needs n >= 2."""
@@ -53,6 +63,13 @@ class GaussianStats:
         mu = self.s1 / self.n
         cov = (self.s2 - self.n * np.outer(mu, mu)) / (self.n - 1)
         return mu, cov
+
+    def low_rank_factor(self) -> np.ndarray | None:
+        """F (d, n) with covariance = F F^T when the rows are still kept (n <= d), else None."""
+        if self._rows is None or self.n < 2:
+            return None
+        x = np.concatenate(self._rows)
+        return (x - x.mean(0)).T / np.sqrt(self.n - 1)
 
 
 def psd_factor(s: np.ndarray) -> np.ndarray:
@@ -71,7 +88,10 @@ def psd_factor(s: np.ndarray) -> np.ndarray:
 
 
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, factor_s1: np.ndarray | None = None) -> float:
-    """Tr((S1 S2)^1/2) = sum of sqrt of the eigenvalues of S1 S2, computed as those of F^T S2 F (S1 = F F^T)."""
+    """Tr((S1 S2)^1/2) = sum of sqrt of the eigenvalues of S1 S2, computed as those of F^T S2 F (S1 = F F^T).
+
+    ``factor_s1`` may be any (d, k) factor, e.g. a low-rank one from :meth:`GaussianStats.low_rank_factor`.
+    """
     f = psd_factor(s1) if factor_s1 is None else factor_s1
     m = f.T @ s2 @ f
     ev = linalg.eigvalsh((m + m.T) / 2, check_finite=False)
