@@ -1,0 +1,1 @@
+"""Embedded decoder zoo: a small VAE and PiD-mini trained by the project (see README.md)."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,7 +95,7 @@ def eval_vae(vae: Any, sets: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]
 
 
 @torch.no_grad()
-def eval_pid(vae: Any, pid: Any, sets: dict[str, dict[str, np.ndarray]], sigmas: tuple[float, ...] = (0.0, 0.25, 0.5),
+def eval_pid(vae: Any, pid: Any, sets: dict[str, dict[str, np.ndarray]], sigmas: tuple[float, ...] = (0.0, 0.5),
              seeds: tuple[int, ...] = (0, 1), steps: int = 4) -> dict[str, Any]:
     """PiD (2x) vs ``bicubic_up2(vae.decode(z))``: PSNR/SSIM against HR, HF energy relative to HR."""
     res: dict[str, Any] = {}

@@ -30,8 +30,8 @@ class PiDConfig:
     """Hyper-parameters of :class:`PiDNet` and of the diffusion (stored in ``config.json``)."""
 
     latent_channels: int = 4
-    width: int = 32
-    width_low: int = 64
+    width: int = 48
+    width_low: int = 96
     blocks: int = 1
     emb_dim: int = 64
     groups: int = 8

@@ -14,8 +14,9 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,14 +36,14 @@ def encode_pairs(vae: Any, crops: torch.Tensor, bs: int = 64) -> tuple[torch.Ten
 
 
 def train(vae_dir: Path, out: Path, minutes: float, max_steps: int, seed: int, n_crops: int,
-          crop: int = 48, batch: int = 8, lr: float = 1e-3, images: Sequence[np.ndarray] | None = None,
-          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 25,
+          crop: int = 64, batch: int = 16, lr: float = 1e-3, images: Sequence[np.ndarray] | None = None,
+          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 25, threads: int = 1,
           cfg: PiDConfig | None = None) -> dict[str, Any]:
     """Train and save ``config.json`` + ``model.safetensors`` (+ stats, data list) into ``out``."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     if images is None:
         zdata.ensure_opencv_doc()
         images, records = zdata.load_photos(zdata.TRAIN_FILES)
@@ -114,11 +115,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", type=int, default=4000)
-    ap.add_argument("--crop", type=int, default=48)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     a = ap.parse_args(argv)
-    print(json.dumps(train(a.vae, a.out, a.minutes, a.max_steps, a.seed, a.crops, a.crop, a.batch, a.lr),
+    print(json.dumps(train(a.vae, a.out, a.minutes, a.max_steps, a.seed, a.crops, a.crop, a.batch, a.lr,
+                           threads=a.threads),
                      indent=2))
 
 

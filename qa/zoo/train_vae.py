@@ -4,7 +4,7 @@ Usage::
 
     python -m qa.zoo.train_vae --out qa/zoo/weights/vae --minutes 25 --seed 0
 
-Pixels are in [-1, 1].  Loss = L1 + 0.5*MSE + 0.1*L1(image gradients) + 1e-6*KL.  After training,
+Pixels are in [-1, 1].  Loss = L1 + 0.5*MSE + 0.1*L1(image gradients) + 1e-6*KL (+ lf_weight * low-frequency colour MSE).  After training,
 ``scaling_factor`` in the saved config is set to 1/std of the latent means on the training crops.
 """
 from __future__ import annotations
@@ -13,8 +13,9 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ VAE_CONFIG: dict[str, Any] = dict(
 )
 
 
-def build_vae(config: dict[str, Any] | None = None) -> "torch.nn.Module":
+def build_vae(config: dict[str, Any] | None = None) -> torch.nn.Module:
     """A fresh (untrained) AutoencoderKL with the zoo configuration."""
     from diffusers import AutoencoderKL
 
@@ -65,16 +66,24 @@ def latent_std(vae: Any, crops: torch.Tensor, n: int = 512) -> float:
 
 
 def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, crop: int = 32,
-          batch: int = 8, lr: float = 1.5e-3, images: Sequence[np.ndarray] | None = None,
-          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 25) -> dict[str, Any]:
+          batch: int = 16, lr: float = 1.5e-3, images: Sequence[np.ndarray] | None = None,
+          records: Sequence[zdata.PhotoRecord] | None = None, log_every: int = 25, threads: int = 1,
+          init: Path | None = None, warmup: int = 30, lf_weight: float = 0.0) -> dict[str, Any]:
     """Train and save into ``out``; returns training statistics (also written to ``out/train_stats.json``)."""
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     if images is None:
         zdata.ensure_opencv_doc()
         images, records = zdata.load_photos(zdata.TRAIN_FILES)
     crops = zdata.random_crops(images, n_crops, crop, seed)
-    vae = build_vae()
+    if init is not None:  # continue training from a saved folder (fresh optimiser and cosine schedule)
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(str(init), use_safetensors=True)
+        vae.register_to_config(scaling_factor=1.0)
+    else:
+        vae = build_vae()
+    vae.train()
     n_params = sum(p.numel() for p in vae.parameters())
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     budget = minutes * 60.0
@@ -90,7 +99,7 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, cr
             est_total = min(max_steps, int(step * budget / max(elapsed, 1e-6)))
         frac = min(1.0, step / max(est_total, 1))
         for pg in opt.param_groups:
-            pg["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (step + 1) / 30)
+            pg["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (step + 1) / max(warmup, 1))
         idx = torch.randint(len(crops), (min(batch, len(crops)),), generator=g)
         x = zdata.to_unit(crops[idx])
         post = vae.encode(x).latent_dist
@@ -99,6 +108,9 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, cr
         l1, l2 = F.l1_loss(y, x), F.mse_loss(y, x)
         kl = post.kl().mean() / x[0].numel()
         loss = l1 + 0.5 * l2 + 0.1 * grad_l1(y, x) + 1e-6 * kl
+        if lf_weight > 0:  # low-frequency (local mean colour) term against colour casts
+            loss = loss + lf_weight * (F.mse_loss(F.avg_pool2d(y, 4), F.avg_pool2d(x, 4))
+                                       + F.mse_loss(y.mean(dim=(2, 3)), x.mean(dim=(2, 3))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -122,6 +134,7 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, cr
     stats = dict(seed=seed, steps=step, wall_s=round(wall, 1), params=n_params, crop=crop, batch=batch,
                  n_crops=n_crops, lr=lr, scaling_factor=scale, final_l1=float(last[0]),
                  final_mse=float(last[1]), final_kl=float(last[2]), final_train_psnr=float(last[3]),
+                 init=str(init) if init else None, lf_weight=lf_weight,
                  torch=torch.__version__)
     (out / "train_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
@@ -136,10 +149,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--crops", type=int, default=40000, help="size of the pre-sampled random crop pool")
     ap.add_argument("--crop", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--init", type=Path, default=None, help="continue from this saved VAE folder")
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--lf-weight", type=float, default=0.0, help="weight of the low-frequency colour loss")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared CPU)")
     a = ap.parse_args(argv)
-    stats = train(a.out, a.minutes, a.max_steps, a.seed, a.crops, a.crop, a.batch, a.lr)
+    stats = train(a.out, a.minutes, a.max_steps, a.seed, a.crops, a.crop, a.batch, a.lr, threads=a.threads,
+                  init=a.init, warmup=a.warmup, lf_weight=a.lf_weight)
     print(json.dumps(stats, indent=2))
 
 
