@@ -10,7 +10,8 @@ Resizers (part of the FID definition, so part of every cache key):
   coordinate = dst * in / out), as the original TF FID code, torch-fidelity and torchmetrics(antialias=False).
 - ``bilinear-antialias``: ``torch.nn.functional.interpolate(bilinear, antialias=True)``, torchmetrics' default.
 
-Inference folds each BatchNorm into its convolution (same function, fewer passes over memory).
+Inference folds each BatchNorm into its convolution (same function, fewer passes over memory) and runs in
+channels-last layout.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class BasicConv2d(nn.Module):
         scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         f = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, bias=True)  # type: ignore[arg-type]
         f = f.to(device=c.weight.device, dtype=c.weight.dtype)
-        f.weight.data = c.weight * scale.view(-1, 1, 1, 1)
+        # channels_last (NHWC) weights: oneDNN's fastest convolution layout on CPU (about 30% here)
+        f.weight.data = (c.weight * scale.view(-1, 1, 1, 1)).contiguous(memory_format=torch.channels_last)
         f.bias.data = bn.bias - bn.running_mean * scale
         f.requires_grad_(False)
         object.__setattr__(self, "fused", f)  # not a registered submodule: the state_dict stays official
@@ -206,7 +208,7 @@ class FIDInceptionV3(nn.Module):
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
         x = resize(x.float(), self.resizer)
-        x = (x - 128) / 128
+        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
