@@ -265,6 +265,11 @@ class VAEDecoder(Decoder):
         z = require_latents(batch, self.name, self.latent_channels)
         return finish(self.decode_latents(z), batch, self.name)
 
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
+        """A VAE decode is itself the plain decode of its latent: the baseline of the invented-detail split
+        (``invented_consistent`` / ``invented_contradicting``) and of ``hf_energy_ratio_baseline`` (= 1)."""
+        return self.decode(batch, 0)
+
     # -- diffusion-model latent space ---------------------------------------------------------------------------
     def latent_scaling(self) -> tuple[float, float]:
         """(scaling_factor, shift_factor) from the config (1.0 and 0.0 when absent). Flux2 normalises with its

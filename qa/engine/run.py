@@ -8,6 +8,7 @@ in one transaction, so a run killed at any point resumes with ``resume_run`` and
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 import os
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 from tqdm import tqdm
 
 from qa import __version__
@@ -240,24 +242,26 @@ class RunEngine:
         ``set_rows_override``: a ready ``set_results`` row per set metric name, used instead of computing it."""
         rows = self.store.query(
             # ordered, so the bootstrap interval does not depend on the order shards were committed in
-            "select metric, value, status from results where run_id = ? and metric != 'case' "
+            "select metric, value, status, detail from results where run_id = ? and metric != 'case' "
             "order by metric, case_id, seed", [run_id])
         by_metric: dict[str, list[float]] = {}
-        bad: dict[str, int] = {}
-        for metric, value, status in rows:
+        bad: dict[str, Counter[str]] = {}
+        for metric, value, status, row_detail in rows:
             if status == "ok" and value is not None:
                 by_metric.setdefault(str(metric), []).append(float(value))  # type: ignore[arg-type]
             else:
-                bad[str(metric)] = bad.get(str(metric), 0) + 1
+                bad.setdefault(str(metric), Counter())[f"{status}: {_reason(str(row_detail or ''))}"] += 1
         set_rows: list[list[object]] = []
         for m in image_metrics:
             vals = by_metric.get(m.name, [])
-            detail = f"{bad.get(m.name, 0)} rows missing or failed" if bad.get(m.name) else ""
+            reasons = bad.get(m.name, Counter())
+            detail = ""
+            if reasons:
+                top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
+                detail = f"{sum(reasons.values())} rows missing or failed ({top})"
             if not vals:
                 set_rows.append([run_id, m.name, None, None, None, 0, "missing", detail or "no values", m.version])
                 continue
-            import numpy as np
-
             mean, lo, hi = bootstrap_mean_ci(np.asarray(vals))
             set_rows.append([run_id, m.name, mean, _nan_none(lo), _nan_none(hi), len(vals), "ok", detail, m.version])
         for sm in set_metrics:
@@ -285,6 +289,13 @@ class RunEngine:
         except Exception as exc:  # noqa: BLE001 - recorded, never raised
             return [run_id, m.name, None, None, None, 0, "error", f"{type(exc).__name__}: {exc}", m.version]
         return [run_id, m.name, v.value, _nan_none(v.ci_low), _nan_none(v.ci_high), v.n, "ok", v.detail, m.version]
+
+
+def _reason(detail: str) -> str:
+    """A row's reason without the case id prefix, so identical reasons of different cases group together."""
+    head = detail.splitlines()[0] if detail else "no detail"
+    case, sep, rest = head.partition(": ")
+    return rest if sep and " " not in case else head
 
 
 def _nan_none(x: float) -> float | None:
