@@ -157,8 +157,9 @@ class ShardRunner:
             if encoder is not None and latents is not None:
                 for seed, out in per_seed.items():
                     reenc[seed] = encoder.encode(out)
-                    if base is not None:  # D_baseline(E(output)): what of the output the latent can see
-                        again = dec.baseline(DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size))
+                    if base is not None or seed in seed_base:  # D_baseline(E(output)): what the latent sees
+                        again_batch = DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size)
+                        again = dec.baseline(again_batch, seed=seed) if seeded else dec.baseline(again_batch)
                         if again is not None:
                             redec[seed] = again.clamp(0.0, 1.0)
         lat_np = latents.float().cpu().numpy() if latents is not None else None
@@ -256,7 +257,8 @@ class ShardRunner:
         try:
             res = m.compute(sample)
         except NotApplicable as exc:
-            return ResultRow(sample.case_id, seed, m.name, None, "missing", f"not applicable: {exc}", m.version)
+            text = str(exc) if str(exc).startswith("not applicable") else f"not applicable: {exc}"
+            return ResultRow(sample.case_id, seed, m.name, None, "missing", text, m.version)
         except Exception as exc:  # noqa: BLE001 - one metric failing never kills the case
             return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: {type(exc).__name__}: {exc}", m.version)
         value = float(res.value)
