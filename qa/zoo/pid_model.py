@@ -74,7 +74,7 @@ class ResBlock(nn.Module):
         self.n2, self.c2 = nn.GroupNorm(groups, ch), nn.Conv2d(ch, ch, 3, padding=1)
         self.film = nn.Linear(emb, 2 * ch)
         nn.init.zeros_(self.c2.weight)
-        nn.init.zeros_(self.c2.bias)
+        nn.init.zeros_(self.c2.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         h = self.c1(F.silu(self.n1(x)))
@@ -105,7 +105,7 @@ class PiDNet(nn.Module):
         self.out_norm = nn.GroupNorm(cfg.groups, w)
         self.out = nn.Conv2d(w, 12, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
 
     def forward(self, x_t: torch.Tensor, base: torch.Tensor, z: torch.Tensor, t: torch.Tensor,
                 sigma: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ VAE_CONFIG: dict[str, Any] = dict(
 )
 
 
-def build_vae(config: dict[str, Any] | None = None) -> torch.nn.Module:
+def build_vae(config: dict[str, Any] | None = None) -> Any:
     """A fresh (untrained) AutoencoderKL with the zoo configuration."""
     from diffusers import AutoencoderKL
 
