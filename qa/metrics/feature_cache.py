@@ -9,6 +9,7 @@ vector is never reused under another definition. The image sha256 is :func:`pixe
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -42,11 +43,15 @@ class FeatureCache:
         if not shas:
             return {}
         with self.store.connect() as con:
-            tbl = con.sql(
+            # execute(), not sql(): the connection may still hold the migration check's result
+            res = con.execute(
                 "select image_sha256, vector from features where extractor = ? and extractor_sha256 = ? "
                 "and preprocessing = ? and image_sha256 in (select unnest(?))",
-                params=[self.key[0], self.key[1], self.key[2], list(set(shas))],
-            ).to_arrow_table()
+                [self.key[0], self.key[1], self.key[2], list(set(shas))],
+            )
+            with warnings.catch_warnings():  # duckdb notes the (small) extra copy of a DB-API arrow fetch
+                warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+                tbl = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()
         if tbl.num_rows == 0:
             return {}
         names = tbl.column("image_sha256").to_pylist()
@@ -79,7 +84,8 @@ class FeatureCache:
 class CachedExtractor:
     """Runs ``extract(images uint8 (N, H, W, 3)) -> (N, d)`` only on images whose vectors are not cached.
 
-    ``n_forward`` counts images actually run through the extractor (0 on a rerun with nothing changed).
+    ``n_forward`` counts images actually run through the extractor (0 on a rerun with nothing changed); an
+    image that occurs several times in one call runs once.
     """
 
     def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureCache | None) -> None:
@@ -91,7 +97,11 @@ class CachedExtractor:
     def __call__(self, shas: list[str], images: list[np.ndarray]) -> np.ndarray:
         """Features (len(shas), d) float32 in the order given; images are uint8 (H, W, 3)."""
         found = self.cache.get(shas) if self.cache is not None else {}
-        todo = [i for i, s in enumerate(shas) if s not in found]
+        first: dict[str, int] = {}
+        for i, s in enumerate(shas):  # identical images (same sha) run once
+            if s not in found and s not in first:
+                first[s] = i
+        todo = list(first.values())
         new: dict[str, np.ndarray] = {}
         if todo:
             feats = np.asarray(self.extract([images[i] for i in todo]), np.float32)
@@ -99,5 +109,5 @@ class CachedExtractor:
             new = {shas[i]: feats[k] for k, i in enumerate(todo)}
             if self.cache is not None:
                 self.cache.put(new)
-        self.n_cached += len(shas) - len(todo)
+        self.n_cached += sum(s in found for s in shas)
         return np.stack([found[s] if s in found else new[s] for s in shas])

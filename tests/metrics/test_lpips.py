@@ -85,3 +85,22 @@ def test_missing_weights_name_the_fix(tmp_path: Path, monkeypatch: pytest.Monkey
     reason = LPIPSAlex().unavailable_reason()
     assert reason is not None
     assert "qa weights fetch alexnet" in reason and "qa weights import" in reason
+
+
+# Official LPIPS (AlexNet, v0.1) on TID2013 pairs (IQA-PyTorch ResultsCalibra), order I03, I04, I06, I08, I19.
+TID_LPIPS = {"I03": 0.7237, "I04": 0.2572, "I06": 0.05079, "I08": 0.05205, "I19": 0.4253}
+TID = Path("/work/shared/external/tid2013-calibration")
+
+
+@pytest.mark.upstream
+def test_tid2013_lpips_with_official_weights() -> None:
+    metric = LPIPSAlex()
+    reason = metric.unavailable_reason()
+    if reason is not None or not TID.exists():
+        pytest.skip(reason or f"{TID} absent")
+    from qa.imageio import load_image
+
+    for name, expected in TID_LPIPS.items():
+        dist = load_image(TID / "dist" / f"{name}.bmp").pixels
+        ref = load_image(TID / "ref" / f"{name}.bmp").pixels
+        assert metric.compute(ImageSample(name, dist, ref)).value == pytest.approx(expected, abs=1e-2), name
