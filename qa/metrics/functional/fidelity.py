@@ -52,12 +52,16 @@ def psnr(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> 
 
     Returns ``float('inf')`` for identical images (MSE 0).
     """
-    check_pair(output, reference, "psnr")
+    if not (isinstance(output, np.ndarray) and isinstance(reference, np.ndarray)) or output.shape != reference.shape \
+            or output.ndim != 3 or output.shape[2] != 3:
+        check_pair(output, reference, "psnr")  # raises the precise error
     d = np.subtract(output, reference).ravel()  # exact enough in float32 for values in [0, 1]
     k = d.size // 4096 * 4096
     rows = d[:k].reshape(-1, 4096)
     # squares summed in rows of 4096 (float32 SIMD), rows accumulated in float64: relative error ~1e-7
     sq = float(np.einsum("ij,ij->i", rows, rows).sum(dtype=np.float64)) + float(np.dot(d[k:], d[k:]))
+    if not np.isfinite(sq):  # a NaN/Inf pixel makes the sum non-finite: name it precisely
+        check_pair(output, reference, "psnr")
     mse = sq / d.size
     if mse == 0.0:
         return float("inf")
