@@ -44,8 +44,14 @@ def _eval_table(ev: dict[str, Any], cols: list[tuple[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _summary(ev: dict[str, Any]) -> str:
+    lines = [f"- {k}: " + ", ".join(f"{m} {_fmt(v)}" for m, v in r["mean"].items()) for k, r in ev.items()]
+    return "## Summary (means; details below)\n\n" + "\n".join(lines) + "\n\n"
+
+
 def _stats(st: dict[str, Any]) -> str:
-    return "\n".join(f"- {k}: {_fmt(v)}" for k, v in st.items()) + "\n"
+    return ("`final_*`: means over the last training steps, pixels in [-1, 1] (train PSNR uses sampled latents).\n\n"
+            if "final_l1" in st else "") + "\n".join(f"- {k}: {_fmt(v)}" for k, v in st.items()) + "\n"
 
 
 def vae_card(d: Path = ZOO_VAE_DIR) -> str:
@@ -61,6 +67,7 @@ def vae_card(d: Path = ZOO_VAE_DIR) -> str:
         "A small KL autoencoder trained by this repository (`python -m qa.zoo.train_vae`), the default `vae` "
         "decoder of the embedded zoo. Pixels in [-1, 1]; latent `[N,4,H/4,W/4]`; multiply by `scaling_factor` "
         "for unit-std latents.\n\n"
+        + _summary(ev) +
         f"## Architecture\n\ndiffusers `AutoencoderKL`: `{json.dumps(arch)}`; "
         f"{st.get('params', '?')} parameters, weights file {w.stat().st_size / 1e6:.2f} MB, "
         f"sha256 `{sha256_file(w)}`.\n\n"
@@ -94,6 +101,7 @@ def pid_card(d: Path = ZOO_PID_DIR) -> str:
         "resolution**. The network generates only the residual over `bicubic_up2(vae.decode(z_noisy))` with a "
         "seeded 4-step DDIM-like sampler (x0-prediction, cosine schedule, fresh noise each step, eta=0.5): "
         "**stochastic** across seeds, bit-identical for one seed on CPU.\n\n"
+        + _summary(ev) +
         f"## Architecture\n\n`PiDNet` config `{json.dumps(cfg)}`; {st.get('params', '?')} parameters, weights "
         f"file {w.stat().st_size / 1e6:.2f} MB, sha256 `{sha256_file(w)}`. A two-level conv UNet running at the "
         "VAE's native resolution on pixel-unshuffled inputs (noisy residual, base image, nearest-upsampled "
