@@ -75,16 +75,17 @@ class GaussianStats:
 def psd_factor(s: np.ndarray) -> np.ndarray:
     """A factor F with S = F F^T: Cholesky when S is positive definite, else the symmetric square root S^1/2.
 
-    Then eig(S1 S2) = eig(F^T S2 F), a symmetric PSD matrix whose eigenvalues need no eigenvectors.
+    Then eig(S1 S2) = eig(F^T S2 F), a symmetric PSD matrix whose eigenvalues need no eigenvectors. Linear
+    algebra runs in torch (float64): scipy's LAPACK slows down several-fold once torch's thread pool exists.
     """
-    try:
-        return linalg.cholesky(s, lower=True, check_finite=False)
-    except linalg.LinAlgError:  # rank-deficient (n <= d): symmetric square root instead
-        import torch  # noqa: PLC0415  (its eigh is several times faster than LAPACK's evr driver here)
+    import torch  # noqa: PLC0415
 
-        w, v = torch.linalg.eigh(torch.from_numpy(np.ascontiguousarray(s)))
-        w, v = w.numpy(), v.numpy()
-        return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    t = torch.from_numpy(np.ascontiguousarray(s, dtype=np.float64))
+    chol, info = torch.linalg.cholesky_ex(t)
+    if int(info) == 0:
+        return chol.numpy()
+    w, v = torch.linalg.eigh(t)  # rank-deficient (n <= d): symmetric square root instead
+    return ((v * torch.sqrt(torch.clamp(w, min=0.0))) @ v.T).numpy()
 
 
 def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, factor_s1: np.ndarray | None = None) -> float:
@@ -92,10 +93,12 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray, factor_s1: np.ndarray | N
 
     ``factor_s1`` may be any (d, k) factor, e.g. a low-rank one from :meth:`GaussianStats.low_rank_factor`.
     """
-    f = psd_factor(s1) if factor_s1 is None else factor_s1
-    m = f.T @ s2 @ f
-    ev = linalg.eigvalsh((m + m.T) / 2, check_finite=False)
-    return float(np.sqrt(np.clip(ev, 0.0, None)).sum())
+    import torch  # noqa: PLC0415
+
+    f = torch.from_numpy(np.ascontiguousarray(psd_factor(s1) if factor_s1 is None else factor_s1, dtype=np.float64))
+    m = f.T @ torch.from_numpy(np.ascontiguousarray(s2, dtype=np.float64)) @ f
+    ev = torch.linalg.eigvalsh((m + m.T) / 2)
+    return float(torch.sqrt(torch.clamp(ev, min=0.0)).sum())
 
 
 def frechet_distance(
