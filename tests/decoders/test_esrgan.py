@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from decoder_fixtures import smooth_images
+from tests.decoders.decoder_fixtures import smooth_images
 from skimage import data
 
 from qa.decoders.base import DecodeBatch

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from decoder_fixtures import build, save, smooth_images
+from tests.decoders.decoder_fixtures import build, save, smooth_images
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.pid import EmbeddedPiD, UpstreamPiD, make_pid

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from decoder_fixtures import SMALL_CONFIGS, build, save, smooth_images
+from tests.decoders.decoder_fixtures import SMALL_CONFIGS, build, save, smooth_images
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.vae import SUPPORTED_CLASSES, VAEDecoder
