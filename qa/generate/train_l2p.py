@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--images", type=int, default=768, help="number of generated training images")
+    ap.add_argument("--images", type=int, default=320, help="number of generated training images")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)
