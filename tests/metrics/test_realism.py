@@ -55,7 +55,10 @@ def _run(metric, ref: np.ndarray, cand: np.ndarray):  # noqa: ANN001, ANN202
 
 
 def test_fid_kid_equal_torch_fidelity_and_torchmetrics(setup: dict) -> None:
-    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    """Features equal torch-fidelity's extractor; FID equals torchmetrics'; KID equals both peers.
+
+    (FID computed by torch-fidelity itself is in the slow test below: its scipy sqrtm takes ~30 s.)
+    """
     from torch_fidelity.metric_kid import kid_features_to_metric
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -73,10 +76,6 @@ def test_fid_kid_equal_torch_fidelity_and_torchmetrics(setup: dict) -> None:
     # float32 round-off (BN folded into convs, matrix-form resize): 1e-6 of the largest feature
     np.testing.assert_allclose(ours_feats, setup["tf_ref"], rtol=1e-4, atol=1e-6 * np.abs(setup["tf_ref"]).max())
 
-    t = torch.from_numpy
-    st = fid_statistics_to_metric(fid_features_to_statistics(t(setup["tf_ref"])),
-                                  fid_features_to_statistics(t(setup["tf_cand"])), verbose=False)
-    assert ours == pytest.approx(st["frechet_inception_distance"], rel=1e-3)
 
     class Lookup(torch.nn.Module):  # torchmetrics' FID math on the very same torch-fidelity features
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +105,19 @@ def test_fid_kid_equal_torch_fidelity_and_torchmetrics(setup: dict) -> None:
     tm_mean, _ = tmk.compute()
     full = KID(weights_path=setup["path"], subsets=3, subset_size=N, store=setup["store"])
     assert _run(full, setup["ref"], setup["cand"]).value == pytest.approx(float(tm_mean), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_fid_equals_torch_fidelity_sqrtm(setup: dict) -> None:
+    """torch-fidelity's FID of its own features (scipy sqrtm on 2048 x 2048: ~30 s here, hence slow)."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    fid = FID(weights_path=setup["path"], n_bootstrap=0, store=setup["store"])
+    ours = _run(fid, setup["ref"], setup["cand"]).value
+    t = torch.from_numpy
+    st = fid_statistics_to_metric(fid_features_to_statistics(t(setup["tf_ref"])),
+                                  fid_features_to_statistics(t(setup["tf_cand"])), verbose=False)
+    assert ours == pytest.approx(st["frechet_inception_distance"], rel=1e-3)
 
 
 def test_antialias_resizer_matches_torchmetrics_extractor(setup: dict) -> None:
