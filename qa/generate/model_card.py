@@ -118,6 +118,16 @@ E(image) - z over std(z), z the source latent of that prompt and seed, E the zoo
 
 Held-out prompts: {", ".join(HELDOUT_PROMPTS)}.
 
+## Limitations (read before using the numbers)
+- l2p starts from pixel noise and ldm+vae from latent noise (as upstream L2P and Z-Image do), so for the same
+  prompt and seed they are different samples: when the PSNR/SSIM columns equal the seed-scale columns, l2p agrees
+  with its source only in distribution, not image by image.
+- The training loops are time-budgeted; on the shared machine the step time varied several-fold with other jobs'
+  load, and the cosine schedule (estimated from the early, slow steps) decayed early. Both models are
+  undertrained: blurry colour fields loosely tied to the caption.
+- The pixel model re-encodes far from the source latent (re-enc. l2p >> ldm+vae): its images are not images the
+  VAE decoder would produce from that latent.
+
 ## Captions of the training photos (written for this project by looking at the photos)
 | file | caption |
 |---|---|
