@@ -11,8 +11,6 @@ centre crop, normalise with the OpenAI CLIP mean/std.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F

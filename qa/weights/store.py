@@ -8,7 +8,6 @@ refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sys

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qa.metrics.base import ImageSample
-from qa.metrics.perceptual import LPIPSAlex, LPIPSVGG
+from qa.metrics.perceptual import LPIPSVGG, LPIPSAlex
 
 lpips = pytest.importorskip("lpips")
 HEADS = Path(lpips.__file__).parent / "weights" / "v0.1"

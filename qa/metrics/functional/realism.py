@@ -17,7 +17,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import linalg
 
 from qa.metrics.base import MetricInputError
 
