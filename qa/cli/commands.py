@@ -168,8 +168,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    weights = _need("qa.weights.cli", "qa weights")
-    return int(weights.main(args.action, args.target))
+    weights = _need("qa.weights", "qa weights")
+    if args.action in ("import", "fetch") and not args.target:
+        raise QAError(f"qa weights {args.action} needs a {'PATH' if args.action == 'import' else 'NAME'}",
+                      "see `qa weights list` for the known names")
+    if args.action == "list":
+        return int(weights.cli_list())
+    if args.action == "verify":
+        return int(weights.cli_verify())
+    if args.action == "import":
+        return int(weights.cli_import(Path(args.target)))
+    return int(weights.cli_fetch(args.target))
 
 
 def cmd_refset(args: argparse.Namespace) -> int:

@@ -129,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"qa {args.command}: interrupted", file=sys.stderr)
         return 130

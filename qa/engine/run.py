@@ -7,6 +7,7 @@ in one transaction, so a run killed at any point resumes with ``resume_run`` and
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections import Counter
 import math
@@ -60,11 +61,27 @@ def make_decoder(name: str, device: str = "cpu") -> Decoder:
     return configured(name, device=device)
 
 
-def make_metrics(names: list[str] | None) -> list[Metric]:
-    """Instantiate metrics by name (all registered ones when ``names`` is None)."""
+def make_metrics(names: list[str] | None, store: Store | None = None, device: str = "cpu") -> list[Metric]:
+    """Instantiate metrics by name (all registered ones when ``names`` is None).
+
+    Metrics whose constructor takes ``store`` get it (their features go through the DuckDB feature cache, so
+    reference features are computed once); those taking ``device`` run there."""
     from qa.registries import METRICS
 
-    return [METRICS.create(n) for n in (names if names is not None else METRICS.names())]
+    metrics = []
+    for name in names if names is not None else METRICS.names():
+        factory = METRICS.factory(name)
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        kwargs: dict[str, object] = {}
+        if store is not None and "store" in params:
+            kwargs["store"] = store
+        if "device" in params:
+            kwargs["device"] = device
+        metrics.append(factory(**kwargs))
+    return metrics
 
 
 def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric], seeds: list[int]) -> dict[str, object]:
@@ -123,7 +140,7 @@ class RunEngine:
         if reason:
             raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
         refset = load_reference_set(config.reference_set)
-        metrics = make_metrics(config.metrics)
+        metrics = make_metrics(config.metrics, self.store, config.device)
         seeds = effective_seeds(decoder, config.seeds)
         fields = identity_fields(decoder, refset, metrics, seeds)
         run_id = f"{decoder.name}-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -166,7 +183,7 @@ class RunEngine:
         if refset.sha256 != rows[0][2]:
             raise QAError(f"reference set {config.reference_set!r} changed since run {run_id} started",
                           "start a new run instead of resuming")
-        metrics = make_metrics(cfg["metrics"])
+        metrics = make_metrics(cfg["metrics"], self.store, config.device)
         with self.store.transaction() as con:
             con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
         return PreparedRun(run_id, decoder, refset, metrics, cfg, config)

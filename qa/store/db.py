@@ -107,8 +107,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations in order; returns the schema version afterwards."""
     con.execute("create table if not exists schema_version (version integer primary key, "
                 "description varchar, applied_at timestamp)")
-    row = con.execute("select max(version) from schema_version").fetchone()
-    current = int(row[0]) if row and row[0] is not None else 0
+    rows = con.execute("select max(version) from schema_version").fetchall()
+    current = int(rows[0][0]) if rows and rows[0][0] is not None else 0
     if current > LATEST_VERSION:
         raise StoreError(
             f"database schema version {current} is newer than this qa ({LATEST_VERSION})",
