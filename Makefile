@@ -36,6 +36,10 @@ train-zoo: $(STAMP)
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.zoo.train_pid --vae qa/zoo/weights/vae --out qa/zoo/weights/pid --minutes 20 --seed 0
 	$(BIN)/python -m qa.zoo.evaluate
 	$(BIN)/python -m qa.zoo.cards
+	# the generate track (needs the zoo VAE and PiD above): latent model, then the L2P-style pixel model
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_ldm --out qa/generate/weights/ldm --minutes 13 --seed 0
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p --minutes 11 --seed 0
+	$(BIN)/python -m qa.generate.model_card --seeds 2
 
 bench: $(STAMP)
 	for f in benchmarks/*.py; do $(BIN)/python $$f || exit 1; done
