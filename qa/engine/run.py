@@ -259,15 +259,17 @@ class RunEngine:
         ``set_rows_override``: a ready ``set_results`` row per set metric name, used instead of computing it."""
         rows = self.store.query(
             # ordered, so the bootstrap interval does not depend on the order shards were committed in
-            "select metric, value, status, detail from results where run_id = ? and metric != 'case' "
+            "select metric, case_id, value, status, detail from results where run_id = ? and metric != 'case' "
             "order by metric, case_id, seed", [run_id])
-        by_metric: dict[str, list[float]] = {}
+        # seeds of one case are not independent samples: average them per case, then bootstrap over cases
+        per_case: dict[str, dict[str, list[float]]] = {}
         bad: dict[str, Counter[str]] = {}
-        for metric, value, status, row_detail in rows:
+        for metric, case_id, value, status, row_detail in rows:
             if status == "ok" and value is not None:
-                by_metric.setdefault(str(metric), []).append(float(value))  # type: ignore[arg-type]
+                per_case.setdefault(str(metric), {}).setdefault(str(case_id), []).append(float(value))  # type: ignore[arg-type]
             else:
                 bad.setdefault(str(metric), Counter())[f"{status}: {_reason(str(row_detail or ''))}"] += 1
+        by_metric = {m: [float(np.mean(v)) for v in cases.values()] for m, cases in per_case.items()}
         set_rows: list[list[object]] = []
         for m in image_metrics:
             vals = by_metric.get(m.name, [])
