@@ -231,6 +231,8 @@ class ShardRunner:
                 seed_outputs=seed_list,
                 baseline=(r.get("baseline_by_seed") or {}).get(seed, r.get("baseline")),  # type: ignore[union-attr]
                 reference_note=note,
+                # the file hash names the reference's pixels only when the case was not cropped (feature cache key)
+                reference_sha256="" if reference is None or any("cropped" in n for n in case.notes) else case.image_sha256,
                 redecoded=(r.get("redecoded") or {}).get(seed),  # type: ignore[union-attr]
             )
             for seed, img in outputs.items()
