@@ -128,6 +128,12 @@ def qa_decoder_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_po
         pytest.skip(f"policy {qa_policy.source} names no baseline_decoder")
     if name == qa_run.decoder:
         pytest.skip(f"the candidate is the policy's baseline decoder {name!r}")
+    from qa.gate.demo import decoder_scale
+
+    mine, theirs = decoder_scale(qa_run.decoder), decoder_scale(name)
+    if mine != theirs:
+        pytest.skip(f"baseline decoder {name!r} upscales x{theirs} and {qa_run.decoder!r} x{mine}: their inputs "
+                    f"differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same scale")
     sess = _session(request.config)
     b = sess.baseline(f"decoder:{name}", qa_run)
     sess.note_baseline(qa_run, qa_policy, b)

@@ -23,7 +23,7 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
             run = load_run(store, run_id)
             policy = load_policy(default_policy_path(run.track or "decode"))
             base = policy.baseline_decoder
-            if base and (base not in run_ids or _scale(base) != _scale(decoder)):
+            if base and (base not in run_ids or decoder_scale(base) != decoder_scale(decoder)):
                 policy = replace(policy, baseline_decoder="")  # not run here, or another input size: no pairing
             outcome = gate_run(store, run_id, policy, "approved")
         except QAError as exc:
@@ -40,7 +40,7 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
     return lines
 
 
-def _scale(name: str) -> int | None:
+def decoder_scale(name: str) -> int | None:
     """The decoder's output scale (None when it cannot be built)."""
     from qa.engine.run import make_decoder
 
