@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections import Counter
 import math
 import os
 import socket
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from tqdm import tqdm
@@ -96,7 +96,7 @@ def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -247,7 +247,6 @@ class RunEngine:
                         [run_id, index, output.n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
         return True
 
-    _commit_shard = commit_shard  # the name used before the distributed engine existed
 
     def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
         self.finalize(run_id, runner.image_metrics, runner.set_metrics, resumed)
@@ -320,7 +319,3 @@ def _reason(detail: str) -> str:
 def _nan_none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
-
-def is_image_metric(m: Metric) -> bool:
-    """Whether ``m`` is scored per image/case (as opposed to per set)."""
-    return isinstance(m, ImageMetric)
