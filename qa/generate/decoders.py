@@ -39,7 +39,8 @@ from qa.decoders._common import finish
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.weights import files_sha256, weight_files
 from qa.errors import DecoderError, WeightsMissingError
-from qa.generate.nets import initial_noise, load_model, sample
+from qa.generate.nets import initial_noise, load_model, read_config, sample
+from qa.generate.noise import coupled_noise
 from qa.generate.text import prompt_seed
 from qa.generate.train_l2p import GEN_CFG, GEN_STEPS
 
@@ -104,32 +105,42 @@ class _GenerateBase(Decoder):
     needs_pid = False
 
     def __init__(self, name: str | None = None, device: str = "cpu", steps: int = GEN_STEPS,
-                 cfg_scale: float = GEN_CFG, ldm_path: str | Path | None = None, l2p_path: str | Path | None = None,
+                 cfg_scale: float | None = None, ldm_path: str | Path | None = None, l2p_path: str | Path | None = None,
                  vae_path: str | Path | None = None, pid_path: str | Path | None = None, pid_steps: int = 4,
-                 degrade_sigma: float = 0.0, **settings: object) -> None:
+                 degrade_sigma: float = 0.0, source_cfg_scale: float | None = None, **settings: object) -> None:
         if settings:
             raise DecoderError(
                 f"decoder {name or self.family!r}: unknown setting(s) {', '.join(sorted(settings))}",
-                "the embedded generate decoders take steps, cfg_scale, ldm_path, l2p_path, vae_path, pid_path, "
-                "pid_steps, degrade_sigma",
+                "the embedded generate decoders take steps, cfg_scale, source_cfg_scale, ldm_path, l2p_path, "
+                "vae_path, pid_path, pid_steps, degrade_sigma",
             )
-        if int(steps) < 1 or float(cfg_scale) < 0:
-            raise DecoderError(f"decoder {name!r}: steps must be >= 1 and cfg_scale >= 0 (got {steps}, {cfg_scale})")
         from qa.zoo import models as zoo
 
         self.ldm_dir = Path(ldm_path) if ldm_path else LDM_DIR
         self.l2p_dir = Path(l2p_path) if l2p_path else L2P_DIR
         self.vae_dir = Path(vae_path) if vae_path else Path(zoo.ZOO_VAE_DIR)
         self.pid_dir = Path(pid_path) if pid_path else Path(zoo.ZOO_PID_DIR)
+        cfg_scale = self.default_cfg_scale() if cfg_scale is None else cfg_scale
+        if int(steps) < 1 or float(cfg_scale) < 0:
+            raise DecoderError(f"decoder {name!r}: steps must be >= 1 and cfg_scale >= 0 (got {steps}, {cfg_scale})")
         self.steps, self.cfg_scale = int(steps), float(cfg_scale)
+        # guidance of the source pipeline's LDM: the ldm decoders' own cfg_scale; l2p's source keeps the default
+        own_ldm = self.family == "ldm"
+        self.source_cfg_scale = float(source_cfg_scale if source_cfg_scale is not None
+                                      else (self.cfg_scale if own_ldm else GEN_CFG))
         self.pid_steps, self.degrade_sigma = int(pid_steps), float(degrade_sigma)
         native = NATIVE * (2 if self.needs_pid else 1)
         super().__init__(name, device, backend="embedded", steps=self.steps, cfg_scale=self.cfg_scale,
+                         **({} if own_ldm else {"source_cfg_scale": self.source_cfg_scale}),
                          native_size=native, seeding="generator seed = sha256(run seed, prompt)",
                          resize_note=f"generated at {native}x{native}, resized bicubically to the requested size",
                          **({"pid_steps": self.pid_steps, "degrade_sigma": self.degrade_sigma} if self.needs_pid else {}))
         self._models: dict[str, Any] = {}
         self._source_cache: tuple[tuple[tuple[str, ...], int], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def default_cfg_scale(self) -> float:
+        """Guidance when the settings name none: the sampler's default (a model may record its own)."""
+        return GEN_CFG
 
     # -- weights ---------------------------------------------------------------------------------------------
     def _folders(self) -> list[tuple[Path, str]]:
@@ -187,7 +198,7 @@ class _GenerateBase(Decoder):
             ldm, vae = self._load("ldm"), self.vae
             c = ldm.cfg
             noise = initial_noise((c.in_channels, c.size, c.size), self.seeds_for(batch, seed)).to(self.device)
-            zn = sample(ldm, list(batch.captions), noise, steps=self.steps, cfg_scale=self.cfg_scale)
+            zn = sample(ldm, list(batch.captions), noise, steps=self.steps, cfg_scale=self.source_cfg_scale)
             z = zn / float(vae.config.scaling_factor)
             pixels = (vae.decode(z).sample.clamp(-1, 1) + 1) / 2
             self._source_cache = (key, (z, pixels))
@@ -243,9 +254,23 @@ class LDMPiDDecoder(_GenerateBase):
 
 
 class L2PMiniDecoder(_GenerateBase):
-    """``l2p`` (embedded): the pixel model sampled from pixel noise; its baseline is ``ldm+vae``."""
+    """``l2p`` (embedded): the pixel model sampled from pixel noise; its baseline is ``ldm+vae``.
+
+    A model trained with ``noise = "coupled"`` (the shipped one) starts from pixel noise that contains the
+    source's latent noise of the same prompt and seed (:mod:`qa.generate.noise`) and samples with the guidance
+    it was distilled with (``cfg_scale`` in its config, 1.0); an ``independent`` model from plain pixel noise.
+    """
 
     family = "l2p"
+
+    def _model_config(self) -> dict[str, Any]:
+        try:
+            return dict(read_config(self.l2p_dir)["model"])
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def default_cfg_scale(self) -> float:
+        return float(self._model_config().get("cfg_scale", GEN_CFG))
 
     def _folders(self) -> list[tuple[Path, str]]:
         return [(self.l2p_dir, "L2P pixel model")] + super()._folders()
@@ -254,8 +279,16 @@ class L2PMiniDecoder(_GenerateBase):
         self._check(batch)
         pix = self._load("l2p")
         c = pix.cfg
-        noise = initial_noise((c.in_channels, c.size, c.size), self.seeds_for(batch, seed)).to(self.device)
-        x = sample(pix, list(batch.captions), noise, steps=self.steps, cfg_scale=self.cfg_scale)
+        seeds = self.seeds_for(batch, seed)
+        if c.noise == "coupled":
+            ldm_cfg = self._load("ldm").cfg
+            noise = coupled_noise(seeds, (ldm_cfg.in_channels, ldm_cfg.size, ldm_cfg.size))[1]
+            if tuple(noise.shape[1:]) != (c.in_channels, c.size, c.size):
+                raise DecoderError(f"decoder {self.name!r}: coupled noise {tuple(noise.shape[1:])} does not fit the "
+                                   f"pixel model's input {(c.in_channels, c.size, c.size)}", TRAIN_HINT)
+        else:
+            noise = initial_noise((c.in_channels, c.size, c.size), seeds)
+        x = sample(pix, list(batch.captions), noise.to(self.device), steps=self.steps, cfg_scale=self.cfg_scale)
         return finish(resize((x.clamp(-1, 1) + 1) / 2, batch.size), batch, self.name)
 
     def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:

@@ -53,6 +53,10 @@ class DiTConfig:
     #: l2p only: channels of the convolutional pixel decoder
     decoder_channels: int = 32
     decoder_features: int = 8
+    #: l2p only: "independent" pixel noise, or "coupled" to the source's latent noise (:mod:`qa.generate.noise`)
+    noise: str = "independent"
+    #: classifier-free guidance the sampler should use by default (a reflow-trained l2p has it baked in: 1.0)
+    cfg_scale: float = 2.0
 
     @property
     def size(self) -> int:
@@ -231,21 +235,38 @@ class PixelDiT(DiTBase):
         return [n for n, _ in self.named_parameters() if n.startswith(tuple(prefixes))]
 
 
-def pixel_from_latent(ldm: LatentDiT, pixel_patch: int = 8, frozen_blocks: Sequence[int] | None = None) -> PixelDiT:
+def pixel_from_latent(ldm: LatentDiT, pixel_patch: int = 8, frozen_blocks: Sequence[int] | None = None,
+                      noise: str = "independent", cfg_scale: float = 2.0) -> PixelDiT:
     """Build the pixel model from ``ldm`` by the L2P recipe.
 
     Copies every transformer block and the time/text embedders from ``ldm``; freezes (``requires_grad False``)
     the embedders and the middle blocks ``frozen_blocks`` (default: all but the first and the last); the pixel
     patch embedder, head and pixel decoder are new. ``pixel_patch`` must cover one LDM token (latent patch x the
-    VAE's downsampling), so both models work on the same token grid.
+    VAE's downsampling), so both models work on the same token grid. With ``noise="coupled"`` the pixel patch
+    embedder starts as the LDM's embedder after the projection ``L^T`` of :mod:`qa.generate.noise`, so on pure
+    coupled noise (t = 1) the trunk sees exactly the tokens the LDM sees for that seed.
     """
+    if noise not in ("independent", "coupled"):
+        raise ValueError(f"noise must be 'independent' or 'coupled', got {noise!r}")
     lc = ldm.cfg
     frozen = list(range(1, lc.depth - 1)) if frozen_blocks is None else sorted(int(i) for i in frozen_blocks)
     if any(i < 0 or i >= lc.depth for i in frozen):
         raise ValueError(f"frozen_blocks {frozen} out of range for depth {lc.depth}")
     cfg = DiTConfig(kind="l2p", in_channels=3, patch=pixel_patch, grid=lc.grid, width=lc.width, depth=lc.depth,
-                    heads=lc.heads, n_buckets=lc.n_buckets, frozen_blocks=frozen)
+                    heads=lc.heads, n_buckets=lc.n_buckets, frozen_blocks=frozen, noise=noise,
+                    cfg_scale=float(cfg_scale))
     pix = PixelDiT(cfg)
+    if noise == "coupled":
+        from qa.generate.noise import project
+
+        tok = cfg.in_channels * cfg.patch * cfg.patch
+        eye = torch.eye(tok).reshape(tok, cfg.in_channels, cfg.patch, cfg.patch)
+        proj = project(eye).reshape(tok, -1).T  # [latent token, pixel token]: patch of L^T x
+        if proj.shape[0] != ldm.embed.in_features:
+            raise ValueError(f"coupled noise needs {proj.shape[0]}-value latent tokens, the LDM has {ldm.embed.in_features}")
+        with torch.no_grad():
+            pix.embed.weight.copy_(ldm.embed.weight @ proj)
+            pix.embed.bias.copy_(ldm.embed.bias)
     pix.blocks.load_state_dict(ldm.blocks.state_dict())
     pix.time.load_state_dict(ldm.time.state_dict())
     pix.text.load_state_dict(ldm.text.state_dict())

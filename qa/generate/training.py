@@ -20,11 +20,17 @@ import torch.nn.functional as F
 
 
 def flow_loss(model: nn.Module, x0: torch.Tensor, captions: Sequence[str], g: torch.Generator,
-              p_uncond: float = 0.1) -> torch.Tensor:
-    """x0-prediction MSE at random logit-normal times; ``g`` seeds times, noise and caption dropout."""
+              p_uncond: float = 0.1, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """x0-prediction MSE at random logit-normal times; ``g`` seeds times, noise and caption dropout.
+
+    ``eps``: the noise paired with each ``x0`` (coupled training, reflow); None draws fresh noise.
+    """
     n = x0.shape[0]
     t = torch.sigmoid(torch.randn(n, generator=g))
-    eps = torch.randn(x0.shape, generator=g)
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=g)
+    elif eps.shape != x0.shape:
+        raise ValueError(f"eps {tuple(eps.shape)} and x0 {tuple(x0.shape)} differ")
     tt = t.view(-1, *([1] * (x0.ndim - 1)))
     x_t = (1 - tt) * x0 + tt * eps
     drop = torch.rand(n, generator=g) < p_uncond
@@ -64,12 +70,12 @@ class LoopStats:
                 "final_loss": float(sum(tail) / len(tail)) if tail else float("nan")}
 
 
-def train_loop(model: nn.Module, batch_fn: Callable[[int], tuple[torch.Tensor, list[str]]], minutes: float,
+def train_loop(model: nn.Module, batch_fn: Callable[[int], tuple[Any, ...]], minutes: float,
                max_steps: int, lr: float, seed: int, ema_decay: float = 0.998, log_every: int = 50,
-               log: Callable[[str], None] = print) -> tuple[nn.Module, LoopStats]:
+               log: Callable[[str], None] = print, p_uncond: float = 0.1) -> tuple[nn.Module, LoopStats]:
     """Train the parameters of ``model`` that require grad, for ``minutes`` or ``max_steps``, whichever first.
 
-    ``batch_fn(step)`` returns ``(x0, captions)``. The learning rate warms up over 30 steps, then follows a cosine
+    ``batch_fn(step)`` returns ``(x0, captions)`` or ``(x0, captions, eps)`` (coupled noise). The learning rate warms up over 30 steps, then follows a cosine
     to 2% over the number of steps the time budget is estimated to allow. Returns the EMA model and the stats.
     """
     params = [p for p in model.parameters() if p.requires_grad]
@@ -87,8 +93,8 @@ def train_loop(model: nn.Module, batch_fn: Callable[[int], tuple[torch.Tensor, l
         frac = min(1.0, stats.steps / max(est_total, 1))
         for pg in opt.param_groups:
             pg["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (stats.steps + 1) / 30)
-        x0, caps = batch_fn(stats.steps)
-        loss = flow_loss(model, x0, caps, g)
+        x0, caps, *paired = batch_fn(stats.steps)
+        loss = flow_loss(model, x0, caps, g, p_uncond, paired[0] if paired else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
