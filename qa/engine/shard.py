@@ -101,7 +101,6 @@ class ShardRunner:
     # -- decoding -------------------------------------------------------------------------------------------
     def _decode_cases(self, cases: list[Case]) -> dict[str, dict[str, object]]:
         """Encode + decode every seed. Returns per case: latent, outputs{seed}, reencoded{seed}, baseline, error."""
-        dec = self.decoder
         results: dict[str, dict[str, object]] = {c.case_id: {"outputs": {}, "reencoded": {}} for c in cases}
         by_size: dict[tuple[int, int], list[Case]] = {}
         for c in cases:
@@ -152,7 +151,7 @@ class ShardRunner:
             seed_base = {s: b for s in per_seed if (b := dec.baseline(batch, seed=s)) is not None} if seeded else {}
             base = None if seeded else dec.baseline(batch)
             if encoder is not None and latents is None:
-                for seed, z in src.items():
+                for seed in src:
                     reenc[seed] = encoder.encode(per_seed[seed])
             if encoder is not None and latents is not None:
                 for seed, out in per_seed.items():
@@ -232,8 +231,9 @@ class ShardRunner:
                 baseline=(r.get("baseline_by_seed") or {}).get(seed, r.get("baseline")),  # type: ignore[union-attr]
                 reference_note=note,
                 # the file hash names the reference's pixels only when the case was not cropped (feature cache key)
-                reference_sha256="" if reference is None or any("cropped" in n for n in case.notes) else case.image_sha256,
+                reference_sha256="" if any("cropped" in n for n in case.notes) else case.image_sha256,
                 redecoded=(r.get("redecoded") or {}).get(seed),  # type: ignore[union-attr]
+                real=case.pixels,  # the reference distribution (FID/KID/CMMD), also on the generate track
             )
             for seed, img in outputs.items()
         }
@@ -247,7 +247,7 @@ class ShardRunner:
                 try:
                     m.update(sample)
                 except Exception as exc:  # noqa: BLE001 - recorded at compute time as an error
-                    setattr(m, "_qa_update_error", f"{case.case_id}: {exc}")
+                    m._qa_update_error = f"{case.case_id}: {exc}"  # type: ignore[attr-defined]
         if self.thumbnails:
             out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(case.pixels, THUMB_SIDE)))  # type: ignore[arg-type]
             out.images.append((case.case_id, first_seed, "output", png_bytes(outputs[first_seed], THUMB_SIDE)))

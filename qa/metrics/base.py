@@ -33,6 +33,9 @@ class ImageSample:
     ``seed_outputs``: the outputs of every seed of this case, this one included (level "case" metrics).
     ``redecoded``: D_baseline(E(output)), the output re-encoded and decoded again with the plain (baseline)
     decoder, float32 (H, W, 3); with ``baseline`` = D_baseline(z) it shows what of the output the latent sees.
+    ``real``: the case's reference image at its own size, float32 (h, w, 3) in [0, 1], set also where
+    ``reference`` is None (generate track: no pixel-aligned reference; another size): set-level realism metrics
+    (FID, KID, CMMD) compare the outputs with the reference set's distribution through :attr:`real_image`.
     """
 
     case_id: str
@@ -45,9 +48,15 @@ class ImageSample:
     seed_outputs: list[np.ndarray] = field(default_factory=list)
     baseline: np.ndarray | None = None
     reference_note: str = ""
-    #: sha256 of the reference image's file (feature-cache key for references); "" = hash the pixels
+    #: sha256 of the reference image's file (feature-cache key of ``real``/``reference``); "" = hash the pixels
     reference_sha256: str = ""
     redecoded: np.ndarray | None = None
+    real: np.ndarray | None = None
+
+    @property
+    def real_image(self) -> np.ndarray | None:
+        """The reference-distribution image of this case: ``real``, else ``reference``, else None."""
+        return self.real if self.real is not None else self.reference
 
 
 @dataclass
@@ -79,7 +88,7 @@ class NotApplicable(Exception):
     """Raised by a metric for a sample it does not apply to (e.g. no reference); recorded as missing."""
 
 
-class Metric(ABC):
+class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add the abstract methods
     """Base of every metric. Subclasses set the class attributes below."""
 
     name: str = ""

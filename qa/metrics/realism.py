@@ -109,11 +109,12 @@ class _InceptionSetMetric(SetMetric):
         if not np.isfinite(out).all():
             raise MetricInputError(f"{self.name}: case {sample.case_id}: output contains NaN or Inf values")
         self._queue.append(("cand", pixels_sha256(out), to_uint8(out)))
-        if sample.reference is not None:
-            ref_sha = sample.reference_sha256 or pixels_sha256(sample.reference)
+        real = sample.real_image
+        if real is not None:
+            ref_sha = sample.reference_sha256 or pixels_sha256(real)
             if ref_sha not in self._seen_refs:
                 self._seen_refs.add(ref_sha)
-                self._queue.append(("ref", ref_sha, to_uint8(sample.reference)))
+                self._queue.append(("ref", ref_sha, to_uint8(real)))
         if len(self._queue) >= self.batch_size:
             self._flush()
 

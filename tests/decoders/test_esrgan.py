@@ -7,12 +7,12 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from tests.decoders.decoder_fixtures import smooth_images
 from skimage import data
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.esrgan import MODELS, ESRGANDecoder, models_dir
 from qa.errors import DecoderError
+from tests.decoders.decoder_fixtures import smooth_images
 
 ncnn = pytest.importorskip("ncnn", reason="ncnn is not installed (pip install ncnn)")
 if models_dir() is None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.decoders.decoder_fixtures import build, save, smooth_images
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.pid import EmbeddedPiD, UpstreamPiD, make_pid
 from qa.errors import DecoderError
+from tests.decoders.decoder_fixtures import build, save, smooth_images
 
 
 def _batch(z: torch.Tensor, size=None) -> DecodeBatch:

@@ -8,11 +8,11 @@ import shutil
 
 import pytest
 import torch
-from tests.decoders.decoder_fixtures import SMALL_CONFIGS, build, save, smooth_images
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.vae import SUPPORTED_CLASSES, VAEDecoder
 from qa.errors import DecoderError, WeightsMissingError
+from tests.decoders.decoder_fixtures import SMALL_CONFIGS, build, save, smooth_images
 
 
 def _batch(z: torch.Tensor, size: tuple[int, int] | None = None) -> DecodeBatch:

@@ -105,7 +105,7 @@ def test_two_processes_share_one_database(tmp_path: Path) -> None:
             "--metrics", "psnr,ssim", "--no-progress"]
     procs = [_cli([*args, "--decoder", "slow-bicubic"]), _cli([*args, "--decoder", "bicubic"])]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     store = Store(db)
     runs = store.query("select run_id, status from runs order by run_id")

@@ -40,3 +40,33 @@ def test_run_engine_stores_per_prompt_per_seed_results(tiny_zoo: dict, tmp_path:
                 assert got[(case, seed, m)][0] == "ok", (case, seed, m, got[(case, seed, m)])
     (status,) = store.query("SELECT status FROM runs WHERE run_id = ?", [run_id])[0]
     assert status == "finished"
+
+
+def test_set_realism_compares_generated_images_with_the_reference_set(tiny_zoo: dict, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """FID/KID on the generate track: no pixel-aligned reference, but the reference set is the real distribution."""
+    import torch
+
+    from qa.metrics.functional.inception import random_state_dict
+    from qa.metrics.realism import KID
+    from qa.registries import METRICS
+
+    weights = tmp_path / "random_inception.pth"
+    torch.save(random_state_dict(seed=0), weights)  # seeded random backbone: the plumbing, not the values
+    seen: list[KID] = []
+
+    def kid(store: Store | None = None) -> KID:
+        seen.append(KID(weights_path=weights, subsets=3, subset_size=3, store=store))
+        return seen[-1]
+
+    monkeypatch.setitem(METRICS._targets, "tiny-kid", kid)
+    monkeypatch.setitem(DECODERS._targets, "tiny-l2p",
+                        lambda name=None, device="cpu": make_l2p(name=name, device=device, **tiny_zoo["settings"]))
+    refset = make_refset(tmp_path / "refset", n=4, side=64)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="tiny-l2p", reference_set=str(refset), seeds=[0, 1],
+                                              metrics=["tiny-kid"], progress=False))
+    rows = store.query("SELECT status, value, detail FROM set_results WHERE run_id = ? AND metric = 'kid'",
+                       [run_id])
+    assert rows and rows[0][0] == "ok", rows
+    assert seen[-1].n_references == 4 and seen[-1].n_candidates == 8  # 4 reference images, 4 prompts x 2 seeds
