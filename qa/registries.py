@@ -51,6 +51,7 @@ _BUILTIN_METRICS = {
     "agreement_psnr": "qa.generate.measures:AgreementPSNR",
     "agreement_ssim": "qa.generate.measures:AgreementSSIM",
     "agreement_lpips": "qa.generate.measures:AgreementLPIPS",
+    "seed_alignment": "qa.generate.measures:SeedAlignment",
 }
 
 for _name, _target in _BUILTIN_DECODERS.items():

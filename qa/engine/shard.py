@@ -218,6 +218,8 @@ class ShardRunner:
             reference, note = None, "generate track: no pixel-aligned reference"
         out.rows.append(ResultRow(case.case_id, ALL_SEEDS, "case", 1.0, "ok", "; ".join(case.notes)))
         seed_list = list(outputs.values())
+        by_seed = r.get("baseline_by_seed") or {}
+        seed_bases = [by_seed[s] for s in outputs] if all(s in by_seed for s in outputs) else []  # type: ignore[operator,index]
         samples = {
             seed: ImageSample(
                 case_id=case.case_id,
@@ -234,6 +236,7 @@ class ShardRunner:
                 reference_sha256="" if any("cropped" in n for n in case.notes) else case.image_sha256,
                 redecoded=(r.get("redecoded") or {}).get(seed),  # type: ignore[union-attr]
                 real=case.pixels,  # the reference distribution (FID/KID/CMMD), also on the generate track
+                seed_baselines=seed_bases,
             )
             for seed, img in outputs.items()
         }

@@ -168,7 +168,22 @@ class GateContext:
             return f"run {self.run.run_id} has no {metric} values"
         return ""
 
+    def _not_applicable(self, metric: str) -> bool:
+        """True when every value of ``metric`` in the candidate run is missing as "not applicable" (the metric
+        does not apply to this decoder at all, e.g. agreement for a decoder without a baseline)."""
+        if self._run_problem():
+            return False
+        d = self.data(self.run.run_id, metric)
+        reasons = list(d.problems.values()) + ([d.set_problem] if d.set_problem else [])
+        return bool(reasons) and not d.per_case and d.set_value is None and all(
+            "not applicable" in r for r in reasons)
+
     def _closed(self, res: CheckResult, reason: str, rule: MetricRule) -> CheckResult:
+        if rule.required and rule.not_applicable == "skip" and self._not_applicable(res.metric):
+            res.verdict = "skipped"
+            res.message = f"{res.metric} [{res.kind}]: does not apply to {self.run.decoder} (policy: not_applicable = " \
+                          f"\"skip\"): {reason}"
+            return self._emit(res)
         res.verdict = "fail" if rule.required else "skipped"
         state = "required metric missing" if rule.required else "optional metric skipped"
         res.message = f"{res.metric} [{res.kind}]: {state}: {reason}"

@@ -16,6 +16,10 @@ A policy file looks like::
     margin = 0.3                   # allowed loss against a run baseline (approved / run id), metric units
     decoder_margin = 4.0           # allowed loss against the decoder baseline
     allow_review = false           # whether `needs-review` passes the test (a reviewer then signs off)
+    not_applicable = "fail"        # a required metric that does not apply to this decoder at all (every row
+                                   # "not applicable", e.g. agreement for the source pipeline itself, which has
+                                   # no baseline): "fail" (default) or "skip" with the reason. Missing weights,
+                                   # errors and NaN always fail a required metric.
 
 Margins are in the metric's own units and always mean "worse by at most this much"; which way is worse comes
 from the metric class (``higher_is_better``), never from the policy.
@@ -36,7 +40,8 @@ from qa.errors import QAError
 TRACKS = ("decode", "upscale", "generate")
 GROUPS = ("fidelity", "realism", "invented")
 _POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
-_RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "note"}
+_RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note"}
+NOT_APPLICABLE = ("fail", "skip")
 
 
 class PolicyError(QAError):
@@ -56,6 +61,7 @@ class MetricRule:
     decoder_margin: float | None = None
     allow_review: bool = False
     note: str = ""
+    not_applicable: str = "fail"
 
 
 @dataclass(frozen=True)
@@ -149,11 +155,15 @@ def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
         hi = _number(raw.get("max"), f"{where} max")
         if lo is not None and hi is not None and lo > hi:
             raise PolicyError(f"{where}: min {lo} is above max {hi}")
+        na = raw.get("not_applicable", "fail")
+        if na not in NOT_APPLICABLE:
+            raise PolicyError(f"{where} not_applicable: must be one of {', '.join(NOT_APPLICABLE)}, got {na!r}")
         rules[name] = MetricRule(
             metric=name, group=str(group), required=_bool(raw.get("required", True), f"{where} required"),
             min=lo, max=hi, margin=_number(raw.get("margin"), f"{where} margin", 0.0),
             decoder_margin=_number(raw.get("decoder_margin"), f"{where} decoder_margin", 0.0),
             allow_review=_bool(raw.get("allow_review", False), f"{where} allow_review"), note=str(raw.get("note", "")),
+            not_applicable=str(na),
         )
     return Policy(track=str(track), metrics=rules, baseline_decoder=str(head.get("baseline_decoder", "")),
                   confidence=float(confidence), n_boot=int(n_boot), seed=int(seed),

@@ -81,3 +81,49 @@ class AgreementLPIPS(ImageMetric):
         out, base = _pair(self, sample)
         value, _ = self._lpips.compute_batch([out], [base])
         return MetricValue(float(value[0]))
+
+
+class SeedAlignment(ImageMetric):
+    """How much closer each seed's output is to the baseline of *its own* seed than to the other seeds' (dB).
+
+    For a case with seeds ``s = 1..S`` (outputs ``o_s``, per-seed baselines ``b_s``: on the generate track the
+    source pipeline's image for the same prompt and seed)::
+
+        mean_s PSNR(o_s, b_s)  -  mean_{s != t} PSNR(o_s, b_t)
+
+    About 0 dB when the output is only another sample of the same distribution (it agrees with its source no
+    better than with an unrelated seed of it: independent noise, a seed-ignoring or collapsed model, noise);
+    large when the decoder reproduces its source per prompt and seed. Needs >= 2 seeds and a baseline that
+    depends on the seed. ``extra``: the two means (dB).
+    """
+
+    name = "seed_alignment"
+    version = "1"
+    higher_is_better = True
+    value_range = (float("-inf"), float("inf"))
+    level = "case"
+    needs = ("seeds", "baseline")
+    unit = "dB"
+    description = "PSNR to the same seed's source minus PSNR to other seeds' sources (0 = agrees only in distribution)"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        reason = self.missing_needs(sample)
+        if reason is not None:
+            raise NotApplicable(reason + " (at least 2 seeds and a per-seed baseline)")
+        outs, bases = sample.seed_outputs, sample.seed_baselines
+        if len(bases) != len(outs):
+            raise NotApplicable("not applicable: needs a per-seed baseline (this decoder's baseline does not "
+                                "depend on the seed)")
+        if all(np.array_equal(bases[0], b) for b in bases[1:]):
+            raise NotApplicable("not applicable: the baselines of all seeds are identical")
+        for i, (o, b) in enumerate(zip(outs, bases, strict=True)):
+            if o.shape != b.shape:
+                raise MetricInputError(f"{self.name}: {sample.case_id}: seed {i}: output {o.shape} and baseline "
+                                       f"{b.shape} differ")
+        # identical images give +inf PSNR; cap at 100 dB (1e-10 MSE) so that the difference stays finite
+        p = [[min(F.psnr(o, b, data_range=1.0), 100.0) for b in bases] for o in outs]
+        n = len(outs)
+        same = float(np.mean([p[i][i] for i in range(n)]))
+        other = float(np.mean([p[i][j] for i in range(n) for j in range(n) if i != j]))
+        return MetricValue(same - other, detail=f"same seed {same:.2f} dB, other seeds {other:.2f} dB",
+                           extra={"same_seed_psnr": same, "other_seed_psnr": other})

@@ -52,6 +52,9 @@ class ImageSample:
     reference_sha256: str = ""
     redecoded: np.ndarray | None = None
     real: np.ndarray | None = None
+    #: the baseline of every seed of this case, aligned with ``seed_outputs`` (per-seed baselines only: the
+    #: generate track's source image for each seed); empty when the baseline does not depend on the seed
+    seed_baselines: list[np.ndarray] = field(default_factory=list)
 
     @property
     def real_image(self) -> np.ndarray | None:

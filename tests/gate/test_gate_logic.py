@@ -191,3 +191,27 @@ def test_demo_gates_each_run_in_one_line(world, store) -> None:
     assert lines[0].startswith("gate bicubic: PASS") and "approved (none yet)" in lines[0]
     assert lines[1].startswith("gate blurry-bicubic: ") and "decoder:bicubic" in lines[1]
     assert store.query("select count(*) from gates")[0][0] == 2
+
+
+def test_not_applicable_skips_only_when_the_policy_says_so_and_never_hides_failures(world, store, tmp_path) -> None:
+    """A metric that does not apply to a decoder at all (bicubic is deterministic: no per-seed source) fails a required rule by default;
+    `not_applicable = "skip"` skips it with the reason, but a value lost to NaN output still fails."""
+    from qa.gate.policy import parse_policy
+
+    run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(world["refset"]),
+                                              metrics=["psnr", "seed_alignment"], progress=False))
+    run = load_run(store, run_id)
+    rules = {"seed_alignment": {"group": "fidelity", "min": 1.0}, "psnr": {"min": 15.0}}
+    strict = parse_policy({"policy": {"track": "upscale"}, "metrics": rules})
+    lenient = parse_policy({"policy": {"track": "upscale"},
+                            "metrics": {m: dict(r, not_applicable="skip") for m, r in rules.items()}})
+    assert lenient.sha256() != strict.sha256()  # the rule is part of the stored policy identity
+    res = GateContext(store, run, strict).bound("seed_alignment", 1.0, None)
+    assert res.verdict == "fail" and "required metric missing" in res.message and "identical" in res.message
+    res = GateContext(store, run, lenient).bound("seed_alignment", 1.0, None)
+    assert res.verdict == "skipped" and "does not apply to bicubic" in res.message and "identical" in res.message
+    nan_run = load_run(store, world["runs"]["nan"])  # psnr missing on tile03 because of NaN output: still fails
+    res = GateContext(store, nan_run, lenient).bound("psnr", 15.0, None)
+    assert res.verdict == "fail" and "NaN" in res.message
+    with pytest.raises(QAError, match="not_applicable"):
+        parse_policy({"policy": {"track": "upscale"}, "metrics": {"psnr": {"not_applicable": "ignore"}}})

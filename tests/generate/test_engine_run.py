@@ -26,7 +26,7 @@ def test_run_engine_stores_per_prompt_per_seed_results(tiny_zoo: dict, tmp_path:
     monkeypatch.setitem(DECODERS._targets, f"tiny-{kind}", factory)  # a test-only registration
     refset = make_refset(tmp_path / "refset", n=2, side=64)
     store = Store(tmp_path / "qa.duckdb")
-    metrics = ["psnr", "agreement_psnr", "agreement_ssim", "latent_consistency"]
+    metrics = ["psnr", "agreement_psnr", "agreement_ssim", "latent_consistency", "seed_alignment"]
     run_id = RunEngine(store).start(RunConfig(decoder=f"tiny-{kind}", reference_set=str(refset), seeds=[0, 1],
                                               metrics=metrics, progress=False))
     rows = store.query("SELECT case_id, seed, metric, status, detail FROM results WHERE run_id = ? AND metric <> 'case'",
@@ -38,6 +38,7 @@ def test_run_engine_stores_per_prompt_per_seed_results(tiny_zoo: dict, tmp_path:
             assert "no pixel-aligned reference" in got[(case, seed, "psnr")][1]
             for m in ("agreement_psnr", "agreement_ssim", "latent_consistency"):
                 assert got[(case, seed, m)][0] == "ok", (case, seed, m, got[(case, seed, m)])
+        assert got[(case, -1, "seed_alignment")][0] == "ok", got[(case, -1, "seed_alignment")]
     (status,) = store.query("SELECT status FROM runs WHERE run_id = ?", [run_id])[0]
     assert status == "finished"
 
