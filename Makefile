@@ -37,8 +37,8 @@ train-zoo: $(STAMP)
 	$(BIN)/python -m qa.zoo.evaluate
 	$(BIN)/python -m qa.zoo.cards
 	# the generate track (needs the zoo VAE and PiD above): latent model, then the L2P-style pixel model
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_ldm --out qa/generate/weights/ldm --minutes 13 --seed 0
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p --minutes 11 --seed 0
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_ldm --out qa/generate/weights/ldm --minutes 14 --seed 0 --crops 4000
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p --minutes 14 --seed 0 --images 2400 --noise coupled
 	$(BIN)/python -m qa.generate.model_card --seeds 2
 
 bench: $(STAMP)

@@ -40,6 +40,7 @@ _BUILTIN_METRICS = {
     "clip_score": "qa.metrics.clip:CLIPScore",
     "cmmd": "qa.metrics.clip:CMMD",
     "invented_detail": "qa.invented.metrics:InventedDetail",
+    "invented_detail_baseline": "qa.invented.metrics:InventedDetailBaseline",
     "lost_detail": "qa.invented.metrics:LostDetail",
     "distortion": "qa.invented.metrics:Distortion",
     "hf_energy_ratio": "qa.invented.metrics:HFEnergyRatio",

@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--ldm", type=Path, required=True, help="folder of the trained LDM")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--minutes", type=float, default=14.0)
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", type=int, default=2400, help="number of generated training images")

@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=14.0)
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--crops", type=int, default=1200)
+    ap.add_argument("--crops", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)

@@ -90,6 +90,32 @@ class InventedDetail(ImageMetric):
         return MetricValue(res.invented, map=res.map, extra=extra)
 
 
+class InventedDetailBaseline(ImageMetric):
+    """:class:`InventedDetail` with the decoder's baseline in the reference's place: the fraction of band-pass
+    luma energy the output has that its baseline does not explain, in [0, 1], with the per-pixel map.
+
+    On the generate track the baseline is the source pipeline's image for the same prompt and seed, so this is
+    *where and how much detail a transferred model (l2p) invents beyond its source*, with no reference image
+    needed; on the upscale track it is what the generative decoder adds to the plain decode of the same latent.
+    """
+
+    name = "invented_detail_baseline"
+    version = "1"
+    higher_is_better = False
+    value_range = (0.0, 1.0)
+    needs = ("baseline",)
+    unit = "fraction of band energy"
+    description = "band-pass energy in the output that no local gain/shift/blur of the baseline explains"
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        reason = self.missing_needs(sample)
+        if reason is not None or sample.baseline is None:
+            raise NotApplicable(reason or "not applicable: needs baseline")
+        out = _checked(self.name, "output", sample.output)
+        res = invented_result(out, _checked(self.name, "baseline", sample.baseline, out.shape))
+        return MetricValue(res.invented, map=res.map, extra={"map_max": float(res.map.max()), "lost": res.lost})
+
+
 class LostDetail(ImageMetric):
     """Fraction of the reference's band-pass luma energy the output does not reproduce, in [0, 1] (blur)."""
 

@@ -71,3 +71,22 @@ def test_seed_alignment_needs_per_seed_baselines() -> None:
         SeedAlignment().compute(_sample([a], [a]))
     with pytest.raises(MetricInputError, match="differ"):
         SeedAlignment().compute(_sample([a, b], [a[:16], b[:16]]))
+
+
+def test_invented_detail_baseline_is_invented_detail_with_the_baseline_as_reference() -> None:
+    from qa.invented.metrics import InventedDetail, InventedDetailBaseline
+
+    rng = np.random.default_rng(4)
+    base = _img(rng, 64)
+    out = base.copy()
+    yy, xx = np.mgrid[0:32, 0:32]
+    stripes = 0.2 * np.sin(2 * np.pi * (xx + 0.5 * yy) / 5.0)[..., None]  # structured texture (not i.i.d. noise)
+    out[16:48, 16:48] += stripes.astype(np.float32)
+    out = np.clip(out, 0, 1)
+    got = InventedDetailBaseline().compute(ImageSample("c", out, baseline=base))
+    same = InventedDetail().compute(ImageSample("c", out, reference=base))
+    assert got.value == pytest.approx(same.value, abs=1e-12) and got.value > 0.1
+    assert got.map is not None and got.map[24:40, 24:40].mean() > 5 * got.map[:8, :8].mean()  # where: the square
+    assert InventedDetailBaseline().compute(ImageSample("c", base, baseline=base)).value < 0.02
+    with pytest.raises(NotApplicable, match="baseline"):
+        InventedDetailBaseline().compute(ImageSample("c", out, reference=base))
