@@ -460,10 +460,15 @@ def _set_rows(engine: RunEngine, run_id: str, set_metrics: list[SetMetric], resu
                             m.version]
             continue
         m.reset()
-        for index in sorted(results):
-            err = results[index].set_errors.get(m.name)
-            if err:
-                m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine._set_metric_row
-            m.merge_state(results[index].set_states[m.name])  # type: ignore[attr-defined]
+        try:
+            for index in sorted(results):
+                err = results[index].set_errors.get(m.name)
+                if err:
+                    m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine._set_metric_row
+                m.merge_state(results[index].set_states[m.name])  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - a state that cannot merge is an error row, never a crash
+            rows[m.name] = [run_id, m.name, None, None, None, 0, "error",
+                            f"merging per-shard states failed: {type(exc).__name__}: {exc}", m.version]
+            continue
         rows[m.name] = engine._set_metric_row(run_id, m, resumed=False)
     return rows

@@ -95,6 +95,12 @@ def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric
     }
 
 
+def base_identity_sha256(fields: dict[str, object]) -> str:
+    """The identity without the metric list: runs that differ only in their metrics decode the same images, so a
+    finished run with more metrics can stand in for one with fewer (see :func:`qa.gate.reuse.find_reusable`)."""
+    return identity_sha256({k: v for k, v in fields.items() if k != "metrics"})
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -146,7 +152,9 @@ class RunEngine:
         run_id = f"{decoder.name}-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         case_ids = [i.id for i in refset.items]
         cfg = asdict(config) | {"seeds": seeds, "shards": _shards(case_ids, config.shard_size),
-                                "metrics": [m.name for m in metrics], "host": socket.gethostname()}
+                                "metrics": [m.name for m in metrics], "host": socket.gethostname(),
+                                "metric_versions": {m.name: m.version for m in metrics},
+                                "base_identity_sha256": base_identity_sha256(fields)}
         with self.store.transaction() as con:
             con.execute(
                 "insert into runs values (?, ?, null, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",

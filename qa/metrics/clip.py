@@ -123,6 +123,29 @@ class _CLIPSetMetric(SetMetric):
     def _reset_state(self) -> None:
         raise NotImplementedError
 
+    def export_state(self) -> dict[str, object]:
+        """Everything added so far, picklable (reference sha256s and the subclass's embeddings or scores)."""
+        self._flush()
+        return {"refs": sorted(self._seen_refs), "stats": self._export()}
+
+    def merge_state(self, state: dict[str, object]) -> None:
+        """Add another instance's :meth:`export_state`; merge in shard order to get the local engine's result.
+        A reference image in two states: MetricInputError (it would count twice)."""
+        self._flush()
+        refs = list(state["refs"])  # type: ignore[call-overload]
+        twice = self._seen_refs.intersection(refs)
+        if twice:
+            raise MetricInputError(f"{self.name}: {len(twice)} reference image(s) were added in two shards; the "
+                                   "merged embeddings would count them twice", "run this set with --engine local")
+        self._seen_refs.update(refs)
+        self._merge(state["stats"])  # type: ignore[arg-type]
+
+    def _export(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        raise NotImplementedError
+
     def _take(self, queue: list[tuple[str, str, np.ndarray, str]], feats: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -148,6 +171,12 @@ class CLIPScore(_CLIPSetMetric):
 
     def _reset_state(self) -> None:
         self.scores: list[float] = []
+
+    def _export(self) -> dict[str, object]:
+        return {"scores": list(self.scores)}
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        self.scores.extend(float(x) for x in stats["scores"])  # type: ignore[attr-defined]
 
     def update(self, sample: ImageSample) -> None:
         """Queue one output with its caption."""
@@ -188,6 +217,13 @@ class CMMD(_CLIPSetMetric):
 
     def _reset_state(self) -> None:
         self.emb: dict[str, list[np.ndarray]] = {"cand": [], "ref": []}
+
+    def _export(self) -> dict[str, object]:
+        return {role: [e.copy() for e in embs] for role, embs in self.emb.items()}
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        for role in ("cand", "ref"):
+            self.emb[role].extend(np.asarray(e) for e in stats[role])  # type: ignore[attr-defined]
 
     def update(self, sample: ImageSample) -> None:
         """Queue the output and (once per distinct image) its reference."""

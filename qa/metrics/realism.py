@@ -100,6 +100,35 @@ class _InceptionSetMetric(SetMetric):
     def _reset_state(self) -> None:
         raise NotImplementedError
 
+    # -- merging per-shard states (the Ray engine: one metric per worker, merged in the driver) ------------------
+    def export_state(self) -> dict[str, object]:
+        """Everything added so far, picklable: the reference images' sha256s plus the subclass's statistics."""
+        self._flush()
+        return {"refs": sorted(self._seen_refs), "n_candidates": self.n_candidates,
+                "n_references": self.n_references, "stats": self._export()}
+
+    def merge_state(self, state: dict[str, object]) -> None:
+        """Add another instance's :meth:`export_state` (same metric and settings); merge in shard order to get
+        the local engine's result. A reference image in two states cannot be de-duplicated after the fact:
+        MetricInputError (run such a set with the local engine)."""
+        self._flush()
+        refs = list(state["refs"])  # type: ignore[call-overload]
+        twice = self._seen_refs.intersection(refs)
+        if twice:
+            raise MetricInputError(f"{self.name}: {len(twice)} reference image(s) were added in two shards (e.g. "
+                                   f"{sorted(twice)[0][:12]}); the merged statistics would count them twice",
+                                   "run this set with --engine local")
+        self._seen_refs.update(refs)
+        self.n_candidates += int(state["n_candidates"])  # type: ignore[call-overload]
+        self.n_references += int(state["n_references"])  # type: ignore[call-overload]
+        self._merge(state["stats"])  # type: ignore[arg-type]
+
+    def _export(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        raise NotImplementedError
+
     def _add(self, role: str, feats: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -178,6 +207,27 @@ class FID(_InceptionSetMetric):
                 if j < self.reservoir:
                     self._res_buf[j] = f
 
+    def _export(self) -> dict[str, object]:
+        m = min(self.cand.n, self.reservoir)
+        return {"cand": self.cand.export(), "ref": self.ref.export(), "reservoir": self._res_buf[:m].copy()}
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        """Sums add exactly; the reservoirs combine into a uniform sample of the union (exact concatenation while
+        the union fits, else a hypergeometric split drawn with the metric's seeded generator)."""
+        n_a, res_b = self.cand.n, np.asarray(stats["reservoir"], np.float32)
+        cand = stats["cand"]
+        n_b = int(cand["n"])  # type: ignore[index]
+        self.cand.merge(cand)  # type: ignore[arg-type]
+        self.ref.merge(stats["ref"])  # type: ignore[arg-type]
+        if n_a + n_b <= self.reservoir:
+            self._res_buf[n_a:n_a + n_b] = res_b[:n_b]
+            return
+        m_a = min(n_a, self.reservoir)
+        k = int(self._rng.hypergeometric(n_a, n_b, self.reservoir))  # how many of the sample come from A
+        take_a = self._res_buf[:m_a][self._rng.choice(m_a, size=k, replace=False)]
+        take_b = res_b[self._rng.choice(len(res_b), size=self.reservoir - k, replace=False)]
+        self._res_buf[:] = np.concatenate([take_a, take_b])
+
     def compute(self) -> SetValue:
         """FID with bootstrap CI; warns (SmallSampleWarning) when a set has fewer images than 2048."""
         self._check_sizes()
@@ -244,6 +294,15 @@ class KID(_InceptionSetMetric):
 
     def _add(self, role: str, feats: np.ndarray) -> None:
         self.feats[role].append(feats)
+
+    def _export(self) -> dict[str, object]:
+        return {role: np.concatenate(f) if f else np.empty((0, DIM), np.float32) for role, f in self.feats.items()}
+
+    def _merge(self, stats: dict[str, object]) -> None:
+        for role in ("cand", "ref"):
+            arr = np.asarray(stats[role])
+            if len(arr):
+                self.feats[role].append(arr)
 
     def compute(self) -> SetValue:
         """KID mean over subsets with the subset spread as interval."""

@@ -215,3 +215,21 @@ def test_not_applicable_skips_only_when_the_policy_says_so_and_never_hides_failu
     assert res.verdict == "fail" and "NaN" in res.message
     with pytest.raises(QAError, match="not_applicable"):
         parse_policy({"policy": {"track": "upscale"}, "metrics": {"psnr": {"not_applicable": "ignore"}}})
+
+
+def test_a_finished_run_with_more_metrics_is_reused_for_fewer(world, store) -> None:
+    """`pytest suites/` after `qa demo`: the demo's run computed the policy's metrics and more; it stands in."""
+    from qa.gate.reuse import ensure_run, plan
+
+    fewer = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr"], progress=False)
+    got = ensure_run(store, fewer)
+    assert got.reused and got.run_id in (world["runs"]["bicubic1"], world["runs"]["bicubic2"])
+    # another metric version, another decoder weight or an unknown metric is not the same run
+    p = plan(fewer)
+    from qa.gate.reuse import PlannedIdentity, find_reusable
+
+    assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base, {"psnr": "0-other"})) is None
+    assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base + "x", p.metric_versions)) is None
+    more = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr", "ssim", "ms_ssim"],
+                     progress=False)
+    assert not ensure_run(store, more).reused  # ms_ssim was never computed: a new run

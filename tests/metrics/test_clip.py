@@ -79,3 +79,24 @@ def test_nan_output_is_error_and_missing_weights_say_fix(model: torch.nn.Module,
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "t"))
     reason = CLIPScore().unavailable_reason()
     assert reason is not None and "qa weights fetch clip-vit-b-32-openai" in reason
+
+
+@pytest.mark.parametrize("kind", ["clip_score", "cmmd"])
+def test_per_shard_states_merge_to_the_single_process_result(model: torch.nn.Module, kind: str) -> None:
+    import pickle
+
+    make = (lambda: CLIPScore(model=model, model_sha256="random-test-model", n_bootstrap=30)) if kind == "clip_score" \
+        else (lambda: CMMD(model=model, model_sha256="random-test-model", n_bootstrap=30))
+    ref, cand = _images(1, 6), _images(2, 6)
+    samples = [ImageSample(f"c{i}", cand[i], ref[i], caption=f"a photo number {i}") for i in range(6)]
+    whole = make()
+    for s in samples:
+        whole.update(s)
+    parts = [make(), make()]
+    for i, s in enumerate(samples):
+        parts[i // 3].update(s)
+    merged = make()
+    for p in parts:
+        merged.merge_state(pickle.loads(pickle.dumps(p.export_state())))
+    a, b = whole.compute(), merged.compute()
+    assert (b.value, b.ci_low, b.ci_high, b.n) == pytest.approx((a.value, a.ci_low, a.ci_high, a.n), rel=1e-9)

@@ -63,6 +63,26 @@ class GaussianStats:
         cov = (self.s2 - self.n * np.outer(mu, mu)) / (self.n - 1)
         return mu, cov
 
+    def export(self) -> dict[str, object]:
+        """The sums (and rows while kept) as plain arrays: picklable, for merging per-shard statistics."""
+        rows = np.concatenate(self._rows) if self._rows else (np.empty((0, self.dim)) if self._rows == [] else None)
+        return {"n": self.n, "s1": self.s1.copy(), "s2": self.s2.copy(), "rows": rows}
+
+    def merge(self, state: dict[str, object]) -> None:
+        """Add the statistics of another set (an :meth:`export`): the same sums as updating with its rows."""
+        n = int(state["n"])  # type: ignore[call-overload]
+        s1, s2 = np.asarray(state["s1"], np.float64), np.asarray(state["s2"], np.float64)
+        if s1.shape != (self.dim,) or s2.shape != (self.dim, self.dim):
+            raise MetricInputError(f"cannot merge statistics of dimension {s1.shape} into {self.dim}")
+        self.n += n
+        self.s1 += s1
+        self.s2 += s2
+        rows = state.get("rows")
+        if self._rows is not None and rows is not None and self.n <= self.dim:
+            self._rows.append(np.asarray(rows, np.float64))
+        else:
+            self._rows = None
+
     def low_rank_factor(self) -> np.ndarray | None:
         """F (d, n) with covariance = F F^T when the rows are still kept (n <= d), else None."""
         if self._rows is None or self.n < 2:
