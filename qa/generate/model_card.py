@@ -48,6 +48,9 @@ def evaluate(prompts: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
     acc: dict[str, list[float]] = {k: [] for k in keys}
     n = len(prompts)
     with torch.no_grad():
+        warm = DecodeBatch(ids[:1], list(prompts[:1]), size=None)
+        for dec in (src, l2p, pid):  # load the weights before timing
+            dec.decode(warm, 0)
         for s in seeds:
             t0 = time.perf_counter()
             src._source_cache = None
