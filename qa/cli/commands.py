@@ -130,7 +130,7 @@ def cmd_decoders(args: argparse.Namespace) -> int:
     try:
         from qa.config import list_decoders
     except ImportError:
-        list_decoders = _list_registry_decoders
+        list_decoders = _list_registry_decoders  # type: ignore[assignment]
     rows = []
     for info in list_decoders():
         rows.append([info.name, info.track, "+".join(info.inputs), "yes" if info.stochastic else "no",

@@ -11,6 +11,7 @@ import math
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,9 +100,9 @@ class ShardRunner:
         self.unavailable = {m.name: m.unavailable_reason() for m in self.image_metrics}
 
     # -- decoding -------------------------------------------------------------------------------------------
-    def _decode_cases(self, cases: list[Case]) -> dict[str, dict[str, object]]:
+    def _decode_cases(self, cases: list[Case]) -> dict[str, dict[str, Any]]:
         """Encode + decode every seed. Returns per case: latent, outputs{seed}, reencoded{seed}, baseline, error."""
-        results: dict[str, dict[str, object]] = {c.case_id: {"outputs": {}, "reencoded": {}} for c in cases}
+        results: dict[str, dict[str, Any]] = {c.case_id: {"outputs": {}, "reencoded": {}} for c in cases}
         by_size: dict[tuple[int, int], list[Case]] = {}
         for c in cases:
             assert c.pixels is not None  # callers pass loaded cases only
@@ -122,7 +123,7 @@ class ShardRunner:
                             results[case.case_id]["error"] = _describe_exception(case.case_id)
         return results
 
-    def _decode_chunk(self, chunk: list[Case], size: tuple[int, int], results: dict[str, dict[str, object]]) -> None:
+    def _decode_chunk(self, chunk: list[Case], size: tuple[int, int], results: dict[str, dict[str, Any]]) -> None:
         dec = self.decoder
         refs = to_tensor([c.pixels for c in chunk], dec.device)  # type: ignore[misc]
         encoder = dec.encoder
@@ -209,7 +210,7 @@ class ShardRunner:
             for seed in seeds:
                 out.rows.append(ResultRow(case_id, seed, m.name, None, "error", message, m.version))
 
-    def _score_case(self, out: ShardOutput, case: Case, r: dict[str, object]) -> None:
+    def _score_case(self, out: ShardOutput, case: Case, r: dict[str, Any]) -> None:
         outputs: dict[int, np.ndarray] = r["outputs"]  # type: ignore[assignment]
         reencoded: dict[int, np.ndarray] = r["reencoded"]  # type: ignore[assignment]
         reference = case.pixels
@@ -245,12 +246,12 @@ class ShardRunner:
             targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
             for seed, sample in targets:
                 out.rows.append(self._score_one(m, sample, seed, out, first_seed))
-        for m in self.set_metrics:
+        for sm in self.set_metrics:
             for sample in samples.values():
                 try:
-                    m.update(sample)
+                    sm.update(sample)
                 except Exception as exc:  # noqa: BLE001 - recorded at compute time as an error
-                    m._qa_update_error = f"{case.case_id}: {exc}"  # type: ignore[attr-defined]
+                    sm._qa_update_error = f"{case.case_id}: {exc}"  # type: ignore[attr-defined]
         if self.thumbnails:
             out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(case.pixels, THUMB_SIDE)))  # type: ignore[arg-type]
             out.images.append((case.case_id, first_seed, "output", png_bytes(outputs[first_seed], THUMB_SIDE)))

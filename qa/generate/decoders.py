@@ -389,7 +389,7 @@ class L2PUpstreamDecoder(Decoder):
 
             from qa.decoders._common import parse_dtype
 
-            main, te, tok = self._files()  # type: ignore[misc]
+            main, te, tok = self._files()  # type: ignore[misc,str-unpack]
             self._pipe = ZImagePipeline.from_pretrained(
                 torch_dtype=parse_dtype(self.dtype_name, self.name), device=str(self.device),
                 model_configs=[ModelConfig(path=[str(p) for p in main]), ModelConfig(path=[str(p) for p in te])],

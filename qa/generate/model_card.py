@@ -65,6 +65,7 @@ def evaluate(prompts: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
             acc["s_pid"].append((t3 - t2) / n)
             other = src.decode(batch, s + 10_000)
             z = src.source_latents(batch, s)
+            assert z is not None  # the embedded source pipeline always has its latent
             base_up = torch.nn.functional.interpolate(base, size=up.shape[-2:], mode="bicubic", align_corners=False)
             e_l2p, e_src = l2p.encoder.encode(out), src.encoder.encode(base)
             for i, (o, b, b2, u, bu) in enumerate(zip(_np(out), _np(base), _np(other), _np(up), _np(base_up.clamp(0, 1)),

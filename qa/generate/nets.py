@@ -127,9 +127,10 @@ class Block(nn.Module):
         self.proj = nn.Linear(width, width)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width))
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
-        nn.init.zeros_(self.ada[1].weight)
-        nn.init.zeros_(self.ada[1].bias)
+        ada = nn.Linear(width, 6 * width)
+        nn.init.zeros_(ada.weight)
+        nn.init.zeros_(ada.bias)
+        self.ada = nn.Sequential(nn.SiLU(), ada)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         s1, b1, g1, s2, b2, g2 = self.ada(c)[:, None].chunk(6, dim=-1)
@@ -148,9 +149,10 @@ class Head(nn.Module):
     def __init__(self, width: int, out: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        ada = nn.Linear(width, 2 * width)
+        self.ada = nn.Sequential(nn.SiLU(), ada)
         self.linear = nn.Linear(width, out)
-        for lin in (self.ada[1], self.linear):
+        for lin in (ada, self.linear):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
@@ -173,6 +175,8 @@ def unpatchify(x: torch.Tensor, p: int, c: int, grid: int) -> torch.Tensor:
 
 class DiTBase(nn.Module):
     """What both models share: embedders, blocks, position embedding, conditioning."""
+
+    pos: torch.Tensor  # fixed position embedding [grid*grid, width] (a non-persistent buffer)
 
     def __init__(self, cfg: DiTConfig) -> None:
         super().__init__()

@@ -147,7 +147,9 @@ def train(out: Path, ldm: LatentDiT, vae: Any, minutes: float, max_steps: int, s
         flip = torch.rand(len(idx), generator=g) < 0.5
         return torch.where(flip[:, None, None, None], x.flip(-1), x), cap
 
-    ema, stats = train_loop(pix, batch_fn, minutes, max_steps, lr, seed, p_uncond=0.0 if coupled else 0.1)
+    trained, stats = train_loop(pix, batch_fn, minutes, max_steps, lr, seed, p_uncond=0.0 if coupled else 0.1)
+    assert isinstance(trained, PixelDiT)
+    ema = trained
     if not check_frozen(ema, ldm):  # the recipe's invariant; a violation must never ship
         raise RuntimeError("frozen LDM blocks changed during training")
     trainable = sum(p.numel() for p in pix.parameters() if p.requires_grad)

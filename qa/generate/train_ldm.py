@@ -91,7 +91,9 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
         idx = torch.randint(len(latents), (min(batch, len(latents)),), generator=g)
         return latents[idx], [caps[i] for i in idx.tolist()]
 
-    ema, stats = train_loop(model, batch_fn, minutes, max_steps, lr, seed)
+    trained, stats = train_loop(model, batch_fn, minutes, max_steps, lr, seed)
+    assert isinstance(trained, LatentDiT)
+    ema = trained
     info = {
         "script": "qa.generate.train_ldm", "seed": seed, "batch": batch, "lr": lr, "n_crops": len(crops),
         "crop": NATIVE, "data_source": source, "captions": list(captions),

@@ -11,6 +11,8 @@ centre crop, normalise with the OpenAI CLIP mean/std.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -79,7 +81,7 @@ class _CLIPSetMetric(SetMetric):
             return f"no official weights known for {self.model_name!r}; pass model="
         return wstore.unavailable_reason(self.weights)
 
-    def model(self) -> torch.nn.Module:
+    def model(self) -> Any:
         """The open_clip model (loaded from the verified official file on first use)."""
         if self._model is None:
             self._model, self.model_sha256 = load_official(self.model_name, str(self.device))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,7 @@ class FeatureCache:
             )
             with warnings.catch_warnings():  # duckdb notes the (small) extra copy of a DB-API arrow fetch
                 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-                tbl = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()
+                tbl: Any = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()  # type: ignore[attr-defined]
         if tbl.num_rows == 0:
             return {}
         names = tbl.column("image_sha256").to_pylist()

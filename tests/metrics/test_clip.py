@@ -99,4 +99,5 @@ def test_per_shard_states_merge_to_the_single_process_result(model: torch.nn.Mod
     for p in parts:
         merged.merge_state(pickle.loads(pickle.dumps(p.export_state())))
     a, b = whole.compute(), merged.compute()
-    assert (b.value, b.ci_low, b.ci_high, b.n) == pytest.approx((a.value, a.ci_low, a.ci_high, a.n), rel=1e-9)
+    # float32 embeddings of batches of 3 and of 6 differ in the last bits; the merge itself is exact
+    assert (b.value, b.ci_low, b.ci_high, b.n) == pytest.approx((a.value, a.ci_low, a.ci_high, a.n), rel=1e-5)

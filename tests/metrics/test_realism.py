@@ -245,8 +245,9 @@ def test_per_shard_states_merge_to_the_single_process_result(setup: dict, kind: 
         warnings.simplefilter("ignore", R.SmallSampleWarning)
         got = merged.compute()
     assert got.n == whole.n == len(cand)
-    assert got.value == pytest.approx(whole.value, rel=1e-9, abs=1e-12)
-    assert (got.ci_low, got.ci_high) == pytest.approx((whole.ci_low, whole.ci_high), rel=1e-9, abs=1e-12)
+    # features of batches of different sizes may differ in the last float32 bits; the merge itself is exact
+    assert got.value == pytest.approx(whole.value, rel=1e-5, abs=1e-9)
+    assert (got.ci_low, got.ci_high) == pytest.approx((whole.ci_low, whole.ci_high), rel=1e-5, abs=1e-9)
     # the same reference in two shards cannot be de-duplicated afterwards: an error, never a double count
     twice = make()
     twice.merge_state(parts[0].export_state())

@@ -37,6 +37,10 @@ def _features(net: str) -> nn.Sequential:
 class LPIPSNet(nn.Module):
     """Backbone (torchvision AlexNet / VGG16 ``features``) plus the five v0.1 linear heads."""
 
+    shift: torch.Tensor  # buffers: the lpips input scaling layer
+    scale: torch.Tensor
+    features: nn.Sequential
+
     def __init__(self, net: str = "alex") -> None:
         super().__init__()
         self.net = net
@@ -58,7 +62,7 @@ class LPIPSNet(nn.Module):
         """Load the lpips package's v0.1 head file (``lin{i}.model.1.weight`` keys), weights only."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         for i, lin in enumerate(self.lins):
-            lin.weight.copy_(state[f"lin{i}.model.1.weight"])
+            lin.weight.copy_(state[f"lin{i}.model.1.weight"])  # type: ignore[operator]
 
     def layer_maps(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Per-depth distance maps (N, 1, h_i, w_i) for images (N, 3, H, W) in [0, 1]."""
@@ -79,9 +83,9 @@ class LPIPSNet(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor, spatial: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(distance (N,), map (N, H, W) or None)."""
         maps = self.layer_maps(x, y)
-        value = sum(m.mean(dim=(1, 2, 3)) for m in maps)
+        value: torch.Tensor = sum(m.mean(dim=(1, 2, 3)) for m in maps)  # type: ignore[assignment]
         if not spatial:
             return value, None
         size = x.shape[-2:]
-        full = sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps)
+        full: torch.Tensor = sum(F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps)  # type: ignore[assignment]
         return value, full[:, 0]
