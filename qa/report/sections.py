@@ -116,13 +116,22 @@ def changes_section(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _not_applicable_anywhere(data: ReportData, metric: str) -> bool:
+    """True when no decoder's latest run has a value of ``metric`` and every reason is "not applicable" (e.g.
+    psnr on the generate track, which has no pixel-aligned reference): the metric does not apply to these runs."""
+    rows = [data.set_results.get(data.latest[d].run_id, {}).get(metric) for d in data.decoders]
+    return all(r is not None and r.status == "missing" and "not applicable" in (r.detail or "") for r in rows)
+
+
 def set_results_section(data: ReportData) -> str:
-    """Every metric of each decoder's latest run: value and interval, or missing with the reason."""
+    """Every metric of each decoder's latest run: value and interval, or missing with the reason. Metrics that
+    apply to none of the runs are named in one line under the table (their reasons are in "missing")."""
     metrics = sorted({m for d in data.decoders for m in data.set_results.get(data.latest[d].run_id, {})})
     if not metrics:
         return "<p class='muted'>no set results in the latest runs</p>"
+    inapplicable = [m for m in metrics if _not_applicable_anywhere(data, m)]
     rows = []
-    for m in metrics:
+    for m in (m for m in metrics if m not in inapplicable):
         hib = metric_info(m).higher_is_better
         arrow = "" if hib is None else (" &uarr;" if hib else " &darr;")
         cells = [f"{esc(m)}{arrow}"]
@@ -134,7 +143,9 @@ def set_results_section(data: ReportData) -> str:
             if why:
                 cells[-1] += f'<br><span class="reason">per image: {esc(why)}</span>'
         rows.append(cells)
-    return _table(["metric"] + data.decoders, rows)
+    note = (f"<p class='muted'>Not applicable to any of these runs (reasons under &ldquo;Missing and failed "
+            f"values&rdquo;): {esc(', '.join(inapplicable))}</p>") if inapplicable else ""
+    return (_table(["metric"] + data.decoders, rows) if rows else "") + note
 
 
 def missing_section(data: ReportData) -> str:

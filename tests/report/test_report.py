@@ -220,3 +220,27 @@ def test_thumbnails_are_lossless_deduplicated_and_within_budget(report_store: Re
         small.add(p)
     small.css()
     assert small.scale < 1.0 and small.bytes <= pool.bytes * 3 // 4
+
+
+def test_metrics_that_apply_to_no_run_are_listed_once_not_as_rows() -> None:
+    """The generate track has no pixel-aligned reference: psnr is 'not applicable' for every run, so the metrics
+    table names it in one line; a metric missing for another reason (weights) keeps its row with the reason."""
+    from types import SimpleNamespace
+
+    from qa.report.data import SetRow
+    from qa.report.sections import set_results_section
+
+    na = SetRow(None, None, None, 0, "missing", "64 rows missing (64 x missing: not applicable: needs reference)")
+    weights = SetRow(None, None, None, 0, "missing", "weights 'inception-fid' absent; fix: `qa weights fetch`")
+    ok = SetRow(10.0, 9.0, 11.0, 32, "ok", "")
+    data = SimpleNamespace(
+        decoders=["l2p", "ldm+vae"], image_rows=[],
+        latest={"l2p": SimpleNamespace(run_id="r1"), "ldm+vae": SimpleNamespace(run_id="r2")},
+        set_results={"r1": {"psnr": na, "fid": weights, "seed_alignment": ok, "agreement_psnr": ok},
+                     "r2": {"psnr": na, "fid": weights, "seed_alignment": na, "agreement_psnr": na}},
+    )
+    text = set_results_section(data)  # type: ignore[arg-type]
+    table, _, note = text.partition("</table>")
+    assert "<td>psnr" not in table and "psnr" in note and "Not applicable to any of these runs" in note
+    assert "<td>fid" in table and "weights" in table  # missing for a fixable reason: stays a row
+    assert "<td>seed_alignment" in table and "not applicable" in table  # applies to one run: a row for both
