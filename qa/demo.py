@@ -11,8 +11,9 @@ from qa.errors import QAError
 from qa.store import Store
 
 #: the embedded zoo, in the order the demo runs it, with the most seeds each gets: Real-ESRGAN is deterministic
-#: and the slowest decoder on a CPU (seconds per image), so the demo decodes it once per image
-DEMO_DECODERS = {"vae": 2, "pid": 2, "esrgan": 1, "bicubic": 2}
+#: and the slowest decoder on a CPU (seconds per image), so the demo decodes it once per image; l2p is the
+#: generate track (caption + seed -> pixels, compared with its source pipeline ldm+vae for the same seeds)
+DEMO_DECODERS = {"vae": 2, "pid": 2, "esrgan": 1, "bicubic": 2, "l2p": 2}
 
 
 def run_demo(db: Path | None = None, out: Path = Path("reports/demo.html"), decoders: list[str] | None = None,
