@@ -255,6 +255,9 @@ class ShardRunner:
         if self.thumbnails:
             out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(case.pixels, THUMB_SIDE)))  # type: ignore[arg-type]
             out.images.append((case.case_id, first_seed, "output", png_bytes(outputs[first_seed], THUMB_SIDE)))
+            if self.decoder.track == "generate" and by_seed.get(first_seed) is not None:
+                # the source pipeline's image of the same prompt and seed: what the output is compared with
+                out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
 
     def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int) -> ResultRow:
         reason = self.unavailable[m.name] or m.missing_needs(sample)

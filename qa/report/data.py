@@ -227,7 +227,7 @@ def _load(store: Store, selection: Selection) -> ReportData:
         ]
         for run_id, case_id, kind, png in con.execute(
             f"select run_id, case_id, kind, png from images where run_id in {_in(latest_ids)} "
-            f"and (kind in ('reference', 'output') or kind like 'map:%') order by run_id, case_id, kind, seed",
+            f"and (kind in ('reference', 'output', 'baseline') or kind like 'map:%') order by run_id, case_id, kind, seed",
             latest_ids).fetchall():
             data.images.setdefault((str(run_id), str(case_id), str(kind)), bytes(png))
         shas = sorted({r.reference_set_sha256 for r in data.latest.values()})

@@ -1,5 +1,9 @@
 """Side-by-side image grid: per reference image, the reference and each decoder's output (latest runs).
 
+On the generate track the reference image is only the caption's photo (not a target); a decoder that compared
+its output with a per-seed source image (l2p: the ``ldm+vae`` image of the same prompt and seed) also shows that
+image, labelled "source", just before its output.
+
 Thumbnails come from the store's ``images`` table and are embedded once each through
 :class:`qa.report.thumbs.ImagePool` (CSS classes with data: URIs). A decoder's map (``map:invented_detail`` when
 present, else its first ``map:*``) is stacked over its output as a red overlay and shown with a checkbox (pure
@@ -69,7 +73,11 @@ def _cell(data: ReportData, pool: ImagePool, run: RunInfo, case_id: str, rows: l
     over = pool.add(data.images.get((run.run_id, case_id, kind)), overlay=True, gain=gains.get(kind, 1.0)) \
         if kind else None
     layer = _img(over, "map", f"{run.decoder} {kind}") if over else ""
-    return (f'<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
+    base = data.images.get((run.run_id, case_id, "baseline"))
+    source = (f'<figure class="cell"><div class="stack">{_img(pool.add(base), "base", f"{run.decoder} source")}'
+              f"</div><figcaption><b>source</b> of {esc(run.decoder)}<br>same prompt and seed</figcaption></figure>"
+              ) if base is not None else ""
+    return (f'{source}<figure class="cell"><div class="stack">{_img(out, "out", run.decoder)}{layer}</div>'
             f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
 
 

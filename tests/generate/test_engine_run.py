@@ -41,6 +41,13 @@ def test_run_engine_stores_per_prompt_per_seed_results(tiny_zoo: dict, tmp_path:
         assert got[(case, -1, "seed_alignment")][0] == "ok", got[(case, -1, "seed_alignment")]
     (status,) = store.query("SELECT status FROM runs WHERE run_id = ?", [run_id])[0]
     assert status == "finished"
+    # the report shows, next to each output, the source image it was compared with (first seed)
+    kinds = store.query("SELECT case_id, seed, kind FROM images WHERE run_id = ? AND kind = 'baseline'", [run_id])
+    assert sorted(kinds) == [("tile00", 0, "baseline"), ("tile01", 0, "baseline")]
+    from qa.report.build import write_report
+
+    html = write_report(store, tmp_path / "r.html").read_text()
+    assert html.count("same prompt and seed</figcaption>") == 2 and f"<b>source</b> of tiny-{kind}" in html
 
 
 def test_set_realism_compares_generated_images_with_the_reference_set(tiny_zoo: dict, tmp_path: Path,
