@@ -29,7 +29,7 @@ from qa.engine.cases import Case, load_case
 from qa.engine.provenance import git_commit, identity_sha256
 from qa.engine.shard import ShardOutput, ShardRunner, effective_seeds
 from qa.errors import QAError
-from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric
+from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
 
@@ -313,8 +313,7 @@ class RunEngine:
         try:
             v = m.compute()
         except NotApplicable as exc:  # e.g. no reference images: missing with the reason, as for image metrics
-            text = str(exc) if str(exc).startswith("not applicable") else f"not applicable: {exc}"
-            return [run_id, m.name, None, None, None, 0, "missing", text, m.version]
+            return [run_id, m.name, None, None, None, 0, "missing", not_applicable_text(exc), m.version]
         except Exception as exc:  # noqa: BLE001 - recorded, never raised
             return [run_id, m.name, None, None, None, 0, "error", f"{type(exc).__name__}: {exc}", m.version]
         return [run_id, m.name, v.value, _nan_none(v.ci_low), _nan_none(v.ci_high), v.n, "ok", v.detail, m.version]

@@ -20,7 +20,7 @@ from qa.decoders.base import DecodeBatch, Decoder
 from qa.engine.cases import Case
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
-from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, NotApplicable, SetMetric
+from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, NotApplicable, SetMetric, not_applicable_text
 
 #: longest side of thumbnails stored for reports, in pixels
 THUMB_SIDE = 160
@@ -231,7 +231,7 @@ class ShardRunner:
                 latent=(r.get("latent_by_seed") or {}).get(seed, r.get("latent")),  # type: ignore[union-attr]
                 reencoded=reencoded.get(seed),
                 seed_outputs=seed_list,
-                baseline=(r.get("baseline_by_seed") or {}).get(seed, r.get("baseline")),  # type: ignore[union-attr]
+                baseline=by_seed.get(seed, r.get("baseline")),
                 reference_note=note,
                 # the file hash names the reference's pixels only when the case was not cropped (feature cache key)
                 reference_sha256="" if any("cropped" in n for n in case.notes) else case.image_sha256,
@@ -266,8 +266,7 @@ class ShardRunner:
         try:
             res = m.compute(sample)
         except NotApplicable as exc:
-            text = str(exc) if str(exc).startswith("not applicable") else f"not applicable: {exc}"
-            return ResultRow(sample.case_id, seed, m.name, None, "missing", text, m.version)
+            return ResultRow(sample.case_id, seed, m.name, None, "missing", not_applicable_text(exc), m.version)
         except Exception as exc:  # noqa: BLE001 - one metric failing never kills the case
             return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: {type(exc).__name__}: {exc}", m.version)
         value = float(res.value)

@@ -53,12 +53,11 @@ def evaluate(prompts: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
             dec.decode(warm, 0)
         for s in seeds:
             t0 = time.perf_counter()
-            src._source_cache = None
             base = src.decode(batch, s)
             t1 = time.perf_counter()
             out = l2p.decode(batch, s)
             t2 = time.perf_counter()
-            up = pid.decode(DecodeBatch(ids, list(prompts), size=None), s)
+            up = pid.decode(batch, s)
             t3 = time.perf_counter()
             acc["s_src"].append((t1 - t0) / n)
             acc["s_l2p"].append((t2 - t1) / n)
@@ -66,9 +65,10 @@ def evaluate(prompts: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
             other = src.decode(batch, s + 10_000)
             z = src.source_latents(batch, s)
             assert z is not None  # the embedded source pipeline always has its latent
-            base_up = torch.nn.functional.interpolate(base, size=up.shape[-2:], mode="bicubic", align_corners=False)
+            base_up = pid.baseline(DecodeBatch(ids, list(prompts), size=(int(up.shape[-2]), int(up.shape[-1]))), s)  # PiD's own baseline
+            assert base_up is not None
             e_l2p, e_src = l2p.encoder.encode(out), src.encoder.encode(base)
-            for i, (o, b, b2, u, bu) in enumerate(zip(_np(out), _np(base), _np(other), _np(up), _np(base_up.clamp(0, 1)),
+            for i, (o, b, b2, u, bu) in enumerate(zip(_np(out), _np(base), _np(other), _np(up), _np(base_up),
                                                       strict=True)):
                 acc["psnr"].append(psnr(o, b))
                 acc["ssim"].append(float(np.mean(ssim_map(o, b))))

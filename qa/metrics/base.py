@@ -91,6 +91,13 @@ class NotApplicable(Exception):
     """Raised by a metric for a sample it does not apply to (e.g. no reference); recorded as missing."""
 
 
+def not_applicable_text(exc: NotApplicable) -> str:
+    """The stored reason of a :class:`NotApplicable`: always starting with "not applicable" (gates and reports
+    recognise metrics that do not apply to a decoder by it)."""
+    text = str(exc)
+    return text if text.startswith("not applicable") else f"not applicable: {text}"
+
+
 class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add the abstract methods
     """Base of every metric. Subclasses set the class attributes below."""
 

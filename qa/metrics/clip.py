@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
-from qa.metrics.feature_cache import CachedExtractor, FeatureCache, pixels_sha256, to_uint8
+from qa.metrics.feature_cache import (
+    CachedExtractor,
+    FeatureCache,
+    merge_seen_references,
+    new_reference,
+    pixels_sha256,
+    to_uint8,
+)
 from qa.metrics.functional import realism as R
 from qa.store.db import Store
 from qa.weights import store as wstore
@@ -134,12 +141,7 @@ class _CLIPSetMetric(SetMetric):
         """Add another instance's :meth:`export_state`; merge in shard order to get the local engine's result.
         A reference image in two states: MetricInputError (it would count twice)."""
         self._flush()
-        refs = list(state["refs"])  # type: ignore[call-overload]
-        twice = self._seen_refs.intersection(refs)
-        if twice:
-            raise MetricInputError(f"{self.name}: {len(twice)} reference image(s) were added in two shards; the "
-                                   "merged embeddings would count them twice", "run this set with --engine local")
-        self._seen_refs.update(refs)
+        merge_seen_references(self.name, self._seen_refs, state["refs"])  # type: ignore[arg-type]
         self._merge(state["stats"])  # type: ignore[arg-type]
 
     def _export(self) -> dict[str, object]:
@@ -231,12 +233,9 @@ class CMMD(_CLIPSetMetric):
         """Queue the output and (once per distinct image) its reference."""
         self._check_output(sample)
         self._queue.append(("cand", pixels_sha256(sample.output), to_uint8(sample.output), ""))
-        real = sample.real_image
-        if real is not None:
-            ref_sha = sample.reference_sha256 or pixels_sha256(real)
-            if ref_sha not in self._seen_refs:
-                self._seen_refs.add(ref_sha)
-                self._queue.append(("ref", ref_sha, to_uint8(real), ""))
+        ref = new_reference(sample, self._seen_refs)
+        if ref is not None:
+            self._queue.append(("ref", *ref, ""))
         if len(self._queue) >= self.batch_size:
             self._flush()
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from qa.metrics.base import ImageSample, MetricInputError
 from qa.store.db import Store
 
 
@@ -30,6 +31,32 @@ def pixels_sha256(img: np.ndarray) -> str:
     h = hashlib.sha256(f"{u8.shape}".encode())
     h.update(np.ascontiguousarray(u8).tobytes())
     return h.hexdigest()
+
+
+def new_reference(sample: ImageSample, seen: set[str]) -> tuple[str, np.ndarray] | None:
+    """The sample's reference-distribution image as ``(sha256, uint8 pixels)`` the first time a set metric sees it
+    (``seen``, the metric's set of reference sha256s, is updated), else None. The key is the reference file's
+    sha256 when the sample names it, else :func:`pixels_sha256`."""
+    real = sample.real_image
+    if real is None:
+        return None
+    sha = sample.reference_sha256 or pixels_sha256(real)
+    if sha in seen:
+        return None
+    seen.add(sha)
+    return sha, to_uint8(real)
+
+
+def merge_seen_references(metric: str, seen: set[str], refs: Iterable[str]) -> None:
+    """Add another shard's reference sha256s to ``seen``. A reference both shards added cannot be de-duplicated
+    after the fact (its features are already in both states): MetricInputError, never a double count."""
+    refs = list(refs)
+    twice = seen.intersection(refs)
+    if twice:
+        raise MetricInputError(f"{metric}: {len(twice)} reference image(s) were added in two shards (e.g. "
+                               f"{sorted(twice)[0][:12]}); the merged state would count them twice",
+                               "run this set with --engine local")
+    seen.update(refs)
 
 
 class FeatureCache:

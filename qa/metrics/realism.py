@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
-from qa.metrics.feature_cache import CachedExtractor, FeatureCache, pixels_sha256, to_uint8
+from qa.metrics.feature_cache import (
+    CachedExtractor,
+    FeatureCache,
+    merge_seen_references,
+    new_reference,
+    pixels_sha256,
+    to_uint8,
+)
 from qa.metrics.functional import realism as R
 from qa.store.db import Store
 from qa.weights import store as wstore
@@ -112,13 +119,7 @@ class _InceptionSetMetric(SetMetric):
         the local engine's result. A reference image in two states cannot be de-duplicated after the fact:
         MetricInputError (run such a set with the local engine)."""
         self._flush()
-        refs = list(state["refs"])  # type: ignore[call-overload]
-        twice = self._seen_refs.intersection(refs)
-        if twice:
-            raise MetricInputError(f"{self.name}: {len(twice)} reference image(s) were added in two shards (e.g. "
-                                   f"{sorted(twice)[0][:12]}); the merged statistics would count them twice",
-                                   "run this set with --engine local")
-        self._seen_refs.update(refs)
+        merge_seen_references(self.name, self._seen_refs, state["refs"])  # type: ignore[arg-type]
         self.n_candidates += int(state["n_candidates"])  # type: ignore[call-overload]
         self.n_references += int(state["n_references"])  # type: ignore[call-overload]
         self._merge(state["stats"])  # type: ignore[arg-type]
@@ -138,12 +139,9 @@ class _InceptionSetMetric(SetMetric):
         if not np.isfinite(out).all():
             raise MetricInputError(f"{self.name}: case {sample.case_id}: output contains NaN or Inf values")
         self._queue.append(("cand", pixels_sha256(out), to_uint8(out)))
-        real = sample.real_image
-        if real is not None:
-            ref_sha = sample.reference_sha256 or pixels_sha256(real)
-            if ref_sha not in self._seen_refs:
-                self._seen_refs.add(ref_sha)
-                self._queue.append(("ref", ref_sha, to_uint8(real)))
+        ref = new_reference(sample, self._seen_refs)
+        if ref is not None:
+            self._queue.append(("ref", *ref))
         if len(self._queue) >= self.batch_size:
             self._flush()
 
