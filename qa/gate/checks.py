@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from qa.gate.data import GateError, MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
+from qa.metrics.base import says_not_applicable
 from qa.store import Store
 
 
@@ -176,7 +177,7 @@ class GateContext:
         d = self.data(self.run.run_id, metric)
         reasons = list(d.problems.values()) + ([d.set_problem] if d.set_problem else [])
         return bool(reasons) and not d.per_case and d.set_value is None and all(
-            "not applicable" in r for r in reasons)
+            says_not_applicable(r) for r in reasons)
 
     def _closed(self, res: CheckResult, reason: str, rule: MetricRule) -> CheckResult:
         if rule.required and rule.not_applicable == "skip" and self._not_applicable(res.metric):

@@ -98,6 +98,11 @@ def not_applicable_text(exc: NotApplicable) -> str:
     return text if text.startswith("not applicable") else f"not applicable: {text}"
 
 
+def says_not_applicable(reason: str) -> bool:
+    """Whether a stored reason (a row's detail, possibly summarised with counts) is a :func:`not_applicable_text`."""
+    return "not applicable" in reason
+
+
 class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add the abstract methods
     """Base of every metric. Subclasses set the class attributes below."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from qa.metrics.base import says_not_applicable
 from qa.report.data import ReportData, SetRow, SignoffRow, metric_info
 from qa.report.gates import latest_gate, verdict_html
 from qa.report.safe import esc, finite, fmt
@@ -120,7 +121,7 @@ def _not_applicable_anywhere(data: ReportData, metric: str) -> bool:
     """True when no decoder's latest run has a value of ``metric`` and every reason is "not applicable" (e.g.
     psnr on the generate track, which has no pixel-aligned reference): the metric does not apply to these runs."""
     rows = [data.set_results.get(data.latest[d].run_id, {}).get(metric) for d in data.decoders]
-    return all(r is not None and r.status == "missing" and "not applicable" in (r.detail or "") for r in rows)
+    return all(r is not None and r.status == "missing" and says_not_applicable(r.detail or "") for r in rows)
 
 
 def set_results_section(data: ReportData) -> str:
