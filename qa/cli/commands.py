@@ -94,18 +94,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_signoff(args: argparse.Namespace) -> int:
     signoff = _need("qa.gate.signoff", "qa signoff")
+    if args.action == "keygen":
+        from qa.gate.signing import generate_key
+
+        if not (args.key and args.reviewer):
+            raise QAError("qa signoff keygen needs --key PATH and --reviewer NAME")
+        path, line = generate_key(args.key, args.reviewer)
+        print(f"wrote {path} (private: keep it to yourself) and {path}.pub")
+        print(f"add this line to the trusted-keys file (reviewed like code):\n{line}")
+        return 0
     store = _store(args)
     if args.action == "verify":
-        problems = signoff.verify_chain(store)
+        problems = signoff.verify_chain(store, args.trusted_keys)
         for p in problems:
             print(p)
         print("sign-off chain intact" if not problems else f"{len(problems)} problem(s) in the sign-off chain")
         return 0 if not problems else 1
-    if not (args.run and args.reviewer and args.decision):
-        raise QAError("qa signoff needs --run, --reviewer and --decision", "or `qa signoff verify`")
-    signoff.record_signoff(store, run_id=args.run, reviewer=args.reviewer, decision=args.decision,
-                           note=args.note, override=args.override)
-    print(f"recorded: {args.decision} of {args.run} by {args.reviewer}")
+    if not (args.run and args.decision):
+        raise QAError("qa signoff needs --run and --decision (and your --key)", "or `qa signoff verify`")
+    seq = signoff.record_signoff(store, run_id=args.run, reviewer=args.reviewer, decision=args.decision,
+                                 note=args.note, override=args.override, key=args.key, trusted=args.trusted_keys,
+                                 policy=args.policy)
+    print(f"recorded: sign-off seq {seq}, {args.decision} of {args.run}")
     return 0
 
 

@@ -86,13 +86,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", type=Path, default=None, help="also export charts as PNG into this folder (needs kaleido + chromium)")
     _add_db(p)
 
-    p = sub.add_parser("signoff", help="record (or verify) a release sign-off; append-only, hash-chained")
-    p.add_argument("action", nargs="?", choices=["verify"], help="'verify' checks the hash chain")
+    p = sub.add_parser(
+        "signoff", help="record, verify or make keys for release sign-offs (signed, append-only, hash-chained)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Records a reviewer's decision on a run, signed with the reviewer's Ed25519 key and checked "
+        "against a trusted-keys file kept outside the database (git's allowed_signers format: 'NAME ssh-ed25519 "
+        "KEY' per line). An approval needs a finished run whose latest gate under the track's shipped policy (or "
+        "--policy) passed; otherwise --override with --note.",
+        epilog="examples:\n"
+        "  qa signoff keygen --key ~/.config/qa/ana_ed25519 --reviewer ana   prints the line for the trusted file\n"
+        "  qa signoff --run RUN_ID --decision approve --key KEY --trusted-keys suites/allowed_signers\n"
+        "  qa signoff verify --trusted-keys suites/allowed_signers          exit 0 intact, 1 problems, 2 error\n"
+        "$QA_SIGNING_KEY and $QA_TRUSTED_KEYS stand in for --key and --trusted-keys.")
+    p.add_argument("action", nargs="?", choices=["verify", "keygen"],
+                   help="'verify' checks the chain, signatures and anchor; 'keygen' writes a new key pair")
     p.add_argument("--run", default=None, help="run id")
-    p.add_argument("--reviewer", default=None)
+    p.add_argument("--reviewer", default=None, help="your name in the trusted-keys file (default: your key's only name)")
     p.add_argument("--decision", choices=["approve", "reject"], default=None)
     p.add_argument("--note", default="")
-    p.add_argument("--override", action="store_true", help="approve although the gate failed (needs --note)")
+    p.add_argument("--override", action="store_true", help="approve a run without a passing gate (needs --note)")
+    p.add_argument("--key", type=Path, default=None, help="your Ed25519 private key (OpenSSH file; default $QA_SIGNING_KEY)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE",
+                   help="allowed_signers file of trusted reviewer keys (default $QA_TRUSTED_KEYS)")
+    p.add_argument("--policy", type=Path, default=None,
+                   help="judge the approval by this policy's gates instead of the track's shipped policy (signed)")
     _add_db(p)
 
     p = sub.add_parser("status", help="runs, gates and sign-offs of a decoder")

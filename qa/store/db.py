@@ -11,12 +11,13 @@ import os
 import random
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
 
 from qa.errors import StoreError
+from qa.store.anchor import write_genesis_anchor
 from qa.store.schema import LATEST_VERSION, MIGRATIONS
 
 DEFAULT_DB = Path("reports/qa.duckdb")
@@ -45,14 +46,20 @@ class Store:
         return self.path.exists()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if self.path.is_dir():
+            raise StoreError(f"database path {self.path} is a folder, not a DuckDB file",
+                             "pass --db PATH/qa.duckdb (a file inside it), or set $QA_DB to a file")
         if read_only and not self.path.exists():
             raise StoreError(
                 f"database {self.path} does not exist",
                 "run `qa run --decoder NAME` or `qa demo` first, or pass --db PATH to an existing file",
             )
         if not read_only:
-            if not self.path.parent.exists():
+            try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror or exc}",
+                                 "pass --db PATH in a writable folder") from exc
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
@@ -60,35 +67,53 @@ class Store:
                 con = duckdb.connect(str(self.path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open {self.path}: {exc}", "close the other process using it") from exc
+                if not _is_lock_error(exc):
+                    raise translate_error(self.path, exc, "open") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(f"cannot open {self.path}: another process holds it ({_first_line(exc)})",
+                                     "wait for it or close the other process using it") from exc
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 1.0)
             except duckdb.Error as exc:
-                raise StoreError(f"cannot open {self.path}: {exc}", "is it a DuckDB file?") from exc
+                raise translate_error(self.path, exc, "open") from exc
         if not self._migrated and not read_only:
-            migrate(con)
+            try:
+                before = migrate(con)
+            except duckdb.Error as exc:
+                con.close()
+                raise translate_error(self.path, exc, "upgrade") from exc
+            except BaseException:
+                con.close()
+                raise
             self._migrated = True
+            if before < 2:
+                write_genesis_anchor(self.path, con)
         return con
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held only for the ``with`` block (so other processes can take their turn)."""
+        """A connection held only for the ``with`` block (so other processes can take their turn).
+
+        A DuckDB error inside the block becomes a :class:`StoreError` with one line and a hint (damaged file,
+        full disk, missing table): see :func:`translate_error`."""
         con = self._open(read_only)
         try:
             yield con
+        except duckdb.Error as exc:
+            raise translate_error(self.path, exc) from exc
         finally:
             con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside BEGIN/COMMIT; rolled back if the block raises."""
+        """A connection inside BEGIN/COMMIT; rolled back if the block raises (the original error is kept)."""
         with self.connect() as con:
             con.execute("begin transaction")
             try:
                 yield con
             except BaseException:
-                con.execute("rollback")
+                with suppress(duckdb.Error):  # an interrupted or failed transaction may be aborted already
+                    con.execute("rollback")
                 raise
             con.execute("commit")
 
@@ -104,11 +129,12 @@ class Store:
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations in order; returns the schema version afterwards."""
+    """Apply pending migrations in order; returns the schema version found before (0 for a new file)."""
     con.execute("create table if not exists schema_version (version integer primary key, "
                 "description varchar, applied_at timestamp)")
     rows = con.execute("select max(version) from schema_version").fetchall()
     current = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    before = current
     if current > LATEST_VERSION:
         raise StoreError(
             f"database schema version {current} is newer than this qa ({LATEST_VERSION})",
@@ -127,4 +153,39 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             raise
         con.execute("commit")
         current = version
-    return current
+    return before
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text
+
+
+_FULL = ("no space left", "file too large", "disk quota", "out of disk", "enospc", "efbig")
+
+
+def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> StoreError:
+    """One clear :class:`StoreError` for a DuckDB error on ``path``: full disk, damaged file, missing table,
+    interrupted transaction, or (anything else) the error's first line."""
+    text = _first_line(exc)
+    low = str(exc).lower()
+    if any(k in low for k in _FULL):
+        return StoreError(f"cannot write {path}: the disk is full ({text})",
+                          "free space (or pass --db PATH on another disk); nothing of the failed step was "
+                          "committed, and an interrupted run resumes with `qa run --resume RUN_ID`")
+    if isinstance(exc, duckdb.IOException | duckdb.SerializationException | duckdb.InternalException) \
+            or "corrupt" in low or "not a valid duckdb" in low:
+        return StoreError(f"cannot {doing} {path}: the file is damaged or not a DuckDB database ({text})",
+                          "restore it from a backup, or pass --db PATH to another file (a new one is created)")
+    if isinstance(exc, duckdb.CatalogException):
+        return StoreError(f"database {path} is missing part of qa's schema ({text})",
+                          "the file was altered outside qa: restore it from a backup, or pass --db PATH to a new file")
+    if isinstance(exc, duckdb.TransactionException | duckdb.InterruptException):
+        return StoreError(f"the transaction on {path} was interrupted and rolled back ({text})",
+                          "run the command again; an interrupted run resumes with `qa run --resume RUN_ID`")
+    return StoreError(f"database error on {path}: {type(exc).__name__}: {text}",
+                      "if this persists, the file may be damaged: restore it from a backup or pass another --db")

@@ -43,6 +43,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 override boolean, signed_at timestamp, prev_hash varchar, hash varchar)""",
         ],
     ),
+    (
+        2,
+        "signed sign-offs: one proof row per sign-off (gate, policy, signer key, Ed25519 signature)",
+        [
+            """create table signoff_proofs (
+                seq integer primary key, format integer, gate_id varchar, policy_sha256 varchar,
+                signer varchar, signature varchar)""",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

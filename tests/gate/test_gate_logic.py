@@ -22,6 +22,7 @@ from qa.gate.status import status_text
 from qa.store import Store
 from tests.foundation.helpers import make_refset, register_test_decoders
 from tests.gate.helpers import register
+from tests.gate.signing_helpers import export_reviewer, make_reviewer
 
 POLICY = """
 [policy]
@@ -58,8 +59,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 @pytest.fixture
 def store(world: dict[str, object], tmp_path: Path) -> Store:
-    shutil.copy(Path(str(world["root"])) / "qa.duckdb", tmp_path / "qa.duckdb")
+    for name in ("qa.duckdb", "qa.duckdb.signoff-head"):  # a database and its sign-off anchor go together
+        shutil.copy(Path(str(world["root"])) / name, tmp_path / name)
     return Store(tmp_path / "qa.duckdb")
+
+
+@pytest.fixture(autouse=True)
+def reviewer_keys(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """One trusted key that may sign as every reviewer these tests name, exported as qa signoff's defaults."""
+    key, trusted = make_reviewer(tmp_path_factory.mktemp("keys"), "ana,bo,r0,r1,r2,r3")
+    export_reviewer(monkeypatch, key, trusted)
+    return key, trusted
 
 
 @pytest.fixture
@@ -113,8 +123,10 @@ def test_approved_baseline_and_status(world, store, policy_path) -> None:
     run2 = load_run(store, runs["bicubic2"])
     assert resolve_baseline(store, run2, "approved").run is None
     assert "no approved run" in status_text(store, "bicubic")
-    record_signoff(store, runs["bicubic1"], "ana", "approve", "first release")
-    record_signoff(store, runs["bicubic2"], "ana", "approve", "")
+    for key in ("bicubic1", "bicubic2"):  # an approval rests on a passing gate under the policy it names
+        assert gate_run(store, runs[key], load_policy(policy_path), None).verdict == "pass"
+    record_signoff(store, runs["bicubic1"], "ana", "approve", "first release", policy=policy_path)
+    record_signoff(store, runs["bicubic2"], "ana", "approve", "", policy=policy_path)
     assert resolve_baseline(store, run2, "approved").run_id == runs["bicubic2"]
     record_signoff(store, runs["bicubic2"], "bo", "reject", "rolled back")  # latest decision wins
     assert resolve_baseline(store, run2, "approved").run_id == runs["bicubic1"]
@@ -160,9 +172,9 @@ def test_approving_a_failed_gate_needs_override_and_note(world, store, policy_pa
     blurry = world["runs"]["blurry"]
     assert gate_run(store, blurry, load_policy(policy_path), "approved").verdict == "fail"
     with pytest.raises(QAError, match="needs an explicit override"):
-        record_signoff(store, blurry, "ana", "approve", "looks fine")
+        record_signoff(store, blurry, "ana", "approve", "looks fine", policy=policy_path)
     with pytest.raises(QAError, match="needs a note"):
-        record_signoff(store, blurry, "ana", "approve", "  ", override=True)
+        record_signoff(store, blurry, "ana", "approve", "  ", override=True, policy=policy_path)
     assert qa_main(["signoff", "--run", blurry, "--reviewer", "ana", "--decision", "approve", "--db",
                     str(store.path)]) == 2
     assert "override" in capsys.readouterr().err
