@@ -107,8 +107,9 @@ def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
 def _number(value: object, where: str, minimum: float | None = None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(float(value)):
-        raise PolicyError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        raise PolicyError(f"{where}: expected a finite number, got {value!r}",
+                          "bounds and margins must be finite (inf or nan would let anything pass)")
     if minimum is not None and float(value) < minimum:
         raise PolicyError(f"{where}: must be >= {minimum}, got {value!r}")
     return float(value)
