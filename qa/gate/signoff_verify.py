@@ -9,7 +9,6 @@ of its key, and an approval citing a gate that is absent or did not pass.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from datetime import datetime
 from pathlib import Path

@@ -184,7 +184,7 @@ def test_an_edited_row_with_recomputed_hashes_and_anchor_fails_its_signature(wor
     _rejects(store, runs, 2)
     signer, sig = store.query("select signer, signature from signoff_proofs where seq = 1")[0]
     prev = ""
-    for seq, run_id, reviewer, _decision, note, override, at in store.query(
+    for seq, run_id, reviewer, _decision, note, _override, at in store.query(
             "select seq, run_id, reviewer, decision, note, override, signed_at from signoffs order by seq"):
         h = row_hash(prev, canonical_row_v2(seq, run_id, reviewer, "approve", note, True, at, prev, "", "", signer))
         _sql(store, "update signoffs set decision = 'approve', override = true, prev_hash = ?, hash = ? where seq = ?",
