@@ -31,9 +31,18 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _seeds(n: int) -> list[int]:
+    from qa.engine.run import MAX_SEEDS
+
+    if not 1 <= n <= MAX_SEEDS:
+        raise QAError(f"--seeds {n}: a run decodes 1 to {MAX_SEEDS} seeds", f"pass --seeds N with 1 <= N <= {MAX_SEEDS}")
+    return list(range(n))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from qa.engine.run import RunConfig, RunEngine
 
+    seeds = _seeds(args.seeds)
     store = _store(args)
     engine = RunEngine(store)
     if args.resume:
@@ -48,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     failed = False
     for name in args.decoder:
-        config = RunConfig(decoder=name, reference_set=args.reference_set, seeds=list(range(max(1, args.seeds))),
+        config = RunConfig(decoder=name, reference_set=args.reference_set, seeds=seeds,
                            device=args.device, batch_size=args.batch_size, shard_size=args.shard_size,
                            metrics=metrics, progress=not args.no_progress)
         try:
@@ -67,6 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from qa.demo import run_demo
 
+    _seeds(args.seeds)
     return run_demo(db=args.db, out=args.out, decoders=args.decoder, seeds=args.seeds)
 
 

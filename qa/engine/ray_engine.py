@@ -40,7 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from qa.engine.cases import load_case
-from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, make_metrics
+from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, make_metrics, raise_with_run_id
 from qa.engine.shard import ShardOutput, ShardRunner
 from qa.errors import QAError
 from qa.imageio import sha256_file
@@ -157,9 +157,7 @@ class ShardWorker:
             for c in caches:
                 c.alias = aliases
         output = self.runner.run(cases)
-        states = {m.name: m.export_state() for m in self.runner.set_metrics if can_merge(m)}  # type: ignore[attr-defined]
-        errors = {m.name: str(getattr(m, "_qa_update_error", "")) for m in self.runner.set_metrics}
-        errors = {k: v for k, v in errors.items() if v}
+        states, errors = export_states(self.runner.set_metrics)
         new = [(c.key, c.drain()) for c in caches]
         return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0,
                            [(k, v) for k, v in new if v])
@@ -197,6 +195,25 @@ class ShardWorker:
             case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
                           f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
         return case
+
+
+def export_states(set_metrics: list[SetMetric]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(states, errors) of a shard's set metrics. A metric that cannot run here (weights absent: the driver
+    stores it as missing with the reason, as the local engine does) exports nothing; one whose export raises
+    gets an error instead of killing the shard."""
+    states: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for m in set_metrics:
+        err = str(getattr(m, "_qa_update_error", "") or "")
+        if err:
+            errors[m.name] = err
+        if not can_merge(m) or m.unavailable_reason():
+            continue
+        try:
+            states[m.name] = m.export_state()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - recorded as this metric's error row
+            errors[m.name] = f"exporting its per-shard state on {socket.gethostname()} failed: {type(exc).__name__}: {exc}"
+    return states, errors
 
 
 class ShippedFeatureCache:
@@ -352,7 +369,9 @@ def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) ->
             n = _pool_size(ray, run.config.device, opts, len(todo))
             gpus = 1 if run.config.device.startswith("cuda") else 0
             # set metrics that cannot merge are stored as missing: do not spend worker time on their updates
-            worker_metrics = [m.name for m in run.metrics if isinstance(m, ImageMetric) or can_merge(m)]
+            # nor on those whose weights are absent: stored as missing with the reason
+            worker_metrics = [m.name for m in run.metrics
+                              if isinstance(m, ImageMetric) or (can_merge(m) and not m.unavailable_reason())]
             spec = WorkerSpec(run.config.decoder, run.config.device, worker_metrics,
                               list(run.cfg["seeds"]), run.config.batch_size, run.config.thumbnails, opts.worker_setup)
             actor_cls = ray.remote(ShardWorker).options(
@@ -371,6 +390,7 @@ def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) ->
         engine.finalize(run.run_id, image_metrics, set_metrics, resumed=bool(done), set_rows_override=overrides)
     except BaseException as exc:
         engine.mark_failed(run.run_id, exc)
+        raise_with_run_id(run.run_id, exc)
         raise
     finally:
         if bar is not None:
@@ -458,6 +478,12 @@ def _set_rows(engine: RunEngine, run_id: str, set_metrics: list[SetMetric], resu
             rows[m.name] = [run_id, m.name, None, None, None, 0, "missing",
                             f"shards {missing} were committed by another process: their set states are not here",
                             m.version]
+            continue
+        absent = [i for i in sorted(results) if m.name not in results[i].set_states]
+        if absent:  # the worker could not export it (e.g. its weights are absent on that host)
+            why = next((results[i].set_errors[m.name] for i in absent if m.name in results[i].set_errors), "no state")
+            rows[m.name] = [run_id, m.name, None, None, None, 0, "error",
+                            f"shards {absent} returned no state for it: {why}", m.version]
             continue
         m.reset()
         try:

@@ -26,12 +26,23 @@ from qa import __version__
 from qa.decoders.base import Decoder
 from qa.engine.aggregate import bootstrap_mean_ci
 from qa.engine.cases import Case, load_case
+from qa.engine.identity import (
+    MAX_SEEDS,
+    base_identity_sha256,
+    check_seeds,
+    check_unique_ids,
+    identity_changes,
+    identity_fields,
+)
 from qa.engine.provenance import git_commit, identity_sha256
 from qa.engine.shard import ShardOutput, ShardRunner, effective_seeds
-from qa.errors import QAError
+from qa.errors import QAError, StoreError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
+
+__all__ = ["MAX_SEEDS", "PreparedRun", "RunConfig", "RunEngine", "base_identity_sha256", "check_seeds",
+           "identity_fields", "make_decoder", "make_metrics", "raise_with_run_id"]
 
 
 @dataclass
@@ -84,23 +95,6 @@ def make_metrics(names: list[str] | None, store: Store | None = None, device: st
     return metrics
 
 
-def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric], seeds: list[int]) -> dict[str, object]:
-    """The fields that decide a run's numbers; their hash (``identity_sha256``) lets a finished run be reused."""
-    encoder = decoder.encoder
-    return {
-        "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
-        "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
-        "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
-        "metrics": sorted((m.name, m.version) for m in metrics),
-    }
-
-
-def base_identity_sha256(fields: dict[str, object]) -> str:
-    """The identity without the metric list: runs that differ only in their metrics decode the same images, so a
-    finished run with more metrics can stand in for one with fewer (see :func:`qa.gate.reuse.find_reusable`)."""
-    return identity_sha256({k: v for k, v in fields.items() if k != "metrics"})
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -145,7 +139,9 @@ class RunEngine:
         reason = decoder.unavailable_reason()
         if reason:
             raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
+        check_seeds(config.seeds)
         refset = load_reference_set(config.reference_set)
+        check_unique_ids(refset)
         metrics = make_metrics(config.metrics, self.store, config.device)
         seeds = effective_seeds(decoder, config.seeds)
         fields = identity_fields(decoder, refset, metrics, seeds)
@@ -177,8 +173,13 @@ class RunEngine:
 
     def reopen_run(self, run_id: str, device: str | None = None, progress: bool = True,
                    decoder: Decoder | None = None) -> PreparedRun:
-        """Load a stored run to finish it (status back to 'running'); checks the reference set is unchanged."""
-        rows = self.store.query("select config_json, status, reference_set_sha256 from runs where run_id = ?", [run_id])
+        """Load a stored run to finish it (status back to 'running').
+
+        Refuses (QAError with every reason) when the run's identity changed since it started: the decoder's
+        weights, encoder or settings, the metrics or their versions, the seeds, the qa version or the reference
+        set; resuming would mix rows of two different runs."""
+        rows = self.store.query("select config_json, status, reference_set_sha256, weights_sha256, encoder_sha256, "
+                                "seeds, qa_version, identity_sha256 from runs where run_id = ?", [run_id])
         if not rows:
             raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
         cfg = json.loads(str(rows[0][0]))
@@ -188,10 +189,12 @@ class RunEngine:
             config.device = device
         decoder = decoder or make_decoder(config.decoder, config.device)
         refset = load_reference_set(config.reference_set)
-        if refset.sha256 != rows[0][2]:
-            raise QAError(f"reference set {config.reference_set!r} changed since run {run_id} started",
-                          "start a new run instead of resuming")
+        check_unique_ids(refset)
         metrics = make_metrics(cfg["metrics"], self.store, config.device)
+        changed = identity_changes(rows[0], cfg, decoder, refset, metrics)
+        if changed:
+            raise QAError(f"run {run_id} cannot be resumed: " + "; ".join(changed),
+                          "restore what changed, or start a new run (`qa run --decoder NAME`)")
         with self.store.transaction() as con:
             con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
         return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
@@ -223,15 +226,23 @@ class RunEngine:
         except BaseException as exc:
             bar.close()
             self.mark_failed(run_id, exc)
+            raise_with_run_id(run_id, exc)
             raise
         bar.close()
         self._finalize(run_id, runner, resumed=bool(done))
 
     def mark_failed(self, run_id: str, exc: BaseException) -> None:
-        """Record that the run stopped ('interrupted' on Ctrl-C, else 'failed') with the exception's repr."""
+        """Record that the run stopped ('interrupted' on Ctrl-C, else 'failed') with the error's text.
+
+        Best effort: when the store itself is what failed (full disk, damaged file), nothing more can be written
+        and the original error is what the caller re-raises."""
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        with self.store.transaction() as con:
-            con.execute("update runs set status = ?, error = ? where run_id = ?", [status, repr(exc)[:2000], run_id])
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000]
+        try:
+            with self.store.transaction() as con:
+                con.execute("update runs set status = ?, error = ? where run_id = ?", [status, text, run_id])
+        except QAError as second:
+            print(f"qa: could not mark run {run_id} {status}: {str(second).splitlines()[0]}", file=sys.stderr)
 
     def commit_shard(self, run_id: str, index: int, output: ShardOutput, worker: str = "") -> bool:
         """Write one shard's rows, images and ``shards`` row in one transaction.
@@ -297,7 +308,8 @@ class RunEngine:
             con.execute("delete from set_results where run_id = ?", [run_id])
             if set_rows:
                 con.executemany("insert into set_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)", set_rows)
-            con.execute("update runs set status = 'finished', finished_at = ? where run_id = ?", [_now(), run_id])
+            con.execute("update runs set status = 'finished', finished_at = ?, error = null where run_id = ?",
+                        [_now(), run_id])
 
     @staticmethod
     def _set_metric_row(run_id: str, m: SetMetric, resumed: bool) -> list[object]:
@@ -317,6 +329,14 @@ class RunEngine:
         except Exception as exc:  # noqa: BLE001 - recorded, never raised
             return [run_id, m.name, None, None, None, 0, "error", f"{type(exc).__name__}: {exc}", m.version]
         return [run_id, m.name, v.value, _nan_none(v.ci_low), _nan_none(v.ci_high), v.n, "ok", v.detail, m.version]
+
+
+def raise_with_run_id(run_id: str, exc: BaseException) -> None:
+    """Re-raise a storage error (full disk, damaged file) naming the run and how to finish it; else return."""
+    if isinstance(exc, StoreError):
+        message = str(exc).split("\n  hint: ")[0]
+        raise StoreError(f"run {run_id} stopped: {message}",
+                         f"{exc.hint or 'fix the storage'}; then finish it with `qa run --resume {run_id}`") from exc
 
 
 def _reason(detail: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-import traceback
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,5 +288,10 @@ def baseline_takes_seed(decoder: Decoder) -> bool:
 
 
 def _describe_exception(case_id: str) -> str:
-    lines = traceback.format_exc().strip().splitlines()
-    return f"{case_id}: decoder failed: {lines[-1] if lines else 'unknown error'}"
+    """``CASE: decoder failed: Type: message; hint: ...`` of the exception being handled, on one line: the
+    message and (for qa's own errors) the hint, never one without the other."""
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return f"{case_id}: decoder failed: unknown error"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{case_id}: decoder failed: {type(exc).__name__}: {'; '.join(lines) or repr(exc)}"

@@ -279,6 +279,7 @@ def build_reference_set(
     if not rows:
         raise ManifestError(f"{folder}: no usable images ({len(result.problems)} bad, {len(paths)} found)",
                             _listing(result.problems, 5) or f"add {', '.join(IMAGE_SUFFIXES)} files")
+    _refuse_duplicate_ids(rows)
     result.items = rows
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -287,6 +288,16 @@ def build_reference_set(
         raise ManifestError(f"{target / MANIFEST}: cannot write the manifest ({exc})",
                             "pass --out DIR to write the set somewhere writable") from exc
     return result
+
+
+def _refuse_duplicate_ids(rows: list[dict[str, str]]) -> None:
+    """ManifestError naming both files when two manifest rows would get the same id (nothing is written)."""
+    first: dict[str, str] = {}
+    for row in rows:
+        if row["id"] in first:
+            raise ManifestError(f"two images would get the same id {row['id']!r}: {first[row['id']]} and {row['file']}",
+                                "rename one of the files; ids must be unique in a reference set")
+        first[row["id"]] = row["file"]
 
 
 def _write_tiles(pixels: np.ndarray, target: Path, item_id: str, tile: int) -> list[tuple[str, str, tuple[int, int]]]:

@@ -17,6 +17,8 @@ from qa.imageio import sha256_file
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("id", "file", "caption", "licence", "source", "sha256")
+#: marker of a duplicate-id problem (see :attr:`ReferenceSet.duplicates`)
+DUPLICATE = "duplicate id"
 #: where named reference sets live, relative to the working directory
 SETS_DIR = Path("reference_sets")
 
@@ -49,6 +51,11 @@ class ReferenceSet:
         for item in sorted(self.items, key=lambda i: i.id):
             h.update(f"{item.id}\0{item.sha256}\0{item.caption}\n".encode())
         return h.hexdigest()
+
+    @property
+    def duplicates(self) -> list[str]:
+        """One line per manifest row whose id an earlier row already has (naming both rows)."""
+        return [i.problem for i in self.items if DUPLICATE in i.problem]
 
     @property
     def good(self) -> list[ReferenceItem]:
@@ -94,7 +101,7 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
         raise ManifestError(f"{manifest}: cannot read ({exc})") from exc
     root_resolved = root.resolve()
     items: list[ReferenceItem] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # id -> the manifest line that has it first
     for n, row in enumerate(rows, start=2):
         item_id = (row.get("id") or "").strip()
         rel = (row.get("file") or "").strip()
@@ -109,8 +116,9 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
             item_id = f"line-{n}"
             problem = f"{manifest}:{n}: empty id"
         elif item_id in seen:
-            problem = f"{manifest}:{n}: duplicate id {item_id!r}"
-        seen.add(item_id)
+            problem = (f"{manifest}:{n}: {DUPLICATE} {item_id!r} (file {rel!r}); line {seen[item_id]} has the same "
+                       "id: every row needs its own id")
+        seen.setdefault(item_id, n)
         if not problem and rel_error:
             problem = f"{manifest}:{n}: {rel_error}"
         elif not problem and (not rel or Path(rel).is_absolute() or not path.is_relative_to(root_resolved)):

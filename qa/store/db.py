@@ -174,7 +174,7 @@ def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> StoreE
     text = _first_line(exc)
     low = str(exc).lower()
     if any(k in low for k in _FULL):
-        return StoreError(f"cannot write {path}: the disk is full ({text})",
+        return StoreError(f"cannot write {path}: no space left to write it ({text})",
                           "free space (or pass --db PATH on another disk); nothing of the failed step was "
                           "committed, and an interrupted run resumes with `qa run --resume RUN_ID`")
     if isinstance(exc, duckdb.IOException | duckdb.SerializationException | duckdb.InternalException) \

@@ -177,3 +177,49 @@ def test_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
 
     with pytest.raises(QAError, match=r"pip install 'qa\[ray\]'"):
         ray_engine.import_ray()
+
+
+def test_set_metric_without_weights_is_stored_missing_on_ray_as_locally(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    """Break 12: CLIP-based set metrics whose weights are absent no longer kill the Ray run in export_state; the
+    run finishes and stores them 'missing' with the same reason as the local engine."""
+    from qa.registries import METRICS
+
+    if not METRICS.create("clip_score").unavailable_reason():
+        pytest.skip("CLIP weights are present here; this reproduction needs them absent")
+    refset = make_refset(tmp_path / "set", n=4)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder="bicubic", reference_set=str(refset), seeds=[0], shard_size=2,
+                    metrics=["psnr", "clip_score", "cmmd"], progress=False)
+    distributed = ray_engine.start(store, cfg, num_workers=2, worker_setup=setup)
+    local = RunEngine(store).start(cfg)
+    assert store.query("select status, error from runs where run_id = ?", [distributed])[0] == ("finished", None)
+    ray_set, local_set = set_results(store, distributed), set_results(store, local)
+    for name in ("clip_score", "cmmd"):
+        assert ray_set[name][4] == "missing" and "clip-vit-b-32-openai" in ray_set[name][5]
+        assert ray_set[name] == local_set[name]
+    assert ray_set["psnr"] == local_set["psnr"] and ray_set["psnr"][4] == "ok"
+
+
+def test_a_set_state_that_cannot_be_exported_is_an_error_not_a_crash() -> None:
+    from qa.metrics.base import SetMetric
+
+    class Broken(SetMetric):
+        name = "broken-export"
+
+        def update(self, sample) -> None:  # noqa: ANN001
+            pass
+
+        def compute(self):  # noqa: ANN202
+            raise AssertionError("not reached")
+
+        def reset(self) -> None:
+            pass
+
+        def export_state(self) -> object:
+            raise RuntimeError("planted export failure")
+
+        def merge_state(self, state: object) -> None:
+            pass
+
+    states, errors = ray_engine.export_states([Broken()])
+    assert states == {} and "planted export failure" in errors["broken-export"]

@@ -1,0 +1,83 @@
+"""What a run is: the fields that decide its numbers (its identity), and the checks a run's inputs must pass
+before it starts or resumes (seeds, unique case ids, an unchanged identity)."""
+
+from __future__ import annotations
+
+import json
+
+from qa import __version__
+from qa.decoders.base import Decoder
+from qa.engine.provenance import identity_sha256
+from qa.engine.shard import effective_seeds
+from qa.errors import ManifestError, QAError
+from qa.metrics.base import Metric
+from qa.refset.manifest import ReferenceSet
+
+#: most seeds one run may decode (each seed is a full pass over the set)
+MAX_SEEDS = 64
+
+
+def check_seeds(seeds: list[int]) -> list[int]:
+    """The seeds of a run: 1..MAX_SEEDS distinct integers >= 0 (QAError otherwise)."""
+    if not seeds:
+        raise QAError("a run needs at least one seed", "pass --seeds N with N >= 1")
+    if len(seeds) > MAX_SEEDS:
+        raise QAError(f"{len(seeds)} seeds requested; at most {MAX_SEEDS} per run",
+                      f"pass --seeds N with 1 <= N <= {MAX_SEEDS}")
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds) or len(set(seeds)) != len(seeds):
+        raise QAError(f"seeds must be distinct integers >= 0, got {seeds!r}")
+    return list(seeds)
+
+
+def check_unique_ids(refset: ReferenceSet) -> None:
+    """ManifestError naming both rows of every duplicated id: a run needs one result per case id."""
+    if refset.duplicates:
+        raise ManifestError(f"reference set {refset.name!r} has duplicate ids: " + "; ".join(refset.duplicates),
+                            "give each row its own id (or rebuild the manifest with `qa refset build FOLDER`)")
+
+
+
+def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric], seeds: list[int]) -> dict[str, object]:
+    """The fields that decide a run's numbers; their hash (``identity_sha256``) lets a finished run be reused."""
+    encoder = decoder.encoder
+    return {
+        "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
+        "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
+        "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
+        "metrics": sorted((m.name, m.version) for m in metrics),
+    }
+
+
+def base_identity_sha256(fields: dict[str, object]) -> str:
+    """The identity without the metric list: runs that differ only in their metrics decode the same images, so a
+    finished run with more metrics can stand in for one with fewer (see :func:`qa.gate.reuse.find_reusable`)."""
+    return identity_sha256({k: v for k, v in fields.items() if k != "metrics"})
+
+
+def identity_changes(row: tuple[object, ...], cfg: dict, decoder: Decoder, refset: ReferenceSet,
+                     metrics: list[Metric]) -> list[str]:
+    """What differs between a stored run (``runs`` row: config_json, status, reference_set_sha256,
+    weights_sha256, encoder_sha256, seeds, qa_version, identity_sha256) and the decoder, set and metrics now."""
+    _cfg, _status, ref_sha, weights, enc, seeds_json, version, identity = row
+    seeds = effective_seeds(decoder, list(cfg.get("seeds") or []))
+    now = identity_fields(decoder, refset, metrics, seeds)
+    out = []
+    if now["weights_sha256"] != weights:
+        out.append(f"the decoder's weights changed (sha256 {str(weights)[:12]} at the start, "
+                   f"{str(now['weights_sha256'])[:12]} now)")
+    if now["encoder_sha256"] != (enc or ""):
+        out.append(f"the encoder changed (sha256 {str(enc)[:12]} -> {str(now['encoder_sha256'])[:12]})")
+    if refset.sha256 != ref_sha:
+        out.append(f"reference set {refset.name!r} changed since the run started")
+    if json.loads(str(seeds_json or "[]")) != seeds:
+        out.append(f"the seeds differ (run: {seeds_json}, now: {seeds})")
+    stored_versions = cfg.get("metric_versions")
+    versions = {m.name: m.version for m in metrics}
+    if stored_versions is not None and stored_versions != versions:
+        diff = sorted(k for k in set(stored_versions) | set(versions) if stored_versions.get(k) != versions.get(k))
+        out.append(f"metric versions changed ({', '.join(diff)})")
+    if version != __version__:
+        out.append(f"qa version changed ({version} -> {__version__})")
+    if not out and identity_sha256(now) != identity:
+        out.append("the decoder's settings changed (same weights, different configuration)")
+    return out
