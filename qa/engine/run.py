@@ -336,7 +336,8 @@ def raise_with_run_id(run_id: str, exc: BaseException) -> None:
     if isinstance(exc, StoreError):
         message = str(exc).split("\n  hint: ")[0]
         raise StoreError(f"run {run_id} stopped: {message}",
-                         f"{exc.hint or 'fix the storage'}; then finish it with `qa run --resume {run_id}`") from exc
+                         "fix that (free space, or restore the file from a backup); the shards committed so far are "
+                         f"kept: finish the run with `qa run --resume {run_id}`") from exc
 
 
 def _reason(detail: str) -> str:

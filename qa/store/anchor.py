@@ -33,6 +33,7 @@ def write_anchor(db_path: Path, head: dict[str, Any], pending: dict[str, Any] | 
     data = json.dumps({"format": 2, "head": head, "pending": pending}, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # readable like the database beside it (mkstemp makes it private)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(data)
             fh.flush()
