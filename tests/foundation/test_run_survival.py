@@ -19,7 +19,6 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.errors import ManifestError, QAError, WeightsMissingError
 from qa.imageio import sha256_file
 from qa.refset.build import build_reference_set
-from qa.refset.manifest import write_manifest
 from qa.store import Store
 from tests.foundation.helpers import make_refset
 
