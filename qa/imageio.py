@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from qa.errors import BadImageError
 
@@ -103,20 +103,72 @@ def decode_image_bytes(
         raise BadImageError(f"{name}: not a recognised image file", "check the file type and its contents") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})", "re-export the file") from exc
+    frames = ["multi-frame image: first frame used"] if getattr(img, "n_frames", 1) > 1 else []
+    upright, applied = _apply_orientation(img, name)
+    upright, colour = _apply_icc(upright)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in (2, 6):
-        img.info["qa_bits"] = 16
-    pixels, notes = _to_rgb_float(img)
+        upright.info["qa_bits"] = 16
+    pixels, notes = _to_rgb_float(upright)
+    notes = frames + [n for n in (applied, colour) if n] + notes
     if not np.isfinite(pixels).all():
         raise BadImageError(f"{name}: contains NaN or Inf values")
     return LoadedImage(pixels=pixels, sha256=digest, mode=img.mode, notes=tuple(notes))
+
+
+#: EXIF orientation values (1 = as stored) and what showing them upright takes
+_ORIENTATIONS = {2: "mirrored", 3: "rotated 180", 4: "flipped", 5: "transposed", 6: "rotated 90 clockwise",
+                 7: "transversed", 8: "rotated 90 counter-clockwise"}
+
+
+def _apply_orientation(img: Image.Image, name: str) -> tuple[Image.Image, str]:
+    """Apply the EXIF orientation tag (as viewers do); returns the upright image and a note ('' if none)."""
+    try:
+        orientation = int(img.getexif().get(0x0112, 1) or 1)
+    except (ValueError, TypeError, OSError, SyntaxError):
+        return img, "unreadable EXIF block ignored"
+    if orientation not in _ORIENTATIONS:
+        return img, ""
+    try:
+        upright = ImageOps.exif_transpose(img)
+    except (ValueError, OSError) as exc:
+        raise BadImageError(f"{name}: cannot apply EXIF orientation {orientation} ({exc})", "re-export the file") from exc
+    return (upright if upright is not None else img), f"EXIF orientation {orientation} applied ({_ORIENTATIONS[orientation]})"
+
+
+def _apply_icc(img: Image.Image) -> tuple[Image.Image, str]:
+    """Convert pixels with an embedded ICC profile to sRGB; returns the image and a note ('' without a profile).
+
+    A profile whose conversion moves no 8-bit value by more than 1 (sRGB itself) leaves the pixels as stored; a
+    profile that cannot be applied (mode or profile not supported) is kept as a
+    note saying the colours were read as sRGB."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img, ""
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        desc = (ImageCms.getProfileDescription(src) or "unnamed").strip()
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError) as exc:
+        return img, f"unreadable ICC profile ignored, colours read as sRGB ({exc})"
+    if img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return img, f"ICC profile {desc!r} not applied to a {img.mode} image: colours read as sRGB"
+    out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
+    try:
+        converted = ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode=out_mode)
+    except (OSError, ImageCms.PyCMSError, ValueError) as exc:
+        return img, f"ICC profile {desc!r} could not be applied ({exc}): colours read as sRGB"
+    if converted is None:
+        return img, f"ICC profile {desc!r} could not be applied: colours read as sRGB"
+    if img.mode == out_mode:
+        diff = np.abs(np.asarray(converted, np.int16) - np.asarray(img, np.int16))
+        if int(diff.max(initial=0)) <= 1:  # an sRGB (or equivalent) profile: the bytes are sRGB already
+            return img, ""
+    return converted, f"ICC profile {desc!r} converted to sRGB"
 
 
 def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
     """Convert any PIL mode to float32 RGB in [0, 1]; returns the pixels and notes on what was done."""
     notes: list[str] = []
     mode = img.mode
-    if getattr(img, "n_frames", 1) > 1:
-        notes.append("multi-frame image: first frame used")
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
         scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0

@@ -19,6 +19,7 @@ upsampler), which enables ``latent_consistency``, ``hf_energy_ratio_baseline`` a
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +49,26 @@ class ScoreSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def _images(folder: Path) -> dict[str, list[Path]]:
-    """Image files under ``folder`` keyed by relative posix path without extension."""
+def _images(folder: Path) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Image files under ``folder`` keyed by relative posix path without extension, and the refused ones (a
+    symbolic link that leads outside ``folder``, as ``qa refset build`` refuses) with the reason. Links to
+    folders are not followed."""
+    root = folder.resolve()
     found: dict[str, list[Path]] = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-            found.setdefault(p.relative_to(folder).with_suffix("").as_posix(), []).append(p)
-    return found
+    refused: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            key = p.relative_to(folder).with_suffix("").as_posix()
+            if p.is_symlink() and not p.resolve().is_relative_to(root):
+                refused[key] = f"{p}: symbolic link to {p.resolve()} outside {folder}; refused"
+                continue
+            if p.is_file():
+                found.setdefault(key, []).append(p)
+    return found, refused
 
 
 @dataclass
@@ -185,15 +199,19 @@ def score_folders(
     _validate(reference, candidates, out)
     enc = parse_encoder(encoder)
     chosen, notes = _metrics(metrics)
-    refs = _images(reference)
-    cands = [_images(c) for c in candidates]
-    keys = sorted(set().union(*cands))
+    refs, refs_refused = _images(reference)
+    listed = [_images(c) for c in candidates]
+    cands = [found for found, _ in listed]
+    keys = sorted(set().union(*cands, *(refused for _, refused in listed)))
     rows: list[dict[str, object]] = []
     maps_written = 0
     for key in keys:
         present = [(c, found[key]) for c, found in zip(candidates, cands, strict=True) if key in found]
+        problems = [refused[key] for _, refused in listed if key in refused]
+        if problems and not present:
+            rows += [_row(key, m.name, math.nan, "error", "; ".join(problems)) for m in chosen]
+            continue
         image = present[0][1][0].relative_to(present[0][0]).as_posix()
-        problems: list[str] = []
         outputs: list[np.ndarray] = []
         for folder, files in present:
             if len(files) > 1:
@@ -207,7 +225,7 @@ def score_folders(
             detail = "; ".join(problems) or f"no readable candidate for {key}"
             rows += [_row(image, m.name, math.nan, "error", detail) for m in chosen]
             continue
-        samples = _samples(key, outputs, refs.get(key), reference, enc)
+        samples = _samples(key, outputs, refs.get(key), reference, enc, refs_refused.get(key, ""))
         for m in chosen:
             value, status, detail, mp = _score_one(m, samples)  # type: ignore[arg-type]
             rows.append(_row(image, m.name, value, status, detail))
@@ -225,12 +243,15 @@ def score_folders(
 
 
 def _samples(
-    key: str, outputs: list[np.ndarray], ref_files: list[Path] | None, ref_dir: Path, enc: _AreaEncoding | None
+    key: str, outputs: list[np.ndarray], ref_files: list[Path] | None, ref_dir: Path, enc: _AreaEncoding | None,
+    refused: str = "",
 ) -> list[ImageSample]:
     """One ImageSample per seed output, with the reference (and latent quantities) where available."""
     reference: np.ndarray | None = None
     note = ""
-    if not ref_files:
+    if refused:
+        note = refused
+    elif not ref_files:
         note = f"no reference file {key}.* in {ref_dir}"
     elif len(ref_files) > 1:
         note = f"several reference files for {key}: {', '.join(f.name for f in ref_files)}"
