@@ -25,6 +25,11 @@ DEFAULT_DB = Path("reports/qa.duckdb")
 DB_ENV = "QA_DB"
 
 
+class DatabaseError(StoreError, duckdb.Error):
+    """A DuckDB error on the store, translated into one line and a hint (:func:`translate_error`); still a
+    ``duckdb.Error`` for callers that catch those."""
+
+
 def default_db_path() -> Path:
     """The database path: $QA_DB if set, else reports/qa.duckdb."""
     return Path(os.environ.get(DB_ENV, str(DEFAULT_DB)))
@@ -99,6 +104,8 @@ class Store:
         con = self._open(read_only)
         try:
             yield con
+        except DatabaseError:
+            raise
         except duckdb.Error as exc:
             raise translate_error(self.path, exc) from exc
         finally:
@@ -168,24 +175,24 @@ def _is_lock_error(exc: BaseException) -> bool:
 _FULL = ("no space left", "file too large", "disk quota", "out of disk", "enospc", "efbig")
 
 
-def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> StoreError:
+def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> DatabaseError:
     """One clear :class:`StoreError` for a DuckDB error on ``path``: full disk, damaged file, missing table,
     interrupted transaction, or (anything else) the error's first line."""
     text = _first_line(exc)
     low = str(exc).lower()
     if any(k in low for k in _FULL):
-        return StoreError(f"cannot write {path}: no space left to write it ({text})",
+        return DatabaseError(f"cannot write {path}: no space left to write it ({text})",
                           "free space (or pass --db PATH on another disk); nothing of the failed step was "
                           "committed, and an interrupted run resumes with `qa run --resume RUN_ID`")
     if isinstance(exc, duckdb.IOException | duckdb.SerializationException | duckdb.InternalException) \
             or "corrupt" in low or "not a valid duckdb" in low:
-        return StoreError(f"cannot {doing} {path}: the file is damaged or not a DuckDB database ({text})",
+        return DatabaseError(f"cannot {doing} {path}: the file is damaged or not a DuckDB database ({text})",
                           "restore it from a backup, or pass --db PATH to another file (a new one is created)")
     if isinstance(exc, duckdb.CatalogException):
-        return StoreError(f"database {path} is missing part of qa's schema ({text})",
+        return DatabaseError(f"database {path} is missing part of qa's schema ({text})",
                           "the file was altered outside qa: restore it from a backup, or pass --db PATH to a new file")
     if isinstance(exc, duckdb.TransactionException | duckdb.InterruptException):
-        return StoreError(f"the transaction on {path} was interrupted and rolled back ({text})",
+        return DatabaseError(f"the transaction on {path} was interrupted and rolled back ({text})",
                           "run the command again; an interrupted run resumes with `qa run --resume RUN_ID`")
-    return StoreError(f"database error on {path}: {type(exc).__name__}: {text}",
+    return DatabaseError(f"database error on {path}: {type(exc).__name__}: {text}",
                       "if this persists, the file may be damaged: restore it from a backup or pass another --db")
