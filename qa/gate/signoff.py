@@ -71,13 +71,6 @@ def anchor_path(store: Store) -> Path:
     return _anchor_path(store.path)
 
 
-def latest_gate(store: Store, run_id: str) -> tuple[str, str] | None:
-    """(gate_id, verdict) of the most recent gate of ``run_id`` under any policy, or None."""
-    rows = store.query("select gate_id, verdict from gates where run_id = ? order by decided_at desc limit 1",
-                       [run_id])
-    return (str(rows[0][0]), str(rows[0][1])) if rows else None
-
-
 def gate_passed(verdict: str, details_json: str | None) -> bool:
     """Whether a stored gate lets a release through: ``pass``, or a ``needs-review`` its policy allows."""
     if verdict == "pass":

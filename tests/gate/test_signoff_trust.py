@@ -278,3 +278,18 @@ def test_verify_without_trusted_keys_or_signoffs_table_exits_2(world, store, mon
     err = capsys.readouterr().err
     assert "missing part of qa's schema" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
 
+
+
+def test_an_ssh_keygen_key_and_an_allowed_signers_line_work_as_is(world, store, tmp_path, monkeypatch) -> None:
+    """The key a reviewer already has (`ssh-keygen -t ed25519`) and git's allowed_signers line for it."""
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed here")
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cy@example.org", "-f", str(key)],
+                   check=True, timeout=60)
+    trusted = tmp_path / "allowed_signers"
+    trusted.write_text("# reviewers\ncy@example.org namespaces=\"git\" " + (tmp_path / "id_ed25519.pub").read_text())
+    monkeypatch.setenv("QA_TRUSTED_KEYS", str(trusted))
+    assert record_signoff(store, world["runs"]["good"], None, "reject", "from my ssh key", key=key) == 1
+    assert store.query("select reviewer from signoffs")[0][0] == "cy@example.org"
+    assert verify_chain(store) == []
