@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "signoff", help="record, verify or make keys for release sign-offs (signed, append-only, hash-chained)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Records a reviewer's decision on a run, signed with the reviewer's Ed25519 key and checked "
-        "against a trusted-keys file kept outside the database (git's allowed_signers format: 'NAME ssh-ed25519 "
-        "KEY' per line). An approval needs a finished run whose latest gate under the track's shipped policy (or "
-        "--policy) passed; otherwise --override with --note.",
+        description="Records a reviewer's decision on a run, signed with the reviewer's Ed25519 key and checked\n"
+        "against a trusted-keys file kept outside the database (git's allowed_signers format:\n"
+        "'NAME ssh-ed25519 KEY' per line). An approval needs a finished run whose latest gate under the\n"
+        "track's shipped policy (or --policy) passed; otherwise --override with --note. The whole chain is\n"
+        "verified before a row is appended; `verify` finds edited, deleted, re-used or untrusted rows.",
         epilog="examples:\n"
         "  qa signoff keygen --key ~/.config/qa/ana_ed25519 --reviewer ana   prints the line for the trusted file\n"
         "  qa signoff --run RUN_ID --decision approve --key KEY --trusted-keys suites/allowed_signers\n"
