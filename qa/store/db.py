@@ -92,7 +92,12 @@ class Store:
                 raise
             self._migrated = True
             if before < 2:
-                write_genesis_anchor(self.path, con)
+                try:
+                    write_genesis_anchor(self.path, con)
+                except OSError as exc:
+                    con.close()
+                    raise StoreError(f"cannot write the sign-off anchor beside {self.path}: {exc.strerror or exc}",
+                                     "pass --db PATH in a writable folder") from exc
         return con
 
     @contextmanager
