@@ -1,4 +1,9 @@
-"""A whole gate: resolve baselines, run every check a policy asks for, store the verdict in ``gates``."""
+"""A whole gate: resolve baselines, run every check a policy asks for, store the verdict in ``gates``.
+
+This is the one gate logic: ``qa gate`` calls :func:`gate_run`, and the pytest plugin asks the same functions
+which metrics each test checks (:func:`metrics_for`) and which baselines apply (:func:`decoder_baseline`), so
+both give the same checks, verdicts and reasons on the same store.
+"""
 
 from __future__ import annotations
 
@@ -66,10 +71,53 @@ class GateOutcome:
         out = [f"gate of run {self.run.run_id} ({self.run.decoder}, track {self.run.track}) under "
                f"{self.policy.source or 'policy'} [sha256 {self.policy.sha256()[:12]}]"]
         out += [f"  baseline: {b.describe()}" for b in self.baselines]
-        out += [f"  note: {n}" for n in self.notes]
+        out += [f"  {'' if n.startswith('warning:') else 'note: '}{n}" for n in self.notes]
         out += [f"  {r.verdict.upper():12s} {r.message}" for r in self.results]
         out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else ""))
         return out
+
+
+#: the checks a policy can ask for per metric (the suites have one test function each)
+CHECKS = ("bounds", "baseline", "decoder_baseline", "worst_images")
+
+
+def metrics_for(policy: Policy, check: str) -> list[str]:
+    """The policy's metrics that ``check`` applies to, in file order: ``bounds`` (a min or max),
+    ``baseline`` (a margin or relative margin), ``decoder_baseline`` (a decoder margin), ``worst_images``
+    (an image margin or tail quantile). The suites' tests are parametrized over exactly these."""
+    if check not in CHECKS:
+        raise ValueError(f"unknown check {check!r}; one of {', '.join(CHECKS)}")
+    keep = {
+        "bounds": lambda r: r.min is not None or r.max is not None,
+        "baseline": lambda r: r.compares(False),
+        "decoder_baseline": lambda r: r.compares(True),
+        "worst_images": lambda r: r.checks_worst_images(),
+    }[check]
+    return [m for m, r in policy.metrics.items() if keep(r)]
+
+
+def decoder_inapplicable(candidate: str, baseline_decoder: str) -> str:
+    """Why a paired comparison of ``candidate`` with ``baseline_decoder`` would be unfair ('' when it is fair):
+    decoders of different upscale factors decode inputs of different sizes."""
+    from qa.gate.demo import decoder_scale
+
+    mine, theirs = decoder_scale(candidate), decoder_scale(baseline_decoder)
+    if mine != theirs:
+        return (f"baseline decoder {baseline_decoder!r} upscales x{theirs} and {candidate!r} x{mine}: their inputs "
+                f"differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same scale")
+    return ""
+
+
+def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | None:
+    """The policy's decoder baseline for ``run``: None when the policy names none or names the candidate's own
+    decoder; a baseline with ``inapplicable`` set when the comparison would be unfair."""
+    dec = policy.baseline_decoder
+    if not dec or dec == run.decoder:
+        return None
+    why = decoder_inapplicable(run.decoder, dec)
+    if why:
+        return Baseline(f"decoder:{dec}", None, why, inapplicable=why)
+    return resolve_baseline(store, run, f"decoder:{dec}")
 
 
 def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None) -> list[Baseline]:
@@ -77,23 +125,42 @@ def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None) 
     out: list[Baseline] = []
     if spec:
         out.append(resolve_baseline(store, run, spec))
-    dec = policy.baseline_decoder
-    if dec and dec != run.decoder and all(b.kind != f"decoder:{dec}" for b in out):
-        out.append(resolve_baseline(store, run, f"decoder:{dec}"))
+    dec = decoder_baseline(store, run, policy)
+    if dec is not None and all(b.kind != dec.kind for b in out):
+        out.append(dec)
     return out
 
 
 def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline]) -> GateContext:
-    """Run the policy's checks: every case decoded, each metric's bounds, each metric against each baseline."""
+    """Run the policy's checks in the suites' order: every case decoded, bounds, each metric against the run
+    baseline, against the decoder baseline, and the worst images against the run baseline."""
     ctx = GateContext(store, run, policy)
     ctx.cases_ok()
-    for name, rule in policy.metrics.items():
-        if rule.min is not None or rule.max is not None:
-            ctx.bound(name, rule.min, rule.max)
-        for b in baselines:
-            if (rule.decoder_margin if b.is_decoder else rule.margin) is not None:
-                ctx.against(name, b)
+    for name in metrics_for(policy, "bounds"):
+        rule = policy.rule(name)
+        ctx.bound(name, rule.min, rule.max)
+    for b in [b for b in baselines if not b.is_decoder]:
+        for name in metrics_for(policy, "baseline"):
+            ctx.against(name, b)
+    for b in [b for b in baselines if b.is_decoder]:
+        for name in metrics_for(policy, "decoder_baseline"):
+            ctx.against(name, b)
+    for b in [b for b in baselines if not b.is_decoder]:
+        for name in metrics_for(policy, "worst_images"):
+            ctx.worst_images(name, b)
     return ctx
+
+
+def gate_notes(run: RunInfo, policy: Policy, baselines: list[Baseline]) -> list[str]:
+    """Notes a gate carries: baselines without a run, a policy of another track, a run gated against itself."""
+    notes = [b.note for b in baselines if b.run is None and b.note]
+    if run.track and policy.track != run.track:
+        notes.append(f"policy is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}")
+    for b in baselines:
+        if b.run is not None and b.run.run_id == run.run_id:
+            notes.append(f"warning: the {b.kind} baseline is the candidate run {run.run_id} itself, so its "
+                         "comparisons cannot fail; gate a newer run, or pass --baseline RUN_ID")
+    return notes
 
 
 def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline], results: list[CheckResult],
@@ -105,6 +172,8 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
     """
     verdict = overall_verdict(results)
     first = baselines[0] if baselines else Baseline("none")
+    if first.run is None:  # e.g. the first gate of a decoder, before any approval: not "pass vs approved"
+        first = Baseline("none")
     details = {
         "checks": [r.to_dict() for r in results],
         "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note} for b in baselines],
@@ -124,9 +193,7 @@ def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "
     """Decide and store the gate of ``run_id`` (``latest`` allowed) under ``policy``."""
     run = load_run(store, run_id)
     baselines = baselines_for(store, run, policy, baseline)
-    notes = [b.note for b in baselines if b.run is None and b.note]
-    if run.track and policy.track != run.track:
-        notes.append(f"policy is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}")
+    notes = gate_notes(run, policy, baselines)
     ctx = evaluate(store, run, policy, baselines)
     gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)
     return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes)
