@@ -74,6 +74,15 @@ class CheckResult:
         """Whether this result fails a release (a fail, or needs-review the policy does not allow)."""
         return self.verdict == "fail" or (self.verdict == "needs-review" and not self.allow_review)
 
+    @property
+    def title(self) -> str:
+        """A short name: "invented_detail vs approved", "psnr bounds", "lost_detail worst images vs approved"."""
+        if self.kind == "cases":
+            return "every case decoded"
+        what = {"baseline": "", "worst_images": " worst images", "bounds": " bounds", "at_least": " at least",
+                "at_most": " at most"}.get(self.kind, f" {self.kind}")
+        return f"{self.metric}{what}" + (f" vs {self.baseline_kind}" if self.baseline_kind else "")
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from qa.gate.checks import Baseline, CheckResult, GateContext, blocking, overall_verdict
-from qa.gate.data import GateError, RunInfo, latest_approved_run, latest_finished_run, load_run
+from qa.gate.data import (
+    GateError,
+    RunInfo,
+    latest_approved_run,
+    latest_finished_run,
+    load_run,
+    run_settings,
+    settings_diff,
+    settings_diff_text,
+)
 from qa.gate.policy import Policy
 from qa.store import Store
 
@@ -61,6 +70,8 @@ class GateOutcome:
     verdict: str
     gate_id: str = ""
     notes: list[str] = field(default_factory=list)
+    #: "degrade_sigma 0.0 -> 0.3" against the first baseline with a run ('' when there is none)
+    settings: str = ""
 
     @property
     def blocks(self) -> bool:
@@ -71,9 +82,13 @@ class GateOutcome:
         out = [f"gate of run {self.run.run_id} ({self.run.decoder}, track {self.run.track}) under "
                f"{self.policy.source or 'policy'} [sha256 {self.policy.sha256()[:12]}]"]
         out += [f"  baseline: {b.describe()}" for b in self.baselines]
+        if self.settings:
+            out.append(f"  settings vs {self.baselines[0].kind}: {self.settings}")
         out += [f"  {'' if n.startswith('warning:') else 'note: '}{n}" for n in self.notes]
         out += [f"  {r.verdict.upper():12s} {r.message}" for r in self.results]
-        out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else ""))
+        failed = [r.title for r in self.results if r.blocks]
+        out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else "")
+                   + (f"; failed: {', '.join(failed)}" if failed else ""))
         return out
 
 
@@ -163,6 +178,17 @@ def gate_notes(run: RunInfo, policy: Policy, baselines: list[Baseline]) -> list[
     return notes
 
 
+def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> tuple[str, list[list[object]]]:
+    """The candidate's decoder settings against the first baseline that has a run of the same decoder:
+    (one line of text, [setting, baseline value, candidate value] rows); ('', []) when there is none."""
+    for b in baselines:
+        if b.run is not None and b.run.decoder == run.decoder and b.run.run_id != run.run_id:
+            mine, theirs = run_settings(store, run.run_id), run_settings(store, b.run.run_id)
+            return (settings_diff_text(mine, theirs, b.kind),
+                    [[k, old, new] for k, old, new in settings_diff(mine, theirs)])
+    return "", []
+
+
 def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline], results: list[CheckResult],
                notes: list[str] | None = None) -> tuple[str, str]:
     """Insert one ``gates`` row for these results; returns (gate_id, verdict).
@@ -180,6 +206,8 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
         "notes": list(notes or []),
         "blocks": blocking(results),
         "policy_source": policy.source,
+        "settings": run_settings(store, run.run_id),
+        "settings_diff": settings_against(store, run, baselines)[1],
     }
     gate_id = f"gate-{uuid.uuid4().hex[:12]}"
     with store.transaction() as con:
@@ -189,11 +217,13 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
     return gate_id, verdict
 
 
-def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "approved") -> GateOutcome:
-    """Decide and store the gate of ``run_id`` (``latest`` allowed) under ``policy``."""
-    run = load_run(store, run_id)
+def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "approved",
+             decoder: str | None = None) -> GateOutcome:
+    """Decide and store the gate of ``run_id`` (``latest``: the latest run of ``decoder``) under ``policy``."""
+    run = load_run(store, run_id, decoder)
     baselines = baselines_for(store, run, policy, baseline)
     notes = gate_notes(run, policy, baselines)
     ctx = evaluate(store, run, policy, baselines)
     gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)
-    return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes)
+    return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes,
+                       settings_against(store, run, baselines)[0])
