@@ -112,7 +112,7 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
             ("changes", "What changed against the approved run", sections.changes_section(data)),
             ("metrics", "Metrics of the latest runs (mean [95% bootstrap interval])",
              sections.set_results_section(data)),
-            ("trends", "Metric trends over time", blocks["trends"][1] + blocks["trends"][0]),
+            ("trends", "Metric trends, run by run (anchored on the approved run)", blocks["trends"][1] + blocks["trends"][0]),
             ("plane", "Perception-distortion plane", blocks["plane"][1] + blocks["plane"][0]),
             ("distributions", "Per-image distributions (latest runs)",
              blocks["distributions"][1] + blocks["distributions"][0]),

@@ -22,19 +22,21 @@ from qa.report.data import ImageRow, ReportData, RunInfo, metric_info
 from qa.report.gates import gate_of_run
 from qa.report.grid import map_kind
 from qa.report.safe import esc, fmt
-from qa.report.thumbs import ImagePool, _decode
+from qa.report.thumbs import IMAGE_BUDGET, ImagePool, _decode, overlay_gain
 
 #: images shown before "show all"
 TOP_N = 8
 #: the zoom shows a window of this fraction of the image side, magnified to ZOOM_PX
 ZOOM_FRACTION = 0.25
 ZOOM_PX = 320
+#: the outputs in the comparison are magnified by an integer factor to about this size
+LIGHTBOX_PX = 360
 
 CSS = """
 .cmp-row{display:flex;gap:6px;align-items:flex-start;margin:6px 0;padding:4px;border-top:1px solid #eee}
 .cmp-row .stack{width:120px;height:120px}.cmp-row .stack .img{width:120px;height:120px}
 .cmp-row .mapbg{background:#111}.cmp-row .cell{width:124px}.cmp-info{min-width:220px;font-size:12px}
-.lightbox{display:none}.lightbox:target{display:block;position:fixed;inset:0;z-index:10;background:rgba(15,20,25,.93);
+.lightbox{display:none}.lightbox:target{display:block;position:fixed;inset:0;z-index:10;background:#0f1419;
 color:#eee;overflow:auto;padding:16px 24px}.lightbox a{color:#9cc3ff}.lb-row{display:flex;gap:18px;flex-wrap:wrap}
 .lb-img{position:relative;background-repeat:no-repeat;image-rendering:pixelated}
 .lb-box{position:absolute;border:2px solid #ffeb3b;box-sizing:border-box}
@@ -114,8 +116,8 @@ def change_map(cand_png: bytes | None, base_png: bytes | None) -> tuple[bytes | 
     return (buf.getvalue() if b is not None else None), (int(x), int(y), side, side)
 
 
-def _thumb(pool: ImagePool, png: bytes | None, label: str, overlay: bool = False) -> str:
-    cls = pool.add(png, overlay=overlay, gain=3.0 if overlay else 1.0)
+def _thumb(pool: ImagePool, png: bytes | None, label: str, overlay: bool = False, gain: float = 1.0) -> str:
+    cls = pool.add(png, overlay=overlay, gain=gain if overlay else 1.0)
     bg = " mapbg" if overlay else ""
     inner = (f'<div class="img {cls}" role="img" aria-label="{esc(label)}"></div>' if cls
              else f'<div class="noimg">{esc(label)}: none stored</div>')
@@ -133,7 +135,7 @@ def _lightbox(pool: ImagePool, anchor: str, case: CaseChange, pngs: dict[str, by
             parts.append(f"<div>{esc(role)}: no image stored</div>")
             continue
         w, h = img.size
-        k = 2  # stored thumbnails are small: show them at 2x, pixelated
+        k = max(2, LIGHTBOX_PX // max(w, h))  # stored thumbnails are small: magnified, pixelated
         sx, sy = w / max(map_size[0], 1), h / max(map_size[1], 1)
         x, y, bw, bh = (round(v) for v in (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy))
         z = ZOOM_PX / max(bw, 1)
@@ -156,7 +158,7 @@ def compare_section(data: ReportData) -> str:
     if not pairs:
         return ("<p class='muted'>no decoder has an approved run other than its latest run: approve a release "
                 "with <code>qa signoff --decision approve</code>, then this compares each candidate with it</p>")
-    pool = ImagePool()
+    pool = ImagePool(budget=IMAGE_BUDGET // 2, prefix="c")  # the grid's pool uses "t"
     parts = []
     for k, (run, approved) in enumerate(pairs):
         ranked, metrics = rank_cases(data, run, approved)
@@ -165,6 +167,8 @@ def compare_section(data: ReportData) -> str:
                      f"<code>{esc(approved.run_id)}</code></h3><p class='muted'>sorted worst first by the largest "
                      f"relative change of {esc(', '.join(metrics) or 'no metric')} (change of goodness / the approved "
                      f"set mean); maps: {esc(kind[4:] if kind else 'none stored')}; click a row to compare</p>")
+        maps = [png for (r, _, kk), png in data.images.items() if kk == kind and r in (run.run_id, approved.run_id)]
+        gain = overlay_gain(maps)  # one scale for both runs' maps and the change, as in the image grid
         rows = []
         for i, case in enumerate(ranked):
             get = data.images.get
@@ -181,8 +185,8 @@ def compare_section(data: ReportData) -> str:
                 f"{esc(fmt(case.approved))} &rarr; {esc(fmt(case.candidate))}<br>relative change "
                 f"{esc(f'{case.score:+.1%}')} (negative = worse)</div></a>"
                 + _thumb(pool, pngs["approved"], "approved output") + _thumb(pool, pngs["candidate"], "candidate output")
-                + _thumb(pool, amap, "approved map", True) + _thumb(pool, cmap, "candidate map", True)
-                + _thumb(pool, delta_png, "change (more in candidate)", True) + "</div>"
+                + _thumb(pool, amap, "approved map", True, gain) + _thumb(pool, cmap, "candidate map", True, gain)
+                + _thumb(pool, delta_png, "change (more in candidate)", True, gain) + "</div>"
                 + _lightbox(pool, anchor, case, pngs, box, size))
         shown, rest = rows[:TOP_N], rows[TOP_N:]
         parts.append("".join(shown))
