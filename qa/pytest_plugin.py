@@ -119,7 +119,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
-    return list(config.stash.get(DESELECTED_KEY, []))
+    lines: list[str] = config.stash.get(DESELECTED_KEY, [])
+    return lines
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -165,11 +166,18 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
 
 
 @pytest.fixture(scope="module")
-def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -> Baseline:
+def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy,
+                record_testsuite_property: Any) -> Baseline:
     """The ``--baseline`` (default ``approved``); its ``run`` is None (with a note) when there is none yet."""
     sess = _session(request.config)
     b = sess.baseline(sess.options.baseline, qa_run)
     sess.note_baseline(qa_run, qa_policy, b)
+    if b.run is not None and qa_run.info is not None and qa_run.store is not None:
+        from qa.gate.evaluate import settings_against
+
+        text, _ = settings_against(qa_run.store, qa_run.info, [b])
+        if text:
+            record_testsuite_property(f"qa.settings_vs_{b.kind}", text)
     return b
 
 

@@ -11,6 +11,7 @@ from qa.gate.evaluate import gate_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.store import Store
 
+
 def run_gate_command(store: Store, run: str = "latest", baseline: str | None = "approved",
                      policy: str | Path | None = None, decoder: str | None = None, fmt: str = "text") -> int:
     """Gate ``run`` (``latest``: the latest run of ``decoder``) against ``baseline`` under ``policy`` (default:

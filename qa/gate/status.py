@@ -82,16 +82,16 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None) -> di
     out["approved_run"] = str(approved[0][0]) if approved else None
     newest = out["runs"][0]
     g = gates.get(newest["run_id"])
-    details: Any = None
+    parsed: Any = None
     if g:
         try:
-            details = json.loads(str(g[5])) if g[5] else None
+            parsed = json.loads(str(g[5])) if g[5] else None
         except json.JSONDecodeError:
-            details = None
+            parsed = None
     mine = run_settings(store, newest["run_id"])
     theirs = run_settings(store, out["approved_run"]) if out["approved_run"] else None
-    latest: dict[str, Any] = {"run_id": newest["run_id"], "gate": newest["gate"], "failed": _failed(details),
-                              "changes": _changes(details), "settings": mine}
+    latest: dict[str, Any] = {"run_id": newest["run_id"], "gate": newest["gate"], "failed": _failed(parsed),
+                              "changes": _changes(parsed), "settings": mine}
     if out["approved_run"] and out["approved_run"] != newest["run_id"]:
         latest["settings_vs_approved"] = settings_diff_text(mine, theirs)
         latest["settings_diff"] = [[k, a, b] for k, a, b in settings_diff(mine, theirs)]

@@ -6,6 +6,7 @@ objects; the checks tests make are collected and stored as one ``gates`` row per
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -285,8 +286,13 @@ class SuiteSession:
 def metric_properties(run: RunHandle) -> list[tuple[str, str]]:
     """(name, value) pairs for JUnit XML: the run and every metric's set value with its interval and n."""
     props = [("qa.decoder", run.decoder), ("qa.run_id", run.run_id or ""), ("qa.reused", str(run.reused))]
-    if not run.ok:
+    if not run.ok or run.store is None or run.run_id is None:
         return props + [("qa.error", run.error)]
+    from qa.gate.data import run_settings
+
+    settings = run_settings(run.store, run.run_id)
+    props.append(("qa.settings", json.dumps(settings, sort_keys=True, default=str) if settings is not None
+                  else "not recorded"))
     for metric, value, lo, hi, n, status in run.set_results():
         props.append((f"qa.metric.{metric}", _num(value) if status == "ok" else status))
         props.append((f"qa.metric.{metric}.ci", f"[{_num(lo)}, {_num(hi)}]"))

@@ -19,8 +19,8 @@ from plotly.offline import get_plotlyjs
 
 from qa import __version__
 from qa.report import charts, sections
-from qa.report.data import ReportData, load, make_selection
 from qa.report.compare import compare_section
+from qa.report.data import ReportData, load, make_selection
 from qa.report.gates import gates_section
 from qa.report.grid import grid_section
 from qa.report.safe import esc, script_json

@@ -162,7 +162,8 @@ def gate_of_run(data: ReportData, run_id: str, track: str = "") -> GateRow | Non
     found = [g for g in data.gates if g.run_id == run_id]
     shipped = data.shipped_policy.get(track)
     under = [g for g in found if shipped and g.policy_sha256 == shipped]
-    return (under or found or [None])[-1]
+    chosen = under or found
+    return chosen[-1] if chosen else None
 
 
 def gates_section(data: ReportData) -> str:

@@ -6,6 +6,7 @@ the shipped upscale policy on invented detail, a candidate identical to the appr
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,12 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
 
     # 2. the candidate with degrade_sigma = 0.3 fails the shipped policy on invented detail
     (pytester.path / "qa.toml").write_text("[decoders.pid]\ndegrade_sigma = 0.3\n")
-    worse = _gate(pytester, db)
+    xml = pytester.path / "worse.xml"
+    worse = _gate(pytester, db, f"--junitxml={xml}")
     (pytester.path / "qa.toml").unlink()
+    props = {p.get("name"): p.get("value") for p in ET.parse(xml).getroot().iter("property")}
+    assert props["qa.settings_vs_approved"] == "degrade_sigma 0.0 -> 0.3"  # what the candidate is, in JUnit
+    assert json.loads(props["qa.settings"])["degrade_sigma"] == 0.3
     got = _outcomes(worse)
     assert worse.ret == pytest.ExitCode.TESTS_FAILED, worse.stdout.str()[-3000:]
     assert got["test_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
