@@ -154,9 +154,13 @@ def _list_registry_decoders() -> list[Any]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from qa.metrics.base import metric_target
     from qa.registries import METRICS
 
     rows = []
+    aliases: dict[str, list[str]] = {}
+    for alias, canonical in METRICS.aliases().items():
+        aliases.setdefault(canonical, []).append(alias)
     for name in METRICS.names():
         try:
             m = METRICS.create(name)
@@ -164,7 +168,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             rows.append([name, "?", "?", "?", "?", "?", f"broken: {exc}"])
             continue
         reason = m.unavailable_reason()
-        rows.append([name, "higher" if m.higher_is_better else "lower", f"[{m.value_range[0]}, {m.value_range[1]}]",
+        shown = name + "".join(f" (alias {a})" for a in sorted(aliases.get(name, [])))
+        rows.append([shown, metric_target(m).label(), f"[{m.value_range[0]}, {m.value_range[1]}]",
                      m.level, ",".join(m.needs) or "-", ",".join(m.weights) or "-",
                      "available" if not reason else f"missing: {reason}"])
     print(_table(rows, ["metric", "better", "range", "level", "needs", "weights", "availability"]))

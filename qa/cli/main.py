@@ -15,7 +15,7 @@ EPILOG = """examples:
   qa run --decoder vae --decoder pid        run decoders over the default reference set, print run ids
   qa run --resume RUN_ID                    finish an interrupted run (only unfinished shards are redone)
   qa score --reference ref/ --candidate out/ --out scores.csv --maps maps/
-  qa gate --run latest --baseline approved  exit 0 pass, 1 fail, 2 error
+  qa gate --run latest --decoder pid       exit 0 pass, 1 fail, 2 error (see qa gate --help)
   qa report --weekly --out reports/weekly.html
   qa decoders | qa metrics | qa weights list
 

@@ -19,7 +19,7 @@ MAX_RUNS = 10
 
 def _gate_text(kind: str, base: str, verdict: str) -> str:
     if not kind or kind == "none":  # decided before any baseline existed: bounds (and decoder baselines) only
-        return f"gate {verdict} (no baseline: bounds only)"
+        return f"gate {verdict} (no approved or run baseline yet: bounds and decoder baselines only)"
     return f"gate {verdict} vs {kind}" + (f" {base}" if base else "")
 
 

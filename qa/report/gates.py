@@ -146,7 +146,7 @@ def _compact(gate: GateRow, decoder: str) -> str:
         return gate_block(gate, decoder)
     when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
     base = f"against {esc(gate.baseline_kind)} <code>{esc(gate.baseline_run_id)}</code>" if gate.baseline_run_id \
-        else "against no baseline (bounds only)"
+        else "against no approved or run baseline (bounds and decoder baselines only)"
     failed = blocking_checks(gate)
     named = (f'<p class="bad-text">failed: {esc(", ".join(check_title(c) for c in failed))}</p>' if failed else "")
     notes = gate.details.get("notes") if isinstance(gate.details, dict) else None
