@@ -12,10 +12,11 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from qa.gate.data import GateError, MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
+from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
-from qa.metrics.base import Target, metric_target, says_not_applicable
+from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
+from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
 
 
@@ -85,41 +86,6 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _fmt(x: float | None, unit: str = "") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if math.isinf(x):
-        return ("+inf" if x > 0 else "-inf") + (f" {unit}" if unit else "")
-    return f"{x:.4g}" + (f" {unit}" if unit else "")
-
-
-def metric_target_unit(metric: str) -> tuple[Target, str]:
-    """(target, unit) from the metric's class in the registry; GateError when it is unknown."""
-    from qa.errors import QAError
-    from qa.registries import METRICS
-
-    try:
-        factory = METRICS.factory(metric)
-    except QAError as exc:
-        raise GateError(f"metric {metric!r} is not registered here (see `qa metrics`)") from exc
-    source: object = factory
-    if not isinstance(factory, type):
-        try:
-            source = factory()
-        except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
-            raise GateError(f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}") from exc
-    return metric_target(source), str(getattr(source, "unit", ""))
-
-
-def direction_problem(metric: str) -> str:
-    """Why the direction of ``metric`` is unknown ('' when it is known)."""
-    try:
-        metric_target_unit(metric)
-    except GateError as exc:
-        return str(exc)
-    return ""
 
 
 class GateContext:
@@ -248,16 +214,16 @@ class GateContext:
         res.candidate_mean, res.candidate_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
         parts, ok = [], True
         if minimum is not None:
-            parts.append(f">= {_fmt(minimum, unit)}")
+            parts.append(f">= {fmt_num(minimum, unit)}")
             ok &= iv.mean >= minimum
             res.bound = minimum
         if maximum is not None:
-            parts.append(f"<= {_fmt(maximum, unit)}")
+            parts.append(f"<= {fmt_num(maximum, unit)}")
             ok &= iv.mean <= maximum
             res.bound = maximum if minimum is None else res.bound
         res.verdict = "pass" if ok else "fail"
         res.message = (f"{metric} ({target.phrase()}): candidate run {self.run.run_id} set mean "
-                       f"{_fmt(iv.mean, unit)} [{iv.confidence:.0%} CI {_fmt(iv.low)}, {_fmt(iv.high)}] over {iv.n} "
+                       f"{fmt_num(iv.mean, unit)} [{iv.confidence:.0%} CI {fmt_num(iv.low)}, {fmt_num(iv.high)}] over {iv.n} "
                        f"images; bound {' and '.join(parts)} -> {res.verdict}")
         return self._emit(res)
 
@@ -351,8 +317,8 @@ class GateContext:
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
-            iv = unpaired_interval(_goodness_interval(cand.set_value, target),
-                                   _goodness_interval(base.set_value, target), True, self.policy.confidence)
+            iv = unpaired_interval(goodness_interval(cand.set_value, target),
+                                   goodness_interval(base.set_value, target), True, self.policy.confidence)
             res.baseline_mean = base.set_value[0]
             base_goodness = target.goodness(base.set_value[0])
             how = "set values, unpaired (interval from both runs' intervals)"
@@ -367,10 +333,10 @@ class GateContext:
                                                                         else "; the policy does not allow review")}
         res.message = (
             f"{metric} ({target.phrase()}): candidate run {self.run.run_id} mean "
-            f"{_fmt(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
-            f"{_fmt(res.baseline_mean, unit)}; difference (positive = better) {_fmt(iv.mean, unit)}, "
-            f"{iv.confidence:.0%} CI [{_fmt(iv.low)}, {_fmt(iv.high)}] {how}; margin {_fmt(margin, unit)}"
-            f"{_margin_origin(rule, baseline.is_decoder)} -> {res.verdict}: {explain[res.verdict]}"
+            f"{fmt_num(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
+            f"{fmt_num(res.baseline_mean, unit)}; difference (positive = better) {fmt_num(iv.mean, unit)}, "
+            f"{iv.confidence:.0%} CI [{fmt_num(iv.low)}, {fmt_num(iv.high)}] {how}; margin {fmt_num(margin, unit)}"
+            f"{margin_origin(rule, baseline.is_decoder)} -> {res.verdict}: {explain[res.verdict]}"
             + "".join(f" (note: {n})" for n in res.notes if "candidate run itself" in n)
         )
         return self._emit(res)
@@ -405,28 +371,6 @@ class GateContext:
                        f"{baseline.kind} run {baseline.run.run_id} over {len(c)} paired images: {judged.text(unit)} "
                        f"-> {judged.verdict}")
         return self._emit(res)
-
-
-def _goodness_interval(value: tuple[float, float, float], target: Target) -> tuple[float, float, float]:
-    """A set value (value, low, high) mapped to goodness (higher = better), as an interval (value, low, high)."""
-    v, lo, hi = value
-    ends = [target.goodness(x) for x in (lo, hi) if not math.isnan(x)]
-    g = target.goodness(v)
-    if not ends:
-        return g, math.nan, math.nan
-    best = 0.0 if target.kind == "value" and lo <= (target.value or 0.0) <= hi else max(ends)
-    return g, min(ends), best
-
-
-def _margin_origin(rule: MetricRule, decoder: bool) -> str:
-    """How the margin came about, e.g. " (max of 0.001 and 5% of the baseline)"."""
-    absolute, relative = ((rule.decoder_margin, rule.decoder_relative_margin) if decoder
-                          else (rule.margin, rule.relative_margin))
-    if relative is None:
-        return ""
-    if absolute is None:
-        return f" ({relative:.0%} of the baseline)"
-    return f" (the larger of {_fmt(absolute)} and {relative:.0%} of the baseline)"
 
 
 def overall_verdict(results: list[CheckResult]) -> str:
