@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RECORDED_KEY] = set()
     config.addinivalue_line("markers", "qa_check(kind): parametrize qa_metric over the policy's metrics that the "
                             "check kind applies to: bounds, baseline, decoder_baseline or worst_images")
+    config.addinivalue_line("markers", "qa_no_metric: a qa check no metric of the policy asks for (deselected)")
 
 
 def _session(config: pytest.Config) -> SuiteSession:
