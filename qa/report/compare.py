@@ -76,7 +76,8 @@ def gated_metrics(data: ReportData, run: RunInfo) -> list[str]:
 def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[CaseChange], list[str]]:
     """Every paired image, worst first, and the metrics it was ranked by."""
     cand, base = _means(data.image_rows, run.run_id), _means(data.approved_rows, approved.run_id)
-    metrics = gated_metrics(data, run) or sorted({m for (_, m) in cand} & {m for (_, m) in base} - {"case"})
+    both = {m for (_, m) in cand} & {m for (_, m) in base} - {"case"}
+    metrics = [m for m in gated_metrics(data, run) if m in both] or sorted(both)
     targets = {m: t for m in metrics if (t := metric_info(m).target) is not None and t.has_direction}
     scale = {}
     for m, t in targets.items():

@@ -79,7 +79,7 @@ def test_targets_and_aliases() -> None:
     assert "lpips" not in METRICS.names()
 
 
-def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, capsys) -> None:  # noqa: ANN001
+def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, capsys) -> None:  # noqa: ANN001, F811
     runs = world["runs"]
     record_signoff(store, runs["bicubic2"], "ana", "approve", "")
     # the approved run gated against itself: passes, but warns that the comparison cannot fail
