@@ -3,7 +3,11 @@
 Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--db``, ``--seeds``, ``--policy``.
 Fixtures: ``qa_run`` (the candidate run, run now or reused), ``qa_baseline`` (from ``--baseline``),
 ``qa_decoder_baseline`` (the policy's decoder baseline), ``qa_policy``, ``gate`` and ``qa_metric`` (parametrized
-over the policy's metrics). A suite module names its policy file in ``QA_POLICY`` (relative to the module).
+over the policy's metrics that the test's check applies to). A suite module names its policy file in
+``QA_POLICY`` (relative to the module); a test marked ``@pytest.mark.qa_check("bounds" | "baseline" |
+"decoder_baseline" | "worst_images")`` runs for the metrics :func:`qa.gate.evaluate.metrics_for` names (the ones
+``qa gate`` checks), other tests for every metric of the policy. With ``--decoder``, the suites of other tracks
+and the tests of a check the policy asks of no metric are deselected (one summary line says why), not skipped.
 Every metric's set value and interval goes into the JUnit XML; gate verdicts go into the ``gates`` table.
 """
 
@@ -21,6 +25,7 @@ if TYPE_CHECKING:  # the gate package imports torch; load it only when a suite n
 
 SESSION_KEY = pytest.StashKey["SuiteSession"]()
 RECORDED_KEY = pytest.StashKey[set[str]]()
+DESELECTED_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[RECORDED_KEY] = set()
+    config.addinivalue_line("markers", "qa_check(kind): parametrize qa_metric over the policy's metrics that the "
+                            "check kind applies to: bounds, baseline, decoder_baseline or worst_images")
+    config.addinivalue_line("markers", "qa_no_metric: a qa check no metric of the policy asks for (deselected)")
 
 
 def _session(config: pytest.Config) -> SuiteSession:
@@ -64,9 +72,56 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ids: list[str] = []
     if config.getoption("--policy") or module_policy or config.getoption("--decoder"):
         policy = _session(config).policy_for(module_policy)
-        names = policy.metric_names()
+        marker = metafunc.definition.get_closest_marker("qa_check")
+        if marker is not None:
+            from qa.gate.evaluate import metrics_for
+
+            names = metrics_for(policy, str(marker.args[0]))
+        else:
+            names = policy.metric_names()
         ids = [f"{policy.rule(n).group}:{n}" for n in names]
+    if not names:  # deselected in pytest_collection_modifyitems, not skipped
+        metafunc.parametrize("qa_metric", [pytest.param(None, marks=pytest.mark.qa_no_metric)], ids=["none"])
+        return
     metafunc.parametrize("qa_metric", names, ids=ids)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--decoder``: deselect the suites of other tracks and the tests whose check no metric has."""
+    if not config.getoption("--decoder"):
+        return
+    keep: list[pytest.Item] = []
+    gone: list[pytest.Item] = []
+    why: dict[str, str] = {}
+    track = ""
+    try:
+        track = _session(config).decoder_track()
+    except Exception:  # noqa: BLE001 - an unknown decoder: every test runs and fails with the reason
+        track = ""
+    for item in items:
+        module = getattr(item, "module", None)
+        path = _module_policy_path(module) if module is not None else None
+        if item.get_closest_marker("qa_no_metric") is not None:
+            gone.append(item)
+            why.setdefault(f"{item.nodeid.split('[')[0]}", "the policy asks this check of no metric")
+            continue
+        if track and path is not None:
+            policy = _session(config).policy_for(path)
+            if policy.track != track:
+                gone.append(item)
+                why.setdefault(str(item.path.name), f"decoder {config.getoption('--decoder')!r} serves the {track} "
+                               f"track; this suite gates {policy.track}")
+                continue
+        keep.append(item)
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = keep
+        config.stash[DESELECTED_KEY] = [f"deselected {where}: {reason}" for where, reason in why.items()]
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    lines: list[str] = config.stash.get(DESELECTED_KEY, [])
+    return lines
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -112,11 +167,18 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
 
 
 @pytest.fixture(scope="module")
-def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -> Baseline:
+def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy,
+                record_testsuite_property: Any) -> Baseline:
     """The ``--baseline`` (default ``approved``); its ``run`` is None (with a note) when there is none yet."""
     sess = _session(request.config)
     b = sess.baseline(sess.options.baseline, qa_run)
     sess.note_baseline(qa_run, qa_policy, b)
+    if b.run is not None and qa_run.info is not None and qa_run.store is not None:
+        from qa.gate.evaluate import settings_against
+
+        text, _ = settings_against(qa_run.store, qa_run.info, [b])
+        if text:
+            record_testsuite_property(f"qa.settings_vs_{b.kind}", text)
     return b
 
 
@@ -126,16 +188,10 @@ def qa_decoder_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_po
     name = qa_policy.baseline_decoder
     if not name:
         pytest.skip(f"policy {qa_policy.source} names no baseline_decoder")
-    if name == qa_run.decoder:
-        pytest.skip(f"the candidate is the policy's baseline decoder {name!r}")
-    from qa.gate.demo import decoder_scale
-
-    mine, theirs = decoder_scale(qa_run.decoder), decoder_scale(name)
-    if mine != theirs:
-        pytest.skip(f"baseline decoder {name!r} upscales x{theirs} and {qa_run.decoder!r} x{mine}: their inputs "
-                    f"differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same scale")
     sess = _session(request.config)
-    b = sess.baseline(f"decoder:{name}", qa_run)
+    b = sess.decoder_baseline(qa_run, qa_policy)  # the same resolution as `qa gate`; an unfair one skips checks
+    if b is None:
+        pytest.skip(f"the candidate is the policy's baseline decoder {name!r}")
     sess.note_baseline(qa_run, qa_policy, b)
     return b
 

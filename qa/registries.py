@@ -59,3 +59,5 @@ for _name, _target in _BUILTIN_DECODERS.items():
     DECODERS.register(_name, _target)
 for _name, _target in _BUILTIN_METRICS.items():
     METRICS.register(_name, _target)
+#: names users type for a metric registered under a more specific name
+METRICS.alias("lpips", "lpips_alex")

@@ -25,6 +25,22 @@ class Registry(Generic[T]):
         self.group = group
         self._targets: dict[str, str | Callable[..., T]] = {}
         self._loaded_entry_points = False
+        self._aliases: dict[str, str] = {}
+
+    def alias(self, alias: str, name: str) -> None:
+        """Let ``alias`` (a name users type, e.g. ``lpips``) stand for the registered ``name`` (``lpips_alex``).
+        Aliases resolve in :meth:`factory` and ``in``; :meth:`names` lists canonical names only."""
+        if alias in self._targets:
+            raise QAError(f"{self.kind} alias {alias!r} is already a registered name", "pick another alias")
+        self._aliases[alias] = name
+
+    def canonical(self, name: str) -> str:
+        """``name`` with an alias resolved (unknown names come back unchanged)."""
+        return name if name in self._targets else self._aliases.get(name, name)
+
+    def aliases(self) -> dict[str, str]:
+        """alias -> canonical name."""
+        return dict(self._aliases)
 
     def register(self, name: str, target: str | Callable[..., T]) -> None:
         """Register ``target`` (a ``"module:attr"`` string or a callable returning a ``T``) under ``name``."""
@@ -47,7 +63,7 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         self._ensure_entry_points()
-        return name in self._targets
+        return name in self._targets or name in self._aliases
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -55,6 +71,7 @@ class Registry(Generic[T]):
     def factory(self, name: str) -> Callable[..., T]:
         """The callable registered as ``name``; raises :class:`UnknownNameError` with suggestions."""
         self._ensure_entry_points()
+        name = self.canonical(name)
         if name not in self._targets:
             close = difflib.get_close_matches(name, list(self._targets), n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None

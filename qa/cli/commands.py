@@ -91,7 +91,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     gate = _need("qa.gate.cli", "qa gate")
-    return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy))
+    return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy,
+                                     decoder=args.decoder, fmt=args.fmt))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -131,18 +132,21 @@ def cmd_signoff(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args)
+    fmt = getattr(args, "fmt", "text")
+    report = getattr(args, "report", None)
     sql = ("select run_id, decoder, backend, status, started_at, n_cases from runs "
            + ("where decoder = ? " if args.decoder else "") + "order by started_at desc limit 30")
     rows = store.query(sql, [args.decoder] if args.decoder else [])
-    if not rows:
+    if not rows and fmt == "text":
         print("no runs" + (f" of decoder {args.decoder!r}" if args.decoder else ""))
         return 0
-    print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
+    if fmt == "text":
+        print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
     try:
-        signoff = importlib.import_module("qa.gate.status")
+        status = importlib.import_module("qa.gate.status")
     except ImportError:
         return 0
-    print(signoff.status_text(store, args.decoder))
+    print(status.status_output(store, args.decoder, fmt, report))
     return 0
 
 
@@ -170,9 +174,13 @@ def _list_registry_decoders() -> list[Any]:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from qa.metrics.base import metric_target
     from qa.registries import METRICS
 
     rows = []
+    aliases: dict[str, list[str]] = {}
+    for alias, canonical in METRICS.aliases().items():
+        aliases.setdefault(canonical, []).append(alias)
     for name in METRICS.names():
         try:
             m = METRICS.create(name)
@@ -180,7 +188,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             rows.append([name, "?", "?", "?", "?", "?", f"broken: {exc}"])
             continue
         reason = m.unavailable_reason()
-        rows.append([name, "higher" if m.higher_is_better else "lower", f"[{m.value_range[0]}, {m.value_range[1]}]",
+        shown = name + "".join(f" (alias {a})" for a in sorted(aliases.get(name, [])))
+        rows.append([shown, metric_target(m).label(), f"[{m.value_range[0]}, {m.value_range[1]}]",
                      m.level, ",".join(m.needs) or "-", ",".join(m.weights) or "-",
                      "available" if not reason else f"missing: {reason}"])
     print(_table(rows, ["metric", "better", "range", "level", "needs", "weights", "availability"]))

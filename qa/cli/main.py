@@ -15,11 +15,23 @@ EPILOG = """examples:
   qa run --decoder vae --decoder pid        run decoders over the default reference set, print run ids
   qa run --resume RUN_ID                    finish an interrupted run (only unfinished shards are redone)
   qa score --reference ref/ --candidate out/ --out scores.csv --maps maps/
-  qa gate --run latest --baseline approved  exit 0 pass, 1 fail, 2 error
+  qa gate --run latest --decoder pid       exit 0 pass, 1 fail, 2 error (see qa gate --help)
   qa report --weekly --out reports/weekly.html
   qa decoders | qa metrics | qa weights list
 
 The database defaults to reports/qa.duckdb ($QA_DB overrides it; --db wins over both)."""
+
+
+GATE_EPILOG = """exit status:
+  0  nothing blocks the release (pass, or needs-review that the policy allows)
+  1  the release is blocked (a check failed, or needs review the policy does not allow)
+  2  the gate could not be decided (no such run, ambiguous --run latest, bad baseline or policy)
+
+examples:
+  qa gate --run latest --decoder pid                     the latest pid run against the approved one
+  qa gate --run RUN_ID --baseline decoder:bicubic        against another decoder's run on the same set
+  qa gate --decoder pid --format markdown >> "$GITHUB_STEP_SUMMARY"
+"""
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -72,10 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all per-image metrics)")
     p.add_argument("--encoder", default=None, help="encoder for latent consistency, e.g. area-x4")
 
-    p = sub.add_parser("gate", help="judge a run against a baseline under a policy (exit 0 pass, 1 fail, 2 error)")
-    p.add_argument("--run", default="latest", help="run id or 'latest' (default %(default)s)")
+    p = sub.add_parser("gate", help="judge a run against a baseline under a policy (exit 0 pass, 1 fail, 2 error)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Runs the checks `pytest suites/ --decoder=NAME` runs, on numbers already in the "
+                       "store (it decodes nothing), prints them and stores the verdict in the gates table.",
+                       epilog=GATE_EPILOG)
+    p.add_argument("--run", default="latest", help="run id, or 'latest' = the latest run of --decoder (default %(default)s)")
+    p.add_argument("--decoder", default=None, metavar="NAME",
+                   help="scope 'latest' to this decoder (needed when the store has runs of several decoders)")
     p.add_argument("--baseline", default="approved", help="run id, 'approved', or 'decoder:NAME' (default %(default)s)")
     p.add_argument("--policy", type=Path, default=None, help="policy file (default: the suite's for the run's track)")
+    p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
+                   help="output: text (default), json, or markdown (for CI job summaries)")
     _add_db(p)
 
     p = sub.add_parser("report", help="write a self-contained HTML report from the store")
@@ -113,8 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge the approval by this policy's gates instead of the track's shipped policy (signed)")
     _add_db(p)
 
-    p = sub.add_parser("status", help="runs, gates and sign-offs of a decoder")
+    p = sub.add_parser("status", help="runs, gates and sign-offs of a decoder",
+                       description="Runs of a decoder with their latest gate, sign-offs and the approved run; for "
+                       "the newest run: its failed checks, its settings against the approved run, and a report link.")
     p.add_argument("decoder", nargs="?", default=None)
+    p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
+                   help="output: text (default), json, or markdown (for CI job summaries)")
+    p.add_argument("--report", type=Path, default=Path("reports/report.html"),
+                   help="the report file to link to (default %(default)s)")
     _add_db(p)
 
     sub.add_parser("decoders", help="list decoders: track, inputs, stochastic, scale, backend, availability")

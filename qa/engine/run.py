@@ -150,6 +150,7 @@ class RunEngine:
         cfg = asdict(config) | {"seeds": seeds, "shards": _shards(case_ids, config.shard_size),
                                 "metrics": [m.name for m in metrics], "host": socket.gethostname(),
                                 "metric_versions": {m.name: m.version for m in metrics},
+                                "decoder_settings": fields["settings"],
                                 "base_identity_sha256": base_identity_sha256(fields)}
         with self.store.transaction() as con:
             con.execute(

@@ -12,10 +12,11 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from qa.gate.data import GateError, MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
+from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
-from qa.metrics.base import says_not_applicable
+from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
+from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
 
 
@@ -29,6 +30,8 @@ class Baseline:
     kind: str
     run: RunInfo | None = None
     note: str = ""
+    #: why comparing with this baseline would be unfair (e.g. another upscale factor): checks skip with it
+    inapplicable: str = ""
 
     @property
     def run_id(self) -> str | None:
@@ -39,6 +42,8 @@ class Baseline:
         return self.kind.startswith("decoder:")
 
     def describe(self) -> str:
+        if self.inapplicable:
+            return f"{self.kind} (does not apply: {self.inapplicable})"
         return f"{self.kind} (run {self.run.run_id})" if self.run else f"{self.kind} (none: {self.note})"
 
 
@@ -47,7 +52,7 @@ class CheckResult:
     """The outcome of one check. Values in the metric's units; differences signed so positive = better."""
 
     metric: str
-    kind: str  # cases | bounds | at_least | at_most | baseline
+    kind: str  # cases | bounds | at_least | at_most | baseline | worst_images
     verdict: str  # pass | fail | needs-review | skipped
     message: str
     required: bool = True
@@ -70,43 +75,17 @@ class CheckResult:
         """Whether this result fails a release (a fail, or needs-review the policy does not allow)."""
         return self.verdict == "fail" or (self.verdict == "needs-review" and not self.allow_review)
 
+    @property
+    def title(self) -> str:
+        """A short name: "invented_detail vs approved", "psnr bounds", "lost_detail worst images vs approved"."""
+        if self.kind == "cases":
+            return "every case decoded"
+        what = {"baseline": "", "worst_images": " worst images", "bounds": " bounds", "at_least": " at least",
+                "at_most": " at most"}.get(self.kind, f" {self.kind}")
+        return f"{self.metric}{what}" + (f" vs {self.baseline_kind}" if self.baseline_kind else "")
+
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _fmt(x: float | None, unit: str = "") -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if math.isinf(x):
-        return ("+inf" if x > 0 else "-inf") + (f" {unit}" if unit else "")
-    return f"{x:.4g}" + (f" {unit}" if unit else "")
-
-
-def metric_direction(metric: str) -> tuple[bool, str]:
-    """(higher_is_better, unit) from the metric's class in the registry; GateError when it is unknown."""
-    from qa.errors import QAError
-    from qa.registries import METRICS
-
-    try:
-        factory = METRICS.factory(metric)
-    except QAError as exc:
-        raise GateError(f"metric {metric!r} is not registered here (see `qa metrics`)") from exc
-    source: object = factory
-    if not isinstance(factory, type):
-        try:
-            source = factory()
-        except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
-            raise GateError(f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}") from exc
-    return bool(getattr(source, "higher_is_better", True)), str(getattr(source, "unit", ""))
-
-
-def direction_problem(metric: str) -> str:
-    """Why the direction of ``metric`` is unknown ('' when it is known)."""
-    try:
-        metric_direction(metric)
-    except GateError as exc:
-        return str(exc)
-    return ""
 
 
 class GateContext:
@@ -230,91 +209,167 @@ class GateContext:
         reason = self._unavailable(metric)
         if reason:
             return self._closed(res, reason, rule)
-        hib, unit = metric_direction(metric)
+        target, unit = metric_target_unit(metric)
         iv = self.candidate_interval(metric)
         res.candidate_mean, res.candidate_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
         parts, ok = [], True
         if minimum is not None:
-            parts.append(f">= {_fmt(minimum, unit)}")
+            parts.append(f">= {fmt_num(minimum, unit)}")
             ok &= iv.mean >= minimum
             res.bound = minimum
         if maximum is not None:
-            parts.append(f"<= {_fmt(maximum, unit)}")
+            parts.append(f"<= {fmt_num(maximum, unit)}")
             ok &= iv.mean <= maximum
             res.bound = maximum if minimum is None else res.bound
         res.verdict = "pass" if ok else "fail"
-        res.message = (f"{metric} ({'higher' if hib else 'lower'} is better): candidate run {self.run.run_id} set mean "
-                       f"{_fmt(iv.mean, unit)} [{iv.confidence:.0%} CI {_fmt(iv.low)}, {_fmt(iv.high)}] over {iv.n} "
+        res.message = (f"{metric} ({target.phrase()}): candidate run {self.run.run_id} set mean "
+                       f"{fmt_num(iv.mean, unit)} [{iv.confidence:.0%} CI {fmt_num(iv.low)}, {fmt_num(iv.high)}] over {iv.n} "
                        f"images; bound {' and '.join(parts)} -> {res.verdict}")
         return self._emit(res)
 
-    def against(self, metric: str, baseline: Baseline, margin: float | None = None) -> CheckResult:
-        """Paired comparison with ``baseline``: the interval of the mean difference against ``-margin``."""
+    def _baseline_gate(self, metric: str, baseline: Baseline, kind: str, has_rule: bool, which: str
+                       ) -> tuple[CheckResult, str]:
+        """A result for a check against ``baseline`` and, when the check cannot go on, why ('' when it can).
+        Skips and fail-closed outcomes are already emitted when the reason is returned."""
         rule = self.policy.rule(metric)
-        if margin is None:
-            margin = rule.decoder_margin if baseline.is_decoder else rule.margin
-        res = CheckResult(metric=metric, kind="baseline", verdict="pass", message="", required=rule.required,
+        res = CheckResult(metric=metric, kind=kind, verdict="pass", message="", required=rule.required,
                           allow_review=rule.allow_review, baseline_kind=baseline.kind,
-                          baseline_run_id=baseline.run_id, margin=margin)
-        which = "decoder_margin" if baseline.is_decoder else "margin"
-        if margin is None:
+                          baseline_run_id=baseline.run_id)
+        if not has_rule:
+            res.verdict, res.message = "skipped", f"{metric}: the policy sets no {which} against {baseline.kind} baselines"
+            return self._emit(res), "skipped"
+        if baseline.inapplicable:
             res.verdict = "skipped"
-            res.message = f"{metric}: the policy sets no {which} against {baseline.kind} baselines"
-            return self._emit(res)
-        if margin < 0 or math.isnan(margin):
-            raise ValueError(f"margin for {metric} must be >= 0 (metric units), got {margin}")
+            res.message = f"{metric} [{kind}]: baseline {baseline.kind} does not apply: {baseline.inapplicable}"
+            return self._emit(res), "skipped"
         if baseline.run is None:
             res.message = f"{metric}: no baseline to compare with: {baseline.note}"
             if baseline.kind == "approved":  # no approved run yet: bounds and decoder baselines still apply
                 res.verdict = "skipped"
                 res.notes.append("no approved run")
-                return self._emit(res)
-            return self._closed(res, f"no baseline run: {baseline.note}", rule)
+                return self._emit(res), "skipped"
+            return self._closed(res, f"no baseline run: {baseline.note}", rule), "closed"
         reason = self._unavailable(metric)
         if reason:
-            return self._closed(res, reason, rule)
-        hib, unit = metric_direction(metric)
+            return self._closed(res, reason, rule), "closed"
+        target, _ = metric_target_unit(metric)
+        if not target.has_direction:
+            res.verdict = "skipped"
+            res.message = f"{metric} [{kind}]: the metric has no direction (target none): only its bounds are gated"
+            return self._emit(res), "skipped"
+        if self.run.run_id == baseline.run.run_id:
+            res.notes.append(f"the baseline is the candidate run itself ({baseline.run.run_id}): "
+                             "this comparison cannot fail")
+        return res, ""
+
+    def _paired(self, res: CheckResult, metric: str, baseline: RunInfo, target: Target
+                ) -> tuple[dict[str, float], dict[str, float], str]:
+        """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired."""
         cand = self.data(self.run.run_id, metric)
-        base = self.data(baseline.run.run_id, metric)
+        base = self.data(baseline.run_id, metric)
+        lost = sorted(set(base.per_case) - set(cand.per_case))
+        if lost:  # the baseline scored these cases and the candidate did not: counts against it
+            return {}, {}, (f"cases {', '.join(lost[:5])} have {metric} values in baseline run {baseline.run_id} "
+                            f"but not in the candidate")
+        keys = sorted(set(cand.per_case) & set(base.per_case))
+        if not keys:
+            why = "; ".join(sorted(base.problems.values())[:2]) or "it has no values"
+            return {}, {}, f"baseline run {baseline.run_id} has no {metric} value for any candidate case ({why})"
+        if base.problems:
+            res.notes.append(f"{len(base.problems)} baseline cases without {metric} values were left out")
+        return ({k: target.goodness(cand.per_case[k]) for k in keys},
+                {k: target.goodness(base.per_case[k]) for k in keys}, "")
+
+    def against(self, metric: str, baseline: Baseline, margin: float | None = None) -> CheckResult:
+        """Paired comparison with ``baseline``: the interval of the mean difference against ``-margin``.
+
+        ``margin`` (metric units) replaces the policy's; by default the policy's ``margin``/``relative_margin``
+        (``decoder_*`` against a decoder baseline) give it: the larger of the absolute margin and the relative
+        margin times the baseline's mean (its distance from the target, for a metric with a target value).
+        """
+        rule = self.policy.rule(metric)
+        which = "decoder_margin" if baseline.is_decoder else "margin"
+        if margin is not None and (margin < 0 or math.isnan(margin)):
+            raise ValueError(f"margin for {metric} must be >= 0 (metric units), got {margin}")
+        res, stop = self._baseline_gate(metric, baseline, "baseline",
+                                        margin is not None or rule.compares(baseline.is_decoder), which)
+        if stop or baseline.run is None:
+            return res
+        target, unit = metric_target_unit(metric)
+        cand = self.data(self.run.run_id, metric)
         cand_iv = self.candidate_interval(metric)
         res.candidate_mean, res.candidate_ci = cand_iv.mean, (cand_iv.low, cand_iv.high)
-        if cand.per_case:
-            lost = sorted(set(base.per_case) - set(cand.per_case))
-            if lost:  # the baseline scored these cases and the candidate did not: counts against it
-                return self._closed(res, f"cases {', '.join(lost[:5])} have {metric} values in baseline run "
-                                         f"{baseline.run.run_id} but not in the candidate", rule)
-            diffs, keys = paired_differences(cand.per_case, base.per_case, hib)
-            if not keys:
-                why = "; ".join(sorted(base.problems.values())[:2]) or "it has no values"
-                return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} value for any "
-                                         f"candidate case ({why})", rule)
-            if base.problems:
-                res.notes.append(f"{len(base.problems)} baseline cases without {metric} values were left out")
-            iv = bootstrap_interval(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
-            import numpy as np
+        import numpy as np
 
-            res.baseline_mean = float(np.mean([base.per_case[k] for k in keys]))
+        if cand.per_case:
+            c, b, why = self._paired(res, metric, baseline.run, target)
+            if why:
+                return self._closed(res, why, self.policy.rule(metric))
+            keys = sorted(c)
+            diffs, _ = paired_differences(c, b, True)
+            iv = bootstrap_interval(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
+            base_vals = self.data(baseline.run.run_id, metric).per_case
+            res.baseline_mean = float(np.mean([base_vals[k] for k in keys]))
+            base_goodness = float(np.mean([b[k] for k in keys]))
             how = f"over {len(keys)} paired images"
         else:
+            base = self.data(baseline.run.run_id, metric)
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
-            iv = unpaired_interval(cand.set_value, base.set_value, hib, self.policy.confidence)
+            iv = unpaired_interval(goodness_interval(cand.set_value, target),
+                                   goodness_interval(base.set_value, target), True, self.policy.confidence)
             res.baseline_mean = base.set_value[0]
+            base_goodness = target.goodness(base.set_value[0])
             how = "set values, unpaired (interval from both runs' intervals)"
+        if margin is None:
+            margin = rule.allowed_loss(base_goodness, baseline.is_decoder)
+        res.margin = margin
         res.diff_mean, res.diff_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
-        res.verdict = paired_verdict(iv, margin)
+        res.verdict = paired_verdict(iv, float(margin or 0.0))
         explain = {"pass": "the interval clears -margin",
                    "fail": "clearly worse: the whole interval is below -margin",
                    "needs-review": "the interval straddles -margin" + (" (policy allows review)" if rule.allow_review
                                                                         else "; the policy does not allow review")}
         res.message = (
-            f"{metric} ({'higher' if hib else 'lower'} is better): candidate run {self.run.run_id} mean "
-            f"{_fmt(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
-            f"{_fmt(res.baseline_mean, unit)}; difference (positive = better) {_fmt(iv.mean, unit)}, "
-            f"{iv.confidence:.0%} CI [{_fmt(iv.low)}, {_fmt(iv.high)}] {how}; margin {_fmt(margin, unit)} "
-            f"-> {res.verdict}: {explain[res.verdict]}"
+            f"{metric} ({target.phrase()}): candidate run {self.run.run_id} mean "
+            f"{fmt_num(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
+            f"{fmt_num(res.baseline_mean, unit)}; difference (positive = better) {fmt_num(iv.mean, unit)}, "
+            f"{iv.confidence:.0%} CI [{fmt_num(iv.low)}, {fmt_num(iv.high)}] {how}; margin {fmt_num(margin, unit)}"
+            f"{margin_origin(rule, baseline.is_decoder)} -> {res.verdict}: {explain[res.verdict]}"
+            + "".join(f" (note: {n})" for n in res.notes if "candidate run itself" in n)
         )
+        return self._emit(res)
+
+    def worst_images(self, metric: str, baseline: Baseline) -> CheckResult:
+        """The worst images against a run baseline (no interval; a plain rule on the paired images):
+
+        * no image may be worse than in the baseline by more than ``image_margin`` + ``image_relative_margin``
+          x its baseline value (its distance from the target, for a target value), and
+        * the policy's ``tail_quantile`` of the per-image values may not be worse than the baseline's by more
+          than the metric's margin (``margin``/``relative_margin`` of that quantile).
+        """
+        from qa.gate.worst import judge_worst_images
+
+        rule = self.policy.rule(metric)
+        res, stop = self._baseline_gate(metric, baseline, "worst_images", rule.checks_worst_images(),
+                                        "image_relative_margin/tail_quantile")
+        if stop or baseline.run is None:
+            return res
+        target, unit = metric_target_unit(metric)
+        c, b, why = self._paired(res, metric, baseline.run, target)
+        if not self.data(self.run.run_id, metric).per_case:
+            why = f"{metric} has no per-image values (a set metric): the worst-images rule does not apply"
+            res.verdict, res.message = "skipped", f"{metric} [worst_images]: {why}"
+            return self._emit(res)
+        if why:
+            return self._closed(res, why, rule)
+        judged = judge_worst_images(c, b, rule, target)
+        res.verdict, res.n, res.margin = judged.verdict, len(c), judged.margin
+        res.diff_mean = judged.worst_loss
+        res.message = (f"{metric} ({target.phrase()}) worst images, candidate run {self.run.run_id} vs baseline "
+                       f"{baseline.kind} run {baseline.run.run_id} over {len(c)} paired images: {judged.text(unit)} "
+                       f"-> {judged.verdict}")
         return self._emit(res)
 
 

@@ -44,15 +44,31 @@ def _run_info(row: tuple[object, ...]) -> RunInfo:
                    str(row[7] or ""), str(row[8] or ""), row[9], str(row[10] or ""))
 
 
-def load_run(store: Store, run_id: str) -> RunInfo:
-    """The run ``run_id``; ``latest`` = the most recently started run. Raises :class:`GateError` if absent."""
+def load_run(store: Store, run_id: str, decoder: str | None = None) -> RunInfo:
+    """The run ``run_id``; ``latest`` = the most recently started run of ``decoder`` (of any decoder when None:
+    then an error when the store holds runs of several decoders, since "latest" would be whichever ran last).
+    A run id of another decoder than ``decoder`` is an error too. Raises :class:`GateError`."""
+    if run_id == "latest" and decoder:
+        rows = store.query(f"select {_RUN_COLS} from runs where decoder = ? order by started_at desc limit 1",
+                           [decoder])
+        if not rows:
+            raise GateError(f"no run of decoder {decoder!r} in {store.path}", "list runs with `qa status`")
+        return _run_info(rows[0])
     if run_id == "latest":
+        names = [str(r[0]) for r in store.query("select distinct decoder from runs order by 1")]
+        if len(names) > 1:
+            raise GateError(f"--run latest is ambiguous: {store.path} holds runs of {len(names)} decoders "
+                            f"({', '.join(names)})", "pass --decoder NAME (the latest run of that decoder)")
         rows = store.query(f"select {_RUN_COLS} from runs order by started_at desc limit 1")
     else:
         rows = store.query(f"select {_RUN_COLS} from runs where run_id = ?", [run_id])
     if not rows:
         raise GateError(f"no run {run_id!r} in {store.path}", "list runs with `qa status`, or check --db")
-    return _run_info(rows[0])
+    info = _run_info(rows[0])
+    if decoder and info.decoder != decoder:
+        raise GateError(f"run {run_id} is a run of decoder {info.decoder!r}, not {decoder!r}",
+                        "drop --decoder, or pass a run of that decoder")
+    return info
 
 
 def latest_finished_run(store: Store, decoder: str, reference_set_sha256: str,
@@ -171,3 +187,39 @@ def set_summary(store: Store, run_id: str) -> list[tuple[str, float | None, floa
 
 def _opt(x: object) -> float | None:
     return None if x is None else float(x)  # type: ignore[arg-type]
+
+
+def run_settings(store: Store, run_id: str) -> dict[str, object] | None:
+    """The decoder settings a run was made with (``config_json.decoder_settings``: degrade_sigma, steps, paths;
+    the values that enter the run's identity), or None for a run stored before qa recorded them."""
+    rows = store.query("select config_json from runs where run_id = ?", [run_id])
+    if not rows or not rows[0][0]:
+        return None
+    try:
+        cfg = json.loads(str(rows[0][0]))
+    except json.JSONDecodeError:
+        return None
+    found = cfg.get("decoder_settings") if isinstance(cfg, dict) else None
+    return dict(found) if isinstance(found, dict) else None
+
+
+def settings_diff(candidate: dict[str, object] | None, baseline: dict[str, object] | None
+                  ) -> list[tuple[str, object, object]]:
+    """(setting, baseline value, candidate value) for every setting that differs, sorted by name; a setting
+    one side lacks shows as None. Empty when either side is unknown (see :func:`settings_diff_text`)."""
+    if candidate is None or baseline is None:
+        return []
+    keys = sorted(set(candidate) | set(baseline))
+    return [(k, baseline.get(k), candidate.get(k)) for k in keys if baseline.get(k) != candidate.get(k)]
+
+
+def settings_diff_text(candidate: dict[str, object] | None, baseline: dict[str, object] | None,
+                       baseline_name: str = "approved") -> str:
+    """One line: "degrade_sigma 0.0 -> 0.3" (baseline -> candidate), "same settings as ...", or why unknown."""
+    if candidate is None or baseline is None:
+        which = "candidate" if candidate is None else baseline_name
+        return f"settings of the {which} run were not recorded (run made before qa stored decoder settings)"
+    diff = settings_diff(candidate, baseline)
+    if not diff:
+        return f"same decoder settings as the {baseline_name} run"
+    return "; ".join(f"{k} {json.dumps(b, default=str)} -> {json.dumps(c, default=str)}" for k, b, c in diff)

@@ -1,4 +1,9 @@
-"""A whole gate: resolve baselines, run every check a policy asks for, store the verdict in ``gates``."""
+"""A whole gate: resolve baselines, run every check a policy asks for, store the verdict in ``gates``.
+
+This is the one gate logic: ``qa gate`` calls :func:`gate_run`, and the pytest plugin asks the same functions
+which metrics each test checks (:func:`metrics_for`) and which baselines apply (:func:`decoder_baseline`), so
+both give the same checks, verdicts and reasons on the same store.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from qa.gate.checks import Baseline, CheckResult, GateContext, blocking, overall_verdict
-from qa.gate.data import GateError, RunInfo, latest_approved_run, latest_finished_run, load_run
+from qa.gate.data import (
+    GateError,
+    RunInfo,
+    latest_approved_run,
+    latest_finished_run,
+    load_run,
+    run_settings,
+    settings_diff,
+    settings_diff_text,
+)
 from qa.gate.policy import Policy
 from qa.store import Store
 
@@ -56,6 +70,8 @@ class GateOutcome:
     verdict: str
     gate_id: str = ""
     notes: list[str] = field(default_factory=list)
+    #: "degrade_sigma 0.0 -> 0.3" against the first baseline with a run ('' when there is none)
+    settings: str = ""
 
     @property
     def blocks(self) -> bool:
@@ -66,10 +82,57 @@ class GateOutcome:
         out = [f"gate of run {self.run.run_id} ({self.run.decoder}, track {self.run.track}) under "
                f"{self.policy.source or 'policy'} [sha256 {self.policy.sha256()[:12]}]"]
         out += [f"  baseline: {b.describe()}" for b in self.baselines]
-        out += [f"  note: {n}" for n in self.notes]
+        if self.settings:
+            out.append(f"  settings vs {self.baselines[0].kind}: {self.settings}")
+        out += [f"  {'' if n.startswith('warning:') else 'note: '}{n}" for n in self.notes]
         out += [f"  {r.verdict.upper():12s} {r.message}" for r in self.results]
-        out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else ""))
+        failed = [r.title for r in self.results if r.blocks]
+        out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else "")
+                   + (f"; failed: {', '.join(failed)}" if failed else ""))
         return out
+
+
+#: the checks a policy can ask for per metric (the suites have one test function each)
+CHECKS = ("bounds", "baseline", "decoder_baseline", "worst_images")
+
+
+def metrics_for(policy: Policy, check: str) -> list[str]:
+    """The policy's metrics that ``check`` applies to, in file order: ``bounds`` (a min or max),
+    ``baseline`` (a margin or relative margin), ``decoder_baseline`` (a decoder margin), ``worst_images``
+    (an image margin or tail quantile). The suites' tests are parametrized over exactly these."""
+    if check not in CHECKS:
+        raise ValueError(f"unknown check {check!r}; one of {', '.join(CHECKS)}")
+    keep = {
+        "bounds": lambda r: r.min is not None or r.max is not None,
+        "baseline": lambda r: r.compares(False),
+        "decoder_baseline": lambda r: r.compares(True),
+        "worst_images": lambda r: r.checks_worst_images(),
+    }[check]
+    return [m for m, r in policy.metrics.items() if keep(r)]
+
+
+def decoder_inapplicable(candidate: str, baseline_decoder: str) -> str:
+    """Why a paired comparison of ``candidate`` with ``baseline_decoder`` would be unfair ('' when it is fair):
+    decoders of different upscale factors decode inputs of different sizes."""
+    from qa.gate.demo import decoder_scale
+
+    mine, theirs = decoder_scale(candidate), decoder_scale(baseline_decoder)
+    if mine != theirs:
+        return (f"baseline decoder {baseline_decoder!r} upscales x{theirs} and {candidate!r} x{mine}: their inputs "
+                f"differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same scale")
+    return ""
+
+
+def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | None:
+    """The policy's decoder baseline for ``run``: None when the policy names none or names the candidate's own
+    decoder; a baseline with ``inapplicable`` set when the comparison would be unfair."""
+    dec = policy.baseline_decoder
+    if not dec or dec == run.decoder:
+        return None
+    why = decoder_inapplicable(run.decoder, dec)
+    if why:
+        return Baseline(f"decoder:{dec}", None, why, inapplicable=why)
+    return resolve_baseline(store, run, f"decoder:{dec}")
 
 
 def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None) -> list[Baseline]:
@@ -77,23 +140,53 @@ def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None) 
     out: list[Baseline] = []
     if spec:
         out.append(resolve_baseline(store, run, spec))
-    dec = policy.baseline_decoder
-    if dec and dec != run.decoder and all(b.kind != f"decoder:{dec}" for b in out):
-        out.append(resolve_baseline(store, run, f"decoder:{dec}"))
+    dec = decoder_baseline(store, run, policy)
+    if dec is not None and all(b.kind != dec.kind for b in out):
+        out.append(dec)
     return out
 
 
 def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline]) -> GateContext:
-    """Run the policy's checks: every case decoded, each metric's bounds, each metric against each baseline."""
+    """Run the policy's checks in the suites' order: every case decoded, bounds, each metric against the run
+    baseline, against the decoder baseline, and the worst images against the run baseline."""
     ctx = GateContext(store, run, policy)
     ctx.cases_ok()
-    for name, rule in policy.metrics.items():
-        if rule.min is not None or rule.max is not None:
-            ctx.bound(name, rule.min, rule.max)
-        for b in baselines:
-            if (rule.decoder_margin if b.is_decoder else rule.margin) is not None:
-                ctx.against(name, b)
+    for name in metrics_for(policy, "bounds"):
+        rule = policy.rule(name)
+        ctx.bound(name, rule.min, rule.max)
+    for b in [b for b in baselines if not b.is_decoder]:
+        for name in metrics_for(policy, "baseline"):
+            ctx.against(name, b)
+    for b in [b for b in baselines if b.is_decoder]:
+        for name in metrics_for(policy, "decoder_baseline"):
+            ctx.against(name, b)
+    for b in [b for b in baselines if not b.is_decoder]:
+        for name in metrics_for(policy, "worst_images"):
+            ctx.worst_images(name, b)
     return ctx
+
+
+def gate_notes(run: RunInfo, policy: Policy, baselines: list[Baseline]) -> list[str]:
+    """Notes a gate carries: baselines without a run, a policy of another track, a run gated against itself."""
+    notes = [b.note for b in baselines if b.run is None and b.note]
+    if run.track and policy.track != run.track:
+        notes.append(f"policy is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}")
+    for b in baselines:
+        if b.run is not None and b.run.run_id == run.run_id:
+            notes.append(f"warning: the {b.kind} baseline is the candidate run {run.run_id} itself, so its "
+                         "comparisons cannot fail; gate a newer run, or pass --baseline RUN_ID")
+    return notes
+
+
+def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> tuple[str, list[list[object]]]:
+    """The candidate's decoder settings against the first baseline that has a run of the same decoder:
+    (one line of text, [setting, baseline value, candidate value] rows); ('', []) when there is none."""
+    for b in baselines:
+        if b.run is not None and b.run.decoder == run.decoder and b.run.run_id != run.run_id:
+            mine, theirs = run_settings(store, run.run_id), run_settings(store, b.run.run_id)
+            return (settings_diff_text(mine, theirs, b.kind),
+                    [[k, old, new] for k, old, new in settings_diff(mine, theirs)])
+    return "", []
 
 
 def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline], results: list[CheckResult],
@@ -105,12 +198,16 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
     """
     verdict = overall_verdict(results)
     first = baselines[0] if baselines else Baseline("none")
+    if first.run is None:  # e.g. the first gate of a decoder, before any approval: not "pass vs approved"
+        first = Baseline("none")
     details = {
         "checks": [r.to_dict() for r in results],
         "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note} for b in baselines],
         "notes": list(notes or []),
         "blocks": blocking(results),
         "policy_source": policy.source,
+        "settings": run_settings(store, run.run_id),
+        "settings_diff": settings_against(store, run, baselines)[1],
     }
     gate_id = f"gate-{uuid.uuid4().hex[:12]}"
     with store.transaction() as con:
@@ -120,13 +217,13 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
     return gate_id, verdict
 
 
-def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "approved") -> GateOutcome:
-    """Decide and store the gate of ``run_id`` (``latest`` allowed) under ``policy``."""
-    run = load_run(store, run_id)
+def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "approved",
+             decoder: str | None = None) -> GateOutcome:
+    """Decide and store the gate of ``run_id`` (``latest``: the latest run of ``decoder``) under ``policy``."""
+    run = load_run(store, run_id, decoder)
     baselines = baselines_for(store, run, policy, baseline)
-    notes = [b.note for b in baselines if b.run is None and b.note]
-    if run.track and policy.track != run.track:
-        notes.append(f"policy is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}")
+    notes = gate_notes(run, policy, baselines)
     ctx = evaluate(store, run, policy, baselines)
     gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)
-    return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes)
+    return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes,
+                       settings_against(store, run, baselines)[0])

@@ -14,15 +14,23 @@ A policy file looks like::
     required = true                # missing values fail (true) or skip (false)
     min = 20.0                     # absolute bound on the set mean (metric units); also `max`
     margin = 0.3                   # allowed loss against a run baseline (approved / run id), metric units
-    decoder_margin = 4.0           # allowed loss against the decoder baseline
+    relative_margin = 0.05         # allowed loss as a fraction of the baseline's mean (0.05 = 5%); with
+                                   # `margin` too, the larger of the two applies (margin acts as a floor)
+    decoder_margin = 4.0           # allowed loss against the decoder baseline (also decoder_relative_margin)
+    image_relative_margin = 0.5    # worst images: no single image may get worse than its value in the run
+                                   # baseline by more than this fraction (plus image_margin, metric units)
+    image_margin = 0.002           #   absolute floor of that per-image allowance (default 0)
+    tail_quantile = 0.95           # worst images: this quantile of the per-image values may not get worse than
+                                   # the baseline's by more than the metric's margin / relative_margin
     allow_review = false           # whether `needs-review` passes the test (a reviewer then signs off)
     not_applicable = "fail"        # a required metric that does not apply to this decoder at all (every row
                                    # "not applicable", e.g. agreement for the source pipeline itself, which has
                                    # no baseline): "fail" (default) or "skip" with the reason. Missing weights,
                                    # errors and NaN always fail a required metric.
 
-Margins are in the metric's own units and always mean "worse by at most this much"; which way is worse comes
-from the metric class (``higher_is_better``), never from the policy.
+Margins are in the metric's own units (relative margins: a fraction of the baseline's value) and always mean
+"worse by at most this much"; which way is worse comes from the metric class (its target: higher, lower, a
+value, or none), never from the policy.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ from qa.errors import QAError
 TRACKS = ("decode", "upscale", "generate")
 GROUPS = ("fidelity", "realism", "invented")
 _POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
-_RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note"}
+_RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note",
+              "relative_margin", "decoder_relative_margin", "image_relative_margin", "image_margin", "tail_quantile"}
 NOT_APPLICABLE = ("fail", "skip")
 
 
@@ -62,6 +71,33 @@ class MetricRule:
     allow_review: bool = False
     note: str = ""
     not_applicable: str = "fail"
+    relative_margin: float | None = None
+    decoder_relative_margin: float | None = None
+    image_relative_margin: float | None = None
+    image_margin: float | None = None
+    tail_quantile: float | None = None
+
+    def compares(self, decoder: bool) -> bool:
+        """Whether this rule compares with a run baseline (``decoder`` False) or a decoder baseline at all."""
+        if decoder:
+            return self.decoder_margin is not None or self.decoder_relative_margin is not None
+        return self.margin is not None or self.relative_margin is not None
+
+    def allowed_loss(self, baseline_mean: float, decoder: bool) -> float | None:
+        """The allowed loss against a baseline whose mean is ``baseline_mean`` (metric units; None = no rule):
+        the larger of the absolute margin and the relative margin times ``|baseline_mean|``."""
+        absolute, relative = ((self.decoder_margin, self.decoder_relative_margin) if decoder
+                              else (self.margin, self.relative_margin))
+        if absolute is None and relative is None:
+            return None
+        parts = [absolute or 0.0]
+        if relative is not None and math.isfinite(baseline_mean):
+            parts.append(relative * abs(baseline_mean))
+        return max(parts)
+
+    def checks_worst_images(self) -> bool:
+        """Whether the rule has a worst-images rule (a per-image cap or a tail quantile)."""
+        return self.image_relative_margin is not None or self.image_margin is not None or self.tail_quantile is not None
 
 
 @dataclass(frozen=True)
@@ -115,6 +151,13 @@ def _number(value: object, where: str, minimum: float | None = None) -> float | 
     return float(value)
 
 
+def _quantile(value: object, where: str) -> float | None:
+    q = _number(value, where, 0.5)
+    if q is not None and q >= 1.0:
+        raise PolicyError(f"{where}: must be in [0.5, 1), got {value!r}")
+    return q
+
+
 def _bool(value: object, where: str) -> bool:
     if not isinstance(value, bool):
         raise PolicyError(f"{where}: expected true or false, got {value!r}")
@@ -165,6 +208,12 @@ def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
             decoder_margin=_number(raw.get("decoder_margin"), f"{where} decoder_margin", 0.0),
             allow_review=_bool(raw.get("allow_review", False), f"{where} allow_review"), note=str(raw.get("note", "")),
             not_applicable=str(na),
+            relative_margin=_number(raw.get("relative_margin"), f"{where} relative_margin", 0.0),
+            decoder_relative_margin=_number(raw.get("decoder_relative_margin"), f"{where} decoder_relative_margin",
+                                            0.0),
+            image_relative_margin=_number(raw.get("image_relative_margin"), f"{where} image_relative_margin", 0.0),
+            image_margin=_number(raw.get("image_margin"), f"{where} image_margin", 0.0),
+            tail_quantile=_quantile(raw.get("tail_quantile"), f"{where} tail_quantile"),
         )
     return Policy(track=str(track), metrics=rules, baseline_decoder=str(head.get("baseline_decoder", "")),
                   confidence=float(confidence), n_boot=int(n_boot), seed=int(seed),

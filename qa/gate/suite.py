@@ -6,6 +6,7 @@ objects; the checks tests make are collected and stored as one ``gates`` row per
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from qa.engine.run import RunConfig, make_decoder
 from qa.errors import QAError
 from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
 from qa.gate.data import RunInfo, load_metric, load_run, set_summary
-from qa.gate.evaluate import resolve_baseline, store_gate
+from qa.gate.evaluate import decoder_inapplicable, gate_notes, resolve_baseline, store_gate
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.reuse import ensure_run
 from qa.store import Store
@@ -89,6 +90,7 @@ class Gate:
 
     def settle(self, res: CheckResult) -> CheckResult:
         """Turn a result into the test's outcome."""
+        __tracebackhide__ = True  # a failure body shows the test's line and the message, not qa internals
         self._record(res)
         if res.verdict == "skipped":
             self._skip(res.message)
@@ -103,6 +105,7 @@ class Gate:
 
     def cases_ok(self) -> CheckResult:
         """Every case decoded and the run finished."""
+        __tracebackhide__ = True
         return self.settle(self._context().cases_ok())
 
     def metric(self, name: str) -> MetricGate:
@@ -119,24 +122,35 @@ class MetricGate:
 
     def at_least(self, value: float) -> CheckResult:
         """The set mean is >= ``value``."""
+        __tracebackhide__ = True
         return self.gate.settle(self.gate._context().bound(self.name, float(value), None, "at_least"))
 
     def at_most(self, value: float) -> CheckResult:
         """The set mean is <= ``value``."""
+        __tracebackhide__ = True
         return self.gate.settle(self.gate._context().bound(self.name, None, float(value), "at_most"))
 
     def within_bounds(self) -> CheckResult:
         """The policy's absolute bounds (min/max) on the set mean."""
+        __tracebackhide__ = True
         ctx = self.gate._context()
         rule = ctx.policy.rule(self.name)
         return self.gate.settle(ctx.bound(self.name, rule.min, rule.max))
 
     def not_worse_than(self, baseline: Baseline, margin: float | None = None) -> CheckResult:
         """Paired comparison: pass when the interval of (candidate - baseline) clears ``-margin``.
-        ``margin`` defaults to the policy's (``margin`` for run baselines, ``decoder_margin`` for decoders)."""
+        ``margin`` defaults to the policy's (``margin``/``relative_margin`` for run baselines, ``decoder_*`` for
+        decoders)."""
+        __tracebackhide__ = True
         if not isinstance(baseline, Baseline):
             raise TypeError(f"not_worse_than expects the qa_baseline fixture (a Baseline), got {type(baseline).__name__}")
         return self.gate.settle(self.gate._context().against(self.name, baseline, margin))
+
+    def worst_images_not_worse_than(self, baseline: Baseline) -> CheckResult:
+        """The policy's worst-images rule against ``baseline``: no image worse by more than its allowance, and
+        the tail quantile not worse by more than the margin."""
+        __tracebackhide__ = True
+        return self.gate.settle(self.gate._context().worst_images(self.name, baseline))
 
 
 class SuiteSession:
@@ -209,6 +223,19 @@ class SuiteSession:
             handle.error = f"{type(exc).__name__}: {exc}"
         return handle
 
+    def decoder_baseline(self, run: RunHandle, policy: Policy) -> Baseline | None:
+        """The policy's decoder baseline as ``qa gate`` resolves it (:func:`qa.gate.evaluate.decoder_baseline`),
+        but run (or reused) now when the store has no run of it; None when the policy names none or the candidate."""
+        name = policy.baseline_decoder
+        if not name or name == run.decoder:
+            return None
+        if not run.ok or run.info is None:
+            return Baseline(f"decoder:{name}", None, f"no candidate run: {run.error}")
+        why = decoder_inapplicable(run.decoder, name)
+        if why:
+            return Baseline(f"decoder:{name}", None, why, inapplicable=why)
+        return self.baseline(f"decoder:{name}", run)
+
     def baseline(self, spec: str, run: RunHandle) -> Baseline:
         """Resolve a baseline spec for ``run``; a ``decoder:NAME`` baseline is run (or reused) when missing."""
         if not run.ok or run.info is None:
@@ -248,8 +275,8 @@ class SuiteSession:
         for key, ctx in self._contexts.items():
             if not ctx.results:
                 continue
-            baselines = self._baselines.get(key, [])
-            notes = [b.note for b in baselines if b.run is None and b.note]
+            baselines = sorted(self._baselines.get(key, []), key=lambda b: b.is_decoder)
+            notes = gate_notes(ctx.run, ctx.policy, baselines)
             gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
             lines.append(f"qa gate {gate_id}: {verdict} for run {ctx.run.run_id} ({ctx.run.decoder}) under "
                          f"{ctx.policy.source}" + "".join(f"; {n}" for n in notes))
@@ -259,8 +286,13 @@ class SuiteSession:
 def metric_properties(run: RunHandle) -> list[tuple[str, str]]:
     """(name, value) pairs for JUnit XML: the run and every metric's set value with its interval and n."""
     props = [("qa.decoder", run.decoder), ("qa.run_id", run.run_id or ""), ("qa.reused", str(run.reused))]
-    if not run.ok:
+    if not run.ok or run.store is None or run.run_id is None:
         return props + [("qa.error", run.error)]
+    from qa.gate.data import run_settings
+
+    settings = run_settings(run.store, run.run_id)
+    props.append(("qa.settings", json.dumps(settings, sort_keys=True, default=str) if settings is not None
+                  else "not recorded"))
     for metric, value, lo, hi, n, status in run.set_results():
         props.append((f"qa.metric.{metric}", _num(value) if status == "ok" else status))
         props.append((f"qa.metric.{metric}.ci", f"[{_num(lo)}, {_num(hi)}]"))

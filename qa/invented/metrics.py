@@ -162,6 +162,7 @@ class HFEnergyRatio(ImageMetric):
     name = "hf_energy_ratio"
     version = "1"
     higher_is_better = False
+    target = 1.0  # as much fine detail as the reference; a blur (0.05) is as far off as invented texture
     value_range = (0.0, float("inf"))
     needs = ("reference",)
     unit = "ratio"
@@ -179,6 +180,7 @@ class HFEnergyRatioBaseline(ImageMetric):
     name = "hf_energy_ratio_baseline"
     version = "1"
     higher_is_better = False
+    target = "none"  # a generative decoder is meant to add detail to its baseline: a description, not a verdict
     value_range = (0.0, float("inf"))
     needs = ("baseline",)
     unit = "ratio"
@@ -286,6 +288,7 @@ class SeedVariance(ImageMetric):
     name = "seed_variance"
     version = "1"
     higher_is_better = False
+    target = "none"  # 0 = the seed is ignored, large = guessing: neither way is better; policies set bounds
     value_range = (0.0, 0.5)
     level = "case"
     needs = ("seeds",)

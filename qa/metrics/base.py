@@ -2,8 +2,9 @@
 
 A per-image metric receives an :class:`ImageSample` (numpy float32 (H, W, 3) images in [0, 1]) and returns a
 :class:`MetricValue`; a set metric accumulates samples and returns a :class:`SetValue`. Each metric class
-declares its direction (``higher_is_better``), range, what it needs and which weights it uses; gates and
-reports read the direction from here, never from a list of their own.
+declares its direction (``higher_is_better``) or, where "better" is not a direction, a ``target`` (a value to be
+close to, or "none"), its range, what it needs and which weights it uses; gates, charts and tables read
+:func:`metric_target` from here, never from a list of their own.
 """
 
 from __future__ import annotations
@@ -103,12 +104,60 @@ def says_not_applicable(reason: str) -> bool:
     return "not applicable" in reason
 
 
+@dataclass(frozen=True)
+class Target:
+    """What "better" means for a metric. ``kind``: ``higher``, ``lower``, ``value`` (closer to ``value`` is
+    better, e.g. 1.0 for an energy ratio against the reference) or ``none`` (no better or worse: bounds only)."""
+
+    kind: Literal["higher", "lower", "value", "none"]
+    value: float | None = None
+
+    @property
+    def has_direction(self) -> bool:
+        """False for ``none``: such a metric is only checked against absolute bounds."""
+        return self.kind != "none"
+
+    def goodness(self, x: float) -> float:
+        """``x`` mapped so that higher = better (x, -x, or -|x - value|); NaN for ``none``."""
+        if self.kind == "higher":
+            return x
+        if self.kind == "lower":
+            return -x
+        if self.kind == "value" and self.value is not None:
+            return -abs(x - self.value)
+        return float("nan")
+
+    def label(self) -> str:
+        """Short words for tables and messages: "higher", "lower", "closer to 1", "none"."""
+        return f"closer to {self.value:g}" if self.kind == "value" and self.value is not None else self.kind
+
+    def phrase(self) -> str:
+        """"higher is better", "closer to 1 is better" or "no direction"."""
+        return "no direction" if self.kind == "none" else f"{self.label()} is better"
+
+
+def metric_target(metric: object) -> Target:
+    """The :class:`Target` a metric class or instance declares: its ``target`` attribute (a number, or "none"),
+    else its ``higher_is_better`` direction."""
+    target = getattr(metric, "target", None)
+    if target is None:
+        return Target("higher" if getattr(metric, "higher_is_better", True) else "lower")
+    if isinstance(target, str):
+        if target != "none":
+            raise ValueError(f"metric target must be a number, None or 'none', got {target!r}")
+        return Target("none")
+    return Target("value", float(target))
+
+
 class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add the abstract methods
     """Base of every metric. Subclasses set the class attributes below."""
 
     name: str = ""
     version: str = "1"
     higher_is_better: bool = True
+    #: None: better is the ``higher_is_better`` direction; a number: closer to it is better; "none": neither
+    #: (only absolute bounds apply). Read it through :func:`metric_target`.
+    target: float | Literal["none"] | None = None
     value_range: tuple[float, float] = (float("-inf"), float("inf"))
     level: Level = "image"
     needs: tuple[Need, ...] = ("reference",)

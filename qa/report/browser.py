@@ -84,12 +84,13 @@ def render(report: Path, browser: str | None = None, timeout: float = 120.0,
 
 
 def screenshot(report: Path, out: Path, size: tuple[int, int] = (1400, 2400), browser: str | None = None,
-               timeout: float = 120.0) -> Path:
-    """Write a PNG screenshot of the top ``size`` (width, height) pixels of ``report`` to ``out``."""
+               timeout: float = 120.0, fragment: str = "") -> Path:
+    """Write a PNG screenshot of the top ``size`` (width, height) pixels of ``report`` to ``out``; ``fragment``
+    opens the page at ``#fragment`` (e.g. a candidate-vs-approved comparison, which opens on its target)."""
     exe = _chromium(browser)
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc, _, _ = _launch(exe, [f"--window-size={size[0]},{size[1]}", f"--screenshot={out.resolve()}",
-                            Path(report).resolve().as_uri()], timeout)
+    url = Path(report).resolve().as_uri() + (f"#{fragment}" if fragment else "")
+    proc, _, _ = _launch(exe, [f"--window-size={size[0]},{size[1]}", f"--screenshot={out.resolve()}", url], timeout)
     if not out.is_file():
         raise QAError(f"headless Chromium wrote no screenshot of {report} (exit {proc.returncode}): "
                       f"{proc.stderr[-2000:]}")

@@ -19,6 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from qa import __version__
 from qa.report import charts, sections
+from qa.report.compare import compare_section
 from qa.report.data import ReportData, load, make_selection
 from qa.report.gates import gates_section
 from qa.report.grid import grid_section
@@ -48,6 +49,9 @@ background-size:contain;background-repeat:no-repeat}
 .noimg{width:160px;height:160px;display:flex;align-items:center;justify-content:center;text-align:center;color:#777}
 ul.kv{margin:4px 0;padding-left:18px;font-size:12px}.gate{border-top:1px solid #eee;padding:4px 0}
 nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8eef5}
+.headline{background:#fff4f4;border:1px solid #f3c4c4;border-radius:6px;padding:6px 12px;margin:8px 0}
+.headline ul{margin:4px 0}.failed-check{color:#9b1c1c;font-weight:600}.ok-text{color:#17612a;background:#f1fbf3}
+.bad-text{color:#9b1c1c;font-weight:600}
 """
 
 RENDER_JS = """(function(){
@@ -103,11 +107,12 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
         body.append(("summary", "Summary", "<p class='missing'>No runs match this selection.</p>"))
     else:
         body += [
-            ("summary", "Summary: gate verdicts and sign-off", sections.summary_section(data)),
-            ("changes", "What changed since the previous report", sections.changes_section(data)),
+            ("summary", "Summary: failed checks, gate verdicts and sign-off", sections.summary_section(data)),
+            ("compare", "Candidate vs approved, per image (worst first)", compare_section(data)),
+            ("changes", "What changed against the approved run", sections.changes_section(data)),
             ("metrics", "Metrics of the latest runs (mean [95% bootstrap interval])",
              sections.set_results_section(data)),
-            ("trends", "Metric trends over time", blocks["trends"][1] + blocks["trends"][0]),
+            ("trends", "Metric trends, run by run (anchored on the approved run)", blocks["trends"][1] + blocks["trends"][0]),
             ("plane", "Perception-distortion plane", blocks["plane"][1] + blocks["plane"][0]),
             ("distributions", "Per-image distributions (latest runs)",
              blocks["distributions"][1] + blocks["distributions"][0]),

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from qa.report.data import ReportData, RunInfo, SetRow, metric_info
-from qa.report.safe import esc, finite, fmt
+from qa.report.safe import finite, fmt
+from qa.report.safe import label as esc  # Plotly labels: quotes as numeric references, not &quot;
 
 #: fidelity (distortion) metrics for the plane's x axis, in order of preference
 DISTORTION_METRICS = ("lpips", "dists", "psnr", "ms_ssim", "ssim", "ssim_skimage")
@@ -34,8 +35,8 @@ def colours(decoders: Iterable[str]) -> dict[str, str]:
 
 
 def _direction(metric: str) -> str:
-    hib = metric_info(metric).higher_is_better
-    return "" if hib is None else (" (higher is better)" if hib else " (lower is better)")
+    target = metric_info(metric).target
+    return "" if target is None else f" ({target.phrase()})"
 
 
 def _stamp(run: RunInfo) -> str:
@@ -61,38 +62,70 @@ def _bars(rows: list[SetRow]) -> dict[str, object]:
     return {"type": "data", "symmetric": False, "array": up, "arrayminus": down, "thickness": 1}
 
 
+def _decisions(data: ReportData) -> dict[str, str]:
+    """run id -> its latest sign-off decision."""
+    out: dict[str, str] = {}
+    for s in data.signoffs:
+        out[s.run_id] = s.decision
+    return out
+
+
 def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
-    """Set-level value of every metric over time (runs.started_at), one line per decoder, with CI bars.
+    """Set-level value of every metric per run, x = the run's sequence number within its decoder (time on
+    hover), one line per decoder with CI bars; approved runs are stars, rejected ones crosses, and the decoder's
+    approved value is a dashed line. Metrics with fewer than two runs of every decoder are not drawn (named in
+    the note: "needs two runs").
 
     Returns the figure (None when nothing is plottable) and a note on what was left out.
     """
-    by_metric: dict[str, dict[str, list[tuple[RunInfo, SetRow]]]] = {}
+    by_metric: dict[str, dict[str, list[tuple[int, RunInfo, SetRow]]]] = {}
     skipped = 0
+    seq: dict[str, int] = {}
     for run in data.runs:
+        seq[run.decoder] = seq.get(run.decoder, 0) + 1
         for metric, row in data.set_results.get(run.run_id, {}).items():
             if row.status != "ok" or not finite(row.value):
                 skipped += row.status == "ok"
                 continue
-            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append((run, row))
-    if not by_metric:
-        return None, "no finite set-level values in the selected runs"
-    metrics = sorted(by_metric)
+            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append((seq[run.decoder], run, row))
+    single = sorted(m for m, d in by_metric.items() if all(len(p) < 2 for p in d.values()))
+    notes = [f"needs two runs of a decoder (not drawn): {', '.join(single)}"] if single else []
+    notes += [f"{skipped} non-finite set value(s) not plotted"] if skipped else []
+    metrics = sorted(m for m in by_metric if m not in single)
+    if not metrics:
+        return None, "; ".join(notes) or "no finite set-level values in the selected runs"
+    decision = _decisions(data)
     fig = _grid(len(metrics), [esc(m) + esc(_direction(m)) for m in metrics])
     col = colours(data.decoders)
     shown: set[str] = set()
     for i, metric in enumerate(metrics):
         r, c = divmod(i, COLUMNS)
         for decoder, points in sorted(by_metric[metric].items()):
-            hover = [f"{esc(decoder)}<br>{esc(run.run_id)}<br>{esc(metric)} = {fmt(row.value)} "
-                     f"[{fmt(row.ci_low)}, {fmt(row.ci_high)}]" for run, row in points]
+            hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC<br>{esc(metric)} = "
+                     f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
+                     + (f"<br>{esc(decision[run.run_id])}d" if run.run_id in decision else "")
+                     for n, run, row in points]
+            symbols = ["star" if decision.get(run.run_id) == "approve" else "x" if decision.get(run.run_id) == "reject"
+                       else "circle" for _, run, _ in points]
             fig.add_trace(go.Scatter(
-                x=[_stamp(run) for run, _ in points], y=[row.value for _, row in points], mode="lines+markers",
+                x=[n for n, _, _ in points], y=[row.value for _, _, row in points], mode="lines+markers",
                 name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
-                line={"color": col.get(decoder)}, error_y=_bars([row for _, row in points]),
-                hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
+                line={"color": col.get(decoder)}, marker={"symbol": symbols, "size": [13 if s != "circle" else 7
+                                                                                       for s in symbols]},
+                error_y=_bars([row for _, _, row in points]), hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
+            approved = data.approved.get(decoder)
+            anchor = data.set_results.get(approved.run_id, {}).get(metric) if approved else None
+            if anchor is not None and anchor.status == "ok" and finite(anchor.value) and len(points) > 1:
+                fig.add_trace(go.Scatter(
+                    x=[points[0][0], points[-1][0]], y=[anchor.value, anchor.value], mode="lines",
+                    line={"color": col.get(decoder), "dash": "dash", "width": 1}, showlegend=False,
+                    legendgroup=esc(decoder), hoverinfo="text", hovertext=f"{esc(decoder)} approved value"),
+                    row=r + 1, col=c + 1)
             shown.add(decoder)
-    note = f"{skipped} non-finite set value(s) not plotted" if skipped else ""
-    return fig, note
+    fig.update_xaxes(title_text="run # (per decoder)", dtick=1)
+    notes.append("x: run number per decoder (time on hover); stars: approved, crosses: rejected; dashed: the "
+                 "approved run's value")
+    return fig, "; ".join(notes)
 
 
 def pick_plane_metrics(data: ReportData) -> tuple[str | None, str | None]:

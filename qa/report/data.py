@@ -3,8 +3,10 @@
 The selection is a time window (``since``, naive UTC like ``runs.started_at``) and an optional decoder list.
 Per decoder the *latest* run in the window feeds the summary, the distributions and the image grid; every run in
 the window feeds the trends and the perception-distortion plane. "What changed" compares each latest run with a
-*comparison run*: the decoder's latest finished run before the window (the state the previous report showed),
-or, when there is none or no window, its previous finished run.
+*comparison run*: the decoder's approved release (its latest run whose latest sign-off approves it, from any
+time) when there is one and it is not the latest run itself; else the latest finished run before the window (the
+state the previous report showed), or, when there is none or no window, its previous finished run. The approved
+run's per-image rows and images are loaded too, for the candidate-vs-approved image view.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import duckdb
 
 from qa.errors import QAError, StoreError
+from qa.metrics.base import Target, metric_target
 from qa.store import Store
 
 #: a week, for ``--weekly``
@@ -91,6 +94,7 @@ class GateRow:
     details: Any
     details_error: str
     decided_at: datetime | None
+    policy_sha256: str = ""
 
 
 @dataclass
@@ -115,6 +119,7 @@ class MetricInfo:
     unit: str = ""
     description: str = ""
     known: bool = True
+    target: Target | None = None  # None when unknown
 
 
 @dataclass
@@ -134,6 +139,11 @@ class ReportData:
     captions: dict[tuple[str, str], str] = field(default_factory=dict)  # (refset sha256, case) -> caption
     gates: list[GateRow] = field(default_factory=list)
     signoffs: list[SignoffRow] = field(default_factory=list)
+    approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
+    approved_rows: list[ImageRow] = field(default_factory=list)  # per-image rows of the approved runs
+    settings: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # run -> decoder settings (None: old)
+    #: track -> sha256 of its shipped policy (gates decided under it are the ones the report leads with)
+    shipped_policy: dict[str, str] = field(default_factory=dict)
 
     @property
     def decoders(self) -> list[str]:
@@ -212,8 +222,15 @@ def _load(store: Store, selection: Selection) -> ReportData:
             return data
         window_ids = [r.run_id for r in data.runs]
         latest_ids = [r.run_id for r in data.latest.values()]
+        _load_approved(con, data)
         _load_comparison(con, selection, data)
         all_ids = list(dict.fromkeys(window_ids + [r.run_id for r in data.comparison.values()]))
+        for run_id, cfg in con.execute(f"select run_id, config_json from runs where run_id in {_in(all_ids)}",
+                                       all_ids).fetchall():
+            parsed, _ = _parse_json(cfg)
+            found = parsed.get("decoder_settings") if isinstance(parsed, dict) else None
+            data.settings[str(run_id)] = dict(found) if isinstance(found, dict) else None
+        approved_ids = [r.run_id for d, r in data.approved.items() if data.latest[d].run_id != r.run_id]
         for run_id, metric, value, lo, hi, n, status, detail in con.execute(
             f"select run_id, metric, value, ci_low, ci_high, n, status, detail from set_results "
             f"where run_id in {_in(all_ids)} order by run_id, metric", all_ids).fetchall():
@@ -225,10 +242,17 @@ def _load(store: Store, selection: Selection) -> ReportData:
                 f"select run_id, case_id, seed, metric, value, status, detail from results "
                 f"where run_id in {_in(latest_ids)} order by run_id, case_id, seed, metric", latest_ids).fetchall()
         ]
+        if approved_ids:
+            data.approved_rows = [
+                ImageRow(str(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4], str(r[5] or "missing"), str(r[6] or ""))
+                for r in con.execute(
+                    f"select run_id, case_id, seed, metric, value, status, detail from results where run_id in "
+                    f"{_in(approved_ids)} order by run_id, case_id, seed, metric", approved_ids).fetchall()]
+        image_ids = latest_ids + approved_ids
         for run_id, case_id, kind, png in con.execute(
-            f"select run_id, case_id, kind, png from images where run_id in {_in(latest_ids)} "
+            f"select run_id, case_id, kind, png from images where run_id in {_in(image_ids)} "
             f"and (kind in ('reference', 'output', 'baseline') or kind like 'map:%') order by run_id, case_id, kind, seed",
-            latest_ids).fetchall():
+            image_ids).fetchall():
             data.images.setdefault((str(run_id), str(case_id), str(kind)), bytes(png))
         shas = sorted({r.reference_set_sha256 for r in data.latest.values()})
         for sha, case_id, caption in con.execute(
@@ -236,11 +260,13 @@ def _load(store: Store, selection: Selection) -> ReportData:
             shas).fetchall():
             data.captions[(str(sha), str(case_id))] = str(caption or "")
         for g in con.execute(
-            f"select gate_id, run_id, baseline_run_id, baseline_kind, verdict, details_json, decided_at from gates "
-            f"where run_id in {_in(window_ids)} order by decided_at nulls first, gate_id", window_ids).fetchall():
+            f"select gate_id, run_id, baseline_run_id, baseline_kind, verdict, details_json, decided_at, "
+            f"policy_sha256 from gates where run_id in {_in(window_ids)} order by decided_at nulls first, gate_id",
+            window_ids).fetchall():
             details, err = _parse_json(g[5])
             data.gates.append(GateRow(str(g[0]), str(g[1]), str(g[2] or ""), str(g[3] or ""), str(g[4] or ""),
-                                      details, err, g[6]))
+                                      details, err, g[6], str(g[7] or "")))
+        data.shipped_policy = _shipped_policies({r.track for r in data.latest.values()})
         for s in con.execute(
             f"select seq, run_id, reviewer, decision, note, override, signed_at from signoffs "
             f"where run_id in {_in(window_ids)} order by seq", window_ids).fetchall():
@@ -264,9 +290,31 @@ def _load_runs(con: duckdb.DuckDBPyConnection, selection: Selection, data: Repor
         data.latest[run.decoder] = run  # oldest first, so the last one wins
 
 
+def _load_approved(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
+    """decoder -> its latest finished run (on the latest run's reference set) whose latest sign-off approves it."""
+    decisions: dict[str, str] = {}
+    for run_id, decision in con.execute("select run_id, decision from signoffs order by seq").fetchall():
+        decisions[str(run_id)] = str(decision)
+    approved = [r for r, d in decisions.items() if d == "approve"]
+    if not approved:
+        return
+    for decoder, latest in data.latest.items():
+        row = con.execute(
+            f"select {_RUN_COLS} from runs where decoder = ? and status = 'finished' and reference_set_sha256 = ? "
+            f"and run_id in {_in(approved)} order by started_at desc limit 1",
+            [decoder, latest.reference_set_sha256, *approved]).fetchone()
+        if row is not None:
+            data.approved[decoder] = _run(row)
+
+
 def _load_comparison(con: duckdb.DuckDBPyConnection, selection: Selection, data: ReportData) -> None:
     for decoder, latest in data.latest.items():
         row = None
+        approved = data.approved.get(decoder)
+        if approved is not None and approved.run_id != latest.run_id:
+            data.comparison[decoder] = approved
+            data.comparison_kind[decoder] = "the approved run"
+            continue
         if selection.since is not None:
             row = con.execute(
                 f"select {_RUN_COLS} from runs where decoder = ? and status = 'finished' and started_at < ? "
@@ -281,6 +329,19 @@ def _load_comparison(con: duckdb.DuckDBPyConnection, selection: Selection, data:
         if row is not None:
             data.comparison[decoder] = _run(row)
             data.comparison_kind[decoder] = kind
+
+
+def _shipped_policies(tracks: set[str]) -> dict[str, str]:
+    """track -> sha256 of the shipped policy (tracks without one, or with an unreadable one, are left out)."""
+    from qa.gate.policy import default_policy_path, load_policy
+
+    out = {}
+    for track in sorted(t for t in tracks if t):
+        try:
+            out[track] = load_policy(default_policy_path(track)).sha256()
+        except QAError:
+            continue
+    return out
 
 
 def _parse_json(text: object) -> tuple[Any, str]:
@@ -304,7 +365,8 @@ def metric_info(name: str) -> MetricInfo:
         factory = METRICS.factory(name)
         obj: Any = factory if isinstance(factory, type) else factory()
         hib = getattr(obj, "higher_is_better", None)
+        target = metric_target(obj)
         return MetricInfo(name, bool(hib) if hib is not None else None, str(getattr(obj, "unit", "") or ""),
-                          str(getattr(obj, "description", "") or ""))
+                          str(getattr(obj, "description", "") or ""), target=target)
     except Exception:  # noqa: BLE001 - a metric the registry cannot describe is shown as "direction unknown"
         return MetricInfo(name, None, known=False)

@@ -1,4 +1,8 @@
-"""The gate table: verdicts with their per-metric entries, read defensively from ``gates.details_json``.
+"""The gate table: one gate per run (its latest under the shipped policy of its track, else its latest), older
+gates of the run folded; per-metric entries read defensively from ``gates.details_json``.
+
+Gates of qa's own layout (``checks``: one object per check) show as a compact table: check, verdict, candidate,
+baseline, difference with its interval, margin, n, and the message folded under the row.
 
 The report does not assume one layout of ``details_json``. It looks for per-metric entries in a list, or under
 one of :data:`ENTRY_KEYS` (a list of objects, or an object keyed by metric name), and shows every field each
@@ -94,12 +98,89 @@ def gate_block(gate: GateRow, decoder: str) -> str:
     return "".join(parts)
 
 
+def _num(x: Any) -> str:
+    return esc(fmt(x)) if isinstance(x, int | float) and not isinstance(x, bool) else ""
+
+
+def check_title(c: dict[str, Any]) -> str:
+    """"invented_detail vs approved", "psnr bounds", "every case decoded" for one stored check."""
+    kind = str(c.get("kind", ""))
+    if kind == "cases":
+        return "every case decoded"
+    what = {"baseline": "", "worst_images": " worst images", "bounds": " bounds"}.get(kind, f" {kind}")
+    vs = f" vs {c['baseline_kind']}" if c.get("baseline_kind") else ""
+    return f"{c.get('metric', '?')}{what}{vs}"
+
+
+def blocking_checks(gate: GateRow) -> list[dict[str, Any]]:
+    """The stored checks of ``gate`` that block the release (fail, or needs-review not allowed)."""
+    checks = gate.details.get("checks") if isinstance(gate.details, dict) else None
+    if not isinstance(checks, list):
+        return []
+    return [c for c in checks if isinstance(c, dict) and (
+        c.get("verdict") == "fail" or (c.get("verdict") == "needs-review" and not c.get("allow_review")))]
+
+
+def checks_table(checks: list[dict[str, Any]]) -> str:
+    """qa's checks as a compact table, blocking ones first, skipped ones last; the message folded per row."""
+    order = {"fail": 0, "needs-review": 1, "pass": 2, "skipped": 3}
+    rows = []
+    for c in sorted(checks, key=lambda c: order.get(str(c.get("verdict")), 4)):
+        ci = c.get("diff_ci")
+        ci_text = (f' <span class="ci">[{_num(ci[0])}, {_num(ci[1])}]</span>'
+                   if isinstance(ci, list) and len(ci) == 2 else "")
+        diff = _num(c.get("diff_mean"))
+        rows.append(f"<tr><td>{esc(check_title(c))}</td><td>{verdict_html(c.get('verdict'))}</td>"
+                    f"<td>{_num(c.get('candidate_mean'))}</td><td>{_num(c.get('baseline_mean'))}</td>"
+                    f"<td>{diff}{ci_text if diff else ''}</td><td>{_num(c.get('margin'))}</td><td>{_num(c.get('n'))}</td>"
+                    f'<td><details><summary>why</summary><span class="reason">{esc(c.get("message", ""))}</span>'
+                    f"</details></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("check", "verdict", "candidate", "baseline",
+                                             "difference (+ = better) [CI]", "margin", "n", "message"))
+    return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _compact(gate: GateRow, decoder: str) -> str:
+    checks = gate.details.get("checks") if isinstance(gate.details, dict) else None
+    if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+        return gate_block(gate, decoder)
+    when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
+    base = f"against {esc(gate.baseline_kind)} <code>{esc(gate.baseline_run_id)}</code>" if gate.baseline_run_id \
+        else "against no approved or run baseline (bounds and decoder baselines only)"
+    failed = blocking_checks(gate)
+    named = (f'<p class="bad-text">failed: {esc(", ".join(check_title(c) for c in failed))}</p>' if failed else "")
+    notes = gate.details.get("notes") if isinstance(gate.details, dict) else None
+    note_html = "".join(f'<p class="reason">{esc(n)}</p>' for n in notes if isinstance(n, str)) \
+        if isinstance(notes, list) else ""
+    return (f'<div class="gate"><p>{verdict_html(gate.verdict)} <b>{esc(decoder)}</b> run '
+            f"<code>{esc(gate.run_id)}</code> {base}, decided {esc(when)} &middot; gate <code>{esc(gate.gate_id)}"
+            f"</code></p>{named}{note_html}{checks_table(checks)}</div>")
+
+
+def gate_of_run(data: ReportData, run_id: str, track: str = "") -> GateRow | None:
+    """The gate a report shows for ``run_id``: its latest under the shipped policy of ``track``, else its latest."""
+    found = [g for g in data.gates if g.run_id == run_id]
+    shipped = data.shipped_policy.get(track)
+    under = [g for g in found if shipped and g.policy_sha256 == shipped]
+    chosen = under or found
+    return chosen[-1] if chosen else None
+
+
 def gates_section(data: ReportData) -> str:
-    """Every gate of the runs in the window, newest first."""
+    """One gate per run (newest run first); the run's other gates folded under it."""
     if not data.gates:
         return '<p class="muted">No gate verdicts for the selected runs (run <code>qa gate</code>).</p>'
-    decoder_of = {r.run_id: r.decoder for r in data.runs}
-    return "".join(gate_block(g, decoder_of.get(g.run_id, "?")) for g in reversed(data.gates))
+    parts = []
+    for run in reversed(data.runs):
+        shown = gate_of_run(data, run.run_id, run.track)
+        if shown is None:
+            continue
+        parts.append(_compact(shown, run.decoder))
+        older = [g for g in reversed(data.gates) if g.run_id == run.run_id and g is not shown]
+        if older:
+            parts.append(f"<details><summary>{len(older)} other gate(s) of this run (other policies or "
+                         f"earlier)</summary>{''.join(_compact(g, run.decoder) for g in older)}</details>")
+    return "".join(parts)
 
 
 def latest_gate(data: ReportData, run_id: str) -> GateRow | None:

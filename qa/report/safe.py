@@ -2,8 +2,8 @@
 
 Every string that comes from the store (decoder names, run ids, captions, notes, metric names, details) is
 user-supplied as far as the report is concerned. It goes through :func:`esc` before it reaches HTML, and
-through :func:`esc` again before it reaches a Plotly label (Plotly renders names as HTML-like text and decodes
-entities, so an escaped name shows as the literal text). JSON placed inside a ``<script>`` element goes through
+through :func:`label` before it reaches a Plotly label (Plotly renders names as HTML-like text and decodes
+``&lt;``, ``&gt;``, ``&amp;`` and numeric references, so an escaped name shows as the literal text). JSON placed inside a ``<script>`` element goes through
 :func:`script_json`, which leaves no ``<``, ``>`` or ``&`` in the output, so no ``</script>`` or ``<!--`` can
 appear in it whatever the data holds.
 """
@@ -28,6 +28,14 @@ _SCRIPT_ESCAPES = {
 def esc(value: object) -> str:
     """HTML-escape ``str(value)`` (quotes included, so the result is safe in attribute values too)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def label(value: object) -> str:
+    """Escape ``str(value)`` for a Plotly label (trace name, title, hover text): ``<``, ``>`` and ``&`` as
+    entities Plotly decodes, quotes as numeric references (Plotly decodes those too, but not ``&quot;``, which
+    :func:`esc` would produce and Plotly would show literally)."""
+    text = html.escape("" if value is None else str(value), quote=False)
+    return text.replace('"', "&#34;").replace("'", "&#39;")
 
 
 def script_json(text: str) -> str:

@@ -10,7 +10,7 @@ from collections import Counter
 
 from qa.metrics.base import says_not_applicable
 from qa.report.data import ReportData, SetRow, SignoffRow, metric_info
-from qa.report.gates import latest_gate, verdict_html
+from qa.report.gates import blocking_checks, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
 #: how many distinct reasons the missing-values table lists per (decoder, metric, status)
@@ -62,19 +62,42 @@ def signoff_status(data: ReportData, run_id: str) -> str:
     return f'<span class="verdict {cls}">{esc(s.decision)}</span> by {esc(s.reviewer)} {esc(when)}{override}{note}'
 
 
+def settings_text(data: ReportData, run_id: str, other: str | None) -> str:
+    """The run's decoder settings against ``other``'s: "degrade_sigma 0.0 -> 0.3", "same settings", or unknown."""
+    from qa.gate.data import settings_diff_text
+
+    if other is None or other == run_id:
+        mine = data.settings.get(run_id)
+        return "not recorded" if mine is None else (", ".join(f"{k}={v}" for k, v in sorted(mine.items())) or "none")
+    return settings_diff_text(data.settings.get(run_id), data.settings.get(other))
+
+
 def summary_section(data: ReportData) -> str:
-    """Per decoder: its latest run, gate verdict, sign-off status."""
-    rows = []
+    """Per decoder: the failed checks of its latest run's gate named first, then run, gate, sign-off, settings."""
+    rows, failures = [], []
     for decoder in data.decoders:
         run = data.latest[decoder]
-        gate = latest_gate(data, run.run_id)
+        gate = gate_of_run(data, run.run_id, run.track)
         verdict = verdict_html(gate.verdict) if gate else '<span class="verdict muted">not gated</span>'
+        failed = [check_title(c) for c in blocking_checks(gate)] if gate else []
+        if failed:
+            failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: "
+                            + ", ".join(f'<span class="failed-check">{esc(f)}</span>' for f in failed) + "</li>")
+        elif gate and gate.verdict == "fail":
+            failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: gate failed (details in "
+                            f"the gate table)</li>")
         status = esc(run.status) + (f' <span class="reason">{esc(run.error)}</span>' if run.error else "")
+        approved = data.approved.get(decoder)
         rows.append([f"<b>{esc(decoder)}</b>", f"<code>{esc(run.run_id)}</code>",
                      esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
-                     esc(f"{run.family}/{run.backend}"), esc(run.n_cases), verdict, signoff_status(data, run.run_id)])
-    return _table(["decoder", "latest run", "started (UTC)", "status", "family/backend", "cases", "gate",
-                   "sign-off"], rows)
+                     esc(run.n_cases), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',
+                     signoff_status(data, run.run_id),
+                     f"<code>{esc(approved.run_id)}</code>" if approved else '<span class="muted">none</span>',
+                     esc(settings_text(data, run.run_id, approved.run_id if approved else None))])
+    head = ("<div class='headline'><b>Failed checks</b><ul>" + "".join(failures) + "</ul></div>") if failures else \
+        "<p class='headline ok-text'>No failed checks in the latest gate of any decoder.</p>"
+    return head + _table(["decoder", "latest run", "started (UTC)", "status", "cases", "gate", "failed checks",
+                          "sign-off", "approved run", "settings (vs approved)"], rows)
 
 
 def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | None:
@@ -85,13 +108,15 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
             return None  # unchanged: missing both times, or the same non-finite value
         return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
     delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
-    hib = metric_info(metric).higher_is_better
+    target = metric_info(metric).target
     if delta == 0:
         verdict = '<span class="muted">unchanged</span>'
-    elif hib is None:
+    elif target is None:
         verdict = '<span class="muted">direction unknown (metric not registered)</span>'
+    elif not target.has_direction:
+        verdict = '<span class="muted">changed (no better or worse: target none)</span>'
     else:
-        better = (delta > 0) == hib
+        better = target.goodness(float(new.value)) > target.goodness(float(old.value))  # type: ignore[arg-type]
         verdict = '<span class="verdict ok">better</span>' if better else '<span class="verdict bad">worse</span>'
         if finite(new.ci_low) and finite(new.ci_high) and new.ci_low <= old.value <= new.ci_high:  # type: ignore[operator]
             verdict += ' <span class="muted">(previous value inside the new interval)</span>'
@@ -117,6 +142,16 @@ def changes_section(data: ReportData) -> str:
     return "".join(parts)
 
 
+def target_mark(metric: str) -> str:
+    """HTML after a metric name: &uarr; higher is better, &darr; lower, "&rarr; 1" closer to 1, nothing for none."""
+    target = metric_info(metric).target
+    if target is None or target.kind == "none":
+        return ""
+    if target.kind == "value":
+        return f' <span title="closer to {esc(target.label()[10:])} is better">&rarr; {esc(target.label()[10:])}</span>'
+    return " &uarr;" if target.kind == "higher" else " &darr;"
+
+
 def _not_applicable_anywhere(data: ReportData, metric: str) -> bool:
     """True when no decoder's latest run has a value of ``metric`` and every reason is "not applicable" (e.g.
     psnr on the generate track, which has no pixel-aligned reference): the metric does not apply to these runs."""
@@ -133,8 +168,7 @@ def set_results_section(data: ReportData) -> str:
     inapplicable = [m for m in metrics if _not_applicable_anywhere(data, m)]
     rows = []
     for m in (m for m in metrics if m not in inapplicable):
-        hib = metric_info(m).higher_is_better
-        arrow = "" if hib is None else (" &uarr;" if hib else " &darr;")
+        arrow = target_mark(m)
         cells = [f"{esc(m)}{arrow}"]
         for d in data.decoders:
             run_id = data.latest[d].run_id
@@ -149,15 +183,31 @@ def set_results_section(data: ReportData) -> str:
     return (_table(["metric"] + data.decoders, rows) if rows else "") + note
 
 
+def _weights_fix(reason: str) -> str:
+    """``reason`` when it is qa's missing-weights reason (it names the fix as a `qa weights ...` command), else ''."""
+    return reason if "`qa weights " in reason else ""
+
+
 def missing_section(data: ReportData) -> str:
-    """Per-image values that are missing or failed, counted per decoder and metric, with their reasons."""
+    """Per-image values that are missing or failed, counted per decoder and metric, with their reasons. Reasons
+    that are missing weights (with their `qa weights` fix) are listed once above the table."""
     decoder_of = {r.run_id: r.decoder for r in data.latest.values()}
     groups: dict[tuple[str, str, str], Counter[str]] = {}
+    weights: dict[str, set[str]] = {}
     for r in data.image_rows:
         if r.status != "ok":
-            groups.setdefault((decoder_of.get(r.run_id, "?"), r.metric, r.status), Counter())[r.detail] += 1
+            fix = _weights_fix(r.detail)
+            if fix:
+                weights.setdefault(fix, set()).add(r.metric)
+            groups.setdefault((decoder_of.get(r.run_id, "?"), r.metric, r.status), Counter())[
+                "missing weights (listed above)" if fix else r.detail] += 1
     if not groups:
         return "<p class='muted'>none: every per-image value of the latest runs was computed</p>"
+    head = ""
+    if weights:
+        head = ("<p><b>Missing weights</b> (each listed once; the metrics that need them are stored as missing):"
+                "</p><ul>" + "".join(f"<li>{esc(', '.join(sorted(ms)))}: <span class='reason'>{esc(fix)}</span></li>"
+                                    for fix, ms in sorted(weights.items())) + "</ul>")
     rows = []
     for (decoder, metric, status), reasons in sorted(groups.items()):
         listed = "; ".join(f"{esc(reason or 'no reason recorded')} (&times;{n})"
@@ -167,7 +217,7 @@ def missing_section(data: ReportData) -> str:
         word = "error" if status == "error" else "missing"
         rows.append([esc(decoder), esc(metric), f'<span class="missing">{word}</span>', esc(sum(reasons.values())),
                      listed])
-    return _table(["decoder", "metric", "status", "rows", "reasons"], rows)
+    return head + _table(["decoder", "metric", "status", "rows", "reasons"], rows)
 
 
 def signoffs_section(data: ReportData) -> str:
@@ -192,6 +242,6 @@ def runs_section(data: ReportData) -> str:
         rows.append([f"<code>{esc(r.run_id)}</code>", esc(r.decoder), esc(r.status),
                      esc(f"{r.started_at:%Y-%m-%d %H:%M}" if r.started_at else ""), esc(r.track),
                      esc(f"{r.reference_set} ({r.reference_set_sha256[:12]})"), esc(r.weights_sha256[:12] or "-"),
-                     esc(r.qa_version), esc(r.git_commit[:12] or "-")])
+                     esc(r.qa_version), esc(r.git_commit[:12] or "-"), esc(settings_text(data, r.run_id, None))])
     return _table(["run", "decoder", "status", "started (UTC)", "track", "reference set", "weights", "qa",
-                   "commit"], rows)
+                   "commit", "decoder settings"], rows)

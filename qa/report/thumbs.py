@@ -82,10 +82,12 @@ def encode(img: Image.Image) -> tuple[str, bytes]:
 
 
 class ImagePool:
-    """Distinct images of one report, addressed by CSS class names ``t0``, ``t1``, ..."""
+    """Distinct images of one report section, addressed by CSS class names ``t0``, ``t1``, ... (``prefix``
+    replaces ``t``: two pools on one page need different prefixes)."""
 
-    def __init__(self, budget: int = IMAGE_BUDGET) -> None:
+    def __init__(self, budget: int = IMAGE_BUDGET, prefix: str = "t") -> None:
         self.budget = budget
+        self.prefix = prefix
         self._keys: dict[tuple[str, bool], str] = {}
         self._images: list[Image.Image] = []
         self.scale = 1.0
@@ -104,7 +106,7 @@ class ImagePool:
             return None
         self._images.append(_overlay(img, gain) if overlay else img.convert("RGBA" if img.mode in ("RGBA", "LA", "P")
                                                                         else "RGB"))
-        self._keys[key] = f"t{len(self._images) - 1}"
+        self._keys[key] = f"{self.prefix}{len(self._images) - 1}"
         return self._keys[key]
 
     def __len__(self) -> int:
@@ -131,5 +133,5 @@ class ImagePool:
             encoded = self._encode_all(self.scale)
             total = sum(math.ceil(len(b) / 3) * 4 for _, b in encoded)
         self.bytes = total
-        return "".join(f".t{i}{{background-image:url(data:{mime};base64,{base64.b64encode(data).decode('ascii')})}}"
+        return "".join(f".{self.prefix}{i}{{background-image:url(data:{mime};base64,{base64.b64encode(data).decode('ascii')})}}"
                        for i, (mime, data) in enumerate(encoded))

@@ -91,8 +91,9 @@ def test_gate_command_exit_codes(world, store, policy_path, capsys) -> None:
     assert run_gate_command(store, run=runs["blurry"], baseline="also-missing", policy=policy_path) == 2
     rows = store.query("select run_id, verdict, baseline_kind, policy_sha256 from gates order by decided_at")
     sha = load_policy(policy_path).sha256()
+    # no approved run existed: the gate is recorded against no baseline ("none"), not as a verdict vs approved
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(runs["bicubic2"], "pass", "run", sha),
-                                                     (runs["blurry"], "fail", "approved", sha)]
+                                                     (runs["blurry"], "fail", "none", sha)]
 
 
 def test_required_nan_fails_with_reason_optional_skips(world, store, policy_path) -> None:

@@ -244,3 +244,11 @@ def test_metrics_that_apply_to_no_run_are_listed_once_not_as_rows() -> None:
     assert "<td>psnr" not in table and "psnr" in note and "Not applicable to any of these runs" in note
     assert "<td>fid" in table and "weights" in table  # missing for a fixable reason: stays a row
     assert "<td>seed_alignment" in table and "not applicable" in table  # applies to one run: a row for both
+
+
+def test_plotly_labels_escape_quotes_as_numeric_references() -> None:
+    from qa.report.safe import label
+
+    # Plotly decodes &lt; &gt; &amp; and numeric references, but shows &quot; literally (the old double escape)
+    assert label('a"b\'<c>&') == "a&#34;b&#39;&lt;c&gt;&amp;"
+    assert "&quot;" not in label('"') and "&#x27;" not in label("'")

@@ -1,0 +1,98 @@
+"""A decided gate as JSON or Markdown (for CI job summaries); text is :meth:`GateOutcome.lines`.
+
+Markdown escapes ``|``, backticks and angle brackets in every value, so a hostile metric or run name cannot
+break the table or inject HTML into a CI summary page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from qa.gate.checks import CheckResult
+from qa.gate.evaluate import GateOutcome
+
+FORMATS = ("text", "json", "markdown")
+
+
+def _num(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.4g}"
+
+
+def md(text: object) -> str:
+    """A value made safe for one Markdown table cell."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+    return s.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def check_name(r: CheckResult) -> str:
+    """The check's short name (:attr:`CheckResult.title`)."""
+    return r.title
+
+
+def failed_checks(results: list[CheckResult]) -> list[CheckResult]:
+    """The checks that block the release (fail, or needs-review the policy does not allow), in order."""
+    return [r for r in results if r.blocks]
+
+
+def outcome_dict(outcome: GateOutcome) -> dict[str, Any]:
+    """Everything about the gate as plain JSON types."""
+    return {
+        "gate_id": outcome.gate_id, "run_id": outcome.run.run_id, "decoder": outcome.run.decoder,
+        "track": outcome.run.track, "verdict": outcome.verdict, "blocks": outcome.blocks,
+        "policy": outcome.policy.source, "policy_sha256": outcome.policy.sha256(),
+        "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note, "inapplicable": b.inapplicable}
+                      for b in outcome.baselines],
+        "settings": outcome.settings, "notes": outcome.notes,
+        "failed": [check_name(r) for r in failed_checks(outcome.results)],
+        "checks": [r.to_dict() | {"name": check_name(r)} for r in outcome.results],
+    }
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` with non-finite floats as strings ("nan", "inf", "-inf"), so the JSON is standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
+
+
+def outcome_json(outcome: GateOutcome) -> str:
+    """:func:`outcome_dict` as standard JSON (non-finite numbers as strings)."""
+    return json.dumps(clean_json(outcome_dict(outcome)), indent=2, default=str, allow_nan=False)
+
+
+def outcome_markdown(outcome: GateOutcome) -> str:
+    """A heading with the verdict, the failed checks named, notes, then one table row per check."""
+    failed = failed_checks(outcome.results)
+    head = (f"### qa gate: {outcome.verdict.upper()} for `{md(outcome.run.run_id)}` ({md(outcome.run.decoder)})"
+            + (" (blocks the release)" if outcome.blocks else ""))
+    lines = [head, ""]
+    if failed:
+        lines.append("**Failed checks:** " + ", ".join(md(check_name(r)) for r in failed))
+        lines.append("")
+    for b in outcome.baselines:
+        lines.append(f"- baseline {md(b.describe())}")
+    if outcome.settings:
+        lines.append(f"- settings vs {md(outcome.baselines[0].kind)}: {md(outcome.settings)}")
+    lines += [f"- {md(n)}" for n in outcome.notes]
+    lines += ["", "| check | verdict | candidate | baseline | difference (+ = better) [CI] | margin | n |",
+              "|---|---|---|---|---|---|---|"]
+    for r in sorted(outcome.results, key=lambda r: (not r.blocks, r.verdict == "skipped")):
+        ci = f" [{_num(r.diff_ci[0])}, {_num(r.diff_ci[1])}]" if r.diff_ci else ""
+        lines.append(f"| {md(check_name(r))} | {md(r.verdict)} | {_num(r.candidate_mean)} | {_num(r.baseline_mean)} "
+                     f"| {_num(r.diff_mean) if r.diff_mean is not None else ''}{ci} | "
+                     f"{_num(r.margin) if r.margin is not None else ''} | {r.n} |")
+    reasons = [r for r in outcome.results if r.blocks or r.verdict == "skipped"]
+    if reasons:
+        lines += ["", "<details><summary>Why each check failed or was skipped</summary>", ""]
+        lines += [f"- **{md(check_name(r))}** ({md(r.verdict)}): {md(r.message)}" for r in reasons]
+        lines += ["", "</details>"]
+    lines += ["", f"gate id `{md(outcome.gate_id)}`, policy `{md(outcome.policy.source)}`"]
+    return "\n".join(lines)
