@@ -255,13 +255,14 @@ class UpstreamPiD(Decoder):
 
     @property
     def encoder(self) -> Encoder:
-        compression = int(self.model.vae_encoder.spatial_compression_factor)
+        """Area downsampling by ``scale`` then PiD's VAE encoder (the model loads on the first ``encode``)."""
+        compression = env.COMPRESSION[self.backbone]
         return ChainEncoder(self.scale, self._encode, compression, f"{self.name}-encoder", self._vae_sha)
 
     def _size(self, z: torch.Tensor) -> tuple[int, int]:
         if self.backbone in env.FIXED_2048:
             return (2048, 2048)
-        f = int(self.model.vae_encoder.spatial_compression_factor) * self.scale
+        f = env.COMPRESSION[self.backbone] * self.scale
         return (z.shape[-2] * f, z.shape[-1] * f)
 
     @torch.no_grad()

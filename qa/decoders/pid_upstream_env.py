@@ -59,6 +59,12 @@ DEFAULT_VAE: dict[str, str] = {
     "qwenimage-2512": "checkpoints/QwenImage_VAE_2d.pth",
 }
 
+#: Spatial compression of each backbone's tokenizer (its ``spatial_compression_factor``; flux2 packs 2x2).
+COMPRESSION: dict[str, int] = {
+    "flux": 8, "zimage": 8, "zimage-turbo": 8, "flux2": 16, "flux2-klein-4b": 16, "flux2-klein-9b": 16, "sd3": 8,
+    "sdxl": 8, "qwenimage": 8, "qwenimage-2512": 8, "dinov2": 16, "siglip": 16,
+}
+
 #: Backbones whose tokenizer resizes to a fixed size inside: their output is always 2048 x 2048 pixels.
 FIXED_2048 = ("dinov2", "siglip")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -288,5 +289,10 @@ def baseline_takes_seed(decoder: Decoder) -> bool:
 
 
 def _describe_exception(case_id: str) -> str:
-    lines = traceback.format_exc().strip().splitlines()
-    return f"{case_id}: decoder failed: {lines[-1] if lines else 'unknown error'}"
+    """The exception being handled on one line (a qa error's message and its hint; the traceback's last line
+    alone would keep only the hint)."""
+    exc = sys.exc_info()[1]
+    if exc is None:
+        lines = traceback.format_exc().strip().splitlines()
+        return f"{case_id}: decoder failed: {lines[-1] if lines else 'unknown error'}"
+    return f"{case_id}: decoder failed: {type(exc).__name__}: {' '.join(str(exc).split())}"

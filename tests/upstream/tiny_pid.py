@@ -55,8 +55,9 @@ def make_text_encoder(folder: Path) -> Path:
         num_key_value_heads=1, head_dim=16, max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
         bos_token_id=2,
     )
-    torch.manual_seed(0)
-    model = Gemma2ForCausalLM(cfg)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = Gemma2ForCausalLM(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(folder))
     fast.save_pretrained(str(folder))
@@ -85,8 +86,8 @@ def make_flux_vae(path: Path) -> Path:
 
 
 def make_student(path: Path, seed: int = 0) -> Path:
-    """Upstream's ``pid_sr4x`` net shrunk by :data:`NET_OVERRIDES`, random non-zero weights (upstream zero-inits
-    its LQ branch, which would make the latent irrelevant), saved as a ``.pth`` state dict with ``net.`` keys."""
+    """Upstream's ``pid_sr4x`` net shrunk by :data:`NET_OVERRIDES`, random weights at unit gain, saved as a
+    ``.pth`` state dict with ``net.`` keys."""
     import copy
 
     from pid._ext.imaginaire.lazy_config import instantiate
@@ -97,10 +98,20 @@ def make_student(path: Path, seed: int = 0) -> Path:
         key, value = override.split("=")
         if key.startswith("model.config.net."):
             cfg[key.rsplit(".", 1)[1]] = int(value)
-    net = instantiate(cfg)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = instantiate(cfg)
+        if hasattr(net, "init_weights"):
+            net.init_weights()  # upstream's own init (as PixelDiTModel does) ...
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for k, v in net.state_dict().items():
-        sd["net." + k] = (torch.randn(v.shape, generator=g) * 0.05).to(v.dtype) if v.is_floating_point() else v
+        # ... but weights at unit gain (its small and zero inits, adaLN-zero and the LQ branch, would make the
+        # output ignore latent and caption), zero biases small random
+        if v.is_floating_point() and v.ndim > 1:
+            v = torch.empty(v.shape).normal_(0.0, math.prod(v.shape[1:]) ** -0.5, generator=g).to(v.dtype)
+        elif v.is_floating_point() and v.ndim == 1 and not v.any():
+            v = torch.empty(v.shape).normal_(0.0, 0.1, generator=g).to(v.dtype)
+        sd["net." + k] = v
     torch.save(sd, str(path))
     return path
