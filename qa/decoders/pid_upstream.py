@@ -23,9 +23,8 @@ from qa.decoders.weights import files_sha256, load_state_dict
 from qa.errors import DecoderError
 
 PID_INSTALL_HINT = (
-    "git clone https://github.com/nv-tlabs/PiD; install its runtime dependencies into qa's environment "
-    "(pip install hydra-core omegaconf fvcore iopath loguru termcolor einops transformers attrs; PiD itself "
-    "wants Python 3.12); set [tool.qa.decoders.pid] backend = 'upstream', repo = '<the checkout>' (docs/pid.md)"
+    "git clone https://github.com/nv-tlabs/PiD, then set [tool.qa.decoders.pid] backend = 'upstream', "
+    "repo = '<the checkout>' (docs/pid.md)"
 )
 TEXT_ENCODER_HINT = (
     f"download the text encoder once: huggingface-cli download {env.TEXT_ENCODER_HUB_ID} --local-dir "
@@ -125,12 +124,13 @@ class UpstreamPiD(Decoder):
         """Each thing missing here, with its fix."""
         out: list[str] = []
         if self.repo is None:
-            out.append(f"no PiD checkout: set repo = '<checkout>' ({PID_INSTALL_HINT})")
+            out.append(f"no PiD checkout: {PID_INSTALL_HINT}")
         elif not env.is_checkout(self.repo):
             out.append(f"{self.repo}: not a PiD checkout (no {env.CONFIG_FILE}); {PID_INSTALL_HINT}")
         modules = env.missing_modules()
         if modules:
-            out.append(f"PiD's dependencies are not importable: {', '.join(modules)} (pip install {' '.join(modules)})")
+            out.append(f"PiD's dependencies are not importable: {', '.join(modules)} (pip install {' '.join(modules)}; "
+                       "the checkout's pyproject.toml lists the rest)")
         if self.checkpoint is None:
             out.append("no checkpoint: set checkpoint = '.../model_ema_bf16.pth' (PiD's docs/checkpoints.md)")
         elif not self.checkpoint.exists():

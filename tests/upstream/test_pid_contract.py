@@ -103,9 +103,8 @@ def test_latent_sigma_and_caption_each_change_the_output(loaded):
 
 
 def test_encoder_and_baseline_use_pids_vae(loaded, pid_parts: PidParts):
-    from safetensors.torch import load_file
-
     from pid._src.tokenizers.flux_vae import AutoEncoder  # upstream's VAE, loaded here on its own
+    from safetensors.torch import load_file
 
     dec = loaded[0]
     assert dec.scale == 4 and dec.encoder.factor == 32
@@ -198,5 +197,6 @@ def test_upstream_base_exceptions_become_decoder_errors(pid_parts: PidParts, cpu
     dec = _make(pid_parts, checkpoint=dcp, trust_dcp=True)
     with pytest.raises(DecoderError, match="broken_dcp: PiD could not load it") as info:
         dec.decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
-    assert isinstance(info.value.__cause__, BaseException)
+    cause = info.value.__cause__
+    assert type(cause).__name__ == "CheckpointException" and not isinstance(cause, Exception)
     assert os.getcwd() != str(pid_parts.repo)
