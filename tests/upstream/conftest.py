@@ -78,3 +78,34 @@ def pid_parts(tmp_path_factory: pytest.TempPathFactory) -> PidParts:
     finally:
         sys.path.remove(str(repo))
     return parts
+
+
+#: modules T2I-L2P's DiffSynth fork imports on load (its pyproject's dependencies that matter here)
+L2P_MODULES = ("modelscope", "peft", "einops", "transformers", "safetensors")
+
+
+@pytest.fixture(scope="session")
+def l2p_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``QA_L2P_REPO`` (T2I-L2P with its DiffSynth fork) importable as ``diffsynth`` for the session, and a model
+    folder with a tiny random L2P DiT, text encoder and tokenizer whose hashes the fork recognises."""
+    import importlib.util
+    import sys
+
+    value = os.environ.get("QA_L2P_REPO")
+    if not value:
+        pytest.skip("QA_L2P_REPO is not set: point it at a checkout of T2I-L2P with its DiffSynth fork (docs/pid.md)")
+    repo = Path(value).expanduser().resolve()
+    if not (repo / "diffsynth/pipelines/z_image_L2P.py").is_file():
+        pytest.skip(f"QA_L2P_REPO={value} has no diffsynth/pipelines/z_image_L2P.py (not T2I-L2P's fork)")
+    missing = [m for m in L2P_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the L2P fork's dependencies are not importable here: {', '.join(missing)} (docs/pid.md)")
+    sys.path.insert(0, str(repo))
+    try:
+        from tests.upstream import tiny_l2p
+
+        folder = tiny_l2p.make_parts(tmp_path_factory.mktemp("l2p_parts") / "model")
+        tiny_l2p.register(folder)
+        yield folder
+    finally:
+        sys.path.remove(str(repo))
