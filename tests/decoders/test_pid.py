@@ -246,3 +246,13 @@ def test_upstream_pid_round_trip_with_real_weights():
     a, b, c = (dec.decode(_batch(z, tuple(ref.shape[-2:])), seed=s) for s in (0, 0, 1))
     assert a.shape == ref.shape
     assert torch.equal(a, b) and float((a - c).abs().max()) > 1e-3
+
+
+def test_upstream_pid_config_file_is_made_relative_to_the_checkout(tmp_path):
+    repo = tmp_path / "PiD"
+    dec = make_pid(backend="upstream", repo=repo, config_file=repo / "pid" / "my_config.py")
+    assert dec._config_file(repo.resolve()) == "pid/my_config.py"
+    assert make_pid(backend="upstream", repo=repo)._config_file(repo) == "pid/_src/configs/pid/config.py"
+    outside = make_pid(backend="upstream", repo=repo, config_file=tmp_path / "elsewhere.py")
+    with pytest.raises(DecoderError, match="must lie inside the checkout"):
+        outside._config_file(repo.resolve())
