@@ -35,7 +35,7 @@ from qa.decoders.base import Decoder, DecoderInfo
 from qa.errors import DecoderError, QAError, UnknownNameError
 
 #: settings whose string values are file system paths (resolved against the configuring file's folder)
-PATH_SETTINGS: frozenset[str] = frozenset({"path", "checkpoint", "vae_path", "config_file"})
+PATH_SETTINGS: frozenset[str] = frozenset({"path", "checkpoint", "vae_path", "config_file", "repo", "text_encoder_path"})
 
 
 class ConfigError(QAError):

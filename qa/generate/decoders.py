@@ -21,17 +21,15 @@ Measures of agreement with the source pipeline use two hooks (see :mod:`qa.decod
 bicubically resized, as PiD's baseline) and ``source_latents(batch, seed)`` (the LDM's raw latent for the same
 prompt and seed, compared with ``encoder.encode(output)``: the zoo VAE encoder after resizing to 64x64).
 
-Upstream: ``l2p`` with ``backend = "upstream"`` runs L2P (TencentYoutuResearch/T2I-L2P) through DiffSynth's
-``ZImagePipeline`` from ``diffsynth.pipelines.z_image_L2P`` on a local model folder.
+Upstream: ``l2p`` with ``backend = "upstream"`` runs L2P (TencentYoutuResearch/T2I-L2P) through its DiffSynth
+fork's ``ZImagePipeline`` on a local model folder; see :mod:`qa.generate.l2p_upstream`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -299,120 +297,21 @@ class L2PMiniDecoder(_GenerateBase):
             return resize(self.source(batch, seed)[1], batch.size)
 
 
-# -- upstream --------------------------------------------------------------------------------------------------
-L2P_INSTALL_HINT = (
-    "install L2P: git clone https://github.com/TencentYoutuResearch/T2I-L2P && pip install -e T2I-L2P; put the "
-    "weights in one folder: <path>/model-1k-merge.safetensors (huggingface zhen-nan/L2P), <path>/text_encoder/*."
-    "safetensors and <path>/tokenizer/ (Tongyi-MAI/Z-Image-Turbo); then set [tool.qa.decoders.l2p] "
-    "backend = 'upstream', path = '<path>'"
-)
-
-
-class L2PUpstreamDecoder(Decoder):
-    """L2P through DiffSynth's ``ZImagePipeline`` (``diffsynth.pipelines.z_image_L2P``), one prompt at a time.
-
-    Settings: ``path`` (model folder: one top-level ``*.safetensors`` = the merged L2P DiT, ``text_encoder/*.
-    safetensors``, ``tokenizer/``), ``steps`` (30), ``cfg_scale`` (2.0), ``height``/``width`` (1024),
-    ``dtype`` (bfloat16), ``rand_device`` ("cpu"). Called as upstream's example does:
-    ``pipe(prompt=..., seed=seed, rand_device=..., num_inference_steps=steps, cfg_scale=..., height=..., width=...)``
-    with the run seed as given; the image is resized to the requested size.
-    """
-
-    family = "l2p"
-    backend = "upstream"
-    track = "generate"
-    inputs = ("caption",)
-    stochastic = True
-    max_batch = 1
-
-    def __init__(self, name: str | None = None, device: str = "cpu", path: str | Path | None = None,
-                 steps: int = 30, cfg_scale: float = 2.0, height: int = 1024, width: int = 1024,
-                 dtype: str = "bfloat16", rand_device: str = "cpu", **settings: object) -> None:
-        if settings:
-            raise DecoderError(f"decoder {name or 'l2p'!r}: unknown setting(s) {', '.join(sorted(settings))}",
-                               "the upstream l2p takes path, steps, cfg_scale, height, width, dtype, rand_device")
-        if height % 16 or width % 16:
-            raise DecoderError(f"decoder {name or 'l2p'!r}: height and width must be multiples of 16 "
-                               f"(L2P's patch), got {height}x{width}")
-        self.folder = Path(path) if path else None
-        self.steps, self.cfg_scale, self.height, self.width = int(steps), float(cfg_scale), int(height), int(width)
-        self.dtype_name, self.rand_device = str(dtype), str(rand_device)
-        super().__init__(name, device, backend="upstream", path=str(path or ""), steps=self.steps,
-                         cfg_scale=self.cfg_scale, height=self.height, width=self.width, dtype=self.dtype_name)
-        self._pipe: Any = None
-
-    def _files(self) -> tuple[list[Path], list[Path], Path] | str:
-        """(main DiT files, text-encoder files, tokenizer folder), or what is missing."""
-        if self.folder is None:
-            return "no model folder configured (setting 'path')"
-        if not self.folder.is_dir():
-            return f"{self.folder}: model folder not found"
-        main = sorted(self.folder.glob("*.safetensors"))
-        te = sorted((self.folder / "text_encoder").glob("*.safetensors"))
-        tok = self.folder / "tokenizer"
-        missing = [what for what, ok in (("a top-level *.safetensors L2P DiT", main), ("text_encoder/*.safetensors", te),
-                                         ("tokenizer/", tok.is_dir())) if not ok]
-        if missing:
-            return f"{self.folder}: missing {', '.join(missing)}"
-        return main, te, tok
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            found = importlib.util.find_spec("diffsynth") is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            return f"the diffsynth package (L2P's DiffSynth fork) is not importable; {L2P_INSTALL_HINT}"
-        try:
-            found = importlib.util.find_spec("diffsynth.pipelines.z_image_L2P") is not None
-        except Exception:  # noqa: BLE001 - importing the parent package can fail in many ways
-            found = False
-        if not found:
-            return f"diffsynth is installed but has no pipelines.z_image_L2P (not L2P's fork); {L2P_INSTALL_HINT}"
-        files = self._files()
-        return f"{files}; {L2P_INSTALL_HINT}" if isinstance(files, str) else None
-
-    def weights_sha256(self) -> str:
-        files = self._files()
-        if isinstance(files, str):
-            raise WeightsMissingError(files, L2P_INSTALL_HINT)
-        return files_sha256(files[0] + files[1])
-
-    @property
-    def pipe(self) -> Any:
-        """The DiffSynth pipeline, built on first use from the local folder (no download)."""
-        if self._pipe is None:
-            reason = self.unavailable_reason()
-            if reason:
-                raise WeightsMissingError(reason)
-            from diffsynth.pipelines.z_image_L2P import ModelConfig, ZImagePipeline
-
-            from qa.decoders._common import parse_dtype
-
-            main, te, tok = self._files()  # type: ignore[misc,str-unpack]
-            self._pipe = ZImagePipeline.from_pretrained(
-                torch_dtype=parse_dtype(self.dtype_name, self.name), device=str(self.device),
-                model_configs=[ModelConfig(path=[str(p) for p in main]), ModelConfig(path=[str(p) for p in te])],
-                tokenizer_config=ModelConfig(path=str(tok)),
-            )
-        return self._pipe
-
-    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
-        outs = []
-        for prompt in batch.captions:
-            img = self.pipe(prompt=prompt, seed=int(seed), rand_device=self.rand_device,
-                            num_inference_steps=self.steps, cfg_scale=self.cfg_scale,
-                            height=self.height, width=self.width)
-            img = img[0] if isinstance(img, list) else img
-            arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-            outs.append(torch.from_numpy(arr).permute(2, 0, 1))
-        return finish(resize(torch.stack(outs), batch.size), batch, self.name)
-
-
 def make_l2p(name: str | None = None, device: str = "cpu", backend: str = "embedded", **settings: object) -> Decoder:
     """Registry target of ``l2p``: the ``embedded`` miniature (default) or the ``upstream`` DiffSynth pipeline."""
     if backend == "embedded":
         return L2PMiniDecoder(name=name or "l2p", device=device, **settings)  # type: ignore[arg-type]
     if backend == "upstream":
+        from qa.generate.l2p_upstream import L2PUpstreamDecoder
+
         return L2PUpstreamDecoder(name=name or "l2p", device=device, **settings)  # type: ignore[arg-type]
     raise DecoderError(f"decoder {name or 'l2p'!r}: backend must be 'embedded' or 'upstream', got {backend!r}")
+
+
+def __getattr__(name: str) -> object:
+    """``L2PUpstreamDecoder`` and ``L2P_INSTALL_HINT`` live in :mod:`qa.generate.l2p_upstream` (imported on use)."""
+    if name in ("L2PUpstreamDecoder", "L2P_INSTALL_HINT"):
+        from qa.generate import l2p_upstream
+
+        return getattr(l2p_upstream, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

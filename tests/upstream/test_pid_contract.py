@@ -1,0 +1,202 @@
+"""Contract: qa's ``upstream`` PiD backend against the real nv-tlabs/PiD code (``QA_PID_REPO``).
+
+A tiny random-initialised PiD student (upstream's ``pid_sr4x`` net shrunk by Hydra overrides), a random Flux VAE
+file and a random Gemma-2 text encoder, all made in a temporary folder. Without CUDA, upstream's hard-coded
+``cuda`` runs on the CPU through tests/upstream/cpu_shim.py. Skipped with the reason where no checkout is named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qa.decoders.base import DecodeBatch
+from qa.errors import DecoderError
+from tests.upstream.conftest import PidParts
+
+pytestmark = pytest.mark.upstream
+
+
+def _make(parts: PidParts, **kw: object):
+    from qa.decoders.pid import make_pid
+    from tests.upstream.tiny_pid import NET_OVERRIDES
+
+    settings: dict[str, object] = dict(repo=parts.repo, checkpoint=parts.checkpoint, vae_path=parts.vae,
+                                       text_encoder_path=parts.text_encoder, experiment_opts=NET_OVERRIDES)
+    settings.update(kw)
+    return make_pid(backend="upstream", **settings)
+
+
+def _batch(z: torch.Tensor, captions: list[str] | None = None) -> DecodeBatch:
+    n = len(z)
+    size = (z.shape[-2] * 32, z.shape[-1] * 32)
+    return DecodeBatch([f"c{i}" for i in range(n)], captions or ["a red cat"] * n, z, size)
+
+
+@pytest.fixture(scope="module")
+def loaded(pid_parts: PidParts, cpu_for_cuda: None):
+    """The decoder with its model loaded, and the process state seen before and after loading."""
+    dec = _make(pid_parts)
+    assert dec.unavailable_reason() is None, dec.unavailable_reason()
+    torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32 = True, False
+    torch.manual_seed(1234)
+    random.seed(5)
+    np.random.seed(6)
+    before = {"cwd": os.getcwd(), "path": list(sys.path), "offline": os.environ.get("HF_HUB_OFFLINE"),
+              "flags": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)}
+    dec.model  # noqa: B018 - loads
+    after = {"cwd": os.getcwd(), "path": list(sys.path), "offline": os.environ.get("HF_HUB_OFFLINE"),
+             "flags": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                       torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32),
+             "draws": (torch.rand(3), random.random(), np.random.rand())}
+    torch.manual_seed(1234)
+    random.seed(5)
+    np.random.seed(6)
+    expected_draws = (torch.rand(3), random.random(), np.random.rand())
+    return dec, before, after, expected_draws
+
+
+def test_loading_leaves_the_process_as_it_was(loaded):
+    """Upstream resets the seed to 0 and sets cudnn/TF32 flags; qa restores them, the cwd, sys.path and env."""
+    _, before, after, expected = loaded
+    for key in ("cwd", "path", "offline", "flags"):
+        assert after[key] == before[key], key
+    assert torch.equal(after["draws"][0], expected[0]) and after["draws"][1:] == expected[1:]
+
+
+def test_decode_size_range_and_seeds(loaded):
+    dec = loaded[0]
+    z = torch.randn(2, 16, 2, 3, generator=torch.Generator().manual_seed(0))
+    a, b, c = (dec.decode(_batch(z), seed=s) for s in (3, 3, 4))
+    assert a.shape == (2, 3, 64, 96) and a.dtype == torch.float32
+    assert torch.isfinite(a).all() and float(a.min()) >= 0 and float(a.max()) <= 1 and float(a.std()) > 0.01
+    assert torch.equal(a, b)
+    assert float((a - c).abs().mean()) > 1e-3
+    # a case does not depend on the other cases of its batch
+    torch.testing.assert_close(dec.decode(_batch(z[1:]), seed=3), a[1:], atol=1e-5, rtol=0)
+
+
+def test_latent_sigma_and_caption_each_change_the_output(loaded):
+    dec = loaded[0]
+    z = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(1))
+    ref = dec.decode(_batch(z), seed=0)
+    moved = dec.decode(_batch(z + 0.5 * torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(2))), 0)
+    assert float((ref - moved).abs().mean()) > 1e-3
+    other_caption = dec.decode(_batch(z, ["a blue house"]), seed=0)
+    assert float((ref - other_caption).abs().mean()) > 1e-4
+    dec.degrade_sigma = 0.5
+    try:
+        noised = dec.decode(_batch(z), seed=0)
+        assert torch.equal(noised, dec.decode(_batch(z), seed=0))
+    finally:
+        dec.degrade_sigma = 0.0
+    assert float((ref - noised).abs().mean()) > 1e-3
+
+
+def test_encoder_and_baseline_use_pids_vae(loaded, pid_parts: PidParts):
+    from pid._src.tokenizers.flux_vae import AutoEncoder  # upstream's VAE, loaded here on its own
+    from safetensors.torch import load_file
+
+    dec = loaded[0]
+    assert dec.scale == 4 and dec.encoder.factor == 32
+    assert int(dec.model.vae_encoder.spatial_compression_factor) * dec.scale == dec.encoder.factor
+    ref = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    z = dec.encoder.encode(ref)
+    assert z.shape == (1, 16, 2, 2)
+    vae = AutoEncoder().to(torch.bfloat16)
+    vae.load_state_dict(load_file(str(pid_parts.vae)))
+    with torch.no_grad():
+        z_ref = vae.encode(F.avg_pool2d(ref, 4).mul(2).sub(1).to(torch.bfloat16)).float()
+        y = vae.decode(z.to(torch.bfloat16)).float()
+    torch.testing.assert_close(z, z_ref, atol=1e-2, rtol=1e-2)
+    base = dec.baseline(_batch(z))
+    expected = F.interpolate((y.clamp(-1, 1) + 1) / 2, size=(64, 64), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(base, expected.clamp(0, 1), atol=1e-3, rtol=0)
+    assert dec.decode(_batch(z), seed=0).shape == ref.shape
+
+
+def test_weights_sha256_covers_checkpoint_vae_and_text_encoder(loaded, pid_parts: PidParts, tmp_path: Path):
+    import hashlib
+    import shutil
+
+    dec = loaded[0]
+    files = [pid_parts.checkpoint, pid_parts.vae] + sorted(
+        (p for p in pid_parts.text_encoder.rglob("*") if p.is_file()),
+        key=lambda p: p.relative_to(pid_parts.text_encoder).as_posix())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    assert dec.weights_sha256() == h.hexdigest()
+    assert dec.encoder.sha256() == hashlib.sha256(pid_parts.vae.read_bytes()).hexdigest()
+    te2 = shutil.copytree(pid_parts.text_encoder, tmp_path / "gemma2")
+    cfg = json.loads((te2 / "tokenizer_config.json").read_text())
+    (te2 / "tokenizer_config.json").write_text(json.dumps({**cfg, "padding_side": "left"}))
+    assert _make(pid_parts, text_encoder_path=te2).weights_sha256() != dec.weights_sha256()
+
+
+def test_qa_tables_match_pids_checkpoint_registry(pid_parts: PidParts):
+    from qa.decoders import pid_upstream_env as env
+
+    sys.path.insert(0, str(pid_parts.repo))
+    try:
+        from pid._src.inference.checkpoint_registry import PID_CHECKPOINT_REGISTRY
+    finally:
+        sys.path.remove(str(pid_parts.repo))
+    theirs: dict[str, set[str]] = {}
+    for backbone, kind in PID_CHECKPOINT_REGISTRY:
+        theirs.setdefault(backbone, set()).add(kind)
+    assert {b: set(t) for b, t in env.CHECKPOINT_TYPES.items()} == theirs
+    for (backbone, kind), entry in PID_CHECKPOINT_REGISTRY.items():
+        assert (8 if backbone == "siglip" else 4) == entry.pid_scale, (backbone, kind)
+
+
+def test_steps_above_the_schedule_are_refused(pid_parts: PidParts, loaded):
+    assert len(loaded[0].model.config.student_t_list) - 1 == 4
+    with pytest.raises(DecoderError, match="schedule has 4 steps"):
+        _make(pid_parts, steps=5)
+
+
+def test_a_safetensors_checkpoint_is_a_decoder_error_naming_it(pid_parts: PidParts, cpu_for_cuda, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"not read")
+    dec = _make(pid_parts, checkpoint=bad)
+    assert dec.unavailable_reason() is None  # it exists; loading says what is wrong with it
+    with pytest.raises(DecoderError, match=r"model\.safetensors: PiD loads a \.pth file or a DCP folder"):
+        dec.decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
+
+
+def test_missing_vae_and_text_encoder_are_named(pid_parts: PidParts, cpu_for_cuda, tmp_path):
+    no_vae = _make(pid_parts, vae_path=tmp_path / "nowhere" / "ae.safetensors")
+    assert "nowhere/ae.safetensors: VAE file not found" in (no_vae.unavailable_reason() or "")
+    with pytest.raises(DecoderError, match="nowhere/ae.safetensors"):
+        no_vae.decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
+    no_te = _make(pid_parts, text_encoder_path=tmp_path / "gemma-missing")
+    assert "gemma-missing: no text encoder there" in (no_te.unavailable_reason() or "")
+    with pytest.raises(DecoderError, match="gemma-missing"):
+        no_te.decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
+    unset = _make(pid_parts, text_encoder_path=None)
+    assert "huggingface-cli download Efficient-Large-Model/gemma-2-2b-it" in (unset.unavailable_reason() or "")
+
+
+def test_upstream_base_exceptions_become_decoder_errors(pid_parts: PidParts, cpu_for_cuda, tmp_path):
+    """A broken DCP folder makes torch's DCP raise CheckpointException, a BaseException: qa names the folder."""
+    dcp = tmp_path / "broken_dcp"
+    (dcp / "model").mkdir(parents=True)
+    (dcp / "model" / ".metadata").write_bytes(b"\x80\x04not a pickle")
+    with pytest.raises(DecoderError, match="metadata is a pickle"):
+        _make(pid_parts, checkpoint=dcp).decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
+    dec = _make(pid_parts, checkpoint=dcp, trust_dcp=True)
+    with pytest.raises(DecoderError, match="broken_dcp: PiD could not load it") as info:
+        dec.decode(_batch(torch.zeros(1, 16, 2, 2)), seed=0)
+    cause = info.value.__cause__
+    assert type(cause).__name__ == "CheckpointException" and not isinstance(cause, Exception)
+    assert os.getcwd() != str(pid_parts.repo)

@@ -1,0 +1,60 @@
+"""Contract: a PiD that cannot load gives error rows naming the file; the run finishes (``QA_PID_REPO``)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.engine.run import RunConfig, RunEngine
+from qa.store import Store
+from tests.foundation.helpers import make_refset
+from tests.upstream.conftest import PidParts
+
+pytestmark = pytest.mark.upstream
+
+
+def _register(name: str, parts: PidParts, **kw: object) -> None:
+    from qa.decoders.pid import make_pid
+    from qa.registries import DECODERS
+    from tests.upstream.tiny_pid import NET_OVERRIDES
+
+    settings: dict[str, object] = dict(backend="upstream", repo=parts.repo, checkpoint=parts.checkpoint,
+                                       vae_path=parts.vae, text_encoder_path=parts.text_encoder,
+                                       experiment_opts=NET_OVERRIDES)
+    settings.update(kw)
+    if name not in DECODERS:
+        DECODERS.register(name, functools.partial(make_pid, **settings))
+
+
+def _rows(store: Store, run_id: str) -> list[tuple[str, str, str]]:
+    return store.query("select case_id, status, detail from results where run_id = ? and metric = 'psnr'", [run_id])
+
+
+def test_unloadable_pid_gives_error_rows_and_the_run_finishes(pid_parts: PidParts, cpu_for_cuda, tmp_path: Path):
+    refset = make_refset(tmp_path / "set", n=2, side=64)
+    store = Store(tmp_path / "qa.duckdb")
+    engine = RunEngine(store)
+    # 1. a .safetensors checkpoint (present, so the run starts; loading refuses it)
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"x")
+    _register("pid-contract-safetensors", pid_parts, checkpoint=bad)
+    # 2./3. the VAE file and the text encoder vanish after the run was created
+    vae, te = tmp_path / "ae.safetensors", tmp_path / "gemma"
+    shutil.copy(pid_parts.vae, vae)
+    shutil.copytree(pid_parts.text_encoder, te)
+    _register("pid-contract-vae", pid_parts, vae_path=vae)
+    _register("pid-contract-te", pid_parts, text_encoder_path=te)
+    for name, gone, phrase in (("pid-contract-safetensors", None, "model.safetensors: PiD loads a .pth file"),
+                               ("pid-contract-vae", vae, f"{vae}: VAE file not found"),
+                               ("pid-contract-te", te, f"{te}: no text encoder there")):
+        run = engine.create_run(RunConfig(decoder=name, reference_set=str(refset), metrics=["psnr"], seeds=[0],
+                                          progress=False))
+        if gone is not None:
+            gone.rename(gone.with_name(gone.name + ".moved"))
+        engine._execute(run)
+        rows = _rows(store, run.run_id)
+        assert len(rows) == 2 and all(s == "error" and phrase in d for _, s, d in rows), rows
+        assert store.query("select status from runs where run_id = ?", [run.run_id])[0][0] == "finished"
