@@ -78,9 +78,9 @@ class TAESDEncoder(Encoder):
 class TAESDDecoder(Decoder):
     """A tiny autoencoder's decoder: raw latents (N, C, h, w) -> pixels (N, 3, 8h, 8w) in [0, 1].
 
-    Settings: ``variant`` (one of :data:`~qa.decoders.taesd_layout.VARIANTS`, default ``taef2``), ``path``
-    (folder with ``<variant>_encoder.pth`` / ``<variant>_decoder.pth``; default: the weights store, taef2
-    only), ``dtype`` (``float32`` default).
+    Settings: ``variant`` (one of :data:`~qa.decoders.taesd_layout.VARIANTS`, default ``taesd``), ``path``
+    (folder with ``<variant>_encoder.pth`` / ``<variant>_decoder.pth``; without it the weights store, which
+    knows taef2 only), ``dtype`` (``float32`` default).
     """
 
     family = "taesd"
@@ -95,7 +95,7 @@ class TAESDDecoder(Decoder):
         self,
         name: str | None = None,
         device: str = "cpu",
-        variant: str = "taef2",
+        variant: str = "taesd",
         path: str | Path | None = None,
         dtype: str = "float32",
         **settings: object,
@@ -106,10 +106,6 @@ class TAESDDecoder(Decoder):
                                "the taesd family takes variant, path, dtype")
         if variant not in VARIANTS:
             raise DecoderError(f"decoder {label!r}: unknown variant {variant!r}", f"one of {', '.join(VARIANTS)}")
-        if path is None and variant not in STORE_NAMES:
-            raise DecoderError(
-                f"decoder {label!r}: variant {variant!r} needs `path`, a folder with {variant}_encoder.pth and "
-                f"{variant}_decoder.pth", f"the weights store knows only {', '.join(STORE_NAMES)}")
         self.variant = VARIANTS[variant]
         self.folder = Path(path).expanduser() if path is not None else None
         self.backend = "pth" if self.folder is not None else "store"
@@ -118,6 +114,7 @@ class TAESDDecoder(Decoder):
         self.dtype = parse_dtype(dtype, self.name)
         self._nets: tuple[torch.nn.Module, torch.nn.Module] | None = None
         self._sha: dict[str, str] = {}
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # (latents, pixels) of the last decode
 
     @property
     def latent_channels(self) -> int:
@@ -134,6 +131,8 @@ class TAESDDecoder(Decoder):
         if self.folder is None:
             from qa.weights import require
 
+            if self.variant.name not in STORE_NAMES:
+                raise WeightsMissingError(self._needs_path())
             enc_name, dec_name = STORE_NAMES[self.variant.name]
             return require(enc_name), require(dec_name)
         pair = (self.folder / f"{self.variant.name}_encoder.pth", self.folder / f"{self.variant.name}_decoder.pth")
@@ -143,7 +142,15 @@ class TAESDDecoder(Decoder):
                                           f"`path` must hold the released {pair[0].name} and {pair[1].name}")
         return pair
 
+    def _needs_path(self) -> str:
+        v = self.variant.name
+        return (f"decoder {self.name!r}: variant {v!r} needs `path`, a folder with {v}_encoder.pth and "
+                f"{v}_decoder.pth (the weights store knows only {', '.join(STORE_NAMES)}); e.g. in qa.toml: "
+                f"[decoders.{v}] family = \"taesd\", variant = \"{v}\", path = \"FOLDER\"")
+
     def unavailable_reason(self) -> str | None:
+        if self.folder is None and self.variant.name not in STORE_NAMES:
+            return self._needs_path()
         if self.folder is None:
             from qa.weights import unavailable_reason
 
@@ -195,8 +202,13 @@ class TAESDDecoder(Decoder):
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Raw latents (N, C, h, w) -> pixels (N, 3, 8h, 8w) clamped to [0, 1], float32 on the latents' device."""
+        last = self._last
+        if last is not None and last[0].shape == latents.shape and torch.equal(last[0], latents):
+            return last[1].clone()  # the same latents again (e.g. the baseline after the decode): deterministic
         y: Any = self.nets[1](latents.to(self.device, self.dtype).contiguous())
-        return y.float().clamp(0.0, 1.0).to(latents.device)
+        out = y.float().clamp(0.0, 1.0).to(latents.device)
+        self._last = (latents.detach().clone(), out.clone())
+        return out
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         z = require_latents(batch, self.name, self.latent_channels)
