@@ -177,3 +177,30 @@ def test_import_refuses_a_pickle_that_is_not_a_plain_state_dict(home, monkeypatc
         with pytest.raises(QAError, match="not a plain state dict"):
             W.import_file(f)
     assert W.import_file(plain)[0] == "t2"
+
+
+def test_taesd_esrgan_pipeline_composes_its_two_networks(tmp_path):
+    """The pipeline is exactly: tiny decode, then Real-ESRGAN; its baseline the same decode upsampled bicubically;
+    its encoder area x4 then the tiny encoder (random taef2-shaped weights; the compact x4 model for speed)."""
+    pytest.importorskip("ncnn", reason="ncnn is not installed (pip install ncnn)")
+    from qa.decoders.taesd_esrgan import TAESDESRGAN
+
+    pipe = TAESDESRGAN(variant="taef2", path=_save_taef2_shaped(tmp_path / "w"), model="animevideov3-x4", threads=1)
+    if pipe.sr.unavailable_reason():
+        pytest.skip(pipe.sr.unavailable_reason())
+    x = smooth_images(1, 64, seed=5)
+    enc = pipe.encoder
+    z = enc.encode(x)
+    assert (enc.factor, z.shape) == (32, (1, 32, 2, 2))
+    assert torch.allclose(z, pipe.tae.encode_pixels(torch.nn.functional.avg_pool2d(x, 4)))
+    batch = DecodeBatch(["a"], [""], latents=z, size=(64, 64))
+    low = pipe.tae.decode_latents(z)
+    out = pipe.decode(batch, 0)
+    direct = pipe.sr.decode(DecodeBatch(["a"], [""], latents=low), 0)
+    assert out.shape == (1, 3, 64, 64) and torch.equal(out, direct)
+    bicubic = torch.nn.functional.interpolate(low, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert torch.allclose(pipe.baseline(batch), bicubic)
+    expect = hashlib.sha256(f"{pipe.tae.weights_sha256()}+{pipe.sr.weights_sha256()}".encode()).hexdigest()
+    assert pipe.weights_sha256() == expect and enc.sha256() == pipe.tae.encoder_sha256()
+    with pytest.raises(DecoderError, match="unknown setting"):
+        TAESDESRGAN(variant="taef2", steps=3)
