@@ -180,8 +180,8 @@ class TAESDDecoder(Decoder):
         if self._nets is None:
             enc, dec = load_halves(*self.files(), self.variant)
             cl = torch.channels_last  # about 20% faster than NCHW for these 3x3 convolutions on a CPU
-            self._nets = (enc.to(self.device, self.dtype, memory_format=cl),
-                          dec.to(self.device, self.dtype, memory_format=cl))
+            self._nets = (enc.to(self.device, self.dtype).to(memory_format=cl),
+                          dec.to(self.device, self.dtype).to(memory_format=cl))
         return self._nets
 
     # -- encode / decode ----------------------------------------------------------------------------------------
