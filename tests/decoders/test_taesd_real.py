@@ -69,7 +69,7 @@ def _suite(decoder: str, db: Path, tmp: Path) -> tuple[int, str]:
     junit = tmp / f"{re.sub(r'[^a-z0-9]', '_', decoder)}.xml"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/", f"--decoder={decoder}", f"--db={db}", "-q", "-rfs",
+        [sys.executable, "-m", "pytest", "suites/", f"--decoder={decoder}", f"--db={db}", "--seeds=1", "-q", "-rfs",
          "-p", "no:cacheprovider", f"--junitxml={junit}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800, check=False,
     )
@@ -79,7 +79,8 @@ def _suite(decoder: str, db: Path, tmp: Path) -> tuple[int, str]:
 @pytest.mark.parametrize("decoder", ["taef2", "taef2+esrgan"])
 def test_release_suites_run_their_track_policy_without_errors(runs, decoder, tmp_path):
     """``pytest suites/ --decoder=...``: the track's tests pass or fail with a reason, the others skip; no
-    test errors (a crash in a fixture or a decoder would show as an error)."""
+    test errors (a crash in a fixture or a decoder would show as an error). ``--seeds=1`` and the same store let
+    the suites reuse the runs above (same decoder, weights, seeds and a superset of the policy's metrics)."""
     store, _ = runs
     code, out = _suite(decoder, store.path, tmp_path)
     assert code in (0, 1), out[-3000:]
