@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -65,8 +66,7 @@ def test_taef2_esrgan_invents_more_than_bicubic_and_reports_latent_consistency(r
     assert len(_values(store, ids["taef2"], "latent_consistency")) == 32
 
 
-def _suite(decoder: str, db: Path, tmp: Path) -> tuple[int, str]:
-    junit = tmp / f"{re.sub(r'[^a-z0-9]', '_', decoder)}.xml"
+def _suite(decoder: str, db: Path, junit: Path) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "suites/", f"--decoder={decoder}", f"--db={db}", "--seeds=1", "-q", "-rfs",
@@ -82,14 +82,15 @@ def test_release_suites_run_their_track_policy_without_errors(runs, decoder, tmp
     test errors (a crash in a fixture or a decoder would show as an error). ``--seeds=1`` and the same store let
     the suites reuse the runs above (same decoder, weights, seeds and a superset of the policy's metrics)."""
     store, _ = runs
-    code, out = _suite(decoder, store.path, tmp_path)
+    junit = tmp_path / "junit.xml"
+    code, out = _suite(decoder, store.path, junit)
     assert code in (0, 1), out[-3000:]
     summary = out.strip().splitlines()[-1]
     assert "error" not in summary, out[-3000:]
     assert re.search(r"\d+ passed", summary), summary
-    for line in out.splitlines():
-        if line.startswith("FAILED"):
-            assert " - " in line, line  # every failure carries its reason
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    failures = [f for case in cases for f in case.findall("failure")]
+    assert all((f.get("message") or "").strip() for f in failures)  # every failure carries its reason
 
 
 def test_report_shows_taef2_maps_beside_the_other_decoders(runs, tmp_path):
