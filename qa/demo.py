@@ -12,8 +12,10 @@ from qa.store import Store
 
 #: the embedded zoo, in the order the demo runs it, with the most seeds each gets: Real-ESRGAN is deterministic
 #: and the slowest decoder on a CPU (seconds per image), so the demo decodes it once per image; l2p is the
-#: generate track (caption + seed -> pixels, compared with its source pipeline ldm+vae for the same seeds)
-DEMO_DECODERS = {"vae": 2, "pid": 2, "esrgan": 1, "bicubic": 2, "l2p": 2}
+#: generate track (caption + seed -> pixels, compared with its source pipeline ldm+vae for the same seeds); taef2
+#: (a real FLUX.2-latent decoder) and taef2+esrgan (real latent -> 4x pipeline) run when their weights are in the
+#: weights store (`qa weights import .../taef2_encoder.pth .../taef2_decoder.pth`), else they are skipped with that fix
+DEMO_DECODERS = {"vae": 2, "pid": 2, "esrgan": 1, "bicubic": 2, "l2p": 2, "taef2": 1, "taef2+esrgan": 1}
 
 
 def run_demo(db: Path | None = None, out: Path = Path("reports/demo.html"), decoders: list[str] | None = None,

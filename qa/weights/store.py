@@ -141,6 +141,8 @@ def import_file(path: str | Path) -> tuple[str, Path]:
     digest = file_sha256(src)
     for s in KNOWN.values():
         if s.matches(digest) and (s.sha256 is not None or src.name in (s.filename, *s.aliases)):
+            if s.fmt == "state-dict":
+                check_plain_state_dict(src)
             dest = weights_dir() / s.filename
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(dest.suffix + ".part")
@@ -151,6 +153,22 @@ def import_file(path: str | Path) -> tuple[str, Path]:
     hint = (f"it is named like {by_name[0].name!r}, whose official sha256 is {by_name[0].pinned}"
             if by_name else "see `qa weights list` for the files qa knows")
     raise QAError(f"{src}: sha256 {digest} matches no official weights file; refused", hint)
+
+
+def check_plain_state_dict(path: Path) -> None:
+    """Refuse (:class:`QAError`) a file that ``torch.load(weights_only=True)`` cannot read or that is not a flat
+    ``{name: tensor}`` dict: pickled code, wrapped checkpoints and other objects are not imported."""
+    import torch  # noqa: PLC0415
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means the file is not a plain state dict
+        raise QAError(f"{path}: not a weights-only torch file ({type(exc).__name__}: {str(exc)[:160]}); refused",
+                      "qa imports only plain state dicts of tensors") from exc
+    if not isinstance(obj, dict) or not obj or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise QAError(f"{path}: not a plain state dict ({{name: tensor}}), got {type(obj).__name__}; refused",
+                      "qa imports only plain state dicts of tensors")
 
 
 def verify() -> list[Located]:

@@ -16,8 +16,9 @@ class WeightsSpec:
 
     ``sha256``: full hex digest, or ``None`` when only ``sha256_prefix`` is published. ``size``: bytes, 0 if
     not pinned. ``aliases``: other file names the same bytes go by in other tools' caches. ``fmt``: how qa
-    loads it: ``torch`` (``torch.load(weights_only=True)``), ``torchscript-verified`` (OpenAI CLIP archives,
-    read only after the full sha256 matched).
+    loads it: ``torch`` (``torch.load(weights_only=True)``), ``state-dict`` (the same, and the file must be a
+    plain ``{name: tensor}`` dict; checked again at import), ``torchscript-verified`` (OpenAI CLIP archives,
+    read only after the full sha256 matched). ``metrics``: the metrics or decoders that use the file.
     """
 
     name: str
@@ -115,6 +116,26 @@ KNOWN: dict[str, WeightsSpec] = {
             metrics=("cmmd_l14",),
             fmt="torchscript-verified",
             note="OpenAI CLIP ViT-L/14 at 336 px, the model of the CMMD paper",
+        ),
+        WeightsSpec(
+            name="taef2-encoder",
+            filename="taef2_encoder.pth",
+            url="https://github.com/madebyollin/taesd/raw/main/taef2_encoder.pth",
+            sha256="10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+            licence="MIT (madebyollin/taesd)",
+            metrics=("taef2", "taef2+esrgan"),
+            fmt="state-dict",
+            note="TAEF2 encoder: pixels -> FLUX.2-VAE-like raw latents (32 channels, 1/8 side)",
+        ),
+        WeightsSpec(
+            name="taef2-decoder",
+            filename="taef2_decoder.pth",
+            url="https://github.com/madebyollin/taesd/raw/main/taef2_decoder.pth",
+            sha256="0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5",
+            licence="MIT (madebyollin/taesd)",
+            metrics=("taef2", "taef2+esrgan"),
+            fmt="state-dict",
+            note="TAEF2 decoder: FLUX.2 raw latents -> RGB in [0, 1] at 8x (adversarially trained)",
         ),
     ]
 }
