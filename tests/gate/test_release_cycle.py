@@ -23,6 +23,7 @@ from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff
 from qa.refset.manifest import write_manifest
 from qa.store import Store
+from tests.gate.signing_helpers import export_reviewer, make_reviewer
 from tests.gate.test_plugin import INNER, SUITES
 
 pytestmark = pytest.mark.slow
@@ -74,7 +75,8 @@ def _checks(details_json: object) -> list[tuple[str, str, str, str, str]]:
     return sorted((c["metric"], c["kind"], c["baseline_kind"], c["verdict"], c["message"]) for c in details["checks"])
 
 
-def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
     _suite(pytester)
     refset = str(_half_set(pytester.path / "half"))
     db = pytester.path / "qa.duckdb"
@@ -91,6 +93,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert "test_decode.py" not in " ".join(_outcomes(first))  # other tracks' suites are deselected, not skipped
     (approved,) = [str(r[0]) for r in store.query("select run_id from runs where decoder = 'pid'")]
     assert store.query("select baseline_kind, baseline_run_id from gates")[0] == ("none", None)
+    export_reviewer(monkeypatch, *make_reviewer(pytester.path, "ana"))  # the reviewer's trusted key
     record_signoff(store, approved, "ana", "approve", "release 1")
 
     # 2. the candidate with degrade_sigma = 0.3 fails the shipped policy on invented detail

@@ -16,7 +16,12 @@ from qa.gate.status import status_output
 from qa.gate.worst import judge_worst_images
 from qa.metrics.base import Target, metric_target
 from qa.registries import METRICS
-from tests.gate.test_gate_logic import policy_path, store, world  # noqa: F401  (fixtures: a 6-tile store)
+from tests.gate.test_gate_logic import (  # noqa: F401  (fixtures: a 6-tile store, a trusted reviewer key)
+    policy_path,
+    reviewer_keys,
+    store,
+    world,
+)
 
 
 def test_allowed_loss_is_the_larger_of_absolute_and_relative() -> None:
@@ -81,7 +86,10 @@ def test_targets_and_aliases() -> None:
 
 def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, capsys) -> None:  # noqa: ANN001, F811
     runs = world["runs"]
-    record_signoff(store, runs["bicubic2"], "ana", "approve", "")
+    # an approval rests on a passing gate of the run under the policy named in the sign-off
+    assert run_gate_command(store, run=runs["bicubic2"], baseline=runs["bicubic1"], policy=policy_path) == 0
+    capsys.readouterr()
+    record_signoff(store, runs["bicubic2"], "ana", "approve", "", policy=policy_path)
     # the approved run gated against itself: passes, but warns that the comparison cannot fail
     assert run_gate_command(store, run=runs["bicubic2"], baseline="approved", policy=policy_path, fmt="json") == 0
     captured = capsys.readouterr()

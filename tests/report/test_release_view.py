@@ -18,7 +18,7 @@ from qa.decoders.base import DecodeBatch
 from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.evaluate import gate_run
-from qa.gate.policy import parse_policy
+from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff
 from qa.registries import DECODERS
 from qa.report.browser import render, screenshot
@@ -26,6 +26,7 @@ from qa.report.build import write_report
 from qa.report.export import find_browser
 from qa.store import Store
 from tests.foundation.helpers import make_refset
+from tests.gate.signing_helpers import export_reviewer, make_reviewer
 
 #: images the candidate adds grain to (the others are decoded exactly as by the approved run)
 GRAINY = ("tile01", "tile04")
@@ -50,10 +51,19 @@ class GrainyBicubic(BicubicDecoder):
         return out.clamp(0, 1)
 
 
-POLICY = parse_policy({"policy": {"track": "upscale", "n_boot": 500},
-                       "metrics": {"invented_detail": {"group": "invented", "relative_margin": 0.05,
-                                                       "image_relative_margin": 0.5},
-                                   "psnr": {"min": 10.0, "margin": 0.5}}}, "review-policy")
+POLICY_TOML = """[policy]
+track = "upscale"
+n_boot = 500
+
+[metrics.invented_detail]
+group = "invented"
+relative_margin = 0.05
+image_relative_margin = 0.5
+
+[metrics.psnr]
+min = 10.0
+margin = 0.5
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +77,16 @@ def review(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         store = Store(root / "qa.duckdb")
         cfg = RunConfig(decoder="grainy", reference_set=str(refset), metrics=["psnr", "invented_detail"],
                         progress=False)
+        policy_file = root / "review-policy.toml"
+        policy_file.write_text(POLICY_TOML)
+        policy = load_policy(policy_file)
+        export_reviewer(mp, *make_reviewer(root, "ana"))
         approved = RunEngine(store).start(cfg)
-        gate_run(store, approved, POLICY, "approved")
-        record_signoff(store, approved, "ana", "approve", "release 1")
+        gate_run(store, approved, policy, "approved")
+        record_signoff(store, approved, "ana", "approve", "release 1", policy=policy_file)
         (root / "qa.toml").write_text("[decoders.grainy]\ngrain = 0.08\n")
         candidate = RunEngine(store).start(cfg)
-        outcome = gate_run(store, candidate, POLICY, "approved")
+        outcome = gate_run(store, candidate, policy, "approved")
         report = write_report(store, out=root / "review.html")
         yield {"root": root, "report": report, "approved": approved, "candidate": candidate, "outcome": outcome}
 
