@@ -116,17 +116,45 @@ def cmd_signoff(args: argparse.Namespace) -> int:
         return 0
     store = _store(args)
     if args.action == "verify":
-        problems = signoff.verify_chain(store, args.trusted_keys)
+        problems, n, head_seq, head_hash = signoff.chain_summary(store, args.trusted_keys)
         for p in problems:
             print(p)
+        print(f"{n} sign-off(s); head seq {head_seq}, hash {head_hash[:16] or '-'}")
         print("sign-off chain intact" if not problems else f"{len(problems)} problem(s) in the sign-off chain")
         return 0 if not problems else 1
+    if args.action in ("list", "show"):
+        return _print_signoffs(signoff, store, args)
     if not (args.run and args.decision):
-        raise QAError("qa signoff needs --run and --decision (and your --key)", "or `qa signoff verify`")
+        raise QAError("qa signoff needs --run and --decision (and your --key)",
+                      "or `qa signoff list`, `qa signoff show --seq N`, `qa signoff verify`")
     seq = signoff.record_signoff(store, run_id=args.run, reviewer=args.reviewer, decision=args.decision,
                                  note=args.note, override=args.override, key=args.key, trusted=args.trusted_keys,
                                  policy=args.policy)
     print(f"recorded: sign-off seq {seq}, {args.decision} of {args.run}")
+    return 0
+
+
+def _print_signoffs(signoff: Any, store: Any, args: argparse.Namespace) -> int:
+    """`qa signoff list [--run ID]` (one line a sign-off) and `qa signoff show --seq N` (every stored field)."""
+    if args.action == "show":
+        if args.seq is None:
+            raise QAError("qa signoff show needs --seq N", "`qa signoff list` shows the sequence numbers")
+        rows = signoff.signoff_rows(store, seq=args.seq)
+        if not rows:
+            raise QAError(f"no sign-off with seq {args.seq}", "`qa signoff list` shows the sequence numbers")
+        names = ["seq", "run", "reviewer", "decision", "note", "override", "signed at", "gate", "policy sha256",
+                 "signer key", "prev hash", "hash"]
+        for name, value in zip(names, rows[0], strict=True):
+            print(f"{name:>13}: {'' if value is None else value}")
+        print("(as stored; `qa signoff verify --trusted-keys FILE` checks signatures and the chain)")
+        return 0
+    rows = signoff.signoff_rows(store, run_id=args.run)
+    if not rows:
+        print("no sign-offs" + (f" of run {args.run}" if args.run else ""))
+        return 0
+    print(_table([[str(r[0]), str(r[1]), str(r[2]), str(r[3]) + (" (override)" if r[5] else ""), str(r[6])[:19],
+                   str(r[7] or "-"), " ".join(str(r[4] or "").split())[:60]] for r in rows],
+                 ["seq", "run", "reviewer", "decision", "signed at", "gate", "note"]))
     return 0
 
 

@@ -118,13 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
         "  qa signoff keygen --key ~/.config/qa/ana_ed25519 --reviewer ana   prints the line for the trusted file\n"
         "  qa signoff --run RUN_ID --decision approve --key KEY --trusted-keys suites/allowed_signers\n"
         "  qa signoff verify --trusted-keys suites/allowed_signers          exit 0 intact, 1 problems, 2 error\n"
+        "  qa signoff list [--run RUN_ID]  |  qa signoff show --seq 3      what is stored, oldest first\n"
         "$QA_SIGNING_KEY and $QA_TRUSTED_KEYS stand in for --key and --trusted-keys.")
-    p.add_argument("action", nargs="?", choices=["verify", "keygen"],
-                   help="'verify' checks the chain, signatures and anchor; 'keygen' writes a new key pair")
-    p.add_argument("--run", default=None, help="run id")
+    p.add_argument("action", nargs="?", choices=["verify", "keygen", "list", "show"],
+                   help="none: record a sign-off (needs --run, --decision and a key); 'verify' checks the chain, "
+                   "signatures and anchor; 'keygen' writes a new key pair; 'list' shows the sign-offs (of --run); "
+                   "'show --seq N' one sign-off with every stored field")
+    p.add_argument("--run", default=None, help="run id (required to record; filters 'list')")
+    p.add_argument("--seq", type=int, default=None, help="sign-off sequence number (for 'show')")
     p.add_argument("--reviewer", default=None, help="your name in the trusted-keys file (default: your key's only name)")
-    p.add_argument("--decision", choices=["approve", "reject"], default=None)
-    p.add_argument("--note", default="")
+    p.add_argument("--decision", choices=["approve", "reject"], default=None, help="required to record")
+    p.add_argument("--note", default="", help="why; required with --override")
     p.add_argument("--override", action="store_true", help="approve a run without a passing gate (needs --note)")
     p.add_argument("--key", type=Path, default=None, help="your Ed25519 private key (OpenSSH file; default $QA_SIGNING_KEY)")
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE",

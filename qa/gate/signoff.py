@@ -200,6 +200,33 @@ def verify_chain(store: Store, trusted: TrustedKeys | str | Path | None = None) 
         return check_chain(con, store.path, trusted)[0]
 
 
+def chain_summary(store: Store, trusted: TrustedKeys | str | Path | None = None) -> tuple[list[str], int, int, str]:
+    """(problems, number of rows, head seq, head hash) of the sign-off chain, as :func:`verify_chain` checks it."""
+    from qa.gate.signoff_verify import check_chain
+
+    trusted = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(trusted)
+    with store.connect() as con:
+        problems, head = check_chain(con, store.path, trusted)
+        (n,) = con.execute("select count(*) from signoffs").fetchone() or (0,)
+    return problems, int(n), int(head.get("seq", 0)), str(head.get("hash", ""))
+
+
+def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None) -> list[tuple[Any, ...]]:
+    """(seq, run_id, reviewer, decision, note, override, signed_at, gate_id, policy_sha256, signer, prev_hash,
+    hash) of every sign-off (or of one run, or one ``seq``), oldest first; read as stored, not verified."""
+    where, params = [], []
+    if run_id is not None:
+        where.append("s.run_id = ?")
+        params.append(run_id)
+    if seq is not None:
+        where.append("s.seq = ?")
+        params.append(seq)
+    sql = ("select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, p.gate_id, "
+           "p.policy_sha256, p.signer, s.prev_hash, s.hash from signoffs s left join signoff_proofs p "
+           "on p.seq = s.seq" + (" where " + " and ".join(where) if where else "") + " order by s.seq")
+    return store.query(sql, list[object](params))
+
+
 def signoffs_of(store: Store, run_ids: list[str]) -> list[tuple[Any, ...]]:
     """(seq, run_id, reviewer, decision, note, override, signed_at) of these runs, oldest first."""
     if not run_ids:

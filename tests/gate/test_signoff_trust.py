@@ -293,3 +293,23 @@ def test_an_ssh_keygen_key_and_an_allowed_signers_line_work_as_is(world, store, 
     assert record_signoff(store, world["runs"]["good"], None, "reject", "from my ssh key", key=key) == 1
     assert store.query("select reviewer from signoffs")[0][0] == "cy@example.org"
     assert verify_chain(store) == []
+
+
+def test_signoff_list_show_and_verify_print_what_is_stored(world, store, keys, capsys) -> None:
+    """A sign-off meeting from the terminal: list (all, or one run's), show one row whole, verify's count and head."""
+    _rejects(store, world["runs"], 2)
+    db = ["--db", str(store.path)]
+    assert qa_main(["signoff", "list", *db]) == 0
+    out = capsys.readouterr().out
+    assert "note 0" in out and "note 1" in out and "reject" in out and world["runs"]["good"] in out
+    assert qa_main(["signoff", "list", "--run", "no-such-run", *db]) == 0
+    assert "no sign-offs of run no-such-run" in capsys.readouterr().out
+    assert qa_main(["signoff", "show", "--seq", "2", *db]) == 0
+    out = capsys.readouterr().out
+    head = str(store.query("select hash from signoffs where seq = 2")[0][0])
+    assert "note 1" in out and head in out and "signer key: ssh-ed25519" in out
+    assert qa_main(["signoff", "show", "--seq", "9", *db]) == 2
+    assert "no sign-off with seq 9" in capsys.readouterr().err
+    assert qa_main(["signoff", "verify", *db]) == 0
+    out = capsys.readouterr().out
+    assert f"2 sign-off(s); head seq 2, hash {head[:16]}" in out and "intact" in out
