@@ -214,7 +214,8 @@ def chain_summary(store: Store, trusted: TrustedKeys | str | Path | None = None)
 def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None) -> list[tuple[Any, ...]]:
     """(seq, run_id, reviewer, decision, note, override, signed_at, gate_id, policy_sha256, signer, prev_hash,
     hash) of every sign-off (or of one run, or one ``seq``), oldest first; read as stored, not verified."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if run_id is not None:
         where.append("s.run_id = ?")
         params.append(run_id)
@@ -224,7 +225,7 @@ def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None
     sql = ("select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, p.gate_id, "
            "p.policy_sha256, p.signer, s.prev_hash, s.hash from signoffs s left join signoff_proofs p "
            "on p.seq = s.seq" + (" where " + " and ".join(where) if where else "") + " order by s.seq")
-    return store.query(sql, list[object](params))
+    return store.query(sql, params)
 
 
 def signoffs_of(store: Store, run_ids: list[str]) -> list[tuple[Any, ...]]:
