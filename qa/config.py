@@ -26,79 +26,20 @@ built-in ``pid``) and settings passed to that family's factory, e.g.::
 from __future__ import annotations
 
 import difflib
-import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qa.decoders.base import Decoder, DecoderInfo
 from qa.errors import DecoderError, QAError, UnknownNameError
+from qa.registries import DECODERS
+from qa.settings import PATH_SETTINGS, ConfigError, DecoderConfig, get_settings
 
-#: settings whose string values are file system paths (resolved against the configuring file's folder)
-PATH_SETTINGS: frozenset[str] = frozenset({"path", "checkpoint", "vae_path", "config_file", "repo", "text_encoder_path"})
-
-
-class ConfigError(QAError):
-    """A configuration file that cannot be parsed or holds an invalid decoder entry."""
-
-
-@dataclass(frozen=True)
-class DecoderConfig:
-    """One configured decoder: its ``family`` (a registry name), settings, and the file that said so."""
-
-    name: str
-    family: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    source: Path | None = None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from exc
-
-
-def _entries(path: Path, table: object) -> dict[str, DecoderConfig]:
-    if table is None:
-        return {}
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: the decoders table must be a table of tables, got {type(table).__name__}")
-    out = {}
-    for name, entry in table.items():
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{path}: decoder {name!r} must be a table ([...decoders.{name}]), got {entry!r}")
-        settings = dict(entry)
-        family = settings.pop("family", name)
-        if not isinstance(family, str) or not family:
-            raise ConfigError(f"{path}: decoder {name!r}: family must be a registered decoder name, got {family!r}")
-        for key in PATH_SETTINGS & settings.keys():
-            value = settings[key]
-            if not isinstance(value, str):
-                raise ConfigError(f"{path}: decoder {name!r}: {key} must be a string path, got {value!r}")
-            p = Path(value).expanduser()
-            settings[key] = str(p if p.is_absolute() else (path.parent / p).resolve())
-        out[name] = DecoderConfig(name=name, family=family, settings=settings, source=path)
-    return out
-
+__all__ = ["PATH_SETTINGS", "ConfigError", "DecoderConfig", "list_decoders", "load_decoder_configs", "make_decoder"]
 
 def load_decoder_configs(root: str | Path | None = None) -> dict[str, DecoderConfig]:
-    """Configured decoders from ``root`` (default: the current directory): pyproject.toml, then qa.toml."""
-    base = Path(root) if root is not None else Path.cwd()
-    configs: dict[str, DecoderConfig] = {}
-    pyproject = base / "pyproject.toml"
-    if pyproject.is_file():
-        data = _read_toml(pyproject)
-        configs.update(_entries(pyproject, data.get("tool", {}).get("qa", {}).get("decoders")))
-    qa_toml = base / "qa.toml"
-    if qa_toml.is_file():
-        data = _read_toml(qa_toml)
-        table = data.get("decoders", data.get("tool", {}).get("qa", {}).get("decoders"))
-        configs.update(_entries(qa_toml, table))
-    return configs
+    """Configured decoders from ``root`` (default: the current directory): pyproject.toml, then qa.toml
+    (read once per change of those files: :func:`qa.settings.get_settings`)."""
+    return dict(get_settings(root).decoders)
 
 
 def _unknown(name: str, known: list[str]) -> UnknownNameError:
@@ -111,8 +52,6 @@ def make_decoder(name: str, device: str = "cpu", root: str | Path | None = None,
     """The decoder called ``name``: its configured family and settings (``overrides`` win), else the registry
     entry of that name. Raises :class:`UnknownNameError` with close matches, :class:`ConfigError` or
     :class:`DecoderError` for bad entries. Weights load lazily, on the first encode/decode."""
-    from qa.registries import DECODERS
-
     configs = load_decoder_configs(root)
     cfg = configs.get(name)
     family = cfg.family if cfg else name
@@ -143,8 +82,6 @@ def list_decoders(device: str = "cpu", root: str | Path | None = None) -> list[D
     A decoder that cannot even be constructed (bad settings, missing plugin module) is listed as unavailable
     with the error as its reason.
     """
-    from qa.registries import DECODERS
-
     configs = load_decoder_configs(root)
     infos = []
     for name in sorted(set(DECODERS.names()) | set(configs)):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
+from qa.decoders.base import Decoder
 from qa.engine.run import RunConfig, RunEngine, make_decoder
 from qa.errors import QAError
+from qa.gate.demo import gate_demo_runs
+from qa.report.build import write_report
 from qa.store import Store
 
 #: the embedded zoo, in the order the demo runs it, with the most seeds each gets: Real-ESRGAN is deterministic
@@ -26,39 +28,28 @@ def run_demo(db: Path | None = None, out: Path = Path("reports/demo.html"), deco
     names = list(decoders or DEMO_DECODERS)
     run_ids: dict[str, str] = {}
     for name in names:
+        decoder: Decoder | None = None
         try:
-            reason = make_decoder(name).unavailable_reason()
+            decoder = make_decoder(name)
+            reason = decoder.unavailable_reason()
         except QAError as exc:
             reason = str(exc)
-        if reason:
+        if reason or decoder is None:
             print(f"skipping decoder {name}: {reason}", file=sys.stderr)
             continue
         n_seeds = max(1, min(seeds, DEMO_DECODERS.get(name, seeds)))
         run_ids[name] = engine.start(RunConfig(decoder=name, reference_set=reference_set,
-                                               seeds=list(range(n_seeds)), suite="demo"))
+                                               seeds=list(range(n_seeds)), suite="demo"), decoder)
         print(f"run {name}: {run_ids[name]}", flush=True)
     if not run_ids:
         raise QAError("no decoder could run", "see `qa decoders` for why")
     _gate(store, run_ids)
-    report_path = _report(store, out)
+    report_path = Path(write_report(store, out=out))
     print(f"database: {store.path}")
-    print(f"report: {report_path if report_path else 'not written (report module unavailable)'}")
+    print(f"report: {report_path}")
     return 0
 
 
 def _gate(store: Store, run_ids: dict[str, str]) -> None:
-    try:
-        gate = importlib.import_module("qa.gate.demo")
-    except ImportError:
-        print("gate: not available in this build", file=sys.stderr)
-        return
-    for line in gate.gate_demo_runs(store, run_ids):
+    for line in gate_demo_runs(store, run_ids):
         print(line)
-
-
-def _report(store: Store, out: Path) -> Path | None:
-    try:
-        report = importlib.import_module("qa.report.build")
-    except ImportError:
-        return None
-    return Path(report.write_report(store, out=out))

@@ -1,4 +1,4 @@
-"""pytest plugin for release suites: options, fixtures and hooks only; the logic is in :mod:`qa.gate.suite`.
+"""pytest plugin for release suites: options, fixtures and hooks only; the logic is in :mod:`qa.session.suite`.
 
 Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--db``, ``--seeds``, ``--policy``.
 Fixtures: ``qa_run`` (the candidate run, run now or reused), ``qa_baseline`` (from ``--baseline``),
@@ -21,7 +21,7 @@ import pytest
 if TYPE_CHECKING:  # the gate package imports torch; load it only when a suite needs it
     from qa.gate.checks import Baseline, CheckResult
     from qa.gate.policy import Policy
-    from qa.gate.suite import Gate, RunHandle, SuiteSession
+    from qa.session.suite import Gate, RunHandle, SuiteSession
 
 SESSION_KEY = pytest.StashKey["SuiteSession"]()
 RECORDED_KEY = pytest.StashKey[set[str]]()
@@ -49,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _session(config: pytest.Config) -> SuiteSession:
     """The session's :class:`SuiteSession`, created on first use (so plain test runs never import torch)."""
     if SESSION_KEY not in config.stash:
-        from qa.gate.suite import SuiteOptions, SuiteSession
+        from qa.session.suite import SuiteOptions, SuiteSession
 
         opts = SuiteOptions(decoder=config.getoption("--decoder"), reference_set=config.getoption("--reference-set"),
                             baseline=config.getoption("--baseline"), db=config.getoption("--db"),
@@ -150,7 +150,7 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
     try:
         track = sess.decoder_track()
     except Exception as exc:  # noqa: BLE001 - an unknown/broken decoder fails the tests with the reason
-        from qa.gate.suite import RunHandle
+        from qa.session.suite import RunHandle
 
         return RunHandle(decoder=sess.options.decoder or "", error=f"{type(exc).__name__}: {exc}")
     if track != qa_policy.track:
@@ -159,7 +159,7 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
     recorded = request.config.stash[RECORDED_KEY]
     if (run.run_id or run.error) not in recorded:
         recorded.add(run.run_id or run.error)
-        from qa.gate.suite import metric_properties
+        from qa.session.suite import metric_properties
 
         for name, value in metric_properties(run):
             record_testsuite_property(name, value)

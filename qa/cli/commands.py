@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from pathlib import Path
 from typing import Any
 
 from qa.errors import QAError
 from qa.store import Store
+from qa.store import runs as store_runs
 
 
 def _store(args: argparse.Namespace) -> Store:
     return Store(getattr(args, "db", None))
-
-
-def _need(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise QAError(f"{what} is not available in this build of qa ({exc})") from exc
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -47,7 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     engine = RunEngine(store)
     if args.resume:
         if args.engine == "ray":
-            _need("qa.engine.ray_engine", "--engine ray").resume(store, args.resume, address=args.address)
+            from qa.engine import ray_engine
+
+            ray_engine.resume(store, args.resume, address=args.address)
         else:
             engine.resume(args.resume, device=args.device, progress=not args.no_progress)
         print(args.resume)
@@ -62,7 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                            metrics=metrics, progress=not args.no_progress)
         try:
             if args.engine == "ray":
-                run_id = _need("qa.engine.ray_engine", "--engine ray").start(store, config, address=args.address)
+                from qa.engine import ray_engine
+
+                run_id = ray_engine.start(store, config, address=args.address)
             else:
                 run_id = engine.start(config)
         except QAError as exc:
@@ -81,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    score = _need("qa.score", "qa score")
+    from qa import score
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     summary = score.score_folders(reference=args.reference, candidates=args.candidate, out=args.out,
                                   maps=args.maps, metrics=metrics, encoder=args.encoder)
@@ -90,13 +86,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    gate = _need("qa.gate.cli", "qa gate")
+    from qa.gate import cli as gate
     return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy,
                                      decoder=args.decoder, fmt=args.fmt))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    report = _need("qa.report.build", "qa report")
+    from qa.report import build as report
     path = report.write_report(_store(args), out=args.out, weekly=args.weekly, since=args.since,
                                decoders=args.decoder, png_dir=args.png)
     print(path)
@@ -104,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_signoff(args: argparse.Namespace) -> int:
-    signoff = _need("qa.gate.signoff", "qa signoff")
+    from qa.gate import signoff
     if args.action == "keygen":
         from qa.gate.signing import generate_key
 
@@ -162,27 +158,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args)
     fmt = getattr(args, "fmt", "text")
     report = getattr(args, "report", None)
-    sql = ("select run_id, decoder, backend, status, started_at, n_cases from runs "
-           + ("where decoder = ? " if args.decoder else "") + "order by started_at desc limit 30")
-    rows = store.query(sql, [args.decoder] if args.decoder else [])
+    rows = [(r.run_id, r.decoder, r.backend, r.status, r.started_at, r.n_cases)
+            for r in store_runs.recent_runs(store, args.decoder or None, limit=30)]
     if not rows and fmt == "text":
         print("no runs" + (f" of decoder {args.decoder!r}" if args.decoder else ""))
         return 0
     if fmt == "text":
         print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
-    try:
-        status = importlib.import_module("qa.gate.status")
-    except ImportError:
-        return 0
+    from qa.gate import status
+
     print(status.status_output(store, args.decoder, fmt, report))
     return 0
 
 
 def cmd_decoders(args: argparse.Namespace) -> int:
-    try:
-        from qa.config import list_decoders
-    except ImportError:
-        list_decoders = _list_registry_decoders  # type: ignore[assignment]
+    from qa.config import list_decoders
+
     rows = []
     for info in list_decoders():
         rows.append([info.name, info.track, "+".join(info.inputs), "yes" if info.stochastic else "no",
@@ -190,15 +181,6 @@ def cmd_decoders(args: argparse.Namespace) -> int:
                      "available" if info.available else f"unavailable: {info.reason}"])
     print(_table(rows, ["decoder", "track", "inputs", "stochastic", "scale", "family/backend", "availability"]))
     return 0
-
-
-def _list_registry_decoders() -> list[Any]:
-    from qa.registries import DECODERS
-
-    infos = []
-    for name in DECODERS.names():
-        infos.append(DECODERS.create(name, name=name).info())
-    return infos
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -225,7 +207,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    weights = _need("qa.weights", "qa weights")
+    from qa import weights
     if args.action in ("import", "fetch") and not args.target:
         raise QAError(f"qa weights {args.action} needs a {'PATH' if args.action == 'import' else 'NAME'}",
                       "see `qa weights list` for the known names")
@@ -234,12 +216,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
     if args.action == "verify":
         return int(weights.cli_verify())
     if args.action == "import":
-        return int(weights.cli_import(Path(args.target)))
+        return int(weights.cli_import(args.target))
     return int(weights.cli_fetch(args.target))
 
 
 def cmd_refset(args: argparse.Namespace) -> int:
-    build = _need("qa.refset.build", "qa refset build")
+    from qa.refset import build
     result = build.build_reference_set(args.folder, captions=args.captions, out=args.out)
     print(result.summary())
     return 0 if result.ok else 2

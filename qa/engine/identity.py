@@ -50,7 +50,7 @@ def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric
 
 def base_identity_sha256(fields: dict[str, object]) -> str:
     """The identity without the metric list: runs that differ only in their metrics decode the same images, so a
-    finished run with more metrics can stand in for one with fewer (see :func:`qa.gate.reuse.find_reusable`)."""
+    finished run with more metrics can stand in for one with fewer (see :func:`qa.engine.plan.find_reusable`)."""
     return identity_sha256({k: v for k, v in fields.items() if k != "metrics"})
 
 

@@ -6,15 +6,15 @@ import hashlib
 import json
 import subprocess
 from functools import lru_cache
-from pathlib import Path
 
 from qa import __version__
+from qa.settings import SOURCE_ROOT
 
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
     """The git commit of the qa source tree ('' when not in a checkout), with '-dirty' if modified."""
-    root = Path(__file__).resolve().parents[2]
+    root = SOURCE_ROOT
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:

@@ -26,7 +26,6 @@ Ray is optional: ``pip install 'qa[ray]'``. See docs/scaling.md for the multi-no
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -45,14 +44,16 @@ from qa.engine.shard import ShardOutput, ShardRunner
 from qa.errors import QAError
 from qa.imageio import sha256_file
 from qa.metrics.base import ImageMetric, Metric, SetMetric
+from qa.metrics.feature_cache import pixels_sha256
 from qa.refset.manifest import ReferenceItem
+from qa.settings import WORKERS_ENV, get_settings
 from qa.store import Store
+from qa.store.features import FeatureKey, features_of_images, put_feature_groups
+from qa.store.records import SetResult
+from qa.store.runs import run_config
 
 INSTALL_HINT = "pip install 'qa[ray]'"
 #: (extractor, extractor_sha256, preprocessing): the feature cache key without the image
-FeatureKey = tuple[str, str, str]
-#: environment variable with the default number of workers (else: the cluster's GPUs or CPUs)
-WORKERS_ENV = "QA_RAY_WORKERS"
 
 
 def import_ray() -> Any:
@@ -255,34 +256,18 @@ class ShippedFeatureCache:
 
 def _reference_aliases(cases: list[Any]) -> dict[str, str]:
     """pixel sha256 -> file sha256 of the loaded, unaltered references (no crop, no conversion note)."""
-    try:
-        from qa.metrics.feature_cache import pixels_sha256
-    except ImportError:
-        return {}
     return {pixels_sha256(c.pixels): c.image_sha256 for c in cases
             if c.pixels is not None and not c.error and not c.notes}
 
 
 def cached_reference_features(store: Store, image_shas: list[str]) -> dict[FeatureKey, dict[str, np.ndarray]]:
     """Every cached vector of these images (any extractor), grouped by extractor key: what the workers get."""
-    if not image_shas:
-        return {}
-    with store.connect() as con:
-        rows = con.execute(
-            "select extractor, extractor_sha256, preprocessing, image_sha256, vector from features "
-            "where image_sha256 in (select unnest(?))", [sorted(set(image_shas))]).fetchall()
-    out: dict[FeatureKey, dict[str, np.ndarray]] = {}
-    for ex, ex_sha, prep, sha, vec in rows:
-        out.setdefault((str(ex), str(ex_sha), str(prep)), {})[str(sha)] = np.asarray(vec, np.float32)
-    return out
+    return features_of_images(store, image_shas)
 
 
 def store_features(store: Store, features: list[tuple[FeatureKey, dict[str, np.ndarray]]]) -> None:
     """Insert (or replace) vectors computed by a worker into the ``features`` table, in one transaction."""
-    rows = [[k[0], k[1], sha, k[2], np.asarray(v, np.float32).tolist()] for k, vecs in features for sha, v in vecs.items()]
-    if rows:
-        with store.transaction() as con:
-            con.executemany("insert or replace into features values (?, ?, ?, ?, ?)", rows)
+    put_feature_groups(store, features)
 
 
 # -- driver ---------------------------------------------------------------------------------------------------
@@ -292,7 +277,7 @@ def start(store: Store, config: RunConfig, address: str | None = None, **options
     ray = import_ray()
     engine = RunEngine(store)
     run = engine.create_run(config, decoder=make_decoder(config.decoder, "cpu"))
-    _execute(ray, engine, run, opts)
+    _run_on_ray(ray, engine, run, opts)
     return run.run_id
 
 
@@ -302,12 +287,12 @@ def resume(store: Store, run_id: str, address: str | None = None, device: str | 
     opts = RayOptions(address=address, **options)
     ray = import_ray()
     engine = RunEngine(store)
-    rows = store.query("select config_json from runs where run_id = ?", [run_id])
-    if not rows:
+    cfg = run_config(store, run_id)
+    if cfg is None:
         raise QAError(f"no run {run_id!r} in {store.path}", "list runs with `qa status` or check --db")
-    name = str(json.loads(str(rows[0][0])).get("decoder", ""))
+    name = str(cfg.get("decoder", ""))
     run = engine.reopen_run(run_id, device=device, progress=progress, decoder=make_decoder(name, "cpu"))
-    _execute(ray, engine, run, opts)
+    _run_on_ray(ray, engine, run, opts)
     return run_id
 
 
@@ -330,8 +315,8 @@ def _init_ray(ray: Any, opts: RayOptions) -> bool:
 def _pool_size(ray: Any, device: str, opts: RayOptions, n_shards: int) -> int:
     if opts.num_workers is not None:
         wanted = int(opts.num_workers)
-    elif os.environ.get(WORKERS_ENV):
-        wanted = int(os.environ[WORKERS_ENV])
+    elif get_settings().ray_workers is not None:
+        wanted = int(get_settings().ray_workers or 0)
     else:
         res = ray.cluster_resources()
         if device.startswith("cuda"):
@@ -351,7 +336,7 @@ def _retriable(ray: Any) -> tuple[type[BaseException], ...]:
     return tuple(getattr(ex, n) for n in names if hasattr(ex, n))
 
 
-def _execute(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) -> None:
+def _run_on_ray(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions) -> None:
     """Run the uncommitted shards of ``run`` on an actor pool and commit each on the driver; then finalize."""
     started_here = False
     actors: list[Any] = []
@@ -460,41 +445,41 @@ def _drive(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions, acto
 
 
 def _set_rows(engine: RunEngine, run_id: str, set_metrics: list[SetMetric], results: dict[int, ShardResult],
-              todo: list[int], resumed: bool) -> dict[str, list[object]]:
+              todo: list[int], resumed: bool) -> dict[str, SetResult]:
     """``set_results`` rows of set metrics, merged from per-shard states; a metric that cannot merge is missing."""
-    rows: dict[str, list[object]] = {}
+    rows: dict[str, SetResult] = {}
     if resumed:
         return rows  # RunEngine.finalize stores them as missing, as after a local resume
     for m in set_metrics:
         if m.unavailable_reason():
             continue  # finalize says why
         if not can_merge(m):
-            rows[m.name] = [run_id, m.name, None, None, None, 0, "missing",
-                            "distributed run: this set metric cannot merge per-shard states (no export_state/"
-                            "merge_state); run it with --engine local", m.version]
+            rows[m.name] = SetResult.missing(
+                run_id, m.name, "missing", "distributed run: this set metric cannot merge per-shard states (no "
+                "export_state/merge_state); run it with --engine local", m.version)
             continue
         missing = [i for i in todo if i not in results]
         if missing:  # committed by someone else meanwhile: their states are not here
-            rows[m.name] = [run_id, m.name, None, None, None, 0, "missing",
-                            f"shards {missing} were committed by another process: their set states are not here",
-                            m.version]
+            rows[m.name] = SetResult.missing(
+                run_id, m.name, "missing",
+                f"shards {missing} were committed by another process: their set states are not here", m.version)
             continue
         absent = [i for i in sorted(results) if m.name not in results[i].set_states]
         if absent:  # the worker could not export it (e.g. its weights are absent on that host)
             why = next((results[i].set_errors[m.name] for i in absent if m.name in results[i].set_errors), "no state")
-            rows[m.name] = [run_id, m.name, None, None, None, 0, "error",
-                            f"shards {absent} returned no state for it: {why}", m.version]
+            rows[m.name] = SetResult.missing(run_id, m.name, "error",
+                                             f"shards {absent} returned no state for it: {why}", m.version)
             continue
         m.reset()
         try:
             for index in sorted(results):
                 err = results[index].set_errors.get(m.name)
                 if err:
-                    m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine._set_metric_row
+                    m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine.set_metric_result
                 m.merge_state(results[index].set_states[m.name])  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - a state that cannot merge is an error row, never a crash
-            rows[m.name] = [run_id, m.name, None, None, None, 0, "error",
-                            f"merging per-shard states failed: {type(exc).__name__}: {exc}", m.version]
+            rows[m.name] = SetResult.missing(
+                run_id, m.name, "error", f"merging per-shard states failed: {type(exc).__name__}: {exc}", m.version)
             continue
-        rows[m.name] = engine._set_metric_row(run_id, m, resumed=False)
+        rows[m.name] = engine.set_metric_result(run_id, m, resumed=False)
     return rows

@@ -7,16 +7,13 @@ in one transaction, so a run killed at any point resumes with ``resume_run`` and
 
 from __future__ import annotations
 
-import inspect
 import json
-import math
-import os
 import socket
 import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -34,65 +31,27 @@ from qa.engine.identity import (
     identity_changes,
     identity_fields,
 )
+from qa.engine.plan import (
+    EnsuredRun,
+    RunConfig,
+    RunPlan,
+    find_reusable,
+    make_decoder,
+    make_metrics,
+    plan_run,
+)
 from qa.engine.provenance import git_commit, identity_sha256
-from qa.engine.shard import ShardOutput, ShardRunner, effective_seeds
+from qa.engine.shard import ShardOutput, ShardRunner
 from qa.errors import QAError, StoreError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
+from qa.store import results as store_results
+from qa.store import runs as store_runs
+from qa.store.records import CaseRecord, NewRun, SetResult, nan_none
 
-__all__ = ["MAX_SEEDS", "PreparedRun", "RunConfig", "RunEngine", "base_identity_sha256", "check_seeds",
-           "identity_fields", "make_decoder", "make_metrics", "raise_with_run_id"]
-
-
-@dataclass
-class RunConfig:
-    """Everything that decides a run. ``metrics`` None = every registered metric."""
-
-    decoder: str
-    reference_set: str = "default"
-    seeds: list[int] = field(default_factory=lambda: [0, 1])
-    device: str = "cpu"
-    batch_size: int | None = None
-    shard_size: int = 8
-    metrics: list[str] | None = None
-    suite: str = ""
-    thumbnails: bool = True
-    progress: bool = True
-
-
-def make_decoder(name: str, device: str = "cpu") -> Decoder:
-    """Resolve a decoder name through the configuration (``qa.config``) or the registry."""
-    try:
-        from qa.config import make_decoder as configured
-    except ImportError:
-        from qa.registries import DECODERS
-
-        return DECODERS.create(name, name=name, device=device)
-    return configured(name, device=device)
-
-
-def make_metrics(names: list[str] | None, store: Store | None = None, device: str = "cpu") -> list[Metric]:
-    """Instantiate metrics by name (all registered ones when ``names`` is None).
-
-    Metrics whose constructor takes ``store`` get it (their features go through the DuckDB feature cache, so
-    reference features are computed once); those taking ``device`` run there."""
-    from qa.registries import METRICS
-
-    metrics = []
-    for name in names if names is not None else METRICS.names():
-        factory = METRICS.factory(name)
-        try:
-            params = inspect.signature(factory).parameters
-        except (TypeError, ValueError):
-            params = {}  # type: ignore[assignment]
-        kwargs: dict[str, object] = {}
-        if store is not None and "store" in params:
-            kwargs["store"] = store
-        if "device" in params:
-            kwargs["device"] = device
-        metrics.append(factory(**kwargs))
-    return metrics
+__all__ = ["MAX_SEEDS", "EnsuredRun", "PreparedRun", "RunConfig", "RunEngine", "base_identity_sha256",
+           "check_seeds", "identity_fields", "make_decoder", "make_metrics", "raise_with_run_id"]
 
 
 def _now() -> datetime:
@@ -123,28 +82,38 @@ class RunEngine:
         self.on_shard = on_shard or (lambda i: None)
 
     # -- starting -------------------------------------------------------------------------------------------
-    def start(self, config: RunConfig) -> str:
-        """Create a run and execute it to the end; returns the run id."""
-        run = self.create_run(config)
-        self._execute(run)
+    def start(self, config: RunConfig, decoder: Decoder | None = None) -> str:
+        """Create a run and execute it to the end; returns the run id. ``decoder``: an already built instance."""
+        run = self.create_run(config, decoder)
+        self.run_prepared(run)
         return run.run_id
 
-    def create_run(self, config: RunConfig, decoder: Decoder | None = None) -> PreparedRun:
+    def plan(self, config: RunConfig, decoder: Decoder | None = None) -> RunPlan:
+        """Validate ``config`` and build its decoder (unless given), reference set and metrics, once."""
+        return plan_run(config, self.store, decoder)
+
+    def ensure(self, config: RunConfig, decoder: Decoder | None = None) -> EnsuredRun:
+        """Reuse a finished run with the identity ``config`` would get (same decoder weights and settings,
+        reference set, seeds, and every metric at the same version), or run it now. Raises QAError if it
+        cannot run. ``decoder``: an already built instance (the session's), else built here once."""
+        plan = self.plan(config, decoder)
+        found = find_reusable(self.store, plan.identity)
+        if found:
+            return EnsuredRun(found, True)
+        run = self.create_run(config, plan=plan)
+        self.run_prepared(run)
+        return EnsuredRun(run.run_id, False)
+
+    def create_run(self, config: RunConfig, decoder: Decoder | None = None, plan: RunPlan | None = None
+                   ) -> PreparedRun:
         """Validate ``config``, store the run row (status 'running') with its fixed shard split and the cases.
 
         ``decoder``: an already built instance to describe the run (default: built from ``config``); distributed
-        engines pass one built on the driver's device, the workers build their own.
+        engines pass one built on the driver's device, the workers build their own. ``plan``: an existing plan
+        of ``config`` (its decoder, reference set and metrics are used as they are).
         """
-        decoder = decoder or make_decoder(config.decoder, config.device)
-        reason = decoder.unavailable_reason()
-        if reason:
-            raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")
-        check_seeds(config.seeds)
-        refset = load_reference_set(config.reference_set)
-        check_unique_ids(refset)
-        metrics = make_metrics(config.metrics, self.store, config.device)
-        seeds = effective_seeds(decoder, config.seeds)
-        fields = identity_fields(decoder, refset, metrics, seeds)
+        plan = plan or self.plan(config, decoder)
+        decoder, refset, metrics, seeds, fields = plan.decoder, plan.refset, plan.metrics, plan.seeds, plan.fields
         run_id = f"{decoder.name}-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         case_ids = [i.id for i in refset.items]
         cfg = asdict(config) | {"seeds": seeds, "shards": _shards(case_ids, config.shard_size),
@@ -152,24 +121,20 @@ class RunEngine:
                                 "metric_versions": {m.name: m.version for m in metrics},
                                 "decoder_settings": fields["settings"],
                                 "base_identity_sha256": base_identity_sha256(fields)}
-        with self.store.transaction() as con:
-            con.execute(
-                "insert into runs values (?, ?, null, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
-                [run_id, _now(), config.suite, decoder.name, decoder.family, decoder.backend, decoder.track,
-                 fields["weights_sha256"], fields["encoder_sha256"], refset.name, refset.sha256, json.dumps(seeds),
-                 __version__, git_commit(), config.device, json.dumps(cfg, default=str), identity_sha256(fields),
-                 len(cfg["shards"]), len(case_ids)],
-            )
-            for item in refset.items:
-                con.execute(
-                    "insert or ignore into cases values (?, ?, ?, ?, ?, ?, ?, null, null)",
-                    [refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption],
-                )
+        store_runs.insert_run(self.store, NewRun(
+            run_id=run_id, started_at=_now(), suite=config.suite, decoder=decoder.name, family=decoder.family,
+            backend=decoder.backend, track=decoder.track, weights_sha256=str(fields["weights_sha256"]),
+            encoder_sha256=str(fields["encoder_sha256"]), reference_set=refset.name, reference_set_sha256=refset.sha256,
+            seeds=seeds, qa_version=__version__, git_commit=git_commit(), device=config.device, config=cfg,
+            identity_sha256=identity_sha256(fields), n_shards=len(cfg["shards"]), n_cases=len(case_ids),
+            scale=int(decoder.scale)),
+            [CaseRecord(refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption)
+             for item in refset.items])
         return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
 
     def resume(self, run_id: str, device: str | None = None, progress: bool = True) -> str:
         """Finish an interrupted run: redo only the shards that were not committed."""
-        self._execute(self.reopen_run(run_id, device=device, progress=progress))
+        self.run_prepared(self.reopen_run(run_id, device=device, progress=progress))
         return run_id
 
     def reopen_run(self, run_id: str, device: str | None = None, progress: bool = True,
@@ -179,11 +144,10 @@ class RunEngine:
         Refuses (QAError with every reason) when the run's identity changed since it started: the decoder's
         weights, encoder or settings, the metrics or their versions, the seeds, the qa version or the reference
         set; resuming would mix rows of two different runs."""
-        rows = self.store.query("select config_json, status, reference_set_sha256, weights_sha256, encoder_sha256, "
-                                "seeds, qa_version, identity_sha256 from runs where run_id = ?", [run_id])
-        if not rows:
+        stored = store_runs.resume_row(self.store, run_id)
+        if stored is None:
             raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
-        cfg = json.loads(str(rows[0][0]))
+        cfg = json.loads(stored.config_json)
         config = RunConfig(**{k: cfg[k] for k in RunConfig.__dataclass_fields__ if k in cfg})
         config.progress = progress
         if device:
@@ -192,21 +156,20 @@ class RunEngine:
         refset = load_reference_set(config.reference_set)
         check_unique_ids(refset)
         metrics = make_metrics(cfg["metrics"], self.store, config.device)
-        changed = identity_changes(rows[0], cfg, decoder, refset, metrics)
+        changed = identity_changes(stored.as_tuple(), cfg, decoder, refset, metrics)
         if changed:
             raise QAError(f"run {run_id} cannot be resumed: " + "; ".join(changed),
                           "restore what changed, or start a new run (`qa run --decoder NAME`)")
-        with self.store.transaction() as con:
-            con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
+        store_runs.set_running(self.store, run_id)
         return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
 
     # -- executing ------------------------------------------------------------------------------------------
     def done_shards(self, run_id: str) -> set[int]:
         """Indices of the shards of ``run_id`` already committed."""
-        return {int(r[0]) for r in self.store.query(  # type: ignore[call-overload]
-            "select shard_index from shards where run_id = ?", [run_id])}
+        return store_results.done_shards(self.store, run_id)
 
-    def _execute(self, run: PreparedRun) -> None:
+    def run_prepared(self, run: PreparedRun) -> None:
+        """Execute the uncommitted shards of a prepared run, then its set results; marks it failed on an error."""
         run_id, decoder, refset, cfg, config = run.run_id, run.decoder, run.refset, run.cfg, run.config
         done = self.done_shards(run_id)
         shards: list[list[str]] = cfg["shards"]
@@ -240,8 +203,7 @@ class RunEngine:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000]
         try:
-            with self.store.transaction() as con:
-                con.execute("update runs set status = ?, error = ? where run_id = ?", [status, text, run_id])
+            store_runs.set_stopped(self.store, run_id, status, text)
         except QAError as second:
             print(f"qa: could not mark run {run_id} {status}: {str(second).splitlines()[0]}", file=sys.stderr)
 
@@ -251,45 +213,30 @@ class RunEngine:
         Returns False (and writes nothing) when the shard was committed already: nothing is counted twice.
         ``worker``: who computed it (default: this host and process).
         """
-        with self.store.transaction() as con:
-            if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
-                return False  # another worker committed it already: nothing counted twice
-            con.executemany(
-                "insert into results values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[run_id, r.case_id, r.seed, r.metric, r.value, r.status, r.detail, r.metric_version] for r in output.rows],
-            )
-            if output.images:
-                con.executemany(
-                    "insert or replace into images values (?, ?, ?, ?, ?)",
-                    [[run_id, c, s, k, png] for c, s, k, png in output.images],
-                )
-            con.execute("insert into shards values (?, ?, ?, ?, ?)",
-                        [run_id, index, output.n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
-        return True
+        return store_results.commit_shard(self.store, run_id, index, output.rows, output.images, output.n_cases,
+                                          worker)
 
 
     def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
         self.finalize(run_id, runner.image_metrics, runner.set_metrics, resumed)
 
     def finalize(self, run_id: str, image_metrics: list[ImageMetric], set_metrics: list[SetMetric],
-                 resumed: bool, set_rows_override: dict[str, list[object]] | None = None) -> None:
+                 resumed: bool, set_rows_override: dict[str, SetResult] | None = None) -> None:
         """Set results: mean + bootstrap CI of every per-image metric, and each set metric's own value; marks
         the run finished. ``set_metrics`` must hold every output of the run (else pass ``resumed=True``);
-        ``set_rows_override``: a ready ``set_results`` row per set metric name, used instead of computing it."""
-        rows = self.store.query(
-            # ordered, so the bootstrap interval does not depend on the order shards were committed in
-            "select metric, case_id, value, status, detail from results where run_id = ? and metric != 'case' "
-            "order by metric, case_id, seed", [run_id])
+        ``set_rows_override``: a ready set result per set metric name, used instead of computing it."""
+        # ordered, so the bootstrap interval does not depend on the order shards were committed in
+        rows = store_results.image_metric_rows(self.store, run_id)
         # seeds of one case are not independent samples: average them per case, then bootstrap over cases
         per_case: dict[str, dict[str, list[float]]] = {}
         bad: dict[str, Counter[str]] = {}
-        for metric, case_id, value, status, row_detail in rows:
-            if status == "ok" and value is not None:
-                per_case.setdefault(str(metric), {}).setdefault(str(case_id), []).append(float(value))  # type: ignore[arg-type]
+        for row in rows:
+            if row.status == "ok" and row.value is not None:
+                per_case.setdefault(row.metric, {}).setdefault(row.case_id, []).append(row.value)
             else:
-                bad.setdefault(str(metric), Counter())[f"{status}: {_reason(str(row_detail or ''))}"] += 1
+                bad.setdefault(row.metric, Counter())[f"{row.status}: {_reason(row.detail)}"] += 1
         by_metric = {m: [float(np.mean(v)) for v in cases.values()] for m, cases in per_case.items()}
-        set_rows: list[list[object]] = []
+        set_rows: list[SetResult] = []
         for m in image_metrics:
             vals = by_metric.get(m.name, [])
             reasons = bad.get(m.name, Counter())
@@ -298,38 +245,39 @@ class RunEngine:
                 top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
                 detail = f"{sum(reasons.values())} rows missing or failed ({top})"
             if not vals:
-                set_rows.append([run_id, m.name, None, None, None, 0, "missing", detail or "no values", m.version])
+                set_rows.append(SetResult.missing(run_id, m.name, "missing", detail or "no values", m.version))
                 continue
             mean, lo, hi = bootstrap_mean_ci(np.asarray(vals))
-            set_rows.append([run_id, m.name, mean, _nan_none(lo), _nan_none(hi), len(vals), "ok", detail, m.version])
+            set_rows.append(SetResult(run_id, m.name, mean, nan_none(lo), nan_none(hi), len(vals), "ok", detail,
+                                      m.version))
         for sm in set_metrics:
             override = (set_rows_override or {}).get(sm.name)
-            set_rows.append(override if override is not None else self._set_metric_row(run_id, sm, resumed))
-        with self.store.transaction() as con:
-            con.execute("delete from set_results where run_id = ?", [run_id])
-            if set_rows:
-                con.executemany("insert into set_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)", set_rows)
-            con.execute("update runs set status = 'finished', finished_at = ?, error = null where run_id = ?",
-                        [_now(), run_id])
+            set_rows.append(override if override is not None else self.set_metric_result(run_id, sm, resumed))
+        store_results.finish_run(self.store, run_id, set_rows)
 
     @staticmethod
-    def _set_metric_row(run_id: str, m: SetMetric, resumed: bool) -> list[object]:
+    def set_metric_result(run_id: str, m: SetMetric, resumed: bool) -> SetResult:
+        """The set result of a set metric that saw every output of the run (or why it has none)."""
         reason = m.unavailable_reason()
         if reason:
-            return [run_id, m.name, None, None, None, 0, "missing", reason, m.version]
+            return SetResult.missing(run_id, m.name, "missing", reason, m.version)
         if resumed:
-            return [run_id, m.name, None, None, None, 0, "missing",
-                    "run was resumed: this set metric needs every output in one process; rerun it whole", m.version]
+            return SetResult.missing(run_id, m.name, "missing", "run was resumed: this set metric needs every "
+                                     "output in one process; rerun it whole", m.version)
         err = getattr(m, "_qa_update_error", "")
         if err:
-            return [run_id, m.name, None, None, None, 0, "error", err, m.version]
+            return SetResult.missing(run_id, m.name, "error", err, m.version)
         try:
             v = m.compute()
         except NotApplicable as exc:  # e.g. no reference images: missing with the reason, as for image metrics
-            return [run_id, m.name, None, None, None, 0, "missing", not_applicable_text(exc), m.version]
+            return SetResult.missing(run_id, m.name, "missing", not_applicable_text(exc), m.version)
         except Exception as exc:  # noqa: BLE001 - recorded, never raised
-            return [run_id, m.name, None, None, None, 0, "error", f"{type(exc).__name__}: {exc}", m.version]
-        return [run_id, m.name, v.value, _nan_none(v.ci_low), _nan_none(v.ci_high), v.n, "ok", v.detail, m.version]
+            return SetResult.missing(run_id, m.name, "error", f"{type(exc).__name__}: {exc}", m.version)
+        return SetResult(run_id, m.name, v.value, nan_none(v.ci_low), nan_none(v.ci_high), v.n, "ok", v.detail,
+                         m.version)
+
+    #: the name the Ray engine used (kept for callers of the older name)
+    _set_metric_row = set_metric_result
 
 
 def raise_with_run_id(run_id: str, exc: BaseException) -> None:
@@ -346,8 +294,4 @@ def _reason(detail: str) -> str:
     head = detail.splitlines()[0] if detail else "no detail"
     case, sep, rest = head.partition(": ")
     return rest if sep and " " not in case else head
-
-
-def _nan_none(x: float) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 

@@ -21,24 +21,12 @@ from qa.engine.cases import Case
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, NotApplicable, SetMetric, not_applicable_text
+from qa.store.records import ResultRow
 
 #: longest side of thumbnails stored for reports, in pixels
 THUMB_SIDE = 160
 #: fixed scale of stored maps: map value v is drawn as brightness min(v / MAP_FULL_SCALE, 1)
 MAP_FULL_SCALE = 1.0
-
-
-@dataclass
-class ResultRow:
-    """One row of the ``results`` table (without the run id)."""
-
-    case_id: str
-    seed: int
-    metric: str
-    value: float | None
-    status: str  # ok | missing | error
-    detail: str = ""
-    metric_version: str = ""
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from qa.errors import QAError
-from qa.gate.data import load_run
+from qa.gate.data import RunInfo, load_run
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.store import Store
@@ -23,7 +23,7 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
             run = load_run(store, run_id)
             policy = load_policy(default_policy_path(run.track or "decode"))
             base = policy.baseline_decoder
-            if base and (base not in run_ids or decoder_scale(base) != decoder_scale(decoder)):
+            if base and (base not in run_ids or not same_scale(run, load_run(store, run_ids[base]))):
                 policy = replace(policy, baseline_decoder="")  # not run here, or another input size: no pairing
             outcome = gate_run(store, run_id, policy, "approved")
         except QAError as exc:
@@ -40,11 +40,6 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
     return lines
 
 
-def decoder_scale(name: str) -> int | None:
-    """The decoder's output scale (None when it cannot be built)."""
-    from qa.engine.run import make_decoder
-
-    try:
-        return int(make_decoder(name).scale)
-    except Exception:  # noqa: BLE001 - unknown scale: treated as not comparable
-        return None
+def same_scale(a: RunInfo, b: RunInfo) -> bool:
+    """Whether two runs' decoders have the same recorded output scale (unknown scales are not the same)."""
+    return a.scale is not None and a.scale == b.scale

@@ -25,6 +25,9 @@ from qa.gate.data import (
 )
 from qa.gate.policy import Policy
 from qa.store import Store
+from qa.store import runs as store_runs
+from qa.store.gates import insert_gate
+from qa.store.records import GateRecord
 
 
 def resolve_baseline(store: Store, candidate: RunInfo, spec: str) -> Baseline:
@@ -111,16 +114,28 @@ def metrics_for(policy: Policy, check: str) -> list[str]:
     return [m for m, r in policy.metrics.items() if keep(r)]
 
 
-def decoder_inapplicable(candidate: str, baseline_decoder: str) -> str:
-    """Why a paired comparison of ``candidate`` with ``baseline_decoder`` would be unfair ('' when it is fair):
-    decoders of different upscale factors decode inputs of different sizes."""
-    from qa.gate.demo import decoder_scale
+def scale_mismatch(candidate: str, candidate_scale: int | None, baseline_decoder: str,
+                   baseline_scale: int | None) -> str:
+    """Why a paired comparison of ``candidate`` with ``baseline_decoder`` would be unfair ('' when it is fair or
+    a scale is unknown): decoders of different upscale factors decode inputs of different sizes."""
+    if candidate_scale is None or baseline_scale is None or candidate_scale == baseline_scale:
+        return ""
+    return mismatch_text(candidate, candidate_scale, baseline_decoder, baseline_scale)
 
-    mine, theirs = decoder_scale(candidate), decoder_scale(baseline_decoder)
-    if mine != theirs:
-        return (f"baseline decoder {baseline_decoder!r} upscales x{theirs} and {candidate!r} x{mine}: their inputs "
-                f"differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same scale")
-    return ""
+
+def mismatch_text(candidate: str, candidate_scale: int | None, baseline_decoder: str,
+                  baseline_scale: int | None) -> str:
+    """The reason a decoder baseline of another scale does not apply (None: a scale that is not known)."""
+    return (f"baseline decoder {baseline_decoder!r} upscales x{baseline_scale} and {candidate!r} x{candidate_scale}: "
+            f"their inputs differ, so a paired comparison would be unfair; pass --baseline decoder:NAME of the same "
+            f"scale")
+
+
+def decoder_inapplicable(store: Store, run: RunInfo, baseline_decoder: str) -> str:
+    """:func:`scale_mismatch` of ``run`` and ``baseline_decoder`` with the scales stored on their run rows (the
+    baseline decoder's from its latest run with a recorded scale; unknown when it has none yet)."""
+    mine = run.scale if run.scale is not None else store_runs.decoder_scale(store, run.decoder)
+    return scale_mismatch(run.decoder, mine, baseline_decoder, store_runs.decoder_scale(store, baseline_decoder))
 
 
 def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | None:
@@ -129,7 +144,7 @@ def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | N
     dec = policy.baseline_decoder
     if not dec or dec == run.decoder:
         return None
-    why = decoder_inapplicable(run.decoder, dec)
+    why = decoder_inapplicable(store, run, dec)
     if why:
         return Baseline(f"decoder:{dec}", None, why, inapplicable=why)
     return resolve_baseline(store, run, f"decoder:{dec}")
@@ -210,10 +225,8 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
         "settings_diff": settings_against(store, run, baselines)[1],
     }
     gate_id = f"gate-{uuid.uuid4().hex[:12]}"
-    with store.transaction() as con:
-        con.execute("insert into gates values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [gate_id, run.run_id, first.run_id, first.kind, policy.sha256(), policy.to_json(), verdict,
-                     json.dumps(details, default=str), datetime.now(UTC).replace(tzinfo=None)])
+    insert_gate(store, GateRecord(gate_id, run.run_id, first.run_id, first.kind, policy.sha256(), policy.to_json(),
+                                  verdict, json.dumps(details, default=str), datetime.now(UTC).replace(tzinfo=None)))
     return gate_id, verdict
 
 

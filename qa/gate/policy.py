@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from qa.errors import QAError
+from qa.settings import get_settings
 
 TRACKS = ("decode", "upscale", "generate")
 GROUPS = ("fidelity", "realism", "invented")
@@ -233,9 +234,9 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def suites_dirs() -> list[Path]:
-    """Where the shipped suites live: ./suites, then the suites/ folder beside the qa package (a checkout)."""
-    here = Path(__file__).resolve().parents[2] / "suites"
-    return [Path.cwd() / "suites", here]
+    """Where the shipped suites live: ./suites, then the suites/ folder of the qa source tree (a checkout or an
+    editable install): :attr:`qa.settings.Settings.suites_dirs`."""
+    return list(get_settings().suites_dirs)
 
 
 def default_policy_path(track: str) -> Path:

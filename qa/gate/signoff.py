@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,12 @@ import duckdb
 from qa.errors import QAError
 from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key, load_trusted_keys
 from qa.store import Store
+from qa.store import runs as store_runs
+from qa.store import signoffs as store_signoffs
 from qa.store.anchor import anchor_path as _anchor_path
 from qa.store.anchor import write_anchor
+from qa.store.gates import latest_gate_under
+from qa.store.records import NewSignoff, SignoffRow
 
 DECISIONS = ("approve", "reject")
 #: signature domains: a row's hash, and the anchor's head
@@ -88,8 +91,7 @@ def approval_basis(con: duckdb.DuckDBPyConnection, run_id: str, status: str, pol
     """(gate_id, reason): the gate an approval of ``run_id`` rests on, and why it cannot ('' when it can)."""
     if status != "finished":
         return "", f"run {run_id} is not finished (status {status})"
-    row = con.execute("select gate_id, verdict, details_json from gates where run_id = ? and policy_sha256 = ? "
-                      "order by decided_at desc limit 1", [run_id, policy_sha]).fetchone()
+    row = latest_gate_under(con, run_id, policy_sha)
     if row is None:
         return "", (f"run {run_id} has no gate under {policy_name} (sha256 {policy_sha[:12]}); gate it with "
                     f"`qa gate --run {run_id}`")
@@ -141,47 +143,44 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
     note = (note or "").strip()
     if decision not in DECISIONS:
         raise QAError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
-    run = store.query("select status, track from runs where run_id = ?", [run_id])
-    if not run:
+    run = store_runs.get_run(store, run_id)
+    if run is None:
         raise QAError(f"no run {run_id!r} in {store.path}", "list runs with `qa status DECODER`")
-    policy_sha, policy_name = _policy_of(str(run[0][1] or ""), policy) if decision == "approve" else ("", "")
-    with store.connect() as con:  # one lock: chain check, anchor and row
-        con.execute("begin transaction")
-        try:
-            gate_id = ""
-            if decision == "approve":
-                status = str(con.execute("select status from runs where run_id = ?", [run_id]).fetchone()[0])  # type: ignore[index]
-                gate_id, reason = approval_basis(con, run_id, status, policy_sha, policy_name)
-                if reason and not override:
-                    raise QAError(f"{reason}; approving it needs an explicit override",
-                                  "pass --override with a --note that says why")
-                if reason and not note:
-                    raise QAError(f"overriding ({reason}) needs a note", "pass --note 'why this release is acceptable'")
-            problems, head = check_chain(con, store.path, trusted)
-            problems = [p for p in problems if LEGACY not in p]  # an older qa's rows: reported by verify only
-            if problems:
-                raise QAError(f"the sign-off chain does not verify ({len(problems)} problem(s), first: {problems[0]}); "
-                              "nothing was recorded", "run `qa signoff verify` and restore the database and its "
-                              f"anchor {anchor_path(store).name} from a backup")
-            seq, prev = int(head["seq"]) + 1, str(head["hash"])
-            signed_at = datetime.now(UTC).replace(tzinfo=None)
-            h = row_hash(prev, canonical_row_v2(seq, run_id, reviewer, decision, note, override, signed_at, prev,
-                                                gate_id, policy_sha, key.public))
-            new_head = {"seq": seq, "hash": h, "signer": key.public,
-                        "signature": key.sign(HEAD_DOMAIN, head_message(seq, h))}
-            write_anchor(store.path, head, pending=new_head)
-            _step("pending-anchor-written")
-            con.execute("insert into signoffs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [seq, run_id, reviewer, decision, note, bool(override), signed_at, prev, h])
-            con.execute("insert into signoff_proofs values (?, 2, ?, ?, ?, ?)",
-                        [seq, gate_id, policy_sha, key.public, key.sign(ROW_DOMAIN, h.encode())])
-        except BaseException:
-            with suppress(duckdb.Error):
-                con.execute("rollback")
-            raise
-        con.execute("commit")
+    policy_sha, policy_name = _policy_of(run.track, policy) if decision == "approve" else ("", "")
+    finished: dict[str, dict[str, Any]] = {}
+
+    def committed() -> None:  # still under the lock
         _step("committed")
-        write_anchor(store.path, new_head)
+        write_anchor(store.path, finished["head"])
+
+    with store.transaction(after_commit=committed) as con:  # one lock: chain check, anchor and row
+        gate_id = ""
+        if decision == "approve":
+            status = str(store_signoffs.run_status_in(con, run_id))
+            gate_id, reason = approval_basis(con, run_id, status, policy_sha, policy_name)
+            if reason and not override:
+                raise QAError(f"{reason}; approving it needs an explicit override",
+                              "pass --override with a --note that says why")
+            if reason and not note:
+                raise QAError(f"overriding ({reason}) needs a note", "pass --note 'why this release is acceptable'")
+        problems, head = check_chain(con, store.path, trusted)
+        problems = [p for p in problems if LEGACY not in p]  # an older qa's rows: reported by verify only
+        if problems:
+            raise QAError(f"the sign-off chain does not verify ({len(problems)} problem(s), first: {problems[0]}); "
+                          "nothing was recorded", "run `qa signoff verify` and restore the database and its "
+                          f"anchor {anchor_path(store).name} from a backup")
+        seq, prev = int(head["seq"]) + 1, str(head["hash"])
+        signed_at = datetime.now(UTC).replace(tzinfo=None)
+        h = row_hash(prev, canonical_row_v2(seq, run_id, reviewer, decision, note, override, signed_at, prev,
+                                            gate_id, policy_sha, key.public))
+        new_head = {"seq": seq, "hash": h, "signer": key.public,
+                    "signature": key.sign(HEAD_DOMAIN, head_message(seq, h))}
+        write_anchor(store.path, head, pending=new_head)
+        _step("pending-anchor-written")
+        store_signoffs.append_signoff(con, NewSignoff(
+            seq, run_id, reviewer, decision, note, bool(override), signed_at, prev, h, gate_id, policy_sha,
+            key.public, key.sign(ROW_DOMAIN, h.encode())))
+        finished["head"] = new_head
     return seq
 
 
@@ -207,31 +206,16 @@ def chain_summary(store: Store, trusted: TrustedKeys | str | Path | None = None)
     trusted = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(trusted)
     with store.connect() as con:
         problems, head = check_chain(con, store.path, trusted)
-        (n,) = con.execute("select count(*) from signoffs").fetchone() or (0,)
-    return problems, int(n), int(head.get("seq", 0)), str(head.get("hash", ""))
+        n = store_signoffs.count_signoffs(con)
+    return problems, n, int(head.get("seq", 0)), str(head.get("hash", ""))
 
 
 def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None) -> list[tuple[Any, ...]]:
     """(seq, run_id, reviewer, decision, note, override, signed_at, gate_id, policy_sha256, signer, prev_hash,
     hash) of every sign-off (or of one run, or one ``seq``), oldest first; read as stored, not verified."""
-    where: list[str] = []
-    params: list[object] = []
-    if run_id is not None:
-        where.append("s.run_id = ?")
-        params.append(run_id)
-    if seq is not None:
-        where.append("s.seq = ?")
-        params.append(seq)
-    sql = ("select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, p.gate_id, "
-           "p.policy_sha256, p.signer, s.prev_hash, s.hash from signoffs s left join signoff_proofs p "
-           "on p.seq = s.seq" + (" where " + " and ".join(where) if where else "") + " order by s.seq")
-    return store.query(sql, params)
+    return store_signoffs.signoff_rows(store, run_id, seq)
 
 
-def signoffs_of(store: Store, run_ids: list[str]) -> list[tuple[Any, ...]]:
-    """(seq, run_id, reviewer, decision, note, override, signed_at) of these runs, oldest first."""
-    if not run_ids:
-        return []
-    marks = ",".join("?" * len(run_ids))
-    return store.query(f"select seq, run_id, reviewer, decision, note, override, signed_at from signoffs "
-                       f"where run_id in ({marks}) order by seq", list[object](run_ids))
+def signoffs_of(store: Store, run_ids: list[str]) -> list[SignoffRow]:
+    """The sign-offs of these runs, oldest first."""
+    return store_signoffs.signoffs_of(store, run_ids)

@@ -27,6 +27,8 @@ from qa.gate.signoff import (
     row_hash,
 )
 from qa.store.anchor import GENESIS, read_anchor
+from qa.store.gates import gates_by_id
+from qa.store.signoffs import chain_rows
 
 #: problems of rows recorded by a qa without signatures: reported, but new signed rows may follow them
 LEGACY = "is not signed (recorded by a qa without signatures)"
@@ -84,17 +86,8 @@ def _head_problems(head: dict[str, Any], trusted: TrustedKeys, name: str) -> lis
 def check_chain(con: duckdb.DuckDBPyConnection, db_path: Path,
                 trusted: TrustedKeys) -> tuple[list[str], dict[str, Any]]:
     """(problems, head): every problem found, and the chain's head as an anchor entry (with its signature)."""
-    rows = con.execute(
-        "select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, s.prev_hash, s.hash, "
-        "p.format, p.gate_id, p.policy_sha256, p.signer, p.signature "
-        "from signoffs s left join signoff_proofs p on p.seq = s.seq order by s.seq").fetchall()
-    gate_ids = sorted({str(r[10]) for r in rows if r[10]})
-    gates: dict[str, tuple[str, str, str, str | None]] = {}
-    if gate_ids:
-        for gid, rid, pol, verdict, details in con.execute(
-                "select gate_id, run_id, policy_sha256, verdict, details_json from gates where gate_id in "
-                f"({','.join('?' * len(gate_ids))})", gate_ids).fetchall():
-            gates[str(gid)] = (str(rid), str(pol), str(verdict), details)
+    rows = chain_rows(con)
+    gates = gates_by_id(con, sorted({str(r[10]) for r in rows if r[10]}))
     problems: list[str] = []
     prev, expected_seq, last_seq = "", 1, 0
     for row in rows:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from qa.gate.data import latest_decisions, run_settings, settings_diff, settings_diff_text
-from qa.gate.signoff import signoffs_of
 from qa.store import Store
+from qa.store import runs as store_runs
+from qa.store.gates import raw_gates_of
+from qa.store.signoffs import signoffs_of
 
 #: runs listed per decoder
 MAX_RUNS = 10
@@ -51,35 +53,30 @@ def _changes(details: Any) -> list[dict[str, Any]]:
 
 def decoder_status(store: Store, decoder: str, report: Path | None = None) -> dict[str, Any]:
     """Everything ``qa status DECODER`` shows, as plain data."""
-    runs = store.query("select run_id, status, reference_set, started_at from runs where decoder = ? "
-                       "order by started_at desc limit ?", [decoder, MAX_RUNS])
+    runs = store_runs.recent_runs(store, decoder, limit=MAX_RUNS)
     out: dict[str, Any] = {"decoder": decoder, "runs": [], "approved_run": None, "latest": None}
     if not runs:
         return out
     decisions = latest_decisions(store)
-    ids: list[object] = [str(r[0]) for r in runs]
-    marks = ",".join("?" * len(ids))
+    ids = [r.run_id for r in runs]
     gates: dict[str, tuple[Any, ...]] = {}
-    for gid, rid, verdict, kind, base, at, details in store.query(
-            f"select gate_id, run_id, verdict, baseline_kind, baseline_run_id, decided_at, details_json from gates "
-            f"where run_id in ({marks}) order by decided_at", ids):
+    for gid, rid, verdict, kind, base, at, details in raw_gates_of(store, ids):
         gates[str(rid)] = (gid, verdict, kind, base, at, details)  # the last one wins: the latest gate
     signs: dict[str, list[str]] = {}
-    for _seq, rid, reviewer, decision, note, override, at in signoffs_of(store, [str(i) for i in ids]):
-        text = f"{decision} by {reviewer} at {at:%Y-%m-%d %H:%M}" + (" (override)" if override else "")  # type: ignore[str-format]
-        signs.setdefault(str(rid), []).append(text + (f": {note}" if note else ""))
-    for run_id, status, refset, started in runs:
-        rid = str(run_id)
+    for s in signoffs_of(store, ids):
+        text = f"{s.decision} by {s.reviewer} at {s.signed_at:%Y-%m-%d %H:%M}" + (" (override)" if s.override else "")
+        signs.setdefault(s.run_id, []).append(text + (f": {s.note}" if s.note else ""))
+    for run in runs:
+        rid = run.run_id
         g = gates.get(rid)
         out["runs"].append({
-            "run_id": rid, "status": str(status), "reference_set": str(refset), "started_at": f"{started:%Y-%m-%d %H:%M}",
+            "run_id": rid, "status": run.status, "reference_set": run.reference_set,
+            "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
             "gate": _gate_text(str(g[2] or ""), str(g[3] or ""), str(g[1])) + f" ({g[0]})" if g else "not gated",
             "gate_id": str(g[0]) if g else None, "verdict": str(g[1]) if g else None, "signoffs": signs.get(rid, [])})
     approved_ids = [r for r, d in decisions.items() if d == "approve"]
-    approved = store.query(
-        f"select run_id from runs where decoder = ? and run_id in ({','.join('?' * len(approved_ids))}) "
-        "order by started_at desc limit 1", [decoder, *approved_ids]) if approved_ids else []
-    out["approved_run"] = str(approved[0][0]) if approved else None
+    approved = store_runs.newest_of(store, decoder, approved_ids)
+    out["approved_run"] = approved.run_id if approved else None
     newest = out["runs"][0]
     g = gates.get(newest["run_id"])
     parsed: Any = None
@@ -153,7 +150,7 @@ def _markdown(st: dict[str, Any]) -> list[str]:
 
 
 def _names(store: Store, decoder: str | None) -> list[str]:
-    return [decoder] if decoder else [str(r[0]) for r in store.query("select distinct decoder from runs order by 1")]
+    return [decoder] if decoder else store_runs.decoder_names(store)
 
 
 def status_text(store: Store, decoder: str | None, report: Path | None = None) -> str:

@@ -9,15 +9,13 @@ vector is never reused under another definition. The image sha256 is :func:`pixe
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from qa.metrics.base import ImageSample, MetricInputError
 from qa.store.db import Store
+from qa.store.features import FeatureKey, get_features, put_features
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -64,49 +62,15 @@ class FeatureCache:
 
     def __init__(self, store: Store, extractor: str, extractor_sha256: str, preprocessing: str) -> None:
         self.store = store
-        self.key = (extractor, extractor_sha256, preprocessing)
+        self.key: FeatureKey = (extractor, extractor_sha256, preprocessing)
 
     def get(self, shas: list[str]) -> dict[str, np.ndarray]:
         """Cached vectors (float32) for those of ``shas`` that are present."""
-        if not shas:
-            return {}
-        with self.store.connect() as con:
-            # execute(), not sql(): the connection may still hold the migration check's result
-            res = con.execute(
-                "select image_sha256, vector from features where extractor = ? and extractor_sha256 = ? "
-                "and preprocessing = ? and image_sha256 in (select unnest(?))",
-                [self.key[0], self.key[1], self.key[2], list(set(shas))],
-            )
-            with warnings.catch_warnings():  # duckdb notes the (small) extra copy of a DB-API arrow fetch
-                warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
-                tbl: Any = res.to_arrow_table() if hasattr(res, "to_arrow_table") else res.fetch_arrow_table()  # type: ignore[attr-defined]
-        if tbl.num_rows == 0:
-            return {}
-        names = tbl.column("image_sha256").to_pylist()
-        vec = tbl.column("vector").combine_chunks()
-        flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-        dim = len(flat) // len(names)
-        return dict(zip(names, flat.reshape(len(names), dim), strict=True))
+        return get_features(self.store, self.key, shas)
 
     def put(self, items: dict[str, np.ndarray]) -> None:
         """Store vectors (replacing any with the same key)."""
-        if not items:
-            return
-        shas = list(items)
-        vecs = np.stack([np.asarray(items[s], np.float32) for s in shas])
-        n, d = vecs.shape
-        table = pa.table({
-            "extractor": [self.key[0]] * n,
-            "extractor_sha256": [self.key[1]] * n,
-            "image_sha256": shas,
-            "preprocessing": [self.key[2]] * n,
-            "vector": pa.ListArray.from_arrays(pa.array(np.arange(0, n * d + 1, d, dtype=np.int32)),
-                                               pa.array(vecs.reshape(-1))),
-        })
-        with self.store.transaction() as con:
-            con.register("qa_new_features", table)
-            con.execute("insert or replace into features select * from qa_new_features")
-            con.unregister("qa_new_features")
+        put_features(self.store, self.key, items)
 
 
 class CachedExtractor:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from qa.errors import ManifestError
 from qa.imageio import sha256_file
+from qa.settings import get_settings
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("id", "file", "caption", "licence", "source", "sha256")
 #: marker of a duplicate-id problem (see :attr:`ReferenceSet.duplicates`)
 DUPLICATE = "duplicate id"
 #: where named reference sets live, relative to the working directory
-SETS_DIR = Path("reference_sets")
 
 
 @dataclass(frozen=True)
@@ -71,13 +71,12 @@ def resolve_reference_set(name_or_path: str | Path) -> Path:
     candidate = Path(name_or_path)
     if (candidate / MANIFEST).exists():
         return candidate
-    named = SETS_DIR / str(name_or_path)
-    if (named / MANIFEST).exists():
-        return named
-    packaged = Path(__file__).resolve().parents[2] / SETS_DIR / str(name_or_path)
-    if (packaged / MANIFEST).exists():
-        return packaged
-    available = sorted(p.name for p in SETS_DIR.glob("*") if (p / MANIFEST).exists()) if SETS_DIR.exists() else []
+    folders = get_settings().reference_set_dirs  # ./reference_sets, then the qa source tree's
+    for folder in folders:
+        if (folder / str(name_or_path) / MANIFEST).exists():
+            return folder / str(name_or_path)
+    named = folders[0] / str(name_or_path)
+    available = sorted({p.name for f in folders if f.is_dir() for p in f.glob("*") if (p / MANIFEST).exists()})
     raise ManifestError(
         f"reference set {str(name_or_path)!r} not found (no {MANIFEST} at {candidate} or {named})",
         "make one with `qa refset build FOLDER`"

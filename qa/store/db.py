@@ -7,22 +7,19 @@ DuckDB lets one process write a file at a time. qa opens the file only for the d
 
 from __future__ import annotations
 
-import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
 from qa.errors import StoreError
+from qa.settings import get_settings
 from qa.store.anchor import write_genesis_anchor
 from qa.store.schema import LATEST_VERSION, MIGRATIONS
-
-DEFAULT_DB = Path("reports/qa.duckdb")
-#: environment variable that overrides the default database path
-DB_ENV = "QA_DB"
 
 
 class DatabaseError(StoreError, duckdb.Error):
@@ -31,8 +28,8 @@ class DatabaseError(StoreError, duckdb.Error):
 
 
 def default_db_path() -> Path:
-    """The database path: $QA_DB if set, else reports/qa.duckdb."""
-    return Path(os.environ.get(DB_ENV, str(DEFAULT_DB)))
+    """The database path: $QA_DB if set, else reports/qa.duckdb (:class:`qa.settings.Settings`)."""
+    return get_settings().db
 
 
 class Store:
@@ -117,8 +114,10 @@ class Store:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection inside BEGIN/COMMIT; rolled back if the block raises (the original error is kept)."""
+    def transaction(self, after_commit: Callable[[], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN/COMMIT; rolled back if the block raises (the original error is kept).
+
+        ``after_commit``: called after the commit while the connection (and so the file's lock) is still held."""
         with self.connect() as con:
             con.execute("begin transaction")
             try:
@@ -128,16 +127,49 @@ class Store:
                     con.execute("rollback")
                 raise
             con.execute("commit")
+            if after_commit is not None:
+                after_commit()
 
     def query(self, sql: str, params: list[object] | tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Run a parameterised read query and return all rows."""
         with self.connect() as con:
             return con.execute(sql, list(params)).fetchall()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One read-only connection for a series of reads (a report): nothing is migrated or written."""
+        with self.connect(read_only=True) as con:
+            yield Snapshot(con, self.path)
+
     def query_df(self, sql: str, params: list[object] | tuple[object, ...] = ()):  # noqa: ANN201
         """Run a parameterised read query and return a pandas DataFrame."""
         with self.connect() as con:
             return con.execute(sql, list(params)).df()
+
+
+class Reader(Protocol):
+    """What the read functions of :mod:`qa.store` query: a :class:`Store` or a :class:`Snapshot`."""
+
+    path: Path
+
+    def query(self, sql: str, params: list[object] | tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """All rows of a parameterised read query."""
+        ...
+
+
+class Snapshot:
+    """Reads through one open read-only connection. A file of an older schema is read as it is: columns added
+    by later migrations read as null (``missing``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+        rows = con.execute("select column_name from information_schema.columns where table_name = 'runs'").fetchall()
+        self.missing = {"scale"} - {str(r[0]) for r in rows}
+
+    def query(self, sql: str, params: list[object] | tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """All rows of a parameterised read query."""
+        return self.con.execute(sql, list(params)).fetchall()
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

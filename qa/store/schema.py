@@ -52,6 +52,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 signer varchar, signature varchar)""",
         ],
     ),
+    (
+        3,
+        "the decoder's output scale on the run row (its track is there already), so fairness checks read the store",
+        ["alter table runs add column scale integer"],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -17,16 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import QAError, WeightsMissingError
+from qa.settings import WEIGHTS_ENV, get_settings
 from qa.weights.table import KNOWN, WeightsSpec
-
-#: environment variable overriding the weights folder
-WEIGHTS_ENV = "QA_WEIGHTS_DIR"
 
 
 def weights_dir() -> Path:
     """$QA_WEIGHTS_DIR, else ~/.cache/qa/weights (not created until something is written)."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "qa" / "weights"
+    return get_settings().weights_dir
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

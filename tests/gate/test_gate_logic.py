@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.cli.main import main as qa_main
+from qa.engine.reuse import planned_identity
 from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import GateContext
@@ -16,7 +17,6 @@ from qa.gate.data import load_run
 from qa.gate.demo import gate_demo_runs
 from qa.gate.evaluate import gate_run, resolve_baseline
 from qa.gate.policy import load_policy
-from qa.gate.reuse import planned_identity
 from qa.gate.signoff import record_signoff, verify_chain
 from qa.gate.status import status_text
 from qa.store import Store
@@ -232,14 +232,14 @@ def test_not_applicable_skips_only_when_the_policy_says_so_and_never_hides_failu
 
 def test_a_finished_run_with_more_metrics_is_reused_for_fewer(world, store) -> None:
     """`pytest suites/` after `qa demo`: the demo's run computed the policy's metrics and more; it stands in."""
-    from qa.gate.reuse import ensure_run, plan
+    from qa.engine.reuse import ensure_run, plan
 
     fewer = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr"], progress=False)
     got = ensure_run(store, fewer)
     assert got.reused and got.run_id in (world["runs"]["bicubic1"], world["runs"]["bicubic2"])
     # another metric version, another decoder weight or an unknown metric is not the same run
     p = plan(fewer)
-    from qa.gate.reuse import PlannedIdentity, find_reusable
+    from qa.engine.reuse import PlannedIdentity, find_reusable
 
     assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base, {"psnr": "0-other"})) is None
     assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base + "x", p.metric_versions)) is None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import qa.gate.suite  # noqa: F401  (imported here so pytester's in-process runs do not re-import it each time)
 import qa.metrics.fidelity  # noqa: F401
+import qa.session.suite  # noqa: F401  (imported here so pytester's in-process runs do not re-import it each time)
 from qa.gate.policy import load_policy
 from qa.store import Store
 from tests.foundation.helpers import make_refset

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import qa.gate.suite  # noqa: F401  (imported once, not in every in-process pytester run)
+import qa.session.suite  # noqa: F401  (imported once, not in every in-process pytester run)
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.cli import run_gate_command
 from qa.gate.policy import load_policy

@@ -54,7 +54,7 @@ def test_unloadable_pid_gives_error_rows_and_the_run_finishes(pid_parts: PidPart
                                           progress=False))
         if gone is not None:
             gone.rename(gone.with_name(gone.name + ".moved"))
-        engine._execute(run)
+        engine.run_prepared(run)
         rows = _rows(store, run.run_id)
         assert len(rows) == 2 and all(s == "error" and phrase in d for _, s, d in rows), rows
         assert store.query("select status from runs where run_id = ?", [run.run_id])[0][0] == "finished"

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from qa.engine.run import RunConfig, make_decoder
+from qa.decoders.base import Decoder
+from qa.engine.run import RunConfig, RunEngine, make_decoder
 from qa.errors import QAError
 from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
-from qa.gate.data import RunInfo, load_metric, load_run, set_summary
-from qa.gate.evaluate import decoder_inapplicable, gate_notes, resolve_baseline, store_gate
+from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summary
+from qa.gate.evaluate import gate_notes, mismatch_text, resolve_baseline, store_gate
 from qa.gate.policy import Policy, default_policy_path, load_policy
-from qa.gate.reuse import ensure_run
 from qa.store import Store
 
 
@@ -159,21 +159,31 @@ class SuiteSession:
     def __init__(self, options: SuiteOptions) -> None:
         self.options = options
         self.store = Store(options.db)
-        self._track: str | None = None
-        self._track_error = ""
+        self.engine = RunEngine(self.store)
+        self._decoders: dict[str, Decoder] = {}
         self._runs: dict[tuple[str, tuple[str, ...]], RunHandle] = {}
         self._contexts: dict[tuple[str, str], GateContext] = {}
         self._baselines: dict[tuple[str, str], list[Baseline]] = {}
         self._policies: dict[Path, Policy] = {}
 
     # -- decoder, policy, runs --------------------------------------------------------------------------------
+    def decoder(self, name: str) -> Decoder:
+        """The decoder ``name`` on the session's device, built once per session (raises when it cannot be)."""
+        if name not in self._decoders:
+            self._decoders[name] = make_decoder(name, self.options.device)
+        return self._decoders[name]
+
     def decoder_track(self) -> str:
         """The candidate decoder's track; raises QAError when the decoder cannot be built."""
-        if self._track is None:
-            if not self.options.decoder:
-                raise QAError("no --decoder given")
-            self._track = make_decoder(self.options.decoder, self.options.device).track
-        return self._track
+        if not self.options.decoder:
+            raise QAError("no --decoder given")
+        return self.decoder(self.options.decoder).track
+
+    def _scale(self, name: str) -> int | None:
+        try:
+            return int(self.decoder(name).scale)
+        except Exception:  # noqa: BLE001 - unknown scale: treated as not comparable
+            return None
 
     def _load(self, path: Path) -> Policy:
         if path not in self._policies:
@@ -214,7 +224,7 @@ class SuiteSession:
     def _ensure(self, decoder: str, metrics: list[str]) -> RunHandle:
         handle = RunHandle(decoder=decoder, store=self.store, metrics=metrics)
         try:
-            got = ensure_run(self.store, self._config(decoder, metrics))
+            got = self.engine.ensure(self._config(decoder, metrics), self.decoder(decoder))
             handle.run_id, handle.reused = got.run_id, got.reused
             handle.info = load_run(self.store, got.run_id)
         except QAError as exc:
@@ -231,7 +241,8 @@ class SuiteSession:
             return None
         if not run.ok or run.info is None:
             return Baseline(f"decoder:{name}", None, f"no candidate run: {run.error}")
-        why = decoder_inapplicable(run.decoder, name)
+        mine, theirs = self._scale(run.decoder), self._scale(name)
+        why = "" if mine == theirs else mismatch_text(run.decoder, mine, name, theirs)  # unknown: not comparable
         if why:
             return Baseline(f"decoder:{name}", None, why, inapplicable=why)
         return self.baseline(f"decoder:{name}", run)
@@ -288,8 +299,6 @@ def metric_properties(run: RunHandle) -> list[tuple[str, str]]:
     props = [("qa.decoder", run.decoder), ("qa.run_id", run.run_id or ""), ("qa.reused", str(run.reused))]
     if not run.ok or run.store is None or run.run_id is None:
         return props + [("qa.error", run.error)]
-    from qa.gate.data import run_settings
-
     settings = run_settings(run.store, run.run_id)
     props.append(("qa.settings", json.dumps(settings, sort_keys=True, default=str) if settings is not None
                   else "not recorded"))

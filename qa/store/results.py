@@ -1,0 +1,166 @@
+"""The ``shards``, ``results``, ``set_results``, ``images`` and ``cases`` tables: what a run computed.
+
+A shard's rows, thumbnails and ``shards`` row commit in one transaction (:func:`commit_shard`); a run's set
+results and its ``finished`` status in another (:func:`finish_run`). Queries are parameterised.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from qa.store.db import Reader, Store
+from qa.store.records import ImageRow, MetricRow, ResultRow, SetResult, SetRow
+from qa.store.runs import marks
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+def done_shards(db: Reader, run_id: str) -> set[int]:
+    """Indices of the shards of ``run_id`` already committed."""
+    return {int(str(r[0])) for r in db.query("select shard_index from shards where run_id = ?", [run_id])}
+
+
+def commit_shard(store: Store, run_id: str, index: int, rows: Sequence[ResultRow],
+                 images: Sequence[tuple[str, int, str, bytes]], n_cases: int, worker: str = "") -> bool:
+    """Write one shard's result rows, images (case, seed, kind, png) and ``shards`` row in one transaction.
+
+    Returns False (and writes nothing) when the shard was committed already: nothing is counted twice.
+    ``worker``: who computed it (default: this host and process)."""
+    with store.transaction() as con:
+        if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
+            return False
+        con.executemany(
+            "insert into results values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[run_id, r.case_id, r.seed, r.metric, r.value, r.status, r.detail, r.metric_version] for r in rows],
+        )
+        if images:
+            con.executemany("insert or replace into images values (?, ?, ?, ?, ?)",
+                            [[run_id, c, s, k, png] for c, s, k, png in images])
+        con.execute("insert into shards values (?, ?, ?, ?, ?)",
+                    [run_id, index, n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
+    return True
+
+
+def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> None:
+    """Replace the run's set results and mark it ``finished`` (one transaction)."""
+    with store.transaction() as con:
+        con.execute("delete from set_results where run_id = ?", [run_id])
+        if set_results:
+            con.executemany("insert into set_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [[r.run_id, r.metric, r.value, r.ci_low, r.ci_high, r.n, r.status, r.detail,
+                              r.metric_version] for r in set_results])
+        con.execute("update runs set status = 'finished', finished_at = ?, error = null where run_id = ?",
+                    [_now(), run_id])
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+def _metric_row(r: tuple[object, ...]) -> MetricRow:
+    value = r[3]
+    return MetricRow(str(r[0]), int(str(r[1])), str(r[2]), None if value is None else float(str(value)),
+                     str(r[4]), "" if r[5] is None else str(r[5]))
+
+
+def image_metric_rows(db: Reader, run_id: str) -> list[MetricRow]:
+    """Every per-image row of the run but the ``case`` rows, ordered by metric, case and seed."""
+    return [_metric_row(r) for r in db.query(
+        "select case_id, seed, metric, value, status, detail from results where run_id = ? and metric != 'case' "
+        "order by metric, case_id, seed", [run_id])]
+
+
+def metric_rows(db: Reader, run_id: str, metric: str) -> list[MetricRow]:
+    """The rows of one metric of the run, ordered by case and seed."""
+    return [_metric_row(r) for r in db.query(
+        "select case_id, seed, metric, value, status, detail from results where run_id = ? and metric = ? "
+        "order by case_id, seed", [run_id, metric])]
+
+
+def set_result(db: Reader, run_id: str, metric: str) -> SetRow | None:
+    """The ``set_results`` row of one metric of the run, or None."""
+    rows = db.query("select value, ci_low, ci_high, n, status, detail from set_results where run_id = ? "
+                    "and metric = ?", [run_id, metric])
+    if not rows:
+        return None
+    v, lo, hi, n, status, detail = rows[0]
+    return SetRow(_opt(v), _opt(lo), _opt(hi), None if n is None else int(str(n)), str(status),
+                  "" if detail is None else str(detail))
+
+
+def set_results_of(db: Reader, run_ids: list[str]) -> dict[str, dict[str, SetRow]]:
+    """run id -> metric -> its set result, for these runs (metrics in name order)."""
+    out: dict[str, dict[str, SetRow]] = {}
+    if not run_ids:
+        return out
+    for run_id, metric, value, lo, hi, n, status, detail in db.query(
+            f"select run_id, metric, value, ci_low, ci_high, n, status, detail from set_results "
+            f"where run_id in {marks(run_ids)} order by run_id, metric", list(run_ids)):
+        out.setdefault(str(run_id), {})[str(metric)] = SetRow(
+            _opt(value), _opt(lo), _opt(hi), None if n is None else int(str(n)), str(status or "missing"),
+            str(detail or ""))
+    return out
+
+
+def case_problems(db: Reader, run_id: str) -> dict[str, str]:
+    """case id -> why the case produced no output (the ``case`` rows that are not ok)."""
+    rows = db.query("select case_id, detail from results where run_id = ? and metric = 'case' and status != 'ok'",
+                    [run_id])
+    return {str(c): str(d or "case failed") for c, d in rows}
+
+
+def run_cases(db: Reader, run_id: str) -> list[str]:
+    """Every case id the run has a ``case`` row for."""
+    return [str(r[0]) for r in db.query(
+        "select distinct case_id from results where run_id = ? and metric = 'case' order by 1", [run_id])]
+
+
+def run_metric_names(db: Reader, run_id: str) -> list[str]:
+    """Metric names with per-image or set results in the run (without the ``case`` pseudo-metric)."""
+    rows = db.query("select distinct metric from results where run_id = ? and metric != 'case' union "
+                    "select distinct metric from set_results where run_id = ? order by 1", [run_id, run_id])
+    return [str(r[0]) for r in rows]
+
+
+def image_rows_of(db: Reader, run_ids: list[str]) -> list[ImageRow]:
+    """Every ``results`` row of these runs, ordered by run, case, seed and metric."""
+    if not run_ids:
+        return []
+    return [ImageRow(str(r[0]), str(r[1]), int(str(r[2])), str(r[3]), _opt(r[4]), str(r[5] or "missing"),
+                     str(r[6] or ""))
+            for r in db.query(f"select run_id, case_id, seed, metric, value, status, detail from results "
+                              f"where run_id in {marks(run_ids)} order by run_id, case_id, seed, metric",
+                              list(run_ids))]
+
+
+def report_images(db: Reader, run_ids: list[str]) -> dict[tuple[str, str, str], bytes]:
+    """(run, case, kind) -> png of the reference, output, baseline and ``map:*`` images of these runs (the
+    lowest seed's when a kind has several)."""
+    out: dict[tuple[str, str, str], bytes] = {}
+    if not run_ids:
+        return out
+    for run_id, case_id, kind, png in db.query(
+            f"select run_id, case_id, kind, png from images where run_id in {marks(run_ids)} "
+            f"and (kind in ('reference', 'output', 'baseline') or kind like 'map:%') order by run_id, case_id, kind, seed",
+            list(run_ids)):
+        out.setdefault((str(run_id), str(case_id), str(kind)), bytes(png))  # type: ignore[call-overload]
+    return out
+
+
+def captions(db: Reader, reference_set_sha256s: list[str]) -> dict[tuple[str, str], str]:
+    """(reference set sha256, case id) -> caption of the cases of these reference sets."""
+    out: dict[tuple[str, str], str] = {}
+    if not reference_set_sha256s:
+        return out
+    for sha, case_id, caption in db.query(
+            f"select reference_set_sha256, case_id, caption from cases where reference_set_sha256 in "
+            f"{marks(reference_set_sha256s)}", list(reference_set_sha256s)):
+        out[(str(sha), str(case_id))] = str(caption or "")
+    return out
+
+
+def _opt(x: object) -> float | None:
+    return None if x is None else float(str(x)) if not isinstance(x, int | float) else float(x)

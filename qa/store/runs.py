@@ -1,0 +1,211 @@
+"""The ``runs`` and ``cases`` tables: a run's row from start to finish, and the look-ups that find runs.
+
+Writers take a :class:`qa.store.Store`, readers a :class:`qa.store.db.Reader` (a store or a read-only
+snapshot); all speak :mod:`qa.store.records`. Queries are parameterised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from qa.store.db import Reader, Store
+from qa.store.records import CaseRecord, NewRun, ResumeRow, RunInfo
+
+#: the columns :func:`run_info` reads, in its order
+RUN_COLS = ("run_id, decoder, track, status, reference_set, reference_set_sha256, seeds, weights_sha256, "
+            "identity_sha256, started_at, finished_at, backend, family, qa_version, git_commit, n_cases, error, "
+            "suite, device, scale")
+
+
+def _s(x: object) -> str:
+    return "" if x is None else str(x)
+
+
+def marks(values: Iterable[object]) -> str:
+    """Placeholders for ``in (...)``: one '?' per value (the values go in as parameters)."""
+    return "(" + ", ".join("?" for _ in values) + ")"
+
+
+def run_info(row: tuple[Any, ...]) -> RunInfo:
+    """A :class:`RunInfo` from a row of :data:`RUN_COLS`."""
+    seeds = tuple(int(s) for s in json.loads(str(row[6]))) if row[6] else ()
+    return RunInfo(run_id=str(row[0]), decoder=_s(row[1]), track=_s(row[2]), status=_s(row[3]),
+                   reference_set=_s(row[4]), reference_set_sha256=_s(row[5]), seeds=seeds,
+                   weights_sha256=_s(row[7]), identity_sha256=_s(row[8]), started_at=row[9], finished_at=row[10],
+                   backend=_s(row[11]), family=_s(row[12]), qa_version=_s(row[13]), git_commit=_s(row[14]),
+                   n_cases=None if row[15] is None else int(row[15]), error=_s(row[16]), suite=_s(row[17]),
+                   device=_s(row[18]), scale=None if row[19] is None else int(row[19]))
+
+
+def runs_where(db: Reader, where: str = "", params: list[object] | None = None, order: str = "started_at desc",
+               limit: int | None = None) -> list[RunInfo]:
+    """Runs matching a parameterised condition over ``runs`` columns (internal to :mod:`qa.store`)."""
+    cols = RUN_COLS.replace(", scale", ", null as scale") if "scale" in getattr(db, "missing", ()) else RUN_COLS
+    sql = f"select {cols} from runs" + (f" where {where}" if where else "") + f" order by {order}"
+    args = list(params or [])
+    if limit is not None:
+        sql += " limit ?"
+        args.append(int(limit))
+    return [run_info(r) for r in db.query(sql, args)]
+
+
+# -- writing ------------------------------------------------------------------------------------------------------
+def insert_run(store: Store, run: NewRun, cases: list[CaseRecord]) -> None:
+    """Store a starting run (status ``running``) and its reference set's cases (kept if already there)."""
+    with store.transaction() as con:
+        con.execute(
+            "insert into runs (run_id, started_at, finished_at, status, suite, decoder, family, backend, track, "
+            "weights_sha256, encoder_sha256, reference_set, reference_set_sha256, seeds, qa_version, git_commit, "
+            "device, config_json, identity_sha256, n_shards, n_cases, error, scale) "
+            "values (?, ?, null, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null, ?)",
+            [run.run_id, run.started_at, run.suite, run.decoder, run.family, run.backend, run.track,
+             run.weights_sha256, run.encoder_sha256, run.reference_set, run.reference_set_sha256,
+             json.dumps(run.seeds), run.qa_version, run.git_commit, run.device,
+             json.dumps(run.config, default=str), run.identity_sha256, run.n_shards, run.n_cases, run.scale],
+        )
+        for c in cases:
+            con.execute("insert or ignore into cases values (?, ?, ?, ?, ?, ?, ?, null, null)",
+                        [c.reference_set_sha256, c.case_id, c.reference_set, c.image_id, c.file, c.image_sha256,
+                         c.caption])
+
+
+def set_running(store: Store, run_id: str) -> None:
+    """Mark a run ``running`` again (it is being resumed)."""
+    with store.transaction() as con:
+        con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
+
+
+def set_stopped(store: Store, run_id: str, status: str, error: str) -> None:
+    """Record that a run stopped (``failed`` or ``interrupted``) with the error's text."""
+    with store.transaction() as con:
+        con.execute("update runs set status = ?, error = ? where run_id = ?", [status, error, run_id])
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+def get_run(db: Reader, run_id: str) -> RunInfo | None:
+    """The run ``run_id``, or None."""
+    found = runs_where(db, "run_id = ?", [run_id])
+    return found[0] if found else None
+
+
+def resume_row(db: Reader, run_id: str) -> ResumeRow | None:
+    """The identity columns of a stored run (to check a resume), or None when there is no such run."""
+    rows = db.query("select config_json, status, reference_set_sha256, weights_sha256, encoder_sha256, "
+                       "seeds, qa_version, identity_sha256 from runs where run_id = ?", [run_id])
+    if not rows:
+        return None
+    return ResumeRow(*(("" if v is None else str(v)) if i else str(v) for i, v in enumerate(rows[0])))
+
+
+def run_config(db: Reader, run_id: str) -> dict[str, Any] | None:
+    """The parsed ``config_json`` of a run; None when there is no such run or it holds no JSON object."""
+    rows = db.query("select config_json from runs where run_id = ?", [run_id])
+    if not rows or not rows[0][0]:
+        return None
+    try:
+        cfg = json.loads(str(rows[0][0]))
+    except json.JSONDecodeError:
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def run_configs(db: Reader, run_ids: list[str]) -> dict[str, Any]:
+    """run id -> its raw ``config_json`` text (None when empty), for these runs."""
+    if not run_ids:
+        return {}
+    rows = db.query(f"select run_id, config_json from runs where run_id in {marks(run_ids)}", list(run_ids))
+    return {str(r): c for r, c in rows}
+
+
+def decoder_names(db: Reader) -> list[str]:
+    """Every decoder with a stored run, sorted."""
+    return [str(r[0]) for r in db.query("select distinct decoder from runs order by 1")]
+
+
+def latest_run(db: Reader, decoder: str | None = None) -> RunInfo | None:
+    """The most recently started run (of ``decoder`` when given)."""
+    found = (runs_where(db, "decoder = ?", [decoder], limit=1) if decoder
+             else runs_where(db, limit=1))
+    return found[0] if found else None
+
+
+def recent_runs(db: Reader, decoder: str | None = None, limit: int = 30) -> list[RunInfo]:
+    """The latest ``limit`` runs (of ``decoder`` when given), newest first."""
+    if decoder:
+        return runs_where(db, "decoder = ?", [decoder], limit=limit)
+    return runs_where(db, limit=limit)
+
+
+def finished_runs(db: Reader, decoder: str, reference_set_sha256: str,
+                  among: list[str] | None = None) -> list[RunInfo]:
+    """Finished runs of ``decoder`` on this reference set, newest first (only those in ``among`` when given)."""
+    where = "decoder = ? and reference_set_sha256 = ? and status = 'finished'"
+    params: list[object] = [decoder, reference_set_sha256]
+    if among is not None:
+        if not among:
+            return []
+        where += f" and run_id in {marks(among)}"
+        params += list(among)
+    return runs_where(db, where, params)
+
+
+def newest_of(db: Reader, decoder: str, run_ids: list[str]) -> RunInfo | None:
+    """The newest of these runs that is a run of ``decoder`` (any status)."""
+    if not run_ids:
+        return None
+    found = runs_where(db, f"decoder = ? and run_id in {marks(run_ids)}", [decoder, *run_ids], limit=1)
+    return found[0] if found else None
+
+
+def finished_with_identity(db: Reader, identity_sha256: str) -> str | None:
+    """The latest finished run with this ``identity_sha256``."""
+    rows = db.query("select run_id from runs where identity_sha256 = ? and status = 'finished' "
+                       "order by started_at desc limit 1", [identity_sha256])
+    return str(rows[0][0]) if rows else None
+
+
+def finished_with_base_identity(db: Reader, base_identity_sha256: str) -> list[tuple[str, dict[str, Any]]]:
+    """(run id, config) of finished runs whose identity apart from metrics is this one, newest first."""
+    rows = db.query("select run_id, config_json from runs where status = 'finished' "
+                       "and json_extract_string(config_json, '$.base_identity_sha256') = ? "
+                       "order by started_at desc", [base_identity_sha256])
+    return [(str(r), json.loads(str(c))) for r, c in rows]
+
+
+def runs_in_window(db: Reader, since: datetime | None, decoders: tuple[str, ...] | None) -> list[RunInfo]:
+    """Runs started at or after ``since`` (all when None) of ``decoders`` (all when None), oldest first."""
+    where: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(since)
+    if decoders:
+        where.append(f"decoder in {marks(decoders)}")
+        params.extend(decoders)
+    return runs_where(db, " and ".join(where), params, order="started_at, run_id")
+
+
+def finished_before(db: Reader, decoder: str, before: datetime) -> RunInfo | None:
+    """The latest finished run of ``decoder`` started before ``before``."""
+    found = runs_where(db, "decoder = ? and status = 'finished' and started_at < ?", [decoder, before],
+                       order="started_at desc, run_id desc", limit=1)
+    return found[0] if found else None
+
+
+def previous_finished(db: Reader, decoder: str, run_id: str, started_at: datetime | None) -> RunInfo | None:
+    """The latest finished run of ``decoder`` other than ``run_id`` started no later than ``started_at``."""
+    found = runs_where(db, "decoder = ? and status = 'finished' and run_id != ? and started_at <= ?",
+                       [decoder, run_id, started_at], order="started_at desc, run_id desc", limit=1)
+    return found[0] if found else None
+
+
+def decoder_scale(db: Reader, decoder: str) -> int | None:
+    """The output scale recorded on the latest run of ``decoder`` that has one (None: no such run)."""
+    if "scale" in getattr(db, "missing", ()):
+        return None
+    rows = db.query("select scale from runs where decoder = ? and scale is not null order by started_at desc limit 1",
+                    [decoder])
+    return int(str(rows[0][0])) if rows else None
