@@ -192,7 +192,7 @@ class VAEDecoder(Decoder):
         """The zoo VAE through the zoo's own loader (``qa.zoo.models.load_zoo_vae``)."""
         reason = self.unavailable_reason()
         if reason:
-            raise WeightsMissingError(reason, "the zoo VAE is trained by qa.zoo.train_vae")
+            raise WeightsMissingError(reason, "the zoo VAE is trained by training.zoo.train_vae")
         from qa.zoo import models as zoo
 
         try:

@@ -4,7 +4,7 @@ Embedded (default, shipped weights in ``qa/generate/weights``):
 
 * ``ldm+vae`` - the source pipeline: the miniature LDM samples a latent, the zoo VAE decoder decodes it;
 * ``ldm+pid`` - the same latent decoded by the zoo PiD-mini (2x the VAE's native size);
-* ``l2p`` - the pixel model built from the LDM by the L2P recipe (:mod:`qa.generate.train_l2p`).
+* ``l2p`` - the pixel model built from the LDM by the L2P recipe (:mod:`training.generate.train_l2p`).
 
 All three share prompts and seeds: case ``i`` with run seed ``s`` uses generator seed
 ``prompt_seed(s, caption_i)`` (:func:`qa.generate.text.prompt_seed`) for its initial noise (latent noise for
@@ -37,18 +37,17 @@ from qa.decoders._common import finish
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.weights import files_sha256, weight_files
 from qa.errors import DecoderError, WeightsMissingError
-from qa.generate.nets import initial_noise, load_model, read_config, sample
-from qa.generate.noise import coupled_noise
+from qa.generate.nets import GEN_CFG, GEN_STEPS, load_model, read_config, sample
+from qa.generate.noise import coupled_noise, initial_noise
 from qa.generate.text import prompt_seed
-from qa.generate.train_l2p import GEN_CFG, GEN_STEPS
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 LDM_DIR = WEIGHTS_DIR / "ldm"
 L2P_DIR = WEIGHTS_DIR / "l2p"
 NATIVE = 64  # native pixel side of ldm+vae and l2p
 TRAIN_HINT = (
-    "train them: python -m qa.generate.train_ldm --out qa/generate/weights/ldm && "
-    "python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p "
+    "train them: python -m training.generate.train_ldm --out qa/generate/weights/ldm && "
+    "python -m training.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p "
     "(needs the zoo VAE; see qa/generate/weights/MODEL_CARD.md)"
 )
 

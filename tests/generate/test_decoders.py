@@ -97,7 +97,7 @@ def test_unknown_settings_and_backend_are_rejected(tiny_zoo: dict) -> None:
 def test_missing_weights_name_the_folder_and_the_fix(tmp_path) -> None:
     dec = L2PMiniDecoder(ldm_path=tmp_path / "none", l2p_path=tmp_path / "none2")
     reason = dec.unavailable_reason()
-    assert reason is not None and "none2" in reason and "qa.generate.train_l2p" in reason
+    assert reason is not None and "none2" in reason and "training.generate.train_l2p" in reason
 
 
 def test_upstream_backend_says_what_is_missing(tmp_path) -> None:

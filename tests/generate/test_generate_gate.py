@@ -18,7 +18,8 @@ from qa.gate.checks import GateContext
 from qa.gate.data import load_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.generate.decoders import L2P_DIR, L2PMiniDecoder, LDMVAEDecoder, resize
-from qa.generate.nets import initial_noise, sample
+from qa.generate.nets import sample
+from qa.generate.noise import initial_noise
 from qa.registries import DECODERS
 from qa.store import Store
 from tests.foundation.helpers import make_refset
