@@ -40,7 +40,7 @@ def tiny_refset(root: Path, n: int) -> Path:
     """``n`` 16x16 tiles of scikit-image's astronaut plus a manifest."""
     import skimage.data
 
-    from qa.imageio import sha256_file
+    from qa.hashing import sha256_file
     from qa.refset.manifest import write_manifest
 
     root.mkdir(parents=True, exist_ok=True)

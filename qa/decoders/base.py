@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-Track = Literal["decode", "upscale", "generate"]
-TRACKS: tuple[Track, ...] = ("decode", "upscale", "generate")
+from qa.tracks import Track
 
 
 @dataclass

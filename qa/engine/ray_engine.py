@@ -43,7 +43,7 @@ from qa.engine.cases import load_case
 from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, make_metrics, raise_with_run_id
 from qa.engine.shard import ShardOutput, ShardRunner
 from qa.errors import QAError
-from qa.imageio import sha256_file
+from qa.hashing import sha256_file
 from qa.metrics.base import ImageMetric, Metric, SetMetric
 from qa.refset.manifest import ReferenceItem
 from qa.store import Store

@@ -37,6 +37,11 @@ from qa.generate.text import N_BUCKETS, tokenize
 GEN_STEPS = 12
 GEN_CFG = 2.0
 
+#: the shipped weights of the generate track: the LDM and the L2P-style pixel model
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+LDM_DIR = WEIGHTS_DIR / "ldm"
+L2P_DIR = WEIGHTS_DIR / "l2p"
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 

@@ -186,6 +186,26 @@ class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add
         return None
 
 
+def paired(metric: Metric, sample: ImageSample,
+           against: Literal["reference", "baseline"] = "reference") -> tuple[np.ndarray, np.ndarray]:
+    """``(output, other)``: the output and the image a full-reference metric compares it with.
+
+    ``against``: ``"reference"`` (fidelity metrics) or ``"baseline"`` (the decoder's baseline in the reference's
+    place: agreement metrics). Raises :class:`NotApplicable` when the metric's declared needs are unmet and
+    :class:`MetricInputError` when a baseline's shape differs from the output's (a reference's shape is checked
+    by the functional metric, which names the sizes).
+    """
+    reason = metric.missing_needs(sample)
+    other = sample.reference if against == "reference" else sample.baseline
+    if reason is not None or other is None:
+        raise NotApplicable(reason or f"not applicable: needs {against}")
+    if against == "baseline" and sample.output.shape != other.shape:
+        raise MetricInputError(
+            f"{metric.name}: {sample.case_id}: output {sample.output.shape} and baseline {other.shape} differ"
+        )
+    return sample.output, other
+
+
 class ImageMetric(Metric):
     """A metric computed per output image (level "image") or per case across seeds (level "case")."""
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from qa.generate import nets
-from qa.generate.decoders import L2P_DIR, LDM_DIR
+from qa.generate.nets import L2P_DIR, LDM_DIR
 from training.generate.loop import flow_loss
 from training.generate.train_l2p import check_frozen, generated_training_set, ldm_vae_images
 

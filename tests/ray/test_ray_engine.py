@@ -44,7 +44,8 @@ def set_results(store: Store, run_id: str) -> dict[str, tuple]:
 
 def seed_reference_features(store: Store, refset: Path) -> int:
     """Put the test extractor's vectors of every reference file in the features table, keyed by file sha256."""
-    from qa.imageio import load_image, sha256_file
+    from qa.hashing import sha256_file
+    from qa.imageio import load_image
 
     net = ChannelMeans()
     rows = []

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from qa.decoders.base import DecodeBatch
-from qa.generate.decoders import L2P_DIR, LDM_DIR, WEIGHTS_DIR, L2PMiniDecoder, LDMPiDDecoder, LDMVAEDecoder
+from qa.decoders.l2p import L2PMiniDecoder, LDMPiDDecoder, LDMVAEDecoder
+from qa.generate.nets import L2P_DIR, LDM_DIR, WEIGHTS_DIR
 from qa.generate.text import TRAIN_CAPTIONS
 from qa.invented.functional import latent_nrmse
 from qa.metrics.functional.fidelity import psnr, ssim_map

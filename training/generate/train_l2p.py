@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="coupled: train on each image's own seed (reflow, per-seed agreement); independent: fresh noise")
     ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)
-    from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae, sha256_file
+    from qa.hashing import sha256_file
+    from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae
 
     ldm = load_model(a.ldm)
     if not isinstance(ldm, LatentDiT):

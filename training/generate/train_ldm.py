@@ -69,7 +69,8 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     if vae is None:
-        from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae, sha256_file
+        from qa.hashing import sha256_file
+        from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae
 
         vae = load_zoo_vae()
         vae_sha256 = sha256_file(ZOO_VAE_DIR / WEIGHTS_NAME)

@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qa.zoo.models import PID_WEIGHTS_NAME, WEIGHTS_NAME, ZOO_PID_DIR, ZOO_VAE_DIR, sha256_file
+from qa.hashing import sha256_file
+from qa.zoo.models import PID_WEIGHTS_NAME, WEIGHTS_NAME, ZOO_PID_DIR, ZOO_VAE_DIR
 
 
 def _read(d: Path, name: str) -> dict[str, Any]:
