@@ -83,7 +83,7 @@ def round_trip(n: int) -> float:
     result serialization, the actor-side call): Ray's own cost per shard, without pipelining."""
     import ray
 
-    from qa.engine.ray_engine import ShardWorker, WorkerSpec
+    from qa.engine.ray_worker import ShardWorker, WorkerSpec
 
     actor = ray.remote(ShardWorker).options(num_cpus=1).remote(
         WorkerSpec("identity", "cpu", ["psnr"], [0], None, False))

@@ -320,7 +320,7 @@ class RunEngine:
         if resumed:
             return [run_id, m.name, None, None, None, 0, "missing",
                     "run was resumed: this set metric needs every output in one process; rerun it whole", m.version]
-        err = getattr(m, "_qa_update_error", "")
+        err = m.update_error
         if err:
             return [run_id, m.name, None, None, None, 0, "error", err, m.version]
         try:

@@ -53,6 +53,11 @@ def test_nothing_in_qa_imports_the_training_scripts_cli_or_plugin() -> None:
     assert bad == []
 
 
+def test_no_module_over_400_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in QA.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
+
+
 def test_the_report_names_only_registered_metrics() -> None:
     from qa.registries import METRICS
     from qa.report.charts import DISTORTION_METRICS, PERCEPTION_METRICS
