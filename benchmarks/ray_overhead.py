@@ -40,7 +40,7 @@ def tiny_refset(root: Path, n: int) -> Path:
     """``n`` 16x16 tiles of scikit-image's astronaut plus a manifest."""
     import skimage.data
 
-    from qa.imageio import sha256_file
+    from qa.hashing import sha256_file
     from qa.refset.manifest import write_manifest
 
     root.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def round_trip(n: int) -> float:
     result serialization, the actor-side call): Ray's own cost per shard, without pipelining."""
     import ray
 
-    from qa.engine.ray_engine import ShardWorker, WorkerSpec
+    from qa.engine.ray_worker import ShardWorker, WorkerSpec
 
     actor = ray.remote(ShardWorker).options(num_cpus=1).remote(
         WorkerSpec("identity", "cpu", ["psnr"], [0], None, False))

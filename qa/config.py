@@ -25,12 +25,11 @@ built-in ``pid``) and settings passed to that family's factory, e.g.::
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 from qa.decoders.base import Decoder, DecoderInfo
-from qa.errors import DecoderError, QAError, UnknownNameError
+from qa.errors import DecoderError, QAError, UnknownNameError, did_you_mean
 from qa.registries import DECODERS
 from qa.settings import PATH_SETTINGS, ConfigError, DecoderConfig, get_settings
 
@@ -43,8 +42,7 @@ def load_decoder_configs(root: str | Path | None = None) -> dict[str, DecoderCon
 
 
 def _unknown(name: str, known: list[str]) -> UnknownNameError:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else "`qa decoders` lists them"
+    hint = did_you_mean(name, known) or "`qa decoders` lists them"
     return UnknownNameError(f"unknown decoder {name!r} (known: {', '.join(sorted(known))})", hint)
 
 

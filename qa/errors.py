@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str | None:
+    """``"did you mean 'a', 'b'?"`` naming up to ``n`` close matches of ``name`` among ``known``, or None."""
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
+
 
 class QAError(Exception):
     """Base class of every error qa raises on purpose.

@@ -8,7 +8,6 @@ checked against a pixel budget (decompression bombs), truncated or corrupt files
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from qa.errors import BadImageError
+from qa.hashing import sha256_bytes
 
 #: Largest image qa decodes, in pixels (width x height): Pillow's own decompression-bomb limit (89.5 MP, e.g.
 #: 9459 x 9459), which is above a 4K (3840 x 2160) or 8K (7680 x 4320) frame.
@@ -38,20 +38,6 @@ class LoadedImage:
     sha256: str
     mode: str
     notes: tuple[str, ...]
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks of ``chunk`` bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> LoadedImage:

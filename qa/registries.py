@@ -26,9 +26,9 @@ _BUILTIN_DECODERS = {
     "taesd": "qa.decoders.taesd:TAESDDecoder",
     "taef2": "qa.decoders.taesd:taef2",
     "taef2+esrgan": "qa.decoders.taesd_esrgan:taef2_esrgan",
-    "l2p": "qa.generate.decoders:make_l2p",
-    "ldm+vae": "qa.generate.decoders:LDMVAEDecoder",
-    "ldm+pid": "qa.generate.decoders:LDMPiDDecoder",
+    "l2p": "qa.decoders.l2p:make_l2p",
+    "ldm+vae": "qa.decoders.l2p:LDMVAEDecoder",
+    "ldm+pid": "qa.decoders.l2p:LDMPiDDecoder",
 }
 
 _BUILTIN_METRICS = {
@@ -52,10 +52,10 @@ _BUILTIN_METRICS = {
     "invented_consistent": "qa.invented.metrics:InventedConsistent",
     "invented_contradicting": "qa.invented.metrics:InventedContradicting",
     "seed_variance": "qa.invented.metrics:SeedVariance",
-    "agreement_psnr": "qa.generate.measures:AgreementPSNR",
-    "agreement_ssim": "qa.generate.measures:AgreementSSIM",
-    "agreement_lpips": "qa.generate.measures:AgreementLPIPS",
-    "seed_alignment": "qa.generate.measures:SeedAlignment",
+    "agreement_psnr": "qa.metrics.agreement:AgreementPSNR",
+    "agreement_ssim": "qa.metrics.agreement:AgreementSSIM",
+    "agreement_lpips": "qa.metrics.agreement:AgreementLPIPS",
+    "seed_alignment": "qa.metrics.agreement:SeedAlignment",
 }
 
 for _name, _target in _BUILTIN_DECODERS.items():

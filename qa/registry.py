@@ -6,13 +6,12 @@ raise :class:`UnknownNameError` with close matches ("did you mean ...").
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from qa.errors import QAError, UnknownNameError
+from qa.errors import QAError, UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 
@@ -73,8 +72,7 @@ class Registry(Generic[T]):
         self._ensure_entry_points()
         name = self.canonical(name)
         if name not in self._targets:
-            close = difflib.get_close_matches(name, list(self._targets), n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else None
+            hint = did_you_mean(name, self._targets)
             known = ", ".join(sorted(self._targets))
             raise UnknownNameError(f"unknown {self.kind} {name!r} (known: {known})", hint)
         target = self._targets[name]

@@ -177,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QAError as exc:
         print(f"qa {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # a broken or missing third-party package: say which, never a half-done command
+        name = exc.name or ""
+        if name == "qa" or name.startswith("qa."):
+            raise  # qa's own modules always import: this is a bug, show the traceback
+        print(f"qa {args.command}: error: the package {name or '?'} cannot be imported ({type(exc).__name__}: {exc})\n"
+              f"  hint: reinstall it (`pip install --force-reinstall {name.split('.')[0] or 'PACKAGE'}`) or reinstall "
+              "qa with its extras (`pip install -e '.[ray,clip,export]'`)", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0

@@ -1,8 +1,9 @@
-"""Checks shared by the adapters: input latents and output pixels."""
+"""Checks shared by the adapters: input latents and output pixels; the bicubic output resize."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from qa.decoders.base import DecodeBatch
 from qa.errors import DecoderError
@@ -49,3 +50,11 @@ def finish(pixels: torch.Tensor, batch: DecodeBatch, name: str) -> torch.Tensor:
             "reference sides must be multiples of the encoder factor",
         )
     return pixels.float().clamp(0.0, 1.0)
+
+
+def resize(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """Bicubic resize of ``[N,3,h,w]`` in [0, 1] to ``size`` (antialiased when shrinking); clamped to [0, 1]."""
+    if size is None or tuple(images.shape[-2:]) == tuple(size):
+        return images.clamp(0, 1)
+    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
+    return F.interpolate(images, size=tuple(size), mode="bicubic", align_corners=False, antialias=shrink).clamp(0, 1)

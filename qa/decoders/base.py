@@ -14,12 +14,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-Track = Literal["decode", "upscale", "generate"]
-TRACKS: tuple[Track, ...] = ("decode", "upscale", "generate")
+from qa.tracks import Track
 
 
 @dataclass
@@ -101,13 +99,28 @@ class Decoder(ABC):
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         """Decode ``batch`` with ``seed``: (N, 3, H, W) in [0, 1] (values outside are clipped by the engine)."""
 
-    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
-        """A plain, non-generative decode of the same latents at the same output size, if the family has one
-        (e.g. PiD: the VAE decode upsampled bicubically). Used for high-frequency energy ratios.
+    @property
+    def decodes_latents(self) -> bool:
+        """Whether the engine encodes each case's reference into ``batch.latents`` for :meth:`decode` (the
+        decoder declares ``"latent"`` among its :attr:`inputs`; the generate track's decoders take captions)."""
+        return "latent" in self.inputs
 
-        ``seed``: the seed of the output it is compared with. The engine passes it when the override's signature
-        has a ``seed`` parameter (then the baseline is per seed, e.g. on the generate track the source pipeline's
-        image for the same prompt and seed); overrides written as ``baseline(self, batch)`` keep working.
+    @property
+    def reference_aligned(self) -> bool:
+        """Whether output pixel (y, x) shows the case's reference at (y, x), so full-reference metrics apply.
+
+        True for the decode and upscale tracks; False on the generate track (caption + seed -> pixels: the
+        reference is only the distribution the outputs should resemble, and the baseline is what each output
+        is compared with). Override for a decoder whose outputs are aligned differently."""
+        return self.track != "generate"
+
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
+        """A plain, non-generative decode of the same inputs at the same output size, if the family has one
+        (e.g. PiD: the VAE decode upsampled bicubically; the generate track: the source pipeline's image for
+        the same prompt and seed). Used for high-frequency energy ratios and agreement metrics.
+
+        ``seed``: the seed of the output it is compared with; the engine always passes it, once per seed. A
+        baseline that does not depend on the seed ignores it; one that does returns None without a seed.
         """
         return None
 

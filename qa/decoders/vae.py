@@ -25,19 +25,15 @@ from qa.decoders._common import finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.weights import SAFETENSORS_SUFFIXES, folder_weights_sha256, weight_files
 from qa.errors import DecoderError, WeightsMissingError
+from qa.zoo.models import ZOO_VAE_DIR
 
 #: diffusers classes this family drives.
 SUPPORTED_CLASSES: tuple[str, ...] = ("AutoencoderKL", "AutoencoderTiny", "AutoencoderDC", "AutoencoderKLFlux2")
 
 
 def zoo_vae_dir() -> Path:
-    """Folder of the embedded zoo VAE (``qa.zoo.models.ZOO_VAE_DIR`` when that module exists)."""
-    try:
-        from qa.zoo.models import ZOO_VAE_DIR  # type: ignore[import-not-found]
-
-        return Path(ZOO_VAE_DIR)
-    except ImportError:
-        return Path(__file__).resolve().parent.parent / "zoo" / "weights" / "vae"
+    """Folder of the embedded zoo VAE (:data:`qa.zoo.models.ZOO_VAE_DIR`)."""
+    return Path(ZOO_VAE_DIR)
 
 
 def read_vae_config(folder: Path) -> dict[str, Any]:
@@ -192,7 +188,7 @@ class VAEDecoder(Decoder):
         """The zoo VAE through the zoo's own loader (``qa.zoo.models.load_zoo_vae``)."""
         reason = self.unavailable_reason()
         if reason:
-            raise WeightsMissingError(reason, "the zoo VAE is trained by qa.zoo.train_vae")
+            raise WeightsMissingError(reason, "the zoo VAE is trained by training.zoo.train_vae")
         from qa.zoo import models as zoo
 
         try:

@@ -7,13 +7,13 @@ tensors do not fit the model raises :class:`DecoderError`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
 from qa.errors import DecoderError, WeightsMissingError
+from qa.hashing import sha256_files
 
 #: File suffixes that hold weights (hashed by :func:`folder_weights_sha256`).
 WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
@@ -33,16 +33,10 @@ def files_sha256(files: Iterable[Path], chunk: int = 1 << 20) -> str:
 
     For a single file this equals that file's own sha256 (what ``sha256sum`` prints).
     """
-    h = hashlib.sha256()
-    n = 0
-    for path in files:
-        n += 1
-        with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-    if n == 0:
+    files = list(files)
+    if not files:
         raise WeightsMissingError("no weight files to hash")
-    return h.hexdigest()
+    return sha256_files(files, chunk)
 
 
 def folder_weights_sha256(folder: str | Path, suffixes: Iterable[str] = WEIGHT_SUFFIXES) -> str:

@@ -1,7 +1,8 @@
 """Running a run's shards on Ray (``qa run --engine ray``): same store, same shards, same results as local.
 
-The driver (the ``qa run`` process) creates the run exactly like the local engine (same fixed shard split in
-``runs.config_json``), then hands shards to a pool of Ray actors, one per worker. Each actor builds the decoder
+This module is the driver (the ``qa run`` process); the actors' side is :mod:`qa.engine.ray_worker`. The driver
+creates the run exactly like the local engine (same fixed shard split in ``runs.config_json``), then hands
+shards to a pool of Ray actors, one per worker. Each actor builds the decoder
 and the metrics once and runs many shards with the same :class:`~qa.engine.shard.ShardRunner` the local engine
 uses; it returns each shard's :class:`~qa.engine.shard.ShardOutput` through Ray's object store. Only the driver
 opens the DuckDB file: it commits each returned shard in one transaction (``RunEngine.commit_shard``, which
@@ -12,7 +13,8 @@ shards, at most ``max_retries`` extra attempts per shard. A run whose driver die
 ``qa run --engine ray --resume ID`` (or the local engine's ``--resume``) redoes only the others.
 
 Set metrics (FID-like) need every output of the run. A set metric that can export a partial state per shard
-and merge such states (duck-typed: ``export_state() -> object``, ``merge_state(state) -> None``) is computed by
+and merge such states (:attr:`~qa.metrics.base.SetMetric.mergeable`: it overrides ``export_state`` and
+``merge_state``, declared on :class:`~qa.metrics.base.SetMetric`) is computed by
 the driver from the states of the shards it committed, merged in shard order; any other set metric is stored
 as 'missing' with the reason, never computed from a part of the set. After a resume, set metrics are
 'missing' exactly as with the local engine.
@@ -27,24 +29,19 @@ Ray is optional: ``pip install 'qa[ray]'``. See docs/scaling.md for the multi-no
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from qa.engine.cases import load_case
-from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, make_metrics, raise_with_run_id
-from qa.engine.shard import ShardOutput, ShardRunner
+from qa.engine.ray_worker import ShardResult, ShardWorker, WorkerSpec, can_merge
+from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, raise_with_run_id
 from qa.errors import QAError
-from qa.imageio import sha256_file
-from qa.metrics.base import ImageMetric, Metric, SetMetric
-from qa.metrics.feature_cache import pixels_sha256
+from qa.metrics.base import ImageMetric, SetMetric
 from qa.refset.manifest import ReferenceItem
 from qa.settings import WORKERS_ENV, get_settings
 from qa.store import Store
@@ -53,7 +50,6 @@ from qa.store.records import SetResult
 from qa.store.runs import run_config
 
 INSTALL_HINT = "pip install 'qa[ray]'"
-#: (extractor, extractor_sha256, preprocessing): the feature cache key without the image
 
 
 def import_ray() -> Any:
@@ -85,179 +81,6 @@ class RayOptions:
     worker_setup: Callable[[], None] | None = None
     on_shard: Callable[[int], None] | None = None
     on_retry: Callable[[int, str], None] | None = None
-
-
-@dataclass
-class WorkerSpec:
-    """What an actor needs to build its decoder and metrics (shipped once per actor)."""
-
-    decoder: str
-    device: str
-    metrics: list[str]
-    seeds: list[int]
-    batch_size: int | None
-    thumbnails: bool
-    setup: Callable[[], None] | None = None
-
-
-@dataclass
-class ShardResult:
-    """What an actor returns for one shard: its output, its set-metric states, who ran it and how long it took."""
-
-    index: int
-    output: ShardOutput
-    set_states: dict[str, Any] = field(default_factory=dict)  # metric name -> exported state
-    set_errors: dict[str, str] = field(default_factory=dict)  # metric name -> update error in this shard
-    worker: str = ""
-    seconds: float = 0.0
-    #: feature vectors computed in this shard, for the driver to store: ((extractor, sha256, preprocessing), {image sha: vector})
-    features: list[tuple[FeatureKey, dict[str, np.ndarray]]] = field(default_factory=list)
-
-
-def can_merge(metric: Metric) -> bool:
-    """Whether a set metric can be computed from per-shard states (``export_state`` and ``merge_state``)."""
-    return callable(getattr(metric, "export_state", None)) and callable(getattr(metric, "merge_state", None))
-
-
-class ShardWorker:
-    """The body of one Ray actor: builds the decoder and metrics once, then runs shards. Never opens the store."""
-
-    def __init__(self, spec: WorkerSpec, features: dict[FeatureKey, dict[str, np.ndarray]] | None = None) -> None:
-        self.shipped = features or {}
-        self._caches: list[ShippedFeatureCache] | None = None
-        if spec.setup is not None:
-            spec.setup()
-        decoder = make_decoder(spec.decoder, spec.device)
-        reason = decoder.unavailable_reason()
-        if reason:
-            raise QAError(f"decoder {spec.decoder!r} cannot run on Ray worker {socket.gethostname()}: {reason}")
-        metrics = make_metrics(spec.metrics)
-        for m in metrics:
-            if getattr(m, "store", None) is not None:
-                m.store = None  # type: ignore[attr-defined]  # workers never open the DB (see docs/scaling.md)
-        self.runner = ShardRunner(decoder, metrics, spec.seeds, spec.batch_size, spec.thumbnails)
-        encoder = decoder.encoder
-        self.multiple = encoder.factor if encoder is not None else 1
-        self.worker = f"ray:{socket.gethostname()}:{os.getpid()}"
-
-    def ping(self) -> str:
-        """This worker's name (host:pid); used to wait until the actor is built."""
-        return self.worker
-
-    def run_shard(self, index: int, items: list[ReferenceItem]) -> ShardResult:
-        """Run one shard: ``items`` are the reference items the driver validated (path and sha256)."""
-        t0 = time.perf_counter()
-        for m in self.runner.set_metrics:
-            m.reset()
-            if hasattr(m, "_qa_update_error"):
-                delattr(m, "_qa_update_error")
-        cases = [self._load(item) for item in items]
-        caches = self._feature_caches()
-        if caches:
-            aliases = _reference_aliases(cases)
-            for c in caches:
-                c.alias = aliases
-        output = self.runner.run(cases)
-        states, errors = export_states(self.runner.set_metrics)
-        new = [(c.key, c.drain()) for c in caches]
-        return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0,
-                           [(k, v) for k, v in new if v])
-
-    def _feature_caches(self) -> list[ShippedFeatureCache]:
-        """Give every metric's cached feature extractor an in-memory cache fed by the driver (once per actor)."""
-        if self._caches is None:
-            self._caches = []
-            for m in [*self.runner.image_metrics, *self.runner.set_metrics]:
-                make = getattr(m, "extractor", None)
-                if not callable(make) or m.unavailable_reason():
-                    continue
-                ext = make()  # loads the extractor's weights once per actor
-                net = getattr(ext, "extract", None)
-                key = getattr(getattr(ext, "cache", None), "key", None) or (
-                    getattr(net, "name", None), getattr(net, "sha256", None), getattr(net, "preprocessing", None))
-                if not hasattr(ext, "cache") or not all(isinstance(k, str) and k for k in key):
-                    continue  # not a qa.metrics.feature_cache.CachedExtractor: it computes everything
-                cache = ShippedFeatureCache(key, self.shipped.get(key, {}))  # type: ignore[arg-type]
-                ext.cache = cache
-                self._caches.append(cache)
-        return self._caches
-
-    def _load(self, item: ReferenceItem):  # noqa: ANN202 - a Case
-        case = load_case(item, self.multiple)
-        if case.error or item.problem:
-            return case
-        try:
-            actual = sha256_file(item.path)
-        except OSError as exc:
-            case.pixels, case.error = None, f"{item.id}: cannot read {item.path} on {socket.gethostname()}: {exc}"
-            return case
-        if actual != item.sha256:
-            case.pixels = None
-            case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
-                          f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
-        return case
-
-
-def export_states(set_metrics: list[SetMetric]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(states, errors) of a shard's set metrics. A metric that cannot run here (weights absent: the driver
-    stores it as missing with the reason, as the local engine does) exports nothing; one whose export raises
-    gets an error instead of killing the shard."""
-    states: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for m in set_metrics:
-        err = str(getattr(m, "_qa_update_error", "") or "")
-        if err:
-            errors[m.name] = err
-        if not can_merge(m) or m.unavailable_reason():
-            continue
-        try:
-            states[m.name] = m.export_state()  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - recorded as this metric's error row
-            errors[m.name] = f"exporting its per-shard state on {socket.gethostname()} failed: {type(exc).__name__}: {exc}"
-    return states, errors
-
-
-class ShippedFeatureCache:
-    """Stands in for ``qa.metrics.feature_cache.FeatureCache`` inside a worker: serves the vectors the driver
-    shipped (references, keyed by file sha256) and keeps the ones computed here for the driver to store.
-
-    ``alias`` maps the pixel sha256 of this shard's uncropped references to their file sha256, so a metric that
-    keys a reference by its pixels still finds (and stores) it under the file's key.
-    """
-
-    def __init__(self, key: FeatureKey, shipped: dict[str, np.ndarray]) -> None:
-        self.key = key
-        self.shipped = shipped
-        self.alias: dict[str, str] = {}
-        self.new: dict[str, np.ndarray] = {}
-
-    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
-        """Vectors known for those of ``shas`` that are present (computed here or shipped)."""
-        found = {}
-        for s in shas:
-            k = self.alias.get(s, s)
-            v = self.new.get(k)
-            if v is None:
-                v = self.shipped.get(k)
-            if v is not None:
-                found[s] = v
-        return found
-
-    def put(self, items: dict[str, np.ndarray]) -> None:
-        """Keep computed vectors (references under their file sha256) until :meth:`drain`."""
-        for s, v in items.items():
-            self.new[self.alias.get(s, s)] = np.asarray(v, np.float32)
-
-    def drain(self) -> dict[str, np.ndarray]:
-        """The vectors computed since the last drain (forgotten here)."""
-        new, self.new = self.new, {}
-        return new
-
-
-def _reference_aliases(cases: list[Any]) -> dict[str, str]:
-    """pixel sha256 -> file sha256 of the loaded, unaltered references (no crop, no conversion note)."""
-    return {pixels_sha256(c.pixels): c.image_sha256 for c in cases
-            if c.pixels is not None and not c.error and not c.notes}
 
 
 def cached_reference_features(store: Store, image_shas: list[str]) -> dict[FeatureKey, dict[str, np.ndarray]]:
@@ -475,8 +298,8 @@ def _set_rows(engine: RunEngine, run_id: str, set_metrics: list[SetMetric], resu
             for index in sorted(results):
                 err = results[index].set_errors.get(m.name)
                 if err:
-                    m._qa_update_error = err  # type: ignore[attr-defined]  # read by RunEngine.set_metric_result
-                m.merge_state(results[index].set_states[m.name])  # type: ignore[attr-defined]
+                    m.record_update_error(err)  # its row is an error naming it (RunEngine.set_metric_result)
+                m.merge_state(results[index].set_states[m.name])
         except Exception as exc:  # noqa: BLE001 - a state that cannot merge is an error row, never a crash
             rows[m.name] = SetResult.missing(
                 run_id, m.name, "error", f"merging per-shard states failed: {type(exc).__name__}: {exc}", m.version)

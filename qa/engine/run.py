@@ -264,7 +264,7 @@ class RunEngine:
         if resumed:
             return SetResult.missing(run_id, m.name, "missing", "run was resumed: this set metric needs every "
                                      "output in one process; rerun it whole", m.version)
-        err = getattr(m, "_qa_update_error", "")
+        err = m.update_error
         if err:
             return SetResult.missing(run_id, m.name, "error", err, m.version)
         try:
@@ -275,9 +275,6 @@ class RunEngine:
             return SetResult.missing(run_id, m.name, "error", f"{type(exc).__name__}: {exc}", m.version)
         return SetResult(run_id, m.name, v.value, nan_none(v.ci_low), nan_none(v.ci_high), v.n, "ok", v.detail,
                          m.version)
-
-    #: the name the Ray engine used (kept for callers of the older name)
-    _set_metric_row = set_metric_result
 
 
 def raise_with_run_id(run_id: str, exc: BaseException) -> None:

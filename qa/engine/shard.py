@@ -6,12 +6,10 @@ raises becomes error rows naming the case, and the rest of the shard goes on.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +25,29 @@ from qa.store.records import ResultRow
 THUMB_SIDE = 160
 #: fixed scale of stored maps: map value v is drawn as brightness min(v / MAP_FULL_SCALE, 1)
 MAP_FULL_SCALE = 1.0
+
+
+@dataclass
+class DecodedCase:
+    """What decoding produced for one case, per seed (numpy, on the CPU).
+
+    ``outputs``: seed -> output float32 (H, W, 3) in [0, 1]; ``reencoded``: seed -> ``encoder.encode(output)``
+    (C, h, w); ``redecoded``: seed -> D_baseline(E(output)) (H, W, 3) or None; ``baseline_by_seed``: seed -> the
+    decoder's baseline for that seed (H, W, 3); ``latent``: the latent decoded (C, h, w), None without one;
+    ``latent_by_seed``: seed -> the source pipeline's latent (generate track); ``error``: why the case failed.
+    """
+
+    outputs: dict[int, np.ndarray] = field(default_factory=dict)
+    reencoded: dict[int, np.ndarray] = field(default_factory=dict)
+    redecoded: dict[int, np.ndarray | None] = field(default_factory=dict)
+    baseline_by_seed: dict[int, np.ndarray] = field(default_factory=dict)
+    latent: np.ndarray | None = None
+    latent_by_seed: dict[int, np.ndarray] = field(default_factory=dict)
+    error: str = ""
+
+    def sample_latent(self, seed: int) -> np.ndarray | None:
+        """The latent a seed's output is compared with: the source pipeline's for that seed, else the decoded one."""
+        return self.latent_by_seed.get(seed, self.latent)
 
 
 @dataclass
@@ -88,13 +109,14 @@ class ShardRunner:
         self.unavailable = {m.name: m.unavailable_reason() for m in self.image_metrics}
 
     # -- decoding -------------------------------------------------------------------------------------------
-    def _decode_cases(self, cases: list[Case]) -> dict[str, dict[str, Any]]:
-        """Encode + decode every seed. Returns per case: latent, outputs{seed}, reencoded{seed}, baseline, error."""
-        results: dict[str, dict[str, Any]] = {c.case_id: {"outputs": {}, "reencoded": {}} for c in cases}
-        by_size: dict[tuple[int, int], list[Case]] = {}
+    def _decode_cases(self, cases: list[Case]) -> dict[str, DecodedCase]:
+        """Encode + decode every seed; one :class:`DecodedCase` per case id (``error`` set where it failed)."""
+        results = {c.case_id: DecodedCase() for c in cases}
+        by_size: dict[tuple[int, int], list[tuple[Case, np.ndarray]]] = {}
         for c in cases:
-            assert c.pixels is not None  # callers pass loaded cases only
-            by_size.setdefault(c.pixels.shape[:2], []).append(c)
+            if c.pixels is None:
+                raise ValueError(f"{c.case_id}: image not loaded (pass loaded cases only)")
+            by_size.setdefault((int(c.pixels.shape[0]), int(c.pixels.shape[1])), []).append((c, c.pixels))
         for size, group in by_size.items():
             for start in range(0, len(group), self.batch_size):
                 chunk = group[start : start + self.batch_size]
@@ -102,75 +124,70 @@ class ShardRunner:
                     self._decode_chunk(chunk, size, results)
                 except Exception:  # noqa: BLE001 - isolate the failing case(s) by retrying one by one
                     if len(chunk) == 1:
-                        results[chunk[0].case_id]["error"] = _describe_exception(chunk[0].case_id)
+                        results[chunk[0][0].case_id].error = _describe_exception(chunk[0][0].case_id)
                         continue
-                    for case in chunk:
+                    for item in chunk:
                         try:
-                            self._decode_chunk([case], size, results)
+                            self._decode_chunk([item], size, results)
                         except Exception:  # noqa: BLE001
-                            results[case.case_id]["error"] = _describe_exception(case.case_id)
+                            results[item[0].case_id].error = _describe_exception(item[0].case_id)
         return results
 
-    def _decode_chunk(self, chunk: list[Case], size: tuple[int, int], results: dict[str, dict[str, Any]]) -> None:
+    def _decode_chunk(self, chunk: list[tuple[Case, np.ndarray]], size: tuple[int, int],
+                      results: dict[str, DecodedCase]) -> None:
         dec = self.decoder
-        refs = to_tensor([c.pixels for c in chunk], dec.device)  # type: ignore[misc]
+        cases = [c for c, _ in chunk]
+        refs = to_tensor([px for _, px in chunk], dec.device)
         encoder = dec.encoder
         with torch.inference_mode():
-            latents = encoder.encode(refs) if encoder is not None and dec.track != "generate" else None
+            latents = encoder.encode(refs) if encoder is not None and dec.decodes_latents else None
             batch = DecodeBatch(
-                case_ids=[c.case_id for c in chunk], captions=[c.caption for c in chunk], latents=latents, size=size
+                case_ids=[c.case_id for c in cases], captions=[c.caption for c in cases], latents=latents, size=size
             )
             per_seed: dict[int, torch.Tensor] = {}
             for seed in self.seeds:
                 out = _check_output(dec.decode(batch, seed), batch, size).float()
                 bad = (~torch.isfinite(out)).flatten(1).sum(1)
-                for i, case in enumerate(chunk):
+                for i, case in enumerate(cases):
                     if int(bad[i]):
-                        results[case.case_id]["error"] = (
+                        results[case.case_id].error = (
                             f"{case.case_id}: decoder returned {int(bad[i])} NaN/Inf values (seed {seed})"
                         )
                 per_seed[seed] = torch.nan_to_num(out).clamp(0.0, 1.0)
             reenc: dict[int, torch.Tensor] = {}
             redec: dict[int, torch.Tensor] = {}
-            # generate track: the source pipeline's latent and image for the same prompt and seed (if any)
-            src: dict[int, torch.Tensor] = {}
-            if dec.track == "generate":
-                src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
-            seeded = baseline_takes_seed(dec)
-            seed_base = {s: b for s in per_seed if (b := dec.baseline(batch, seed=s)) is not None} if seeded else {}
-            base = None if seeded else dec.baseline(batch)
+            # a source pipeline's latent and the baseline for the same prompt/latent and seed (where the decoder has them)
+            src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
+            seed_base = {s: b for s in per_seed if (b := dec.baseline(batch, s)) is not None}
             if encoder is not None and latents is None:
                 for seed in src:
                     reenc[seed] = encoder.encode(per_seed[seed])
             if encoder is not None and latents is not None:
                 for seed, out in per_seed.items():
                     reenc[seed] = encoder.encode(out)
-                    if base is not None or seed in seed_base:  # D_baseline(E(output)): what the latent sees
-                        again_batch = DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size)
-                        again = dec.baseline(again_batch, seed=seed) if seeded else dec.baseline(again_batch)
+                    if seed in seed_base:  # D_baseline(E(output)): what the latent sees
+                        again = dec.baseline(DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size), seed)
                         if again is not None:
                             redec[seed] = again.clamp(0.0, 1.0)
         lat_np = latents.float().cpu().numpy() if latents is not None else None
-        base_np = to_numpy(base.clamp(0, 1)) if base is not None else None
         for seed, out in per_seed.items():
             outs = to_numpy(out)
-            seed_extra = {"baseline_by_seed": to_numpy(seed_base[seed].clamp(0, 1)) if seed in seed_base else None,
-                          "latent_by_seed": list(src[seed].float().cpu().numpy()) if seed in src else None}
+            base_np = to_numpy(seed_base[seed].clamp(0, 1)) if seed in seed_base else None
+            src_np = list(src[seed].float().cpu().numpy()) if seed in src else None
             re_np = reenc[seed].float().cpu().numpy() if seed in reenc else None
             redec_np = to_numpy(redec[seed]) if seed in redec else None
-            for i, case in enumerate(chunk):
+            for i, case in enumerate(cases):
                 r = results[case.case_id]
-                r["outputs"][seed] = outs[i]  # type: ignore[index]
-                r.setdefault("redecoded", {})[seed] = redec_np[i] if redec_np is not None else None  # type: ignore[union-attr]
+                r.outputs[seed] = outs[i]
+                r.redecoded[seed] = redec_np[i] if redec_np is not None else None
                 if re_np is not None:
-                    r["reencoded"][seed] = re_np[i]  # type: ignore[index]
+                    r.reencoded[seed] = re_np[i]
                 if lat_np is not None:
-                    r["latent"] = lat_np[i]
-                for key, arrays in seed_extra.items():
-                    if arrays is not None:
-                        r.setdefault(key, {})[seed] = arrays[i]  # type: ignore[union-attr]
+                    r.latent = lat_np[i]
                 if base_np is not None:
-                    r["baseline"] = base_np[i]
+                    r.baseline_by_seed[seed] = base_np[i]
+                if src_np is not None:
+                    r.latent_by_seed[seed] = src_np[i]
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def run(self, cases: list[Case]) -> ShardOutput:
@@ -184,8 +201,8 @@ class ShardRunner:
         decoded = self._decode_cases(good) if good else {}
         for case in good:
             r = decoded[case.case_id]
-            if r.get("error"):
-                self._error_rows(out, case.case_id, str(r["error"]))
+            if r.error:
+                self._error_rows(out, case.case_id, r.error)
             else:
                 self._score_case(out, case, r)
             self.progress(1)
@@ -198,17 +215,19 @@ class ShardRunner:
             for seed in seeds:
                 out.rows.append(ResultRow(case_id, seed, m.name, None, "error", message, m.version))
 
-    def _score_case(self, out: ShardOutput, case: Case, r: dict[str, Any]) -> None:
-        outputs: dict[int, np.ndarray] = r["outputs"]  # type: ignore[assignment]
-        reencoded: dict[int, np.ndarray] = r["reencoded"]  # type: ignore[assignment]
-        reference = case.pixels
+    def _score_case(self, out: ShardOutput, case: Case, r: DecodedCase) -> None:
+        outputs = r.outputs
+        pixels = case.pixels
+        if pixels is None:  # run() scores loaded cases only
+            raise ValueError(f"{case.case_id}: image not loaded")
+        reference: np.ndarray | None = pixels
         note = ""
-        if self.decoder.track == "generate":
-            reference, note = None, "generate track: no pixel-aligned reference"
+        if not self.decoder.reference_aligned:
+            reference, note = None, f"{self.decoder.track} track: no pixel-aligned reference"
         out.rows.append(ResultRow(case.case_id, ALL_SEEDS, "case", 1.0, "ok", "; ".join(case.notes)))
         seed_list = list(outputs.values())
-        by_seed = r.get("baseline_by_seed") or {}
-        seed_bases = [by_seed[s] for s in outputs] if all(s in by_seed for s in outputs) else []  # type: ignore[operator,index]
+        by_seed = r.baseline_by_seed
+        seed_bases = [by_seed[s] for s in outputs] if all(s in by_seed for s in outputs) else []
         samples = {
             seed: ImageSample(
                 case_id=case.case_id,
@@ -216,15 +235,15 @@ class ShardRunner:
                 reference=reference,
                 caption=case.caption,
                 seed=seed,
-                latent=(r.get("latent_by_seed") or {}).get(seed, r.get("latent")),  # type: ignore[union-attr]
-                reencoded=reencoded.get(seed),
+                latent=r.sample_latent(seed),
+                reencoded=r.reencoded.get(seed),
                 seed_outputs=seed_list,
-                baseline=by_seed.get(seed, r.get("baseline")),
+                baseline=by_seed.get(seed),
                 reference_note=note,
                 # the file hash names the reference's pixels only when the case was not cropped (feature cache key)
                 reference_sha256="" if any("cropped" in n for n in case.notes) else case.image_sha256,
-                redecoded=(r.get("redecoded") or {}).get(seed),  # type: ignore[union-attr]
-                real=case.pixels,  # the reference distribution (FID/KID/CMMD), also on the generate track
+                redecoded=r.redecoded.get(seed),
+                real=pixels,  # the reference distribution (FID/KID/CMMD), also on the generate track
                 seed_baselines=seed_bases,
             )
             for seed, img in outputs.items()
@@ -239,11 +258,11 @@ class ShardRunner:
                 try:
                     sm.update(sample)
                 except Exception as exc:  # noqa: BLE001 - recorded at compute time as an error
-                    sm._qa_update_error = f"{case.case_id}: {exc}"  # type: ignore[attr-defined]
+                    sm.record_update_error(f"{case.case_id}: {exc}")
         if self.thumbnails:
-            out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(case.pixels, THUMB_SIDE)))  # type: ignore[arg-type]
+            out.images.append((case.case_id, ALL_SEEDS, "reference", png_bytes(pixels, THUMB_SIDE)))
             out.images.append((case.case_id, first_seed, "output", png_bytes(outputs[first_seed], THUMB_SIDE)))
-            if self.decoder.track == "generate" and by_seed.get(first_seed) is not None:
+            if not self.decoder.reference_aligned and by_seed.get(first_seed) is not None:
                 # the source pipeline's image of the same prompt and seed: what the output is compared with
                 out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
 
@@ -264,15 +283,6 @@ class ShardRunner:
             scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
         return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
-
-
-def baseline_takes_seed(decoder: Decoder) -> bool:
-    """True when ``decoder.baseline`` accepts ``seed`` (a per-seed baseline, e.g. the generate track's source
-    pipeline image for the same prompt and seed); older adapters define ``baseline(batch)`` only."""
-    try:
-        return "seed" in inspect.signature(decoder.baseline).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _describe_exception(case_id: str) -> str:

@@ -35,7 +35,6 @@ value, or none), never from the policy.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
@@ -43,10 +42,10 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qa.errors import QAError
+from qa.errors import QAError, did_you_mean
 from qa.settings import get_settings
+from qa.tracks import TRACKS
 
-TRACKS = ("decode", "upscale", "generate")
 GROUPS = ("fidelity", "realism", "invented")
 _POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
 _RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note",
@@ -136,8 +135,7 @@ class Policy:
 
 def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
     for key in sorted(keys - allowed):
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(allowed))}"
+        hint = did_you_mean(key, sorted(allowed), n=1, cutoff=0.6) or f"allowed: {', '.join(sorted(allowed))}"
         raise PolicyError(f"{where}: unknown key {key!r}", hint)
 
 

@@ -30,7 +30,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from qa.generate.noise import project
 from qa.generate.text import N_BUCKETS, tokenize
+
+#: sampler settings of the generate track (made the l2p training images; the decoders' defaults)
+GEN_STEPS = 12
+GEN_CFG = 2.0
+
+#: the shipped weights of the generate track: the LDM and the L2P-style pixel model
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+LDM_DIR = WEIGHTS_DIR / "ldm"
+L2P_DIR = WEIGHTS_DIR / "l2p"
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -261,8 +271,6 @@ def pixel_from_latent(ldm: LatentDiT, pixel_patch: int = 8, frozen_blocks: Seque
                     cfg_scale=float(cfg_scale))
     pix = PixelDiT(cfg)
     if noise == "coupled":
-        from qa.generate.noise import project
-
         tok = cfg.in_channels * cfg.patch * cfg.patch
         eye = torch.eye(tok).reshape(tok, cfg.in_channels, cfg.patch, cfg.patch)
         proj = project(eye).reshape(tok, -1).T  # [latent token, pixel token]: patch of L^T x
@@ -294,12 +302,6 @@ def shifted_times(steps: int, shift: float = 1.0) -> torch.Tensor:
     """``steps + 1`` times from 1 to 0, warped by ``shift`` (SD3 style: ``s t / (1 + (s - 1) t)``)."""
     t = torch.linspace(1.0, 0.0, steps + 1)
     return shift * t / (1 + (shift - 1) * t)
-
-
-def initial_noise(shape: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
-    """Standard normal noise ``[len(seeds), *shape]``, row ``i`` drawn from a CPU generator seeded ``seeds[i]``."""
-    rows = [torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-    return torch.stack(rows)
 
 
 @torch.no_grad()

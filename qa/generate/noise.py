@@ -27,10 +27,14 @@ from collections.abc import Sequence
 
 import torch
 
-from qa.generate.nets import initial_noise
-
 #: pixels per latent pixel (the zoo VAE's downsampling)
 FACTOR = 4
+
+
+def initial_noise(shape: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
+    """Standard normal noise ``[len(seeds), *shape]``, row ``i`` drawn from a CPU generator seeded ``seeds[i]``."""
+    rows = [torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    return torch.stack(rows)
 
 
 def _basis() -> torch.Tensor:
@@ -78,7 +82,7 @@ def residual_seed(seed: int) -> int:
 def coupled_noise(seeds: Sequence[int], latent_shape: Sequence[int] = (4, 16, 16)) -> tuple[torch.Tensor, torch.Tensor]:
     """``(eps_z [N, *latent_shape], eps_x [N, 3, 4h, 4w])`` for generator ``seeds``.
 
-    ``eps_z`` is exactly the latent noise the LDM draws for the same seeds (:func:`qa.generate.nets.initial_noise`).
+    ``eps_z`` is exactly the latent noise the LDM draws for the same seeds (:func:`initial_noise`).
     """
     eps_z = initial_noise(tuple(latent_shape), seeds)
     c, h, w = latent_shape

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-#: Short captions of the opencv-doc training photos (``qa.zoo.data.TRAIN_FILES``), written by looking at them.
+#: Short captions of the opencv-doc training photos (``training.zoo.data.TRAIN_FILES``), written by looking at them.
 TRAIN_CAPTIONS: dict[str, str] = {
     "aero1.jpg": "aerial photo of a town with houses roads trees and a lake",
     "aero3.jpg": "aerial photo of a town with a highway trees and the sea",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -186,6 +186,26 @@ class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add
         return None
 
 
+def paired(metric: Metric, sample: ImageSample,
+           against: Literal["reference", "baseline"] = "reference") -> tuple[np.ndarray, np.ndarray]:
+    """``(output, other)``: the output and the image a full-reference metric compares it with.
+
+    ``against``: ``"reference"`` (fidelity metrics) or ``"baseline"`` (the decoder's baseline in the reference's
+    place: agreement metrics). Raises :class:`NotApplicable` when the metric's declared needs are unmet and
+    :class:`MetricInputError` when a baseline's shape differs from the output's (a reference's shape is checked
+    by the functional metric, which names the sizes).
+    """
+    reason = metric.missing_needs(sample)
+    other = sample.reference if against == "reference" else sample.baseline
+    if reason is not None or other is None:
+        raise NotApplicable(reason or f"not applicable: needs {against}")
+    if against == "baseline" and sample.output.shape != other.shape:
+        raise MetricInputError(
+            f"{metric.name}: {sample.case_id}: output {sample.output.shape} and baseline {other.shape} differ"
+        )
+    return sample.output, other
+
+
 class ImageMetric(Metric):
     """A metric computed per output image (level "image") or per case across seeds (level "case")."""
 
@@ -195,9 +215,46 @@ class ImageMetric(Metric):
 
 
 class SetMetric(Metric):
-    """A metric over a whole set of outputs (FID, KID, CMMD, CLIP score). Stateful: update, compute, reset."""
+    """A metric over a whole set of outputs (FID, KID, CMMD, CLIP score). Stateful: update, compute, reset.
+
+    Declared state beyond the subclass's own (the torchmetrics pattern):
+
+    * ``update_errors``: why :meth:`update` failed for some sample (the engine records each failure with
+      :meth:`record_update_error`; the set value is then stored as an error naming the last one);
+    * mergeable state: a subclass that can be computed from per-shard parts (the Ray engine) overrides
+      :meth:`export_state` and :meth:`merge_state`; :attr:`mergeable` says whether it does.
+    """
 
     level: Level = "set"
+    #: failures of :meth:`update` since the last :meth:`clear_update_errors`, oldest first (engine-recorded)
+    update_errors: tuple[str, ...] = ()
+
+    def record_update_error(self, message: str) -> None:
+        """Remember that :meth:`update` raised for a sample (``message`` names the case and the error)."""
+        self.update_errors = (*self.update_errors, message)
+
+    def clear_update_errors(self) -> None:
+        """Forget recorded update failures (a new shard or run starts)."""
+        self.update_errors = ()
+
+    @property
+    def update_error(self) -> str:
+        """The last recorded update failure, or "" (the detail of the metric's error row)."""
+        return self.update_errors[-1] if self.update_errors else ""
+
+    @property
+    def mergeable(self) -> bool:
+        """True when the subclass implements :meth:`export_state` and :meth:`merge_state`."""
+        cls = type(self)
+        return cls.export_state is not SetMetric.export_state and cls.merge_state is not SetMetric.merge_state
+
+    def export_state(self) -> Any:
+        """Everything added since the last reset, picklable, for another instance's :meth:`merge_state`."""
+        raise NotImplementedError(f"{self.name}: this set metric cannot export a per-shard state")
+
+    def merge_state(self, state: Any) -> None:
+        """Add another instance's :meth:`export_state` (same metric and settings; merge in shard order)."""
+        raise NotImplementedError(f"{self.name}: this set metric cannot merge per-shard states")
 
     @abstractmethod
     def update(self, sample: ImageSample) -> None:

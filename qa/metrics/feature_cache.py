@@ -10,12 +10,45 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from qa.metrics.base import ImageSample, MetricInputError
 from qa.store.db import Store
 from qa.store.features import FeatureKey, get_features, put_features
+
+__all__ = ["CachedExtractor", "FeatureCache", "FeatureKey", "FeatureVectors", "KeyedExtractor", "UsesFeatureCache",
+           "merge_seen_references", "new_reference", "pixels_sha256", "to_uint8"]
+
+
+class FeatureVectors(Protocol):
+    """The feature cache a :class:`CachedExtractor` reads and fills: vectors of one extractor under one
+    preprocessing (``key``), by image sha256. :class:`FeatureCache` (DuckDB) and the Ray workers' in-memory
+    ``qa.engine.ray_worker.ShippedFeatureCache`` implement it."""
+
+    key: FeatureKey
+
+    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors (float32) for those of ``shas`` that are present."""
+        ...
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        """Keep vectors (replacing any with the same image sha256)."""
+        ...
+
+
+@runtime_checkable
+class KeyedExtractor(Protocol):
+    """A feature extractor that names itself: ``name``, weights ``sha256`` and ``preprocessing`` (the cache key)."""
+
+    name: str
+    sha256: str
+    preprocessing: str
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        """Features (N, d) of uint8 (H, W, 3) images."""
+        ...
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
@@ -80,11 +113,23 @@ class CachedExtractor:
     image that occurs several times in one call runs once.
     """
 
-    def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureCache | None) -> None:
+    def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureVectors | None) -> None:
         self.extract = extract
         self.cache = cache
         self.n_forward = 0
         self.n_cached = 0
+
+    @property
+    def key(self) -> FeatureKey | None:
+        """The cache key of these features: the cache's, else the extractor's own when it names itself (a
+        :class:`KeyedExtractor`); None when nothing names them (such features are never cached or shipped)."""
+        if self.cache is not None:
+            key = self.cache.key
+        elif isinstance(self.extract, KeyedExtractor):
+            key = (self.extract.name, self.extract.sha256, self.extract.preprocessing)
+        else:
+            return None
+        return key if all(isinstance(k, str) and k for k in key) else None
 
     def __call__(self, shas: list[str], images: list[np.ndarray]) -> np.ndarray:
         """Features (len(shas), d) float32 in the order given; images are uint8 (H, W, 3)."""
@@ -103,3 +148,18 @@ class CachedExtractor:
                 self.cache.put(new)
         self.n_cached += sum(s in found for s in shas)
         return np.stack([found[s] if s in found else new[s] for s in shas])
+
+
+@runtime_checkable
+class UsesFeatureCache(Protocol):
+    """A metric whose features go through a :class:`CachedExtractor` (FID, KID, CMMD, CLIP score).
+
+    ``store``: the DuckDB store of its :class:`FeatureCache` (None: no database, e.g. inside a Ray worker, which
+    gets a shipped in-memory cache instead); ``extractor()``: the cached extractor (loads weights on first use).
+    """
+
+    store: Store | None
+
+    def extractor(self) -> CachedExtractor:
+        """The metric's cached feature extractor."""
+        ...

@@ -7,17 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricValue, NotApplicable
+from qa.metrics.base import ImageMetric, ImageSample, MetricValue, NotApplicable, paired
 from qa.metrics.functional import fidelity as F
-
-
-def _pair(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np.ndarray]:
-    reason = metric.missing_needs(sample)
-    if reason is not None:
-        raise NotApplicable(reason)
-    if sample.reference is None:  # unreachable after missing_needs; keeps the type checker informed
-        raise NotApplicable("not applicable: needs reference")
-    return sample.output, sample.reference
 
 
 class PSNR(ImageMetric):
@@ -36,7 +27,7 @@ class PSNR(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """PSNR of ``sample.output`` against ``sample.reference`` in dB."""
-        out, ref = _pair(self, sample)
+        out, ref = paired(self, sample)
         return MetricValue(F.psnr(out, ref, data_range=1.0))
 
 
@@ -60,7 +51,7 @@ class SSIM(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """Mean SSIM plus the dissimilarity map."""
-        out, ref = _pair(self, sample)
+        out, ref = paired(self, sample)
         smap = F.ssim_map(out, ref, downsample=self.downsample)
         value = float(np.mean(smap))
         dmap = None
@@ -83,7 +74,7 @@ class SSIMSkimage(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """Mean SSIM over RGB channels."""
-        out, ref = _pair(self, sample)
+        out, ref = paired(self, sample)
         F.check_pair(out, ref, "ssim_skimage")
         return MetricValue(F.ssim_skimage(out, ref, data_range=1.0))
 
@@ -101,7 +92,7 @@ class MSSSIM(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """MS-SSIM; :class:`NotApplicable` for images too small for 5 scales."""
-        out, ref = _pair(self, sample)
+        out, ref = paired(self, sample)
         if min(out.shape[:2]) <= 160:
             raise NotApplicable(f"not applicable: ms_ssim needs both sides > 160 px, image is {out.shape[:2]}")
         return MetricValue(F.ms_ssim(out, ref, data_range=1.0))

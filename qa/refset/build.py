@@ -26,7 +26,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from qa.errors import BadImageError, ManifestError
-from qa.imageio import MAX_PIXELS, MIN_SIDE, load_image, sha256_bytes, to_uint8
+from qa.hashing import sha256_bytes
+from qa.imageio import MAX_PIXELS, MIN_SIDE, load_image, to_uint8
 from qa.refset.default_sources import encode_png
 from qa.refset.manifest import MANIFEST, write_manifest
 

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from qa.errors import ManifestError
-from qa.imageio import sha256_bytes, sha256_file
+from qa.hashing import sha256_bytes, sha256_file
 from qa.refset.manifest import write_manifest
 
 TILE = 256

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import ManifestError
-from qa.imageio import sha256_file
+from qa.hashing import sha256_file
 from qa.settings import get_settings
 
 MANIFEST = "manifest.csv"

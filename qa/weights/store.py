@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import QAError, WeightsMissingError
+from qa.hashing import sha256_file
 from qa.settings import WEIGHTS_ENV, get_settings
 from qa.weights.table import KNOWN, WeightsSpec
 
@@ -24,15 +25,6 @@ from qa.weights.table import KNOWN, WeightsSpec
 def weights_dir() -> Path:
     """$QA_WEIGHTS_DIR, else ~/.cache/qa/weights (not created until something is written)."""
     return get_settings().weights_dir
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}
@@ -43,7 +35,7 @@ def cached_sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _VERIFIED:
-        _VERIFIED[key] = file_sha256(path)
+        _VERIFIED[key] = sha256_file(path)
     return _VERIFIED[key]
 
 
@@ -135,7 +127,7 @@ def import_file(path: str | Path) -> tuple[str, Path]:
     src = Path(path).expanduser()
     if not src.is_file():
         raise QAError(f"{src}: no such file")
-    digest = file_sha256(src)
+    digest = sha256_file(src)
     for s in KNOWN.values():
         if s.matches(digest) and (s.sha256 is not None or src.name in (s.filename, *s.aliases)):
             if s.fmt == "state-dict":

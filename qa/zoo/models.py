@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,6 @@ PID_WEIGHTS_NAME = "model.safetensors"
 
 class ZooWeightsError(RuntimeError):
     """A zoo checkpoint is missing, corrupted or does not match its configuration."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file (for run records)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

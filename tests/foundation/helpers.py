@@ -12,7 +12,7 @@ from PIL import Image
 
 from qa.decoders.base import DecodeBatch
 from qa.decoders.simple import BicubicDecoder
-from qa.imageio import sha256_file
+from qa.hashing import sha256_file
 from qa.refset.manifest import write_manifest
 
 

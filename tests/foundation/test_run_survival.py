@@ -17,7 +17,7 @@ from qa.decoders.base import DecodeBatch
 from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.errors import ManifestError, QAError, WeightsMissingError
-from qa.imageio import sha256_file
+from qa.hashing import sha256_file
 from qa.refset.build import build_reference_set
 from qa.store import Store
 from tests.foundation.helpers import make_refset

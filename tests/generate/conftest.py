@@ -36,9 +36,9 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Folders ``vae``, ``pid``, ``ldm``, ``l2p`` plus the training statistics of the two smoke runs."""
     from safetensors.torch import save_file
 
-    from qa.generate import train_l2p, train_ldm
     from qa.generate.nets import load_model, save_model
     from qa.zoo.pid_model import PiDConfig, PiDNet
+    from training.generate import train_l2p, train_ldm
 
     root = tmp_path_factory.mktemp("tiny_generate_zoo")
     vae = tiny_vae()

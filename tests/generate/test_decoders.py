@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qa.decoders.base import DecodeBatch
-from qa.generate.decoders import L2PMiniDecoder, L2PUpstreamDecoder, LDMPiDDecoder, LDMVAEDecoder, make_l2p
+from qa.decoders.l2p import L2PMiniDecoder, L2PUpstreamDecoder, LDMPiDDecoder, LDMVAEDecoder, make_l2p
 
 from .conftest import CAPTIONS
 
@@ -63,8 +63,8 @@ def test_encoder_maps_outputs_to_the_source_latent_space(decoders: dict) -> None
 def test_engine_shard_stores_agreement_and_reencoding_per_seed(decoders: dict) -> None:
     from qa.engine.cases import Case
     from qa.engine.shard import ShardRunner
-    from qa.generate.measures import AgreementPSNR, AgreementSSIM
     from qa.invented.metrics import LatentConsistency
+    from qa.metrics.agreement import AgreementPSNR, AgreementSSIM
 
     cases = [Case(case_id=c, image_sha256="0" * 64, caption=cap, file=f"{c}.png",
                   pixels=np.full((128, 128, 3), 0.5, np.float32)) for c, cap in zip("ab", CAPTIONS, strict=True)]
@@ -97,7 +97,7 @@ def test_unknown_settings_and_backend_are_rejected(tiny_zoo: dict) -> None:
 def test_missing_weights_name_the_folder_and_the_fix(tmp_path) -> None:
     dec = L2PMiniDecoder(ldm_path=tmp_path / "none", l2p_path=tmp_path / "none2")
     reason = dec.unavailable_reason()
-    assert reason is not None and "none2" in reason and "qa.generate.train_l2p" in reason
+    assert reason is not None and "none2" in reason and "training.generate.train_l2p" in reason
 
 
 def test_upstream_backend_says_what_is_missing(tmp_path) -> None:

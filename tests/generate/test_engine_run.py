@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from qa.decoders.l2p import LDMPiDDecoder, make_l2p
 from qa.engine.run import RunConfig, RunEngine
-from qa.generate.decoders import LDMPiDDecoder, make_l2p
 from qa.registries import DECODERS
 from qa.store import Store
 from tests.foundation.helpers import make_refset

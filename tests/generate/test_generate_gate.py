@@ -11,14 +11,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qa.decoders._common import finish
+from qa.decoders._common import finish, resize
 from qa.decoders.base import DecodeBatch
+from qa.decoders.l2p import L2PMiniDecoder, LDMVAEDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.checks import GateContext
 from qa.gate.data import load_run
 from qa.gate.policy import default_policy_path, load_policy
-from qa.generate.decoders import L2P_DIR, L2PMiniDecoder, LDMVAEDecoder, resize
-from qa.generate.nets import initial_noise, sample
+from qa.generate.nets import L2P_DIR, sample
+from qa.generate.noise import initial_noise
 from qa.registries import DECODERS
 from qa.store import Store
 from tests.foundation.helpers import make_refset

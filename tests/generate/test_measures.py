@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio
 
-from qa.generate.measures import AgreementPSNR, AgreementSSIM, SeedAlignment
+from qa.metrics.agreement import AgreementPSNR, AgreementSSIM, SeedAlignment
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
 from qa.metrics.fidelity import SSIM
 

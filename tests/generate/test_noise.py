@@ -9,8 +9,8 @@ import torch
 from scipy import stats
 
 from qa.generate import nets
-from qa.generate.noise import couple, coupled_noise, lift, project
-from qa.generate.training import flow_loss
+from qa.generate.noise import couple, coupled_noise, initial_noise, lift, project
+from training.generate.loop import flow_loss
 
 from .conftest import CAPTIONS
 
@@ -28,7 +28,7 @@ def test_lift_has_orthonormal_columns_and_project_is_its_transpose() -> None:
 def test_coupled_noise_is_standard_normal_and_projects_to_the_latent_noise() -> None:
     seeds = list(range(300))
     eps_z, eps_x = coupled_noise(seeds)
-    torch.testing.assert_close(eps_z, nets.initial_noise((4, 16, 16), seeds))  # the LDM's own draw
+    torch.testing.assert_close(eps_z, initial_noise((4, 16, 16), seeds))  # the LDM's own draw
     torch.testing.assert_close(project(eps_x), eps_z, atol=1e-5, rtol=0)
     flat = eps_x.flatten().double().numpy()
     assert abs(flat.mean()) < 0.01 and abs(flat.std() - 1) < 0.01

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from qa.generate import nets
-from qa.generate.decoders import L2P_DIR, LDM_DIR
-from qa.generate.train_l2p import check_frozen, generated_training_set, ldm_vae_images
-from qa.generate.training import flow_loss
+from qa.generate.nets import L2P_DIR, LDM_DIR
+from training.generate.loop import flow_loss
+from training.generate.train_l2p import check_frozen, generated_training_set, ldm_vae_images
 
 from .conftest import CAPTIONS, tiny_vae
 
@@ -63,7 +63,7 @@ def test_a_training_step_leaves_frozen_blocks_untouched_and_without_gradient() -
 def test_training_set_is_generated_by_ldm_and_vae_not_read_from_files(monkeypatch: pytest.MonkeyPatch) -> None:
     import PIL.Image
 
-    import qa.zoo.data as zdata
+    import training.zoo.data as zdata
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("the pixel model's data pipeline read an image file")

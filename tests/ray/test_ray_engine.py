@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install 'qa[ray]'")
 
-from qa.engine import ray_engine  # noqa: E402
+from qa.engine import ray_engine, ray_worker  # noqa: E402
 from qa.engine.run import RunConfig, RunEngine  # noqa: E402
 from qa.store import Store  # noqa: E402
 from tests.foundation.helpers import make_refset  # noqa: E402
@@ -44,7 +44,8 @@ def set_results(store: Store, run_id: str) -> dict[str, tuple]:
 
 def seed_reference_features(store: Store, refset: Path) -> int:
     """Put the test extractor's vectors of every reference file in the features table, keyed by file sha256."""
-    from qa.imageio import load_image, sha256_file
+    from qa.hashing import sha256_file
+    from qa.imageio import load_image
 
     net = ChannelMeans()
     rows = []
@@ -221,5 +222,5 @@ def test_a_set_state_that_cannot_be_exported_is_an_error_not_a_crash() -> None:
         def merge_state(self, state: object) -> None:
             pass
 
-    states, errors = ray_engine.export_states([Broken()])
+    states, errors = ray_worker.export_states([Broken()])
     assert states == {} and "planted export failure" in errors["broken-export"]

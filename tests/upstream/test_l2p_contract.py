@@ -29,7 +29,7 @@ def _decode(dec, prompt: str, seed: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def l2p(l2p_folder: Path):
-    from qa.generate.decoders import make_l2p
+    from qa.decoders.l2p import make_l2p
 
     dec = make_l2p(backend="upstream", path=l2p_folder, steps=2, height=SIDE, width=SIDE)
     assert dec.unavailable_reason() is None, dec.unavailable_reason()
@@ -55,7 +55,7 @@ def test_weights_sha256_covers_dit_and_text_encoder(l2p, l2p_folder: Path):
 
 
 def test_a_stray_safetensors_file_is_named_not_misdetected(l2p_folder: Path, tmp_path: Path):
-    from qa.generate.decoders import make_l2p
+    from qa.decoders.l2p import make_l2p
 
     folder = shutil.copytree(l2p_folder, tmp_path / "model")
     shutil.copy(folder / "l2p_tiny.safetensors", folder / "extra.safetensors")
@@ -69,7 +69,7 @@ def test_an_unrecognised_dit_is_a_decoder_error_naming_the_folder(l2p_folder: Pa
     """A DiT whose tensor shapes no MODEL_CONFIGS entry has: the fork raises ValueError, qa names the folder."""
     from safetensors.torch import load_file, save_file
 
-    from qa.generate.decoders import make_l2p
+    from qa.decoders.l2p import make_l2p
 
     folder = shutil.copytree(l2p_folder, tmp_path / "model")
     sd = load_file(str(folder / "l2p_tiny.safetensors"))
@@ -81,7 +81,7 @@ def test_an_unrecognised_dit_is_a_decoder_error_naming_the_folder(l2p_folder: Pa
 
 
 def test_settings_upstream_cannot_run_are_refused():
-    from qa.generate.decoders import make_l2p
+    from qa.decoders.l2p import make_l2p
 
     with pytest.raises(DecoderError, match="multiple of 32"):
         make_l2p(backend="upstream", height=64, width=64)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from qa.zoo import data as zdata
+from training.zoo import data as zdata
 
 
 @pytest.fixture(scope="session", autouse=True)

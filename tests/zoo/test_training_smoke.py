@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.zoo import data as zdata
-from qa.zoo import train_pid, train_vae
 from qa.zoo.models import load_zoo_pid, load_zoo_vae
+from training.zoo import data as zdata
+from training.zoo import train_pid, train_vae
 
 
 def test_random_crops_seeded(ci_images: list[np.ndarray]) -> None:

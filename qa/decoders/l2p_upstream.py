@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa.decoders._common import finish, parse_dtype
+from qa.decoders._common import finish, parse_dtype, resize
 from qa.decoders.base import DecodeBatch, Decoder
 from qa.decoders.weights import files_sha256
 from qa.errors import DecoderError
-from qa.generate.decoders import resize
 
 L2P_INSTALL_HINT = (
     "install L2P: git clone https://github.com/TencentYoutuResearch/T2I-L2P && pip install -e T2I-L2P (its DiffSynth "

@@ -1,6 +1,6 @@
 """Evaluate the zoo models (PSNR/SSIM, high-frequency energy) for their model cards.
 
-    python -m qa.zoo.evaluate            # prints JSON, writes weights/*/eval.json
+    python -m training.zoo.evaluate            # prints JSON, writes weights/*/eval.json
 
 Evaluation only: the skimage/sklearn photos (and the project's reference set, if present) are never trained on.
 """
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa.zoo import data as zdata
 from qa.zoo.models import ZOO_PID_DIR, ZOO_VAE_DIR, load_zoo_pid, load_zoo_vae
 from qa.zoo.pid_model import area_down2, bicubic_up2
+from training.zoo import data as zdata
 
 CROP = 256
 

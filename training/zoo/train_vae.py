@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m qa.zoo.train_vae --out qa/zoo/weights/vae --minutes 25 --seed 0
+    python -m training.zoo.train_vae --out qa/zoo/weights/vae --minutes 25 --seed 0
 
 Pixels are in [-1, 1].  Loss = L1 + 0.5*MSE + 0.1*L1(image gradients) + 1e-6*KL (+ lf_weight * low-frequency colour MSE).  After training,
 ``scaling_factor`` in the saved config is set to 1/std of the latent means on the training crops.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qa.zoo import data as zdata
+from training.zoo import data as zdata
 
 VAE_CONFIG: dict[str, Any] = dict(
     in_channels=3, out_channels=3, latent_channels=4,

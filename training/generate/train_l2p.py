@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p --minutes 12
+    python -m training.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p --minutes 12
 
 The recipe (L2P, TencentYoutuResearch/T2I-L2P, at miniature scale):
 
@@ -36,14 +36,10 @@ from typing import Any
 
 import torch
 
-from qa.generate.nets import LatentDiT, PixelDiT, initial_noise, load_model, pixel_from_latent, sample, save_model
-from qa.generate.noise import coupled_noise
+from qa.generate.nets import GEN_CFG, GEN_STEPS, LatentDiT, PixelDiT, load_model, pixel_from_latent, sample, save_model
+from qa.generate.noise import coupled_noise, initial_noise
 from qa.generate.text import TRAIN_CAPTIONS, prompt_seed, words
-from qa.generate.training import tensor_sha256, train_loop
-
-#: sampler settings used to make the training images (also the decoders' defaults)
-GEN_STEPS = 12
-GEN_CFG = 2.0
+from training.generate.loop import tensor_sha256, train_loop
 
 
 @torch.no_grad()
@@ -154,7 +150,7 @@ def train(out: Path, ldm: LatentDiT, vae: Any, minutes: float, max_steps: int, s
         raise RuntimeError("frozen LDM blocks changed during training")
     trainable = sum(p.numel() for p in pix.parameters() if p.requires_grad)
     info = {
-        "script": "qa.generate.train_l2p", "seed": seed, "batch": batch, "lr": lr, "noise": noise,
+        "script": "training.generate.train_l2p", "seed": seed, "batch": batch, "lr": lr, "noise": noise,
         "caption_dropout": 0.0 if coupled else 0.1, "flips": not coupled,
         **{k: v for k, v in provenance.items() if k != "seeds"}, "seeds_sha256": _seeds_sha256(provenance["seeds"]),
         "frozen_blocks": ema.cfg.frozen_blocks, "frozen_parameters": ema.frozen_parameter_names(),
@@ -187,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="coupled: train on each image's own seed (reflow, per-seed agreement); independent: fresh noise")
     ap.add_argument("--lr", type=float, default=1e-3)
     a = ap.parse_args(argv)
-    from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae, sha256_file
+    from qa.hashing import sha256_file
+    from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae
 
     ldm = load_model(a.ldm)
     if not isinstance(ldm, LatentDiT):

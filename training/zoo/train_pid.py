@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m qa.zoo.train_pid --vae qa/zoo/weights/vae --out qa/zoo/weights/pid --minutes 25 --seed 0
+    python -m training.zoo.train_pid --vae qa/zoo/weights/vae --out qa/zoo/weights/pid --minutes 25 --seed 0
 
 Pairs: HR crop ``x`` (64x64) -> ``LR = area_down2(x)`` (32x32) -> ``z = vae.encode(LR).mean`` (8x8) ->
 ``z_noisy = z + s / scaling_factor * eps`` with ``s ~ U[0, 0.5]`` (half of the batch uses s = 0) ->
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from qa.zoo import data as zdata
 from qa.zoo.pid_model import PiDConfig, PiDMini, PiDNet, area_down2, cos_schedule
+from training.zoo import data as zdata
 
 
 @torch.no_grad()

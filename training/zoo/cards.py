@@ -1,6 +1,6 @@
 """Write the zoo's model cards from ``train_stats.json``, ``eval.json`` and ``training_data.tsv``.
 
-    python -m qa.zoo.cards          # (re)writes weights/vae/MODEL_CARD.md and weights/pid/MODEL_CARD.md
+    python -m training.zoo.cards          # (re)writes weights/vae/MODEL_CARD.md and weights/pid/MODEL_CARD.md
 
 The prose (what worked, caveats) lives in ``weights/*/NOTES.md`` and is included verbatim.
 """
@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qa.zoo.models import PID_WEIGHTS_NAME, WEIGHTS_NAME, ZOO_PID_DIR, ZOO_VAE_DIR, sha256_file
+from qa.hashing import sha256_file
+from qa.zoo.models import PID_WEIGHTS_NAME, WEIGHTS_NAME, ZOO_PID_DIR, ZOO_VAE_DIR
 
 
 def _read(d: Path, name: str) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def vae_card(d: Path = ZOO_VAE_DIR) -> str:
                                     "mid_block_add_attention", "scaling_factor")}
     return (
         "# qa zoo VAE (AutoencoderKL, 4x, 4 latent channels)\n\n"
-        "A small KL autoencoder trained by this repository (`python -m qa.zoo.train_vae`), the default `vae` "
+        "A small KL autoencoder trained by this repository (`python -m training.zoo.train_vae`), the default `vae` "
         "decoder of the embedded zoo. Pixels in [-1, 1]; latent `[N,4,H/4,W/4]`; multiply by `scaling_factor` "
         "for unit-std latents.\n\n"
         + _summary(ev) +
@@ -78,7 +79,7 @@ def vae_card(d: Path = ZOO_VAE_DIR) -> str:
         "**evaluation only, never trained on**: scikit-image astronaut/coffee/chelsea and scikit-learn "
         "china/flower centre crops. `reference_sets/default`: the project's reference set (32 tiles of skimage, sklearn and "
         "matplotlib photographs; **evaluation only, never trained on**), evaluated whole. `cast` = mean R,G,B error "
-        "(decode - input) in [0,1] units. Reproduce: `python -m qa.zoo.evaluate --only vae`.\n\n"
+        "(decode - input) in [0,1] units. Reproduce: `python -m training.zoo.evaluate --only vae`.\n\n"
         + _eval_table(ev, [("psnr", "PSNR dB"), ("ssim", "SSIM"), ("cast", "cast")])
         + f"\n## Training data\n\n{_data_table(d)}"
     )
@@ -95,7 +96,7 @@ def pid_card(d: Path = ZOO_PID_DIR) -> str:
     return (
         "# qa zoo PiD-mini (conditional pixel-diffusion decoder, 2x)\n\n"
         "A small conditional pixel-diffusion decoder in the spirit of NVIDIA PiD, trained by this repository "
-        "(`python -m qa.zoo.train_pid`) on top of the frozen zoo VAE (`../vae`). Input: the VAE latent "
+        "(`python -m training.zoo.train_pid`) on top of the frozen zoo VAE (`../vae`). Input: the VAE latent "
         "`z [N,4,h,w]` (unscaled posterior mean) plus a degrade sigma (latent noise augmentation "
         "`z + sigma/scaling_factor * eps`); output: `[N,3,8h,8w]` in [0,1], i.e. **2x the VAE's native "
         "resolution**. The network generates only the residual over `bicubic_up2(vae.decode(z_noisy))` with a "
@@ -112,7 +113,7 @@ def pid_card(d: Path = ZOO_PID_DIR) -> str:
         "(1.0 = as much high-frequency energy as the reference). PiD numbers are means over seeds 0 and 1. "
         "`skimage_sklearn` photos and `reference_sets/default` tiles are **evaluation only, never trained on**; "
         "`opencv_heldout` photos are opencv-doc photos held out of training. Reproduce: "
-        "`python -m qa.zoo.evaluate --only pid`.\n\n"
+        "`python -m training.zoo.evaluate --only pid`.\n\n"
         + _eval_table(ev, cols)
         + f"\n## Training data\n\n{_data_table(d)}"
     )

@@ -5,26 +5,15 @@ On the generate track the baseline is the source pipeline's image for the same p
 its source; on the upscale track (PiD) it is the plain VAE decode upsampled, so they say how far the generative
 decoder departs from the plain one. Same definitions as ``psnr``/``ssim``/``lpips_alex`` (see
 :mod:`qa.metrics.functional.fidelity` and :mod:`qa.metrics.perceptual`), with the baseline in the reference's
-place. Missing (never 0) when the decoder has no baseline or LPIPS's weights are absent.
+place (:func:`qa.metrics.base.paired`). Missing (never 0) when the decoder has no baseline or LPIPS's weights are absent.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
+from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, paired
 from qa.metrics.functional import fidelity as F
-
-
-def _pair(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np.ndarray]:
-    reason = metric.missing_needs(sample)
-    if reason is not None or sample.baseline is None:
-        raise NotApplicable(reason or "not applicable: needs baseline")
-    if sample.output.shape != sample.baseline.shape:
-        raise MetricInputError(
-            f"{metric.name}: {sample.case_id}: output {sample.output.shape} and baseline {sample.baseline.shape} differ"
-        )
-    return sample.output, sample.baseline
 
 
 class AgreementPSNR(ImageMetric):
@@ -39,7 +28,7 @@ class AgreementPSNR(ImageMetric):
     description = "PSNR against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        out, base = _pair(self, sample)
+        out, base = paired(self, sample, "baseline")
         return MetricValue(F.psnr(out, base, data_range=1.0))
 
 
@@ -54,7 +43,7 @@ class AgreementSSIM(ImageMetric):
     description = "SSIM against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        out, base = _pair(self, sample)
+        out, base = paired(self, sample, "baseline")
         return MetricValue(float(np.mean(F.ssim_map(out, base))))
 
 
@@ -78,7 +67,7 @@ class AgreementLPIPS(ImageMetric):
         return self._lpips.unavailable_reason()
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        out, base = _pair(self, sample)
+        out, base = paired(self, sample, "baseline")
         value, _ = self._lpips.compute_batch([out], [base])
         return MetricValue(float(value[0]))
 

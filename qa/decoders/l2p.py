@@ -4,7 +4,7 @@ Embedded (default, shipped weights in ``qa/generate/weights``):
 
 * ``ldm+vae`` - the source pipeline: the miniature LDM samples a latent, the zoo VAE decoder decodes it;
 * ``ldm+pid`` - the same latent decoded by the zoo PiD-mini (2x the VAE's native size);
-* ``l2p`` - the pixel model built from the LDM by the L2P recipe (:mod:`qa.generate.train_l2p`).
+* ``l2p`` - the pixel model built from the LDM by the L2P recipe (:mod:`training.generate.train_l2p`).
 
 All three share prompts and seeds: case ``i`` with run seed ``s`` uses generator seed
 ``prompt_seed(s, caption_i)`` (:func:`qa.generate.text.prompt_seed`) for its initial noise (latent noise for
@@ -22,7 +22,7 @@ bicubically resized, as PiD's baseline) and ``source_latents(batch, seed)`` (the
 prompt and seed, compared with ``encoder.encode(output)``: the zoo VAE encoder after resizing to 64x64).
 
 Upstream: ``l2p`` with ``backend = "upstream"`` runs L2P (TencentYoutuResearch/T2I-L2P) through its DiffSynth
-fork's ``ZImagePipeline`` on a local model folder; see :mod:`qa.generate.l2p_upstream`.
+fork's ``ZImagePipeline`` on a local model folder; see :mod:`qa.decoders.l2p_upstream`.
 """
 
 from __future__ import annotations
@@ -33,32 +33,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from qa.decoders._common import finish
+from qa.decoders._common import finish, resize
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.weights import files_sha256, weight_files
 from qa.errors import DecoderError, WeightsMissingError
-from qa.generate.nets import initial_noise, load_model, read_config, sample
-from qa.generate.noise import coupled_noise
+from qa.generate.nets import GEN_CFG, GEN_STEPS, L2P_DIR, LDM_DIR, load_model, read_config, sample
+from qa.generate.noise import coupled_noise, initial_noise
 from qa.generate.text import prompt_seed
-from qa.generate.train_l2p import GEN_CFG, GEN_STEPS
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-LDM_DIR = WEIGHTS_DIR / "ldm"
-L2P_DIR = WEIGHTS_DIR / "l2p"
 NATIVE = 64  # native pixel side of ldm+vae and l2p
 TRAIN_HINT = (
-    "train them: python -m qa.generate.train_ldm --out qa/generate/weights/ldm && "
-    "python -m qa.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p "
+    "train them: python -m training.generate.train_ldm --out qa/generate/weights/ldm && "
+    "python -m training.generate.train_l2p --ldm qa/generate/weights/ldm --out qa/generate/weights/l2p "
     "(needs the zoo VAE; see qa/generate/weights/MODEL_CARD.md)"
 )
-
-
-def resize(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    """Bicubic resize of ``[N,3,h,w]`` in [0, 1] to ``size`` (antialiased when shrinking); clamped to [0, 1]."""
-    if size is None or tuple(images.shape[-2:]) == tuple(size):
-        return images.clamp(0, 1)
-    shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
-    return F.interpolate(images, size=tuple(size), mode="bicubic", align_corners=False, antialias=shrink).clamp(0, 1)
 
 
 def _model_ok(folder: Path) -> bool:
@@ -147,7 +135,7 @@ class _GenerateBase(Decoder):
     def unavailable_reason(self) -> str | None:
         for folder, what in self._folders():
             if not _model_ok(folder):
-                hint = TRAIN_HINT if what in ("LDM", "L2P pixel model") else "train the zoo models (qa.zoo.train_*)"
+                hint = TRAIN_HINT if what in ("LDM", "L2P pixel model") else "train the zoo models (training.zoo.train_*)"
                 return f"{folder}: the {what} weights are missing; {hint}"
         return None
 
@@ -302,16 +290,16 @@ def make_l2p(name: str | None = None, device: str = "cpu", backend: str = "embed
     if backend == "embedded":
         return L2PMiniDecoder(name=name or "l2p", device=device, **settings)  # type: ignore[arg-type]
     if backend == "upstream":
-        from qa.generate.l2p_upstream import L2PUpstreamDecoder
+        from qa.decoders.l2p_upstream import L2PUpstreamDecoder
 
         return L2PUpstreamDecoder(name=name or "l2p", device=device, **settings)  # type: ignore[arg-type]
     raise DecoderError(f"decoder {name or 'l2p'!r}: backend must be 'embedded' or 'upstream', got {backend!r}")
 
 
 def __getattr__(name: str) -> object:
-    """``L2PUpstreamDecoder`` and ``L2P_INSTALL_HINT`` live in :mod:`qa.generate.l2p_upstream` (imported on use)."""
+    """``L2PUpstreamDecoder`` and ``L2P_INSTALL_HINT`` live in :mod:`qa.decoders.l2p_upstream` (imported on use)."""
     if name in ("L2PUpstreamDecoder", "L2P_INSTALL_HINT"):
-        from qa.generate import l2p_upstream
+        from qa.decoders import l2p_upstream
 
         return getattr(l2p_upstream, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,13 @@
 
 Usage::
 
-    python -m qa.generate.train_ldm --out qa/generate/weights/ldm --minutes 14 --seed 0
+    python -m training.generate.train_ldm --out qa/generate/weights/ldm --minutes 14 --seed 0
 
-Data: random 64x64 crops of the Debian opencv-doc training photos (``qa.zoo.data.TRAIN_FILES``; never the
+Data: random 64x64 crops of the Debian opencv-doc training photos (``training.zoo.data.TRAIN_FILES``; never the
 reference set's photos), each photo rescaled so that a crop shows between about a quarter and all of it, with
 the photo's caption (``qa.generate.text.TRAIN_CAPTIONS``). The crops are encoded once with the zoo VAE
 (``latent_dist.mean * scaling_factor``: unit-std latents ``[4, 16, 16]``); the model learns x0-prediction
-rectified flow on them (see :mod:`qa.generate.training`).
+rectified flow on them (see :mod:`training.generate.loop`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import torch
 
 from qa.generate.nets import DiTConfig, LatentDiT, save_model
 from qa.generate.text import TRAIN_CAPTIONS
-from qa.generate.training import tensor_sha256, train_loop
-from qa.zoo import data as zdata
+from training.generate.loop import tensor_sha256, train_loop
+from training.zoo import data as zdata
 
 NATIVE = 64  # pixel side of the native image
 ZOOM = (1.0, 1.4, 2.0)  # crop side / photo short side = 1 / zoom
@@ -69,7 +69,8 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
     torch.manual_seed(seed)
     torch.set_num_threads(2)
     if vae is None:
-        from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae, sha256_file
+        from qa.hashing import sha256_file
+        from qa.zoo.models import WEIGHTS_NAME, ZOO_VAE_DIR, load_zoo_vae
 
         vae = load_zoo_vae()
         vae_sha256 = sha256_file(ZOO_VAE_DIR / WEIGHTS_NAME)
@@ -95,7 +96,7 @@ def train(out: Path, minutes: float, max_steps: int, seed: int, n_crops: int, ba
     assert isinstance(trained, LatentDiT)
     ema = trained
     info = {
-        "script": "qa.generate.train_ldm", "seed": seed, "batch": batch, "lr": lr, "n_crops": len(crops),
+        "script": "training.generate.train_ldm", "seed": seed, "batch": batch, "lr": lr, "n_crops": len(crops),
         "crop": NATIVE, "data_source": source, "captions": list(captions),
         "vae_sha256": vae_sha256, "vae_scaling_factor": float(vae.config.scaling_factor),
         "latent_std": float(latents.std()), "params": sum(p.numel() for p in ema.parameters()),

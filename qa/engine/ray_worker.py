@@ -1,0 +1,197 @@
+"""The worker side of the Ray engine: one actor's body (:class:`ShardWorker`), what it is given and returns.
+
+An actor builds the decoder and the metrics once (from a :class:`WorkerSpec`), then runs many shards with the
+same :class:`~qa.engine.shard.ShardRunner` the local engine uses, and returns each shard's output, the states
+of its mergeable set metrics and the feature vectors it computed (:class:`ShardResult`). It never opens the
+store: the feature vectors it needs arrive from the driver (:class:`ShippedFeatureCache`). The driver is
+:mod:`qa.engine.ray_engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qa.engine.cases import Case, load_case
+from qa.engine.run import make_decoder, make_metrics
+from qa.engine.shard import ShardOutput, ShardRunner
+from qa.errors import QAError
+from qa.hashing import sha256_file
+from qa.metrics.base import Metric, SetMetric
+from qa.metrics.feature_cache import FeatureKey, UsesFeatureCache, pixels_sha256
+from qa.refset.manifest import ReferenceItem
+
+
+@dataclass
+class WorkerSpec:
+    """What an actor needs to build its decoder and metrics (shipped once per actor)."""
+
+    decoder: str
+    device: str
+    metrics: list[str]
+    seeds: list[int]
+    batch_size: int | None
+    thumbnails: bool
+    setup: Callable[[], None] | None = None
+
+
+@dataclass
+class ShardResult:
+    """What an actor returns for one shard: its output, its set-metric states, who ran it and how long it took."""
+
+    index: int
+    output: ShardOutput
+    set_states: dict[str, Any] = field(default_factory=dict)  # metric name -> exported state
+    set_errors: dict[str, str] = field(default_factory=dict)  # metric name -> update error in this shard
+    worker: str = ""
+    seconds: float = 0.0
+    #: feature vectors computed in this shard, for the driver to store: ((extractor, sha256, preprocessing), {image sha: vector})
+    features: list[tuple[FeatureKey, dict[str, np.ndarray]]] = field(default_factory=list)
+
+
+def can_merge(metric: Metric) -> bool:
+    """Whether a set metric can be computed from per-shard states (it implements ``export_state``/``merge_state``)."""
+    return isinstance(metric, SetMetric) and metric.mergeable
+
+
+class ShardWorker:
+    """The body of one Ray actor: builds the decoder and metrics once, then runs shards. Never opens the store."""
+
+    def __init__(self, spec: WorkerSpec, features: dict[FeatureKey, dict[str, np.ndarray]] | None = None) -> None:
+        self.shipped = features or {}
+        self._caches: list[ShippedFeatureCache] | None = None
+        if spec.setup is not None:
+            spec.setup()
+        decoder = make_decoder(spec.decoder, spec.device)
+        reason = decoder.unavailable_reason()
+        if reason:
+            raise QAError(f"decoder {spec.decoder!r} cannot run on Ray worker {socket.gethostname()}: {reason}")
+        metrics = make_metrics(spec.metrics)
+        for m in metrics:
+            if isinstance(m, UsesFeatureCache) and m.store is not None:
+                m.store = None  # workers never open the DB (see docs/scaling.md)
+        self.runner = ShardRunner(decoder, metrics, spec.seeds, spec.batch_size, spec.thumbnails)
+        encoder = decoder.encoder
+        self.multiple = encoder.factor if encoder is not None else 1
+        self.worker = f"ray:{socket.gethostname()}:{os.getpid()}"
+
+    def ping(self) -> str:
+        """This worker's name (host:pid); used to wait until the actor is built."""
+        return self.worker
+
+    def run_shard(self, index: int, items: list[ReferenceItem]) -> ShardResult:
+        """Run one shard: ``items`` are the reference items the driver validated (path and sha256)."""
+        t0 = time.perf_counter()
+        for m in self.runner.set_metrics:
+            m.reset()
+            m.clear_update_errors()
+        cases = [self._load(item) for item in items]
+        caches = self._feature_caches()
+        if caches:
+            aliases = _reference_aliases(cases)
+            for c in caches:
+                c.alias = aliases
+        output = self.runner.run(cases)
+        states, errors = export_states(self.runner.set_metrics)
+        new = [(c.key, c.drain()) for c in caches]
+        return ShardResult(index, output, states, errors, self.worker, time.perf_counter() - t0,
+                           [(k, v) for k, v in new if v])
+
+    def _feature_caches(self) -> list[ShippedFeatureCache]:
+        """Give every metric's cached feature extractor an in-memory cache fed by the driver (once per actor)."""
+        if self._caches is None:
+            self._caches = []
+            for m in [*self.runner.image_metrics, *self.runner.set_metrics]:
+                if not isinstance(m, UsesFeatureCache) or m.unavailable_reason():
+                    continue
+                ext = m.extractor()  # loads the extractor's weights once per actor
+                key = ext.key
+                if key is None:
+                    continue  # features nothing names: computed every time, never shipped
+                cache = ShippedFeatureCache(key, self.shipped.get(key, {}))
+                ext.cache = cache
+                self._caches.append(cache)
+        return self._caches
+
+    def _load(self, item: ReferenceItem) -> Case:
+        case = load_case(item, self.multiple)
+        if case.error or item.problem:
+            return case
+        try:
+            actual = sha256_file(item.path)
+        except OSError as exc:
+            case.pixels, case.error = None, f"{item.id}: cannot read {item.path} on {socket.gethostname()}: {exc}"
+            return case
+        if actual != item.sha256:
+            case.pixels = None
+            case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
+                          f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
+        return case
+
+
+def export_states(set_metrics: list[SetMetric]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(states, errors) of a shard's set metrics. A metric that cannot run here (weights absent: the driver
+    stores it as missing with the reason, as the local engine does) exports nothing; one whose export raises
+    gets an error instead of killing the shard."""
+    states: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for m in set_metrics:
+        err = m.update_error
+        if err:
+            errors[m.name] = err
+        if not can_merge(m) or m.unavailable_reason():
+            continue
+        try:
+            states[m.name] = m.export_state()
+        except Exception as exc:  # noqa: BLE001 - recorded as this metric's error row
+            errors[m.name] = f"exporting its per-shard state on {socket.gethostname()} failed: {type(exc).__name__}: {exc}"
+    return states, errors
+
+
+class ShippedFeatureCache:
+    """Stands in for ``qa.metrics.feature_cache.FeatureCache`` inside a worker: serves the vectors the driver
+    shipped (references, keyed by file sha256) and keeps the ones computed here for the driver to store.
+
+    ``alias`` maps the pixel sha256 of this shard's uncropped references to their file sha256, so a metric that
+    keys a reference by its pixels still finds (and stores) it under the file's key.
+    """
+
+    def __init__(self, key: FeatureKey, shipped: dict[str, np.ndarray]) -> None:
+        self.key = key
+        self.shipped = shipped
+        self.alias: dict[str, str] = {}
+        self.new: dict[str, np.ndarray] = {}
+
+    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
+        """Vectors known for those of ``shas`` that are present (computed here or shipped)."""
+        found = {}
+        for s in shas:
+            k = self.alias.get(s, s)
+            v = self.new.get(k)
+            if v is None:
+                v = self.shipped.get(k)
+            if v is not None:
+                found[s] = v
+        return found
+
+    def put(self, items: dict[str, np.ndarray]) -> None:
+        """Keep computed vectors (references under their file sha256) until :meth:`drain`."""
+        for s, v in items.items():
+            self.new[self.alias.get(s, s)] = np.asarray(v, np.float32)
+
+    def drain(self) -> dict[str, np.ndarray]:
+        """The vectors computed since the last drain (forgotten here)."""
+        new, self.new = self.new, {}
+        return new
+
+
+def _reference_aliases(cases: list[Case]) -> dict[str, str]:
+    """pixel sha256 -> file sha256 of the loaded, unaltered references (no crop, no conversion note)."""
+    return {pixels_sha256(c.pixels): c.image_sha256 for c in cases
+            if c.pixels is not None and not c.error and not c.notes}
