@@ -25,7 +25,7 @@ __all__ = ["CachedExtractor", "FeatureCache", "FeatureKey", "FeatureVectors", "K
 class FeatureVectors(Protocol):
     """The feature cache a :class:`CachedExtractor` reads and fills: vectors of one extractor under one
     preprocessing (``key``), by image sha256. :class:`FeatureCache` (DuckDB) and the Ray workers' in-memory
-    ``qa.engine.ray_worker.ShippedFeatureCache`` implement it."""
+    ``ShippedFeatureCache`` (in the engine's Ray worker module) implement it."""
 
     key: FeatureKey
 
