@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa.invented import torch_analysis as A
 from qa.invented import functional as F
+from qa.invented import torch_analysis as A
 from qa.metrics.base import ImageMetric, ImageSample
 
 #: images of one size analysed together, at most this many pixels per torch call (bounds device memory)
@@ -160,11 +160,12 @@ CACHE = AnalysisCache()
 
 def _valid(*arrays: np.ndarray | None) -> bool:
     """All present, (H, W, 3) of one size and finite: worth batching (the rest get their error in compute)."""
-    if any(a is None for a in arrays):
+    present = [a for a in arrays if a is not None]
+    if len(present) < len(arrays):
         return False
-    shapes = {np.shape(a) for a in arrays}
+    shapes = {np.shape(a) for a in present}
     shape = next(iter(shapes))
-    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(np.isfinite(a).all() for a in arrays)  # type: ignore[arg-type]
+    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(np.isfinite(a).all() for a in present)
 
 
 def sample_pairs(samples: list[ImageSample], first: str, second: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:

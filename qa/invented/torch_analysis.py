@@ -6,10 +6,12 @@ reference the tests compare with). What differs is how it is computed:
 - Gaussians are banded matrix products (:mod:`qa.invented.torch_ops`), float32.
 - The sigma-4 window statistics (the 15 local moments of each band: the 4x4 normal matrix, the right-hand side
   and the output's band energy) are formed block by block and filtered on a coarse grid only, every
-  :data:`WINDOW_STRIDE`-th pixel per axis (a sigma-4 Gaussian leaves the field smooth on that scale). The 4x4
-  systems are solved in closed form on that grid, the noise floor's percentile is taken over its samples, and the
-  per-pixel invented energy is brought back to full resolution by an interpolator fitted to the window's
-  spectrum (:func:`qa.invented.torch_ops.upsample`). The fractions are ratios of sums over the same grid.
+  :data:`WINDOW_STRIDE`-th pixel per axis (a sigma-4 Gaussian passes 3e-9 of the stride-2 grid's Nyquist
+  frequency, so the samples lose nothing). The 4x4 systems are solved in closed form on that grid, the noise
+  floor's percentile is taken over its samples, and each band's excess over the tolerance (a smooth window
+  statistic) is brought back to full resolution by an interpolator fitted to the window's spectrum
+  (:func:`qa.invented.torch_ops.upsample`) before the floor cuts it, pixel by pixel, as in the oracle. Lost detail
+  is a weighted sum over the coarse grid equal to the sum of its interpolated field.
 
 The per-band *method* lives in :func:`band_coarse` (what to measure in a window) and :func:`combine` (floors,
 summaries); the machinery (bands, coarse windows, interpolation, batching) does not depend on it.
@@ -37,7 +39,7 @@ PAIRS: list[tuple[int, int]] = (
 )
 _IDX = {p: n for n, p in enumerate(PAIRS)}
 #: the window statistics are evaluated on every WINDOW_STRIDE-th pixel per axis (see the module docstring)
-WINDOW_STRIDE = 4
+WINDOW_STRIDE = 2
 #: coarse samples kept beyond each image edge, so that the interpolation back is exact up to the border
 EXTRA = T.INTERP_HALF
 
@@ -183,11 +185,11 @@ def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
     feats = torch.stack([rb, gx, gy, T.laplace(rb), ob])
     mom = coarse_windows(feats, PAIRS, F.WINDOW_SIGMA).unsqueeze(-1)  # (P, N, h', w', 1)
     mom = mom.permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1): solve4 indexes the pair axis
-    trace = sum(mom[..., _IDX[(i, i)], :] for i in range(4))
+    trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
-    coef = solve4(mom, rhs, ridge)
-    explained = sum(c * b for c, b in zip(coef, rhs, strict=True))[..., 0]
+    c = solve4(mom, rhs, ridge)
+    explained = (c[0] * rhs[0] + c[1] * rhs[1] + c[2] * rhs[2] + c[3] * rhs[3])[..., 0]
     out_e, ref_e = mom[..., _IDX[(_OB, _OB)], 0], mom[..., _IDX[(_RB, _RB)], 0]
     return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(explained.clamp_min(0.0), out_e))
 
@@ -201,7 +203,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
     sigmas = sorted({s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
     low = {s: T.blur2d(ys, s) for s in sigmas}
-    inv_coarse = None
+    inv: torch.Tensor | None = None
     lost = torch.zeros(n, dtype=torch.float64, device=ys.device)
     out_sum = torch.zeros_like(lost)
     ref_sum = torch.zeros_like(lost)
@@ -213,13 +215,15 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
         floors.append(floor)
-        band_inv = (st.unexplained - floor.float()[:, None, None] - F.LOCAL_TOLERANCE * st.ref).clamp_min(0.0)
-        inv_coarse = band_inv if inv_coarse is None else inv_coarse + band_inv
+        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
+        excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
+        band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        inv = band_inv if inv is None else inv.add_(band_inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
-    assert inv_coarse is not None  # BAND_SIGMAS is not empty
-    inv_full = to_full(inv_coarse, h, w, F.WINDOW_SIGMA).clamp_min(0.0).contiguous()
+    assert inv is not None  # BAND_SIGMAS is not empty
+    inv_full = inv.contiguous()
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
