@@ -249,6 +249,7 @@ class ShardRunner:
             for seed, img in outputs.items()
         }
         first_seed = next(iter(outputs))
+        self._prepare(list(samples.values()))
         for m in self.image_metrics:
             targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
             for seed, sample in targets:
@@ -265,6 +266,17 @@ class ShardRunner:
             if not self.decoder.reference_aligned and by_seed.get(first_seed) is not None:
                 # the source pipeline's image of the same prompt and seed: what the output is compared with
                 out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
+
+    def _prepare(self, samples: list[ImageSample]) -> None:
+        """Let each metric batch its work over the samples of one case (its seeds) before scoring them, e.g. the
+        invented-detail family analyses each pair once for all of its metrics. A failure here is ignored:
+        ``compute`` redoes the work per sample and reports its own error."""
+        for m in self.image_metrics:
+            if not self.unavailable[m.name]:
+                try:
+                    m.prepare(samples)
+                except Exception:  # noqa: BLE001, S110 - compute() reports the error per sample
+                    pass
 
     def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int) -> ResultRow:
         reason = self.unavailable[m.name] or m.missing_needs(sample)

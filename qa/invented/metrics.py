@@ -5,31 +5,24 @@ with a baseline decode: ``hf_energy_ratio_baseline``; with the latent and an enc
 with all of reference, baseline and ``redecoded``: ``invented_consistent`` / ``invented_contradicting`` (they
 sum to ``invented_detail``). Per case, across seeds: ``seed_variance`` (+ map). Definitions and the validation
 are in ``docs/hallucination.md``.
+
+Every metric here runs in torch float32 on its ``device`` (:mod:`qa.invented.torch_analysis`); the engine calls
+``prepare(samples)`` first, so each pair is analysed once, batched per image size, and shared by every metric
+that needs it (:mod:`qa.invented.shared`). :mod:`qa.invented.functional` (float64 numpy) is the tests' oracle.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
+import torch
 
 from qa.invented import functional as F
+from qa.invented import torch_analysis as A
+from qa.invented.shared import CACHE, OnDevice, sample_pairs, to_batch
 from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
 
 #: map value (luma RMS amplitude of invented detail) shown as full white in map PNGs; fixed across images
 MAP_FULL_SCALE = 0.05
-
-_cache: dict[str, F.InventedResult] = {}
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        arr = np.ascontiguousarray(a)
-        h.update(repr((arr.shape, arr.dtype.str)).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()
-
 
 def _checked(name: str, label: str, img: np.ndarray, shape: tuple[int, ...] | None = None) -> np.ndarray:
     arr = np.asarray(img)
@@ -55,18 +48,14 @@ def _reference(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np
     return out, _checked(metric.name, "reference", sample.reference, out.shape)
 
 
-def invented_result(output: np.ndarray, reference: np.ndarray) -> F.InventedResult:
-    """:func:`qa.invented.functional.invented_detail`, remembered for the last few pairs (the metrics of one
-    sample share it; keyed by a hash of the pixels, so a changed array is never served a stale result)."""
-    key = _digest(output, reference)
-    if key not in _cache:
-        if len(_cache) >= 4:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = F.invented_detail(output, reference)
-    return _cache[key]
+def invented_result(output: np.ndarray, reference: np.ndarray, device: str = "cpu") -> F.InventedResult:
+    """The invented-detail analysis of one pair (torch, on ``device``), shared by every metric that needs it
+    (keyed by a hash of the pixels, so a changed array is never served a stale result; see
+    :mod:`qa.invented.shared`)."""
+    return CACHE.invented(output, reference, device)
 
 
-class InventedDetail(ImageMetric):
+class InventedDetail(OnDevice):
     """Fraction of band-pass luma energy that the output has and the reference does not explain, in [0, 1].
 
     Normalised by max(output, reference) band energy. ``map``: RMS amplitude of invented detail per pixel (luma
@@ -81,16 +70,17 @@ class InventedDetail(ImageMetric):
     needs = ("reference",)
     unit = "fraction of band energy"
     description = "band-pass energy in the output that no local gain/shift/blur of the reference explains"
+    analyses = (("output", "reference"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, ref = _reference(self, sample)
-        res = invented_result(out, ref)
+        res = invented_result(out, ref, self.device)
         extra = {f"noise_floor_band{i}": f for i, f in enumerate(res.noise_floor)}
         extra["map_max"] = float(res.map.max())
         return MetricValue(res.invented, map=res.map, extra=extra)
 
 
-class InventedDetailBaseline(ImageMetric):
+class InventedDetailBaseline(OnDevice):
     """:class:`InventedDetail` with the decoder's baseline in the reference's place: the fraction of band-pass
     luma energy the output has that its baseline does not explain, in [0, 1], with the per-pixel map.
 
@@ -106,17 +96,18 @@ class InventedDetailBaseline(ImageMetric):
     needs = ("baseline",)
     unit = "fraction of band energy"
     description = "band-pass energy in the output that no local gain/shift/blur of the baseline explains"
+    analyses = (("output", "baseline"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         reason = self.missing_needs(sample)
         if reason is not None or sample.baseline is None:
             raise NotApplicable(reason or "not applicable: needs baseline")
         out = _checked(self.name, "output", sample.output)
-        res = invented_result(out, _checked(self.name, "baseline", sample.baseline, out.shape))
+        res = invented_result(out, _checked(self.name, "baseline", sample.baseline, out.shape), self.device)
         return MetricValue(res.invented, map=res.map, extra={"map_max": float(res.map.max()), "lost": res.lost})
 
 
-class LostDetail(ImageMetric):
+class LostDetail(OnDevice):
     """Fraction of the reference's band-pass luma energy the output does not reproduce, in [0, 1] (blur)."""
 
     name = "lost_detail"
@@ -126,13 +117,14 @@ class LostDetail(ImageMetric):
     needs = ("reference",)
     unit = "fraction of band energy"
     description = "reference detail missing from the output (blur, smoothing)"
+    analyses = (("output", "reference"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, ref = _reference(self, sample)
-        return MetricValue(invented_result(out, ref).lost)
+        return MetricValue(invented_result(out, ref, self.device).lost)
 
 
-class Distortion(ImageMetric):
+class Distortion(OnDevice):
     """RMS RGB difference of Gaussian low-passes (sigma 4 px) of output and reference, in [0, 1]: colour and
     tone error, blind to fine detail."""
 
@@ -146,7 +138,11 @@ class Distortion(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, ref = _reference(self, sample)
-        return MetricValue(F.distortion(out, ref))
+        return MetricValue(CACHE.distortion(out, ref, self.device))
+
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Batch the low-pass differences of every valid (output, reference) pair."""
+        CACHE.prefill(samples, (), self.device, distortion=list(sample_pairs(samples, "output", "reference")))
 
 
 def _ratio(num: float, den: float, what: str) -> float:
@@ -155,7 +151,7 @@ def _ratio(num: float, den: float, what: str) -> float:
     return num / den
 
 
-class HFEnergyRatio(ImageMetric):
+class HFEnergyRatio(OnDevice):
     """High-frequency luma energy of the output / the reference's (high-pass: Y - G_1px * Y). 1 = as much fine
     detail as the reference; above 1: more (possibly invented); below: less (blur). Range [0, inf)."""
 
@@ -170,10 +166,14 @@ class HFEnergyRatio(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, ref = _reference(self, sample)
-        return MetricValue(_ratio(F.hf_energy(out), F.hf_energy(ref), "reference"))
+        return MetricValue(_ratio(CACHE.hf_energy(out, self.device), CACHE.hf_energy(ref, self.device), "reference"))
+
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Batch the HF energies of every valid output and reference."""
+        CACHE.prefill(samples, (), self.device, hf=[a for p in sample_pairs(samples, "output", "reference") for a in p])
 
 
-class HFEnergyRatioBaseline(ImageMetric):
+class HFEnergyRatioBaseline(OnDevice):
     """High-frequency luma energy of the output / that of the baseline decode of the same latent (e.g. PiD
     against its VAE decode: "54x the VAE's high-frequency energy"). Range [0, inf)."""
 
@@ -192,7 +192,12 @@ class HFEnergyRatioBaseline(ImageMetric):
             raise NotApplicable(reason or "not applicable: needs baseline")
         out = _checked(self.name, "output", sample.output)
         base = _checked(self.name, "baseline", sample.baseline, out.shape)
-        return MetricValue(_ratio(F.hf_energy(out), F.hf_energy(base), "baseline decode"))
+        hf = CACHE.hf_energy
+        return MetricValue(_ratio(hf(out, self.device), hf(base, self.device), "baseline decode"))
+
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Batch the HF energies of every valid output and baseline."""
+        CACHE.prefill(samples, (), self.device, hf=[a for p in sample_pairs(samples, "output", "baseline") for a in p])
 
 
 class LatentConsistency(ImageMetric):
@@ -217,7 +222,7 @@ class LatentConsistency(ImageMetric):
             raise MetricInputError(f"{self.name}: {exc}") from exc
 
 
-def split_invented(sample: ImageSample, name: str) -> tuple[F.InventedResult, np.ndarray]:
+def split_invented(sample: ImageSample, name: str, device: str = "cpu") -> tuple[F.InventedResult, np.ndarray]:
     """Invented-detail result and the per-pixel contradicting invented energy (luma^2).
 
     The output's invention that moves the latent shows in ``redecoded`` = D(E(output)) against ``baseline`` =
@@ -235,8 +240,8 @@ def split_invented(sample: ImageSample, name: str) -> tuple[F.InventedResult, np
     ref = _checked(name, "reference", sample.reference, out.shape)
     base = _checked(name, "baseline", sample.baseline, out.shape)
     red = _checked(name, "redecoded", sample.redecoded, out.shape)
-    res = invented_result(out, ref)
-    contra = invented_result(red, base)
+    res = invented_result(out, ref, device)
+    contra = invented_result(red, base, device)
     return res, np.minimum(res.invented_energy, contra.invented_energy)
 
 
@@ -244,7 +249,7 @@ def _denominator(res: F.InventedResult) -> float:
     return max(res.out_energy, res.ref_energy)
 
 
-class InventedContradicting(ImageMetric):
+class InventedContradicting(OnDevice):
     """The part of ``invented_detail`` that moves the latent (an error: the latent says otherwise), in [0, 1].
     ``map``: its RMS amplitude per pixel (luma units)."""
 
@@ -255,14 +260,15 @@ class InventedContradicting(ImageMetric):
     needs = ("reference", "baseline")
     unit = "fraction of band energy"
     description = "invented detail that re-encodes to a different latent"
+    analyses = (("output", "reference"), ("redecoded", "baseline"))
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        res, contra = split_invented(sample, self.name)
+        res, contra = split_invented(sample, self.name, self.device)
         den = _denominator(res)
-        return MetricValue(float(contra.sum() / den) if den > 0 else 0.0, map=np.sqrt(contra).astype(np.float32))
+        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=np.sqrt(contra).astype(np.float32))
 
 
-class InventedConsistent(ImageMetric):
+class InventedConsistent(OnDevice):
     """The part of ``invented_detail`` that re-encodes to the same latent (invisible to the latent: plausible,
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
@@ -273,15 +279,16 @@ class InventedConsistent(ImageMetric):
     needs = ("reference", "baseline")
     unit = "fraction of band energy"
     description = "invented detail that re-encodes to the same latent"
+    analyses = (("output", "reference"), ("redecoded", "baseline"))
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        res, contra = split_invented(sample, self.name)
+        res, contra = split_invented(sample, self.name, self.device)
         cons = np.maximum(res.invented_energy - contra, 0.0)
         den = _denominator(res)
-        return MetricValue(float(cons.sum() / den) if den > 0 else 0.0, map=np.sqrt(cons).astype(np.float32))
+        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=np.sqrt(cons).astype(np.float32))
 
 
-class SeedVariance(ImageMetric):
+class SeedVariance(OnDevice):
     """Per-pixel standard deviation of luma across seeds (population std), map (H, W) in [0, 0.5]; value = its
     mean. 0 for a deterministic decoder. Needs no reference."""
 
@@ -300,8 +307,8 @@ class SeedVariance(ImageMetric):
         if reason is not None:
             raise NotApplicable(reason + " (at least 2 seeds)")
         outs = [_checked(self.name, f"seed output {i}", o) for i, o in enumerate(sample.seed_outputs)]
-        try:
-            std = F.seed_std_map(outs)
-        except ValueError as exc:
-            raise MetricInputError(f"{self.name}: {exc}") from exc
+        shapes = {o.shape for o in outs}
+        if len(shapes) != 1:
+            raise MetricInputError(f"{self.name}: seed outputs differ in shape: {sorted(shapes)}")
+        std = A.seed_std(to_batch(outs, torch.device(self.device))).cpu().numpy()
         return MetricValue(float(std.mean()), map=std, extra={"max": float(std.max()), "n_seeds": len(outs)})

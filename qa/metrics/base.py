@@ -213,6 +213,10 @@ class ImageMetric(Metric):
     def compute(self, sample: ImageSample) -> MetricValue:
         """Score one sample. Raise :class:`NotApplicable` when it does not apply."""
 
+    def prepare(self, samples: list[ImageSample]) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Optional: batch work for ``samples`` before :meth:`compute` is called on each of them (the engine passes
+        the samples of one case; a failure here is ignored and ``compute`` reports its own error)."""
+
 
 class SetMetric(Metric):
     """A metric over a whole set of outputs (FID, KID, CMMD, CLIP score). Stateful: update, compute, reset.

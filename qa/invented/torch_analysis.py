@@ -1,0 +1,259 @@
+"""The invented-detail analysis in torch float32, batched over images of one size, on any device.
+
+Same model, constants and outputs as the float64 oracle :mod:`qa.invented.functional` (which stays only as the
+reference the tests compare with). What differs is how it is computed:
+
+- Gaussians are banded matrix products (:mod:`qa.invented.torch_ops`), float32.
+- The sigma-4 window statistics (the 15 local moments of each band: the 4x4 normal matrix, the right-hand side
+  and the output's band energy) are formed block by block and filtered on a coarse grid only, every
+  :data:`WINDOW_STRIDE`-th pixel per axis (a sigma-4 Gaussian passes 3e-9 of the stride-2 grid's Nyquist
+  frequency, so the samples lose nothing). The 4x4 systems are solved in closed form on that grid, the noise
+  floor's percentile is taken over its samples, and each band's excess over the tolerance (a smooth window
+  statistic) is brought back to full resolution by an interpolator fitted to the window's spectrum
+  (:func:`qa.invented.torch_ops.upsample`) before the floor cuts it, pixel by pixel, as in the oracle. Lost detail
+  is a weighted sum over the coarse grid equal to the sum of its interpolated field.
+
+The per-band *method* lives in :func:`band_coarse` (what to measure in a window) and :func:`combine` (floors,
+summaries); the machinery (bands, coarse windows, interpolation, batching) does not depend on it.
+
+Images are (N, 3, H, W) float32 tensors in [0, 1] (sRGB values); luma is Rec. 601.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from qa.invented import functional as F
+from qa.invented import torch_ops as T
+
+#: feature order: reference band, its x and y derivatives, its Laplacian; then the output band
+_RB, _GX, _GY, _LAP, _OB = range(5)
+#: the local (windowed) means the fit needs: the 4x4 normal matrix (upper triangle; (0, 0) is also the
+#: reference band energy), the right-hand side (feature x output band) and the output band energy
+PAIRS: list[tuple[int, int]] = (
+    [(i, j) for i in range(4) for j in range(i, 4)] + [(i, _OB) for i in range(4)] + [(_OB, _OB)]
+)
+_IDX = {p: n for n, p in enumerate(PAIRS)}
+#: the window statistics are evaluated on every WINDOW_STRIDE-th pixel per axis (see the module docstring)
+WINDOW_STRIDE = 2
+#: coarse samples kept beyond each image edge, so that the interpolation back is exact up to the border
+EXTRA = T.INTERP_HALF
+
+
+@dataclass
+class InventedBatch:
+    """The analysis of N output/reference pairs (all tensors on the analysis device).
+
+    ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (``map`` is its square root, luma RMS
+    amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1]. ``out_energy``/``ref_energy``: (N,)
+    summed band energies (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
+    """
+
+    invented_energy: torch.Tensor
+    invented: torch.Tensor
+    lost: torch.Tensor
+    out_energy: torch.Tensor
+    ref_energy: torch.Tensor
+    noise_floor: torch.Tensor
+
+    @property
+    def map(self) -> torch.Tensor:
+        """(N, H, W) RMS amplitude of invented detail, luma units (0 = none)."""
+        return self.invented_energy.sqrt()
+
+    def result(self, i: int) -> F.InventedResult:
+        """Image ``i`` as the oracle's :class:`~qa.invented.functional.InventedResult` (numpy, on the CPU)."""
+        inv = self.invented_energy[i].detach().cpu().numpy()
+        return F.InventedResult(
+            map=np.sqrt(inv).astype(np.float32),
+            invented=float(self.invented[i]),
+            lost=float(self.lost[i]),
+            invented_energy=inv,
+            out_energy=float(self.out_energy[i]),
+            ref_energy=float(self.ref_energy[i]),
+            noise_floor=tuple(float(v) for v in self.noise_floor[i]),
+        )
+
+
+def solve4(m: torch.Tensor, rhs: list[torch.Tensor], ridge: torch.Tensor) -> list[torch.Tensor]:
+    """Coefficients c of (M + ridge I) c = rhs per pixel, M symmetric 4x4 given by ``m(i, j)`` entries.
+
+    ``m``: (..., P, N) moments indexed through :data:`PAIRS`; ``rhs``: four (..., N); returns four (..., N).
+    The system is scaled to unit diagonal before a closed-form Cholesky, which keeps float32 accurate when the
+    features differ in scale.
+    """
+    def g(i: int, j: int) -> torch.Tensor:
+        return m[..., _IDX[(min(i, j), max(i, j))], :]
+
+    d = [torch.rsqrt(g(i, i) + ridge) for i in range(4)]
+    low: dict[tuple[int, int], torch.Tensor] = {}
+    diag: list[torch.Tensor] = []
+    for i in range(4):  # Cholesky of the unit-diagonal matrix
+        for j in range(i):
+            acc = g(i, j) * d[i] * d[j]
+            for k in range(j):
+                acc = acc - low[(i, k)] * low[(j, k)]
+            low[(i, j)] = acc / diag[j]
+        s = torch.ones_like(ridge)
+        for k in range(i):
+            s = s - low[(i, k)] ** 2
+        diag.append(s.clamp_min(1e-12).sqrt())
+    z: list[torch.Tensor] = []
+    for i in range(4):  # L z = D rhs
+        acc = rhs[i] * d[i]
+        for k in range(i):
+            acc = acc - low[(i, k)] * z[k]
+        z.append(acc / diag[i])
+    c: list[torch.Tensor] = [z[0]] * 4
+    for i in (3, 2, 1, 0):  # L^T c' = z, c = D c'
+        acc = z[i]
+        for k in range(i + 1, 4):
+            acc = acc - low[(k, i)] * c[k]
+        c[i] = acc / diag[i]
+    return [c[i] * d[i] for i in range(4)]
+
+
+def coarse_windows(feats: torch.Tensor, pairs: list[tuple[int, int]], sigma: float,
+                   stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """Gaussian-window means (sigma px, scipy ``reflect``) of ``feats[i] * feats[j]`` for each pair, sampled
+    every ``stride`` px per axis from ``-stride * EXTRA``: (P, N, h', w') with ``h' = ceil(H / stride) + 2 EXTRA
+    + 1``. ``feats``: (F, N, H, W) float32. The full-resolution products are formed block by block and never
+    exist all at once."""
+    f, n, h, w = feats.shape
+    mom = T.smooth_products_axis0(feats.permute(0, 2, 1, 3).reshape(f, h, n * w), pairs, sigma, stride, EXTRA)
+    mom = mom.reshape(mom.shape[0], len(pairs), n, w).permute(3, 0, 1, 2)  # (W, h', P, N)
+    mom = T.blur_axis0(mom, sigma, stride, EXTRA)  # (w', h', P, N)
+    return mom.permute(2, 3, 1, 0)  # (P, N, h', w')
+
+
+def to_full(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """(N, h', w') samples made by :func:`coarse_windows` -> (N, H, W) full resolution (fitted interpolator)."""
+    y = T.upsample(coarse.permute(2, 1, 0), w, stride, sigma, EXTRA)  # (W, h', N)
+    y = T.upsample(y.permute(1, 0, 2), h, stride, sigma, EXTRA)  # (H, W, N)
+    return y.permute(2, 0, 1)
+
+
+@lru_cache(maxsize=32)
+def _axis_weights(n: int, stride: int, sigma: float) -> torch.Tensor:
+    """Weights of the coarse samples of one axis (length ``ceil(n / stride) + 2 EXTRA + 1``) such that the
+    weighted sum of samples equals the sum over ``n`` pixels of the field :func:`to_full` interpolates."""
+    m = -(-n // stride) + 2 * EXTRA + 1
+    return T.upsample(torch.eye(m, dtype=torch.float32), n, stride, sigma, EXTRA).sum(dim=0).double()
+
+
+def full_sum(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """(N,) float64 sum over the full-resolution pixels of the field :func:`to_full` would make from ``coarse``
+    (N, h', w'), without making it."""
+    wy = _axis_weights(h, stride, float(sigma)).to(coarse.device)
+    wx = _axis_weights(w, stride, float(sigma)).to(coarse.device)
+    return torch.einsum("nij,i,j->n", coarse.double(), wy, wx)
+
+
+def inside(coarse: torch.Tensor, h: int, w: int, stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """The samples of an (N, h', w') coarse field that lie inside the image: (N, ceil(H/s), ceil(W/s))."""
+    return coarse[:, EXTRA : EXTRA + -(-h // stride), EXTRA : EXTRA + -(-w // stride)]
+
+
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-image ``numpy.percentile(x[i], q)`` (linear interpolation) of (N, ...) float32: (N,) float64."""
+    return T.percentile(x.reshape(x.shape[0], -1), q).double()
+
+
+@dataclass
+class BandCoarse:
+    """One band's window statistics on the coarse grid, each (N, h', w') luma^2: the output's and reference's
+    band energies and the energy of the least-squares explanation (0 <= explained <= out)."""
+
+    out: torch.Tensor
+    ref: torch.Tensor
+    explained: torch.Tensor
+
+    @property
+    def unexplained(self) -> torch.Tensor:
+        """Output band energy the reference does not explain (>= 0)."""
+        return self.out - self.explained
+
+
+def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
+    """The oracle's ``band_stats`` for the output band ``ob`` and reference band ``rb`` ((N, H, W)), on the
+    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
+    gy, gx = T.gradient(rb)
+    feats = torch.stack([rb, gx, gy, T.laplace(rb), ob])
+    mom = coarse_windows(feats, PAIRS, F.WINDOW_SIGMA).unsqueeze(-1)  # (P, N, h', w', 1)
+    mom = mom.permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1): solve4 indexes the pair axis
+    trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
+    ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
+    rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
+    c = solve4(mom, rhs, ridge)
+    explained = (c[0] * rhs[0] + c[1] * rhs[1] + c[2] * rhs[2] + c[3] * rhs[3])[..., 0]
+    out_e, ref_e = mom[..., _IDX[(_OB, _OB)], 0], mom[..., _IDX[(_RB, _RB)], 0]
+    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(explained.clamp_min(0.0), out_e))
+
+
+def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
+    """Invented and lost detail of every output against its reference ((N, 3, H, W), same size, [0, 1])."""
+    if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
+        raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
+                         "both be (N, 3, H, W)")
+    n, _, h, w = outputs.shape
+    ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
+    sigmas = sorted({s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
+    low = {s: T.blur2d(ys, s) for s in sigmas}
+    inv: torch.Tensor | None = None
+    lost = torch.zeros(n, dtype=torch.float64, device=ys.device)
+    out_sum = torch.zeros_like(lost)
+    ref_sum = torch.zeros_like(lost)
+    floors = []
+    for s in F.BAND_SIGMAS:
+        bands = low[s] - low[2.0 * s]
+        ob, rb = bands[:n], bands[n:]
+        st = band_coarse(ob, rb)
+        unexpl_in = inside(st.unexplained, h, w)
+        floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
+        floors.append(floor)
+        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
+        excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
+        band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        inv = band_inv if inv is None else inv.add_(band_inv)
+        lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
+        out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
+        ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
+    assert inv is not None  # BAND_SIGMAS is not empty
+    inv_full = inv.contiguous()
+    inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
+    denom = torch.maximum(out_sum, ref_sum)
+    zero = torch.zeros_like(denom)
+    invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
+    lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
+    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1))
+
+
+def inside_shape(h: int, w: int, stride: int = WINDOW_STRIDE) -> tuple[int, int]:
+    """Shape of the in-image part of a coarse field."""
+    return -(-h // stride), -(-w // stride)
+
+
+def distortion(outputs: torch.Tensor, references: torch.Tensor, sigma: float = F.DISTORTION_SIGMA) -> torch.Tensor:
+    """(N,) float64 RMS RGB difference of the Gaussian low-passes (sigma px) of outputs and references, [0, 1]."""
+    low = T.smooth2d((outputs.float() - references.float()), sigma)
+    return low.square().mean(dim=(1, 2, 3), dtype=torch.float64).sqrt()
+
+
+def hf_energy(images: torch.Tensor, sigma: float = F.HF_SIGMA) -> torch.Tensor:
+    """(N,) float64 mean squared high-pass luma ``mean((Y - G_sigma * Y)^2)``, luma^2 units."""
+    y = T.luma(images.float())
+    hp = y - T.blur2d(y, sigma)
+    return hp.square().mean(dim=(1, 2), dtype=torch.float64)
+
+
+def seed_std(outputs: torch.Tensor) -> torch.Tensor:
+    """(H, W) population std of luma over the S seed outputs (S, 3, H, W); exactly 0 for identical outputs."""
+    if outputs.shape[0] < 2:
+        raise ValueError(f"seed variance needs at least 2 outputs, got {outputs.shape[0]}")
+    y = T.luma(outputs.float())
+    dev = y - y[:1]
+    return dev.std(dim=0, unbiased=False)
