@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -163,7 +163,15 @@ class ShardRunner:
                 for seed in src:
                     reenc[seed] = encoder.encode(per_seed[seed])
             if encoder is not None and latents is not None:
+                first = next(iter(per_seed))
                 for seed, out in per_seed.items():
+                    if seed != first and torch.equal(out, per_seed[first]):
+                        # bit-identical output (a deterministic decoder's second seed): E and D_baseline of the
+                        # same pixels give the same tensors, so they are not run again
+                        reenc[seed] = reenc[first]
+                        if first in redec:
+                            redec[seed] = redec[first]
+                        continue
                     reenc[seed] = encoder.encode(out)
                     if seed in seed_base:  # D_baseline(E(output)): what the latent sees
                         again = dec.baseline(DecodeBatch(batch.case_ids, batch.captions, reenc[seed], size), seed)
@@ -249,11 +257,21 @@ class ShardRunner:
             for seed, img in outputs.items()
         }
         first_seed = next(iter(outputs))
-        self._prepare(list(samples.values()))
+        same = {seed for seed, sample in samples.items() if seed != first_seed and _same_inputs(sample, samples[first_seed])}
+        self._prepare([sample for seed, sample in samples.items() if seed not in same])
         for m in self.image_metrics:
             targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
+            first_row: ResultRow | None = None
             for seed, sample in targets:
-                out.rows.append(self._score_one(m, sample, seed, out, first_seed))
+                if seed in same and first_row is not None:
+                    # every input of this metric equals the first seed's: the (deterministic) metric gives the
+                    # same row (value, status, reason), so it is copied rather than computed again
+                    out.rows.append(replace(first_row, seed=seed))
+                    continue
+                row = self._score_one(m, sample, seed, out, first_seed)
+                if seed == first_seed:
+                    first_row = row
+                out.rows.append(row)
         for sm in self.set_metrics:
             for sample in samples.values():
                 try:
@@ -295,6 +313,18 @@ class ShardRunner:
             scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
         return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
+
+
+def _same_inputs(a: ImageSample, b: ImageSample) -> bool:
+    """True when two seeds' samples of one case hold equal arrays in every per-seed field a metric may read
+    (output, latent, re-encoded latent, baseline, re-decoded output); the shared fields are the same objects."""
+    for name in ("output", "latent", "reencoded", "baseline", "redecoded"):
+        x, y = getattr(a, name), getattr(b, name)
+        if (x is None) != (y is None):
+            return False
+        if x is not None and not (x is y or (x.shape == y.shape and np.array_equal(x, y))):
+            return False
+    return True
 
 
 def _describe_exception(case_id: str) -> str:

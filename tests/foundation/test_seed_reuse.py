@@ -1,0 +1,78 @@
+"""Equal seeds are not scored twice: a deterministic decoder's second seed copies the first seed's rows (same
+value, status and detail), while a stochastic decoder's seeds are each computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from qa.decoders.base import DecodeBatch
+from qa.decoders.simple import BicubicDecoder
+from qa.engine.run import RunConfig, RunEngine
+from qa.metrics.fidelity import PSNR
+from qa.store import Store
+from tests.foundation.helpers import make_refset
+
+
+class NoisyBicubic(BicubicDecoder):
+    """Bicubic plus seeded noise of 2/255: each seed gives other pixels."""
+
+    family = "noisy-bicubic"
+    stochastic = True
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = super().decode(batch, seed)
+        gen = torch.Generator().manual_seed(seed)
+        return (out + torch.randn(out.shape, generator=gen) * (2 / 255)).clamp(0, 1)
+
+
+def _rows(store: Store, run_id: str, metric: str) -> dict[tuple[str, int], tuple[float, str]]:
+    got = store.query("select case_id, seed, value, detail from results where run_id = ? and metric = ?",
+                      [run_id, metric])
+    return {(c, s): (v, d) for c, s, v, d in got}
+
+
+@pytest.fixture
+def counted_psnr(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    original = PSNR.compute
+
+    def counting(self: PSNR, sample: object) -> object:
+        calls.append(1)
+        return original(self, sample)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PSNR, "compute", counting)
+    return calls
+
+
+def test_deterministic_second_seed_copies_first(tmp_path: Path, counted_psnr: list[int]) -> None:
+    refset = make_refset(tmp_path / "set", n=4)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(refset), seeds=[0, 1],
+                                              metrics=["psnr", "invented_detail"], progress=False))
+    for metric in ("psnr", "invented_detail"):
+        rows = _rows(store, run_id, metric)
+        cases = {c for c, _ in rows}
+        assert len(cases) == 4 and len(rows) == 8
+        for case in cases:
+            v0, d0 = rows[(case, 0)]
+            v1, d1 = rows[(case, 1)]
+            assert v1 == v0 and v0 is not None and d1 == d0
+    assert len(counted_psnr) == 4  # computed once per case, not once per seed
+
+
+def test_stochastic_seeds_are_each_computed(tmp_path: Path, counted_psnr: list[int]) -> None:
+    from qa.registries import DECODERS
+
+    if "noisy-bicubic" not in DECODERS:
+        DECODERS.register("noisy-bicubic", NoisyBicubic)
+    refset = make_refset(tmp_path / "set", n=4)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="noisy-bicubic", reference_set=str(refset), seeds=[0, 1],
+                                              metrics=["psnr"], progress=False))
+    rows = _rows(store, run_id, "psnr")
+    assert len(rows) == 8 and len(counted_psnr) == 8
+    for case in {c for c, _ in rows}:
+        assert rows[(case, 0)][0] != rows[(case, 1)][0]
