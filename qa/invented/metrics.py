@@ -75,7 +75,7 @@ class InventedDetail(ImageMetric):
     """
 
     name = "invented_detail"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference",)
@@ -87,6 +87,7 @@ class InventedDetail(ImageMetric):
         res = invented_result(out, ref)
         extra = {f"noise_floor_band{i}": f for i, f in enumerate(res.noise_floor)}
         extra["map_max"] = float(res.map.max())
+        extra["fine_invented"] = res.fine_invented
         return MetricValue(res.invented, map=res.map, extra=extra)
 
 
@@ -100,7 +101,7 @@ class InventedDetailBaseline(ImageMetric):
     """
 
     name = "invented_detail_baseline"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("baseline",)
@@ -249,7 +250,7 @@ class InventedContradicting(ImageMetric):
     ``map``: its RMS amplitude per pixel (luma units)."""
 
     name = "invented_contradicting"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -267,7 +268,7 @@ class InventedConsistent(ImageMetric):
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
     name = "invented_consistent"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
