@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         t2 = time.perf_counter()
         F.invented_from_stats(stats, fine)
         t3 = time.perf_counter()
-        best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2))]
+        best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
     print(f"{args.size}x{args.size}, best of {args.repeats}: three bands (version 1) {best[0]:.2f} s, finest-band "
           f"statistics {best[1]:.2f} s, finest-band channel + summary {best[2]:.2f} s; version 2 total {sum(best):.2f} s")
 
