@@ -2,7 +2,8 @@
 
 Every case is (reference, output, kind, group, mask): ``group`` is ``faithful``, ``benign`` or ``planted``;
 ``mask`` (H, W) bool marks the planted region (all False otherwise). Everything is a pure function of the photo
-split and a seed, so the numbers in ``docs/hallucination.md`` can be reproduced exactly.
+split and a seed, so the numbers in ``docs/hallucination.md`` can be reproduced exactly. The fine-structure
+kinds (finer than 4 px) and the benign kinds that also live there are in :mod:`benchmarks.planted.fine`.
 
 Splits (tuned on one, reported on the other; they share no photo, no texture source and no seed):
 - ``tune``: skimage astronaut, coffee, chelsea; texture sources skimage brick, gravel; seeds 0..
@@ -20,7 +21,11 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from benchmarks.planted.fine import benign_fine, planted_fine
+
 SIZE = 256
+#: added to a case's seed for the fine-structure kinds (benchmarks/planted/fine.py); keeps the splits disjoint
+FINE_SEED_OFFSET = 50_000
 CROPS_PER_PHOTO = 2
 SPLITS = {
     "tune": {"photos": ["astronaut", "coffee", "chelsea"], "textures": ["brick", "gravel"], "seed": 0},
@@ -251,6 +256,13 @@ def build(split: str, on_case: Callable[[Case], None] | None = None) -> list[Cas
                 group = "faithful" if kind == "faithful" else "benign"
                 cases.append(Case(f"{photo}-{ci}-{kind}", photo, kind, group, ref, out, none))
             for kind, out, m in planted(ref, rng, textures):
+                cases.append(Case(f"{photo}-{ci}-{kind}", photo, kind, "planted", ref, out, m))
+            # the fine-structure kinds draw from their own generator, so the kinds above are unchanged
+            rng_f = np.random.default_rng(int(spec["seed"]) + 100 * pi + ci + FINE_SEED_OFFSET)  # type: ignore[call-overload]
+            base = faithful(ref, rng_f)
+            for kind, out in benign_fine(ref, base, rng_f):
+                cases.append(Case(f"{photo}-{ci}-{kind}", photo, kind, "benign", ref, out, none))
+            for kind, out, m in planted_fine(base, rng_f):
                 cases.append(Case(f"{photo}-{ci}-{kind}", photo, kind, "planted", ref, out, m))
     if on_case is not None:
         for c in cases:

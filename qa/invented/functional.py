@@ -12,6 +12,12 @@ the reference has, possibly attenuated, amplified or moved; what it cannot expla
 energy that the explained part does not reproduce is **lost**. Spatially uniform unexplained energy (i.i.d.
 noise, grain) is treated as a noise floor: per band, :data:`NOISE_FLOOR_FACTOR` times the
 :data:`NOISE_FLOOR_PERCENTILE`-th percentile of the unexplained energy over the image is subtracted.
+
+The **finest band** ``Y - G_0.8 * Y`` (periods 2 to about 5 px: period-2 checkerboards, fine gratings, 1-px
+strokes) is a separate channel (:func:`fine_channel`) with its own noise model, because i.i.d. noise, grain and
+codecs live there too: its residual counts where it stands out from what its surround shows at the same level
+of reference detail (a pattern in a region), or anywhere where it is periodic (linearly predictable from its
+neighbours). Its invented energy is added to the three bands' (same units, same denominator).
 """
 
 from __future__ import annotations
@@ -42,6 +48,20 @@ RIDGE_ABS = 1e-9
 DISTORTION_SIGMA = 4.0
 #: Gaussian sigma (pixels) that separates "high frequencies" in :func:`hf_energy`
 HF_SIGMA = 1.0
+#: finest band: Y - G_FINE_SIGMA * Y (periods 2 to about 5 px)
+FINE_SIGMA = 0.8
+#: Gaussian window (pixels) of the finest band's residual and reference energies (small: maps follow regions)
+FINE_WINDOW = 2.0
+#: Gaussian window (pixels) of the surround in which the benign residual level is fitted (see fine_channel)
+SURROUND_SIGMA = 64.0
+#: finest-band residual counts above SURROUND_FACTOR x the surround's benign level
+SURROUND_FACTOR = 3.0
+#: robust surround fit: the residual is clipped at SURROUND_CLIP x the first fit before the second
+SURROUND_CLIP = 2.0
+#: neighbour predictability (fraction of residual energy, [0, 1]) above which a residual is periodic structure
+PERIODIC_MIN = 0.95
+#: offsets (dy, dx) of the symmetric neighbour pairs that predict the finest-band residual
+PREDICT_OFFSETS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: tile side and margin for large images (the analysis is local, so tiles with a margin are exact)
 TILE = 512
 MARGIN = 48
@@ -86,27 +106,115 @@ def _features(rb: np.ndarray) -> list[np.ndarray]:
     return [rb, gx, gy, lap]
 
 
-def band_stats(y_out: np.ndarray, y_ref: np.ndarray, sigma: float, window: float = WINDOW_SIGMA) -> BandStats:
-    """Local least-squares explanation of the output's band ``sigma`` by the reference's (see module doc)."""
-    ob = band(y_out, sigma)
-    rb = band(y_ref, sigma)
-    feats = _features(rb)
+def _local_lsq(target: np.ndarray, feats: list[np.ndarray], window: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel least squares of ``target`` on ``feats`` in a Gaussian window (sigma ``window`` px).
+
+    Returns (coefficients (H, W, k), explained energy (H, W) = coef . (window mean of feats x target)), from the
+    k x k normal equations at every pixel with a small ridge (:data:`RIDGE_REL`, :data:`RIDGE_ABS`).
+    """
     k = len(feats)
-    h, w = ob.shape
+    h, w = target.shape
     m = np.empty((h, w, k, k))
     for i in range(k):
         for j in range(i, k):
             m[..., i, j] = m[..., j, i] = _g(feats[i] * feats[j], window)
-    b = np.stack([_g(f * ob, window) for f in feats], axis=-1)
+    b = np.stack([_g(f * target, window) for f in feats], axis=-1)
     trace = np.trace(m, axis1=-2, axis2=-1)
     ridge = RIDGE_REL * trace / k + RIDGE_ABS
     m += ridge[..., None, None] * np.eye(k)
     coef = np.linalg.solve(m, b[..., None])[..., 0]
-    explained = np.einsum("...i,...i->...", coef, b)
+    return coef, np.einsum("...i,...i->...", coef, b)
+
+
+def band_stats(y_out: np.ndarray, y_ref: np.ndarray, sigma: float, window: float = WINDOW_SIGMA) -> BandStats:
+    """Local least-squares explanation of the output's band ``sigma`` by the reference's (see module doc)."""
+    ob = band(y_out, sigma)
+    rb = band(y_ref, sigma)
+    _, explained = _local_lsq(ob, _features(rb), window)
     e_out = _g(ob * ob, window)
     e_ref = _g(rb * rb, window)
     explained = np.clip(explained, 0.0, e_out)
     return BandStats(out=e_out, ref=e_ref, explained=explained, unexplained=e_out - explained)
+
+
+def fine_band(y: np.ndarray) -> np.ndarray:
+    """The finest band of luma ``y``: y - G_FINE_SIGMA * y (periods 2 to about 5 px), same shape."""
+    return y - _g(y, FINE_SIGMA)
+
+
+def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``x`` moved so that result[i, j] = x[i + dy, j + dx] (reflect at the borders; |dy|, |dx| <= 2)."""
+    p = np.pad(x, 2, mode="reflect")
+    h, w = x.shape
+    return p[2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w]
+
+
+def predictability(r: np.ndarray, window: float = WINDOW_SIGMA) -> np.ndarray:
+    """Share of ``r``'s local energy (Gaussian window) that a linear combination of its symmetric neighbour
+    pairs ``r(x + d) + r(x - d)``, d in :data:`PREDICT_OFFSETS`, explains; (H, W) in [0, 1].
+
+    A sinusoid of any period and orientation, a period-2 checkerboard and sums of two such patterns are
+    predicted almost exactly (about 1); i.i.d. noise and film grain are not (about 0.2 to 0.9, see the doc).
+    """
+    q = [_shift(r, dy, dx) + _shift(r, -dy, -dx) for dy, dx in PREDICT_OFFSETS]
+    _, explained = _local_lsq(r, q, window)
+    return np.clip(explained / np.maximum(_g(r * r, window), 1e-30), 0.0, 1.0)
+
+
+@dataclass
+class FineStats:
+    """Local statistics of the finest band (H, W): ``residual`` = energy (luma^2, window :data:`FINE_WINDOW`) of
+    the output's finest band minus its local least-squares prediction from the reference's (same four features
+    and window as the other bands); ``ref`` = the reference's finest-band energy (same window);
+    ``predictability`` = :func:`predictability` of that residual, in [0, 1]."""
+
+    residual: np.ndarray
+    ref: np.ndarray
+    predictability: np.ndarray
+
+
+def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
+    """:class:`FineStats` of one (tile of a) pair of lumas."""
+    fo, fr = fine_band(y_out), fine_band(y_ref)
+    feats = _features(fr)
+    coef, _ = _local_lsq(fo, feats, WINDOW_SIGMA)
+    r = fo - sum(coef[..., i] * f for i, f in enumerate(feats))
+    return FineStats(residual=_g(r * r, FINE_WINDOW), ref=_g(fr * fr, FINE_WINDOW), predictability=predictability(r))
+
+
+def _surround_level(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Benign residual level a + b x ref at every pixel, (a, b) >= 0 fitted to ``u`` by least squares in a
+    Gaussian window of sigma :data:`SURROUND_SIGMA` (a 2 x 2 system per pixel): a = residual that is there
+    whatever the reference (noise, grain), b = residual per unit of reference detail (codecs, resampling)."""
+    s1 = _g(np.ones_like(u), SURROUND_SIGMA)
+    sr, srr = _g(ref, SURROUND_SIGMA), _g(ref * ref, SURROUND_SIGMA)
+    su, sru = _g(u, SURROUND_SIGMA), _g(ref * u, SURROUND_SIGMA)
+    b = (s1 * sru - sr * su) / np.maximum(s1 * srr - sr * sr, 1e-30)
+    a = (su - b * sr) / s1
+    # the constrained optimum when a or b comes out negative: the other one alone
+    b = np.where(a < 0, sru / np.maximum(srr, 1e-30), b)
+    a = np.where(a < 0, 0.0, a)
+    a = np.where(b < 0, su / s1, a)
+    b = np.maximum(b, 0.0)
+    return a + b * ref
+
+
+def fine_channel(st: FineStats) -> np.ndarray:
+    """Invented energy of the finest band per pixel (luma^2, >= 0), from whole-image :class:`FineStats`.
+
+    ``d`` = residual - :data:`ABS_FLOOR` - :data:`LOCAL_TOLERANCE` x reference energy (what the reference's own
+    fine detail at the same place does not explain). It counts where it exceeds :data:`SURROUND_FACTOR` x the
+    benign level its surround shows at the same reference detail (:func:`_surround_level`, fitted robustly:
+    once, then again with the residual clipped at :data:`SURROUND_CLIP` x the first fit), or, wherever it is
+    periodic (predictability above :data:`PERIODIC_MIN`), in proportion to how periodic it is. The surround
+    only explains residual that is spread like noise or codec error; periodic structure is counted even when it
+    covers the whole image.
+    """
+    u, ref = st.residual, st.ref
+    level = _surround_level(np.minimum(u, SURROUND_CLIP * _surround_level(u, ref)), ref)
+    d = np.maximum(u - ABS_FLOOR - LOCAL_TOLERANCE * ref, 0.0)
+    periodic = np.clip((st.predictability - PERIODIC_MIN) / (1.0 - PERIODIC_MIN), 0.0, 1.0)
+    return np.maximum(np.maximum(d - SURROUND_FACTOR * level, 0.0), periodic * d)
 
 
 def _tiles(h: int, w: int, tile: int = TILE, margin: int = MARGIN):  # type: ignore[no-untyped-def]
@@ -140,13 +248,28 @@ def all_band_stats(y_out: np.ndarray, y_ref: np.ndarray) -> list[BandStats]:
     return result
 
 
+def all_fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
+    """:func:`fine_stats` of a whole image, computed in the same overlapping tiles as :func:`all_band_stats`."""
+    if y_out.shape != y_ref.shape:
+        raise ValueError(f"output {y_out.shape} and reference {y_ref.shape} differ in size")
+    h, w = y_out.shape
+    fields = {n: np.empty((h, w)) for n in ("residual", "ref", "predictability")}
+    for outer, inner, dest in _tiles(h, w):
+        st = fine_stats(y_out[outer], y_ref[outer])
+        for n in fields:
+            fields[n][dest] = getattr(st, n)[inner]
+    return FineStats(**fields)
+
+
 @dataclass
 class InventedResult:
     """Everything :func:`invented_detail` computes for one output/reference pair.
 
     ``map``: (H, W) RMS amplitude of invented band-pass detail, luma units (0 = none).
-    ``invented``: invented energy / output band energy, in [0, 1]. ``lost``: reference band energy the output
-    does not reproduce / reference band energy, in [0, 1]. ``noise_floor``: per band, luma^2.
+    ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the three
+    bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference band
+    energy, in [0, 1]. ``noise_floor``: per band, luma^2. ``fine_invented``: the finest band's share of
+    ``invented``, in [0, 1].
     """
 
     map: np.ndarray
@@ -156,10 +279,12 @@ class InventedResult:
     out_energy: float
     ref_energy: float
     noise_floor: tuple[float, ...]
+    fine_invented: float = 0.0
 
 
-def invented_from_stats(stats: list[BandStats]) -> InventedResult:
-    """Apply the noise floor to per-band statistics and summarise them (see :class:`InventedResult`)."""
+def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None) -> InventedResult:
+    """Apply the noise floor to per-band statistics, add the finest band's invented energy
+    (:func:`fine_channel`, when ``fine`` is given) and summarise (see :class:`InventedResult`)."""
     inv = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
     floors = []
@@ -168,10 +293,13 @@ def invented_from_stats(stats: list[BandStats]) -> InventedResult:
         floors.append(floor)
         inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0)
         lost += np.maximum(st.ref - st.explained, 0.0)
+    inv_fine = fine_channel(fine) if fine is not None else np.zeros_like(inv)
+    inv += inv_fine
     out_e = float(sum(st.out.sum() for st in stats))
     ref_e = float(sum(st.ref.sum() for st in stats))
     denom = max(out_e, ref_e)
     invented = float(min(1.0, inv.sum() / denom)) if denom > 0 else 0.0
+    fine_share = float(min(1.0, inv_fine.sum() / denom)) if denom > 0 else 0.0
     lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
     return InventedResult(
         map=np.sqrt(inv).astype(np.float32),
@@ -181,12 +309,14 @@ def invented_from_stats(stats: list[BandStats]) -> InventedResult:
         out_energy=out_e,
         ref_energy=ref_e,
         noise_floor=tuple(floors),
+        fine_invented=fine_share,
     )
 
 
 def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:
     """Invented and lost detail of ``output`` against ``reference`` (both (H, W, 3) in [0, 1], same size)."""
-    return invented_from_stats(all_band_stats(luma(output), luma(reference)))
+    y_out, y_ref = luma(output), luma(reference)
+    return invented_from_stats(all_band_stats(y_out, y_ref), all_fine_stats(y_out, y_ref))
 
 
 def distortion(output: np.ndarray, reference: np.ndarray, sigma: float = DISTORTION_SIGMA) -> float:

@@ -64,7 +64,7 @@ class InventedDetail(OnDevice):
     """
 
     name = "invented_detail"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference",)
@@ -77,6 +77,7 @@ class InventedDetail(OnDevice):
         res = invented_result(out, ref, self.device)
         extra = {f"noise_floor_band{i}": f for i, f in enumerate(res.noise_floor)}
         extra["map_max"] = float(res.map.max())
+        extra["fine_invented"] = res.fine_invented
         return MetricValue(res.invented, map=res.map, extra=extra)
 
 
@@ -90,7 +91,7 @@ class InventedDetailBaseline(OnDevice):
     """
 
     name = "invented_detail_baseline"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("baseline",)
@@ -254,7 +255,7 @@ class InventedContradicting(OnDevice):
     ``map``: its RMS amplitude per pixel (luma units)."""
 
     name = "invented_contradicting"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -273,7 +274,7 @@ class InventedConsistent(OnDevice):
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
     name = "invented_consistent"
-    version = "1"
+    version = "2"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
