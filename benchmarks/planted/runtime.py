@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from benchmarks.planted.cases import load_photo
-from qa.invented import metrics as M
+from qa.invented.shared import CACHE
 from qa.metrics.base import ImageSample
 from qa.registries import METRICS
 
@@ -22,7 +22,7 @@ def main(repeats: int = 5) -> tuple[float, float]:
     metric = METRICS.factory("invented_detail")()
     times = []
     for _ in range(repeats):
-        M._cache.clear()
+        CACHE.clear()
         t0 = time.perf_counter()
         metric.compute(ImageSample("c", out, reference=ref))
         times.append(time.perf_counter() - t0)

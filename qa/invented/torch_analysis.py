@@ -28,6 +28,7 @@ import torch
 
 from qa.invented import functional as F
 from qa.invented import torch_ops as T
+from qa.invented import torch_fine as TF
 from qa.invented import torch_passes as P
 
 #: feature order: reference band, its x and y derivatives, its Laplacian; then the output band
@@ -50,7 +51,8 @@ class InventedBatch:
 
     ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (``map`` is its square root, luma RMS
     amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1]. ``out_energy``/``ref_energy``: (N,)
-    summed band energies (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
+    summed energies of the three bands (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
+    ``fine_invented``: (N,) the finest band's share of ``invented`` (:mod:`qa.invented.torch_fine`).
     """
 
     invented_energy: torch.Tensor
@@ -59,6 +61,7 @@ class InventedBatch:
     out_energy: torch.Tensor
     ref_energy: torch.Tensor
     noise_floor: torch.Tensor
+    fine_invented: torch.Tensor
 
     @property
     def map(self) -> torch.Tensor:
@@ -76,6 +79,7 @@ class InventedBatch:
             out_energy=float(self.out_energy[i]),
             ref_energy=float(self.ref_energy[i]),
             noise_floor=tuple(float(v) for v in self.noise_floor[i]),
+            fine_invented=float(self.fine_invented[i]),
         )
 
 
@@ -214,7 +218,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
                          "both be (N, 3, H, W)")
     n, _, h, w = outputs.shape
     ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
-    sigmas = sorted({s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
+    sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
     low = {s: P.blur2d(ys, s) for s in sigmas}
     inv: torch.Tensor | None = None
     lost = torch.zeros(n, dtype=torch.float64, device=ys.device)
@@ -236,13 +240,16 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
-    inv_full = inv.contiguous()
+    fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
+    inv_full = inv.add_(fine).contiguous()
+    fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
-    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1))
+    fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
+    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share)
 
 
 def inside_shape(h: int, w: int, stride: int = WINDOW_STRIDE) -> tuple[int, int]:
