@@ -34,18 +34,26 @@ def shift_pair(r: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return p[:, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + p[:, 2 - dy : 2 - dy + h, 2 - dx : 2 - dx + w]
 
 
+def _block(n: int, block: int) -> int:
+    """The largest of ``block``, ``block / 2``, ..., 1 that divides ``n`` (so that the block means keep the
+    image's mirror symmetry at both borders, which scipy's ``reflect`` rule assumes)."""
+    while n % block:
+        block //= 2
+    return block
+
+
 def wide_blur(x: torch.Tensor, sigma: float, block: int = SURROUND_BLOCK) -> torch.Tensor:
-    """Gaussian (sigma px, scipy ``reflect``) of smooth (K, H, W) fields for sigma >> ``block``: block means,
-    the Gaussian on that grid (sigma reduced by the block's own variance), bicubic back to full resolution."""
-    k, h, w = x.shape
-    ph, pw = -h % block, -w % block
-    if ph or pw:
-        x = T.pad_axis(T.pad_axis(x, 1, 0, ph), 2, 0, pw)
-    coarse = Fn.avg_pool2d(x[:, None], block)[:, 0]
-    sig = (sigma**2 - (block**2 - 1) / 12.0) ** 0.5 / block
-    coarse = P.blur2d(coarse, sig)
-    full = Fn.interpolate(coarse[:, None], scale_factor=block, mode="bicubic", align_corners=False)[:, 0]
-    return full[:, :h, :w]
+    """Gaussian (sigma px, scipy ``reflect``) of smooth (K, H, W) fields for sigma >> ``block``: block means
+    (side ``block``, or the largest power-of-two fraction of it that divides the axis), the Gaussian on that grid
+    (sigma reduced by the block's own variance), bicubic back to full resolution."""
+    _, h, w = x.shape
+    bh, bw = _block(h, block), _block(w, block)
+    coarse = Fn.avg_pool2d(x[:, None], (bh, bw))[:, 0]
+    coarse = P.blur_h(coarse, (sigma**2 - (bh**2 - 1) / 12.0) ** 0.5 / bh)
+    coarse = P.blur_w(coarse, (sigma**2 - (bw**2 - 1) / 12.0) ** 0.5 / bw)
+    if bh == bw == 1:
+        return coarse
+    return Fn.interpolate(coarse[:, None], scale_factor=(bh, bw), mode="bicubic", align_corners=False)[:, 0]
 
 
 def surround_level(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
