@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from qa.invented import functional as F
-from qa.invented import torch_ops as T
 from qa.invented import torch_fine as TF
+from qa.invented import torch_ops as T
 from qa.invented import torch_passes as P
 
 #: feature order: reference band, its x and y derivatives, its Laplacian; then the output band

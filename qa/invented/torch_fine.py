@@ -19,7 +19,6 @@ import torch.nn.functional as Fn
 
 from qa.invented import functional as F
 from qa.invented import torch_analysis as A
-from qa.invented import torch_ops as T
 from qa.invented import torch_passes as P
 
 #: block side of the decimated grid of the surround Gaussian
