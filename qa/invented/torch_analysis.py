@@ -22,13 +22,14 @@ Images are (N, 3, H, W) float32 tensors in [0, 1] (sRGB values); luma is Rec. 60
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 
 from qa.invented import functional as F
+from qa.invented import torch_fine as TF
 from qa.invented import torch_ops as T
+from qa.invented import torch_passes as P
 
 #: feature order: reference band, its x and y derivatives, its Laplacian; then the output band
 _RB, _GX, _GY, _LAP, _OB = range(5)
@@ -50,7 +51,8 @@ class InventedBatch:
 
     ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (``map`` is its square root, luma RMS
     amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1]. ``out_energy``/``ref_energy``: (N,)
-    summed band energies (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
+    summed energies of the three bands (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
+    ``fine_invented``: (N,) the finest band's share of ``invented`` (:mod:`qa.invented.torch_fine`).
     """
 
     invented_energy: torch.Tensor
@@ -59,6 +61,7 @@ class InventedBatch:
     out_energy: torch.Tensor
     ref_energy: torch.Tensor
     noise_floor: torch.Tensor
+    fine_invented: torch.Tensor
 
     @property
     def map(self) -> torch.Tensor:
@@ -76,6 +79,7 @@ class InventedBatch:
             out_energy=float(self.out_energy[i]),
             ref_energy=float(self.ref_energy[i]),
             noise_floor=tuple(float(v) for v in self.noise_floor[i]),
+            fine_invented=float(self.fine_invented[i]),
         )
 
 
@@ -123,33 +127,19 @@ def coarse_windows(feats: torch.Tensor, pairs: list[tuple[int, int]], sigma: flo
     every ``stride`` px per axis from ``-stride * EXTRA``: (P, N, h', w') with ``h' = ceil(H / stride) + 2 EXTRA
     + 1``. ``feats``: (F, N, H, W) float32. The full-resolution products are formed block by block and never
     exist all at once."""
-    f, n, h, w = feats.shape
-    mom = T.smooth_products_axis0(feats.permute(0, 2, 1, 3).reshape(f, h, n * w), pairs, sigma, stride, EXTRA)
-    mom = mom.reshape(mom.shape[0], len(pairs), n, w).permute(3, 0, 1, 2)  # (W, h', P, N)
-    mom = T.blur_axis0(mom, sigma, stride, EXTRA)  # (w', h', P, N)
-    return mom.permute(2, 3, 1, 0)  # (P, N, h', w')
+    return P.window_products(feats, pairs, sigma, stride, EXTRA)
 
 
 def to_full(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
     """(N, h', w') samples made by :func:`coarse_windows` -> (N, H, W) full resolution (fitted interpolator)."""
-    y = T.upsample(coarse.permute(2, 1, 0), w, stride, sigma, EXTRA)  # (W, h', N)
-    y = T.upsample(y.permute(1, 0, 2), h, stride, sigma, EXTRA)  # (H, W, N)
-    return y.permute(2, 0, 1)
-
-
-@lru_cache(maxsize=32)
-def _axis_weights(n: int, stride: int, sigma: float) -> torch.Tensor:
-    """Weights of the coarse samples of one axis (length ``ceil(n / stride) + 2 EXTRA + 1``) such that the
-    weighted sum of samples equals the sum over ``n`` pixels of the field :func:`to_full` interpolates."""
-    m = -(-n // stride) + 2 * EXTRA + 1
-    return T.upsample(torch.eye(m, dtype=torch.float32), n, stride, sigma, EXTRA).sum(dim=0).double()
+    return P.upsample_w(P.upsample_h(coarse, h, stride, sigma, EXTRA), w, stride, sigma, EXTRA)
 
 
 def full_sum(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
     """(N,) float64 sum over the full-resolution pixels of the field :func:`to_full` would make from ``coarse``
     (N, h', w'), without making it."""
-    wy = _axis_weights(h, stride, float(sigma)).to(coarse.device)
-    wx = _axis_weights(w, stride, float(sigma)).to(coarse.device)
+    wy = P.axis_weights(h, stride, float(sigma), EXTRA).to(coarse.device)
+    wx = P.axis_weights(w, stride, float(sigma), EXTRA).to(coarse.device)
     return torch.einsum("nij,i,j->n", coarse.double(), wy, wx)
 
 
@@ -178,20 +168,47 @@ class BandCoarse:
         return self.out - self.explained
 
 
-def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
-    """The oracle's ``band_stats`` for the output band ``ob`` and reference band ``rb`` ((N, H, W)), on the
-    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
-    gy, gx = T.gradient(rb)
-    feats = torch.stack([rb, gx, gy, T.laplace(rb), ob])
-    mom = coarse_windows(feats, PAIRS, F.WINDOW_SIGMA).unsqueeze(-1)  # (P, N, h', w', 1)
-    mom = mom.permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1): solve4 indexes the pair axis
+@dataclass
+class LocalFit:
+    """A local least-squares fit of a target on four features in a Gaussian window, on the coarse grid: the
+    windowed moments ``mom`` (N, h', w', P, 1) (see :data:`PAIRS`; feature 4 is the target), the coefficients
+    (four (N, h', w', 1)) and the explained energy (N, h', w') = coef . (window mean of features x target)."""
+
+    mom: torch.Tensor
+    coef: list[torch.Tensor]
+    explained: torch.Tensor
+
+    def moment(self, i: int, j: int) -> torch.Tensor:
+        """Window mean of feature i x feature j (4 = the target), (N, h', w')."""
+        return self.mom[..., _IDX[(min(i, j), max(i, j))], 0]
+
+
+def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F.WINDOW_SIGMA) -> LocalFit:
+    """The oracle's per-pixel least squares of ``target`` ((N, H, W)) on four ``feats`` in a Gaussian window
+    (sigma ``window`` px) with its ridge, on the coarse grid (:func:`coarse_windows`, :func:`solve4`)."""
+    stacked = torch.stack([*feats, target])
+    mom = coarse_windows(stacked, PAIRS, window).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
     trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
     c = solve4(mom, rhs, ridge)
     explained = (c[0] * rhs[0] + c[1] * rhs[1] + c[2] * rhs[2] + c[3] * rhs[3])[..., 0]
-    out_e, ref_e = mom[..., _IDX[(_OB, _OB)], 0], mom[..., _IDX[(_RB, _RB)], 0]
-    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(explained.clamp_min(0.0), out_e))
+    return LocalFit(mom, c, explained)
+
+
+def features(rb: torch.Tensor) -> list[torch.Tensor]:
+    """The oracle's four reference features of a band (N, H, W): the band, its x and y derivatives
+    (``numpy.gradient``) and its Laplacian (``scipy.ndimage.laplace``, reflect)."""
+    gy, gx = T.gradient(rb)
+    return [rb, gx, gy, T.laplace(rb)]
+
+
+def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
+    """The oracle's ``band_stats`` for the output band ``ob`` and reference band ``rb`` ((N, H, W)), on the
+    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
+    fit = local_lsq(ob, features(rb))
+    out_e, ref_e = fit.moment(_OB, _OB), fit.moment(_RB, _RB)
+    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e))
 
 
 def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
@@ -201,8 +218,8 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
                          "both be (N, 3, H, W)")
     n, _, h, w = outputs.shape
     ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
-    sigmas = sorted({s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
-    low = {s: T.blur2d(ys, s) for s in sigmas}
+    sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
+    low = {s: P.blur2d(ys, s) for s in sigmas}
     inv: torch.Tensor | None = None
     lost = torch.zeros(n, dtype=torch.float64, device=ys.device)
     out_sum = torch.zeros_like(lost)
@@ -223,13 +240,16 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
-    inv_full = inv.contiguous()
+    fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
+    inv_full = inv.add_(fine).contiguous()
+    fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
-    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1))
+    fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
+    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share)
 
 
 def inside_shape(h: int, w: int, stride: int = WINDOW_STRIDE) -> tuple[int, int]:
@@ -239,14 +259,17 @@ def inside_shape(h: int, w: int, stride: int = WINDOW_STRIDE) -> tuple[int, int]
 
 def distortion(outputs: torch.Tensor, references: torch.Tensor, sigma: float = F.DISTORTION_SIGMA) -> torch.Tensor:
     """(N,) float64 RMS RGB difference of the Gaussian low-passes (sigma px) of outputs and references, [0, 1]."""
-    low = T.smooth2d((outputs.float() - references.float()), sigma)
+    h, w = outputs.shape[-2:]
+    e = T.INTERP_HALF
+    coarse = P.blur_w(P.blur_h(outputs.float() - references.float(), sigma, 2, e), sigma, 2, e)
+    low = P.upsample_w(P.upsample_h(coarse, h, 2, sigma, e), w, 2, sigma, e)
     return low.square().mean(dim=(1, 2, 3), dtype=torch.float64).sqrt()
 
 
 def hf_energy(images: torch.Tensor, sigma: float = F.HF_SIGMA) -> torch.Tensor:
     """(N,) float64 mean squared high-pass luma ``mean((Y - G_sigma * Y)^2)``, luma^2 units."""
     y = T.luma(images.float())
-    hp = y - T.blur2d(y, sigma)
+    hp = y - P.blur2d(y, sigma)
     return hp.square().mean(dim=(1, 2), dtype=torch.float64)
 
 

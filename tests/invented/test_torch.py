@@ -10,6 +10,7 @@ from scipy import ndimage
 from qa.invented import functional as F
 from qa.invented import torch_analysis as A
 from qa.invented import torch_ops as T
+from qa.invented import torch_passes as P
 from tests.invented.synth import add_luma, box, texture
 
 
@@ -23,8 +24,9 @@ def test_blur2d_is_scipys_gaussian(shape: tuple[int, int], sigma: float) -> None
     """Reflect mode, truncate 4, any size (the 10x12 image is smaller than the 6.4 kernel's radius)."""
     x = np.random.default_rng(0).random((2, *shape))
     want = np.stack([ndimage.gaussian_filter(a, sigma, mode="reflect", truncate=4.0) for a in x])
-    got = T.blur2d(torch.from_numpy(x).float(), sigma).double().numpy()
-    assert np.abs(got - want).max() < 2e-6
+    for blur in (T.blur2d, P.blur2d):
+        got = blur(torch.from_numpy(x).float(), sigma).double().numpy()
+        assert np.abs(got - want).max() < 2e-6
 
 
 @pytest.mark.parametrize("shape", [(70, 91), (33, 20)])

@@ -1,0 +1,86 @@
+"""The finest-band channel of the invented-detail analysis in torch float32 (the oracle's ``fine_channel``).
+
+Same model and constants as :mod:`qa.invented.functional` (``fine_stats``, ``predictability``,
+``_surround_level``, ``fine_channel``); built from the machinery of :mod:`qa.invented.torch_analysis`:
+
+- the finest band's local least-squares fit (sigma-4 window, four reference features) is solved on the coarse
+  grid and its four coefficient fields are interpolated back, then applied pixel by pixel as in the oracle;
+- the residual's predictability from its neighbours is a second local fit on the coarse grid (interpolated);
+- the sigma-64 surround, far smoother than any grid needs, is a 4x4 block mean, a Gaussian on that grid and a
+  bicubic interpolation back (its error is below 1e-4 of the field, see ``tests/invented/test_torch_fine.py``).
+
+Tensors are (N, H, W) float32 luma(-derived) fields.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as Fn
+
+from qa.invented import functional as F
+from qa.invented import torch_analysis as A
+from qa.invented import torch_passes as P
+
+#: block side of the decimated grid of the surround Gaussian
+SURROUND_BLOCK = 4
+
+
+def shift_pair(r: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``r(x + d) + r(x - d)`` for d = (dy, dx), |dy|, |dx| <= 2, borders mirrored as the oracle's ``_shift``
+    (``numpy.pad(mode="reflect")``)."""
+    h, w = r.shape[-2:]
+    p = Fn.pad(r[:, None], (2, 2, 2, 2), mode="reflect")[:, 0]
+    return p[:, 2 + dy : 2 + dy + h, 2 + dx : 2 + dx + w] + p[:, 2 - dy : 2 - dy + h, 2 - dx : 2 - dx + w]
+
+
+def _block(n: int, block: int) -> int:
+    """The largest of ``block``, ``block / 2``, ..., 1 that divides ``n`` (so that the block means keep the
+    image's mirror symmetry at both borders, which scipy's ``reflect`` rule assumes)."""
+    while n % block:
+        block //= 2
+    return block
+
+
+def wide_blur(x: torch.Tensor, sigma: float, block: int = SURROUND_BLOCK) -> torch.Tensor:
+    """Gaussian (sigma px, scipy ``reflect``) of smooth (K, H, W) fields for sigma >> ``block``: block means
+    (side ``block``, or the largest power-of-two fraction of it that divides the axis), the Gaussian on that grid
+    (sigma reduced by the block's own variance), bicubic back to full resolution."""
+    _, h, w = x.shape
+    bh, bw = _block(h, block), _block(w, block)
+    coarse = Fn.avg_pool2d(x[:, None], (bh, bw))[:, 0]
+    coarse = P.blur_h(coarse, (sigma**2 - (bh**2 - 1) / 12.0) ** 0.5 / bh)
+    coarse = P.blur_w(coarse, (sigma**2 - (bw**2 - 1) / 12.0) ** 0.5 / bw)
+    if bh == bw == 1:
+        return coarse
+    return Fn.interpolate(coarse[:, None], scale_factor=(bh, bw), mode="bicubic", align_corners=False)[:, 0]
+
+
+def surround_level(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """The oracle's ``_surround_level``: benign residual level a + b x ref, (a, b) >= 0 fitted to ``u`` by least
+    squares in a Gaussian window of sigma ``SURROUND_SIGMA`` (the window of a constant is 1)."""
+    sr, srr, su, sru = wide_blur(torch.cat([ref, ref * ref, u, ref * u]), F.SURROUND_SIGMA).chunk(4)
+    b = (sru - sr * su) / (srr - sr * sr).clamp_min(1e-30)
+    a = su - b * sr
+    b = torch.where(a < 0, sru / srr.clamp_min(1e-30), b)
+    a = torch.where(a < 0, torch.zeros_like(a), a)
+    a = torch.where(b < 0, su, a)
+    return a + b.clamp_min(0.0) * ref
+
+
+def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
+    """Invented energy of the finest band per pixel (N, H, W), luma^2 >= 0, from the output's and reference's
+    finest bands ``fo``, ``fr`` (``y - G_FINE_SIGMA * y``): the oracle's ``fine_channel(all_fine_stats(...))``."""
+    h, w = fo.shape[-2:]
+    feats = A.features(fr)
+    fit = A.local_lsq(fo, feats)
+    coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA).chunk(4)
+    r = fo - (coef[0] * feats[0] + coef[1] * feats[1] + coef[2] * feats[2] + coef[3] * feats[3])
+    del feats, coef
+    u, ref = P.blur2d(torch.cat([r * r, fr * fr]), F.FINE_WINDOW).chunk(2)
+    pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS])
+    pred = (pred_fit.explained / pred_fit.moment(4, 4).clamp_min(1e-30)).clamp(0.0, 1.0)
+    pred = A.to_full(pred, h, w, F.WINDOW_SIGMA).clamp(0.0, 1.0)
+    level = surround_level(torch.minimum(u, F.SURROUND_CLIP * surround_level(u, ref)), ref)
+    d = (u - F.ABS_FLOOR - F.LOCAL_TOLERANCE * ref).clamp_min(0.0)
+    periodic = ((pred - F.PERIODIC_MIN) / (1.0 - F.PERIODIC_MIN)).clamp(0.0, 1.0)
+    return torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)

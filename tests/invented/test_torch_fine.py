@@ -1,0 +1,58 @@
+"""The finest-band channel in torch (:mod:`qa.invented.torch_fine`) against the float64 oracle's."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from qa.invented import functional as F
+from qa.invented import torch_fine as TF
+from qa.invented import torch_passes as P
+from tests.invented.synth import add_luma, box, texture
+
+
+def test_wide_blur_is_scipys_wide_gaussian() -> None:
+    """The sigma-64 surround from 4x4 block means (2x1 here: 150 x 203 px): within 1e-4 of scipy's full filter
+    on a smooth field (the residual energies it is applied to are themselves window means) and within 1e-3 on
+    white noise."""
+    rng = np.random.default_rng(0)
+    noise = rng.random((1, 150, 203))
+    smooth = ndimage.gaussian_filter(noise, (0, 2.0, 2.0))
+    for x, tol in ((smooth, 1e-4), (noise, 1e-3)):
+        want = ndimage.gaussian_filter(x[0], 64.0, mode="reflect", truncate=4.0)
+        got = TF.wide_blur(torch.from_numpy(x).float(), 64.0)[0].double().numpy()
+        assert np.abs(got - want).max() < tol * np.abs(want).max()
+
+
+def test_shift_pair_mirrors_like_numpy_pad() -> None:
+    r = np.random.default_rng(1).random((13, 17))
+    for dy, dx in F.PREDICT_OFFSETS:
+        want = F._shift(r, dy, dx) + F._shift(r, -dy, -dx)
+        got = TF.shift_pair(torch.from_numpy(r)[None], dy, dx)[0].numpy()
+        assert np.allclose(got, want)
+
+
+def test_fine_channel_matches_the_oracle(photo: np.ndarray) -> None:
+    """Invented finest-band energy per pixel for a checkerboard, 1-px strokes, noise and JPEG-like blur."""
+    side = photo.shape[0]
+    yy, xx = np.indices((side, side))
+    rng = np.random.default_rng(2)
+    outs = {
+        "checker": add_luma(photo, 0.03 * ((yy + xx) % 2 - 0.5) * box(10, 50, 40, 90)),
+        "strokes": add_luma(photo, 0.08 * (xx % 6 == 0) * box(20, 70, 10, 60)),
+        "noise": np.clip(photo + 0.02 * rng.normal(size=photo.shape), 0, 1).astype(np.float32),
+        "texture": add_luma(photo, 0.05 * texture(0) * box(20, 60, 30, 70)),
+    }
+    yr = F.luma(photo)
+    tr = torch.from_numpy(yr).float()[None]
+    fr = tr - P.blur2d(tr, F.FINE_SIGMA)
+    for kind, out in outs.items():
+        yo = F.luma(out)
+        want = F.fine_channel(F.all_fine_stats(yo, yr))
+        to = torch.from_numpy(yo).float()[None]
+        got = TF.fine_invented(to - P.blur2d(to, F.FINE_SIGMA), fr)[0].double().numpy()
+        peak = max(float(want.max()), 1e-12)
+        assert np.abs(got - want).max() < 0.02 * peak, kind
+        assert abs(got.sum() - want.sum()) <= 1e-3 * max(want.sum(), 1e-12) + 1e-9, kind
+    assert F.fine_channel(F.all_fine_stats(F.luma(outs["checker"]), yr)).sum() > 0  # not a comparison of zeros
