@@ -1,34 +1,45 @@
-"""Runtime of ``invented_detail`` on one 256x256 pair (astronaut crop + noise), best and median of 5, one thread.
+"""Runtime of ``invented_detail`` on one pair (astronaut, resized to --size, + noise sigma 0.02), one thread:
+the three bands of version 1 alone, the finest band's statistics, and the finest-band channel with the summary.
 
-Usage (from the repository root): ``OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.planted.runtime``
+Usage (from the repository root):
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.planted.runtime [--size 256] [--repeats 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
 
-from benchmarks.planted.cases import load_photo
-from qa.invented.shared import CACHE
-from qa.metrics.base import ImageSample
-from qa.registries import METRICS
+from benchmarks.planted.cases import _resize, load_photo
+from qa.invented import functional as F
 
 
-def main(repeats: int = 5) -> tuple[float, float]:
-    """(fastest, median) seconds of one ``compute`` with the per-pair cache cleared."""
-    ref = load_photo("astronaut")[:256, :256].copy()
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    img = load_photo("astronaut")
+    ref = np.ascontiguousarray(img[: args.size, : args.size]) if args.size <= min(img.shape[:2]) \
+        else _resize(img, (args.size, args.size))
     out = np.clip(ref + np.random.default_rng(0).normal(0, 0.02, ref.shape), 0, 1).astype(np.float32)
-    metric = METRICS.factory("invented_detail")()
-    times = []
-    for _ in range(repeats):
-        CACHE.clear()
+    best = [float("inf")] * 3
+    for _ in range(args.repeats):
+        y_out, y_ref = F.luma(out), F.luma(ref)
         t0 = time.perf_counter()
-        metric.compute(ImageSample("c", out, reference=ref))
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+        stats = F.all_band_stats(y_out, y_ref)
+        F.invented_from_stats(stats)
+        t1 = time.perf_counter()
+        fine = F.all_fine_stats(y_out, y_ref)
+        t2 = time.perf_counter()
+        F.invented_from_stats(stats, fine)
+        t3 = time.perf_counter()
+        best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2), strict=True)]
+    print(f"{args.size}x{args.size}, best of {args.repeats}: three bands (version 1) {best[0]:.2f} s, finest-band "
+          f"statistics {best[1]:.2f} s, finest-band channel + summary {best[2]:.2f} s; version 2 total {sum(best):.2f} s")
 
 
 if __name__ == "__main__":
-    fastest, median = main()
-    print(f"METRICS.factory('invented_detail')().compute, 256x256: min {fastest:.3f} s, median {median:.3f} s")
+    main()

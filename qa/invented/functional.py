@@ -182,19 +182,38 @@ def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
     return FineStats(residual=_g(r * r, FINE_WINDOW), ref=_g(fr * fr, FINE_WINDOW), predictability=predictability(r))
 
 
-def _surround_level(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def _g_wide(x: np.ndarray, sigma: float) -> np.ndarray:
+    """:func:`_g` for wide Gaussians, by FFT: the same truncated kernel (radius int(4 sigma + 0.5)) and the same
+    reflect extension, equal to ``_g(x, sigma)`` to about 1e-15 and several times faster for sigma = 64."""
+    radius = int(4.0 * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (t / sigma) ** 2)
+    kernel /= kernel.sum()
+    for axis in (0, 1):
+        n = x.shape[axis]
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (radius, radius)
+        xp = np.pad(x, pad, mode="symmetric")  # scipy's "reflect" (d c b a | a b c d), repeated if needed
+        nfft = 1 << (xp.shape[axis] + kernel.size - 2).bit_length()
+        shape = [1, 1]
+        shape[axis] = -1
+        spec = np.fft.rfft(xp, nfft, axis=axis) * np.fft.rfft(kernel, nfft).reshape(shape)
+        x = np.take(np.fft.irfft(spec, nfft, axis=axis), np.arange(2 * radius, 2 * radius + n), axis=axis)
+    return x
+
+
+def _surround_level(u: np.ndarray, ref: np.ndarray, sr: np.ndarray, srr: np.ndarray) -> np.ndarray:
     """Benign residual level a + b x ref at every pixel, (a, b) >= 0 fitted to ``u`` by least squares in a
     Gaussian window of sigma :data:`SURROUND_SIGMA` (a 2 x 2 system per pixel): a = residual that is there
-    whatever the reference (noise, grain), b = residual per unit of reference detail (codecs, resampling)."""
-    s1 = _g(np.ones_like(u), SURROUND_SIGMA)
-    sr, srr = _g(ref, SURROUND_SIGMA), _g(ref * ref, SURROUND_SIGMA)
-    su, sru = _g(u, SURROUND_SIGMA), _g(ref * u, SURROUND_SIGMA)
-    b = (s1 * sru - sr * su) / np.maximum(s1 * srr - sr * sr, 1e-30)
-    a = (su - b * sr) / s1
+    whatever the reference (noise, grain), b = residual per unit of reference detail (codecs, resampling).
+    ``sr``, ``srr``: the window means of ``ref`` and ``ref**2`` (the window mean of 1 is 1: reflect padding)."""
+    su, sru = _g_wide(u, SURROUND_SIGMA), _g_wide(ref * u, SURROUND_SIGMA)
+    b = (sru - sr * su) / np.maximum(srr - sr * sr, 1e-30)
+    a = su - b * sr
     # the constrained optimum when a or b comes out negative: the other one alone
     b = np.where(a < 0, sru / np.maximum(srr, 1e-30), b)
     a = np.where(a < 0, 0.0, a)
-    a = np.where(b < 0, su / s1, a)
+    a = np.where(b < 0, su, a)
     b = np.maximum(b, 0.0)
     return a + b * ref
 
@@ -211,7 +230,9 @@ def fine_channel(st: FineStats) -> np.ndarray:
     covers the whole image.
     """
     u, ref = st.residual, st.ref
-    level = _surround_level(np.minimum(u, SURROUND_CLIP * _surround_level(u, ref)), ref)
+    sr, srr = _g_wide(ref, SURROUND_SIGMA), _g_wide(ref * ref, SURROUND_SIGMA)
+    first = _surround_level(u, ref, sr, srr)
+    level = _surround_level(np.minimum(u, SURROUND_CLIP * first), ref, sr, srr)
     d = np.maximum(u - ABS_FLOOR - LOCAL_TOLERANCE * ref, 0.0)
     periodic = np.clip((st.predictability - PERIODIC_MIN) / (1.0 - PERIODIC_MIN), 0.0, 1.0)
     return np.maximum(np.maximum(d - SURROUND_FACTOR * level, 0.0), periodic * d)
