@@ -20,8 +20,8 @@ import torch
 
 from benchmarks.planted.cases import build
 from benchmarks.planted.evaluate import DEFAULT_THRESHOLD, report
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
 
 
 def _rows(split: str) -> tuple[list[dict[str, object]], list[dict[str, object]], dict[str, float]]:

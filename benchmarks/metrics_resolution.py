@@ -6,7 +6,7 @@ For each side (default 256, 1024, 2048, 4096) one reference (a package photo, bi
 - ``qa``: ``METRICS.factory(name)(device=...)``, ``prepare([sample])`` then ``compute(sample)`` as the engine calls it (the invented-detail
   family in torch float32 on ``--device``; the shared analysis cache is cleared before every timed call, so each
   number includes its own analysis);
-- ``oracle``: the float64 numpy functions of :mod:`qa.invented.functional` the torch port is tested against
+- ``oracle``: the float64 numpy functions of :mod:`qa.metrics.invented.functional` the torch port is tested against
   (``invented_consistent`` needs two analyses: output vs reference and redecoded vs baseline);
 - ``torchmetrics``: the peer where one exists (psnr, ssim, ms_ssim; (1, 3, H, W) tensors on ``--device``).
 
@@ -73,8 +73,8 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str) -> dict[tuple[str, st
     from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-    from qa.invented import functional as F
     from qa.metrics.base import ImageSample
+    from qa.metrics.invented import functional as F
     from qa.registries import METRICS as REG
 
     base = np.clip(out * 0.98 + 0.01, 0, 1).astype(np.float32)
@@ -115,7 +115,7 @@ def main() -> None:
                     help="wall: elapsed time; cpu: this process's CPU time, all threads (for a shared, loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from qa.invented.shared import CACHE
+    from qa.metrics.invented.shared import CACHE
 
     sides = [int(s) for s in args.sides.split(",")]
     table: dict[tuple[str, str], dict[int, str]] = {}

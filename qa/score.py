@@ -10,7 +10,7 @@ Output: one row per (image, metric) with columns ``image`` (the candidate's rela
 A candidate without a reference, or whose reference has another size, gets the reference-free metrics only (the
 others are ``missing`` with the reason); an unreadable image becomes ``error`` rows, never a crash.
 With ``maps``, one grayscale PNG per image (same relative path, ``.png``), brightness = invented-detail map /
-:data:`qa.invented.metrics.MAP_FULL_SCALE` (fixed, so maps compare across images), at the candidate's size.
+:data:`qa.metrics.invented.metrics.MAP_FULL_SCALE` (fixed, so maps compare across images), at the candidate's size.
 ``encoder="area-xN"``: latent z = area downsampling of the reference by N, re-encoded = that of the candidate,
 baseline = bicubic xN of z and redecoded = bicubic xN of the re-encoded candidate (the plain decoder of a pixel
 upsampler), which enables ``latent_consistency``, ``hf_energy_ratio_baseline`` and the invented-detail split.
@@ -230,7 +230,7 @@ def score_folders(
             value, status, detail, mp = _score_one(m, samples)  # type: ignore[arg-type]
             rows.append(_row(image, m.name, value, status, detail))
             if maps is not None and m.name == MAP_METRIC and mp is not None:
-                from qa.invented.metrics import MAP_FULL_SCALE
+                from qa.metrics.invented.metrics import MAP_FULL_SCALE
 
                 save_png(np.clip(mp / MAP_FULL_SCALE, 0.0, 1.0), Path(maps) / Path(key).with_suffix(".png"))
                 maps_written += 1

@@ -17,7 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from benchmarks.planted.cases import Case, build
-from qa.invented import functional as F
+from qa.metrics.invented import functional as F
 
 #: the global map threshold (luma RMS amplitude of invented detail), fitted on the tune split only
 DEFAULT_THRESHOLD = 0.0063

@@ -19,7 +19,7 @@ import torch
 
 from qa.decoders.base import DecodeBatch
 from qa.imageio import load_image
-from qa.invented import functional as F
+from qa.metrics.invented import functional as F
 from qa.refset.manifest import load_reference_set
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from benchmarks.planted.cases import _resize, load_photo
-from qa.invented import functional as F
+from qa.metrics.invented import functional as F
 
 
 def main(argv: list[str] | None = None) -> None:

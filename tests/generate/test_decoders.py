@@ -63,8 +63,8 @@ def test_encoder_maps_outputs_to_the_source_latent_space(decoders: dict) -> None
 def test_engine_shard_stores_agreement_and_reencoding_per_seed(decoders: dict) -> None:
     from qa.engine.cases import Case
     from qa.engine.shard import ShardRunner
-    from qa.invented.metrics import LatentConsistency
     from qa.metrics.agreement import AgreementPSNR, AgreementSSIM
+    from qa.metrics.invented.metrics import LatentConsistency
 
     cases = [Case(case_id=c, image_sha256="0" * 64, caption=cap, file=f"{c}.png",
                   pixels=np.full((128, 128, 3), 0.5, np.float32)) for c, cap in zip("ab", CAPTIONS, strict=True)]

@@ -74,7 +74,7 @@ def test_seed_alignment_needs_per_seed_baselines() -> None:
 
 
 def test_invented_detail_baseline_is_invented_detail_with_the_baseline_as_reference() -> None:
-    from qa.invented.metrics import InventedDetail, InventedDetailBaseline
+    from qa.metrics.invented.metrics import InventedDetail, InventedDetailBaseline
 
     rng = np.random.default_rng(4)
     base = _img(rng, 64)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from qa.invented import functional as F
+from qa.metrics.invented import functional as F
 from tests.invented.synth import add_luma, box
 
 

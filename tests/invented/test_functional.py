@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from qa.invented import functional as F
+from qa.metrics.invented import functional as F
 from tests.invented.synth import add_luma, box, texture
 
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as TF
 
 from qa.decoders.simple import AreaDownsample
-from qa.invented import metrics as M
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
+from qa.metrics.invented import metrics as M
 from qa.registries import METRICS
 from tests.invented.synth import add_luma, box, texture
 

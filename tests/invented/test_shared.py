@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
-from qa.invented.shared import CACHE
 from qa.metrics.base import ImageSample
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented.shared import CACHE
 from qa.registries import METRICS
 from tests.invented.synth import add_luma, box, texture
 

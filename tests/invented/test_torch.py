@@ -1,4 +1,4 @@
-"""The torch analysis against the float64 numpy oracle (:mod:`qa.invented.functional`) and scipy itself."""
+"""The torch analysis against the float64 numpy oracle (:mod:`qa.metrics.invented.functional`) and scipy itself."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy import ndimage
 
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
-from qa.invented import torch_ops as T
-from qa.invented import torch_passes as P
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented import torch_ops as T
+from qa.metrics.invented import torch_passes as P
 from tests.invented.synth import add_luma, box, texture
 
 
@@ -130,8 +130,8 @@ def test_planted_tune_split_matches_the_oracle() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (torch.cuda.is_available() is False)")
 def test_cuda_matches_cpu(photo: np.ndarray) -> None:
     """The same analysis on the GPU: the metric classes with device="cuda" give the CPU's numbers."""
-    from qa.invented.metrics import InventedDetail
     from qa.metrics.base import ImageSample
+    from qa.metrics.invented.metrics import InventedDetail
 
     cases = _cases(photo)
     out, ref = _t(*cases.values()), _t(*[photo] * len(cases))

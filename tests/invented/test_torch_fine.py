@@ -1,4 +1,4 @@
-"""The finest-band channel in torch (:mod:`qa.invented.torch_fine`) against the float64 oracle's."""
+"""The finest-band channel in torch (:mod:`qa.metrics.invented.torch_fine`) against the float64 oracle's."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from qa.invented import functional as F
-from qa.invented import torch_fine as TF
-from qa.invented import torch_passes as P
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_fine as TF
+from qa.metrics.invented import torch_passes as P
 from tests.invented.synth import add_luma, box, texture
 
 

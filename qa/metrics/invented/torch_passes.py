@@ -1,7 +1,7 @@
 """Separable passes that keep the (..., H, W) layout: Gaussians, decimated window sums and interpolation as
 blocks of banded matrices multiplied from the left (along H) or the right (along W), with no transposed copy.
 
-Same numbers as the axis-0 versions in :mod:`qa.invented.torch_ops` (scipy ``reflect`` borders, ``truncate=4``,
+Same numbers as the axis-0 versions in :mod:`qa.metrics.invented.torch_ops` (scipy ``reflect`` borders, ``truncate=4``,
 samples at ``-stride * extra, -stride * extra + stride, ...`` for decimated passes); what differs is the memory
 traffic: each pass reads its input in place (the BLAS takes strided blocks) and writes its output once.
 """
@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import torch
 
-from qa.invented import torch_ops as T
+from qa.metrics.invented import torch_ops as T
 
 #: outputs per banded block
 BLOCK = 32
@@ -118,7 +118,7 @@ def _interp_blocks(n: int, stride: int, sigma: float, extra: int, device: str) -
 
 def upsample_h(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., m, W) decimated samples along H -> (..., n, W) full resolution (interpolator fitted to a Gaussian
-    of ``sigma`` px, :func:`qa.invented.torch_ops.upsample`)."""
+    of ``sigma`` px, :func:`qa.metrics.invented.torch_ops.upsample`)."""
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
     out = torch.empty((*c.shape[:-2], n, c.shape[-1]), dtype=c.dtype, device=c.device)
     for i0, nb, s0, s1 in _interp_blocks(n, stride, float(sigma), extra, str(c.device)):

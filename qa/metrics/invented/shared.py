@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
 from qa.metrics.base import ImageMetric, ImageSample
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
 
 #: images of one size analysed together, at most this many pixels per torch call (bounds device memory)
 BATCH_PIXELS = 8 * 1024 * 1024
@@ -44,8 +44,8 @@ def _digest(*arrays: np.ndarray) -> str:
 
 
 class AnalysisCache:
-    """Invented-detail results (:class:`~qa.invented.functional.InventedResult`), HF energies and distortions,
-    computed by :mod:`qa.invented.torch_analysis` in batches (see the module docstring for the scoping rules)."""
+    """Invented-detail results (:class:`~qa.metrics.invented.functional.InventedResult`), HF energies and distortions,
+    computed by :mod:`qa.metrics.invented.torch_analysis` in batches (see the module docstring for the scoping rules)."""
 
     def __init__(self) -> None:
         self._scope: int | None = None
@@ -131,11 +131,11 @@ class AnalysisCache:
         return self._lookup("inv", (output, reference), one)  # type: ignore[no-any-return]
 
     def hf_energy(self, image: np.ndarray, device: str) -> float:
-        """Mean squared high-pass luma of ``image`` (luma^2), see :func:`qa.invented.torch_analysis.hf_energy`."""
+        """Mean squared high-pass luma of ``image`` (luma^2), see :func:`qa.metrics.invented.torch_analysis.hf_energy`."""
         return self._lookup("hf", (image,), lambda: float(A.hf_energy(to_batch([image], torch.device(device)))[0]))  # type: ignore[no-any-return]
 
     def distortion(self, output: np.ndarray, reference: np.ndarray, device: str) -> float:
-        """Low-pass RMS RGB difference, see :func:`qa.invented.torch_analysis.distortion`."""
+        """Low-pass RMS RGB difference, see :func:`qa.metrics.invented.torch_analysis.distortion`."""
         def one() -> float:
             dev = torch.device(device)
             return float(A.distortion(to_batch([output], dev), to_batch([reference], dev))[0])

@@ -1,7 +1,7 @@
 """The finest-band channel of the invented-detail analysis in torch float32 (the oracle's ``fine_channel``).
 
-Same model and constants as :mod:`qa.invented.functional` (``fine_stats``, ``predictability``,
-``_surround_level``, ``fine_channel``); built from the machinery of :mod:`qa.invented.torch_analysis`:
+Same model and constants as :mod:`qa.metrics.invented.functional` (``fine_stats``, ``predictability``,
+``_surround_level``, ``fine_channel``); built from the machinery of :mod:`qa.metrics.invented.torch_analysis`:
 
 - the finest band's local least-squares fit (sigma-4 window, four reference features) is solved on the coarse
   grid and its four coefficient fields are interpolated back, then applied pixel by pixel as in the oracle;
@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as Fn
 
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
-from qa.invented import torch_passes as P
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented import torch_passes as P
 
 #: block side of the decimated grid of the surround Gaussian
 SURROUND_BLOCK = 4

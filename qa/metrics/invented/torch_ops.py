@@ -1,7 +1,7 @@
 """Torch building blocks of the invented-detail analysis: scipy-compatible Gaussians as banded matrix products.
 
 Every filter here matches ``scipy.ndimage.gaussian_filter(..., mode="reflect", truncate=4.0)`` (the float64
-oracle in :mod:`qa.invented.functional`) up to float32 rounding. A separable pass along one axis is written as
+oracle in :mod:`qa.metrics.invented.functional`) up to float32 rounding. A separable pass along one axis is written as
 blocks of a banded matrix times the image rows (``torch.mm``): the BLAS does the multiply-adds, on CPU and GPU
 alike, much faster than a depthwise convolution with a long kernel.
 

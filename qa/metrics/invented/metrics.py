@@ -1,4 +1,4 @@
-"""Invented-detail metric classes: thin wrappers over :mod:`qa.invented.functional`.
+"""Invented-detail metric classes: thin wrappers over :mod:`qa.metrics.invented.functional`.
 
 Per image, with a reference: ``invented_detail`` (+ map), ``lost_detail``, ``distortion``, ``hf_energy_ratio``;
 with a baseline decode: ``hf_energy_ratio_baseline``; with the latent and an encoder: ``latent_consistency``;
@@ -6,9 +6,9 @@ with all of reference, baseline and ``redecoded``: ``invented_consistent`` / ``i
 sum to ``invented_detail``). Per case, across seeds: ``seed_variance`` (+ map). Definitions and the validation
 are in ``docs/hallucination.md``.
 
-Every metric here runs in torch float32 on its ``device`` (:mod:`qa.invented.torch_analysis`); the engine calls
+Every metric here runs in torch float32 on its ``device`` (:mod:`qa.metrics.invented.torch_analysis`); the engine calls
 ``prepare(samples)`` first, so each pair is analysed once, batched per image size, and shared by every metric
-that needs it (:mod:`qa.invented.shared`). :mod:`qa.invented.functional` (float64 numpy) is the tests' oracle.
+that needs it (:mod:`qa.metrics.invented.shared`). :mod:`qa.metrics.invented.functional` (float64 numpy) is the tests' oracle.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qa.invented import functional as F
-from qa.invented import torch_analysis as A
-from qa.invented.shared import CACHE, OnDevice, sample_pairs, to_batch
 from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented.shared import CACHE, OnDevice, sample_pairs, to_batch
 
 #: map value (luma RMS amplitude of invented detail) shown as full white in map PNGs; fixed across images
 MAP_FULL_SCALE = 0.05
@@ -51,7 +51,7 @@ def _reference(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np
 def invented_result(output: np.ndarray, reference: np.ndarray, device: str = "cpu") -> F.InventedResult:
     """The invented-detail analysis of one pair (torch, on ``device``), shared by every metric that needs it
     (keyed by a hash of the pixels, so a changed array is never served a stale result; see
-    :mod:`qa.invented.shared`)."""
+    :mod:`qa.metrics.invented.shared`)."""
     return CACHE.invented(output, reference, device)
 
 

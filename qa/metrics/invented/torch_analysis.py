@@ -1,16 +1,16 @@
 """The invented-detail analysis in torch float32, batched over images of one size, on any device.
 
-Same model, constants and outputs as the float64 oracle :mod:`qa.invented.functional` (which stays only as the
+Same model, constants and outputs as the float64 oracle :mod:`qa.metrics.invented.functional` (which stays only as the
 reference the tests compare with). What differs is how it is computed:
 
-- Gaussians are banded matrix products (:mod:`qa.invented.torch_ops`), float32.
+- Gaussians are banded matrix products (:mod:`qa.metrics.invented.torch_ops`), float32.
 - The sigma-4 window statistics (the 15 local moments of each band: the 4x4 normal matrix, the right-hand side
   and the output's band energy) are formed block by block and filtered on a coarse grid only, every
   :data:`WINDOW_STRIDE`-th pixel per axis (a sigma-4 Gaussian passes 3e-9 of the stride-2 grid's Nyquist
   frequency, so the samples lose nothing). The 4x4 systems are solved in closed form on that grid, the noise
   floor's percentile is taken over its samples, and each band's excess over the tolerance (a smooth window
   statistic) is brought back to full resolution by an interpolator fitted to the window's spectrum
-  (:func:`qa.invented.torch_ops.upsample`) before the floor cuts it, pixel by pixel, as in the oracle. Lost detail
+  (:func:`qa.metrics.invented.torch_ops.upsample`) before the floor cuts it, pixel by pixel, as in the oracle. Lost detail
   is a weighted sum over the coarse grid equal to the sum of its interpolated field.
 
 The per-band *method* lives in :func:`band_coarse` (what to measure in a window) and :func:`combine` (floors,
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qa.invented import functional as F
-from qa.invented import torch_fine as TF
-from qa.invented import torch_ops as T
-from qa.invented import torch_passes as P
+from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_fine as TF
+from qa.metrics.invented import torch_ops as T
+from qa.metrics.invented import torch_passes as P
 
 #: feature order: reference band, its x and y derivatives, its Laplacian; then the output band
 _RB, _GX, _GY, _LAP, _OB = range(5)
@@ -52,7 +52,7 @@ class InventedBatch:
     ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (``map`` is its square root, luma RMS
     amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1]. ``out_energy``/``ref_energy``: (N,)
     summed energies of the three bands (luma^2). ``noise_floor``: (N, bands), the per-band floor (luma^2).
-    ``fine_invented``: (N,) the finest band's share of ``invented`` (:mod:`qa.invented.torch_fine`).
+    ``fine_invented``: (N,) the finest band's share of ``invented`` (:mod:`qa.metrics.invented.torch_fine`).
     """
 
     invented_energy: torch.Tensor
@@ -69,7 +69,7 @@ class InventedBatch:
         return self.invented_energy.sqrt()
 
     def result(self, i: int) -> F.InventedResult:
-        """Image ``i`` as the oracle's :class:`~qa.invented.functional.InventedResult` (numpy, on the CPU)."""
+        """Image ``i`` as the oracle's :class:`~qa.metrics.invented.functional.InventedResult` (numpy, on the CPU)."""
         inv = self.invented_energy[i].detach().cpu().numpy()
         return F.InventedResult(
             map=np.sqrt(inv).astype(np.float32),
