@@ -19,7 +19,7 @@ from tests.foundation.helpers import make_refset
 class NoisyBicubic(BicubicDecoder):
     """Bicubic plus seeded noise of 2/255: each seed gives other pixels."""
 
-    family = "noisy-bicubic"
+    family = "seed-reuse-noisy"
     stochastic = True
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
@@ -66,11 +66,11 @@ def test_deterministic_second_seed_copies_first(tmp_path: Path, counted_psnr: li
 def test_stochastic_seeds_are_each_computed(tmp_path: Path, counted_psnr: list[int]) -> None:
     from qa.registries import DECODERS
 
-    if "noisy-bicubic" not in DECODERS:
-        DECODERS.register("noisy-bicubic", NoisyBicubic)
+    if "seed-reuse-noisy" not in DECODERS:
+        DECODERS.register("seed-reuse-noisy", NoisyBicubic)
     refset = make_refset(tmp_path / "set", n=4)
     store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="noisy-bicubic", reference_set=str(refset), seeds=[0, 1],
+    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-noisy", reference_set=str(refset), seeds=[0, 1],
                                               metrics=["psnr"], progress=False))
     rows = _rows(store, run_id, "psnr")
     assert len(rows) == 8 and len(counted_psnr) == 8
