@@ -107,6 +107,10 @@ class ShardRunner:
         self.thumbnails = thumbnails
         self.progress = progress or (lambda n: None)
         self.unavailable = {m.name: m.unavailable_reason() for m in self.image_metrics}
+        # a set metric whose model or weights are missing is stored as missing with that reason at the end
+        # (RunEngine.set_metric_result checks it first), so it is not fed: feeding it would try to load the
+        # missing model once per shard
+        self.fed_set_metrics = [m for m in self.set_metrics if not m.unavailable_reason()]
 
     # -- decoding -------------------------------------------------------------------------------------------
     def _decode_cases(self, cases: list[Case]) -> dict[str, DecodedCase]:
@@ -272,7 +276,7 @@ class ShardRunner:
                 if seed == first_seed:
                     first_row = row
                 out.rows.append(row)
-        for sm in self.set_metrics:
+        for sm in self.fed_set_metrics:
             for sample in samples.values():
                 try:
                     sm.update(sample)

@@ -76,3 +76,23 @@ def test_stochastic_seeds_are_each_computed(tmp_path: Path, counted_psnr: list[i
     assert len(rows) == 8 and len(counted_psnr) == 8
     for case in {c for c, _ in rows}:
         assert rows[(case, 0)][0] != rows[(case, 1)][0]
+
+
+def test_unavailable_set_metric_is_not_fed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set metric whose weights are absent is stored as missing with its reason and never fed (feeding it
+    would try to load the absent model once per shard)."""
+    from qa.metrics import clip
+
+    probe = clip.CLIPScore()
+    reason = probe.unavailable_reason()
+    if reason is None:
+        pytest.skip("CLIP weights are present here: clip_score is available, nothing to check")
+    fed: list[int] = []
+    monkeypatch.setattr(clip.CLIPScore, "update", lambda self, sample: fed.append(1))
+    refset = make_refset(tmp_path / "set", n=4)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(refset), seeds=[0],
+                                              metrics=["psnr", "clip_score"], shard_size=2, progress=False))
+    (status, detail), = store.query("select status, detail from set_results where run_id = ? and metric = ?",
+                                    [run_id, "clip_score"])
+    assert fed == [] and status == "missing" and detail == reason
