@@ -198,10 +198,13 @@ def save_png(pixels: np.ndarray, path: str | Path) -> None:
 
 
 def png_bytes(pixels: np.ndarray, max_side: int | None = None) -> bytes:
-    """Encode float [0, 1] pixels as PNG bytes, shrunk (area resampling) so the longer side <= ``max_side``."""
+    """Encode float [0, 1] pixels as PNG bytes, shrunk (area resampling) so the longer side <= ``max_side``.
+
+    zlib level 1: about 5x faster than ``optimize=True`` for a 256 px photo, for files about 7% larger (the
+    engine writes several of these per case)."""
     img = Image.fromarray(to_uint8(pixels))
     if max_side is not None and max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BOX)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()

@@ -119,8 +119,10 @@ class Decoder(ABC):
         (e.g. PiD: the VAE decode upsampled bicubically; the generate track: the source pipeline's image for
         the same prompt and seed). Used for high-frequency energy ratios and agreement metrics.
 
-        ``seed``: the seed of the output it is compared with; the engine always passes it, once per seed. A
-        baseline that does not depend on the seed ignores it; one that does returns None without a seed.
+        ``seed``: the seed of the output it is compared with. The engine asks once with ``seed=None``: a
+        baseline that does not depend on the seed ignores it and is then computed once for all seeds (a
+        stochastic decoder's plain decode); one that does returns None without a seed, and the engine asks
+        again once per seed (the generate track's source pipeline for the same prompt and seed).
         """
         return None
 

@@ -162,7 +162,7 @@ class ShardRunner:
             redec: dict[int, torch.Tensor] = {}
             # a source pipeline's latent and the baseline for the same prompt/latent and seed (where the decoder has them)
             src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
-            seed_base = {s: b for s in per_seed if (b := dec.baseline(batch, s)) is not None}
+            seed_base = _baselines(dec, batch, list(per_seed))
             if encoder is not None and latents is None:
                 for seed in src:
                     reenc[seed] = encoder.encode(per_seed[seed])
@@ -182,9 +182,15 @@ class ShardRunner:
                         if again is not None:
                             redec[seed] = again.clamp(0.0, 1.0)
         lat_np = latents.float().cpu().numpy() if latents is not None else None
+        base_arrays: dict[int, np.ndarray] = {}  # id(tensor) -> array: a seed-independent baseline is converted once
         for seed, out in per_seed.items():
             outs = to_numpy(out)
-            base_np = to_numpy(seed_base[seed].clamp(0, 1)) if seed in seed_base else None
+            base_np = None
+            if seed in seed_base:
+                key = id(seed_base[seed])
+                if key not in base_arrays:
+                    base_arrays[key] = to_numpy(seed_base[seed].clamp(0, 1))
+                base_np = base_arrays[key]
             src_np = list(src[seed].float().cpu().numpy()) if seed in src else None
             re_np = reenc[seed].float().cpu().numpy() if seed in reenc else None
             redec_np = to_numpy(redec[seed]) if seed in redec else None
@@ -317,6 +323,17 @@ class ShardRunner:
             scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
         return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
+
+
+def _baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, torch.Tensor]:
+    """seed -> the decoder's baseline for ``batch``. A baseline that does not depend on the seed answers
+    ``baseline(batch, None)`` (the :meth:`Decoder.baseline` contract) and is computed once for every seed (a
+    stochastic decoder's plain VAE decode is the same for all of its seeds); one that does returns None there
+    and is computed per seed (the generate track's source pipeline: same prompt, same seed)."""
+    shared = dec.baseline(batch, None)
+    if shared is not None:
+        return dict.fromkeys(seeds, shared)
+    return {s: b for s in seeds if (b := dec.baseline(batch, s)) is not None}
 
 
 def _same_inputs(a: ImageSample, b: ImageSample) -> bool:

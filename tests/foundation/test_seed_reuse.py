@@ -96,3 +96,68 @@ def test_unavailable_set_metric_is_not_fed(tmp_path: Path, monkeypatch: pytest.M
     (status, detail), = store.query("select status, detail from set_results where run_id = ? and metric = ?",
                                     [run_id, "clip_score"])
     assert fed == [] and status == "missing" and detail == reason
+
+
+class CountingBaselineNoisy(NoisyBicubic):
+    """:class:`NoisyBicubic` that counts its baseline calls by seed argument."""
+
+    family = "seed-reuse-baseline"
+    calls: list[int | None] = []
+
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
+        type(self).calls.append(seed)
+        return super().baseline(batch, seed)
+
+
+class SeededBaselineNoisy(NoisyBicubic):
+    """A baseline that depends on the seed (like the generate track's source pipeline): None without one."""
+
+    family = "seed-reuse-seeded-baseline"
+    calls: list[int | None] = []
+
+    def baseline(self, batch: DecodeBatch, seed: int | None = None) -> torch.Tensor | None:
+        type(self).calls.append(seed)
+        if seed is None:
+            return None
+        out = super().baseline(batch, seed)
+        assert out is not None
+        return (out + seed / 255).clamp(0, 1)
+
+
+def _register(name: str, cls: type) -> None:
+    from qa.registries import DECODERS
+
+    if name not in DECODERS:
+        DECODERS.register(name, cls)
+
+
+def test_seed_independent_baseline_is_decoded_once_for_all_seeds(tmp_path: Path) -> None:
+    _register("seed-reuse-baseline", CountingBaselineNoisy)
+    CountingBaselineNoisy.calls.clear()
+    refset = make_refset(tmp_path / "set", n=2)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-baseline", reference_set=str(refset),
+                                              seeds=[0, 1, 2], metrics=["agreement_psnr", "psnr"], progress=False))
+    # one shard of two cases: one call without a seed for the baseline; the per-seed calls are the re-decodes
+    # D_baseline(E(output)) of the three (different) outputs
+    assert CountingBaselineNoisy.calls.count(None) == 1
+    assert sorted(s for s in CountingBaselineNoisy.calls if s is not None) == [0, 1, 2]
+    rows = _rows(store, run_id, "agreement_psnr")
+    assert len(rows) == 6 and all(v is not None for v, _ in rows.values())
+    # the noise differs per seed, the baseline does not: so do the agreement values
+    case = next(iter({c for c, _ in rows}))
+    assert len({rows[(case, s)][0] for s in (0, 1, 2)}) == 3
+
+
+def test_seed_dependent_baseline_is_asked_per_seed(tmp_path: Path) -> None:
+    _register("seed-reuse-seeded-baseline", SeededBaselineNoisy)
+    SeededBaselineNoisy.calls.clear()
+    refset = make_refset(tmp_path / "set", n=2)
+    store = Store(tmp_path / "qa.duckdb")
+    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-seeded-baseline", reference_set=str(refset),
+                                              seeds=[0, 1], metrics=["agreement_psnr"], progress=False))
+    assert SeededBaselineNoisy.calls.count(None) == 1
+    # per seed: the baseline itself, then the re-decode of that seed's output
+    assert sorted(s for s in SeededBaselineNoisy.calls if s is not None) == [0, 0, 1, 1]
+    rows = _rows(store, run_id, "agreement_psnr")
+    assert len(rows) == 4 and all(v is not None for v, _ in rows.values())
