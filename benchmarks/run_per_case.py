@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                     cpu = cpu_of(cmd, env, tree)
                     best[(name, label)] = min(cpu, best.get((name, label), float("inf")))
                     print(f"repeat {rep + 1}: {name} {label}: {cpu:.2f} CPU s", flush=True)
-    print(f"\n| tree | all metrics CPU s | psnr only CPU s | cases | metrics per case (CPU s) |\n|---|---|---|---|---|")
+    print("\n| tree | all metrics CPU s | psnr only CPU s | cases | metrics per case (CPU s) |\n|---|---|---|---|---|")
     per: dict[str, float] = {}
     for name, tree in trees:
         n = count_cases(tree, args.reference_set)
