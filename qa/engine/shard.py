@@ -182,7 +182,7 @@ class ShardRunner:
                         if again is not None:
                             redec[seed] = again.clamp(0.0, 1.0)
         lat_np = latents.float().cpu().numpy() if latents is not None else None
-        base_arrays: dict[int, np.ndarray] = {}  # id(tensor) -> array: a seed-independent baseline is converted once
+        base_arrays: dict[int, list[np.ndarray]] = {}  # id(tensor) -> arrays: a seed-independent baseline converts once
         for seed, out in per_seed.items():
             outs = to_numpy(out)
             base_np = None
