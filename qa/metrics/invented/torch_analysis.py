@@ -121,7 +121,7 @@ def solve4(m: torch.Tensor, rhs: list[torch.Tensor], ridge: torch.Tensor) -> lis
     return [c[i] * d[i] for i in range(4)]
 
 
-def coarse_windows(feats: torch.Tensor, pairs: list[tuple[int, int]], sigma: float,
+def coarse_windows(feats: torch.Tensor | list[torch.Tensor], pairs: list[tuple[int, int]], sigma: float,
                    stride: int = WINDOW_STRIDE) -> torch.Tensor:
     """Gaussian-window means (sigma px, scipy ``reflect``) of ``feats[i] * feats[j]`` for each pair, sampled
     every ``stride`` px per axis from ``-stride * EXTRA``: (P, N, h', w') with ``h' = ceil(H / stride) + 2 EXTRA
@@ -183,11 +183,11 @@ class LocalFit:
         return self.mom[..., _IDX[(min(i, j), max(i, j))], 0]
 
 
-def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F.WINDOW_SIGMA) -> LocalFit:
+def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F.WINDOW_SIGMA,
+              stride: int = WINDOW_STRIDE) -> LocalFit:
     """The oracle's per-pixel least squares of ``target`` ((N, H, W)) on four ``feats`` in a Gaussian window
     (sigma ``window`` px) with its ridge, on the coarse grid (:func:`coarse_windows`, :func:`solve4`)."""
-    stacked = torch.stack([*feats, target])
-    mom = coarse_windows(stacked, PAIRS, window).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    mom = coarse_windows([*feats, target], PAIRS, window, stride).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
     trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
@@ -216,6 +216,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
+    T.keep_freed_memory()
     n, _, h, w = outputs.shape
     ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
     sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
