@@ -274,10 +274,28 @@ def hf_energy(images: torch.Tensor, sigma: float = F.HF_SIGMA) -> torch.Tensor:
     return hp.square().mean(dim=(1, 2), dtype=torch.float64)
 
 
-def seed_std(outputs: torch.Tensor) -> torch.Tensor:
-    """(H, W) population std of luma over the S seed outputs (S, 3, H, W); exactly 0 for identical outputs."""
-    if outputs.shape[0] < 2:
-        raise ValueError(f"seed variance needs at least 2 outputs, got {outputs.shape[0]}")
-    y = T.luma(outputs.float())
-    dev = y - y[:1]
-    return dev.std(dim=0, unbiased=False)
+def seed_std(outputs: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """(H, W) population std of luma over S seed outputs: an (S, 3, H, W) batch or a list of S (1, 3, H, W)
+    images (no stacked copy); exactly 0 for identical outputs.
+
+    Deviations from the first seed's luma (so equal outputs give exactly 0), their mean and the mean squared
+    deviation from it, one seed at a time (a reduction over a short leading axis is slow in torch on the CPU)."""
+    s = len(outputs)
+    if s < 2:
+        raise ValueError(f"seed variance needs at least 2 outputs, got {s}")
+    T.keep_freed_memory()
+
+    def y(i: int) -> torch.Tensor:
+        img = outputs[i] if isinstance(outputs, list) else outputs[i : i + 1]
+        return T.luma(img.float())[0]
+
+    first = y(0)
+    devs = [y(i) - first for i in range(1, s)]
+    mean = torch.zeros_like(first)
+    for d in devs:
+        mean += d
+    mean /= s
+    var = mean.square()  # seed 0's deviation (0) minus the mean, squared
+    for d in devs:
+        var += (d - mean).square()
+    return var.div_(s).sqrt_()
