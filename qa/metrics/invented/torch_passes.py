@@ -18,6 +18,8 @@ from qa.metrics.invented import torch_ops as T
 #: outputs per banded block (small: a banded block of ``b`` outputs does ``stride (b - 1) + len(kernel)`` multiply-adds
 #: per output, so short blocks waste fewer; 16 was the fastest of 4..32 at 2048 px on a 2-core x86 CPU)
 BLOCK = 16
+#: planes of at least this many pixels are filtered one at a time along H (see :func:`blur_h`)
+LARGE_PLANE = 1 << 18
 #: full-resolution outputs per block of an interpolation (:func:`upsample_h`, :func:`upsample_w`)
 INTERP_BLOCK = 32
 
@@ -56,19 +58,28 @@ def blur_h(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> to
     n_out, before, _ = _geometry(x.shape[-2], len(k), stride, extra)
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
     out = torch.empty((*x.shape[:-2], n_out, x.shape[-1]), dtype=x.dtype, device=x.device)
+    h, w = x.shape[-2:]
+    if x.ndim > 2 and h * w >= LARGE_PLANE:
+        # large planes one at a time: each block's output rows are then contiguous (a batched out= copies)
+        for xi, oi in zip(x.reshape(-1, h, w), out.view(-1, n_out, w), strict=True):
+            for i0, nb, r0, span in _blocks(n_out, len(k), stride):
+                torch.mm(t[:nb, :span], span_of(xi, 0, r0 - before, span), out=oi[i0 : i0 + nb])
+        return out
     for i0, nb, r0, span in _blocks(n_out, len(k), stride):
         torch.matmul(t[:nb, :span], span_of(x, x.ndim - 2, r0 - before, span), out=out[..., i0 : i0 + nb, :])
     return out
 
 
-def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> torch.Tensor:
-    """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out)."""
+def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out) (into ``out`` when given: a
+    contiguous tensor of that shape)."""
     k = T.gaussian_kernel(sigma)
     n_out, before, _ = _geometry(x.shape[-1], len(k), stride, extra)
     lead = x.shape[:-1]
     rows = x.reshape(-1, x.shape[-1])
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
-    out = torch.empty((rows.shape[0], n_out), dtype=x.dtype, device=x.device)
+    out = torch.empty((rows.shape[0], n_out), dtype=x.dtype, device=x.device) if out is None else out.view(-1, n_out)
     for i0, nb, r0, span in _blocks(n_out, len(k), stride):
         # addmm_ with beta=0 writes the strided column block in place (mm's out= goes through a copy)
         out[:, i0 : i0 + nb].addmm_(span_of(rows, 1, r0 - before, span), t[:nb, :span].T, beta=0)
@@ -103,7 +114,7 @@ def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]],
         rows = [f[:, r0 : r0 + nr].transpose(0, 1) for f in feats]  # (nr, N, W) views
         for p, (i, j) in enumerate(pairs):
             torch.mul(rows[i], rows[j], out=buf[:nr, p])
-        mid[r0 : r0 + nr] = blur_w(buf[:nr], sigma, stride, extra)
+        blur_w(buf[:nr], sigma, stride, extra, out=mid[r0 : r0 + nr])
     # H pass on (h, P*N*w_out): filter along the first axis of a 2-D view
     flat = mid.view(h, -1)
     return blur_h(flat, sigma, stride, extra).view(-1, len(pairs), n, w_out).permute(1, 2, 0, 3)
