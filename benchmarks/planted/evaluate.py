@@ -1,7 +1,8 @@
 """Score the planted-hallucination benchmark: AUROC (planted vs benign), map IoU, per-kind means.
 
 Usage (from the repository root):
-    .venv/bin/python -m benchmarks.planted.evaluate --split heldout [--threshold T] [--csv FILE]
+    .venv/bin/python -m benchmarks.planted.evaluate --split heldout [--threshold T] [--kinds a,b] [--jobs N]
+        [--save FILE.npz]
 
 ``--threshold`` is the one global map threshold (luma RMS units) used for IoU; it was fixed on the ``tune``
 split (``--fit-threshold`` prints the IoU-maximising value there) and is applied unchanged to ``heldout``.
@@ -20,7 +21,7 @@ from benchmarks.planted.cases import Case, build
 from qa.metrics.invented import functional as F
 
 #: the global map threshold (luma RMS amplitude of invented detail), fitted on the tune split only
-DEFAULT_THRESHOLD = 0.0063
+DEFAULT_THRESHOLD = 0.0025
 
 
 def auroc(pos: list[float], neg: list[float]) -> float:
@@ -47,18 +48,41 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.logical_and(pred, truth).sum() / union) if union else 1.0
 
 
-def score(cases: list[Case]) -> list[dict[str, object]]:
-    """Per-case invented detail, lost detail, distortion, PSNR, SSIM and the map."""
-    rows = []
-    for c in cases:
-        res = F.invented_detail(c.output, c.reference)
-        rows.append({
-            "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
-            "invented_detail": res.invented, "lost_detail": res.lost,
-            "distortion": F.distortion(c.output, c.reference),
-            "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
-        })
-    return rows
+def score_one(c: Case) -> dict[str, object]:
+    """Invented detail (scalar, finest band's share, map), lost detail, distortion, PSNR and SSIM of one case."""
+    res = F.invented_detail(c.output, c.reference)
+    return {
+        "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
+        "invented_detail": res.invented, "fine_invented": res.fine_invented, "lost_detail": res.lost,
+        "distortion": F.distortion(c.output, c.reference),
+        "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
+    }
+
+
+def score(cases: list[Case], jobs: int = 1) -> list[dict[str, object]]:
+    """:func:`score_one` of every case, in case order (``jobs`` > 1: that many worker processes)."""
+    if jobs <= 1:
+        return [score_one(c) for c in cases]
+    from multiprocessing import Pool
+
+    with Pool(jobs) as pool:
+        return pool.map(score_one, cases, chunksize=4)
+
+
+#: the per-case scalars :func:`save` writes (float64 arrays of length N, in case order)
+SAVED_SCALARS = ("invented_detail", "fine_invented", "lost_detail", "distortion", "psnr", "ssim")
+
+
+def save(rows: list[dict[str, object]], path: str) -> None:
+    """Write the oracle's per-case results to ``path`` (.npz): ``name``, ``kind``, ``group`` (str arrays, N),
+    the scalars of :data:`SAVED_SCALARS` (float64, N), ``map`` (float32, N x H x W: RMS invented amplitude,
+    luma units) and ``mask`` (bool, N x H x W: the planted region, all False for other cases)."""
+    arrays: dict[str, np.ndarray] = {k: np.array([str(r[k]) for r in rows]) for k in ("name", "kind", "group")}
+    for k in SAVED_SCALARS:
+        arrays[k] = np.array([float(r[k]) for r in rows], dtype=np.float64)  # type: ignore[arg-type]
+    arrays["map"] = np.stack([np.asarray(r["map"], np.float32) for r in rows])
+    arrays["mask"] = np.stack([np.asarray(r["mask"], bool) for r in rows])
+    np.savez_compressed(path, **arrays)
 
 
 def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
@@ -118,9 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="heldout", choices=["tune", "heldout"])
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--fit-threshold", action="store_true", help="print the IoU-maximising threshold (tune only)")
+    ap.add_argument("--kinds", default="", help="comma-separated kinds to score (default: all; for experiments)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    ap.add_argument("--save", default="", help="write the per-case results to this .npz (see evaluate.save)")
     args = ap.parse_args(argv)
     t0 = time.time()
-    rows = score(build(args.split))
+    cases = build(args.split)
+    if args.kinds:
+        wanted = {k.strip() for k in args.kinds.split(",") if k.strip()}
+        unknown = wanted - {c.kind for c in cases}
+        if unknown:
+            ap.error(f"unknown kinds {sorted(unknown)}; known: {sorted({c.kind for c in cases})}")
+        cases = [c for c in cases if c.kind in wanted]
+    rows = score(cases, args.jobs)
+    if args.save:
+        save(rows, args.save)
+        print(f"saved per-case results to {args.save}")
     print(f"split {args.split}: scored {len(rows)} cases in {time.time() - t0:.0f} s")
     if args.fit_threshold:
         t = fit_threshold(rows)

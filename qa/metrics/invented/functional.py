@@ -17,7 +17,9 @@ The **finest band** ``Y - G_0.8 * Y`` (periods 2 to about 5 px: period-2 checker
 strokes) is a separate channel (:func:`fine_channel`) with its own noise model, because i.i.d. noise, grain and
 codecs live there too: its residual counts where it stands out from what its surround shows at the same level
 of reference detail (a pattern in a region), or anywhere where it is periodic (linearly predictable from its
-neighbours). Its invented energy is added to the three bands' (same units, same denominator).
+neighbours). Its invented energy is added to the three bands' (same units, same denominator). Each window's
+invented energy is placed where its pointwise residual lies (``sharpen``), and every 8 x 8 block is capped at
+what no block codec can make from the reference (:mod:`qa.metrics.invented.functional_codec`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from qa.metrics.invented.functional_codec import codec_cap, codec_excess
+from qa.metrics.invented.functional_wide import g_wide as _g_wide
 
 #: luma weights (Rec. 601)
 LUMA = (0.299, 0.587, 0.114)
@@ -58,10 +63,15 @@ SURROUND_SIGMA = 64.0
 SURROUND_FACTOR = 3.0
 #: robust surround fit: the residual is clipped at SURROUND_CLIP x the first fit before the second
 SURROUND_CLIP = 2.0
+#: finest band: residual below this fraction of the reference's local finest-band energy is tolerated (smaller
+#: than :data:`LOCAL_TOLERANCE`: the surround's ``b R`` term and the codec cap model what scales with detail)
+FINE_TOLERANCE = 0.02
 #: neighbour predictability (fraction of residual energy, [0, 1]) above which a residual is periodic structure
 PERIODIC_MIN = 0.95
 #: offsets (dy, dx) of the symmetric neighbour pairs that predict the finest-band residual
 PREDICT_OFFSETS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
+#: Gaussian (pixels) of the pointwise residual energy that places each window's invented energy in the map
+MAP_SIGMA = 1.0
 #: tile side and margin for large images (the analysis is local, so tiles with a margin are exact)
 TILE = 512
 MARGIN = 48
@@ -91,13 +101,16 @@ class BandStats:
     """Local energies of one band (H, W), luma^2 units, averaged over the Gaussian window.
 
     ``out``: output band energy; ``ref``: reference band energy; ``explained``: energy of the least-squares
-    prediction of the output band from the reference features; ``unexplained`` = out - explained (>= 0).
+    prediction of the output band from the reference features; ``unexplained`` = out - explained (>= 0);
+    ``sharpen`` = G_MAP_SIGMA * r^2 / G_WINDOW_SIGMA * r^2 of the pointwise residual ``r`` (>= 0, mean about 1):
+    where inside its window the unexplained energy lies (see :func:`invented_from_stats`).
     """
 
     out: np.ndarray
     ref: np.ndarray
     explained: np.ndarray
     unexplained: np.ndarray
+    sharpen: np.ndarray
 
 
 def _features(rb: np.ndarray) -> list[np.ndarray]:
@@ -126,15 +139,24 @@ def _local_lsq(target: np.ndarray, feats: list[np.ndarray], window: float) -> tu
     return coef, np.einsum("...i,...i->...", coef, b)
 
 
+def _sharpen(r: np.ndarray, window: float) -> np.ndarray:
+    """G_MAP_SIGMA * r^2 / G_window * r^2 (0 where the window's residual energy is 0)."""
+    wide = _g(r * r, window)
+    return np.divide(_g(r * r, MAP_SIGMA), wide, out=np.zeros_like(wide), where=wide > 0)
+
+
 def band_stats(y_out: np.ndarray, y_ref: np.ndarray, sigma: float, window: float = WINDOW_SIGMA) -> BandStats:
     """Local least-squares explanation of the output's band ``sigma`` by the reference's (see module doc)."""
     ob = band(y_out, sigma)
     rb = band(y_ref, sigma)
-    _, explained = _local_lsq(ob, _features(rb), window)
+    feats = _features(rb)
+    coef, explained = _local_lsq(ob, feats, window)
     e_out = _g(ob * ob, window)
     e_ref = _g(rb * rb, window)
     explained = np.clip(explained, 0.0, e_out)
-    return BandStats(out=e_out, ref=e_ref, explained=explained, unexplained=e_out - explained)
+    r = ob - sum(coef[..., i] * f for i, f in enumerate(feats))
+    return BandStats(out=e_out, ref=e_ref, explained=explained, unexplained=e_out - explained,
+                     sharpen=_sharpen(r, window))
 
 
 def fine_band(y: np.ndarray) -> np.ndarray:
@@ -166,11 +188,13 @@ class FineStats:
     """Local statistics of the finest band (H, W): ``residual`` = energy (luma^2, window :data:`FINE_WINDOW`) of
     the output's finest band minus its local least-squares prediction from the reference's (same four features
     and window as the other bands); ``ref`` = the reference's finest-band energy (same window);
-    ``predictability`` = :func:`predictability` of that residual, in [0, 1]."""
+    ``predictability`` = :func:`predictability` of that residual, in [0, 1]; ``sharpen`` = G_MAP_SIGMA * r^2 /
+    G_FINE_WINDOW * r^2 of the pointwise residual ``r`` (as :class:`BandStats`)."""
 
     residual: np.ndarray
     ref: np.ndarray
     predictability: np.ndarray
+    sharpen: np.ndarray
 
 
 def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
@@ -179,27 +203,8 @@ def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
     feats = _features(fr)
     coef, _ = _local_lsq(fo, feats, WINDOW_SIGMA)
     r = fo - sum(coef[..., i] * f for i, f in enumerate(feats))
-    return FineStats(residual=_g(r * r, FINE_WINDOW), ref=_g(fr * fr, FINE_WINDOW), predictability=predictability(r))
-
-
-def _g_wide(x: np.ndarray, sigma: float) -> np.ndarray:
-    """:func:`_g` for wide Gaussians, by FFT: the same truncated kernel (radius int(4 sigma + 0.5)) and the same
-    reflect extension, equal to ``_g(x, sigma)`` to about 1e-15 and several times faster for sigma = 64."""
-    radius = int(4.0 * sigma + 0.5)
-    t = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel /= kernel.sum()
-    for axis in (0, 1):
-        n = x.shape[axis]
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (radius, radius)
-        xp = np.pad(x, pad, mode="symmetric")  # scipy's "reflect" (d c b a | a b c d), repeated if needed
-        nfft = 1 << (xp.shape[axis] + kernel.size - 2).bit_length()
-        shape = [1, 1]
-        shape[axis] = -1
-        spec = np.fft.rfft(xp, nfft, axis=axis) * np.fft.rfft(kernel, nfft).reshape(shape)
-        x = np.take(np.fft.irfft(spec, nfft, axis=axis), np.arange(2 * radius, 2 * radius + n), axis=axis)
-    return x
+    return FineStats(residual=_g(r * r, FINE_WINDOW), ref=_g(fr * fr, FINE_WINDOW), predictability=predictability(r),
+                     sharpen=_sharpen(r, FINE_WINDOW))
 
 
 def _surround_level(u: np.ndarray, ref: np.ndarray, sr: np.ndarray, srr: np.ndarray) -> np.ndarray:
@@ -221,7 +226,7 @@ def _surround_level(u: np.ndarray, ref: np.ndarray, sr: np.ndarray, srr: np.ndar
 def fine_channel(st: FineStats) -> np.ndarray:
     """Invented energy of the finest band per pixel (luma^2, >= 0), from whole-image :class:`FineStats`.
 
-    ``d`` = residual - :data:`ABS_FLOOR` - :data:`LOCAL_TOLERANCE` x reference energy (what the reference's own
+    ``d`` = residual - :data:`ABS_FLOOR` - :data:`FINE_TOLERANCE` x reference energy (what the reference's own
     fine detail at the same place does not explain). It counts where it exceeds :data:`SURROUND_FACTOR` x the
     benign level its surround shows at the same reference detail (:func:`_surround_level`, fitted robustly:
     once, then again with the residual clipped at :data:`SURROUND_CLIP` x the first fit), or, wherever it is
@@ -233,7 +238,7 @@ def fine_channel(st: FineStats) -> np.ndarray:
     sr, srr = _g_wide(ref, SURROUND_SIGMA), _g_wide(ref * ref, SURROUND_SIGMA)
     first = _surround_level(u, ref, sr, srr)
     level = _surround_level(np.minimum(u, SURROUND_CLIP * first), ref, sr, srr)
-    d = np.maximum(u - ABS_FLOOR - LOCAL_TOLERANCE * ref, 0.0)
+    d = np.maximum(u - ABS_FLOOR - FINE_TOLERANCE * ref, 0.0)
     periodic = np.clip((st.predictability - PERIODIC_MIN) / (1.0 - PERIODIC_MIN), 0.0, 1.0)
     return np.maximum(np.maximum(d - SURROUND_FACTOR * level, 0.0), periodic * d)
 
@@ -260,7 +265,7 @@ def all_band_stats(y_out: np.ndarray, y_ref: np.ndarray) -> list[BandStats]:
     h, w = y_out.shape
     result = []
     for s in BAND_SIGMAS:
-        fields = {n: np.empty((h, w)) for n in ("out", "ref", "explained", "unexplained")}
+        fields = {n: np.empty((h, w)) for n in ("out", "ref", "explained", "unexplained", "sharpen")}
         for outer, inner, dest in _tiles(h, w):
             st = band_stats(y_out[outer], y_ref[outer], s)
             for n in fields:
@@ -274,7 +279,7 @@ def all_fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
     if y_out.shape != y_ref.shape:
         raise ValueError(f"output {y_out.shape} and reference {y_ref.shape} differ in size")
     h, w = y_out.shape
-    fields = {n: np.empty((h, w)) for n in ("residual", "ref", "predictability")}
+    fields = {n: np.empty((h, w)) for n in ("residual", "ref", "predictability", "sharpen")}
     for outer, inner, dest in _tiles(h, w):
         st = fine_stats(y_out[outer], y_ref[outer])
         for n in fields:
@@ -303,18 +308,26 @@ class InventedResult:
     fine_invented: float = 0.0
 
 
-def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None) -> InventedResult:
+def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
+                        codec: np.ndarray | None = None) -> InventedResult:
     """Apply the noise floor to per-band statistics, add the finest band's invented energy
-    (:func:`fine_channel`, when ``fine`` is given) and summarise (see :class:`InventedResult`)."""
+    (:func:`fine_channel`, when ``fine`` is given), cap every 8 x 8 block at what a block codec cannot explain
+    (:func:`~qa.metrics.invented.functional_codec.codec_cap`, when ``codec`` = the per-block
+    :func:`~qa.metrics.invented.functional_codec.codec_excess` is given) and summarise (see
+    :class:`InventedResult`)."""
     inv = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
     floors = []
     for st in stats:
         floor = max(ABS_FLOOR, NOISE_FLOOR_FACTOR * float(np.percentile(st.unexplained, NOISE_FLOOR_PERCENTILE)))
         floors.append(floor)
-        inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0)
+        inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0) * st.sharpen
         lost += np.maximum(st.ref - st.explained, 0.0)
-    inv_fine = fine_channel(fine) if fine is not None else np.zeros_like(inv)
+    inv_fine = fine_channel(fine) * fine.sharpen if fine is not None else np.zeros_like(inv)
+    if codec is not None:  # the cap scales a block's total; the finest band keeps its share of it
+        total = codec_cap(inv + inv_fine, codec)
+        share = np.divide(total, inv + inv_fine, out=np.zeros_like(total), where=(inv + inv_fine) > 0)
+        inv, inv_fine = inv * share, inv_fine * share
     inv += inv_fine
     out_e = float(sum(st.out.sum() for st in stats))
     ref_e = float(sum(st.ref.sum() for st in stats))
@@ -337,7 +350,7 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None) -
 def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:
     """Invented and lost detail of ``output`` against ``reference`` (both (H, W, 3) in [0, 1], same size)."""
     y_out, y_ref = luma(output), luma(reference)
-    return invented_from_stats(all_band_stats(y_out, y_ref), all_fine_stats(y_out, y_ref))
+    return invented_from_stats(all_band_stats(y_out, y_ref), all_fine_stats(y_out, y_ref), codec_excess(y_out, y_ref))
 
 
 def distortion(output: np.ndarray, reference: np.ndarray, sigma: float = DISTORTION_SIGMA) -> float:

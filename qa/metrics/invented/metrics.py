@@ -64,7 +64,7 @@ class InventedDetail(OnDevice):
     """
 
     name = "invented_detail"
-    version = "2"
+    version = "3"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference",)
@@ -91,7 +91,7 @@ class InventedDetailBaseline(OnDevice):
     """
 
     name = "invented_detail_baseline"
-    version = "2"
+    version = "3"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("baseline",)
@@ -255,7 +255,7 @@ class InventedContradicting(OnDevice):
     ``map``: its RMS amplitude per pixel (luma units)."""
 
     name = "invented_contradicting"
-    version = "2"
+    version = "3"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -274,7 +274,7 @@ class InventedConsistent(OnDevice):
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
     name = "invented_consistent"
-    version = "2"
+    version = "3"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
