@@ -97,3 +97,24 @@ def test_digest_tells_pixels_shapes_and_dtypes_apart(photo: np.ndarray) -> None:
 def test_keep_freed_memory_is_idempotent() -> None:
     first = T.keep_freed_memory()
     assert isinstance(first, bool) and T.keep_freed_memory() is first
+
+
+def test_codec_cap_is_the_oracles(photo: np.ndarray) -> None:
+    """Block DCT excess and the per-block cap of method v3 against the oracle's functional_codec (scipy's DCT),
+    on a size with partial blocks at the right and bottom edges (left uncapped)."""
+    from qa.metrics.invented import functional_codec as FC
+    from qa.metrics.invented import torch_codec as TC
+
+    rng = np.random.default_rng(5)
+    ref = F.luma(photo)[:93, :90]
+    yy, xx = np.indices(ref.shape)
+    out = ref + 0.02 * ((yy + xx) % 2 - 0.5) * (yy > 40) + 0.005 * rng.standard_normal(ref.shape)
+    want = FC.codec_excess(out, ref)
+    got = TC.codec_excess(torch.from_numpy(out).float()[None], torch.from_numpy(ref).float()[None])[0].double().numpy()
+    assert got.shape == want.shape == (11, 11)
+    assert np.abs(got - want).max() < 1e-6 * want.max() + 1e-9 and want.max() > 1e-5
+    inv = rng.random(ref.shape) * 1e-4
+    capped = FC.codec_cap(inv, want)
+    scale = TC.block_scale(torch.from_numpy(inv).float()[None], torch.from_numpy(want).float()[None])[0].numpy()
+    assert np.allclose(inv * scale, capped, rtol=1e-5, atol=1e-12)
+    assert (scale[88:] == 1).all() and (scale[:, 88:] == 1).all() and (scale < 1).any()

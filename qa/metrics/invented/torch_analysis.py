@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
 from qa.metrics.invented import torch_ops as T
 from qa.metrics.invented import torch_passes as P
@@ -161,6 +162,8 @@ class BandCoarse:
     out: torch.Tensor
     ref: torch.Tensor
     explained: torch.Tensor
+    #: the fit's four coefficient fields on the coarse grid, each (N, h', w')
+    coef: list[torch.Tensor]
 
     @property
     def unexplained(self) -> torch.Tensor:
@@ -208,7 +211,24 @@ def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
     coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
     fit = local_lsq(ob, features(rb))
     out_e, ref_e = fit.moment(_OB, _OB), fit.moment(_RB, _RB)
-    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e))
+    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e),
+                      coef=[c[..., 0] for c in fit.coef])
+
+
+def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.Tensor],
+             stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """The oracle's pointwise residual ``target - sum_i coef_i feat_i`` of a local fit, (N, H, W): the four
+    coarse coefficient fields (N, h', w') interpolated to full resolution (:func:`to_full`) first."""
+    h, w = target.shape[-2:]
+    c = to_full(torch.cat(coef), h, w, F.WINDOW_SIGMA, stride).chunk(4)
+    return target - (c[0] * feats[0] + c[1] * feats[1] + c[2] * feats[2] + c[3] * feats[3])
+
+
+def sharpen(r2: torch.Tensor, wide: torch.Tensor) -> torch.Tensor:
+    """The oracle's map placement ``G_MAP_SIGMA * r^2 / wide`` (0 where ``wide`` is 0), ``wide`` = the
+    residual energy r^2 in the window the invented energy was measured in; (N, H, W) >= 0."""
+    return torch.where(wide > 0, P.blur2d(r2, F.MAP_SIGMA) / torch.where(wide > 0, wide, torch.ones_like(wide)),
+                       torch.zeros_like(wide))
 
 
 def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
@@ -229,6 +249,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     for s in F.BAND_SIGMAS:
         bands = low[s] - low[2.0 * s]
         ob, rb = bands[:n], bands[n:]
+        feats = features(rb)
         st = band_coarse(ob, rb)
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
@@ -236,13 +257,21 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
         excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
         band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        # placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one smooth (coarse)
+        r = residual(ob, feats, st.coef)
+        del feats
+        wide = to_full(coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], h, w, F.WINDOW_SIGMA)
+        band_inv.mul_(sharpen(r.square_(), wide))
         inv = band_inv if inv is None else inv.add_(band_inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
     fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
-    inv_full = inv.add_(fine).contiguous()
+    # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
+    scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
+    fine.mul_(scale)
+    inv_full = inv.mul_(scale).add_(fine).contiguous()
     fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)

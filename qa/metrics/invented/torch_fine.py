@@ -104,12 +104,15 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
     coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA, FIT_STRIDE).chunk(4)
     r = fo - (coef[0] * feats[0] + coef[1] * feats[1] + coef[2] * feats[2] + coef[3] * feats[3])
     del feats, coef
-    u, ref = P.blur2d(torch.cat([r * r, fr * fr]), F.FINE_WINDOW).chunk(2)
+    r2 = r * r
+    u, ref = P.blur2d(torch.cat([r2, fr * fr]), F.FINE_WINDOW).chunk(2)
     pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS], stride=PRED_STRIDE)
     pred = (pred_fit.explained / pred_fit.moment(4, 4).clamp_min(1e-30)).clamp(0.0, 1.0)
     pred = A.to_full(pred, h, w, F.WINDOW_SIGMA, PRED_STRIDE).clamp(0.0, 1.0)
     surround = _Surround(ref)
     level = surround.level(torch.minimum(u, F.SURROUND_CLIP * surround.level(u)))
-    d = (u - F.ABS_FLOOR - F.LOCAL_TOLERANCE * ref).clamp_min(0.0)
+    d = (u - F.ABS_FLOOR - F.FINE_TOLERANCE * ref).clamp_min(0.0)
     periodic = ((pred - F.PERIODIC_MIN) / (1.0 - F.PERIODIC_MIN)).clamp(0.0, 1.0)
-    return torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)
+    inv = torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)
+    # placed where the pointwise residual lies: G_1(r^2) / G_2(r^2) (u is G_2(r^2))
+    return inv.mul_(A.sharpen(r2, u))
