@@ -45,8 +45,9 @@ def load_oracle(path: str, cases: list[Case]) -> list[Row]:
         want = [c.name for c in cases]
         if names[: len(want)] != want:
             raise SystemExit(f"{path}: its case names differ from the split's (stale file? rerun --save-oracle)")
-        return [_row(c, float(z["invented_detail"][i]), float(z["lost_detail"][i]), np.asarray(z["maps"][i]))
-                for i, c in enumerate(cases)]
+        # each z[...] access decompresses the whole array: read every array once
+        inv, lost, maps = z["invented_detail"], z["lost_detail"], z["maps"]
+    return [_row(c, float(inv[i]), float(lost[i]), maps[i]) for i, c in enumerate(cases)]
 
 
 def save_oracle(path: str, rows: list[Row]) -> None:
