@@ -7,7 +7,8 @@ the largest map difference, the pixels whose side of the IoU threshold differs, 
 The oracle is slow (about 10 minutes per split on one core); ``--save-oracle DIR`` writes its results to
 ``DIR/oracle_<split>.npz`` and ``--oracle DIR`` reads them back instead of recomputing (the file's case names
 must equal the split's, in order). An npz holds ``names`` (str, (n,)), ``invented_detail`` and ``lost_detail``
-(float64, (n,)) and ``maps`` (float32, (n, H, W)).
+(float64, (n,)) and ``maps`` (float32, (n, H, W)); files with ``name`` and ``map`` instead (issue 16's
+``/work/scratch/oracle_<split>.npz`` dumps) are read too.
 
     .venv/bin/python -m benchmarks.invented_port_check [--splits tune,heldout] [--threads 1]
         [--oracle DIR | --save-oracle DIR] [--limit N]
@@ -41,12 +42,13 @@ def _row(c: Case, inv: float, lost: float, m: np.ndarray) -> Row:
 def load_oracle(path: str, cases: list[Case]) -> list[Row]:
     """Saved oracle results (see the module doc) as report rows, checked against the split's case names."""
     with np.load(path, allow_pickle=False) as z:
-        names = [str(n) for n in z["names"]]
+        # this script's files name the fields "names"/"maps"; issue 16's oracle dumps "name"/"map"
+        names = [str(n) for n in z["names" if "names" in z.files else "name"]]
         want = [c.name for c in cases]
         if names[: len(want)] != want:
             raise SystemExit(f"{path}: its case names differ from the split's (stale file? rerun --save-oracle)")
         # each z[...] access decompresses the whole array: read every array once
-        inv, lost, maps = z["invented_detail"], z["lost_detail"], z["maps"]
+        inv, lost, maps = z["invented_detail"], z["lost_detail"], z["maps" if "maps" in z.files else "map"]
     return [_row(c, float(inv[i]), float(lost[i]), maps[i]) for i, c in enumerate(cases)]
 
 
