@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown kinds {sorted(unknown)}; known: {sorted({c.kind for c in cases})}")
         cases = [c for c in cases if c.kind in wanted]
+        if len({c.group == "planted" for c in cases}) < 2:
+            ap.error("--kinds needs at least one planted and one benign (or faithful) kind: AUROC compares them")
     rows = score(cases, args.jobs)
     if args.save:
         save(rows, args.save)

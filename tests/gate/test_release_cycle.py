@@ -108,7 +108,9 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert worse.ret == pytest.ExitCode.TESTS_FAILED, worse.stdout.str()[-3000:]
     # the mean rises (interval entirely on the worse side, not clear of the 5% margin: needs review, which the
     # shipped policy does not allow) and the worst images rise by more than allowed (rocket-nose about doubles:
-    # 0.0149 -> 0.032 with invented_detail version 1, 0.0152 -> 0.032 with version 2, which adds the finest band)
+    # 0.0149 -> 0.032 with invented_detail version 1, 0.0152 -> 0.032 with version 2, which adds the finest band,
+    # 0.0175 -> 0.0376 with version 3 (codec cap, placement; the float64 oracle, docs/hallucination.md); the engine
+    # runs the torch port, which gives version 2's value until it follows version 3)
     assert got["test_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
     assert got["test_worst_images_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
     assert got["test_every_case_decoded"] == "passed" and got["test_absolute_bounds[fidelity:psnr]"] == "passed"
@@ -118,7 +120,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert m, text[-4000:]
     assert float(m.group(1)) > float(m.group(2)) and float(m.group(3)) == pytest.approx(0.05 * float(m.group(2)),
                                                                                         rel=2e-3)
-    assert re.search(r"invented_detail \(lower is better\) worst images, .* rocket-nose 0\.015\d* -> 0\.03\d+ .*-> fail",
+    assert re.search(r"invented_detail \(lower is better\) worst images, .* rocket-nose 0\.01[57]\d* -> 0\.03\d+ .*-> fail",
                      text), text[-4000:]
     assert "qa/gate" not in text.split("short test summary")[0].split("FAILURES")[-1]  # short bodies
     candidate = str(store.query("select run_id from runs where decoder = 'pid' order by started_at desc")[0][0])

@@ -124,5 +124,5 @@ def test_fine_tiling_is_exact(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
     whole = F.fine_stats(F.luma(out), F.luma(big))
     monkeypatch.setattr(F, "TILE", 64)
     tiled = F.all_fine_stats(F.luma(out), F.luma(big))
-    for name in ("residual", "ref", "predictability"):
+    for name in ("residual", "ref", "predictability", "sharpen"):
         np.testing.assert_allclose(getattr(tiled, name), getattr(whole, name), atol=1e-9)
