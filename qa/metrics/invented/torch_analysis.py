@@ -128,7 +128,7 @@ def coarse_windows(feats: torch.Tensor | list[torch.Tensor], pairs: list[tuple[i
     every ``stride`` px per axis from ``-stride * EXTRA``: (P, N, h', w') with ``h' = ceil(H / stride) + 2 EXTRA
     + 1``. ``feats``: (F, N, H, W) float32. The full-resolution products are formed block by block and never
     exist all at once."""
-    return P.window_products(feats, pairs, sigma, stride, EXTRA)
+    return P.window_products(list(feats), pairs, sigma, stride, EXTRA)
 
 
 def to_full(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
