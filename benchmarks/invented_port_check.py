@@ -4,7 +4,14 @@ For each split: the largest absolute difference of ``invented_detail`` and ``los
 the largest map difference, the pixels whose side of the IoU threshold differs, and the headline numbers of
 :func:`benchmarks.planted.evaluate.report` (AUROC, mean map IoU, per-kind means) computed both ways.
 
+The oracle is slow (about 10 minutes per split on one core); ``--save-oracle DIR`` writes its results to
+``DIR/oracle_<split>.npz`` and ``--oracle DIR`` reads them back instead of recomputing (the file's case names
+must equal the split's, in order). An npz holds ``names`` (str, (n,)), ``invented_detail`` and ``lost_detail``
+(float64, (n,)) and ``maps`` (float32, (n, H, W)); files with ``name`` and ``map`` instead (issue 16's
+``/work/scratch/oracle_<split>.npz`` dumps) are read too.
+
     .venv/bin/python -m benchmarks.invented_port_check [--splits tune,heldout] [--threads 1]
+        [--oracle DIR | --save-oracle DIR] [--limit N]
 """
 
 from __future__ import annotations
@@ -12,33 +19,62 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 import time
 
 import numpy as np
 import torch
 
-from benchmarks.planted.cases import build
+from benchmarks.planted.cases import Case, build
 from benchmarks.planted.evaluate import DEFAULT_THRESHOLD, report
 from qa.metrics.invented import functional as F
 from qa.metrics.invented import torch_analysis as A
 
+Row = dict[str, object]
 
-def _rows(split: str) -> tuple[list[dict[str, object]], list[dict[str, object]], dict[str, float]]:
-    oracle, port = [], []
+
+def _row(c: Case, inv: float, lost: float, m: np.ndarray) -> Row:
+    return {"name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": m, "invented_detail": inv,
+            "lost_detail": lost, "distortion": 0.0, "psnr": 0.0, "ssim": 0.0}
+
+
+def load_oracle(path: str, cases: list[Case]) -> list[Row]:
+    """Saved oracle results (see the module doc) as report rows, checked against the split's case names."""
+    with np.load(path, allow_pickle=False) as z:
+        # this script's files name the fields "names"/"maps"; issue 16's oracle dumps "name"/"map"
+        names = [str(n) for n in z["names" if "names" in z.files else "name"]]
+        want = [c.name for c in cases]
+        if names[: len(want)] != want:
+            raise SystemExit(f"{path}: its case names differ from the split's (stale file? rerun --save-oracle)")
+        # each z[...] access decompresses the whole array: read every array once
+        inv, lost, maps = z["invented_detail"], z["lost_detail"], z["maps" if "maps" in z.files else "map"]
+    return [_row(c, float(inv[i]), float(lost[i]), maps[i]) for i, c in enumerate(cases)]
+
+
+def save_oracle(path: str, rows: list[Row]) -> None:
+    """Write oracle rows as the npz of the module doc."""
+    np.savez_compressed(path, names=np.array([r["name"] for r in rows]),
+                        invented_detail=np.array([r["invented_detail"] for r in rows], np.float64),
+                        lost_detail=np.array([r["lost_detail"] for r in rows], np.float64),
+                        maps=np.stack([np.asarray(r["map"], np.float32) for r in rows]))
+
+
+def _rows(cases: list[Case], oracle_file: str | None) -> tuple[list[Row], list[Row], dict[str, float]]:
     t_oracle = t_port = 0.0
-    for c in build(split):
+    oracle = load_oracle(oracle_file, cases) if oracle_file else []
+    port = []
+    for c in cases:
+        if not oracle_file:
+            t = time.perf_counter()
+            want = F.invented_detail(c.output, c.reference)
+            t_oracle += time.perf_counter() - t
+            oracle.append(_row(c, want.invented, want.lost, want.map))
         t = time.perf_counter()
-        want = F.invented_detail(c.output, c.reference)
-        t_oracle += time.perf_counter() - t
-        t = time.perf_counter()
-        batch = A.analyse(torch.from_numpy(c.output).permute(2, 0, 1)[None], torch.from_numpy(c.reference).permute(2, 0, 1)[None])
-        got = batch.result(0)
+        got = A.analyse(torch.from_numpy(c.output).permute(2, 0, 1)[None],
+                        torch.from_numpy(c.reference).permute(2, 0, 1)[None]).result(0)
         t_port += time.perf_counter() - t
-        for rows, res in ((oracle, want), (port, got)):
-            rows.append({"name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
-                         "invented_detail": res.invented, "lost_detail": res.lost,
-                         "distortion": 0.0, "psnr": 0.0, "ssim": 0.0})
+        port.append(_row(c, got.invented, got.lost, got.map))
     return oracle, port, {"oracle_s": t_oracle, "port_s": t_port}
 
 
@@ -46,23 +82,37 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--splits", default="tune,heldout")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--oracle", metavar="DIR", help="read DIR/oracle_<split>.npz instead of running the oracle")
+    ap.add_argument("--save-oracle", metavar="DIR", help="write the oracle's results to DIR/oracle_<split>.npz")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N cases of each split (quick checks)")
     args = ap.parse_args(argv)
+    if args.oracle and args.save_oracle:
+        ap.error("--oracle and --save-oracle exclude each other")
     torch.set_num_threads(args.threads)
     worst = 0.0
     changed = 0
     for split in args.splits.split(","):
-        oracle, port, times = _rows(split)
-        d_inv = max(abs(float(a["invented_detail"]) - float(b["invented_detail"])) for a, b in zip(oracle, port, strict=True))  # type: ignore[arg-type]
-        d_lost = max(abs(float(a["lost_detail"]) - float(b["lost_detail"])) for a, b in zip(oracle, port, strict=True))  # type: ignore[arg-type]
-        d_map = max(float(np.abs(np.asarray(a["map"]) - np.asarray(b["map"])).max()) for a, b in zip(oracle, port, strict=True))
+        cases = build(split)
+        if args.limit:
+            cases = cases[: args.limit]
+        src = os.path.join(args.oracle, f"oracle_{split}.npz") if args.oracle else None
+        oracle, port, times = _rows(cases, src)
+        if args.save_oracle:
+            os.makedirs(args.save_oracle, exist_ok=True)
+            save_oracle(os.path.join(args.save_oracle, f"oracle_{split}.npz"), oracle)
+        pairs = list(zip(oracle, port, strict=True))
+        d_inv = max(abs(float(a["invented_detail"]) - float(b["invented_detail"])) for a, b in pairs)  # type: ignore[arg-type]
+        d_lost = max(abs(float(a["lost_detail"]) - float(b["lost_detail"])) for a, b in pairs)  # type: ignore[arg-type]
+        d_map = max(float(np.abs(np.asarray(a["map"]) - np.asarray(b["map"])).max()) for a, b in pairs)
         flips = sum(int(((np.asarray(a["map"]) > DEFAULT_THRESHOLD) != (np.asarray(b["map"]) > DEFAULT_THRESHOLD)).sum())
-                    for a, b in zip(oracle, port, strict=True))
+                    for a, b in pairs)
         heads = []
         for rows in (oracle, port):
             with contextlib.redirect_stdout(io.StringIO()):
                 heads.append(report(rows, DEFAULT_THRESHOLD))
         worst = max(worst, d_inv, d_lost)
-        print(f"split {split}: {len(oracle)} cases; oracle {times['oracle_s']:.0f} s, torch {times['port_s']:.0f} s "
+        how = f"oracle read from {src}" if src else f"oracle {times['oracle_s']:.0f} s"
+        print(f"split {split}: {len(oracle)} cases; {how}, torch {times['port_s']:.1f} s "
               f"(1 image per call, {args.threads} thread(s))")
         print(f"  max |invented_detail diff| {d_inv:.2e}, max |lost_detail diff| {d_lost:.2e}, max |map diff| "
               f"{d_map:.2e} luma, pixels on the other side of the {DEFAULT_THRESHOLD} threshold: {flips}")

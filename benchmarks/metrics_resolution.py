@@ -14,7 +14,10 @@ One warm-up call at the smallest side, then the median of ``--repeats`` timed ca
 the reason when the estimate from the previous side exceeds ``--max-seconds`` (4x the pixels per doubling).
 
     .venv/bin/python -m benchmarks.metrics_resolution [--sides 256,1024,2048,4096] [--threads 2] [--device cpu]
-        [--clock wall|cpu] [--max-seconds 400]
+        [--clock wall|cpu] [--max-seconds 400] [--metrics invented_detail,ssim,...]
+
+The oracle runs in the same process and minute as qa, so its ratio ("qa faster than") is comparable even on a
+shared machine; the 1-minute load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def timed(fn: Callable[[], object], repeats: int, before: Callable[[], None] = l
     return statistics.median(times)
 
 
-def runners(out: np.ndarray, ref: np.ndarray, device: str) -> dict[tuple[str, str], Callable[[], object]]:
+def runners(out: np.ndarray, ref: np.ndarray, device: str,
+            names: tuple[str, ...] = METRICS) -> dict[tuple[str, str], Callable[[], object]]:
     """(metric, implementation) -> a call scoring (out, ref) once."""
     import inspect
 
@@ -81,7 +85,7 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str) -> dict[tuple[str, st
     sample = ImageSample("c", out, reference=ref, baseline=base, redecoded=np.ascontiguousarray(out[::-1, ::-1]),
                          seed_outputs=[out, base])
     calls: dict[tuple[str, str], Callable[[], object]] = {}
-    for name in METRICS:
+    for name in names:
         factory = REG.factory(name)
         kwargs = {"device": device} if "device" in inspect.signature(factory).parameters else {}
         metric = factory(**kwargs)
@@ -95,12 +99,18 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str) -> dict[tuple[str, st
         "seed_variance": lambda: F.seed_std_map([out, base]),
     }
     for name, fn in oracle.items():
-        calls[(name, "oracle (float64)")] = fn
+        if name in names:
+            calls[(name, "oracle (float64)")] = fn
     t_out = torch.from_numpy(out).permute(2, 0, 1)[None].to(device)
     t_ref = torch.from_numpy(ref).permute(2, 0, 1)[None].to(device)
-    calls[("psnr", "torchmetrics")] = lambda: tm_psnr(t_out, t_ref, data_range=1.0)
-    calls[("ssim", "torchmetrics")] = lambda: tm_ssim(t_out, t_ref, data_range=1.0)
-    calls[("ms_ssim", "torchmetrics")] = lambda: tm_msssim(t_out, t_ref, data_range=1.0, normalize="relu")
+    peers: dict[str, Callable[[], object]] = {
+        "psnr": lambda: tm_psnr(t_out, t_ref, data_range=1.0),
+        "ssim": lambda: tm_ssim(t_out, t_ref, data_range=1.0),
+        "ms_ssim": lambda: tm_msssim(t_out, t_ref, data_range=1.0, normalize="relu"),
+    }
+    for name, fn in peers.items():
+        if name in names:
+            calls[(name, "torchmetrics")] = fn
     return calls
 
 
@@ -111,20 +121,27 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--max-seconds", type=float, default=400.0, help="skip a cell whose estimate exceeds this")
+    ap.add_argument("--metrics", default=",".join(METRICS), help="comma-separated subset of: " + ", ".join(METRICS))
     ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                     help="wall: elapsed time; cpu: this process's CPU time, all threads (for a shared, loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from qa.metrics.invented.shared import CACHE
 
+    names = tuple(m for m in args.metrics.split(",") if m)
+    unknown = sorted(set(names) - set(METRICS))
+    if unknown:
+        ap.error(f"unknown metric(s) {unknown}: choose from {', '.join(METRICS)}")
+    load_before = os.getloadavg()[0]
+
     sides = [int(s) for s in args.sides.split(",")]
     table: dict[tuple[str, str], dict[int, str]] = {}
     last: dict[tuple[str, str], tuple[int, float]] = {}
-    warm = runners(*images(192), args.device)
+    warm = runners(*images(192), args.device, names)
     for fn in warm.values():
         fn()
     for side in sides:
-        calls = runners(*images(side), args.device)
+        calls = runners(*images(side), args.device, names)
         for key, fn in calls.items():
             prev = last.get(key)
             estimate = prev[1] * (side / prev[0]) ** 2 if prev else 0.0
@@ -136,7 +153,8 @@ def main() -> None:
             table.setdefault(key, {})[side] = f"{secs:.3f}"
             print(f"{key[0]:26s} {key[1]:18s} {side:5d}  {secs:.3f} s", flush=True)
     print(f"\n# {args.clock} seconds per image, {args.device}, torch threads {args.threads}, median of {args.repeats}; "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{platform.machine()}, {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     print("| metric | implementation | " + " | ".join(f"{s} px" for s in sides) + " |")
     print("|---|---|" + "---|" * len(sides))
     for (name, impl), cells in sorted(table.items()):

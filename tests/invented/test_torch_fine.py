@@ -34,7 +34,8 @@ def test_shift_pair_mirrors_like_numpy_pad() -> None:
 
 
 def test_fine_channel_matches_the_oracle(photo: np.ndarray) -> None:
-    """Invented finest-band energy per pixel for a checkerboard, 1-px strokes, noise and JPEG-like blur."""
+    """Invented finest-band energy per pixel (after the map placement ``sharpen``) for a checkerboard, 1-px
+    strokes, noise and JPEG-like blur."""
     side = photo.shape[0]
     yy, xx = np.indices((side, side))
     rng = np.random.default_rng(2)
@@ -49,7 +50,8 @@ def test_fine_channel_matches_the_oracle(photo: np.ndarray) -> None:
     fr = tr - P.blur2d(tr, F.FINE_SIGMA)
     for kind, out in outs.items():
         yo = F.luma(out)
-        want = F.fine_channel(F.all_fine_stats(yo, yr))
+        st = F.all_fine_stats(yo, yr)
+        want = F.fine_channel(st) * st.sharpen  # method v3: placed where the pointwise residual lies
         to = torch.from_numpy(yo).float()[None]
         got = TF.fine_invented(to - P.blur2d(to, F.FINE_SIGMA), fr)[0].double().numpy()
         peak = max(float(want.max()), 1e-12)

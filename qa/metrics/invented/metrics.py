@@ -311,5 +311,5 @@ class SeedVariance(OnDevice):
         shapes = {o.shape for o in outs}
         if len(shapes) != 1:
             raise MetricInputError(f"{self.name}: seed outputs differ in shape: {sorted(shapes)}")
-        std = A.seed_std(to_batch(outs, torch.device(self.device))).cpu().numpy()
+        std = A.seed_std([to_batch([o], torch.device(self.device)) for o in outs]).cpu().numpy()
         return MetricValue(float(std.mean()), map=std, extra={"max": float(std.max()), "n_seeds": len(outs)})

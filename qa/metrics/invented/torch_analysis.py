@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from qa.metrics.invented import functional as F
+from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
 from qa.metrics.invented import torch_ops as T
 from qa.metrics.invented import torch_passes as P
@@ -121,13 +122,13 @@ def solve4(m: torch.Tensor, rhs: list[torch.Tensor], ridge: torch.Tensor) -> lis
     return [c[i] * d[i] for i in range(4)]
 
 
-def coarse_windows(feats: torch.Tensor, pairs: list[tuple[int, int]], sigma: float,
+def coarse_windows(feats: torch.Tensor | list[torch.Tensor], pairs: list[tuple[int, int]], sigma: float,
                    stride: int = WINDOW_STRIDE) -> torch.Tensor:
     """Gaussian-window means (sigma px, scipy ``reflect``) of ``feats[i] * feats[j]`` for each pair, sampled
     every ``stride`` px per axis from ``-stride * EXTRA``: (P, N, h', w') with ``h' = ceil(H / stride) + 2 EXTRA
     + 1``. ``feats``: (F, N, H, W) float32. The full-resolution products are formed block by block and never
     exist all at once."""
-    return P.window_products(feats, pairs, sigma, stride, EXTRA)
+    return P.window_products(list(feats), pairs, sigma, stride, EXTRA)
 
 
 def to_full(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
@@ -161,6 +162,8 @@ class BandCoarse:
     out: torch.Tensor
     ref: torch.Tensor
     explained: torch.Tensor
+    #: the fit's four coefficient fields on the coarse grid, each (N, h', w')
+    coef: list[torch.Tensor]
 
     @property
     def unexplained(self) -> torch.Tensor:
@@ -183,11 +186,11 @@ class LocalFit:
         return self.mom[..., _IDX[(min(i, j), max(i, j))], 0]
 
 
-def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F.WINDOW_SIGMA) -> LocalFit:
+def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F.WINDOW_SIGMA,
+              stride: int = WINDOW_STRIDE) -> LocalFit:
     """The oracle's per-pixel least squares of ``target`` ((N, H, W)) on four ``feats`` in a Gaussian window
     (sigma ``window`` px) with its ridge, on the coarse grid (:func:`coarse_windows`, :func:`solve4`)."""
-    stacked = torch.stack([*feats, target])
-    mom = coarse_windows(stacked, PAIRS, window).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    mom = coarse_windows([*feats, target], PAIRS, window, stride).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
     trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
@@ -208,7 +211,24 @@ def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
     coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
     fit = local_lsq(ob, features(rb))
     out_e, ref_e = fit.moment(_OB, _OB), fit.moment(_RB, _RB)
-    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e))
+    return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e),
+                      coef=[c[..., 0] for c in fit.coef])
+
+
+def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.Tensor],
+             stride: int = WINDOW_STRIDE) -> torch.Tensor:
+    """The oracle's pointwise residual ``target - sum_i coef_i feat_i`` of a local fit, (N, H, W): the four
+    coarse coefficient fields (N, h', w') interpolated to full resolution (:func:`to_full`) first."""
+    h, w = target.shape[-2:]
+    c = to_full(torch.cat(coef), h, w, F.WINDOW_SIGMA, stride).chunk(4)
+    return target - (c[0] * feats[0] + c[1] * feats[1] + c[2] * feats[2] + c[3] * feats[3])
+
+
+def sharpen(r2: torch.Tensor, wide: torch.Tensor) -> torch.Tensor:
+    """The oracle's map placement ``G_MAP_SIGMA * r^2 / wide`` (0 where ``wide`` is 0), ``wide`` = the
+    residual energy r^2 in the window the invented energy was measured in; (N, H, W) >= 0."""
+    return torch.where(wide > 0, P.blur2d(r2, F.MAP_SIGMA) / torch.where(wide > 0, wide, torch.ones_like(wide)),
+                       torch.zeros_like(wide))
 
 
 def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
@@ -216,6 +236,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
+    T.keep_freed_memory()
     n, _, h, w = outputs.shape
     ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
     sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
@@ -228,6 +249,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     for s in F.BAND_SIGMAS:
         bands = low[s] - low[2.0 * s]
         ob, rb = bands[:n], bands[n:]
+        feats = features(rb)
         st = band_coarse(ob, rb)
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
@@ -235,13 +257,21 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
         excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
         band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        # placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one smooth (coarse)
+        r = residual(ob, feats, st.coef)
+        del feats
+        wide = to_full(coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], h, w, F.WINDOW_SIGMA)
+        band_inv.mul_(sharpen(r.square_(), wide))
         inv = band_inv if inv is None else inv.add_(band_inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
     fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
-    inv_full = inv.add_(fine).contiguous()
+    # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
+    scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
+    fine.mul_(scale)
+    inv_full = inv.mul_(scale).add_(fine).contiguous()
     fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
@@ -273,10 +303,28 @@ def hf_energy(images: torch.Tensor, sigma: float = F.HF_SIGMA) -> torch.Tensor:
     return hp.square().mean(dim=(1, 2), dtype=torch.float64)
 
 
-def seed_std(outputs: torch.Tensor) -> torch.Tensor:
-    """(H, W) population std of luma over the S seed outputs (S, 3, H, W); exactly 0 for identical outputs."""
-    if outputs.shape[0] < 2:
-        raise ValueError(f"seed variance needs at least 2 outputs, got {outputs.shape[0]}")
-    y = T.luma(outputs.float())
-    dev = y - y[:1]
-    return dev.std(dim=0, unbiased=False)
+def seed_std(outputs: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+    """(H, W) population std of luma over S seed outputs: an (S, 3, H, W) batch or a list of S (1, 3, H, W)
+    images (no stacked copy); exactly 0 for identical outputs.
+
+    Deviations from the first seed's luma (so equal outputs give exactly 0), their mean and the mean squared
+    deviation from it, one seed at a time (a reduction over a short leading axis is slow in torch on the CPU)."""
+    s = len(outputs)
+    if s < 2:
+        raise ValueError(f"seed variance needs at least 2 outputs, got {s}")
+    T.keep_freed_memory()
+
+    def y(i: int) -> torch.Tensor:
+        img = outputs[i] if isinstance(outputs, list) else outputs[i : i + 1]
+        return T.luma(img.float())[0]
+
+    first = y(0)
+    devs = [y(i) - first for i in range(1, s)]
+    mean = torch.zeros_like(first)
+    for d in devs:
+        mean += d
+    mean /= s
+    var = mean.square()  # seed 0's deviation (0) minus the mean, squared
+    for d in devs:
+        var += (d - mean).square()
+    return var.div_(s).sqrt_()

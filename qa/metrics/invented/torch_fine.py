@@ -21,6 +21,10 @@ from qa.metrics.invented import functional as F
 from qa.metrics.invented import torch_analysis as A
 from qa.metrics.invented import torch_passes as P
 
+#: coarse-grid strides of the finest band's fit (its coefficients multiply the features pixel by pixel, so they
+#: must be accurate) and of the predictability fit
+FIT_STRIDE = 2
+PRED_STRIDE = 2
 #: block side of the decimated grid of the surround Gaussian
 SURROUND_BLOCK = 4
 
@@ -45,26 +49,50 @@ def wide_blur(x: torch.Tensor, sigma: float, block: int = SURROUND_BLOCK) -> tor
     """Gaussian (sigma px, scipy ``reflect``) of smooth (K, H, W) fields for sigma >> ``block``: block means
     (side ``block``, or the largest power-of-two fraction of it that divides the axis), the Gaussian on that grid
     (sigma reduced by the block's own variance), bicubic back to full resolution."""
+    coarse, bh, bw = wide_blur_coarse(x, sigma, block)
+    return P.bicubic(coarse, bh, bw)
+
+
+def wide_blur_coarse(x: torch.Tensor, sigma: float, block: int = SURROUND_BLOCK) -> tuple[torch.Tensor, int, int]:
+    """:func:`wide_blur` before its bicubic step: the (K, H / bh, W / bw) block grid and its block sides."""
     _, h, w = x.shape
     bh, bw = _block(h, block), _block(w, block)
     coarse = Fn.avg_pool2d(x[:, None], (bh, bw))[:, 0]
     coarse = P.blur_h(coarse, (sigma**2 - (bh**2 - 1) / 12.0) ** 0.5 / bh)
     coarse = P.blur_w(coarse, (sigma**2 - (bw**2 - 1) / 12.0) ** 0.5 / bw)
-    if bh == bw == 1:
-        return coarse
-    return Fn.interpolate(coarse[:, None], scale_factor=(bh, bw), mode="bicubic", align_corners=False)[:, 0]
+    return coarse, bh, bw
 
 
-def surround_level(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """The oracle's ``_surround_level``: benign residual level a + b x ref, (a, b) >= 0 fitted to ``u`` by least
-    squares in a Gaussian window of sigma ``SURROUND_SIGMA`` (the window of a constant is 1)."""
-    sr, srr, su, sru = wide_blur(torch.cat([ref, ref * ref, u, ref * u]), F.SURROUND_SIGMA).chunk(4)
+def _level_coefficients(su: torch.Tensor, sru: torch.Tensor, sr: torch.Tensor, srr: torch.Tensor) -> torch.Tensor:
+    """The oracle's ``_surround_level`` fit from the window means of u, ref x u, ref and ref^2: (2, ...) = (a, b),
+    the constrained least-squares optimum (a, b >= 0)."""
     b = (sru - sr * su) / (srr - sr * sr).clamp_min(1e-30)
     a = su - b * sr
     b = torch.where(a < 0, sru / srr.clamp_min(1e-30), b)
     a = torch.where(a < 0, torch.zeros_like(a), a)
     a = torch.where(b < 0, su, a)
-    return a + b.clamp_min(0.0) * ref
+    return torch.stack([a, b.clamp_min(0.0)])
+
+
+def surround_level(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """The oracle's ``_surround_level``: benign residual level a + b x ref, (a, b) >= 0 fitted to ``u`` by least
+    squares in a Gaussian window of sigma ``SURROUND_SIGMA`` (the window of a constant is 1). The fit is made on
+    the surround's block grid, where the window means live, and only a and b are brought to full resolution."""
+    return _Surround(ref).level(u)
+
+
+class _Surround:
+    """The surround fit's reference-only window means (ref, ref^2), computed once for both robust passes."""
+
+    def __init__(self, ref: torch.Tensor) -> None:
+        self.ref = ref
+        coarse, self.bh, self.bw = wide_blur_coarse(torch.cat([ref, ref * ref]), F.SURROUND_SIGMA)
+        self.sr, self.srr = coarse.chunk(2)
+
+    def level(self, u: torch.Tensor) -> torch.Tensor:
+        su, sru = wide_blur_coarse(torch.cat([u, self.ref * u]), F.SURROUND_SIGMA)[0].chunk(2)
+        a, b = P.bicubic(_level_coefficients(su, sru, self.sr, self.srr).flatten(0, 1), self.bh, self.bw).chunk(2)
+        return a + b * self.ref
 
 
 def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
@@ -72,15 +100,19 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
     finest bands ``fo``, ``fr`` (``y - G_FINE_SIGMA * y``): the oracle's ``fine_channel(all_fine_stats(...))``."""
     h, w = fo.shape[-2:]
     feats = A.features(fr)
-    fit = A.local_lsq(fo, feats)
-    coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA).chunk(4)
+    fit = A.local_lsq(fo, feats, stride=FIT_STRIDE)
+    coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA, FIT_STRIDE).chunk(4)
     r = fo - (coef[0] * feats[0] + coef[1] * feats[1] + coef[2] * feats[2] + coef[3] * feats[3])
     del feats, coef
-    u, ref = P.blur2d(torch.cat([r * r, fr * fr]), F.FINE_WINDOW).chunk(2)
-    pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS])
+    r2 = r * r
+    u, ref = P.blur2d(torch.cat([r2, fr * fr]), F.FINE_WINDOW).chunk(2)
+    pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS], stride=PRED_STRIDE)
     pred = (pred_fit.explained / pred_fit.moment(4, 4).clamp_min(1e-30)).clamp(0.0, 1.0)
-    pred = A.to_full(pred, h, w, F.WINDOW_SIGMA).clamp(0.0, 1.0)
-    level = surround_level(torch.minimum(u, F.SURROUND_CLIP * surround_level(u, ref)), ref)
-    d = (u - F.ABS_FLOOR - F.LOCAL_TOLERANCE * ref).clamp_min(0.0)
+    pred = A.to_full(pred, h, w, F.WINDOW_SIGMA, PRED_STRIDE).clamp(0.0, 1.0)
+    surround = _Surround(ref)
+    level = surround.level(torch.minimum(u, F.SURROUND_CLIP * surround.level(u)))
+    d = (u - F.ABS_FLOOR - F.FINE_TOLERANCE * ref).clamp_min(0.0)
     periodic = ((pred - F.PERIODIC_MIN) / (1.0 - F.PERIODIC_MIN)).clamp(0.0, 1.0)
-    return torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)
+    inv = torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)
+    # placed where the pointwise residual lies: G_1(r^2) / G_2(r^2) (u is G_2(r^2))
+    return inv.mul_(A.sharpen(r2, u))

@@ -18,7 +18,10 @@ Layout convention: a filtered axis is always the first one of a contiguous 2-D `
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -30,6 +33,32 @@ TRUNCATE = 4.0
 INTERP_HALF = 6
 #: outputs per banded block of a :func:`filter_rows` pass
 BLOCK = 32
+
+
+#: glibc ``mallopt`` parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: freed memory up to this many bytes stays in the process for reuse (see :func:`keep_freed_memory`)
+KEEP_BYTES = 1 << 30
+
+
+@lru_cache(maxsize=1)
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed CPU memory instead of returning it to the kernel (once per process; True if set).
+
+    torch's CPU tensors come from ``malloc``; glibc serves blocks above its mmap threshold (128 KiB to 32 MiB,
+    adaptive) with fresh ``mmap`` pages and unmaps them on ``free``, so every full-resolution intermediate (16
+    MiB at 2048 px) is page-faulted and zeroed by the kernel again: measured here, a fresh 32 MiB ``x * x`` took
+    38 ms against 5 ms into a reused buffer, and the analysis makes hundreds of such intermediates. Raising the
+    mmap and trim thresholds to :data:`KEEP_BYTES` keeps up to 1 GiB of freed memory in the process for the next
+    tensor. No effect (returns False) where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
 
 
 @lru_cache(maxsize=64)
@@ -165,7 +194,14 @@ def smooth2d(x: torch.Tensor, sigma: float, stride: int = 2) -> torch.Tensor:
 
 
 def luma(rgb: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma of (N, 3, H, W) float32 images in [0, 1]: (N, H, W)."""
+    """Rec. 601 luma of (N, 3, H, W) float32 images in [0, 1]: (N, H, W).
+
+    Images stored channels-last (the (N, H, W, 3) arrays of the engine, permuted) are reduced by one matrix-vector
+    product over their contiguous RGB triples (three times faster than three strided channel reads)."""
+    hwc = rgb.permute(0, 2, 3, 1)
+    if hwc.is_contiguous():
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device)
+        return torch.mv(hwc.reshape(-1, 3), w).view(hwc.shape[:3])
     return rgb[:, 0] * 0.299 + rgb[:, 1] * 0.587 + rgb[:, 2] * 0.114
 
 
@@ -199,7 +235,10 @@ def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
     v_lo = torch.kthvalue(x, lo + 1, dim=1).values
     if frac == 0.0 or lo + 1 >= m:
         return v_lo
-    v_hi = torch.kthvalue(x, lo + 2, dim=1).values
+    # the (lo + 2)-th smallest: v_lo again if it occurs that often, else the smallest value above it
+    # (two cheap passes instead of a second selection)
+    above = torch.where(x > v_lo[:, None], x, torch.full_like(x, float("inf"))).amin(dim=1)
+    v_hi = torch.where((x <= v_lo[:, None]).sum(dim=1) >= lo + 2, v_lo, above)
     return v_lo + frac * (v_hi - v_lo)
 
 

@@ -8,14 +8,20 @@ traffic: each pass reads its input in place (the BLAS takes strided blocks) and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
 
 from qa.metrics.invented import torch_ops as T
 
-#: outputs per banded block
-BLOCK = 32
+#: outputs per banded block (small: a banded block of ``b`` outputs does ``stride (b - 1) + len(kernel)`` multiply-adds
+#: per output, so short blocks waste fewer; 16 was the fastest of 4..32 at 2048 px on a 2-core x86 CPU)
+BLOCK = 16
+#: planes of at least this many pixels are filtered one at a time along H (see :func:`blur_h`)
+LARGE_PLANE = 1 << 18
+#: full-resolution outputs per block of an interpolation (:func:`upsample_h`, :func:`upsample_w`)
+INTERP_BLOCK = 32
 
 
 def _geometry(n: int, klen: int, stride: int, extra: int) -> tuple[int, int, int]:
@@ -52,21 +58,31 @@ def blur_h(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> to
     n_out, before, _ = _geometry(x.shape[-2], len(k), stride, extra)
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
     out = torch.empty((*x.shape[:-2], n_out, x.shape[-1]), dtype=x.dtype, device=x.device)
+    h, w = x.shape[-2:]
+    if x.ndim > 2 and h * w >= LARGE_PLANE:
+        # large planes one at a time: each block's output rows are then contiguous (a batched out= copies)
+        for xi, oi in zip(x.reshape(-1, h, w), out.view(-1, n_out, w), strict=True):
+            for i0, nb, r0, span in _blocks(n_out, len(k), stride):
+                torch.mm(t[:nb, :span], span_of(xi, 0, r0 - before, span), out=oi[i0 : i0 + nb])
+        return out
     for i0, nb, r0, span in _blocks(n_out, len(k), stride):
         torch.matmul(t[:nb, :span], span_of(x, x.ndim - 2, r0 - before, span), out=out[..., i0 : i0 + nb, :])
     return out
 
 
-def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> torch.Tensor:
-    """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out)."""
+def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out) (into ``out`` when given: a
+    contiguous tensor of that shape)."""
     k = T.gaussian_kernel(sigma)
     n_out, before, _ = _geometry(x.shape[-1], len(k), stride, extra)
     lead = x.shape[:-1]
     rows = x.reshape(-1, x.shape[-1])
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
-    out = torch.empty((rows.shape[0], n_out), dtype=x.dtype, device=x.device)
+    out = torch.empty((rows.shape[0], n_out), dtype=x.dtype, device=x.device) if out is None else out.view(-1, n_out)
     for i0, nb, r0, span in _blocks(n_out, len(k), stride):
-        torch.mm(span_of(rows, 1, r0 - before, span), t[:nb, :span].T, out=out[:, i0 : i0 + nb])
+        # addmm_ with beta=0 writes the strided column block in place (mm's out= goes through a copy)
+        out[:, i0 : i0 + nb].addmm_(span_of(rows, 1, r0 - before, span), t[:nb, :span].T, beta=0)
     return out.reshape(*lead, n_out)
 
 
@@ -75,21 +91,33 @@ def blur2d(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return blur_w(blur_h(x, sigma), sigma)
 
 
-def window_products(feats: torch.Tensor, pairs: list[tuple[int, int]], sigma: float, stride: int,
+#: image rows whose products are formed and filtered along W at once in :func:`window_products`
+PRODUCT_ROWS = 128
+
+
+def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]], sigma: float, stride: int,
                     extra: int) -> torch.Tensor:
     """Gaussian-window means of ``feats[i] * feats[j]`` for each pair, decimated as :func:`blur_h` along both
-    axes: ``feats`` (F, N, H, W) -> (P, N, h', w'). The products are formed one block of rows at a time."""
-    k = T.gaussian_kernel(sigma)
-    _, n, h, w = feats.shape
-    n_out, before, _ = _geometry(h, len(k), stride, extra)
-    t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(feats.device))
-    ii = torch.tensor([p[0] for p in pairs], device=feats.device)
-    jj = torch.tensor([p[1] for p in pairs], device=feats.device)
-    out = torch.empty((len(pairs), n, n_out, w), dtype=feats.dtype, device=feats.device)
-    for i0, nb, r0, span in _blocks(n_out, len(k), stride):
-        rows = span_of(feats, 2, r0 - before, span)
-        torch.matmul(t[:nb, :span], rows.index_select(0, ii) * rows.index_select(0, jj), out=out[:, :, i0 : i0 + nb])
-    return blur_w(out, sigma, stride, extra)
+    axes: ``feats`` F tensors (N, H, W) (or one (F, N, H, W)) -> (P, N, h', w') (a permuted view of an
+    (h', P, N, w') tensor).
+
+    The products are formed :data:`PRODUCT_ROWS` image rows at a time into one reused buffer and filtered along
+    W (the contiguous axis) at once, which decimates them ``stride`` times while they are still in cache; the H
+    pass then runs on that ``stride`` times smaller field. Every product is formed exactly once."""
+    n, h, w = feats[0].shape
+    dev, dtype = feats[0].device, feats[0].dtype
+    w_out = _geometry(w, len(T.gaussian_kernel(sigma)), stride, extra)[0]
+    mid = torch.empty((h, len(pairs), n, w_out), dtype=dtype, device=dev)
+    buf = torch.empty((min(PRODUCT_ROWS, h), len(pairs), n, w), dtype=dtype, device=dev)
+    for r0 in range(0, h, PRODUCT_ROWS):
+        nr = min(PRODUCT_ROWS, h - r0)
+        rows = [f[:, r0 : r0 + nr].transpose(0, 1) for f in feats]  # (nr, N, W) views
+        for p, (i, j) in enumerate(pairs):
+            torch.mul(rows[i], rows[j], out=buf[:nr, p])
+        blur_w(buf[:nr], sigma, stride, extra, out=mid[r0 : r0 + nr])
+    # H pass on (h, P*N*w_out): filter along the first axis of a 2-D view
+    flat = mid.view(h, -1)
+    return blur_h(flat, sigma, stride, extra).view(-1, len(pairs), n, w_out).permute(1, 2, 0, 3)
 
 
 @lru_cache(maxsize=32)
@@ -100,41 +128,73 @@ def _interp_matrix(n: int, stride: int, sigma: float, extra: int, device: str) -
     return T.upsample(eye, n, stride, sigma, extra).contiguous().to(device)
 
 
-def _row_span(u: torch.Tensor, i0: int, nb: int) -> tuple[int, int]:
-    nz = torch.nonzero(u[i0 : i0 + nb].abs().sum(0) > 0)
-    return int(nz[0]), int(nz[-1]) + 1
-
-
 @lru_cache(maxsize=32)
-def _interp_blocks(n: int, stride: int, sigma: float, extra: int, device: str) -> list[tuple[int, int, int, int]]:
-    u = _interp_matrix(n, stride, sigma, extra, "cpu")
-    out = []
-    for i0 in range(0, n, 4 * BLOCK):
-        nb = min(4 * BLOCK, n - i0)
-        s0, s1 = _row_span(u, i0, nb)
-        out.append((i0, nb, s0, s1))
+def _cubic_matrix(m: int, factor: int, device: str) -> torch.Tensor:
+    """(m * factor, m) matrix of ``torch.nn.functional.interpolate(mode="bicubic", align_corners=False)`` along
+    one axis (bicubic in 2-D is this matrix applied along H and along W, borders clamped alike)."""
+    eye = torch.eye(m, dtype=torch.float32)[:, None, :, None]  # (m, 1, m, 1): column j = unit sample j
+    up = torch.nn.functional.interpolate(eye, scale_factor=(factor, 1), mode="bicubic", align_corners=False)
+    return up[:, 0, :, 0].T.contiguous().to(device)
+
+
+_SPANS: dict[tuple[int, ...], list[tuple[int, int, int, int]]] = {}
+
+
+def _spans(u: torch.Tensor, key: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    """(first output, outputs, first input, end input) of the row blocks of a banded (n, m) matrix ``u``."""
+    if key not in _SPANS:
+        out = []
+        host = u.cpu()
+        for i0 in range(0, host.shape[0], INTERP_BLOCK):
+            nb = min(INTERP_BLOCK, host.shape[0] - i0)
+            nz = torch.nonzero(host[i0 : i0 + nb].abs().sum(0) > 0)
+            out.append((i0, nb, int(nz[0]), int(nz[-1]) + 1))
+        _SPANS[key] = out
+    return _SPANS[key]
+
+
+def apply_h(c: torch.Tensor, u: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
+    """``u @ c`` along H for a banded (n, m) matrix ``u`` and (..., m, W) ``c``: (..., n, W), block by block
+    (``key`` names ``u``'s band structure for the cache of its blocks)."""
+    out = torch.empty((*c.shape[:-2], u.shape[0], c.shape[-1]), dtype=c.dtype, device=c.device)
+    for i0, nb, s0, s1 in _spans(u, key):
+        torch.matmul(u[i0 : i0 + nb, s0:s1], c[..., s0:s1, :], out=out[..., i0 : i0 + nb, :])
     return out
+
+
+def apply_w(c: torch.Tensor, u: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
+    """``c @ u.T`` along W for a banded (n, m) ``u`` and (..., H, m) ``c``: (..., H, n), as :func:`apply_h`."""
+    lead = c.shape[:-1]
+    rows = c.reshape(-1, c.shape[-1])
+    out = torch.empty((rows.shape[0], u.shape[0]), dtype=c.dtype, device=c.device)
+    for i0, nb, s0, s1 in _spans(u, key):
+        # addmm_ with beta=0 writes the strided column block in place (mm's out= goes through a copy)
+        out[:, i0 : i0 + nb].addmm_(rows[:, s0:s1], u[i0 : i0 + nb, s0:s1].T, beta=0)
+    return out.reshape(*lead, u.shape[0])
 
 
 def upsample_h(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., m, W) decimated samples along H -> (..., n, W) full resolution (interpolator fitted to a Gaussian
     of ``sigma`` px, :func:`qa.metrics.invented.torch_ops.upsample`)."""
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
-    out = torch.empty((*c.shape[:-2], n, c.shape[-1]), dtype=c.dtype, device=c.device)
-    for i0, nb, s0, s1 in _interp_blocks(n, stride, float(sigma), extra, str(c.device)):
-        torch.matmul(u[i0 : i0 + nb, s0:s1], c[..., s0:s1, :], out=out[..., i0 : i0 + nb, :])
-    return out
+    return apply_h(c, u, (0, n, stride, int(sigma * 1000), extra))
 
 
 def upsample_w(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., H, m) decimated samples along W -> (..., H, n), as :func:`upsample_h`."""
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
-    lead = c.shape[:-1]
-    rows = c.reshape(-1, c.shape[-1])
-    out = torch.empty((rows.shape[0], n), dtype=c.dtype, device=c.device)
-    for i0, nb, s0, s1 in _interp_blocks(n, stride, float(sigma), extra, str(c.device)):
-        torch.mm(rows[:, s0:s1], u[i0 : i0 + nb, s0:s1].T, out=out[:, i0 : i0 + nb])
-    return out.reshape(*lead, n)
+    return apply_w(c, u, (0, n, stride, int(sigma * 1000), extra))
+
+
+def bicubic(c: torch.Tensor, fh: int, fw: int) -> torch.Tensor:
+    """``interpolate(c[:, None], scale_factor=(fh, fw), mode="bicubic", align_corners=False)[:, 0]`` of (..., h,
+    w) as two banded matrix passes (the same numbers up to float32 rounding, several times faster on the CPU)."""
+    h, w = c.shape[-2:]
+    if fh > 1:
+        c = apply_h(c, _cubic_matrix(h, fh, str(c.device)), (1, h, fh))
+    if fw > 1:
+        c = apply_w(c, _cubic_matrix(w, fw, str(c.device)), (1, w, fw))
+    return c
 
 
 def axis_weights(n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
