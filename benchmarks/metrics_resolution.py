@@ -126,6 +126,11 @@ def main() -> None:
                     help="wall: elapsed time; cpu: this process's CPU time, all threads (for a shared, loaded machine)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # qa's torch metrics raise glibc's mmap/trim thresholds on their first call (process-wide); set it before
+    # anything runs, so that qa, the oracle and torchmetrics all run under the same allocator setting
+    from qa.metrics.invented.torch_ops import keep_freed_memory
+
+    keep_freed_memory()
     from qa.metrics.invented.shared import CACHE
 
     names = tuple(m for m in args.metrics.split(",") if m)

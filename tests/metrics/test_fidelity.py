@@ -117,12 +117,32 @@ def test_ms_ssim_matches_independent_and_torchmetrics() -> None:
     ref = rng.random((192, 200, 3)).astype(np.float32)
     ref = (ref + np.roll(ref, 1, 0) + np.roll(ref, 1, 1)) / 3  # some structure across scales
     out = np.clip(ref + 0.05 * rng.standard_normal(ref.shape), 0, 1).astype(np.float32)
-    ours = MSSSIM().compute(ImageSample("c", out, ref)).value
+    ours = F.ms_ssim(out, ref)  # the float64 reference implementation
     assert ours == pytest.approx(_ms_ssim_torch_reference(out, ref), abs=1e-9)
+    # the metric's torch float32 path agrees with it (float32 filtering, float64 means)
+    fast = MSSSIM().compute(ImageSample("c", out, ref)).value
+    assert fast == pytest.approx(ours, abs=2e-6)
     # torchmetrics averages its last-scale SSIM over the reflect-padded full image (not the valid region),
     # so it differs slightly near the borders; agree to 1e-3.
     t = lambda a: torch.from_numpy(a.astype(np.float64)).permute(2, 0, 1)[None]  # noqa: E731
     assert ours == pytest.approx(float(tm_ms_ssim(t(out), t(ref), data_range=1.0, normalize="relu")), abs=1e-3)
+    assert fast == pytest.approx(float(tm_ms_ssim(t(out), t(ref), data_range=1.0, normalize="relu")), abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ms_ssim_torch_path_matches_float64_on_photos(seed: int) -> None:
+    """The torch float32 path on real photo crops with decoder-like errors (blur, noise, JPEG-like rounding)."""
+    from scipy import ndimage
+    from skimage import data
+
+    photo = [data.astronaut(), data.coffee(), data.chelsea()][seed][:300, :300].astype(np.float32) / 255.0
+    rng = np.random.default_rng(seed)
+    degraded = ndimage.gaussian_filter(photo, (1.0, 1.0, 0)) + 0.02 * rng.standard_normal(photo.shape)
+    out = np.clip(np.round(degraded * 64) / 64, 0, 1).astype(np.float32)
+    want = F.ms_ssim(out, photo)
+    got = MSSSIM().compute(ImageSample("c", out, photo)).value
+    assert 0.5 < want < 1.0
+    assert got == pytest.approx(want, abs=2e-6)
 
 
 def test_ssim_identical_and_constant_images() -> None:
@@ -157,3 +177,16 @@ def test_bad_inputs_raise_clear_errors() -> None:
         PSNR().compute(ImageSample("c", ref, None))
     with pytest.raises(NotApplicable, match="160"):
         MSSSIM().compute(ImageSample("c", ref, ref))
+
+
+def test_parallel_plane_filter_is_bit_identical_to_one_call() -> None:
+    """SSIM's large planes are filtered as (plane, band of rows) tasks in threads: every output row must be the
+    number one call computes (results do not depend on the thread count)."""
+    from qa.metrics.functional.fidelity import _filter_valid, _filter_valid_parallel, gaussian_kernel1d
+
+    rng = np.random.default_rng(5)
+    planes = tuple(rng.random((301, 263)) * 255 for _ in range(5))
+    k = gaussian_kernel1d(11, 1.5)
+    got = _filter_valid_parallel(planes, k, workers=2)
+    for plane, g in zip(planes, got, strict=True):
+        assert np.array_equal(g, _filter_valid(plane, k))

@@ -2,7 +2,7 @@
 
 Inputs are float arrays of shape (H, W, 3) (or (H, W) where stated) with values in [0, 1] unless a
 ``data_range`` says otherwise. Computation is in float64 with separable filters (scipy.ndimage), so results do
-not depend on the BLAS or the number of threads.
+not depend on the BLAS or the number of threads (large planes are filtered in parallel threads, each the same way).
 
 Variants, named apart because they give different numbers:
 
@@ -20,6 +20,7 @@ Variants, named apart because they give different numbers:
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -84,15 +85,50 @@ def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out
 
 
+#: planes at least this large are filtered in parallel threads (below, thread start-up costs more than it saves)
+_PARALLEL_MIN_PIXELS = 256 * 256
+
+
+def _threads() -> int:
+    """Worker threads for the per-plane filters: torch's thread setting (qa's one knob). Each plane is filtered
+    the same way whatever the count, so results do not depend on it."""
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def _filter_valid_parallel(planes: tuple[np.ndarray, ...], k: np.ndarray, workers: int) -> list[np.ndarray]:
+    """:func:`_filter_valid` of each 2-D plane, as (plane, band of output rows) tasks over ``workers`` threads
+    (scipy.ndimage releases the GIL while filtering); every output row is computed exactly as in one call."""
+    n = len(k)
+    h, w = planes[0].shape
+    rows = h - n + 1
+    edges = np.linspace(0, rows, 3).astype(int)  # two bands per plane: balances five planes over two threads
+    outs = [np.empty((rows, w - n + 1)) for _ in planes]
+
+    def one(task: tuple[int, int, int]) -> None:
+        i, r0, r1 = task
+        outs[i][r0:r1] = _filter_valid(planes[i][r0 : r1 + n - 1], k)
+
+    tasks = [(i, int(edges[b]), int(edges[b + 1])) for i in range(len(planes)) for b in range(2)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, tasks))
+    return outs
+
+
 def _ssim_terms(x: np.ndarray, y: np.ndarray, k: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
     """SSIM map and contrast-structure map (valid region) of two 2-D float64 images, population covariance."""
     c1 = (_K1 * data_range) ** 2
     c2 = (_K2 * data_range) ** 2
-    mu_x = _filter_valid(x, k)
-    mu_y = _filter_valid(y, k)
-    sxx = _filter_valid(x * x, k) - mu_x * mu_x
-    syy = _filter_valid(y * y, k) - mu_y * mu_y
-    sxy = _filter_valid(x * y, k) - mu_x * mu_y
+    planes = (x, y, x * x, y * y, x * y)
+    workers = _threads()
+    if workers > 1 and x.size >= _PARALLEL_MIN_PIXELS:
+        mu_x, mu_y, exx, eyy, exy = _filter_valid_parallel(planes, k, workers)
+    else:
+        mu_x, mu_y, exx, eyy, exy = (_filter_valid(p, k) for p in planes)
+    sxx = exx - mu_x * mu_x
+    syy = eyy - mu_y * mu_y
+    sxy = exy - mu_x * mu_y
     cs = (2.0 * sxy + c2) / (sxx + syy + c2)
     lum = (2.0 * mu_x * mu_y + c1) / (mu_x * mu_x + mu_y * mu_y + c1)
     return lum * cs, cs
