@@ -97,7 +97,13 @@ class AnalysisCache:
         self.enter(scope)
         dev = torch.device(device)
         todo = self._missing("inv", pairs)
-        for group in _by_size(todo):
+        # output and reference with the same pixels (a decoder whose baseline is itself): no fit to run
+        same = [p for p in todo if self._digests[id(p[0])] == self._digests[id(p[1])]]
+        for group in _by_size(same):
+            res = A.analyse_identical(to_batch([p[0] for p in group], dev))
+            for i, p in enumerate(group):
+                self._store("inv", p, res.result(i))
+        for group in _by_size([p for p in todo if self._digests[id(p[0])] != self._digests[id(p[1])]]):
             res = A.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev))
             for i, p in enumerate(group):
                 self._store("inv", p, res.result(i))
@@ -133,6 +139,8 @@ class AnalysisCache:
         """The analysis of ``output`` against ``reference`` ((H, W, 3), same size)."""
         def one() -> F.InventedResult:
             dev = torch.device(device)
+            if output.shape == reference.shape and np.array_equal(output, reference):
+                return A.analyse_identical(to_batch([output], dev)).result(0)
             return A.analyse(to_batch([output], dev), to_batch([reference], dev)).result(0)
         return self._lookup("inv", (output, reference), one)  # type: ignore[no-any-return]
 

@@ -282,6 +282,21 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share)
 
 
+def analyse_identical(images: torch.Tensor) -> InventedBatch:
+    """:func:`analyse` of pairs whose output and reference are the same pixels ((N, 3, H, W), [0, 1]): nothing
+    is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them) and
+    the floors the absolute floor (:func:`analyse` on equal images: invented 0, lost about 1e-6 from the ridge,
+    floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs baseline)."""
+    n, _, h, w = images.shape
+    ys = T.luma(images.float())
+    energy = torch.zeros(n, dtype=torch.float64, device=ys.device)
+    for s in F.BAND_SIGMAS:
+        energy += (P.blur2d(ys, s) - P.blur2d(ys, 2.0 * s)).square().sum(dim=(1, 2), dtype=torch.float64)
+    zero = torch.zeros_like(energy)
+    floors = torch.full((n, len(F.BAND_SIGMAS)), F.ABS_FLOOR, dtype=torch.float64, device=ys.device)
+    return InventedBatch(torch.zeros_like(ys), zero, zero.clone(), energy, energy.clone(), floors, zero.clone())
+
+
 def inside_shape(h: int, w: int, stride: int = WINDOW_STRIDE) -> tuple[int, int]:
     """Shape of the in-image part of a coarse field."""
     return -(-h // stride), -(-w // stride)
