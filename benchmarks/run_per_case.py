@@ -1,10 +1,11 @@
 """CPU cost per case of ``qa run``, decode excluded, for one or more source trees (same machine, same run).
 
-For each tree: ``qa run --decoder D --seeds 2 --no-progress`` on the reference set, once with every default
-metric and once with ``--metrics psnr`` (start-up, imports, decode, thumbnails and storage, which the first run
-also pays). Metrics per case = (CPU of the full run - CPU of the psnr-only run) / number of cases, where CPU =
-user + system seconds of the child process (``resource.getrusage``), so a busy machine changes wall time but
-hardly the CPU count. Runs are interleaved across trees and repeated; the minimum over repeats is reported.
+For each tree: ``qa run --decoder D --seeds 2 --no-progress`` with every default metric and with ``--metrics
+psnr``, each on the whole reference set (N cases) and on its first ``--small`` cases. Per case = (CPU of the N
+case run - CPU of the small run) / (N - small): the slope, free of start-up, imports and model loading. Metrics
+per case = that slope with every metric - the slope with psnr only (the decode, thumbnails and storage of a
+case). CPU = user + system seconds of the child process (``resource.getrusage``), so a busy machine changes
+wall time more than the CPU count. Runs are interleaved across trees and repeated; the minimum is kept.
 
     .venv/bin/python -m benchmarks.run_per_case --tree before=/path/to/old/checkout --tree now=. [--repeats 2]
 
@@ -14,8 +15,10 @@ A tree is any checkout of qa; it runs with ``PYTHONPATH=<tree>`` and this interp
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,12 +37,33 @@ def cpu_of(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def count_cases(tree: Path, reference_set: str) -> int:
-    """Rows of the reference set's manifest (one case each)."""
-    folder = Path(reference_set) if "/" in reference_set else tree / "reference_sets" / reference_set
-    manifest = (folder if folder.is_absolute() else tree / folder) / "manifest.csv"
-    with manifest.open() as f:
-        return sum(1 for line in f if line.strip()) - 1
+def reference_folder(tree: Path, reference_set: str) -> Path:
+    """The folder of a set name under ``<tree>/reference_sets`` or of a path."""
+    folder = Path(reference_set) if "/" in reference_set else Path("reference_sets") / reference_set
+    return folder if folder.is_absolute() else tree / folder
+
+
+def count_cases(folder: Path) -> int:
+    """Rows of the folder's ``manifest.csv`` (one case each)."""
+    with (folder / "manifest.csv").open(newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def subset(tree: Path, reference_set: str, k: int, dest: Path) -> Path:
+    """A reference set of the first ``k`` manifest rows of the set (images copied), in ``dest``."""
+    src = reference_folder(tree, reference_set)
+    dest.mkdir(parents=True, exist_ok=True)
+    with (src / "manifest.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for _, r in zip(range(k), reader, strict=False)]
+        fields = reader.fieldnames or []
+    with (dest / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for r in rows:
+        shutil.copy2(src / r["file"], dest / r["file"])
+    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,27 +72,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder", default="bicubic")
     ap.add_argument("--reference-set", default="default", help="a set name under reference_sets/ or a path")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--small", type=int, default=8, help="cases of the small run (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="OMP/torch threads of the runs (default 1)")
     args = ap.parse_args(argv)
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
-    best: dict[tuple[str, str], float] = {}
+    best: dict[tuple[str, str, str], float] = {}
+    counts: dict[tuple[str, str], int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             for name, tree in trees:
+                sets = {"whole": reference_folder(tree, args.reference_set),
+                        "small": subset(tree, args.reference_set, args.small, Path(tmp) / f"{name}-small")}
                 env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(args.threads)}
-                for label, extra in (("all", []), ("psnr", ["--metrics", "psnr"])):
-                    db = Path(tmp) / f"{name}-{label}-{rep}.duckdb"
-                    cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2",
-                           "--no-progress", "--reference-set", args.reference_set, "--db", str(db), *extra]
-                    cpu = cpu_of(cmd, env, tree)
-                    best[(name, label)] = min(cpu, best.get((name, label), float("inf")))
-                    print(f"repeat {rep + 1}: {name} {label}: {cpu:.2f} CPU s", flush=True)
-    print("\n| tree | all metrics CPU s | psnr only CPU s | cases | metrics per case (CPU s) |\n|---|---|---|---|---|")
+                for size, folder in sets.items():
+                    counts[(name, size)] = count_cases(folder)
+                    for label, extra in (("all", []), ("psnr", ["--metrics", "psnr"])):
+                        db = Path(tmp) / f"{name}-{size}-{label}-{rep}.duckdb"
+                        cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2",
+                               "--no-progress", "--reference-set", str(folder), "--db", str(db), *extra]
+                        cpu = cpu_of(cmd, env, tree)
+                        key = (name, size, label)
+                        best[key] = min(cpu, best.get(key, float("inf")))
+                        print(f"repeat {rep + 1}: {name} {size} ({counts[(name, size)]} cases) {label}: "
+                              f"{cpu:.2f} CPU s", flush=True)
+    print("\n| tree | all metrics: whole / small CPU s | psnr only: whole / small CPU s | per case all / psnr "
+          "| metrics per case (CPU s) |\n|---|---|---|---|---|")
     per: dict[str, float] = {}
-    for name, tree in trees:
-        n = count_cases(tree, args.reference_set)
-        per[name] = (best[(name, "all")] - best[(name, "psnr")]) / n
-        print(f"| {name} | {best[(name, 'all')]:.2f} | {best[(name, 'psnr')]:.2f} | {n} | {per[name]:.3f} |")
+    for name, _ in trees:
+        n = counts[(name, "whole")] - counts[(name, "small")]
+        slope = {lab: (best[(name, "whole", lab)] - best[(name, "small", lab)]) / n for lab in ("all", "psnr")}
+        per[name] = slope["all"] - slope["psnr"]
+        print(f"| {name} | {best[(name, 'whole', 'all')]:.2f} / {best[(name, 'small', 'all')]:.2f} | "
+              f"{best[(name, 'whole', 'psnr')]:.2f} / {best[(name, 'small', 'psnr')]:.2f} | "
+              f"{slope['all']:.3f} / {slope['psnr']:.3f} | {per[name]:.3f} |")
     first = trees[0][0]
     for name, _ in trees[1:]:
         print(f"{first} / {name}: {per[first] / per[name]:.2f}x")

@@ -8,6 +8,7 @@ refused.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -55,12 +56,10 @@ def _cache_candidates(s: WeightsSpec) -> Iterator[Path]:
         for n in names:
             yield folder / n
     if s.name.startswith("lpips-"):
-        try:
-            import lpips  # noqa: PLC0415
-
-            yield Path(lpips.__file__).parent / "weights" / "v0.1" / s.filename
-        except ImportError:
-            pass
+        # the lpips package's folder, found without importing it (importing lpips imports torchvision: ~2.5 s)
+        found = importlib.util.find_spec("lpips")
+        if found is not None and found.origin:
+            yield Path(found.origin).parent / "weights" / "v0.1" / s.filename
     hf = Path(os.environ.get("HF_HOME", home / ".cache" / "huggingface")).expanduser() / "hub"
     if s.sha256 is not None and hf.is_dir():  # LFS blobs are stored under their sha256
         yield from hf.glob(f"*/blobs/{s.sha256}")
