@@ -11,6 +11,7 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 
 from qa.store.db import Reader, Store
@@ -57,20 +58,22 @@ def commit_shard(store: Store, run_id: str, index: int, rows: Sequence[ResultRow
         if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
             return False
         if rows:
-            con.register("qa_shard_results", result_table)
-            try:
-                con.execute("insert into results select * from qa_shard_results")
-            finally:
-                con.unregister("qa_shard_results")
+            _insert_table(con, "insert into results", result_table)
         if latest:
-            con.register("qa_shard_images", image_table)
-            try:
-                con.execute("insert or replace into images select * from qa_shard_images")
-            finally:
-                con.unregister("qa_shard_images")
+            _insert_table(con, "insert or replace into images", image_table)
         con.execute("insert into shards values (?, ?, ?, ?, ?)",
                     [run_id, index, n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
     return True
+
+
+def _insert_table(con: duckdb.DuckDBPyConnection, statement: str, table: pa.Table) -> None:
+    """``<statement> select * from`` an Arrow table (registered for the statement only; a fixed name, no SQL
+    built from data)."""
+    con.register("qa_arrow_rows", table)
+    try:
+        con.execute(f"{statement} select * from qa_arrow_rows")
+    finally:
+        con.unregister("qa_arrow_rows")
 
 
 def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> None:
