@@ -30,6 +30,8 @@ from qa.metrics.base import MetricInputError
 #: MATLAB rgb2gray weights (the inverse of the NTSC YIQ transform's first row, as MATLAB computes them)
 RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: MS-SSIM's Gaussian window: side (pixels) and sigma (pixels)
+MS_SSIM_WINDOW, MS_SSIM_SIGMA = 11, 1.5
 _K1, _K2 = 0.01, 0.03
 
 
@@ -223,16 +225,23 @@ def ssim_skimage(
     return float(np.mean(vals))
 
 
-def ms_ssim(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
-    """Multi-scale SSIM on RGB (5 scales, per-channel then averaged); in [0, 1]. Needs min side > 160."""
+def check_ms_ssim_pair(output: np.ndarray, reference: np.ndarray) -> None:
+    """:func:`check_pair`, and both sides larger than the window after the last of the 5 scales' poolings
+    (> 160 px): :class:`MetricInputError` otherwise."""
     check_pair(output, reference, "ms_ssim")
     levels = len(MS_SSIM_WEIGHTS)
-    min_side = (11 - 1) * 2 ** (levels - 1)
+    min_side = (MS_SSIM_WINDOW - 1) * 2 ** (levels - 1)
     if min(output.shape[:2]) <= min_side:
         raise MetricInputError(
             f"ms_ssim: image {output.shape[:2]} too small; needs both sides > {min_side} for {levels} scales"
         )
-    k = gaussian_kernel1d(11, 1.5)
+
+
+def ms_ssim(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
+    """Multi-scale SSIM on RGB (5 scales, per-channel then averaged); in [0, 1]. Needs min side > 160."""
+    check_ms_ssim_pair(output, reference)
+    levels = len(MS_SSIM_WEIGHTS)
+    k = gaussian_kernel1d(MS_SSIM_WINDOW, MS_SSIM_SIGMA)
     w = np.asarray(MS_SSIM_WEIGHTS)
     per_channel = []
     for c in range(3):

@@ -13,28 +13,27 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
-from qa.metrics.base import MetricInputError
-from qa.metrics.functional.fidelity import _K1, _K2, MS_SSIM_WEIGHTS, check_pair, gaussian_kernel1d
+from qa.metrics.functional.fidelity import (
+    _K1,
+    _K2,
+    MS_SSIM_SIGMA,
+    MS_SSIM_WEIGHTS,
+    MS_SSIM_WINDOW,
+    check_ms_ssim_pair,
+    gaussian_kernel1d,
+)
 from qa.metrics.invented.torch_ops import keep_freed_memory
-
-WINDOW = 11
-SIGMA = 1.5
 
 
 def ms_ssim_torch(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0, device: str = "cpu") -> float:
     """MS-SSIM of two (H, W, 3) images (both sides > 160 px), in [0, 1]; float32 on ``device``."""
-    check_pair(output, reference, "ms_ssim")
+    check_ms_ssim_pair(output, reference)
     levels = len(MS_SSIM_WEIGHTS)
-    min_side = (WINDOW - 1) * 2 ** (levels - 1)
-    if min(output.shape[:2]) <= min_side:
-        raise MetricInputError(
-            f"ms_ssim: image {output.shape[:2]} too small; needs both sides > {min_side} for {levels} scales"
-        )
     keep_freed_memory()  # as the invented-detail analysis: intermediates reuse freed memory (process-wide)
     dev = torch.device(device)
-    k = torch.from_numpy(gaussian_kernel1d(WINDOW, SIGMA)).to(dev, torch.float32)
-    kw = k.view(1, 1, 1, WINDOW).expand(15, 1, 1, WINDOW)
-    kh = k.view(1, 1, WINDOW, 1).expand(15, 1, WINDOW, 1)
+    k = torch.from_numpy(gaussian_kernel1d(MS_SSIM_WINDOW, MS_SSIM_SIGMA)).to(dev, torch.float32)
+    kw = k.view(1, 1, 1, MS_SSIM_WINDOW).expand(15, 1, 1, MS_SSIM_WINDOW)
+    kh = k.view(1, 1, MS_SSIM_WINDOW, 1).expand(15, 1, MS_SSIM_WINDOW, 1)
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(output, 2, 0), dtype=np.float32)).to(dev)
         y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(reference, 2, 0), dtype=np.float32)).to(dev)

@@ -98,12 +98,15 @@ class AnalysisCache:
         dev = torch.device(device)
         todo = self._missing("inv", pairs)
         # output and reference with the same pixels (a decoder whose baseline is itself): no fit to run
-        same = [p for p in todo if self._digests[id(p[0])] == self._digests[id(p[1])]]
+        same: list[tuple[np.ndarray, ...]] = []
+        differ: list[tuple[np.ndarray, ...]] = []
+        for p in todo:
+            (same if self._digests[id(p[0])] == self._digests[id(p[1])] else differ).append(p)
         for group in _by_size(same):
             res = A.analyse_identical(to_batch([p[0] for p in group], dev))
             for i, p in enumerate(group):
                 self._store("inv", p, res.result(i))
-        for group in _by_size([p for p in todo if self._digests[id(p[0])] != self._digests[id(p[1])]]):
+        for group in _by_size(differ):
             res = A.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev))
             for i, p in enumerate(group):
                 self._store("inv", p, res.result(i))
