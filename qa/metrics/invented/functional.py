@@ -72,6 +72,10 @@ PERIODIC_MIN = 0.95
 PREDICT_OFFSETS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: Gaussian (pixels) of the pointwise residual energy that places each window's invented energy in the map
 MAP_SIGMA = 1.0
+#: half-side (pixels) of the square grey closing that makes the map from the invented energy: gaps of up to
+#: 2 x MAP_CLOSING px between invented structures (sparse strokes, hatching, hair) read as one region; equal to
+#: :data:`WINDOW_SIGMA`, the scale at which the energy was measured (the scalars never see the closing)
+MAP_CLOSING = 4
 #: tile side and margin for large images (the analysis is local, so tiles with a margin are exact)
 TILE = 512
 MARGIN = 48
@@ -291,7 +295,8 @@ def all_fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
 class InventedResult:
     """Everything :func:`invented_detail` computes for one output/reference pair.
 
-    ``map``: (H, W) RMS amplitude of invented band-pass detail, luma units (0 = none).
+    ``map``: (H, W) float32 RMS amplitude of invented band-pass detail, luma units (0 = none), after the
+    region closing of :func:`region_map`; ``invented_energy`` is the energy before it (what ``invented`` sums).
     ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the three
     bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference band
     energy, in [0, 1]. ``noise_floor``: per band, luma^2. ``fine_invented``: the finest band's share of
@@ -336,7 +341,7 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     fine_share = float(min(1.0, inv_fine.sum() / denom)) if denom > 0 else 0.0
     lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
     return InventedResult(
-        map=np.sqrt(inv).astype(np.float32),
+        map=region_map(inv),
         invented=invented,
         lost=lost_frac,
         invented_energy=inv,
@@ -345,6 +350,17 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         noise_floor=tuple(floors),
         fine_invented=fine_share,
     )
+
+
+def region_map(energy: np.ndarray) -> np.ndarray:
+    """The map of an invented-energy field (H, W) luma^2 >= 0: the RMS amplitude (luma units, (H, W) float32)
+    of its grey closing by a square of side 2 :data:`MAP_CLOSING` + 1 (max filter then min filter, edges
+    ``nearest``). The closing never lowers a pixel and never raises the maximum; it fills gaps narrower than
+    the square between invented structures (the strokes of a re-drawn region, a hatching) up to the lower of
+    the levels on either side, and leaves the outline of a solid region where it is."""
+    size = 2 * MAP_CLOSING + 1
+    closed = ndimage.grey_closing(np.asarray(energy, np.float64), size=(size, size), mode="nearest")
+    return np.sqrt(closed).astype(np.float32)
 
 
 def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:

@@ -64,7 +64,7 @@ class InventedDetail(OnDevice):
     """
 
     name = "invented_detail"
-    version = "3"
+    version = "4"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference",)
@@ -91,7 +91,7 @@ class InventedDetailBaseline(OnDevice):
     """
 
     name = "invented_detail_baseline"
-    version = "3"
+    version = "4"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("baseline",)
@@ -255,7 +255,7 @@ class InventedContradicting(OnDevice):
     ``map``: its RMS amplitude per pixel (luma units)."""
 
     name = "invented_contradicting"
-    version = "3"
+    version = "4"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -266,7 +266,7 @@ class InventedContradicting(OnDevice):
     def compute(self, sample: ImageSample) -> MetricValue:
         res, contra = split_invented(sample, self.name, self.device)
         den = _denominator(res)
-        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=np.sqrt(contra).astype(np.float32))
+        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=F.region_map(contra))
 
 
 class InventedConsistent(OnDevice):
@@ -274,7 +274,7 @@ class InventedConsistent(OnDevice):
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
     name = "invented_consistent"
-    version = "3"
+    version = "4"
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -286,7 +286,7 @@ class InventedConsistent(OnDevice):
         res, contra = split_invented(sample, self.name, self.device)
         cons = np.maximum(res.invented_energy - contra, 0.0)
         den = _denominator(res)
-        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=np.sqrt(cons).astype(np.float32))
+        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=F.region_map(cons))
 
 
 class SeedVariance(OnDevice):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from qa.metrics.invented import functional as F
@@ -46,6 +45,32 @@ WINDOW_STRIDE = 2
 EXTRA = T.INTERP_HALF
 
 
+def _running_max(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """Max of ``x`` over ``[i - r, i + r]`` along ``dim`` (samples beyond the edges ignored), same shape: window
+    maxima of doubling length (1, 2, 4, ...) and one last overlap, a few elementwise maxima per pass."""
+    n, size = x.shape[dim], 2 * r + 1
+    pad = [0, 0] * (x.ndim - 1 - dim % x.ndim) + [r, r]
+    m = torch.nn.functional.pad(x, pad, value=float("-inf"))  # m[i] = max over span samples from i
+    span = 1
+    while 2 * span <= size:
+        m = torch.maximum(m.narrow(dim, 0, m.shape[dim] - span), m.narrow(dim, span, m.shape[dim] - span))
+        span *= 2
+    if span < size:
+        m = torch.maximum(m.narrow(dim, 0, n), m.narrow(dim, size - span, n))
+    return m.narrow(dim, 0, n)
+
+
+def region_map(energy: torch.Tensor) -> torch.Tensor:
+    """The oracle's :func:`~qa.metrics.invented.functional.region_map` of (N, H, W) invented energy (luma^2 >= 0):
+    the square root of its grey closing by a (2 ``MAP_CLOSING`` + 1)-px square, (N, H, W) float32 luma units.
+    Max then min filters, each separable (a row pass and a column pass); samples beyond the edges are ignored,
+    which for a square is the oracle's ``nearest`` edge rule."""
+    r = F.MAP_CLOSING
+    dilated = _running_max(_running_max(energy.float(), r, -1), r, -2)
+    closed = -_running_max(_running_max(-dilated, r, -1), r, -2)
+    return closed.clamp_min(0.0).sqrt()
+
+
 @dataclass
 class InventedBatch:
     """The analysis of N output/reference pairs (all tensors on the analysis device).
@@ -66,14 +91,14 @@ class InventedBatch:
 
     @property
     def map(self) -> torch.Tensor:
-        """(N, H, W) RMS amplitude of invented detail, luma units (0 = none)."""
-        return self.invented_energy.sqrt()
+        """(N, H, W) RMS amplitude of invented detail, luma units (0 = none): :func:`region_map`."""
+        return region_map(self.invented_energy)
 
     def result(self, i: int) -> F.InventedResult:
         """Image ``i`` as the oracle's :class:`~qa.metrics.invented.functional.InventedResult` (numpy, on the CPU)."""
         inv = self.invented_energy[i].detach().cpu().numpy()
         return F.InventedResult(
-            map=np.sqrt(inv).astype(np.float32),
+            map=region_map(self.invented_energy[i : i + 1])[0].cpu().numpy(),
             invented=float(self.invented[i]),
             lost=float(self.lost[i]),
             invented_energy=inv,
