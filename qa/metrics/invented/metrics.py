@@ -59,7 +59,8 @@ class InventedDetail(OnDevice):
     """Fraction of band-pass luma energy that the output has and the reference does not explain, in [0, 1].
 
     Normalised by max(output, reference) band energy. ``map``: RMS amplitude of invented detail per pixel (luma
-    units, 0 = none; PNG maps show ``MAP_FULL_SCALE`` as white). Blur, colour and tone shifts, JPEG, resampling,
+    units, 0 = none; PNG maps show ``MAP_FULL_SCALE`` as white), grey-closed so that gaps of up to 8 px between
+    invented structures read as one region (:func:`~qa.metrics.invented.functional.region_map`). Blur, colour and tone shifts, JPEG, resampling,
     sub-pixel shifts and i.i.d. noise score near 0 (see ``docs/hallucination.md`` for the measured separation).
     """
 
