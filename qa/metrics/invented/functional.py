@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from qa.metrics.invented.functional_codec import codec_cap, codec_excess
+from qa.metrics.invented.functional_map import region_map
 from qa.metrics.invented.functional_wide import g_wide as _g_wide
 
 #: luma weights (Rec. 601)
@@ -72,10 +73,6 @@ PERIODIC_MIN = 0.95
 PREDICT_OFFSETS: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 #: Gaussian (pixels) of the pointwise residual energy that places each window's invented energy in the map
 MAP_SIGMA = 1.0
-#: half-side (pixels) of the square grey closing that makes the map from the invented energy: gaps of up to
-#: 2 x MAP_CLOSING px between invented structures (sparse strokes, hatching, hair) read as one region; equal to
-#: :data:`WINDOW_SIGMA`, the scale at which the energy was measured (the scalars never see the closing)
-MAP_CLOSING = 4
 #: tile side and margin for large images (the analysis is local, so tiles with a margin are exact)
 TILE = 512
 MARGIN = 48
@@ -350,17 +347,6 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         noise_floor=tuple(floors),
         fine_invented=fine_share,
     )
-
-
-def region_map(energy: np.ndarray) -> np.ndarray:
-    """The map of an invented-energy field (H, W) luma^2 >= 0: the RMS amplitude (luma units, (H, W) float32)
-    of its grey closing by a square of side 2 :data:`MAP_CLOSING` + 1 (max filter then min filter, edges
-    ``nearest``). The closing never lowers a pixel and never raises the maximum; it fills gaps narrower than
-    the square between invented structures (the strokes of a re-drawn region, a hatching) up to the lower of
-    the levels on either side, and leaves the outline of a solid region where it is."""
-    size = 2 * MAP_CLOSING + 1
-    closed = ndimage.grey_closing(np.asarray(energy, np.float64), size=(size, size), mode="nearest")
-    return np.sqrt(closed).astype(np.float32)
 
 
 def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from qa.metrics.invented import functional as F
+from qa.metrics.invented import functional_map as FM
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
 from qa.metrics.invented import torch_ops as T
@@ -65,7 +66,7 @@ def region_map(energy: torch.Tensor) -> torch.Tensor:
     the square root of its grey closing by a (2 ``MAP_CLOSING`` + 1)-px square, (N, H, W) float32 luma units.
     Max then min filters, each separable (a row pass and a column pass); samples beyond the edges are ignored,
     which for a square is the oracle's ``nearest`` edge rule."""
-    r = F.MAP_CLOSING
+    r = FM.MAP_CLOSING
     dilated = _running_max(_running_max(energy.float(), r, -1), r, -2)
     closed = -_running_max(_running_max(-dilated, r, -1), r, -2)
     return closed.clamp_min(0.0).sqrt()
