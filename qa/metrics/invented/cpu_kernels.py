@@ -89,29 +89,30 @@ def blur_w(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, out: np.n
 
 
 @njit(cache=True, parallel=True)
-def products_w(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int,
-               out: np.ndarray) -> None:
-    """Window products along W: ``out[y, p, n, j] = sum_k g[k] f_a[n, y, c] f_b[n, y, c]`` with ``a, b =
-    ia[p], ib[p]`` and ``c = idx[stride j + k]``; ``feats``: a tuple of (N, H, W) arrays, ``out`` (H, P, N,
-    n_out)."""
+def products_w(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, rows: np.ndarray, idx: np.ndarray,
+               stride: int, out: np.ndarray) -> None:
+    """Window products along W: ``out[y, p, n, j] = sum_k g[k] f_a[n, rows[y], c] f_b[n, rows[y], c]`` with
+    ``a, b = ia[p], ib[p]`` and ``c = idx[stride j + k]``; ``feats``: a tuple of (N, H, W) arrays, ``out``
+    (len(rows), P, N, n_out)."""
     nf = len(feats)
-    n_img, h, _ = feats[0].shape
+    n_img = feats[0].shape[0]
+    n_rows = rows.shape[0]
     n_out = out.shape[3]
     span = idx.shape[0]
-    for t in prange(n_img * h):
-        n = t // h
-        y = t % h
-        rows = np.empty((nf, span), dtype=np.float32)
+    for t in prange(n_img * n_rows):
+        n = t // n_rows
+        y = t % n_rows
+        fr = np.empty((nf, span), dtype=np.float32)
         for f in range(nf):
-            src = feats[f][n, y]
-            dst = rows[f]
+            src = feats[f][n, rows[y]]
+            dst = fr[f]
             for m in range(span):
                 dst[m] = src[idx[m]]
         buf = np.empty(span, dtype=np.float32)
         ph = np.empty((stride, (span + stride - 1) // stride), dtype=np.float32)
         for p in range(ia.shape[0]):
-            a = rows[ia[p]]
-            b = rows[ib[p]]
+            a = fr[ia[p]]
+            b = fr[ib[p]]
             for m in range(span):
                 buf[m] = a[m] * b[m]
             _taps(buf, g, stride, n_out, ph, out[y, p, n])
@@ -143,3 +144,201 @@ def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: in
             s2 = x[b, idx[stride * i + klen - 1 - k], c0:c1]
             for c in range(c1 - c0):
                 o[c] += gk * (s1[c] + s2[c])
+
+
+@njit(cache=True, inline="always")
+def _up_row(row: np.ndarray, taps: np.ndarray, first: int, o: np.ndarray, buf: np.ndarray) -> None:
+    """One row of :func:`upsample_w` into ``o`` (``buf``: scratch of ceil(len(o) / stride) samples)."""
+    stride = taps.shape[0] + 1
+    half = taps.shape[1] // 2
+    n = o.shape[0]
+    m = (n + stride - 1) // stride
+    for i in range(m):
+        o[stride * i] = row[first + i]
+    s0 = first - half + 1
+    for p in range(1, stride):
+        src = row[s0 : s0 + m]
+        t0 = taps[p - 1, 0]
+        for i in range(m):
+            buf[i] = t0 * src[i]
+        for t in range(1, taps.shape[1]):
+            src = row[s0 + t : s0 + t + m]
+            tt = taps[p - 1, t]
+            for i in range(m):
+                buf[i] += tt * src[i]
+        for i in range((n - p + stride - 1) // stride):
+            o[stride * i + p] = buf[i]
+
+
+@njit(cache=True, parallel=True)
+def upsample_w(c: np.ndarray, taps: np.ndarray, first: int, out: np.ndarray) -> None:
+    """Interpolate every row of ``c`` (R, m') onto ``out`` (R, n): ``out[r, s i] = c[r, first + i]`` and, for
+    the phases ``p = 1 .. s - 1`` (``s = len(taps) + 1``), ``out[r, s i + p] = sum_t taps[p - 1, t] c[r, first
+    - half + 1 + i + t]`` (``half = taps.shape[1] // 2``), as :func:`qa.metrics.invented.torch_ops.upsample`."""
+    stride = taps.shape[0] + 1
+    m = (out.shape[1] + stride - 1) // stride
+    for r in prange(c.shape[0]):
+        buf = np.empty(m, dtype=np.float32)
+        _up_row(c[r], taps, first, out[r], buf)
+
+
+@njit(cache=True, parallel=True)
+def residual(target: np.ndarray, feats: tuple, coef_h: np.ndarray, taps: np.ndarray, first: int,
+             out: np.ndarray) -> None:
+    """``out = target - sum_i c_i feats[i]`` ((N, H, W)) where ``c_i`` is row by row the W interpolation
+    (:func:`upsample_w`) of ``coef_h[i]`` ((4, N, H, w'): coefficient fields already interpolated along H)."""
+    n_img, h, w = target.shape
+    stride = taps.shape[0] + 1
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        cb = np.empty((4, w), dtype=np.float32)
+        buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
+        for i in range(4):
+            _up_row(coef_h[i, n, y], taps, first, cb[i], buf)
+        c0 = cb[0]
+        c1 = cb[1]
+        c2 = cb[2]
+        c3 = cb[3]
+        f0 = feats[0][n, y]
+        f1 = feats[1][n, y]
+        f2 = feats[2][n, y]
+        f3 = feats[3][n, y]
+        tr = target[n, y]
+        o = out[n, y]
+        for x in range(w):
+            o[x] = tr[x] - (c0[x] * f0[x] + c1[x] * f1[x] + c2[x] * f2[x] + c3[x] * f3[x])
+
+
+@njit(cache=True, parallel=True)
+def placed_excess(excess_h: np.ndarray, floor: np.ndarray, near: np.ndarray, wide_h: np.ndarray,
+                  taps: np.ndarray, first: int, accumulate: bool, inv: np.ndarray) -> None:
+    """``v = max(0, excess - floor[n]) * (near / wide where wide > 0, else 0)`` per pixel, written to ``inv``
+    (N, H, W) or added to it (``accumulate``): ``excess`` and ``wide`` are the W interpolations
+    (:func:`upsample_w`) of the rows of ``excess_h``, ``wide_h`` ((N, H, w'), already interpolated along H);
+    ``near`` (N, H, W) full resolution."""
+    n_img, h, w = inv.shape
+    stride = taps.shape[0] + 1
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        e = np.empty(w, dtype=np.float32)
+        wd = np.empty(w, dtype=np.float32)
+        buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
+        _up_row(excess_h[n, y], taps, first, e, buf)
+        _up_row(wide_h[n, y], taps, first, wd, buf)
+        fl = floor[n]
+        nr = near[n, y]
+        o = inv[n, y]
+        for x in range(w):
+            ratio = nr[x] / wd[x] if wd[x] > 0 else np.float32(0.0)
+            v = max(e[x] - fl, np.float32(0.0)) * ratio
+            o[x] = o[x] + v if accumulate else v
+
+
+@njit(cache=True, parallel=True)
+def upsample_h(c: np.ndarray, taps: np.ndarray, first: int, chunk: int, out: np.ndarray) -> None:
+    """:func:`upsample_w` along the middle axis: ``c`` (B, m', M) -> ``out`` (B, n, M), in chunks of ``chunk``
+    columns."""
+    stride = taps.shape[0] + 1
+    half = taps.shape[1] // 2
+    nb, n, m_cols = out.shape
+    n_chunks = (m_cols + chunk - 1) // chunk
+    for t in prange(nb * n * n_chunks):
+        b = t // (n * n_chunks)
+        rest = t % (n * n_chunks)
+        y = rest // n_chunks
+        c0 = (rest % n_chunks) * chunk
+        c1 = min(c0 + chunk, m_cols)
+        o = out[b, y, c0:c1]
+        i = y // stride
+        p = y % stride
+        if p == 0:
+            s = c[b, first + i, c0:c1]
+            for k in range(c1 - c0):
+                o[k] = s[k]
+            continue
+        s0 = first - half + 1 + i
+        s = c[b, s0, c0:c1]
+        t0 = taps[p - 1, 0]
+        for k in range(c1 - c0):
+            o[k] = t0 * s[k]
+        for q in range(1, taps.shape[1]):
+            s = c[b, s0 + q, c0:c1]
+            tq = taps[p - 1, q]
+            for k in range(c1 - c0):
+                o[k] += tq * s[k]
+
+
+@njit(cache=True, parallel=True)
+def solve_fit(mom: np.ndarray, pidx: np.ndarray, ridge_rel: float, ridge_abs: float, coef: np.ndarray,
+              explained: np.ndarray) -> None:
+    """Per sample, the ridge least squares of :func:`qa.metrics.invented.torch_analysis.local_lsq`: ``mom`` (h',
+    P, N, w') window means, ``pidx`` (5, 5) the index into P of feature pair (i, j) (4 = the target); writes
+    ``coef`` (4, N, h', w') and ``explained`` (N, h', w'). Same closed form as ``solve4`` (unit-diagonal
+    scaling, Cholesky, diagonal clamped at 1e-12), written out for 4 x 4 in float64, one row of samples at a
+    time (slices: the loop over the row vectorises)."""
+    hh, _, nn, ww = mom.shape
+    for t in prange(hh * nn):
+        y = t // nn
+        n = t % nn
+        m00 = mom[y, pidx[0, 0], n]
+        m01 = mom[y, pidx[0, 1], n]
+        m02 = mom[y, pidx[0, 2], n]
+        m03 = mom[y, pidx[0, 3], n]
+        m11 = mom[y, pidx[1, 1], n]
+        m12 = mom[y, pidx[1, 2], n]
+        m13 = mom[y, pidx[1, 3], n]
+        m22 = mom[y, pidx[2, 2], n]
+        m23 = mom[y, pidx[2, 3], n]
+        m33 = mom[y, pidx[3, 3], n]
+        b0 = mom[y, pidx[0, 4], n]
+        b1 = mom[y, pidx[1, 4], n]
+        b2 = mom[y, pidx[2, 4], n]
+        b3 = mom[y, pidx[3, 4], n]
+        c0o = coef[0, n, y]
+        c1o = coef[1, n, y]
+        c2o = coef[2, n, y]
+        c3o = coef[3, n, y]
+        eo = explained[n, y]
+        for x in range(ww):
+            a00 = np.float64(m00[x])
+            a11 = np.float64(m11[x])
+            a22 = np.float64(m22[x])
+            a33 = np.float64(m33[x])
+            ridge = ridge_rel * (a00 + a11 + a22 + a33) / 4.0 + ridge_abs
+            d0 = 1.0 / np.sqrt(a00 + ridge)
+            d1 = 1.0 / np.sqrt(a11 + ridge)
+            d2 = 1.0 / np.sqrt(a22 + ridge)
+            d3 = 1.0 / np.sqrt(a33 + ridge)
+            # Cholesky of the unit-diagonal matrix (its first diagonal entry is 1)
+            l10 = m01[x] * d1 * d0
+            q1 = np.sqrt(max(1.0 - l10 * l10, 1e-12))
+            l20 = m02[x] * d2 * d0
+            l21 = (m12[x] * d2 * d1 - l20 * l10) / q1
+            q2 = np.sqrt(max(1.0 - l20 * l20 - l21 * l21, 1e-12))
+            l30 = m03[x] * d3 * d0
+            l31 = (m13[x] * d3 * d1 - l30 * l10) / q1
+            l32 = (m23[x] * d3 * d2 - l30 * l20 - l31 * l21) / q2
+            q3 = np.sqrt(max(1.0 - l30 * l30 - l31 * l31 - l32 * l32, 1e-12))
+            r0 = np.float64(b0[x])
+            r1 = np.float64(b1[x])
+            r2 = np.float64(b2[x])
+            r3 = np.float64(b3[x])
+            z0 = r0 * d0
+            z1 = (r1 * d1 - l10 * z0) / q1
+            z2 = (r2 * d2 - l20 * z0 - l21 * z1) / q2
+            z3 = (r3 * d3 - l30 * z0 - l31 * z1 - l32 * z2) / q3
+            c3 = z3 / q3
+            c2 = (z2 - l32 * c3) / q2
+            c1 = (z1 - l21 * c2 - l31 * c3) / q1
+            c0 = z0 - l10 * c1 - l20 * c2 - l30 * c3
+            c0 *= d0
+            c1 *= d1
+            c2 *= d2
+            c3 *= d3
+            c0o[x] = c0
+            c1o[x] = c1
+            c2o[x] = c2
+            c3o[x] = c3
+            eo[x] = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3

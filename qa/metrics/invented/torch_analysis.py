@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qa.metrics.invented import cpu_steps as C
 from qa.metrics.invented import functional as F
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
@@ -40,6 +41,8 @@ PAIRS: list[tuple[int, int]] = (
     [(i, j) for i in range(4) for j in range(i, 4)] + [(i, _OB) for i in range(4)] + [(_OB, _OB)]
 )
 _IDX = {p: n for n, p in enumerate(PAIRS)}
+#: (5, 5) index into PAIRS of the pair (i, j), either order (for the compiled solver)
+_PIDX = np.array([[_IDX[(min(i, j), max(i, j))] for j in range(5)] for i in range(5)], dtype=np.int64)
 #: the window statistics are evaluated on every WINDOW_STRIDE-th pixel per axis (see the module docstring)
 WINDOW_STRIDE = 2
 #: coarse samples kept beyond each image edge, so that the interpolation back is exact up to the border
@@ -190,7 +193,11 @@ def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F
               stride: int = WINDOW_STRIDE) -> LocalFit:
     """The oracle's per-pixel least squares of ``target`` ((N, H, W)) on four ``feats`` in a Gaussian window
     (sigma ``window`` px) with its ridge, on the coarse grid (:func:`coarse_windows`, :func:`solve4`)."""
-    mom = coarse_windows([*feats, target], PAIRS, window, stride).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    raw = coarse_windows([*feats, target], PAIRS, window, stride)  # (P, N, h', w'), a view of (h', P, N, w')
+    mom = raw.unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    if C.fit_ok(raw):
+        coef, explained = C.solve_fit(raw, _PIDX, F.RIDGE_REL, F.RIDGE_ABS)
+        return LocalFit(mom, [ci[..., None] for ci in coef], explained)
     trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
@@ -220,6 +227,8 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
     """The oracle's pointwise residual ``target - sum_i coef_i feat_i`` of a local fit, (N, H, W): the four
     coarse coefficient fields (N, h', w') interpolated to full resolution (:func:`to_full`) first."""
     h, w = target.shape[-2:]
+    if C.ok(target, *feats, *coef):
+        return C.residual(target, feats, coef, stride, F.WINDOW_SIGMA, EXTRA)
     c = to_full(torch.cat(coef), h, w, F.WINDOW_SIGMA, stride).chunk(4)
     return target - (c[0] * feats[0] + c[1] * feats[1] + c[2] * feats[2] + c[3] * feats[3])
 
@@ -229,6 +238,20 @@ def sharpen(r2: torch.Tensor, wide: torch.Tensor) -> torch.Tensor:
     residual energy r^2 in the window the invented energy was measured in; (N, H, W) >= 0."""
     return torch.where(wide > 0, P.blur2d(r2, F.MAP_SIGMA) / torch.where(wide > 0, wide, torch.ones_like(wide)),
                        torch.zeros_like(wide))
+
+
+def place_excess(excess: torch.Tensor, floor: torch.Tensor, r: torch.Tensor, wide: torch.Tensor,
+                 into: torch.Tensor | None) -> torch.Tensor:
+    """A band's invented energy per pixel (N, H, W): the coarse ``excess`` (N, h', w') interpolated, less the
+    ``floor`` (N,), clamped at 0 and placed by :func:`sharpen` of the residual ``r`` (N, H, W; squared here, in
+    place) with ``wide`` (N, h', w') its coarse window energy; added into ``into`` when given."""
+    h, w = r.shape[-2:]
+    r2 = r.square_()
+    if C.ok(excess, r2, wide):
+        return C.place(excess, floor, P.blur2d(r2, F.MAP_SIGMA), wide, WINDOW_STRIDE, F.WINDOW_SIGMA, EXTRA, into)
+    band_inv = (to_full(excess, h, w, F.WINDOW_SIGMA) - floor.float()[:, None, None]).clamp_min(0.0)
+    band_inv.mul_(sharpen(r2, to_full(wide, h, w, F.WINDOW_SIGMA)))
+    return band_inv if into is None else into.add_(band_inv)
 
 
 def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
@@ -254,15 +277,12 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
         floors.append(floor)
-        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
-        excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
-        band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor,
         # placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one smooth (coarse)
         r = residual(ob, feats, st.coef)
         del feats
-        wide = to_full(coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], h, w, F.WINDOW_SIGMA)
-        band_inv.mul_(sharpen(r.square_(), wide))
-        inv = band_inv if inv is None else inv.add_(band_inv)
+        inv = place_excess(st.unexplained - F.LOCAL_TOLERANCE * st.ref, floor,
+                           r, coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
         out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
         ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)

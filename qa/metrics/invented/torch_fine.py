@@ -101,9 +101,8 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
     h, w = fo.shape[-2:]
     feats = A.features(fr)
     fit = A.local_lsq(fo, feats, stride=FIT_STRIDE)
-    coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA, FIT_STRIDE).chunk(4)
-    r = fo - (coef[0] * feats[0] + coef[1] * feats[1] + coef[2] * feats[2] + coef[3] * feats[3])
-    del feats, coef
+    r = A.residual(fo, feats, [c[..., 0] for c in fit.coef], FIT_STRIDE)
+    del feats
     r2 = r * r
     u, ref = P.blur2d(torch.cat([r2, fr * fr]), F.FINE_WINDOW).chunk(2)
     pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS], stride=PRED_STRIDE)

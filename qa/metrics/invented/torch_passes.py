@@ -33,7 +33,7 @@ INTERP_BLOCK = 32
 USE_KERNELS = True
 
 
-def _kernel_ok(x: torch.Tensor) -> bool:
+def kernel_ok(x: torch.Tensor) -> bool:
     """Whether a pass over ``x`` runs on the compiled CPU kernels."""
     return USE_KERNELS and x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
 
@@ -79,7 +79,7 @@ def blur_h(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> to
     """Gaussian along H of (..., H, W) (scipy reflect); decimated by ``stride`` with ``extra`` samples beyond
     each edge when asked: (..., n_out, W)."""
     h, w = x.shape[-2:]
-    if _kernel_ok(x):
+    if kernel_ok(x):
         g, idx, n_out = _taps_index(float(sigma), h, stride, extra)
         res = torch.empty((*x.shape[:-2], n_out, w), dtype=x.dtype)
         with K.launch():
@@ -106,7 +106,7 @@ def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
     """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out) (into ``out`` when given: a
     contiguous tensor of that shape)."""
     lead = x.shape[:-1]
-    if _kernel_ok(x) and (out is None or out.is_contiguous()):
+    if kernel_ok(x) and (out is None or out.is_contiguous()):
         g, idx, n_out = _taps_index(float(sigma), x.shape[-1], stride, extra)
         res = torch.empty((*lead, n_out), dtype=x.dtype) if out is None else out
         with K.launch():
@@ -145,12 +145,13 @@ def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]],
     dev, dtype = feats[0].device, feats[0].dtype
     w_out = _geometry(w, len(T.gaussian_kernel(sigma)), stride, extra)[0]
     mid = torch.empty((h, len(pairs), n, w_out), dtype=dtype, device=dev)
-    if all(_kernel_ok(f) for f in feats):
+    if all(kernel_ok(f) for f in feats):
         g, idx, _ = _taps_index(float(sigma), w, stride, extra)
         ia = np.array([i for i, _ in pairs], dtype=np.int64)
         ib = np.array([j for _, j in pairs], dtype=np.int64)
         with K.launch():
-            K.products_w(tuple(f.contiguous().numpy() for f in feats), ia, ib, g, idx, stride, mid.numpy())
+            K.products_w(tuple(f.contiguous().numpy() for f in feats), ia, ib, g, np.arange(h), idx, stride,
+                         mid.numpy())
         return blur_h(mid.view(h, -1), sigma, stride, extra).view(-1, len(pairs), n, w_out).permute(1, 2, 0, 3)
     buf = torch.empty((min(PRODUCT_ROWS, h), len(pairs), n, w), dtype=dtype, device=dev)
     for r0 in range(0, h, PRODUCT_ROWS):
@@ -217,15 +218,39 @@ def apply_w(c: torch.Tensor, u: torch.Tensor, key: tuple[int, ...]) -> torch.Ten
     return out.reshape(*lead, u.shape[0])
 
 
+@lru_cache(maxsize=32)
+def interp_taps(stride: int, sigma: float) -> np.ndarray:
+    """(stride - 1, 2 INTERP_HALF) float32 taps of the phases 1 .. stride - 1 of :func:`T.upsample`."""
+    return np.stack([T._interp_cpu(T.INTERP_HALF, p / stride, sigma, stride).numpy().astype(np.float32)
+                     for p in range(1, stride)]) if stride > 1 else np.zeros((0, 2 * T.INTERP_HALF), np.float32)
+
+
+def _interp_kernel_ok(c: torch.Tensor, stride: int, extra: int) -> bool:
+    return kernel_ok(c) and stride > 1 and extra >= T.INTERP_HALF
+
+
 def upsample_h(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., m, W) decimated samples along H -> (..., n, W) full resolution (interpolator fitted to a Gaussian
     of ``sigma`` px, :func:`qa.metrics.invented.torch_ops.upsample`)."""
+    if _interp_kernel_ok(c, stride, extra):
+        m, w = c.shape[-2:]
+        res = torch.empty((*c.shape[:-2], n, w), dtype=c.dtype)
+        with K.launch():
+            K.upsample_h(c.reshape(-1, m, w).contiguous().numpy(), interp_taps(stride, float(sigma)), extra,
+                         K.COLUMN_CHUNK, res.view(-1, n, w).numpy())
+        return res
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
     return apply_h(c, u, (0, n, stride, int(sigma * 1000), extra))
 
 
 def upsample_w(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., H, m) decimated samples along W -> (..., H, n), as :func:`upsample_h`."""
+    if _interp_kernel_ok(c, stride, extra):
+        res = torch.empty((*c.shape[:-1], n), dtype=c.dtype)
+        with K.launch():
+            K.upsample_w(c.reshape(-1, c.shape[-1]).contiguous().numpy(), interp_taps(stride, float(sigma)), extra,
+                         res.view(-1, n).numpy())
+        return res
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
     return apply_w(c, u, (0, n, stride, int(sigma * 1000), extra))
 
@@ -244,3 +269,4 @@ def bicubic(c: torch.Tensor, fh: int, fw: int) -> torch.Tensor:
 def axis_weights(n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(m,) float64 weights with sum_j w_j c_j = the sum over n pixels of the interpolated axis."""
     return _interp_matrix(n, stride, float(sigma), extra, "cpu").sum(dim=0).double()
+

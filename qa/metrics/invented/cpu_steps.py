@@ -1,0 +1,67 @@
+"""Steps of the invented-detail analysis fused into one compiled CPU kernel each
+(:mod:`qa.metrics.invented.cpu_kernels`): the local fit's closed-form solve, the pointwise residual and the
+placement of a band's excess energy. Each takes and returns the tensors of the torch path it replaces in
+:mod:`qa.metrics.invented.torch_analysis` (same numbers up to float32 rounding; the solve runs in float64) and
+applies only where :func:`ok` says so: float32 CPU tensors with the compiled kernels enabled
+(:data:`qa.metrics.invented.torch_passes.USE_KERNELS`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from qa.metrics.invented import cpu_kernels as K
+from qa.metrics.invented import torch_passes as P
+
+
+def ok(*xs: torch.Tensor) -> bool:
+    """Whether the fused kernels take these tensors."""
+    return all(P.kernel_ok(x) for x in xs)
+
+
+def fit_ok(raw: torch.Tensor) -> bool:
+    """Whether :func:`solve_fit` takes these window moments: (P, N, h', w'), a permuted view of a contiguous
+    (h', P, N, w') float32 CPU tensor (as :func:`qa.metrics.invented.torch_passes.window_products` makes them)."""
+    return ok(raw) and raw.permute(2, 0, 1, 3).is_contiguous()
+
+
+def solve_fit(raw: torch.Tensor, pidx: np.ndarray, ridge_rel: float, ridge_abs: float
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The four coefficient fields (each (N, h', w')) and the explained energy (N, h', w') of the local ridge
+    fits whose window moments are ``raw`` (see :func:`fit_ok`; ``pidx`` (5, 5): index of pair (i, j))."""
+    _, n, hh, ww = raw.shape
+    coef = torch.empty((4, n, hh, ww), dtype=torch.float32)
+    explained = torch.empty((n, hh, ww), dtype=torch.float32)
+    with K.launch():
+        K.solve_fit(raw.permute(2, 0, 1, 3).numpy(), pidx, float(ridge_rel), float(ridge_abs), coef.numpy(),
+                    explained.numpy())
+    return list(coef), explained
+
+
+def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.Tensor], stride: int,
+             sigma: float, extra: int) -> torch.Tensor:
+    """``target - sum_i c_i feats[i]`` ((N, H, W)) with the four coarse coefficient fields ``coef`` ((N, h', w')
+    samples every ``stride`` px from ``-stride extra``) interpolated to full resolution row by row, never stored."""
+    n, h, w = target.shape
+    coef_h = P.upsample_h(torch.stack(coef), h, stride, sigma, extra)  # (4, N, H, w')
+    out = torch.empty_like(target)
+    with K.launch():
+        K.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
+                   P.interp_taps(stride, float(sigma)), extra, out.numpy())
+    return out
+
+
+def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: torch.Tensor, stride: int,
+          sigma: float, extra: int, into: torch.Tensor | None) -> torch.Tensor:
+    """``max(0, excess - floor) * near / wide`` (0 where ``wide`` is 0) per pixel, (N, H, W): ``excess`` and
+    ``wide`` coarse fields (N, h', w') interpolated to full resolution row by row, ``floor`` (N,), ``near`` (N,
+    H, W); added into ``into`` when given (and returned)."""
+    h = near.shape[-2]
+    both = P.upsample_h(torch.stack([excess, wide]), h, stride, sigma, extra)  # (2, N, H, w')
+    out = torch.empty_like(near) if into is None else into
+    with K.launch():
+        K.placed_excess(both[0].numpy(), floor.to(torch.float32).cpu().numpy(), near.contiguous().numpy(),
+                        both[1].numpy(), P.interp_taps(stride, float(sigma)), extra, into is not None, out.numpy())
+    return out
+
