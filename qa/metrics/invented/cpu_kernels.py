@@ -8,8 +8,9 @@ samples at ``-stride * extra, -stride * extra + stride, ...``) up to float32 rou
   ``stride * 15 + len(kernel)`` per output, most of them zeros);
 - a decimated pass along W splits its (reflect-padded) row into ``stride`` phases first, so every tap is a
   contiguous, vectorised multiply-add;
-- :func:`products_w` forms the window products of the features one image row at a time in a small buffer and
-  filters them along W at once: no product plane ever exists in memory.
+- :func:`window_products` forms the products of the features one image row at a time, filters them along W
+  into a ring of rows kept in the cache and filters the ring along H: no product plane or intermediate field
+  exists in memory.
 
 The kernels work on numpy views of contiguous float32 CPU tensors, in parallel over rows with torch's thread
 count (:func:`launch`), and are compiled once per machine (numba's on-disk cache). The torch passes stay the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numba
 import numpy as np
@@ -28,13 +30,15 @@ import torch
 from numba import njit, prange
 
 #: columns per work item of the H pass (:func:`blur_h`): the output chunk stays in the L1 cache
-COLUMN_CHUNK = 512
+COLUMN_CHUNK = 4096
 
 
-if numba.config.THREADING_LAYER == "default":
+#: numba's settings (attributes made at import time, unknown to type checkers)
+_CONFIG: Any = numba.config
+if _CONFIG.THREADING_LAYER == "default":
     # numba's own thread pool: its OpenMP layer would share a process with torch's OpenMP runtime, and the
     # portable pool needs no extra library (tbb)
-    numba.config.THREADING_LAYER = "workqueue"
+    _CONFIG.THREADING_LAYER = "workqueue"
 #: the workqueue pool runs one parallel kernel at a time: callers from several Python threads take turns
 _LAUNCH = threading.Lock()
 
@@ -44,21 +48,26 @@ def launch() -> Iterator[None]:
     """Run the kernels inside on as many threads as torch uses (numba's setting is per calling thread), one
     caller at a time."""
     with _LAUNCH:
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), _CONFIG.NUMBA_NUM_THREADS)))
         yield
 
 
 @njit(cache=True, inline="always")
-def _taps(src: np.ndarray, g: np.ndarray, stride: int, n_out: int, ph: np.ndarray, o: np.ndarray) -> None:
-    """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` (``g`` symmetric, odd length); ``ph``: a
-    (stride, ceil(len(src) / stride)) scratch buffer for the phases of ``src``."""
-    klen = g.shape[0]
-    r = (klen - 1) // 2
+def _split(src: np.ndarray, stride: int, ph: np.ndarray) -> None:
+    """The ``stride`` phases of ``src`` into the rows of ``ph``: ``ph[q, m] = src[stride m + q]``."""
     n = src.shape[0]
     for q in range(stride):
         dst = ph[q]
         for m in range((n - q + stride - 1) // stride):
             dst[m] = src[stride * m + q]
+
+
+@njit(cache=True, inline="always")
+def _phase_taps(ph: np.ndarray, g: np.ndarray, stride: int, n_out: int, o: np.ndarray) -> None:
+    """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` from the phases ``ph`` of ``src`` (see
+    :func:`_split`; ``g`` symmetric, odd length)."""
+    klen = g.shape[0]
+    r = (klen - 1) // 2
     # taps read through slices (an offset inside the index would keep LLVM from vectorising the loop)
     gr = g[r]
     pr = ph[r % stride, r // stride : r // stride + n_out]
@@ -71,6 +80,14 @@ def _taps(src: np.ndarray, g: np.ndarray, stride: int, n_out: int, ph: np.ndarra
         b = ph[d % stride, d // stride : d // stride + n_out]
         for j in range(n_out):
             o[j] += gk * (a[j] + b[j])
+
+
+@njit(cache=True, inline="always")
+def _taps(src: np.ndarray, g: np.ndarray, stride: int, n_out: int, ph: np.ndarray, o: np.ndarray) -> None:
+    """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` (``g`` symmetric, odd length); ``ph``: a
+    (stride, ceil(len(src) / stride)) scratch buffer for the phases of ``src``."""
+    _split(src, stride, ph)
+    _phase_taps(ph, g, stride, n_out, o)
 
 
 @njit(cache=True, parallel=True)
@@ -88,34 +105,76 @@ def blur_w(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, out: np.n
         _taps(buf, g, stride, n_out, ph, out[i])
 
 
+@njit(cache=True, inline="always")
+def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, idx: np.ndarray,
+                 stride: int, fr: np.ndarray, row: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
+    """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` filtered along W into ``dest``
+    (P, n_out): each feature row reflect-extended (``idx``) and split into its phases once (``fr``: (F, stride,
+    width), ``row``: (len(idx),), ``ph``: (stride, width) scratch), the products formed phase by phase
+    (contiguous, vectorised) straight into the buffer the taps read."""
+    n_out = dest.shape[1]
+    width = fr.shape[2]
+    for f in range(len(feats)):
+        src = feats[f][n, y]
+        for m in range(idx.shape[0]):
+            row[m] = src[idx[m]]
+        _split(row, stride, fr[f])
+    for p in range(ia.shape[0]):
+        for q in range(stride):
+            a = fr[ia[p], q]
+            b = fr[ib[p], q]
+            d = ph[q]
+            for m in range(width):
+                d[m] = a[m] * b[m]
+        _phase_taps(ph, g, stride, n_out, dest[p])
+
+
 @njit(cache=True, parallel=True)
-def products_w(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, rows: np.ndarray, idx: np.ndarray,
-               stride: int, out: np.ndarray) -> None:
-    """Window products along W: ``out[y, p, n, j] = sum_k g[k] f_a[n, rows[y], c] f_b[n, rows[y], c]`` with
-    ``a, b = ia[p], ib[p]`` and ``c = idx[stride j + k]``; ``feats``: a tuple of (N, H, W) arrays, ``out``
-    (len(rows), P, N, n_out)."""
+def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, cols: np.ndarray,
+                    rows: np.ndarray, stride: int, n_parts: int, out: np.ndarray) -> None:
+    """Gaussian-window means of products, decimated along both axes: ``out[i, p, n, j] = sum_{k, l} g[k] g[l]
+    f_a[n, rows[stride i + k], cols[stride j + l]] f_b[...]`` with ``a, b = ia[p], ib[p]``; ``feats``: a tuple
+    of (N, H, W) arrays, ``out`` (h', P, N, w'); ``rows``/``cols``: the reflect-extended indices of each axis.
+
+    Each of ``n_parts`` parts of the output rows (per image) runs on one thread, in order: the W-filtered
+    product rows it needs are made once each into a ring of ``len(g)`` rows (a few MB, in the cache), and every
+    output row is the H filter over the ring; no product or W-filtered plane exists in memory."""
     nf = len(feats)
     n_img = feats[0].shape[0]
-    n_rows = rows.shape[0]
-    n_out = out.shape[3]
-    span = idx.shape[0]
-    for t in prange(n_img * n_rows):
-        n = t // n_rows
-        y = t % n_rows
-        fr = np.empty((nf, span), dtype=np.float32)
-        for f in range(nf):
-            src = feats[f][n, rows[y]]
-            dst = fr[f]
-            for m in range(span):
-                dst[m] = src[idx[m]]
-        buf = np.empty(span, dtype=np.float32)
-        ph = np.empty((stride, (span + stride - 1) // stride), dtype=np.float32)
-        for p in range(ia.shape[0]):
-            a = fr[ia[p]]
-            b = fr[ib[p]]
-            for m in range(span):
-                buf[m] = a[m] * b[m]
-            _taps(buf, g, stride, n_out, ph, out[y, p, n])
+    n_out_h = out.shape[0]
+    n_pairs = ia.shape[0]
+    n_out_w = out.shape[3]
+    klen = g.shape[0]
+    r = (klen - 1) // 2
+    span = cols.shape[0]
+    width = (span + stride - 1) // stride
+    for t in prange(n_img * n_parts):
+        n = t // n_parts
+        part = t % n_parts
+        i0 = part * n_out_h // n_parts
+        i1 = (part + 1) * n_out_h // n_parts
+        fr = np.empty((nf, stride, width), dtype=np.float32)
+        row = np.empty(span, dtype=np.float32)
+        ph = np.empty((stride, width), dtype=np.float32)
+        ring = np.empty((klen, n_pairs, n_out_w), dtype=np.float32)
+        nxt = stride * i0  # the next extended row to filter into the ring (slot: its index mod len(g))
+        for i in range(i0, i1):
+            base = stride * i
+            while nxt < base + klen:
+                _product_row(feats, n, rows[nxt], ia, ib, g, cols, stride, fr, row, ph, ring[nxt % klen])
+                nxt += 1
+            for p in range(n_pairs):
+                o = out[i, p, n]
+                c = ring[(base + r) % klen, p]
+                gr = g[r]
+                for j in range(n_out_w):
+                    o[j] = gr * c[j]
+                for k in range(r):
+                    gk = g[k]
+                    u = ring[(base + k) % klen, p]
+                    v = ring[(base + klen - 1 - k) % klen, p]
+                    for j in range(n_out_w):
+                        o[j] += gk * (u[j] + v[j])
 
 
 @njit(cache=True, parallel=True)
@@ -128,10 +187,11 @@ def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: in
     r = (klen - 1) // 2
     n_chunks = (m_cols + chunk - 1) // chunk
     for t in prange(nb * n_out * n_chunks):
+        # output rows run fastest: consecutive items of a chunk reuse the same input rows from the cache
         b = t // (n_out * n_chunks)
         rest = t % (n_out * n_chunks)
-        i = rest // n_chunks
-        c0 = (rest % n_chunks) * chunk
+        i = rest % n_out
+        c0 = (rest // n_out) * chunk
         c1 = min(c0 + chunk, m_cols)
         o = out[b, i, c0:c1]
         gr = g[r]
@@ -247,8 +307,8 @@ def upsample_h(c: np.ndarray, taps: np.ndarray, first: int, chunk: int, out: np.
     for t in prange(nb * n * n_chunks):
         b = t // (n * n_chunks)
         rest = t % (n * n_chunks)
-        y = rest // n_chunks
-        c0 = (rest % n_chunks) * chunk
+        y = rest % n
+        c0 = (rest // n) * chunk
         c1 = min(c0 + chunk, m_cols)
         o = out[b, y, c0:c1]
         i = y // stride

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-import torch
-
+import numba
 import numpy as np
+import torch
 
 from qa.metrics.invented import cpu_kernels as K
 from qa.metrics.invented import torch_ops as T
@@ -140,19 +140,23 @@ def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]],
 
     The products are formed :data:`PRODUCT_ROWS` image rows at a time into one reused buffer and filtered along
     W (the contiguous axis) at once, which decimates them ``stride`` times while they are still in cache; the H
-    pass then runs on that ``stride`` times smaller field. Every product is formed exactly once."""
+    pass then runs on that ``stride`` times smaller field. Every product is formed exactly once. On the CPU the
+    compiled kernel :func:`qa.metrics.invented.cpu_kernels.window_products` does both passes without the
+    intermediate field."""
     n, h, w = feats[0].shape
     dev, dtype = feats[0].device, feats[0].dtype
     w_out = _geometry(w, len(T.gaussian_kernel(sigma)), stride, extra)[0]
-    mid = torch.empty((h, len(pairs), n, w_out), dtype=dtype, device=dev)
     if all(kernel_ok(f) for f in feats):
-        g, idx, _ = _taps_index(float(sigma), w, stride, extra)
+        g, cidx, w_out = _taps_index(float(sigma), w, stride, extra)
+        _, ridx, h_out = _taps_index(float(sigma), h, stride, extra)
         ia = np.array([i for i, _ in pairs], dtype=np.int64)
         ib = np.array([j for _, j in pairs], dtype=np.int64)
+        out = torch.empty((h_out, len(pairs), n, w_out), dtype=dtype)
         with K.launch():
-            K.products_w(tuple(f.contiguous().numpy() for f in feats), ia, ib, g, np.arange(h), idx, stride,
-                         mid.numpy())
-        return blur_h(mid.view(h, -1), sigma, stride, extra).view(-1, len(pairs), n, w_out).permute(1, 2, 0, 3)
+            K.window_products(tuple(f.contiguous().numpy() for f in feats), ia, ib, g, cidx, ridx, stride,
+                              numba.get_num_threads(), out.numpy())
+        return out.permute(1, 2, 0, 3)
+    mid = torch.empty((h, len(pairs), n, w_out), dtype=dtype, device=dev)
     buf = torch.empty((min(PRODUCT_ROWS, h), len(pairs), n, w), dtype=dtype, device=dev)
     for r0 in range(0, h, PRODUCT_ROWS):
         nr = min(PRODUCT_ROWS, h - r0)
