@@ -125,3 +125,40 @@ def test_whole_analysis(both_paths, photo: np.ndarray) -> None:
     assert float(got.invented[0]) > 0.0
     fo, fr = out.mean(1), ref.mean(1)
     _close(*both_paths(lambda: TF.fine_invented(fo - P.blur2d(fo, 0.8), fr - P.blur2d(fr, 0.8))), 1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 7), (1, 2, 2), (1, 3, 40)])
+def test_features(both_paths, shape: tuple[int, ...]) -> None:
+    """numpy's gradient and scipy's reflect Laplacian, in one pass."""
+    from scipy import ndimage
+
+    b = _rand(*shape, seed=11)
+    got, want = both_paths(lambda: A.features(b))
+    for g, w in zip(got, want, strict=True):
+        _close(g, w)
+    x = b.double().numpy()
+    gy, gx = np.gradient(x, axis=(1, 2))
+    lap = np.stack([ndimage.laplace(p, mode="reflect") for p in x])
+    for g, w in zip(got[1:], (gx, gy, lap), strict=True):
+        assert np.abs(g.double().numpy() - w).max() < 1e-5
+
+
+def test_codec_cap() -> None:
+    """Whole blocks scaled, partial blocks at the right and bottom kept, as the torch path's block_scale."""
+    from qa.metrics.invented import functional_codec as FC
+    from qa.metrics.invented import torch_codec as TC
+
+    y_ref = _rand(2, 21, 30, seed=12).abs() * 0.1
+    y_out = y_ref + 0.02 * _rand(2, 21, 30, seed=13)
+    y_out[0, :8, :8] = y_ref[0, :8, :8]  # a block the codec explains fully: its invented energy is capped to 0
+    inv = _rand(2, 21, 30, seed=14).abs() * 1e-3
+    fine = _rand(2, 21, 30, seed=15).abs() * 1e-3
+    scale = TC.block_scale(inv + fine, TC.codec_excess(y_out, y_ref))
+    want_fine = fine * scale
+    want_inv = inv * scale + want_fine
+    got_inv, got_fine = inv.clone(), fine.clone()
+    C.codec_cap(y_out, y_ref, got_inv, got_fine, FC.CODEC_BLOCK, FC.CODEC_SLACK, FC.CODEC_FACTOR)
+    _close(got_fine, want_fine, 1e-5)
+    _close(got_inv, want_inv, 1e-5)
+    assert float(got_inv[0, :8, :8].abs().max()) == 0.0
+    assert torch.equal(got_inv[:, 16:, :], (inv + fine)[:, 16:, :])

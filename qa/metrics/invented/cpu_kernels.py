@@ -402,3 +402,97 @@ def solve_fit(mom: np.ndarray, pidx: np.ndarray, ridge_rel: float, ridge_abs: fl
             c2o[x] = c2
             c3o[x] = c3
             eo[x] = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3
+
+
+@njit(cache=True, parallel=True)
+def features(b: np.ndarray, gx: np.ndarray, gy: np.ndarray, lap: np.ndarray) -> None:
+    """The derivative features of (N, H, W) ``b`` (H, W >= 2) in one pass: ``numpy.gradient`` along W (``gx``)
+    and H (``gy``; central differences, one-sided at the edges) and ``scipy.ndimage.laplace(mode="reflect")``."""
+    n_img, h, w = b.shape
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        row = b[n, y]
+        up = b[n, max(y - 1, 0)]
+        down = b[n, min(y + 1, h - 1)]
+        ox = gx[n, y]
+        oy = gy[n, y]
+        ol = lap[n, y]
+        if y == 0:
+            for x in range(w):
+                oy[x] = b[n, 1, x] - row[x]
+        elif y == h - 1:
+            for x in range(w):
+                oy[x] = row[x] - b[n, h - 2, x]
+        else:
+            for x in range(w):
+                oy[x] = (down[x] - up[x]) * np.float32(0.5)
+        ox[0] = row[1] - row[0]
+        ox[w - 1] = row[w - 1] - row[w - 2]
+        for x in range(1, w - 1):
+            ox[x] = (row[x + 1] - row[x - 1]) * np.float32(0.5)
+        ol[0] = up[0] + down[0] + row[0] + row[1] - np.float32(4.0) * row[0]
+        ol[w - 1] = up[w - 1] + down[w - 1] + row[w - 2] + row[w - 1] - np.float32(4.0) * row[w - 1]
+        for x in range(1, w - 1):
+            ol[x] = up[x] + down[x] + row[x - 1] + row[x + 1] - np.float32(4.0) * row[x]
+
+
+@njit(cache=True, parallel=True)
+def codec_cap(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float, factor: float,
+              inv: np.ndarray, fine: np.ndarray) -> None:
+    """The codec cap of :mod:`qa.metrics.invented.torch_codec` applied in place, one row of b x b blocks per work
+    item (``d``: the (b, b) orthonormal DCT-II matrix): each whole block's scale ``min(1, factor x mean codec
+    excess energy / mean (inv + fine))`` multiplies ``fine``, and ``inv`` becomes ``(inv + fine) x scale``
+    (scale 1 on the partial blocks at the right and bottom edges). All (N, H, W) float32."""
+    n_img, h, w = inv.shape
+    b = d.shape[0]
+    hb = h // b
+    wb = w // b
+    rows = hb + (1 if h % b else 0)
+    for t in prange(n_img * rows):
+        n = t // rows
+        bi = t % rows
+        y0 = bi * b
+        y1 = min(y0 + b, h)
+        co = np.empty((b, b))
+        cr = np.empty((b, b))
+        tmp = np.empty((b, b))
+        for bj in range(wb + (1 if w % b else 0)):
+            x0 = bj * b
+            x1 = min(x0 + b, w)
+            scale = 1.0
+            if bi < hb and bj < wb:
+                for src, dst in ((y_out, co), (y_ref, cr)):
+                    for i in range(b):  # tmp = block @ d.T
+                        for k in range(b):
+                            acc = 0.0
+                            for j in range(b):
+                                acc += src[n, y0 + i, x0 + j] * d[k, j]
+                            tmp[i, k] = acc
+                    for k in range(b):  # dst = d @ tmp
+                        for m in range(b):
+                            acc = 0.0
+                            for i in range(b):
+                                acc += d[k, i] * tmp[i, m]
+                            dst[k, m] = acc
+                excess = 0.0
+                for k in range(b):
+                    for m in range(b):
+                        ao = abs(co[k, m])
+                        if np.sign(co[k, m]) == np.sign(cr[k, m]):
+                            e = max(ao - 2.0 * abs(cr[k, m]) - slack, 0.0)
+                        else:
+                            e = max(ao - slack, 0.0)
+                        excess += e * e
+                total = 0.0
+                for i in range(y0, y1):
+                    for j in range(x0, x1):
+                        total += np.float64(inv[n, i, j]) + np.float64(fine[n, i, j])
+                mean = total / (b * b)
+                scale = min(1.0, factor * (excess / (b * b)) / max(mean, 1e-30))
+            s32 = np.float32(scale)
+            for i in range(y0, y1):
+                for j in range(x0, x1):
+                    f = fine[n, i, j] * s32
+                    fine[n, i, j] = f
+                    inv[n, i, j] = inv[n, i, j] * s32 + f

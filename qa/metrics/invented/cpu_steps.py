@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from qa.metrics.invented import cpu_kernels as K
+from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_passes as P
 
 
@@ -65,3 +66,22 @@ def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: t
                         both[1].numpy(), P.interp_taps(stride, float(sigma)), extra, into is not None, out.numpy())
     return out
 
+
+
+def features(rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gx, gy, laplacian) of a band (N, H, W), H, W >= 2: ``numpy.gradient`` and ``scipy.ndimage.laplace``."""
+    b = rb.contiguous()
+    gx, gy, lap = torch.empty_like(b), torch.empty_like(b), torch.empty_like(b)
+    with K.launch():
+        K.features(b.numpy(), gx.numpy(), gy.numpy(), lap.numpy())
+    return gx, gy, lap
+
+
+def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine: torch.Tensor, block: int,
+              slack: float, factor: float) -> None:
+    """The codec cap in place (see :func:`qa.metrics.invented.cpu_kernels.codec_cap`): ``fine`` scaled per
+    block, ``inv`` replaced by the scaled total ``(inv + fine) x scale``. All (N, H, W) contiguous float32."""
+    d = TC._dct_matrix(block, "cpu").double().numpy()
+    with K.launch():
+        K.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
+                    inv.numpy(), fine.numpy())

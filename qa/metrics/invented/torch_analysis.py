@@ -28,6 +28,7 @@ import torch
 
 from qa.metrics.invented import cpu_steps as C
 from qa.metrics.invented import functional as F
+from qa.metrics.invented import functional_codec as FC
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
 from qa.metrics.invented import torch_ops as T
@@ -209,6 +210,8 @@ def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F
 def features(rb: torch.Tensor) -> list[torch.Tensor]:
     """The oracle's four reference features of a band (N, H, W): the band, its x and y derivatives
     (``numpy.gradient``) and its Laplacian (``scipy.ndimage.laplace``, reflect)."""
+    if C.ok(rb) and min(rb.shape[-2:]) >= 2:
+        return [rb, *C.features(rb)]
     gy, gx = T.gradient(rb)
     return [rb, gx, gy, T.laplace(rb)]
 
@@ -289,9 +292,13 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     assert inv is not None  # BAND_SIGMAS is not empty
     fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
-    scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
-    fine.mul_(scale)
-    inv_full = inv.mul_(scale).add_(fine).contiguous()
+    if C.ok(ys, inv, fine) and inv.is_contiguous() and fine.is_contiguous():
+        C.codec_cap(ys[:n], ys[n:], inv, fine, FC.CODEC_BLOCK, FC.CODEC_SLACK, FC.CODEC_FACTOR)
+        inv_full = inv
+    else:
+        scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
+        fine.mul_(scale)
+        inv_full = inv.mul_(scale).add_(fine).contiguous()
     fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
     inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
