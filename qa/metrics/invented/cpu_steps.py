@@ -81,7 +81,7 @@ def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine:
               slack: float, factor: float) -> None:
     """The codec cap in place (see :func:`qa.metrics.invented.cpu_kernels.codec_cap`): ``fine`` scaled per
     block, ``inv`` replaced by the scaled total ``(inv + fine) x scale``. All (N, H, W) contiguous float32."""
-    d = TC._dct_matrix(block, "cpu").double().numpy()
+    d = TC._dct_matrix(block, "cpu").numpy()
     with K.launch():
         K.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
                     inv.numpy(), fine.numpy())
