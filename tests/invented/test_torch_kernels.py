@@ -162,3 +162,15 @@ def test_codec_cap() -> None:
     _close(got_inv, want_inv, 1e-5)
     assert float(got_inv[0, :8, :8].abs().max()) == 0.0
     assert torch.equal(got_inv[:, 16:, :], (inv + fine)[:, 16:, :])
+
+
+def test_block_means_and_percentile() -> None:
+    a, b = _rand(2, 12, 20, seed=16), _rand(2, 12, 20, seed=17)
+    got = C.block_means(a, b, 4, 2)
+    want = torch.nn.functional.avg_pool2d(torch.stack([a, a * b]), (4, 2))
+    _close(got, want, 1e-6)
+    x = _rand(3, 1001, seed=18)
+    x[1, :600] = 0.5  # ties at the order statistics
+    for q in (0.0, 25.0, 50.0, 99.9, 100.0):
+        want = np.percentile(x.double().numpy(), q, axis=1)
+        assert np.allclose(C.percentile(x, q).double().numpy(), want, atol=1e-6)

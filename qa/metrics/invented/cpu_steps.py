@@ -85,3 +85,38 @@ def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine:
     with K.launch():
         K.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
                     inv.numpy(), fine.numpy())
+
+
+def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: torch.Tensor, near: torch.Tensor,
+                 floor: float, tol: float, pmin: float, factor: float) -> torch.Tensor:
+    """The finest band's per-pixel invented energy from its fields (all (N, H, W); see
+    :func:`qa.metrics.invented.cpu_kernels.fine_combine`)."""
+    out = torch.empty_like(u)
+    consts = np.array([floor, tol, pmin, factor], dtype=np.float64)
+    with K.launch():
+        K.fine_combine(u.contiguous().numpy(), ref.contiguous().numpy(), pred.contiguous().numpy(),
+                       level.contiguous().numpy(), near.contiguous().numpy(), consts, out.numpy())
+    return out
+
+
+def block_means(a: torch.Tensor, b: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+    """(2, N, H / bh, W / bw): block means of ``a`` and of ``a * b`` ((N, H, W), sides multiples of the blocks)."""
+    n, h, w = a.shape
+    out = torch.empty((2, n, h // bh, w // bw), dtype=torch.float32)
+    with K.launch():
+        K.block_means(a.contiguous().numpy(), b.contiguous().numpy(), bh, bw, out.numpy())
+    return out
+
+
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``numpy.percentile(row, q)`` (linear interpolation) of an (N, M) float32 CPU tensor: (N,)
+    float32, the two order statistics by ``numpy.partition`` and the interpolation as
+    :func:`qa.metrics.invented.torch_ops.percentile` makes it."""
+    flat = x.contiguous().numpy()
+    m = flat.shape[1]
+    pos = q / 100.0 * (m - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, m - 1)
+    part = np.partition(flat, (lo, hi), axis=1)
+    v_lo = torch.from_numpy(part[:, lo].copy())
+    return v_lo + (pos - lo) * (torch.from_numpy(part[:, hi].copy()) - v_lo)

@@ -155,7 +155,8 @@ def inside(coarse: torch.Tensor, h: int, w: int, stride: int = WINDOW_STRIDE) ->
 
 def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
     """Per-image ``numpy.percentile(x[i], q)`` (linear interpolation) of (N, ...) float32: (N,) float64."""
-    return T.percentile(x.reshape(x.shape[0], -1), q).double()
+    flat = x.reshape(x.shape[0], -1)
+    return (C.percentile(flat, q) if C.ok(flat) else T.percentile(flat, q)).double()
 
 
 @dataclass
@@ -264,7 +265,8 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
                          "both be (N, 3, H, W)")
     T.keep_freed_memory()
     n, _, h, w = outputs.shape
-    ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
+    ys = torch.empty((2 * n, h, w), dtype=torch.float32, device=outputs.device)  # outputs' luma, references'
+    ys[:n], ys[n:] = T.luma(outputs.float()), T.luma(references.float())
     sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
     low = {s: P.blur2d(ys, s) for s in sigmas}
     inv: torch.Tensor | None = None
