@@ -174,3 +174,12 @@ def test_block_means_and_percentile() -> None:
     for q in (0.0, 25.0, 50.0, 99.9, 100.0):
         want = np.percentile(x.double().numpy(), q, axis=1)
         assert np.allclose(C.percentile(x, q).double().numpy(), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,fh,fw", [((5, 7), 4, 4), ((6, 3), 2, 4), ((4, 9), 1, 2)])
+def test_surround_level(shape: tuple[int, int], fh: int, fw: int) -> None:
+    """a + b ref with a, b bicubic-interpolated (the torch path's ``bicubic``, itself checked against torch)."""
+    ab = _rand(2, 2, *shape, seed=19)
+    ref = _rand(2, shape[0] * fh, shape[1] * fw, seed=20)
+    a, b = P.bicubic(ab.flatten(0, 1), fh, fw).chunk(2)
+    _close(C.surround_level(ab, fh, fw, ref), a + b * ref, 1e-6)

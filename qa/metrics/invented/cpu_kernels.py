@@ -587,3 +587,26 @@ def block_means(a: np.ndarray, b: np.ndarray, bh: int, bw: int, out: np.ndarray)
         for q in range(wb):
             out[0, n, i, q] = sa[q] * inv_area
             out[1, n, i, q] = sp[q] * inv_area
+
+
+@njit(cache=True, parallel=True)
+def level_w(ab: np.ndarray, starts: np.ndarray, wts: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
+    """``out = a + b ref`` ((N, H, W)) where ``a``, ``b`` are the rows of ``ab`` ((2, N, H, m)) interpolated
+    along W by a banded matrix given per output column ``x`` as ``wts[x, t]`` at input ``starts[x] + t``."""
+    n_img, h, w = out.shape
+    taps = wts.shape[1]
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        ra = ab[0, n, y]
+        rb = ab[1, n, y]
+        rr = ref[n, y]
+        o = out[n, y]
+        for x in range(w):
+            s = starts[x]
+            a = np.float32(0.0)
+            b = np.float32(0.0)
+            for k in range(taps):
+                a += wts[x, k] * ra[s + k]
+                b += wts[x, k] * rb[s + k]
+            o[x] = a + b * rr[x]

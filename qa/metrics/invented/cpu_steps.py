@@ -8,6 +8,8 @@ applies only where :func:`ok` says so: float32 CPU tensors with the compiled ker
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -120,3 +122,30 @@ def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
     part = np.partition(flat, (lo, hi), axis=1)
     v_lo = torch.from_numpy(part[:, lo].copy())
     return v_lo + (pos - lo) * (torch.from_numpy(part[:, hi].copy()) - v_lo)
+
+
+@lru_cache(maxsize=16)
+def _compact(m: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The banded (m x factor, m) bicubic matrix of :func:`qa.metrics.invented.torch_passes.bicubic` as (start
+    column, weights over the band) per output: (n,) int64, (n, band) float32."""
+    u = P._cubic_matrix(m, factor, "cpu").numpy()
+    nz = u != 0
+    first = nz.argmax(axis=1)
+    last = u.shape[1] - 1 - nz[:, ::-1].argmax(axis=1)
+    band = int((last - first).max()) + 1
+    starts = np.minimum(first, u.shape[1] - band).astype(np.int64)
+    wts = np.stack([u[i, s : s + band] for i, s in enumerate(starts)]).astype(np.float32)
+    return starts, wts
+
+
+def surround_level(ab: torch.Tensor, fh: int, fw: int, ref: torch.Tensor) -> torch.Tensor:
+    """``a + b ref`` (N, H, W) from the coarse coefficients ``ab`` (2, N, H / fh, W / fw), bicubic to full
+    resolution as :func:`qa.metrics.invented.torch_passes.bicubic` (along H by its banded products, along W
+    row by row inside the kernel, never stored)."""
+    two, n, hb, wb = ab.shape
+    rows = P.bicubic(ab.reshape(two * n, hb, wb), fh, 1).reshape(two, n, hb * fh, wb).contiguous()
+    starts, wts = _compact(wb, fw)
+    out = torch.empty_like(ref)
+    with K.launch():
+        K.level_w(rows.numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
+    return out

@@ -109,7 +109,10 @@ class _Surround:
 
     def level(self, u: torch.Tensor) -> torch.Tensor:
         su, sru, _, _ = _pair_coarse(u, self.ref)
-        a, b = P.bicubic(_level_coefficients(su, sru, self.sr, self.srr).flatten(0, 1), self.bh, self.bw).chunk(2)
+        ab = _level_coefficients(su, sru, self.sr, self.srr)  # (2, N, H / bh, W / bw)
+        if C.ok(ab, self.ref):
+            return C.surround_level(ab, self.bh, self.bw, self.ref)
+        a, b = P.bicubic(ab.flatten(0, 1), self.bh, self.bw).chunk(2)
         return a + b * self.ref
 
 
