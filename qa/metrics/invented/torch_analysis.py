@@ -217,10 +217,11 @@ def features(rb: torch.Tensor) -> list[torch.Tensor]:
     return [rb, gx, gy, T.laplace(rb)]
 
 
-def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
+def band_coarse(ob: torch.Tensor, rb: torch.Tensor, feats: list[torch.Tensor] | None = None) -> BandCoarse:
     """The oracle's ``band_stats`` for the output band ``ob`` and reference band ``rb`` ((N, H, W)), on the
-    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
-    fit = local_lsq(ob, features(rb))
+    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian
+    (``feats``: :func:`features` of ``rb`` when already made)."""
+    fit = local_lsq(ob, features(rb) if feats is None else feats)
     out_e, ref_e = fit.moment(_OB, _OB), fit.moment(_RB, _RB)
     return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e),
                       coef=[c[..., 0] for c in fit.coef])
@@ -278,7 +279,7 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         bands = low[s] - low[2.0 * s]
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
-        st = band_coarse(ob, rb)
+        st = band_coarse(ob, rb, feats)
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
         floors.append(floor)
