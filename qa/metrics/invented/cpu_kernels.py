@@ -610,3 +610,44 @@ def level_w(ab: np.ndarray, starts: np.ndarray, wts: np.ndarray, ref: np.ndarray
                 a += wts[x, k] * ra[s + k]
                 b += wts[x, k] * rb[s + k]
             o[x] = a + b * rr[x]
+
+
+@njit(cache=True, parallel=True)
+def blur2d(x: np.ndarray, g: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_parts: int, out: np.ndarray) -> None:
+    """Full-resolution separable filter of every (H, W) plane of ``x`` (B, H, W) into ``out``: ``out[b, i, j] =
+    sum_{k, l} g[k] g[l] x[b, rows[i + k], cols[j + l]]`` (``rows``/``cols``: reflect-extended indices).
+
+    Work items: ``n_parts`` parts of each plane's rows, each on one thread, row after row: the W-filtered rows it
+    needs are made once each into a ring of ``len(g)`` rows (in the cache) and every output row is the H filter
+    over the ring; the W-filtered plane never exists in memory."""
+    n_planes, n_h, n_w = out.shape
+    klen = g.shape[0]
+    r = (klen - 1) // 2
+    span = cols.shape[0]
+    for t in prange(n_planes * n_parts):
+        b = t // n_parts
+        part = t % n_parts
+        i0 = part * n_h // n_parts
+        i1 = (part + 1) * n_h // n_parts
+        row = np.empty(span, dtype=np.float32)
+        ph = np.empty((1, span), dtype=np.float32)
+        ring = np.empty((klen, n_w), dtype=np.float32)
+        nxt = i0
+        for i in range(i0, i1):
+            while nxt < i + klen:
+                src = x[b, rows[nxt]]
+                for m in range(span):
+                    row[m] = src[cols[m]]
+                _taps(row, g, 1, n_w, ph, ring[nxt % klen])
+                nxt += 1
+            o = out[b, i]
+            c = ring[(i + r) % klen]
+            gr = g[r]
+            for j in range(n_w):
+                o[j] = gr * c[j]
+            for k in range(r):
+                gk = g[k]
+                u = ring[(i + k) % klen]
+                v = ring[(i + klen - 1 - k) % klen]
+                for j in range(n_w):
+                    o[j] += gk * (u[j] + v[j])

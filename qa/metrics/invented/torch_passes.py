@@ -125,6 +125,15 @@ def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
 
 def blur2d(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Full-resolution Gaussian of the last two axes (scipy ``reflect``, ``truncate=4``)."""
+    if kernel_ok(x):
+        h, w = x.shape[-2:]
+        g, ridx, _ = _taps_index(float(sigma), h, 1, 0)
+        _, cidx, _ = _taps_index(float(sigma), w, 1, 0)
+        out = torch.empty(x.shape, dtype=x.dtype)
+        with K.launch():
+            K.blur2d(x.reshape(-1, h, w).contiguous().numpy(), g, ridx, cidx, numba.get_num_threads(),
+                     out.view(-1, h, w).numpy())
+        return out
     return blur_w(blur_h(x, sigma), sigma)
 
 
