@@ -183,3 +183,16 @@ def test_surround_level(shape: tuple[int, int], fh: int, fw: int) -> None:
     ref = _rand(2, shape[0] * fh, shape[1] * fw, seed=20)
     a, b = P.bicubic(ab.flatten(0, 1), fh, fw).chunk(2)
     _close(C.surround_level(ab, fh, fw, ref), a + b * ref, 1e-6)
+
+
+def test_torch_serial_keeps_the_kernels_threads_and_restores_torch() -> None:
+    from qa.metrics.invented import cpu_kernels as K
+
+    before = torch.get_num_threads()
+    with K.torch_serial():
+        assert torch.get_num_threads() == 1
+        assert K._threads[-1] == before  # the kernels keep the count torch had
+        with K.torch_serial():  # nested: still the outer count
+            assert K._threads[-1] == before
+    assert torch.get_num_threads() == before
+    assert not K._threads

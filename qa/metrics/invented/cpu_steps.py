@@ -1,9 +1,10 @@
-"""Steps of the invented-detail analysis fused into one compiled CPU kernel each
-(:mod:`qa.metrics.invented.cpu_kernels`): the local fit's closed-form solve, the pointwise residual and the
-placement of a band's excess energy. Each takes and returns the tensors of the torch path it replaces in
-:mod:`qa.metrics.invented.torch_analysis` (same numbers up to float32 rounding; the solve runs in float64) and
-applies only where :func:`ok` says so: float32 CPU tensors with the compiled kernels enabled
-(:data:`qa.metrics.invented.torch_passes.USE_KERNELS`).
+"""Steps of the invented-detail analysis as compiled CPU kernels (:mod:`qa.metrics.invented.cpu_fused`, run on
+the threads of :mod:`qa.metrics.invented.cpu_kernels`): the local fit's closed-form solve, the pointwise
+residual, a band's placed excess, the band features, the codec cap, the finest band's combination, the
+surround's block means and level. Each takes and returns the tensors of the torch path it replaces in
+:mod:`qa.metrics.invented.torch_analysis` / :mod:`qa.metrics.invented.torch_fine` (same numbers up to float32
+rounding; the solve runs in float64) and applies only where :func:`ok` says so: float32 CPU tensors with the
+compiled kernels enabled (:data:`qa.metrics.invented.torch_passes.USE_KERNELS`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from qa.metrics.invented import cpu_fused as KF
 from qa.metrics.invented import cpu_kernels as K
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_passes as P
@@ -21,6 +23,14 @@ from qa.metrics.invented import torch_passes as P
 def ok(*xs: torch.Tensor) -> bool:
     """Whether the fused kernels take these tensors."""
     return all(P.kernel_ok(x) for x in xs)
+
+
+def on_kernels(x: torch.Tensor) -> bool:
+    """Whether an analysis of ``x`` runs (mostly) on the compiled kernels: a CPU tensor, kernels enabled."""
+    return P.USE_KERNELS and x.device.type == "cpu"
+
+
+torch_serial = K.torch_serial
 
 
 def fit_ok(raw: torch.Tensor) -> bool:
@@ -37,7 +47,7 @@ def solve_fit(raw: torch.Tensor, pidx: np.ndarray, ridge_rel: float, ridge_abs: 
     coef = torch.empty((4, n, hh, ww), dtype=torch.float32)
     explained = torch.empty((n, hh, ww), dtype=torch.float32)
     with K.launch():
-        K.solve_fit(raw.permute(2, 0, 1, 3).numpy(), pidx, float(ridge_rel), float(ridge_abs), coef.numpy(),
+        KF.solve_fit(raw.permute(2, 0, 1, 3).numpy(), pidx, float(ridge_rel), float(ridge_abs), coef.numpy(),
                     explained.numpy())
     return list(coef), explained
 
@@ -50,7 +60,7 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
     coef_h = P.upsample_h(torch.stack(coef), h, stride, sigma, extra)  # (4, N, H, w')
     out = torch.empty_like(target)
     with K.launch():
-        K.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
+        KF.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
                    P.interp_taps(stride, float(sigma)), extra, out.numpy())
     return out
 
@@ -64,7 +74,7 @@ def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: t
     both = P.upsample_h(torch.stack([excess, wide]), h, stride, sigma, extra)  # (2, N, H, w')
     out = torch.empty_like(near) if into is None else into
     with K.launch():
-        K.placed_excess(both[0].numpy(), floor.to(torch.float32).cpu().numpy(), near.contiguous().numpy(),
+        KF.placed_excess(both[0].numpy(), floor.to(torch.float32).cpu().numpy(), near.contiguous().numpy(),
                         both[1].numpy(), P.interp_taps(stride, float(sigma)), extra, into is not None, out.numpy())
     return out
 
@@ -75,7 +85,7 @@ def features(rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     b = rb.contiguous()
     gx, gy, lap = torch.empty_like(b), torch.empty_like(b), torch.empty_like(b)
     with K.launch():
-        K.features(b.numpy(), gx.numpy(), gy.numpy(), lap.numpy())
+        KF.features(b.numpy(), gx.numpy(), gy.numpy(), lap.numpy())
     return gx, gy, lap
 
 
@@ -85,7 +95,7 @@ def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine:
     block, ``inv`` replaced by the scaled total ``(inv + fine) x scale``. All (N, H, W) contiguous float32."""
     d = TC._dct_matrix(block, "cpu").numpy()
     with K.launch():
-        K.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
+        KF.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
                     inv.numpy(), fine.numpy())
 
 
@@ -96,7 +106,7 @@ def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: 
     out = torch.empty_like(u)
     consts = np.array([floor, tol, pmin, factor], dtype=np.float64)
     with K.launch():
-        K.fine_combine(u.contiguous().numpy(), ref.contiguous().numpy(), pred.contiguous().numpy(),
+        KF.fine_combine(u.contiguous().numpy(), ref.contiguous().numpy(), pred.contiguous().numpy(),
                        level.contiguous().numpy(), near.contiguous().numpy(), consts, out.numpy())
     return out
 
@@ -106,7 +116,7 @@ def block_means(a: torch.Tensor, b: torch.Tensor, bh: int, bw: int) -> torch.Ten
     n, h, w = a.shape
     out = torch.empty((2, n, h // bh, w // bw), dtype=torch.float32)
     with K.launch():
-        K.block_means(a.contiguous().numpy(), b.contiguous().numpy(), bh, bw, out.numpy())
+        KF.block_means(a.contiguous().numpy(), b.contiguous().numpy(), bh, bw, out.numpy())
     return out
 
 
@@ -147,5 +157,5 @@ def surround_level(ab: torch.Tensor, fh: int, fw: int, ref: torch.Tensor) -> tor
     starts, wts = _compact(wb, fw)
     out = torch.empty_like(ref)
     with K.launch():
-        K.level_w(rows.numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
+        KF.level_w(rows.numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
     return out

@@ -264,6 +264,13 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
+    if not C.on_kernels(outputs):
+        return _analyse(outputs, references)
+    with C.torch_serial():  # the compiled kernels do most of the work on the CPU: see cpu_kernels.torch_serial
+        return _analyse(outputs, references)
+
+
+def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     T.keep_freed_memory()
     n, _, h, w = outputs.shape
     ys = torch.empty((2 * n, h, w), dtype=torch.float32, device=outputs.device)  # outputs' luma, references'
