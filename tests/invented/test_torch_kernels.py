@@ -196,3 +196,10 @@ def test_torch_serial_keeps_the_kernels_threads_and_restores_torch() -> None:
             assert K._threads[-1] == before
     assert torch.get_num_threads() == before
     assert not K._threads
+
+
+def test_plane_sums() -> None:
+    x = _rand(3, 17, 29, seed=21)
+    want = x.double().sum(dim=(1, 2))
+    assert torch.allclose(C.plane_sums(x), want, rtol=1e-12, atol=1e-9)
+    assert torch.allclose(C.plane_sums(x, square=True), x.double().square().sum(dim=(1, 2)), rtol=1e-12)

@@ -347,3 +347,23 @@ def level_w(ab: np.ndarray, starts: np.ndarray, wts: np.ndarray, ref: np.ndarray
                 a += wts[x, k] * ra[s + k]
                 b += wts[x, k] * rb[s + k]
             o[x] = a + b * rr[x]
+
+
+@njit(cache=True, parallel=True)
+def plane_sums(x: np.ndarray, square: bool, out: np.ndarray) -> None:
+    """``out[b]`` = the float64 sum over plane ``b`` of ``x`` (B, H, W), of its squares when ``square``."""
+    n_planes, h, w = x.shape
+    rows = np.zeros(n_planes * h)
+    for t in prange(n_planes * h):
+        row = x[t // h, t % h]
+        acc = 0.0
+        if square:
+            for j in range(w):
+                v = np.float64(row[j])
+                acc += v * v
+        else:
+            for j in range(w):
+                acc += np.float64(row[j])
+        rows[t] = acc
+    for b in range(n_planes):
+        out[b] = rows[b * h : (b + 1) * h].sum()

@@ -159,3 +159,11 @@ def surround_level(ab: torch.Tensor, fh: int, fw: int, ref: torch.Tensor) -> tor
     with K.launch():
         KF.level_w(rows.numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
     return out
+
+
+def plane_sums(x: torch.Tensor, square: bool = False) -> torch.Tensor:
+    """(B,) float64 sums over the planes of ``x`` (B, H, W) float32 (of the squares when ``square``)."""
+    out = np.empty(x.shape[0])
+    with K.launch():
+        KF.plane_sums(x.contiguous().numpy(), square, out)
+    return torch.from_numpy(out)

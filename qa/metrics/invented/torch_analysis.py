@@ -297,8 +297,13 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         inv = place_excess(st.unexplained - F.LOCAL_TOLERANCE * st.ref, floor,
                            r, coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
-        out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
-        ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
+        if C.ok(bands):
+            energy = C.plane_sums(bands, square=True)
+            out_sum += energy[:n]
+            ref_sum += energy[n:]
+        else:
+            out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
+            ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
     fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
@@ -309,8 +314,11 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
         fine.mul_(scale)
         inv_full = inv.mul_(scale).add_(fine).contiguous()
-    fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
-    inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
+    if C.ok(fine, inv_full):
+        fine_sum, inv_sum = C.plane_sums(fine), C.plane_sums(inv_full)
+    else:
+        fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
+        inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
