@@ -10,7 +10,7 @@ import torch
 
 from qa.metrics.invented import functional as F
 from qa.metrics.invented import functional_map as FM
-from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented import torch_map as TM
 
 
 def brute_closing(e: np.ndarray, r: int) -> np.ndarray:
@@ -30,7 +30,7 @@ def test_oracle_and_torch_match_brute_force_closing(shape: tuple[int, int]) -> N
     e = (rng.random(shape) > 0.85) * rng.random(shape) * 1e-3
     want = np.sqrt(brute_closing(e, FM.MAP_CLOSING))
     np.testing.assert_allclose(F.region_map(e), want, rtol=1e-6, atol=1e-9)
-    got = A.region_map(torch.from_numpy(np.stack([e, 2 * e])).float())  # a batch of two
+    got = TM.region_map(torch.from_numpy(np.stack([e, 2 * e])).float())  # a batch of two
     np.testing.assert_allclose(got[0].numpy(), want, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(got[1].numpy(), np.sqrt(2) * want, rtol=1e-5, atol=1e-8)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,15 @@ def _digest(*arrays: np.ndarray) -> str:
         h.update(repr((arr.shape, arr.dtype.str)).encode())
         h.update(arr.data.cast("B"))  # the pixels in place (no tobytes copy)
     return h.hexdigest()
+
+
+def _digests(arrays: list[np.ndarray]) -> list[str]:
+    """:func:`_digest` of each array, on as many threads as torch uses (hashlib releases the GIL while hashing)."""
+    workers = min(len(arrays), torch.get_num_threads())
+    if workers <= 1:
+        return [_digest(a) for a in arrays]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_digest, arrays))
 
 
 class AnalysisCache:
@@ -121,13 +131,13 @@ class AnalysisCache:
 
     def _missing(self, kind: str, items: Iterable[tuple[np.ndarray, ...]]) -> list[tuple[np.ndarray, ...]]:
         """The items whose result (by pixel content) is not known in the scope yet, each content once."""
+        items = list(items)
+        new = list({id(a): a for it in items for a in it if id(a) not in self._digests}.values())
+        self._held.extend(new)
+        self._digests.update(zip(map(id, new), _digests(new), strict=True))
         seen: set[str] = set()
         out = []
         for it in items:
-            for a in it:
-                if id(a) not in self._digests:
-                    self._held.append(a)
-                    self._digests[id(a)] = _digest(a)
             key = self._key(kind, it)
             if key not in self._scoped and key not in seen:
                 seen.add(key)

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from qa.metrics.invented import cpu_steps as C
 from qa.metrics.invented import functional as F
-from qa.metrics.invented import functional_map as FM
+from qa.metrics.invented import functional_codec as FC
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_fine as TF
 from qa.metrics.invented import torch_ops as T
 from qa.metrics.invented import torch_passes as P
+from qa.metrics.invented.torch_map import region_map
 
 #: feature order: reference band, its x and y derivatives, its Laplacian; then the output band
 _RB, _GX, _GY, _LAP, _OB = range(5)
@@ -40,36 +43,12 @@ PAIRS: list[tuple[int, int]] = (
     [(i, j) for i in range(4) for j in range(i, 4)] + [(i, _OB) for i in range(4)] + [(_OB, _OB)]
 )
 _IDX = {p: n for n, p in enumerate(PAIRS)}
+#: (5, 5) index into PAIRS of the pair (i, j), either order (for the compiled solver)
+_PIDX = np.array([[_IDX[(min(i, j), max(i, j))] for j in range(5)] for i in range(5)], dtype=np.int64)
 #: the window statistics are evaluated on every WINDOW_STRIDE-th pixel per axis (see the module docstring)
 WINDOW_STRIDE = 2
 #: coarse samples kept beyond each image edge, so that the interpolation back is exact up to the border
 EXTRA = T.INTERP_HALF
-
-
-def _running_max(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    """Max of ``x`` over ``[i - r, i + r]`` along ``dim`` (samples beyond the edges ignored), same shape: window
-    maxima of doubling length (1, 2, 4, ...) and one last overlap, a few elementwise maxima per pass."""
-    n, size = x.shape[dim], 2 * r + 1
-    pad = [0, 0] * (x.ndim - 1 - dim % x.ndim) + [r, r]
-    m = torch.nn.functional.pad(x, pad, value=float("-inf"))  # m[i] = max over span samples from i
-    span = 1
-    while 2 * span <= size:
-        m = torch.maximum(m.narrow(dim, 0, m.shape[dim] - span), m.narrow(dim, span, m.shape[dim] - span))
-        span *= 2
-    if span < size:
-        m = torch.maximum(m.narrow(dim, 0, n), m.narrow(dim, size - span, n))
-    return m.narrow(dim, 0, n)
-
-
-def region_map(energy: torch.Tensor) -> torch.Tensor:
-    """The oracle's :func:`~qa.metrics.invented.functional.region_map` of (N, H, W) invented energy (luma^2 >= 0):
-    the square root of its grey closing by a (2 ``MAP_CLOSING`` + 1)-px square, (N, H, W) float32 luma units.
-    Max then min filters, each separable (a row pass and a column pass); samples beyond the edges are ignored,
-    which for a square is the oracle's ``nearest`` edge rule."""
-    r = FM.MAP_CLOSING
-    dilated = _running_max(_running_max(energy.float(), r, -1), r, -2)
-    closed = -_running_max(_running_max(-dilated, r, -1), r, -2)
-    return closed.clamp_min(0.0).sqrt()
 
 
 @dataclass
@@ -177,7 +156,8 @@ def inside(coarse: torch.Tensor, h: int, w: int, stride: int = WINDOW_STRIDE) ->
 
 def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
     """Per-image ``numpy.percentile(x[i], q)`` (linear interpolation) of (N, ...) float32: (N,) float64."""
-    return T.percentile(x.reshape(x.shape[0], -1), q).double()
+    flat = x.reshape(x.shape[0], -1)
+    return (C.percentile(flat, q) if C.ok(flat) else T.percentile(flat, q)).double()
 
 
 @dataclass
@@ -216,7 +196,11 @@ def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F
               stride: int = WINDOW_STRIDE) -> LocalFit:
     """The oracle's per-pixel least squares of ``target`` ((N, H, W)) on four ``feats`` in a Gaussian window
     (sigma ``window`` px) with its ridge, on the coarse grid (:func:`coarse_windows`, :func:`solve4`)."""
-    mom = coarse_windows([*feats, target], PAIRS, window, stride).unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    raw = coarse_windows([*feats, target], PAIRS, window, stride)  # (P, N, h', w'), a view of (h', P, N, w')
+    mom = raw.unsqueeze(-1).permute(1, 2, 3, 0, 4)  # (N, h', w', P, 1)
+    if C.fit_ok(raw):
+        coef, explained = C.solve_fit(raw, _PIDX, F.RIDGE_REL, F.RIDGE_ABS)
+        return LocalFit(mom, [ci[..., None] for ci in coef], explained)
     trace = mom[..., _IDX[(0, 0)], :] + mom[..., _IDX[(1, 1)], :] + mom[..., _IDX[(2, 2)], :] + mom[..., _IDX[(3, 3)], :]
     ridge = F.RIDGE_REL * trace / 4.0 + F.RIDGE_ABS
     rhs = [mom[..., _IDX[(i, _OB)], :] for i in range(4)]
@@ -228,14 +212,17 @@ def local_lsq(target: torch.Tensor, feats: list[torch.Tensor], window: float = F
 def features(rb: torch.Tensor) -> list[torch.Tensor]:
     """The oracle's four reference features of a band (N, H, W): the band, its x and y derivatives
     (``numpy.gradient``) and its Laplacian (``scipy.ndimage.laplace``, reflect)."""
+    if C.ok(rb) and min(rb.shape[-2:]) >= 2:
+        return [rb, *C.features(rb)]
     gy, gx = T.gradient(rb)
     return [rb, gx, gy, T.laplace(rb)]
 
 
-def band_coarse(ob: torch.Tensor, rb: torch.Tensor) -> BandCoarse:
+def band_coarse(ob: torch.Tensor, rb: torch.Tensor, feats: list[torch.Tensor] | None = None) -> BandCoarse:
     """The oracle's ``band_stats`` for the output band ``ob`` and reference band ``rb`` ((N, H, W)), on the
-    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian."""
-    fit = local_lsq(ob, features(rb))
+    coarse grid: the local least-squares explanation of ``ob`` by ``rb``, its derivatives and Laplacian
+    (``feats``: :func:`features` of ``rb`` when already made)."""
+    fit = local_lsq(ob, features(rb) if feats is None else feats)
     out_e, ref_e = fit.moment(_OB, _OB), fit.moment(_RB, _RB)
     return BandCoarse(out=out_e, ref=ref_e, explained=torch.minimum(fit.explained.clamp_min(0.0), out_e),
                       coef=[c[..., 0] for c in fit.coef])
@@ -246,6 +233,8 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
     """The oracle's pointwise residual ``target - sum_i coef_i feat_i`` of a local fit, (N, H, W): the four
     coarse coefficient fields (N, h', w') interpolated to full resolution (:func:`to_full`) first."""
     h, w = target.shape[-2:]
+    if C.ok(target, *feats, *coef):
+        return C.residual(target, feats, coef, stride, F.WINDOW_SIGMA, EXTRA)
     c = to_full(torch.cat(coef), h, w, F.WINDOW_SIGMA, stride).chunk(4)
     return target - (c[0] * feats[0] + c[1] * feats[1] + c[2] * feats[2] + c[3] * feats[3])
 
@@ -257,14 +246,36 @@ def sharpen(r2: torch.Tensor, wide: torch.Tensor) -> torch.Tensor:
                        torch.zeros_like(wide))
 
 
+def place_excess(excess: torch.Tensor, floor: torch.Tensor, r: torch.Tensor, wide: torch.Tensor,
+                 into: torch.Tensor | None) -> torch.Tensor:
+    """A band's invented energy per pixel (N, H, W): the coarse ``excess`` (N, h', w') interpolated, less the
+    ``floor`` (N,), clamped at 0 and placed by :func:`sharpen` of the residual ``r`` (N, H, W; squared here, in
+    place) with ``wide`` (N, h', w') its coarse window energy; added into ``into`` when given."""
+    h, w = r.shape[-2:]
+    r2 = r.square_()
+    if C.ok(excess, r2, wide):
+        return C.place(excess, floor, P.blur2d(r2, F.MAP_SIGMA), wide, WINDOW_STRIDE, F.WINDOW_SIGMA, EXTRA, into)
+    band_inv = (to_full(excess, h, w, F.WINDOW_SIGMA) - floor.float()[:, None, None]).clamp_min(0.0)
+    band_inv.mul_(sharpen(r2, to_full(wide, h, w, F.WINDOW_SIGMA)))
+    return band_inv if into is None else into.add_(band_inv)
+
+
 def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     """Invented and lost detail of every output against its reference ((N, 3, H, W), same size, [0, 1])."""
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
+    if not C.on_kernels(outputs):
+        return _analyse(outputs, references)
+    with C.torch_serial():  # the compiled kernels do most of the work on the CPU: see cpu_kernels.torch_serial
+        return _analyse(outputs, references)
+
+
+def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     T.keep_freed_memory()
     n, _, h, w = outputs.shape
-    ys = T.luma(torch.cat([outputs, references]).float())  # (2N, H, W)
+    ys = torch.empty((2 * n, h, w), dtype=torch.float32, device=outputs.device)  # outputs' luma, references'
+    ys[:n], ys[n:] = T.luma(outputs.float()), T.luma(references.float())
     sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
     low = {s: P.blur2d(ys, s) for s in sigmas}
     inv: torch.Tensor | None = None
@@ -276,30 +287,39 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         bands = low[s] - low[2.0 * s]
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
-        st = band_coarse(ob, rb)
+        st = band_coarse(ob, rb, feats)
         unexpl_in = inside(st.unexplained, h, w)
         floor = (F.NOISE_FLOOR_FACTOR * percentile(unexpl_in, F.NOISE_FLOOR_PERCENTILE)).clamp_min(F.ABS_FLOOR)
         floors.append(floor)
-        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor
-        excess = to_full(st.unexplained - F.LOCAL_TOLERANCE * st.ref, h, w, F.WINDOW_SIGMA)
-        band_inv = (excess - floor.float()[:, None, None]).clamp_min(0.0)
+        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor,
         # placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one smooth (coarse)
         r = residual(ob, feats, st.coef)
         del feats
-        wide = to_full(coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], h, w, F.WINDOW_SIGMA)
-        band_inv.mul_(sharpen(r.square_(), wide))
-        inv = band_inv if inv is None else inv.add_(band_inv)
+        inv = place_excess(st.unexplained - F.LOCAL_TOLERANCE * st.ref, floor,
+                           r, coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
-        out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
-        ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
+        if C.ok(bands):
+            energy = C.plane_sums(bands, square=True)
+            out_sum += energy[:n]
+            ref_sum += energy[n:]
+        else:
+            out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
+            ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
     fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
-    scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
-    fine.mul_(scale)
-    inv_full = inv.mul_(scale).add_(fine).contiguous()
-    fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
-    inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
+    if C.ok(ys, inv, fine) and inv.is_contiguous() and fine.is_contiguous():
+        C.codec_cap(ys[:n], ys[n:], inv, fine, FC.CODEC_BLOCK, FC.CODEC_SLACK, FC.CODEC_FACTOR)
+        inv_full = inv
+    else:
+        scale = TC.block_scale(inv + fine, TC.codec_excess(ys[:n], ys[n:]))
+        fine.mul_(scale)
+        inv_full = inv.mul_(scale).add_(fine).contiguous()
+    if C.ok(fine, inv_full):
+        fine_sum, inv_sum = C.plane_sums(fine), C.plane_sums(inv_full)
+    else:
+        fine_sum = fine.sum(dim=(1, 2), dtype=torch.float64)
+        inv_sum = inv_full.sum(dim=(1, 2), dtype=torch.float64)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)

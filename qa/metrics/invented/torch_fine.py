@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as Fn
 
+from qa.metrics.invented import cpu_steps as C
 from qa.metrics.invented import functional as F
 from qa.metrics.invented import torch_analysis as A
 from qa.metrics.invented import torch_passes as P
@@ -57,10 +58,14 @@ def wide_blur_coarse(x: torch.Tensor, sigma: float, block: int = SURROUND_BLOCK)
     """:func:`wide_blur` before its bicubic step: the (K, H / bh, W / bw) block grid and its block sides."""
     _, h, w = x.shape
     bh, bw = _block(h, block), _block(w, block)
-    coarse = Fn.avg_pool2d(x[:, None], (bh, bw))[:, 0]
+    return _blur_blocks(Fn.avg_pool2d(x[:, None], (bh, bw))[:, 0], sigma, bh, bw), bh, bw
+
+
+def _blur_blocks(coarse: torch.Tensor, sigma: float, bh: int, bw: int) -> torch.Tensor:
+    """The Gaussian (sigma px) of block means (K, H / bh, W / bw), on their grid (sigma reduced by the blocks'
+    own variance)."""
     coarse = P.blur_h(coarse, (sigma**2 - (bh**2 - 1) / 12.0) ** 0.5 / bh)
-    coarse = P.blur_w(coarse, (sigma**2 - (bw**2 - 1) / 12.0) ** 0.5 / bw)
-    return coarse, bh, bw
+    return P.blur_w(coarse, (sigma**2 - (bw**2 - 1) / 12.0) ** 0.5 / bw)
 
 
 def _level_coefficients(su: torch.Tensor, sru: torch.Tensor, sr: torch.Tensor, srr: torch.Tensor) -> torch.Tensor:
@@ -81,17 +86,33 @@ def surround_level(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return _Surround(ref).level(u)
 
 
+def _pair_coarse(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """:func:`wide_blur_coarse` of ``a`` and ``a * b`` (each (N, H, W), sigma ``SURROUND_SIGMA``): the two
+    (N, H / bh, W / bw) fields and the block sides (on the CPU the block means of the product are taken without
+    forming it)."""
+    _, h, w = a.shape
+    bh, bw = _block(h, SURROUND_BLOCK), _block(w, SURROUND_BLOCK)
+    if C.ok(a, b):
+        coarse = _blur_blocks(C.block_means(a, b, bh, bw).flatten(0, 1), F.SURROUND_SIGMA, bh, bw)
+    else:
+        coarse = wide_blur_coarse(torch.cat([a, a * b]), F.SURROUND_SIGMA)[0]
+    first, second = coarse.chunk(2)
+    return first, second, bh, bw
+
+
 class _Surround:
     """The surround fit's reference-only window means (ref, ref^2), computed once for both robust passes."""
 
     def __init__(self, ref: torch.Tensor) -> None:
         self.ref = ref
-        coarse, self.bh, self.bw = wide_blur_coarse(torch.cat([ref, ref * ref]), F.SURROUND_SIGMA)
-        self.sr, self.srr = coarse.chunk(2)
+        self.sr, self.srr, self.bh, self.bw = _pair_coarse(ref, ref)
 
     def level(self, u: torch.Tensor) -> torch.Tensor:
-        su, sru = wide_blur_coarse(torch.cat([u, self.ref * u]), F.SURROUND_SIGMA)[0].chunk(2)
-        a, b = P.bicubic(_level_coefficients(su, sru, self.sr, self.srr).flatten(0, 1), self.bh, self.bw).chunk(2)
+        su, sru, _, _ = _pair_coarse(u, self.ref)
+        ab = _level_coefficients(su, sru, self.sr, self.srr)  # (2, N, H / bh, W / bw)
+        if C.ok(ab, self.ref):
+            return C.surround_level(ab, self.bh, self.bw, self.ref)
+        a, b = P.bicubic(ab.flatten(0, 1), self.bh, self.bw).chunk(2)
         return a + b * self.ref
 
 
@@ -101,16 +122,19 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
     h, w = fo.shape[-2:]
     feats = A.features(fr)
     fit = A.local_lsq(fo, feats, stride=FIT_STRIDE)
-    coef = A.to_full(torch.cat([c[..., 0] for c in fit.coef]), h, w, F.WINDOW_SIGMA, FIT_STRIDE).chunk(4)
-    r = fo - (coef[0] * feats[0] + coef[1] * feats[1] + coef[2] * feats[2] + coef[3] * feats[3])
-    del feats, coef
+    r = A.residual(fo, feats, [c[..., 0] for c in fit.coef], FIT_STRIDE)
+    del feats
     r2 = r * r
-    u, ref = P.blur2d(torch.cat([r2, fr * fr]), F.FINE_WINDOW).chunk(2)
+    u, ref = P.blur2d(r2, F.FINE_WINDOW), P.blur2d(fr * fr, F.FINE_WINDOW)
     pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS], stride=PRED_STRIDE)
     pred = (pred_fit.explained / pred_fit.moment(4, 4).clamp_min(1e-30)).clamp(0.0, 1.0)
-    pred = A.to_full(pred, h, w, F.WINDOW_SIGMA, PRED_STRIDE).clamp(0.0, 1.0)
+    pred = A.to_full(pred, h, w, F.WINDOW_SIGMA, PRED_STRIDE)
     surround = _Surround(ref)
     level = surround.level(torch.minimum(u, F.SURROUND_CLIP * surround.level(u)))
+    if C.ok(u, ref, pred, level, r2):
+        return C.fine_combine(u, ref, pred, level, P.blur2d(r2, F.MAP_SIGMA), F.ABS_FLOOR, F.FINE_TOLERANCE,
+                              F.PERIODIC_MIN, F.SURROUND_FACTOR)
+    pred = pred.clamp(0.0, 1.0)
     d = (u - F.ABS_FLOOR - F.FINE_TOLERANCE * ref).clamp_min(0.0)
     periodic = ((pred - F.PERIODIC_MIN) / (1.0 - F.PERIODIC_MIN)).clamp(0.0, 1.0)
     inv = torch.maximum((d - F.SURROUND_FACTOR * level).clamp_min(0.0), periodic * d)

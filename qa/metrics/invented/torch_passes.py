@@ -4,6 +4,9 @@ blocks of banded matrices multiplied from the left (along H) or the right (along
 Same numbers as the axis-0 versions in :mod:`qa.metrics.invented.torch_ops` (scipy ``reflect`` borders, ``truncate=4``,
 samples at ``-stride * extra, -stride * extra + stride, ...`` for decimated passes); what differs is the memory
 traffic: each pass reads its input in place (the BLAS takes strided blocks) and writes its output once.
+
+On the CPU, float32 passes run the compiled kernels of :mod:`qa.metrics.invented.cpu_kernels` instead (same
+numbers, a fraction of the work; :data:`USE_KERNELS`); the banded products serve every other device.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numba
+import numpy as np
 import torch
 
+from qa.metrics.invented import cpu_kernels as K
 from qa.metrics.invented import torch_ops as T
 
 #: outputs per banded block (small: a banded block of ``b`` outputs does ``stride (b - 1) + len(kernel)`` multiply-adds
@@ -22,6 +28,24 @@ BLOCK = 16
 LARGE_PLANE = 1 << 18
 #: full-resolution outputs per block of an interpolation (:func:`upsample_h`, :func:`upsample_w`)
 INTERP_BLOCK = 32
+#: run float32 CPU passes with the compiled kernels (:mod:`qa.metrics.invented.cpu_kernels`); False: the banded
+#: matrix products everywhere (the tests compare the two)
+USE_KERNELS = True
+
+
+def kernel_ok(x: torch.Tensor) -> bool:
+    """Whether a pass over ``x`` runs on the compiled CPU kernels."""
+    return USE_KERNELS and x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+
+
+@lru_cache(maxsize=64)
+def _taps_index(sigma: float, n: int, stride: int, extra: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(float32 kernel, int64 reflect-extended input indices, n_out) of a pass over ``n`` samples."""
+    k = T.gaussian_kernel(sigma)
+    n_out, before, _ = _geometry(n, len(k), stride, extra)
+    span = stride * (n_out - 1) + len(k)
+    idx = T.reflect_index(n, before, span - n - before, "cpu").numpy().astype(np.int64)
+    return k.numpy().astype(np.float32), idx, n_out
 
 
 def _geometry(n: int, klen: int, stride: int, extra: int) -> tuple[int, int, int]:
@@ -54,11 +78,18 @@ def span_of(x: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
 def blur_h(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0) -> torch.Tensor:
     """Gaussian along H of (..., H, W) (scipy reflect); decimated by ``stride`` with ``extra`` samples beyond
     each edge when asked: (..., n_out, W)."""
+    h, w = x.shape[-2:]
+    if kernel_ok(x):
+        g, idx, n_out = _taps_index(float(sigma), h, stride, extra)
+        res = torch.empty((*x.shape[:-2], n_out, w), dtype=x.dtype)
+        with K.launch():
+            K.blur_h(x.reshape(-1, h, w).contiguous().numpy(), g, idx, stride, K.COLUMN_CHUNK,
+                     res.view(-1, n_out, w).numpy())
+        return res
     k = T.gaussian_kernel(sigma)
     n_out, before, _ = _geometry(x.shape[-2], len(k), stride, extra)
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
     out = torch.empty((*x.shape[:-2], n_out, x.shape[-1]), dtype=x.dtype, device=x.device)
-    h, w = x.shape[-2:]
     if x.ndim > 2 and h * w >= LARGE_PLANE:
         # large planes one at a time: each block's output rows are then contiguous (a batched out= copies)
         for xi, oi in zip(x.reshape(-1, h, w), out.view(-1, n_out, w), strict=True):
@@ -74,9 +105,15 @@ def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
            out: torch.Tensor | None = None) -> torch.Tensor:
     """Gaussian along W of (..., H, W), as :func:`blur_h`: (..., H, n_out) (into ``out`` when given: a
     contiguous tensor of that shape)."""
+    lead = x.shape[:-1]
+    if kernel_ok(x) and (out is None or out.is_contiguous()):
+        g, idx, n_out = _taps_index(float(sigma), x.shape[-1], stride, extra)
+        res = torch.empty((*lead, n_out), dtype=x.dtype) if out is None else out
+        with K.launch():
+            K.blur_w(x.reshape(-1, x.shape[-1]).contiguous().numpy(), g, idx, stride, res.view(-1, n_out).numpy())
+        return res.view(*lead, n_out)
     k = T.gaussian_kernel(sigma)
     n_out, before, _ = _geometry(x.shape[-1], len(k), stride, extra)
-    lead = x.shape[:-1]
     rows = x.reshape(-1, x.shape[-1])
     t = T._banded(tuple(float(v) for v in k), stride, BLOCK, str(x.device))
     out = torch.empty((rows.shape[0], n_out), dtype=x.dtype, device=x.device) if out is None else out.view(-1, n_out)
@@ -88,6 +125,15 @@ def blur_w(x: torch.Tensor, sigma: float, stride: int = 1, extra: int = 0,
 
 def blur2d(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Full-resolution Gaussian of the last two axes (scipy ``reflect``, ``truncate=4``)."""
+    if kernel_ok(x):
+        h, w = x.shape[-2:]
+        g, ridx, _ = _taps_index(float(sigma), h, 1, 0)
+        _, cidx, _ = _taps_index(float(sigma), w, 1, 0)
+        out = torch.empty(x.shape, dtype=x.dtype)
+        with K.launch():
+            K.blur2d(x.reshape(-1, h, w).contiguous().numpy(), g, ridx, cidx, numba.get_num_threads(),
+                     out.view(-1, h, w).numpy())
+        return out
     return blur_w(blur_h(x, sigma), sigma)
 
 
@@ -103,10 +149,22 @@ def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]],
 
     The products are formed :data:`PRODUCT_ROWS` image rows at a time into one reused buffer and filtered along
     W (the contiguous axis) at once, which decimates them ``stride`` times while they are still in cache; the H
-    pass then runs on that ``stride`` times smaller field. Every product is formed exactly once."""
+    pass then runs on that ``stride`` times smaller field. Every product is formed exactly once. On the CPU the
+    compiled kernel :func:`qa.metrics.invented.cpu_kernels.window_products` does both passes without the
+    intermediate field."""
     n, h, w = feats[0].shape
     dev, dtype = feats[0].device, feats[0].dtype
     w_out = _geometry(w, len(T.gaussian_kernel(sigma)), stride, extra)[0]
+    if all(kernel_ok(f) for f in feats):
+        g, cidx, w_out = _taps_index(float(sigma), w, stride, extra)
+        _, ridx, h_out = _taps_index(float(sigma), h, stride, extra)
+        ia = np.array([i for i, _ in pairs], dtype=np.int64)
+        ib = np.array([j for _, j in pairs], dtype=np.int64)
+        out = torch.empty((h_out, len(pairs), n, w_out), dtype=dtype)
+        with K.launch():
+            K.window_products(tuple(f.contiguous().numpy() for f in feats), ia, ib, g, cidx, ridx, stride,
+                              numba.get_num_threads(), out.numpy())
+        return out.permute(1, 2, 0, 3)
     mid = torch.empty((h, len(pairs), n, w_out), dtype=dtype, device=dev)
     buf = torch.empty((min(PRODUCT_ROWS, h), len(pairs), n, w), dtype=dtype, device=dev)
     for r0 in range(0, h, PRODUCT_ROWS):
@@ -173,15 +231,39 @@ def apply_w(c: torch.Tensor, u: torch.Tensor, key: tuple[int, ...]) -> torch.Ten
     return out.reshape(*lead, u.shape[0])
 
 
+@lru_cache(maxsize=32)
+def interp_taps(stride: int, sigma: float) -> np.ndarray:
+    """(stride - 1, 2 INTERP_HALF) float32 taps of the phases 1 .. stride - 1 of :func:`T.upsample`."""
+    return np.stack([T._interp_cpu(T.INTERP_HALF, p / stride, sigma, stride).numpy().astype(np.float32)
+                     for p in range(1, stride)]) if stride > 1 else np.zeros((0, 2 * T.INTERP_HALF), np.float32)
+
+
+def _interp_kernel_ok(c: torch.Tensor, stride: int, extra: int) -> bool:
+    return kernel_ok(c) and stride > 1 and extra >= T.INTERP_HALF
+
+
 def upsample_h(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., m, W) decimated samples along H -> (..., n, W) full resolution (interpolator fitted to a Gaussian
     of ``sigma`` px, :func:`qa.metrics.invented.torch_ops.upsample`)."""
+    if _interp_kernel_ok(c, stride, extra):
+        m, w = c.shape[-2:]
+        res = torch.empty((*c.shape[:-2], n, w), dtype=c.dtype)
+        with K.launch():
+            K.upsample_h(c.reshape(-1, m, w).contiguous().numpy(), interp_taps(stride, float(sigma)), extra,
+                         K.COLUMN_CHUNK, res.view(-1, n, w).numpy())
+        return res
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
     return apply_h(c, u, (0, n, stride, int(sigma * 1000), extra))
 
 
 def upsample_w(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(..., H, m) decimated samples along W -> (..., H, n), as :func:`upsample_h`."""
+    if _interp_kernel_ok(c, stride, extra):
+        res = torch.empty((*c.shape[:-1], n), dtype=c.dtype)
+        with K.launch():
+            K.upsample_w(c.reshape(-1, c.shape[-1]).contiguous().numpy(), interp_taps(stride, float(sigma)), extra,
+                         res.view(-1, n).numpy())
+        return res
     u = _interp_matrix(n, stride, float(sigma), extra, str(c.device))
     return apply_w(c, u, (0, n, stride, int(sigma * 1000), extra))
 
@@ -200,3 +282,4 @@ def bicubic(c: torch.Tensor, fh: int, fw: int) -> torch.Tensor:
 def axis_weights(n: int, stride: int, sigma: float, extra: int) -> torch.Tensor:
     """(m,) float64 weights with sum_j w_j c_j = the sum over n pixels of the interpolated axis."""
     return _interp_matrix(n, stride, float(sigma), extra, "cpu").sum(dim=0).double()
+

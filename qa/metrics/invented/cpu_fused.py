@@ -1,0 +1,369 @@
+"""Compiled CPU kernels (numba) for the analysis steps that are one pass over the image each: the local fit's
+closed-form solve, the pointwise residual, a band's placed excess, the band features, the codec cap, the finest
+band's combination and the surround's block means and level (see :mod:`qa.metrics.invented.cpu_steps`, which
+calls them with torch tensors, and :mod:`qa.metrics.invented.cpu_kernels` for the filters and the threading).
+Same numbers as the torch ops they replace up to float32 rounding (``tests/invented/test_torch_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from qa.metrics.invented.cpu_kernels import _up_row
+
+
+@njit(cache=True, parallel=True)
+def residual(target: np.ndarray, feats: tuple, coef_h: np.ndarray, taps: np.ndarray, first: int,
+             out: np.ndarray) -> None:
+    """``out = target - sum_i c_i feats[i]`` ((N, H, W)) where ``c_i`` is row by row the W interpolation
+    (:func:`upsample_w`) of ``coef_h[i]`` ((4, N, H, w'): coefficient fields already interpolated along H)."""
+    n_img, h, w = target.shape
+    stride = taps.shape[0] + 1
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        cb = np.empty((4, w), dtype=np.float32)
+        buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
+        for i in range(4):
+            _up_row(coef_h[i, n, y], taps, first, cb[i], buf)
+        c0 = cb[0]
+        c1 = cb[1]
+        c2 = cb[2]
+        c3 = cb[3]
+        f0 = feats[0][n, y]
+        f1 = feats[1][n, y]
+        f2 = feats[2][n, y]
+        f3 = feats[3][n, y]
+        tr = target[n, y]
+        o = out[n, y]
+        for x in range(w):
+            o[x] = tr[x] - (c0[x] * f0[x] + c1[x] * f1[x] + c2[x] * f2[x] + c3[x] * f3[x])
+
+
+@njit(cache=True, parallel=True)
+def placed_excess(excess_h: np.ndarray, floor: np.ndarray, near: np.ndarray, wide_h: np.ndarray,
+                  taps: np.ndarray, first: int, accumulate: bool, inv: np.ndarray) -> None:
+    """``v = max(0, excess - floor[n]) * (near / wide where wide > 0, else 0)`` per pixel, written to ``inv``
+    (N, H, W) or added to it (``accumulate``): ``excess`` and ``wide`` are the W interpolations
+    (:func:`upsample_w`) of the rows of ``excess_h``, ``wide_h`` ((N, H, w'), already interpolated along H);
+    ``near`` (N, H, W) full resolution."""
+    n_img, h, w = inv.shape
+    stride = taps.shape[0] + 1
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        e = np.empty(w, dtype=np.float32)
+        wd = np.empty(w, dtype=np.float32)
+        buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
+        _up_row(excess_h[n, y], taps, first, e, buf)
+        _up_row(wide_h[n, y], taps, first, wd, buf)
+        fl = floor[n]
+        nr = near[n, y]
+        o = inv[n, y]
+        for x in range(w):
+            ratio = nr[x] / wd[x] if wd[x] > 0 else np.float32(0.0)
+            v = max(e[x] - fl, np.float32(0.0)) * ratio
+            o[x] = o[x] + v if accumulate else v
+
+
+@njit(cache=True, parallel=True)
+def solve_fit(mom: np.ndarray, pidx: np.ndarray, ridge_rel: float, ridge_abs: float, coef: np.ndarray,
+              explained: np.ndarray) -> None:
+    """Per sample, the ridge least squares of :func:`qa.metrics.invented.torch_analysis.local_lsq`: ``mom`` (h',
+    P, N, w') window means, ``pidx`` (5, 5) the index into P of feature pair (i, j) (4 = the target); writes
+    ``coef`` (4, N, h', w') and ``explained`` (N, h', w'). Same closed form as ``solve4`` (unit-diagonal
+    scaling, Cholesky, diagonal clamped at 1e-12), written out for 4 x 4 in float64, one row of samples at a
+    time (slices: the loop over the row vectorises)."""
+    hh, _, nn, ww = mom.shape
+    for t in prange(hh * nn):
+        y = t // nn
+        n = t % nn
+        m00 = mom[y, pidx[0, 0], n]
+        m01 = mom[y, pidx[0, 1], n]
+        m02 = mom[y, pidx[0, 2], n]
+        m03 = mom[y, pidx[0, 3], n]
+        m11 = mom[y, pidx[1, 1], n]
+        m12 = mom[y, pidx[1, 2], n]
+        m13 = mom[y, pidx[1, 3], n]
+        m22 = mom[y, pidx[2, 2], n]
+        m23 = mom[y, pidx[2, 3], n]
+        m33 = mom[y, pidx[3, 3], n]
+        b0 = mom[y, pidx[0, 4], n]
+        b1 = mom[y, pidx[1, 4], n]
+        b2 = mom[y, pidx[2, 4], n]
+        b3 = mom[y, pidx[3, 4], n]
+        c0o = coef[0, n, y]
+        c1o = coef[1, n, y]
+        c2o = coef[2, n, y]
+        c3o = coef[3, n, y]
+        eo = explained[n, y]
+        for x in range(ww):
+            a00 = np.float64(m00[x])
+            a11 = np.float64(m11[x])
+            a22 = np.float64(m22[x])
+            a33 = np.float64(m33[x])
+            ridge = ridge_rel * (a00 + a11 + a22 + a33) / 4.0 + ridge_abs
+            d0 = 1.0 / np.sqrt(a00 + ridge)
+            d1 = 1.0 / np.sqrt(a11 + ridge)
+            d2 = 1.0 / np.sqrt(a22 + ridge)
+            d3 = 1.0 / np.sqrt(a33 + ridge)
+            # Cholesky of the unit-diagonal matrix (its first diagonal entry is 1)
+            l10 = m01[x] * d1 * d0
+            q1 = np.sqrt(max(1.0 - l10 * l10, 1e-12))
+            l20 = m02[x] * d2 * d0
+            l21 = (m12[x] * d2 * d1 - l20 * l10) / q1
+            q2 = np.sqrt(max(1.0 - l20 * l20 - l21 * l21, 1e-12))
+            l30 = m03[x] * d3 * d0
+            l31 = (m13[x] * d3 * d1 - l30 * l10) / q1
+            l32 = (m23[x] * d3 * d2 - l30 * l20 - l31 * l21) / q2
+            q3 = np.sqrt(max(1.0 - l30 * l30 - l31 * l31 - l32 * l32, 1e-12))
+            r0 = np.float64(b0[x])
+            r1 = np.float64(b1[x])
+            r2 = np.float64(b2[x])
+            r3 = np.float64(b3[x])
+            z0 = r0 * d0
+            z1 = (r1 * d1 - l10 * z0) / q1
+            z2 = (r2 * d2 - l20 * z0 - l21 * z1) / q2
+            z3 = (r3 * d3 - l30 * z0 - l31 * z1 - l32 * z2) / q3
+            c3 = z3 / q3
+            c2 = (z2 - l32 * c3) / q2
+            c1 = (z1 - l21 * c2 - l31 * c3) / q1
+            c0 = z0 - l10 * c1 - l20 * c2 - l30 * c3
+            c0 *= d0
+            c1 *= d1
+            c2 *= d2
+            c3 *= d3
+            c0o[x] = c0
+            c1o[x] = c1
+            c2o[x] = c2
+            c3o[x] = c3
+            eo[x] = c0 * r0 + c1 * r1 + c2 * r2 + c3 * r3
+
+
+@njit(cache=True, parallel=True)
+def features(b: np.ndarray, gx: np.ndarray, gy: np.ndarray, lap: np.ndarray) -> None:
+    """The derivative features of (N, H, W) ``b`` (H, W >= 2) in one pass: ``numpy.gradient`` along W (``gx``)
+    and H (``gy``; central differences, one-sided at the edges) and ``scipy.ndimage.laplace(mode="reflect")``."""
+    n_img, h, w = b.shape
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        row = b[n, y]
+        up = b[n, max(y - 1, 0)]
+        down = b[n, min(y + 1, h - 1)]
+        ox = gx[n, y]
+        oy = gy[n, y]
+        ol = lap[n, y]
+        if y == 0:
+            for x in range(w):
+                oy[x] = b[n, 1, x] - row[x]
+        elif y == h - 1:
+            for x in range(w):
+                oy[x] = row[x] - b[n, h - 2, x]
+        else:
+            for x in range(w):
+                oy[x] = (down[x] - up[x]) * np.float32(0.5)
+        ox[0] = row[1] - row[0]
+        ox[w - 1] = row[w - 1] - row[w - 2]
+        for x in range(1, w - 1):
+            ox[x] = (row[x + 1] - row[x - 1]) * np.float32(0.5)
+        ol[0] = up[0] + down[0] + row[0] + row[1] - np.float32(4.0) * row[0]
+        ol[w - 1] = up[w - 1] + down[w - 1] + row[w - 2] + row[w - 1] - np.float32(4.0) * row[w - 1]
+        for x in range(1, w - 1):
+            ol[x] = up[x] + down[x] + row[x - 1] + row[x + 1] - np.float32(4.0) * row[x]
+
+
+@njit(cache=True, inline="always")
+def _strip_dct(y: np.ndarray, y0: int, d: np.ndarray, wb: int, col: np.ndarray, out: np.ndarray) -> None:
+    """The 2-D DCT (``d @ block @ d.T``) of the whole b x b blocks of rows ``y0 .. y0 + b - 1`` of ``y`` (H,
+    W): ``out[k, m, j]`` = coefficient (k, m) of block j. Along H for the whole strip at once, then along W
+    phase by phase (``col``: (b, b, wb) scratch), so that every loop runs over contiguous samples."""
+    b = d.shape[0]
+    for k in range(b):
+        for j in range(b):
+            dst = col[k, j]
+            for q in range(wb):
+                dst[q] = 0.0
+    for k in range(b):  # along H: col[k, j, q] = sum_i d[k, i] y[y0 + i, b q + j]
+        for i in range(b):
+            dki = d[k, i]
+            row = y[y0 + i]
+            for j in range(b):
+                dst = col[k, j]
+                for q in range(wb):
+                    dst[q] += dki * row[b * q + j]
+    for k in range(b):  # along W: out[k, m, q] = sum_j d[m, j] col[k, j, q]
+        for m in range(b):
+            dst = out[k, m]
+            for q in range(wb):
+                dst[q] = 0.0
+            for j in range(b):
+                dmj = d[m, j]
+                src = col[k, j]
+                for q in range(wb):
+                    dst[q] += dmj * src[q]
+
+
+@njit(cache=True, parallel=True)
+def codec_cap(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float, factor: float,
+              inv: np.ndarray, fine: np.ndarray) -> None:
+    """The codec cap of :mod:`qa.metrics.invented.torch_codec` applied in place, one row of b x b blocks per work
+    item (``d``: the (b, b) orthonormal DCT-II matrix, float32): each whole block's scale ``min(1, factor x mean
+    codec excess energy / mean (inv + fine))`` multiplies ``fine``, and ``inv`` becomes ``(inv + fine) x scale``
+    (scale 1 on the partial blocks at the right and bottom edges). All (N, H, W) float32."""
+    n_img, h, w = inv.shape
+    b = d.shape[0]
+    hb = h // b
+    wb = w // b
+    for t in prange(n_img * hb):
+        n = t // hb
+        y0 = (t % hb) * b
+        col = np.empty((b, b, wb), dtype=np.float32)
+        co = np.empty((b, b, wb), dtype=np.float32)
+        cr = np.empty((b, b, wb), dtype=np.float32)
+        _strip_dct(y_out[n], y0, d, wb, col, co)
+        _strip_dct(y_ref[n], y0, d, wb, col, cr)
+        excess = np.zeros(wb)
+        for k in range(b):
+            for m in range(b):
+                a = co[k, m]
+                c = cr[k, m]
+                for q in range(wb):
+                    ao = abs(a[q])
+                    if np.sign(a[q]) == np.sign(c[q]):
+                        e = max(ao - np.float32(2.0) * abs(c[q]) - np.float32(slack), np.float32(0.0))
+                    else:
+                        e = max(ao - np.float32(slack), np.float32(0.0))
+                    excess[q] += e * e
+        total = np.zeros(wb)
+        for i in range(y0, y0 + b):
+            ri = inv[n, i]
+            rf = fine[n, i]
+            for q in range(wb):
+                acc = 0.0
+                for j in range(b * q, b * q + b):
+                    acc += np.float64(ri[j]) + np.float64(rf[j])
+                total[q] += acc
+        for i in range(y0, y0 + b):
+            ri = inv[n, i]
+            rf = fine[n, i]
+            for q in range(wb):
+                mean = total[q] / (b * b)
+                s32 = np.float32(min(1.0, factor * (excess[q] / (b * b)) / max(mean, 1e-30)))
+                for j in range(b * q, b * q + b):
+                    f = rf[j] * s32
+                    rf[j] = f
+                    ri[j] = ri[j] * s32 + f
+    # partial blocks: scale 1
+    for t in prange(n_img * h):
+        n = t // h
+        i = t % h
+        x0 = 0 if i >= hb * b else wb * b
+        ri = inv[n, i]
+        rf = fine[n, i]
+        for j in range(x0, w):
+            ri[j] = ri[j] + rf[j]
+
+
+@njit(cache=True, parallel=True)
+def fine_combine(u: np.ndarray, ref: np.ndarray, pred: np.ndarray, level: np.ndarray, near: np.ndarray,
+                 consts: np.ndarray, out: np.ndarray) -> None:
+    """The finest band's invented energy per pixel (see :func:`qa.metrics.invented.torch_fine.fine_invented`),
+    all (N, H, W) float32: ``d = max(0, u - floor - tol ref)``, ``periodic = clip((clip(pred, 0, 1) - pmin) /
+    (1 - pmin), 0, 1)``, ``out = max(max(0, d - factor level), periodic d) x (near / u where u > 0, else 0)``;
+    ``consts`` = (floor, tol, pmin, factor)."""
+    n_img, h, w = u.shape
+    floor = np.float32(consts[0])
+    tol = np.float32(consts[1])
+    pmin = np.float32(consts[2])
+    factor = np.float32(consts[3])
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        ru = u[n, y]
+        rr = ref[n, y]
+        rp = pred[n, y]
+        rl = level[n, y]
+        rn = near[n, y]
+        o = out[n, y]
+        for x in range(w):
+            d = max(ru[x] - floor - tol * rr[x], zero)
+            p = min(max(rp[x], zero), one)
+            periodic = min(max((p - pmin) / (one - pmin), zero), one)
+            v = max(max(d - factor * rl[x], zero), periodic * d)
+            o[x] = v * (rn[x] / ru[x]) if ru[x] > zero else zero
+
+
+@njit(cache=True, parallel=True)
+def block_means(a: np.ndarray, b: np.ndarray, bh: int, bw: int, out: np.ndarray) -> None:
+    """Means over ``bh`` x ``bw`` blocks of ``a`` and of ``a * b`` ((N, H, W), H and W multiples of the block
+    sides): ``out`` (2, N, H / bh, W / bw), ``out[0]`` of ``a``, ``out[1]`` of the product."""
+    n_img, h, w = a.shape
+    hb = h // bh
+    wb = w // bw
+    inv_area = 1.0 / (bh * bw)
+    for t in prange(n_img * hb):
+        n = t // hb
+        i = t % hb
+        sa = np.zeros(wb)
+        sp = np.zeros(wb)
+        for y in range(i * bh, i * bh + bh):
+            ra = a[n, y]
+            rb = b[n, y]
+            for q in range(wb):
+                acc_a = 0.0
+                acc_p = 0.0
+                for x in range(q * bw, q * bw + bw):
+                    acc_a += ra[x]
+                    acc_p += ra[x] * rb[x]
+                sa[q] += acc_a
+                sp[q] += acc_p
+        for q in range(wb):
+            out[0, n, i, q] = sa[q] * inv_area
+            out[1, n, i, q] = sp[q] * inv_area
+
+
+@njit(cache=True, parallel=True)
+def level_w(ab: np.ndarray, starts: np.ndarray, wts: np.ndarray, ref: np.ndarray, out: np.ndarray) -> None:
+    """``out = a + b ref`` ((N, H, W)) where ``a``, ``b`` are the rows of ``ab`` ((2, N, H, m)) interpolated
+    along W by a banded matrix given per output column ``x`` as ``wts[x, t]`` at input ``starts[x] + t``."""
+    n_img, h, w = out.shape
+    taps = wts.shape[1]
+    for t in prange(n_img * h):
+        n = t // h
+        y = t % h
+        ra = ab[0, n, y]
+        rb = ab[1, n, y]
+        rr = ref[n, y]
+        o = out[n, y]
+        for x in range(w):
+            s = starts[x]
+            a = np.float32(0.0)
+            b = np.float32(0.0)
+            for k in range(taps):
+                a += wts[x, k] * ra[s + k]
+                b += wts[x, k] * rb[s + k]
+            o[x] = a + b * rr[x]
+
+
+@njit(cache=True, parallel=True)
+def plane_sums(x: np.ndarray, square: bool, out: np.ndarray) -> None:
+    """``out[b]`` = the float64 sum over plane ``b`` of ``x`` (B, H, W), of its squares when ``square``."""
+    n_planes, h, w = x.shape
+    rows = np.zeros(n_planes * h)
+    for t in prange(n_planes * h):
+        row = x[t // h, t % h]
+        acc = 0.0
+        if square:
+            for j in range(w):
+                v = np.float64(row[j])
+                acc += v * v
+        else:
+            for j in range(w):
+                acc += np.float64(row[j])
+        rows[t] = acc
+    for b in range(n_planes):
+        out[b] = rows[b * h : (b + 1) * h].sum()

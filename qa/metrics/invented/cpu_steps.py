@@ -1,0 +1,169 @@
+"""Steps of the invented-detail analysis as compiled CPU kernels (:mod:`qa.metrics.invented.cpu_fused`, run on
+the threads of :mod:`qa.metrics.invented.cpu_kernels`): the local fit's closed-form solve, the pointwise
+residual, a band's placed excess, the band features, the codec cap, the finest band's combination, the
+surround's block means and level. Each takes and returns the tensors of the torch path it replaces in
+:mod:`qa.metrics.invented.torch_analysis` / :mod:`qa.metrics.invented.torch_fine` (same numbers up to float32
+rounding; the solve runs in float64) and applies only where :func:`ok` says so: float32 CPU tensors with the
+compiled kernels enabled (:data:`qa.metrics.invented.torch_passes.USE_KERNELS`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from qa.metrics.invented import cpu_fused as KF
+from qa.metrics.invented import cpu_kernels as K
+from qa.metrics.invented import torch_codec as TC
+from qa.metrics.invented import torch_passes as P
+
+
+def ok(*xs: torch.Tensor) -> bool:
+    """Whether the fused kernels take these tensors."""
+    return all(P.kernel_ok(x) for x in xs)
+
+
+def on_kernels(x: torch.Tensor) -> bool:
+    """Whether an analysis of ``x`` runs (mostly) on the compiled kernels: a CPU tensor, kernels enabled."""
+    return P.USE_KERNELS and x.device.type == "cpu"
+
+
+torch_serial = K.torch_serial
+
+
+def fit_ok(raw: torch.Tensor) -> bool:
+    """Whether :func:`solve_fit` takes these window moments: (P, N, h', w'), a permuted view of a contiguous
+    (h', P, N, w') float32 CPU tensor (as :func:`qa.metrics.invented.torch_passes.window_products` makes them)."""
+    return ok(raw) and raw.permute(2, 0, 1, 3).is_contiguous()
+
+
+def solve_fit(raw: torch.Tensor, pidx: np.ndarray, ridge_rel: float, ridge_abs: float
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The four coefficient fields (each (N, h', w')) and the explained energy (N, h', w') of the local ridge
+    fits whose window moments are ``raw`` (see :func:`fit_ok`; ``pidx`` (5, 5): index of pair (i, j))."""
+    _, n, hh, ww = raw.shape
+    coef = torch.empty((4, n, hh, ww), dtype=torch.float32)
+    explained = torch.empty((n, hh, ww), dtype=torch.float32)
+    with K.launch():
+        KF.solve_fit(raw.permute(2, 0, 1, 3).numpy(), pidx, float(ridge_rel), float(ridge_abs), coef.numpy(),
+                    explained.numpy())
+    return list(coef), explained
+
+
+def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.Tensor], stride: int,
+             sigma: float, extra: int) -> torch.Tensor:
+    """``target - sum_i c_i feats[i]`` ((N, H, W)) with the four coarse coefficient fields ``coef`` ((N, h', w')
+    samples every ``stride`` px from ``-stride extra``) interpolated to full resolution row by row, never stored."""
+    n, h, w = target.shape
+    coef_h = P.upsample_h(torch.stack(coef), h, stride, sigma, extra)  # (4, N, H, w')
+    out = torch.empty_like(target)
+    with K.launch():
+        KF.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
+                   P.interp_taps(stride, float(sigma)), extra, out.numpy())
+    return out
+
+
+def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: torch.Tensor, stride: int,
+          sigma: float, extra: int, into: torch.Tensor | None) -> torch.Tensor:
+    """``max(0, excess - floor) * near / wide`` (0 where ``wide`` is 0) per pixel, (N, H, W): ``excess`` and
+    ``wide`` coarse fields (N, h', w') interpolated to full resolution row by row, ``floor`` (N,), ``near`` (N,
+    H, W); added into ``into`` when given (and returned)."""
+    h = near.shape[-2]
+    both = P.upsample_h(torch.stack([excess, wide]), h, stride, sigma, extra)  # (2, N, H, w')
+    out = torch.empty_like(near) if into is None else into
+    with K.launch():
+        KF.placed_excess(both[0].numpy(), floor.to(torch.float32).cpu().numpy(), near.contiguous().numpy(),
+                        both[1].numpy(), P.interp_taps(stride, float(sigma)), extra, into is not None, out.numpy())
+    return out
+
+
+
+def features(rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(gx, gy, laplacian) of a band (N, H, W), H, W >= 2: ``numpy.gradient`` and ``scipy.ndimage.laplace``."""
+    b = rb.contiguous()
+    gx, gy, lap = torch.empty_like(b), torch.empty_like(b), torch.empty_like(b)
+    with K.launch():
+        KF.features(b.numpy(), gx.numpy(), gy.numpy(), lap.numpy())
+    return gx, gy, lap
+
+
+def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine: torch.Tensor, block: int,
+              slack: float, factor: float) -> None:
+    """The codec cap in place (see :func:`qa.metrics.invented.cpu_kernels.codec_cap`): ``fine`` scaled per
+    block, ``inv`` replaced by the scaled total ``(inv + fine) x scale``. All (N, H, W) contiguous float32."""
+    d = TC._dct_matrix(block, "cpu").numpy()
+    with K.launch():
+        KF.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), float(factor),
+                    inv.numpy(), fine.numpy())
+
+
+def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: torch.Tensor, near: torch.Tensor,
+                 floor: float, tol: float, pmin: float, factor: float) -> torch.Tensor:
+    """The finest band's per-pixel invented energy from its fields (all (N, H, W); see
+    :func:`qa.metrics.invented.cpu_kernels.fine_combine`)."""
+    out = torch.empty_like(u)
+    consts = np.array([floor, tol, pmin, factor], dtype=np.float64)
+    with K.launch():
+        KF.fine_combine(u.contiguous().numpy(), ref.contiguous().numpy(), pred.contiguous().numpy(),
+                       level.contiguous().numpy(), near.contiguous().numpy(), consts, out.numpy())
+    return out
+
+
+def block_means(a: torch.Tensor, b: torch.Tensor, bh: int, bw: int) -> torch.Tensor:
+    """(2, N, H / bh, W / bw): block means of ``a`` and of ``a * b`` ((N, H, W), sides multiples of the blocks)."""
+    n, h, w = a.shape
+    out = torch.empty((2, n, h // bh, w // bw), dtype=torch.float32)
+    with K.launch():
+        KF.block_means(a.contiguous().numpy(), b.contiguous().numpy(), bh, bw, out.numpy())
+    return out
+
+
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``numpy.percentile(row, q)`` (linear interpolation) of an (N, M) float32 CPU tensor: (N,)
+    float32, the two order statistics by ``numpy.partition`` and the interpolation as
+    :func:`qa.metrics.invented.torch_ops.percentile` makes it."""
+    flat = x.contiguous().numpy()
+    m = flat.shape[1]
+    pos = q / 100.0 * (m - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, m - 1)
+    part = np.partition(flat, (lo, hi), axis=1)
+    v_lo = torch.from_numpy(part[:, lo].copy())
+    return v_lo + (pos - lo) * (torch.from_numpy(part[:, hi].copy()) - v_lo)
+
+
+@lru_cache(maxsize=16)
+def _compact(m: int, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """The banded (m x factor, m) bicubic matrix of :func:`qa.metrics.invented.torch_passes.bicubic` as (start
+    column, weights over the band) per output: (n,) int64, (n, band) float32."""
+    u = P._cubic_matrix(m, factor, "cpu").numpy()
+    nz = u != 0
+    first = nz.argmax(axis=1)
+    last = u.shape[1] - 1 - nz[:, ::-1].argmax(axis=1)
+    band = int((last - first).max()) + 1
+    starts = np.minimum(first, u.shape[1] - band).astype(np.int64)
+    wts = np.stack([u[i, s : s + band] for i, s in enumerate(starts)]).astype(np.float32)
+    return starts, wts
+
+
+def surround_level(ab: torch.Tensor, fh: int, fw: int, ref: torch.Tensor) -> torch.Tensor:
+    """``a + b ref`` (N, H, W) from the coarse coefficients ``ab`` (2, N, H / fh, W / fw), bicubic to full
+    resolution as :func:`qa.metrics.invented.torch_passes.bicubic` (along H by its banded products, along W
+    row by row inside the kernel, never stored)."""
+    two, n, hb, wb = ab.shape
+    rows = P.bicubic(ab.reshape(two * n, hb, wb), fh, 1).reshape(two, n, hb * fh, wb).contiguous()
+    starts, wts = _compact(wb, fw)
+    out = torch.empty_like(ref)
+    with K.launch():
+        KF.level_w(rows.numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
+    return out
+
+
+def plane_sums(x: torch.Tensor, square: bool = False) -> torch.Tensor:
+    """(B,) float64 sums over the planes of ``x`` (B, H, W) float32 (of the squares when ``square``)."""
+    out = np.empty(x.shape[0])
+    with K.launch():
+        KF.plane_sums(x.contiguous().numpy(), square, out)
+    return torch.from_numpy(out)
