@@ -4,6 +4,7 @@ value, status and detail), while a stochastic decoder's seeds are each computed.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -47,11 +48,16 @@ def counted_psnr(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def test_deterministic_second_seed_copies_first(tmp_path: Path, counted_psnr: list[int]) -> None:
-    refset = make_refset(tmp_path / "set", n=4)
+def _run(tmp_path: Path, decoder: str, n: int, **config: Any) -> tuple[Store, str]:
+    """A ``qa run`` of ``decoder`` on a fresh ``n``-image reference set into a fresh store: (store, run id)."""
+    refset = make_refset(tmp_path / "set", n=n)
     store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(refset), seeds=[0, 1],
-                                              metrics=["psnr", "invented_detail"], progress=False))
+    return store, RunEngine(store).start(RunConfig(decoder=decoder, reference_set=str(refset), progress=False,
+                                                   **config))
+
+
+def test_deterministic_second_seed_copies_first(tmp_path: Path, counted_psnr: list[int]) -> None:
+    store, run_id = _run(tmp_path, "bicubic", 4, seeds=[0, 1], metrics=["psnr", "invented_detail"])
     for metric in ("psnr", "invented_detail"):
         rows = _rows(store, run_id, metric)
         cases = {c for c, _ in rows}
@@ -64,14 +70,8 @@ def test_deterministic_second_seed_copies_first(tmp_path: Path, counted_psnr: li
 
 
 def test_stochastic_seeds_are_each_computed(tmp_path: Path, counted_psnr: list[int]) -> None:
-    from qa.registries import DECODERS
-
-    if "seed-reuse-noisy" not in DECODERS:
-        DECODERS.register("seed-reuse-noisy", NoisyBicubic)
-    refset = make_refset(tmp_path / "set", n=4)
-    store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-noisy", reference_set=str(refset), seeds=[0, 1],
-                                              metrics=["psnr"], progress=False))
+    _register("seed-reuse-noisy", NoisyBicubic)
+    store, run_id = _run(tmp_path, "seed-reuse-noisy", 4, seeds=[0, 1], metrics=["psnr"])
     rows = _rows(store, run_id, "psnr")
     assert len(rows) == 8 and len(counted_psnr) == 8
     for case in {c for c, _ in rows}:
@@ -89,10 +89,7 @@ def test_unavailable_set_metric_is_not_fed(tmp_path: Path, monkeypatch: pytest.M
         pytest.skip("CLIP weights are present here: clip_score is available, nothing to check")
     fed: list[int] = []
     monkeypatch.setattr(clip.CLIPScore, "update", lambda self, sample: fed.append(1))
-    refset = make_refset(tmp_path / "set", n=4)
-    store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(refset), seeds=[0],
-                                              metrics=["psnr", "clip_score"], shard_size=2, progress=False))
+    store, run_id = _run(tmp_path, "bicubic", 4, seeds=[0], metrics=["psnr", "clip_score"], shard_size=2)
     (status, detail), = store.query("select status, detail from set_results where run_id = ? and metric = ?",
                                     [run_id, "clip_score"])
     assert fed == [] and status == "missing" and detail == reason
@@ -134,10 +131,7 @@ def _register(name: str, cls: type) -> None:
 def test_seed_independent_baseline_is_decoded_once_for_all_seeds(tmp_path: Path) -> None:
     _register("seed-reuse-baseline", CountingBaselineNoisy)
     CountingBaselineNoisy.calls.clear()
-    refset = make_refset(tmp_path / "set", n=2)
-    store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-baseline", reference_set=str(refset),
-                                              seeds=[0, 1, 2], metrics=["agreement_psnr", "psnr"], progress=False))
+    store, run_id = _run(tmp_path, "seed-reuse-baseline", 2, seeds=[0, 1, 2], metrics=["agreement_psnr", "psnr"])
     # one shard of two cases: one call without a seed for the baseline; the per-seed calls are the re-decodes
     # D_baseline(E(output)) of the three (different) outputs
     assert CountingBaselineNoisy.calls.count(None) == 1
@@ -152,10 +146,7 @@ def test_seed_independent_baseline_is_decoded_once_for_all_seeds(tmp_path: Path)
 def test_seed_dependent_baseline_is_asked_per_seed(tmp_path: Path) -> None:
     _register("seed-reuse-seeded-baseline", SeededBaselineNoisy)
     SeededBaselineNoisy.calls.clear()
-    refset = make_refset(tmp_path / "set", n=2)
-    store = Store(tmp_path / "qa.duckdb")
-    run_id = RunEngine(store).start(RunConfig(decoder="seed-reuse-seeded-baseline", reference_set=str(refset),
-                                              seeds=[0, 1], metrics=["agreement_psnr"], progress=False))
+    store, run_id = _run(tmp_path, "seed-reuse-seeded-baseline", 2, seeds=[0, 1], metrics=["agreement_psnr"])
     assert SeededBaselineNoisy.calls.count(None) == 1
     # per seed: the baseline itself, then the re-decode of that seed's output
     assert sorted(s for s in SeededBaselineNoisy.calls if s is not None) == [0, 0, 1, 1]
