@@ -199,6 +199,17 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
                         o[j] += gk * (u[j] + v[j])
 
 
+@njit(cache=True, inline="always")
+def _row_chunk(t: int, n_rows: int, n_chunks: int, chunk: int, m_cols: int) -> tuple[int, int, int, int]:
+    """Work item ``t`` of a pass over (B, n_rows, M) outputs cut into ``n_chunks`` column chunks of ``chunk``:
+    (b, row, first column, end column). Rows run fastest, so consecutive items of a chunk share input rows
+    in the cache."""
+    b = t // (n_rows * n_chunks)
+    rest = t % (n_rows * n_chunks)
+    c0 = (rest // n_rows) * chunk
+    return b, rest % n_rows, c0, min(c0 + chunk, m_cols)
+
+
 @njit(cache=True, parallel=True)
 def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: int, out: np.ndarray) -> None:
     """Filter along the middle axis: ``out[b, i] = sum_k g[k] x[b, idx[stride i + k]]`` for ``x`` (B, H, M)
@@ -209,12 +220,7 @@ def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: in
     r = (klen - 1) // 2
     n_chunks = (m_cols + chunk - 1) // chunk
     for t in prange(nb * n_out * n_chunks):
-        # output rows run fastest: consecutive items of a chunk reuse the same input rows from the cache
-        b = t // (n_out * n_chunks)
-        rest = t % (n_out * n_chunks)
-        i = rest % n_out
-        c0 = (rest // n_out) * chunk
-        c1 = min(c0 + chunk, m_cols)
+        b, i, c0, c1 = _row_chunk(t, n_out, n_chunks, chunk, m_cols)
         o = out[b, i, c0:c1]
         gr = g[r]
         s = x[b, idx[stride * i + r], c0:c1]
@@ -273,11 +279,7 @@ def upsample_h(c: np.ndarray, taps: np.ndarray, first: int, chunk: int, out: np.
     nb, n, m_cols = out.shape
     n_chunks = (m_cols + chunk - 1) // chunk
     for t in prange(nb * n * n_chunks):
-        b = t // (n * n_chunks)
-        rest = t % (n * n_chunks)
-        y = rest % n
-        c0 = (rest // n) * chunk
-        c1 = min(c0 + chunk, m_cols)
+        b, y, c0, c1 = _row_chunk(t, n, n_chunks, chunk, m_cols)
         o = out[b, y, c0:c1]
         i = y // stride
         p = y % stride
