@@ -203,3 +203,14 @@ def test_plane_sums() -> None:
     want = x.double().sum(dim=(1, 2))
     assert torch.allclose(C.plane_sums(x), want, rtol=1e-12, atol=1e-9)
     assert torch.allclose(C.plane_sums(x, square=True), x.double().square().sum(dim=(1, 2)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 37, 53), (1, 1, 9), (1, 9, 1), (1, 3, 2), (3, 20, 20)])
+def test_region_map(both_paths, shape: tuple[int, ...]) -> None:
+    from qa.metrics.invented.torch_map import region_map
+
+    energy = _rand(*shape, seed=3).square()
+    energy[..., : shape[-1] // 3] = 0.0  # a flat region and a step, where the closing's edges matter
+    got, want = both_paths(lambda: region_map(energy))
+    # max and min are exact; the square root may differ by one float32 ulp between the two libraries
+    assert torch.allclose(got, want, rtol=2e-7, atol=0.0)

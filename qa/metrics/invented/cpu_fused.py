@@ -367,3 +367,4 @@ def plane_sums(x: np.ndarray, square: bool, out: np.ndarray) -> None:
         rows[t] = acc
     for b in range(n_planes):
         out[b] = rows[b * h : (b + 1) * h].sum()
+

@@ -31,6 +31,8 @@ from numba import njit, prange
 
 #: columns per work item of the H pass (:func:`blur_h`): the output chunk stays in the L1 cache
 COLUMN_CHUNK = 4096
+#: output rows of :func:`window_products` filtered along H together, one product after the other
+OUT_ROWS = 4
 
 
 #: numba's settings (attributes made at import time, unknown to type checkers)
@@ -87,21 +89,75 @@ def _split(src: np.ndarray, stride: int, ph: np.ndarray) -> None:
 @njit(cache=True, inline="always")
 def _phase_taps(ph: np.ndarray, g: np.ndarray, stride: int, n_out: int, o: np.ndarray) -> None:
     """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` from the phases ``ph`` of ``src`` (see
-    :func:`_split`; ``g`` symmetric, odd length)."""
+    :func:`_split`; ``g`` symmetric, odd length).
+
+    Taps go four pairs at a time (one read and one write of ``o`` per four pairs instead of per pair: the
+    loop is bound by loads and stores, not by arithmetic); taps read through slices (an offset inside the index
+    would keep LLVM from vectorising the loop)."""
     klen = g.shape[0]
     r = (klen - 1) // 2
-    # taps read through slices (an offset inside the index would keep LLVM from vectorising the loop)
     gr = g[r]
     pr = ph[r % stride, r // stride : r // stride + n_out]
     for j in range(n_out):
         o[j] = gr * pr[j]
-    for k in range(r):
+    k = 0
+    while k + 4 <= r:
+        g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
+        a0 = ph[k % stride, k // stride : k // stride + n_out]
+        a1 = ph[(k + 1) % stride, (k + 1) // stride : (k + 1) // stride + n_out]
+        a2 = ph[(k + 2) % stride, (k + 2) // stride : (k + 2) // stride + n_out]
+        a3 = ph[(k + 3) % stride, (k + 3) // stride : (k + 3) // stride + n_out]
+        d = klen - 1 - k
+        b0 = ph[d % stride, d // stride : d // stride + n_out]
+        b1 = ph[(d - 1) % stride, (d - 1) // stride : (d - 1) // stride + n_out]
+        b2 = ph[(d - 2) % stride, (d - 2) // stride : (d - 2) // stride + n_out]
+        b3 = ph[(d - 3) % stride, (d - 3) // stride : (d - 3) // stride + n_out]
+        for j in range(n_out):
+            o[j] += g0 * (a0[j] + b0[j]) + g1 * (a1[j] + b1[j]) + g2 * (a2[j] + b2[j]) + g3 * (a3[j] + b3[j])
+        k += 4
+    while k < r:
         d = klen - 1 - k
         gk = g[k]
         a = ph[k % stride, k // stride : k // stride + n_out]
         b = ph[d % stride, d // stride : d // stride + n_out]
         for j in range(n_out):
             o[j] += gk * (a[j] + b[j])
+        k += 1
+
+
+@njit(cache=True, inline="always")
+def _ring_taps(ring: np.ndarray, base: int, p: int, g: np.ndarray, o: np.ndarray) -> None:
+    """The H filter over a ring of W-filtered rows: ``o[j] = sum_k g[k] ring[(base + k) % len(ring), p, j]``
+    (``ring`` (>= len(g), P, M); ``g`` symmetric, odd length), four tap pairs at a time as :func:`_phase_taps`."""
+    klen = g.shape[0]
+    size = ring.shape[0]
+    r = (klen - 1) // 2
+    n = o.shape[0]
+    gr = g[r]
+    c = ring[(base + r) % size, p]
+    for j in range(n):
+        o[j] = gr * c[j]
+    k = 0
+    while k + 4 <= r:
+        g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
+        u0 = ring[(base + k) % size, p]
+        u1 = ring[(base + k + 1) % size, p]
+        u2 = ring[(base + k + 2) % size, p]
+        u3 = ring[(base + k + 3) % size, p]
+        v0 = ring[(base + klen - 1 - k) % size, p]
+        v1 = ring[(base + klen - 2 - k) % size, p]
+        v2 = ring[(base + klen - 3 - k) % size, p]
+        v3 = ring[(base + klen - 4 - k) % size, p]
+        for j in range(n):
+            o[j] += g0 * (u0[j] + v0[j]) + g1 * (u1[j] + v1[j]) + g2 * (u2[j] + v2[j]) + g3 * (u3[j] + v3[j])
+        k += 4
+    while k < r:
+        gk = g[k]
+        u = ring[(base + k) % size, p]
+        v = ring[(base + klen - 1 - k) % size, p]
+        for j in range(n):
+            o[j] += gk * (u[j] + v[j])
+        k += 1
 
 
 @njit(cache=True, inline="always")
@@ -129,18 +185,20 @@ def blur_w(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, out: np.n
 
 @njit(cache=True, inline="always")
 def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, idx: np.ndarray,
-                 stride: int, fr: np.ndarray, row: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
+                 stride: int, fr: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
     """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` filtered along W into ``dest``
-    (P, n_out): each feature row reflect-extended (``idx``) and split into its phases once (``fr``: (F, stride,
-    width), ``row``: (len(idx),), ``ph``: (stride, width) scratch), the products formed phase by phase
-    (contiguous, vectorised) straight into the buffer the taps read."""
+    (P, n_out): each feature row reflect-extended (``idx``) and split into its phases in one pass (``fr``: (F,
+    stride, width); ``ph``: (stride, width) scratch), the products formed phase by phase (contiguous,
+    vectorised) straight into the buffer the taps read."""
     n_out = dest.shape[1]
     width = fr.shape[2]
+    span = idx.shape[0]
     for f in range(len(feats)):
         src = feats[f][n, y]
-        for m in range(idx.shape[0]):
-            row[m] = src[idx[m]]
-        _split(row, stride, fr[f])
+        for q in range(stride):  # reflect-extended and split into phases in one pass
+            dst = fr[f, q]
+            for m in range((span - q + stride - 1) // stride):
+                dst[m] = src[idx[stride * m + q]]
     for p in range(ia.shape[0]):
         for q in range(stride):
             a = fr[ia[p], q]
@@ -159,15 +217,16 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
     of (N, H, W) arrays, ``out`` (h', P, N, w'); ``rows``/``cols``: the reflect-extended indices of each axis.
 
     Each of ``n_parts`` parts of the output rows (per image) runs on one thread, in order: the W-filtered
-    product rows it needs are made once each into a ring of ``len(g)`` rows (a few MB, in the cache), and every
-    output row is the H filter over the ring; no product or W-filtered plane exists in memory."""
+    product rows it needs are made once each into a ring of rows (a few MB, in L3), and the output rows are the
+    H filter over the ring, :data:`OUT_ROWS` rows product by product (the ring rows of one product they read
+    stay in L2 between them; one output row at a time read the whole ring from L3 for each row). No product or
+    W-filtered plane exists in memory."""
     nf = len(feats)
     n_img = feats[0].shape[0]
     n_out_h = out.shape[0]
     n_pairs = ia.shape[0]
     n_out_w = out.shape[3]
     klen = g.shape[0]
-    r = (klen - 1) // 2
     span = cols.shape[0]
     width = (span + stride - 1) // stride
     for t in prange(n_img * n_parts):
@@ -176,27 +235,19 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
         i0 = part * n_out_h // n_parts
         i1 = (part + 1) * n_out_h // n_parts
         fr = np.empty((nf, stride, width), dtype=np.float32)
-        row = np.empty(span, dtype=np.float32)
         ph = np.empty((stride, width), dtype=np.float32)
-        ring = np.empty((klen, n_pairs, n_out_w), dtype=np.float32)
-        nxt = stride * i0  # the next extended row to filter into the ring (slot: its index mod len(g))
-        for i in range(i0, i1):
+        size = klen + stride * (OUT_ROWS - 1)
+        ring = np.empty((size, n_pairs, n_out_w), dtype=np.float32)
+        nxt = stride * i0  # the next extended row to filter into the ring (slot: its index mod its size)
+        for i in range(i0, i1, OUT_ROWS):
             base = stride * i
-            while nxt < base + klen:
-                _product_row(feats, n, rows[nxt], ia, ib, g, cols, stride, fr, row, ph, ring[nxt % klen])
+            n_rows = min(OUT_ROWS, i1 - i)
+            while nxt < base + stride * (n_rows - 1) + klen:
+                _product_row(feats, n, rows[nxt], ia, ib, g, cols, stride, fr, ph, ring[nxt % size])
                 nxt += 1
-            for p in range(n_pairs):
-                o = out[i, p, n]
-                c = ring[(base + r) % klen, p]
-                gr = g[r]
-                for j in range(n_out_w):
-                    o[j] = gr * c[j]
-                for k in range(r):
-                    gk = g[k]
-                    u = ring[(base + k) % klen, p]
-                    v = ring[(base + klen - 1 - k) % klen, p]
-                    for j in range(n_out_w):
-                        o[j] += gk * (u[j] + v[j])
+            for p in range(n_pairs):  # the ring rows of one product stay in L2 for the OUT_ROWS outputs
+                for k in range(n_rows):
+                    _ring_taps(ring, base + stride * k, p, g, out[i + k, p, n])
 
 
 @njit(cache=True, inline="always")
@@ -226,12 +277,29 @@ def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: in
         s = x[b, idx[stride * i + r], c0:c1]
         for c in range(c1 - c0):
             o[c] = gr * s[c]
-        for k in range(r):
+        k = 0
+        while k + 4 <= r:  # four tap pairs at a time, as _phase_taps
+            g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
+            top = stride * i + k
+            bot = stride * i + klen - 1 - k
+            u0 = x[b, idx[top], c0:c1]
+            u1 = x[b, idx[top + 1], c0:c1]
+            u2 = x[b, idx[top + 2], c0:c1]
+            u3 = x[b, idx[top + 3], c0:c1]
+            v0 = x[b, idx[bot], c0:c1]
+            v1 = x[b, idx[bot - 1], c0:c1]
+            v2 = x[b, idx[bot - 2], c0:c1]
+            v3 = x[b, idx[bot - 3], c0:c1]
+            for c in range(c1 - c0):
+                o[c] += g0 * (u0[c] + v0[c]) + g1 * (u1[c] + v1[c]) + g2 * (u2[c] + v2[c]) + g3 * (u3[c] + v3[c])
+            k += 4
+        while k < r:
             gk = g[k]
             s1 = x[b, idx[stride * i + k], c0:c1]
             s2 = x[b, idx[stride * i + klen - 1 - k], c0:c1]
             for c in range(c1 - c0):
                 o[c] += gk * (s1[c] + s2[c])
+            k += 1
 
 
 @njit(cache=True, inline="always")
@@ -310,7 +378,6 @@ def blur2d(x: np.ndarray, g: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_p
     over the ring; the W-filtered plane never exists in memory."""
     n_planes, n_h, n_w = out.shape
     klen = g.shape[0]
-    r = (klen - 1) // 2
     span = cols.shape[0]
     for t in prange(n_planes * n_parts):
         b = t // n_parts
@@ -319,23 +386,13 @@ def blur2d(x: np.ndarray, g: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_p
         i1 = (part + 1) * n_h // n_parts
         row = np.empty(span, dtype=np.float32)
         ph = np.empty((1, span), dtype=np.float32)
-        ring = np.empty((klen, n_w), dtype=np.float32)
+        ring = np.empty((klen, 1, n_w), dtype=np.float32)
         nxt = i0
         for i in range(i0, i1):
             while nxt < i + klen:
                 src = x[b, rows[nxt]]
                 for m in range(span):
                     row[m] = src[cols[m]]
-                _taps(row, g, 1, n_w, ph, ring[nxt % klen])
+                _taps(row, g, 1, n_w, ph, ring[nxt % klen, 0])
                 nxt += 1
-            o = out[b, i]
-            c = ring[(i + r) % klen]
-            gr = g[r]
-            for j in range(n_w):
-                o[j] = gr * c[j]
-            for k in range(r):
-                gk = g[k]
-                u = ring[(i + k) % klen]
-                v = ring[(i + klen - 1 - k) % klen]
-                for j in range(n_w):
-                    o[j] += gk * (u[j] + v[j])
+            _ring_taps(ring, i, 0, g, out[b, i])

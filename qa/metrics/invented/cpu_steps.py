@@ -16,6 +16,7 @@ import torch
 
 from qa.metrics.invented import cpu_fused as KF
 from qa.metrics.invented import cpu_kernels as K
+from qa.metrics.invented import cpu_map as KM
 from qa.metrics.invented import torch_codec as TC
 from qa.metrics.invented import torch_passes as P
 
@@ -167,3 +168,14 @@ def plane_sums(x: torch.Tensor, square: bool = False) -> torch.Tensor:
     with K.launch():
         KF.plane_sums(x.contiguous().numpy(), square, out)
     return torch.from_numpy(out)
+
+
+def region_map(energy: torch.Tensor, r: int) -> torch.Tensor:
+    """:func:`qa.metrics.invented.torch_map.region_map` of (N, H, W) float32 CPU ``energy`` with the compiled
+    kernels (:func:`qa.metrics.invented.cpu_fused.closing_sqrt`): the same values."""
+    x = energy.contiguous()
+    out = torch.empty_like(x)
+    scratch = torch.empty_like(x)
+    with K.launch():
+        KM.closing_sqrt(x.numpy(), r, out.numpy(), scratch.numpy())
+    return out

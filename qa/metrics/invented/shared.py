@@ -11,11 +11,10 @@ each array is hashed once. Outside a scope (``qa score``, direct ``compute`` cal
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import blake3
 import numpy as np
 import torch
 
@@ -40,9 +39,10 @@ def to_batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
 
 
 def _digest(*arrays: np.ndarray) -> str:
-    """SHA-256 of the arrays' shapes, dtypes and pixels, read in place (no copy): about 35 ms for a 2048 px RGB
-    float32 image here, against 80 ms for blake2b of a ``tobytes()`` copy."""
-    h = hashlib.sha256()
+    """BLAKE3 (a cryptographic hash) of the arrays' shapes, dtypes and pixels, read in place (no copy), on as
+    many threads as torch uses: about 11 ms for a 2048 px RGB float32 image with 2 threads here, against 33 ms
+    for SHA-256 (one thread: hashlib cannot split one message)."""
+    h = blake3.blake3(max_threads=max(1, torch.get_num_threads()))
     for a in arrays:
         arr = np.ascontiguousarray(a)
         h.update(repr((arr.shape, arr.dtype.str)).encode())
@@ -51,12 +51,8 @@ def _digest(*arrays: np.ndarray) -> str:
 
 
 def _digests(arrays: list[np.ndarray]) -> list[str]:
-    """:func:`_digest` of each array, on as many threads as torch uses (hashlib releases the GIL while hashing)."""
-    workers = min(len(arrays), torch.get_num_threads())
-    if workers <= 1:
-        return [_digest(a) for a in arrays]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_digest, arrays))
+    """:func:`_digest` of each array (each on all of torch's threads)."""
+    return [_digest(a) for a in arrays]
 
 
 class AnalysisCache:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from qa.metrics.invented import cpu_steps as C
 from qa.metrics.invented import functional_map as FM
 
 
@@ -27,8 +28,11 @@ def region_map(energy: torch.Tensor) -> torch.Tensor:
     """The oracle's :func:`~qa.metrics.invented.functional_map.region_map` of (N, H, W) invented energy (luma^2 >= 0):
     the square root of its grey closing by a (2 ``MAP_CLOSING`` + 1)-px square, (N, H, W) float32 luma units.
     Max then min filters, each separable (a row pass and a column pass); samples beyond the edges are ignored,
-    which for a square is the oracle's ``nearest`` edge rule."""
+    which for a square is the oracle's ``nearest`` edge rule. On the CPU (float32) the compiled kernels make it
+    (:func:`qa.metrics.invented.cpu_steps.region_map`, same values)."""
     r = FM.MAP_CLOSING
+    if energy.ndim == 3 and C.ok(energy):
+        return C.region_map(energy, r)
     dilated = _running_max(_running_max(energy.float(), r, -1), r, -2)
     closed = -_running_max(_running_max(-dilated, r, -1), r, -2)
     return closed.clamp_min(0.0).sqrt()
