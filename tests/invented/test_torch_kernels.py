@@ -214,3 +214,23 @@ def test_region_map(both_paths, shape: tuple[int, ...]) -> None:
     got, want = both_paths(lambda: region_map(energy))
     # max and min are exact; the square root may differ by one float32 ulp between the two libraries
     assert torch.allclose(got, want, rtol=2e-7, atol=0.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 37, 53), (1, 3, 3), (1, 5, 64)])
+def test_pointwise_steps(both_paths, shape: tuple[int, ...]) -> None:
+    a, b = _rand(*shape, seed=4), _rand(*shape, seed=5)
+    _close(*both_paths(lambda: C.sub(a, b)))
+    _close(*both_paths(lambda: C.squared(a)))
+    _close(*both_paths(lambda: C.squared(a.clone(), in_place=True)))
+    got, want = both_paths(lambda: C.shift_pairs(a, F.PREDICT_OFFSETS)
+                           or [TF.shift_pair(a, dy, dx) for dy, dx in F.PREDICT_OFFSETS])
+    for g, w in zip(got, want, strict=True):
+        _close(g, w)
+    rgb = torch.from_numpy(np.random.default_rng(6).random((2, *shape[1:], 3), dtype=np.float32)).permute(0, 3, 1, 2)
+
+    def luma() -> torch.Tensor:
+        out = torch.empty((2, *shape[1:]))
+        C.luma_into(rgb, out)
+        return out
+
+    _close(*both_paths(luma))

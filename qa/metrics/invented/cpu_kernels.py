@@ -77,19 +77,55 @@ def torch_serial() -> Iterator[None]:
 
 
 @njit(cache=True, inline="always")
-def _split(src: np.ndarray, stride: int, ph: np.ndarray) -> None:
-    """The ``stride`` phases of ``src`` into the rows of ``ph``: ``ph[q, m] = src[stride m + q]``."""
+def _interior(idx: np.ndarray, n: int) -> int:
+    """Where the reflect-extended indices ``idx`` of an axis of ``n`` samples run through the axis itself:
+    ``lo`` with ``idx[lo + k] == k`` for every ``k < n`` (-1 if they never do)."""
+    for lo in range(idx.shape[0] - n + 1):
+        if idx[lo] == 0:
+            ok = True
+            for k in range(n):
+                if idx[lo + k] != k:
+                    ok = False
+                    break
+            if ok:
+                return lo
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _gather(src: np.ndarray, idx: np.ndarray, lo: int, stride: int, ph: np.ndarray) -> None:
+    """The reflect-extended row ``src[idx]`` split into its ``stride`` phases, ``ph[q, m] = src[idx[stride m +
+    q]]``, in one pass: indexed reads only across the edges (``lo``: see :func:`_interior`), plain (contiguous or
+    stride-2, vectorised) reads inside."""
+    span = idx.shape[0]
     n = src.shape[0]
     for q in range(stride):
-        dst = ph[q]
-        for m in range((n - q + stride - 1) // stride):
-            dst[m] = src[stride * m + q]
+        d = ph[q]
+        cnt = (span - q + stride - 1) // stride
+        if lo < 0:
+            m0, m1 = cnt, cnt
+        else:
+            m0 = min(cnt, max(0, (lo - q + stride - 1) // stride))
+            m1 = max(m0, min(cnt, (lo + n - q + stride - 1) // stride))
+        for m in range(m0):
+            d[m] = src[idx[stride * m + q]]
+        if stride == 1:
+            for m in range(m0, m1):
+                d[m] = src[m - lo]
+        elif stride == 2:
+            for m in range(m0, m1):
+                d[m] = src[2 * m + q - lo]
+        else:
+            for m in range(m0, m1):
+                d[m] = src[stride * m + q - lo]
+        for m in range(m1, cnt):
+            d[m] = src[idx[stride * m + q]]
 
 
 @njit(cache=True, inline="always")
 def _phase_taps(ph: np.ndarray, g: np.ndarray, stride: int, n_out: int, o: np.ndarray) -> None:
     """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` from the phases ``ph`` of ``src`` (see
-    :func:`_split`; ``g`` symmetric, odd length).
+    :func:`_gather`; ``g`` symmetric, odd length).
 
     Taps go four pairs at a time (one read and one write of ``o`` per four pairs instead of per pair: the
     loop is bound by loads and stores, not by arithmetic); taps read through slices (an offset inside the index
@@ -160,45 +196,30 @@ def _ring_taps(ring: np.ndarray, base: int, p: int, g: np.ndarray, o: np.ndarray
         k += 1
 
 
-@njit(cache=True, inline="always")
-def _taps(src: np.ndarray, g: np.ndarray, stride: int, n_out: int, ph: np.ndarray, o: np.ndarray) -> None:
-    """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` (``g`` symmetric, odd length); ``ph``: a
-    (stride, ceil(len(src) / stride)) scratch buffer for the phases of ``src``."""
-    _split(src, stride, ph)
-    _phase_taps(ph, g, stride, n_out, o)
-
-
 @njit(cache=True, parallel=True)
 def blur_w(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, out: np.ndarray) -> None:
     """Filter every row of ``x`` (R, W) into ``out`` (R, n_out): ``out[i, j] = sum_k g[k] x[i, idx[stride j +
     k]]`` (``idx``: the reflect-extended column indices, ``stride (n_out - 1) + len(g)`` of them)."""
     n_out = out.shape[1]
     span = idx.shape[0]
+    lo = _interior(idx, x.shape[1])
     for i in prange(x.shape[0]):
-        buf = np.empty(span, dtype=np.float32)
         ph = np.empty((stride, (span + stride - 1) // stride), dtype=np.float32)
-        row = x[i]
-        for m in range(span):
-            buf[m] = row[idx[m]]
-        _taps(buf, g, stride, n_out, ph, out[i])
+        _gather(x[i], idx, lo, stride, ph)
+        _phase_taps(ph, g, stride, n_out, out[i])
 
 
 @njit(cache=True, inline="always")
 def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, idx: np.ndarray,
-                 stride: int, fr: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
+                 lo: int, stride: int, fr: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
     """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` filtered along W into ``dest``
-    (P, n_out): each feature row reflect-extended (``idx``) and split into its phases in one pass (``fr``: (F,
-    stride, width); ``ph``: (stride, width) scratch), the products formed phase by phase (contiguous,
+    (P, n_out): each feature row reflect-extended (``idx``, ``lo``: see :func:`_gather`) and split into its
+    phases in one pass (``fr``: (F, stride, width); ``ph``: (stride, width) scratch), the products formed phase by phase (contiguous,
     vectorised) straight into the buffer the taps read."""
     n_out = dest.shape[1]
     width = fr.shape[2]
-    span = idx.shape[0]
     for f in range(len(feats)):
-        src = feats[f][n, y]
-        for q in range(stride):  # reflect-extended and split into phases in one pass
-            dst = fr[f, q]
-            for m in range((span - q + stride - 1) // stride):
-                dst[m] = src[idx[stride * m + q]]
+        _gather(feats[f][n, y], idx, lo, stride, fr[f])
     for p in range(ia.shape[0]):
         for q in range(stride):
             a = fr[ia[p], q]
@@ -229,6 +250,7 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
     klen = g.shape[0]
     span = cols.shape[0]
     width = (span + stride - 1) // stride
+    lo = _interior(cols, feats[0].shape[2])
     for t in prange(n_img * n_parts):
         n = t // n_parts
         part = t % n_parts
@@ -243,7 +265,7 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
             base = stride * i
             n_rows = min(OUT_ROWS, i1 - i)
             while nxt < base + stride * (n_rows - 1) + klen:
-                _product_row(feats, n, rows[nxt], ia, ib, g, cols, stride, fr, ph, ring[nxt % size])
+                _product_row(feats, n, rows[nxt], ia, ib, g, cols, lo, stride, fr, ph, ring[nxt % size])
                 nxt += 1
             for p in range(n_pairs):  # the ring rows of one product stay in L2 for the OUT_ROWS outputs
                 for k in range(n_rows):
@@ -379,20 +401,18 @@ def blur2d(x: np.ndarray, g: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_p
     n_planes, n_h, n_w = out.shape
     klen = g.shape[0]
     span = cols.shape[0]
+    lo = _interior(cols, x.shape[2])
     for t in prange(n_planes * n_parts):
         b = t // n_parts
         part = t % n_parts
         i0 = part * n_h // n_parts
         i1 = (part + 1) * n_h // n_parts
-        row = np.empty(span, dtype=np.float32)
         ph = np.empty((1, span), dtype=np.float32)
         ring = np.empty((klen, 1, n_w), dtype=np.float32)
         nxt = i0
         for i in range(i0, i1):
             while nxt < i + klen:
-                src = x[b, rows[nxt]]
-                for m in range(span):
-                    row[m] = src[cols[m]]
-                _taps(row, g, 1, n_w, ph, ring[nxt % klen, 0])
+                _gather(x[b, rows[nxt]], cols, lo, 1, ph)
+                _phase_taps(ph, g, 1, n_w, ring[nxt % klen, 0])
                 nxt += 1
             _ring_taps(ring, i, 0, g, out[b, i])

@@ -17,7 +17,9 @@ import torch
 from qa.metrics.invented import cpu_fused as KF
 from qa.metrics.invented import cpu_kernels as K
 from qa.metrics.invented import cpu_map as KM
+from qa.metrics.invented import cpu_pointwise as KP
 from qa.metrics.invented import torch_codec as TC
+from qa.metrics.invented import torch_ops as T
 from qa.metrics.invented import torch_passes as P
 
 
@@ -179,3 +181,47 @@ def region_map(energy: torch.Tensor, r: int) -> torch.Tensor:
     with K.launch():
         KM.closing_sqrt(x.numpy(), r, out.numpy(), scratch.numpy())
     return out
+
+
+def luma_into(rgb: torch.Tensor, out: torch.Tensor) -> None:
+    """Rec. 601 luma of (N, 3, H, W) ``rgb`` written into (N, H, W) ``out``: the kernel for channels-last float32
+    CPU images (the engine's (N, H, W, 3) arrays, permuted), :func:`qa.metrics.invented.torch_ops.luma` else."""
+    hwc = rgb.permute(0, 2, 3, 1)
+    if ok(hwc, out) and hwc.is_contiguous() and out.is_contiguous():
+        with K.launch():
+            KP.luma(hwc.numpy(), out.numpy())
+    else:
+        out.copy_(T.luma(rgb.float()))
+
+
+def sub(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a - b`` for (B, H, W) fields of one shape (the kernel on float32 CPU tensors)."""
+    if not (ok(a, b) and a.shape == b.shape and a.ndim == 3):
+        return a - b
+    out = torch.empty(a.shape, dtype=a.dtype)
+    with K.launch():
+        KP.diff(a.contiguous().numpy(), b.contiguous().numpy(), out.numpy())
+    return out
+
+
+def squared(x: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    """``x * x`` of a (B, H, W) field, written over ``x`` when ``in_place``."""
+    if not (ok(x) and x.ndim == 3 and x.is_contiguous()):
+        return x.square_() if in_place else x * x
+    out = x if in_place else torch.empty_like(x)
+    with K.launch():
+        KP.square(x.numpy(), out.numpy())
+    return out
+
+
+def shift_pairs(r: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> list[torch.Tensor] | None:
+    """``r(x + d) + r(x - d)`` of (N, H, W) ``r`` for each offset d, borders mirrored as
+    :func:`qa.metrics.invented.torch_fine.shift_pair`: K (N, H, W) tensors, or None where the kernel does not
+    apply (then the torch path runs)."""
+    reach = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
+    if not (ok(r) and r.ndim == 3 and min(r.shape[-2:]) > reach):
+        return None
+    out = torch.empty((len(offsets), *r.shape), dtype=r.dtype)
+    with K.launch():
+        KP.shift_pairs(r.contiguous().numpy(), np.array(offsets, dtype=np.int64), out.numpy())
+    return list(out)

@@ -252,7 +252,7 @@ def place_excess(excess: torch.Tensor, floor: torch.Tensor, r: torch.Tensor, wid
     ``floor`` (N,), clamped at 0 and placed by :func:`sharpen` of the residual ``r`` (N, H, W; squared here, in
     place) with ``wide`` (N, h', w') its coarse window energy; added into ``into`` when given."""
     h, w = r.shape[-2:]
-    r2 = r.square_()
+    r2 = C.squared(r, in_place=True)
     if C.ok(excess, r2, wide):
         return C.place(excess, floor, P.blur2d(r2, F.MAP_SIGMA), wide, WINDOW_STRIDE, F.WINDOW_SIGMA, EXTRA, into)
     band_inv = (to_full(excess, h, w, F.WINDOW_SIGMA) - floor.float()[:, None, None]).clamp_min(0.0)
@@ -275,7 +275,8 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     T.keep_freed_memory()
     n, _, h, w = outputs.shape
     ys = torch.empty((2 * n, h, w), dtype=torch.float32, device=outputs.device)  # outputs' luma, references'
-    ys[:n], ys[n:] = T.luma(outputs.float()), T.luma(references.float())
+    C.luma_into(outputs, ys[:n])
+    C.luma_into(references, ys[n:])
     sigmas = sorted({F.FINE_SIGMA} | {s for b in F.BAND_SIGMAS for s in (b, 2.0 * b)})
     low = {s: P.blur2d(ys, s) for s in sigmas}
     inv: torch.Tensor | None = None
@@ -284,7 +285,7 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     ref_sum = torch.zeros_like(lost)
     floors = []
     for s in F.BAND_SIGMAS:
-        bands = low[s] - low[2.0 * s]
+        bands = C.sub(low[s], low[2.0 * s])
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
         st = band_coarse(ob, rb, feats)
@@ -306,7 +307,8 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
             out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
             ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
     assert inv is not None  # BAND_SIGMAS is not empty
-    fine = TF.fine_invented(ys[:n] - low[F.FINE_SIGMA][:n], ys[n:] - low[F.FINE_SIGMA][n:])
+    finest = C.sub(ys, low[F.FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
+    fine = TF.fine_invented(finest[:n], finest[n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
     if C.ok(ys, inv, fine) and inv.is_contiguous() and fine.is_contiguous():
         C.codec_cap(ys[:n], ys[n:], inv, fine, FC.CODEC_BLOCK, FC.CODEC_SLACK, FC.CODEC_FACTOR)

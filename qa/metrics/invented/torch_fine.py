@@ -124,9 +124,13 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
     fit = A.local_lsq(fo, feats, stride=FIT_STRIDE)
     r = A.residual(fo, feats, [c[..., 0] for c in fit.coef], FIT_STRIDE)
     del feats
-    r2 = r * r
-    u, ref = P.blur2d(r2, F.FINE_WINDOW), P.blur2d(fr * fr, F.FINE_WINDOW)
-    pred_fit = A.local_lsq(r, [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS], stride=PRED_STRIDE)
+    r2 = C.squared(r)
+    u, ref = P.blur2d(r2, F.FINE_WINDOW), P.blur2d(C.squared(fr), F.FINE_WINDOW)
+    neighbours = C.shift_pairs(r, F.PREDICT_OFFSETS)
+    if neighbours is None:
+        neighbours = [shift_pair(r, dy, dx) for dy, dx in F.PREDICT_OFFSETS]
+    pred_fit = A.local_lsq(r, neighbours, stride=PRED_STRIDE)
+    del neighbours
     pred = (pred_fit.explained / pred_fit.moment(4, 4).clamp_min(1e-30)).clamp(0.0, 1.0)
     pred = A.to_full(pred, h, w, F.WINDOW_SIGMA, PRED_STRIDE)
     surround = _Surround(ref)

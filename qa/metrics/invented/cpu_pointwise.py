@@ -1,0 +1,80 @@
+"""Compiled CPU kernels (numba) for the analysis' pointwise steps on full-resolution fields: luma, differences
+of Gaussians (the bands), squares, and the finest band's neighbour sums. Each is one pass over memory on the
+kernels' threads (:mod:`qa.metrics.invented.cpu_kernels`), where torch ran them on one thread inside the analysis
+(:func:`qa.metrics.invented.cpu_kernels.torch_serial`); the same values as the torch ops up to float32 rounding.
+All arrays float32, C-contiguous."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def luma(hwc: np.ndarray, out: np.ndarray) -> None:
+    """Rec. 601 luma of (N, H, W, 3) RGB into (N, H, W): ``0.299 R + 0.587 G + 0.114 B``."""
+    n_img, h, w, _ = hwc.shape
+    wr, wg, wb = np.float32(0.299), np.float32(0.587), np.float32(0.114)
+    for t in prange(n_img * h):
+        src = hwc[t // h, t % h]
+        o = out[t // h, t % h]
+        for x in range(w):
+            o[x] = wr * src[x, 0] + wg * src[x, 1] + wb * src[x, 2]
+
+
+@njit(cache=True, parallel=True)
+def diff(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out = a - b``, (B, H, W)."""
+    n_planes, h, w = out.shape
+    for t in prange(n_planes * h):
+        ra = a[t // h, t % h]
+        rb = b[t // h, t % h]
+        o = out[t // h, t % h]
+        for x in range(w):
+            o[x] = ra[x] - rb[x]
+
+
+@njit(cache=True, parallel=True)
+def square(x: np.ndarray, out: np.ndarray) -> None:
+    """``out = x * x``, (B, H, W) (``out`` may be ``x``)."""
+    n_planes, h, w = out.shape
+    for t in prange(n_planes * h):
+        r = x[t // h, t % h]
+        o = out[t // h, t % h]
+        for j in range(w):
+            o[j] = r[j] * r[j]
+
+
+@njit(cache=True, inline="always")
+def _reflect(i: int, n: int) -> int:
+    """``numpy.pad(mode="reflect")`` index (mirror without repeating the edge sample), |overshoot| < n."""
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * (n - 1) - i
+    return i
+
+
+@njit(cache=True, parallel=True)
+def shift_pairs(r: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
+    """``out[k, n, y, x] = r[n, y + dy, x + dx] + r[n, y - dy, x - dx]`` for each offset ``(dy, dx)`` of (K, 2)
+    ``offsets`` (|dy| < H, |dx| < W), borders as :func:`qa.metrics.invented.torch_fine.shift_pair`
+    (``numpy.pad(mode="reflect")``); ``r`` (N, H, W), ``out`` (K, N, H, W)."""
+    n_img, h, w = r.shape
+    for t in prange(offsets.shape[0] * n_img * h):
+        k = t // (n_img * h)
+        n = (t // h) % n_img
+        y = t % h
+        dy = offsets[k, 0]
+        dx = offsets[k, 1]
+        up = r[n, _reflect(y + dy, h)]
+        down = r[n, _reflect(y - dy, h)]
+        o = out[k, n, y]
+        lo = max(abs(dx), 0)
+        hi = w - abs(dx)
+        for x in range(min(lo, w)):
+            o[x] = up[_reflect(x + dx, w)] + down[_reflect(x - dx, w)]
+        for x in range(lo, hi):  # both neighbours inside: plain (vectorised) reads
+            o[x] = up[x + dx] + down[x - dx]
+        for x in range(max(hi, lo), w):
+            o[x] = up[_reflect(x + dx, w)] + down[_reflect(x - dx, w)]
