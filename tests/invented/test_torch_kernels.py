@@ -234,3 +234,12 @@ def test_pointwise_steps(both_paths, shape: tuple[int, ...]) -> None:
         return out
 
     _close(*both_paths(luma))
+
+
+def test_stacked_views_are_not_copied() -> None:
+    whole = _rand(4, 2, 5, 6)
+    got = C._stacked(list(whole))
+    assert torch.equal(got, whole) and got.data_ptr() == whole.data_ptr()
+    parts = [_rand(2, 5, 6, seed=i) for i in range(4)]  # separate tensors: stacked by copy
+    assert torch.equal(C._stacked(parts), torch.stack(parts))
+    assert torch.equal(C._stacked(list(whole[:, :, :, :3])), whole[:, :, :, :3])  # not contiguous: a copy

@@ -349,9 +349,10 @@ def level_w(ab: np.ndarray, starts: np.ndarray, wts: np.ndarray, ref: np.ndarray
             o[x] = a + b * rr[x]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
 def plane_sums(x: np.ndarray, square: bool, out: np.ndarray) -> None:
-    """``out[b]`` = the float64 sum over plane ``b`` of ``x`` (B, H, W), of its squares when ``square``."""
+    """``out[b]`` = the float64 sum over plane ``b`` of ``x`` (B, H, W), of its squares when ``square`` (the
+    summation order is free, so the row sums vectorise)."""
     n_planes, h, w = x.shape
     rows = np.zeros(n_planes * h)
     for t in prange(n_planes * h):

@@ -34,6 +34,24 @@ def diff(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             o[x] = ra[x] - rb[x]
 
 
+@njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
+def band(a: np.ndarray, b: np.ndarray, out: np.ndarray, sq_rows: np.ndarray) -> None:
+    """``out = a - b`` (B, H, W) and, per row, the float64 sum of its squares into ``sq_rows`` (B * H,) (the
+    summation order is free, so the sums vectorise)."""
+    n_planes, h, w = out.shape
+    for t in prange(n_planes * h):
+        ra = a[t // h, t % h]
+        rb = b[t // h, t % h]
+        o = out[t // h, t % h]
+        for x in range(w):
+            o[x] = ra[x] - rb[x]
+        acc = 0.0
+        for x in range(w):
+            v = np.float64(o[x])
+            acc += v * v
+        sq_rows[t] = acc
+
+
 @njit(cache=True, parallel=True)
 def square(x: np.ndarray, out: np.ndarray) -> None:
     """``out = x * x``, (B, H, W) (``out`` may be ``x``)."""

@@ -55,12 +55,25 @@ def solve_fit(raw: torch.Tensor, pidx: np.ndarray, ridge_rel: float, ridge_abs: 
     return list(coef), explained
 
 
+def _stacked(ts: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(ts)``, without the copy when the tensors are already consecutive, equal-shape, contiguous
+    slices of one tensor (the solve's coefficient fields)."""
+    first = ts[0]
+    n = first.numel()
+    same = all(t.is_contiguous() and t.shape == first.shape and t.dtype == first.dtype
+               and t.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+               and t.storage_offset() == first.storage_offset() + i * n for i, t in enumerate(ts))
+    if same and first.is_contiguous():
+        return first.as_strided((len(ts), *first.shape), (n, *first.stride()), first.storage_offset())
+    return torch.stack(ts)
+
+
 def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.Tensor], stride: int,
              sigma: float, extra: int) -> torch.Tensor:
     """``target - sum_i c_i feats[i]`` ((N, H, W)) with the four coarse coefficient fields ``coef`` ((N, h', w')
     samples every ``stride`` px from ``-stride extra``) interpolated to full resolution row by row, never stored."""
     n, h, w = target.shape
-    coef_h = P.upsample_h(torch.stack(coef), h, stride, sigma, extra)  # (4, N, H, w')
+    coef_h = P.upsample_h(_stacked(coef), h, stride, sigma, extra)  # (4, N, H, w')
     out = torch.empty_like(target)
     with K.launch():
         KF.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
@@ -225,3 +238,16 @@ def shift_pairs(r: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> list[t
     with K.launch():
         KP.shift_pairs(r.contiguous().numpy(), np.array(offsets, dtype=np.int64), out.numpy())
     return list(out)
+
+
+def band(low: torch.Tensor, lower: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A band ``low - lower`` of (B, H, W) Gaussians and its energy per plane, (B,) float64 sums of squares."""
+    if not (ok(low, lower) and low.shape == lower.shape and low.ndim == 3):
+        out = low - lower
+        return out, out.square().sum(dim=(1, 2), dtype=torch.float64)
+    b, h, _ = low.shape
+    out = torch.empty(low.shape, dtype=low.dtype)
+    rows = np.empty(b * h)
+    with K.launch():
+        KP.band(low.contiguous().numpy(), lower.contiguous().numpy(), out.numpy(), rows)
+    return out, torch.from_numpy(rows.reshape(b, h).sum(axis=1))

@@ -285,7 +285,7 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     ref_sum = torch.zeros_like(lost)
     floors = []
     for s in F.BAND_SIGMAS:
-        bands = C.sub(low[s], low[2.0 * s])
+        bands, energy = C.band(low[s], low[2.0 * s])  # energy: (2N,) summed squares, outputs then references
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
         st = band_coarse(ob, rb, feats)
@@ -299,13 +299,8 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         inv = place_excess(st.unexplained - F.LOCAL_TOLERANCE * st.ref, floor,
                            r, coarse_windows([r], [(0, 0)], F.WINDOW_SIGMA)[0], inv)
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, F.WINDOW_SIGMA)
-        if C.ok(bands):
-            energy = C.plane_sums(bands, square=True)
-            out_sum += energy[:n]
-            ref_sum += energy[n:]
-        else:
-            out_sum += ob.square().sum(dim=(1, 2), dtype=torch.float64)
-            ref_sum += rb.square().sum(dim=(1, 2), dtype=torch.float64)
+        out_sum += energy[:n].to(out_sum.device)
+        ref_sum += energy[n:].to(ref_sum.device)
     assert inv is not None  # BAND_SIGMAS is not empty
     finest = C.sub(ys, low[F.FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
     fine = TF.fine_invented(finest[:n], finest[n:])
