@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from qa.metrics.invented.cpu_taps import _first_pairs, _fold, _gather, _interior, _phase_taps, _ring_taps
+
 #: columns per work item of the H pass (:func:`blur_h`): the output chunk stays in the L1 cache
 COLUMN_CHUNK = 4096
 #: output rows of :func:`window_products` filtered along H together, one product after the other
@@ -74,126 +76,6 @@ def torch_serial() -> Iterator[None]:
     finally:
         _threads.pop()
         torch.set_num_threads(n)
-
-
-@njit(cache=True, inline="always")
-def _interior(idx: np.ndarray, n: int) -> int:
-    """Where the reflect-extended indices ``idx`` of an axis of ``n`` samples run through the axis itself:
-    ``lo`` with ``idx[lo + k] == k`` for every ``k < n`` (-1 if they never do)."""
-    for lo in range(idx.shape[0] - n + 1):
-        if idx[lo] == 0:
-            ok = True
-            for k in range(n):
-                if idx[lo + k] != k:
-                    ok = False
-                    break
-            if ok:
-                return lo
-    return -1
-
-
-@njit(cache=True, inline="always")
-def _gather(src: np.ndarray, idx: np.ndarray, lo: int, stride: int, ph: np.ndarray) -> None:
-    """The reflect-extended row ``src[idx]`` split into its ``stride`` phases, ``ph[q, m] = src[idx[stride m +
-    q]]``, in one pass: indexed reads only across the edges (``lo``: see :func:`_interior`), plain (contiguous or
-    stride-2, vectorised) reads inside."""
-    span = idx.shape[0]
-    n = src.shape[0]
-    for q in range(stride):
-        d = ph[q]
-        cnt = (span - q + stride - 1) // stride
-        if lo < 0:
-            m0, m1 = cnt, cnt
-        else:
-            m0 = min(cnt, max(0, (lo - q + stride - 1) // stride))
-            m1 = max(m0, min(cnt, (lo + n - q + stride - 1) // stride))
-        for m in range(m0):
-            d[m] = src[idx[stride * m + q]]
-        if stride == 1:
-            for m in range(m0, m1):
-                d[m] = src[m - lo]
-        elif stride == 2:
-            for m in range(m0, m1):
-                d[m] = src[2 * m + q - lo]
-        else:
-            for m in range(m0, m1):
-                d[m] = src[stride * m + q - lo]
-        for m in range(m1, cnt):
-            d[m] = src[idx[stride * m + q]]
-
-
-@njit(cache=True, inline="always")
-def _phase_taps(ph: np.ndarray, g: np.ndarray, stride: int, n_out: int, o: np.ndarray) -> None:
-    """``o[j] = sum_k g[k] src[stride j + k]`` for ``j < n_out`` from the phases ``ph`` of ``src`` (see
-    :func:`_gather`; ``g`` symmetric, odd length).
-
-    Taps go four pairs at a time (one read and one write of ``o`` per four pairs instead of per pair: the
-    loop is bound by loads and stores, not by arithmetic); taps read through slices (an offset inside the index
-    would keep LLVM from vectorising the loop)."""
-    klen = g.shape[0]
-    r = (klen - 1) // 2
-    gr = g[r]
-    pr = ph[r % stride, r // stride : r // stride + n_out]
-    for j in range(n_out):
-        o[j] = gr * pr[j]
-    k = 0
-    while k + 4 <= r:
-        g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
-        a0 = ph[k % stride, k // stride : k // stride + n_out]
-        a1 = ph[(k + 1) % stride, (k + 1) // stride : (k + 1) // stride + n_out]
-        a2 = ph[(k + 2) % stride, (k + 2) // stride : (k + 2) // stride + n_out]
-        a3 = ph[(k + 3) % stride, (k + 3) // stride : (k + 3) // stride + n_out]
-        d = klen - 1 - k
-        b0 = ph[d % stride, d // stride : d // stride + n_out]
-        b1 = ph[(d - 1) % stride, (d - 1) // stride : (d - 1) // stride + n_out]
-        b2 = ph[(d - 2) % stride, (d - 2) // stride : (d - 2) // stride + n_out]
-        b3 = ph[(d - 3) % stride, (d - 3) // stride : (d - 3) // stride + n_out]
-        for j in range(n_out):
-            o[j] += g0 * (a0[j] + b0[j]) + g1 * (a1[j] + b1[j]) + g2 * (a2[j] + b2[j]) + g3 * (a3[j] + b3[j])
-        k += 4
-    while k < r:
-        d = klen - 1 - k
-        gk = g[k]
-        a = ph[k % stride, k // stride : k // stride + n_out]
-        b = ph[d % stride, d // stride : d // stride + n_out]
-        for j in range(n_out):
-            o[j] += gk * (a[j] + b[j])
-        k += 1
-
-
-@njit(cache=True, inline="always")
-def _ring_taps(ring: np.ndarray, base: int, p: int, g: np.ndarray, o: np.ndarray) -> None:
-    """The H filter over a ring of W-filtered rows: ``o[j] = sum_k g[k] ring[(base + k) % len(ring), p, j]``
-    (``ring`` (>= len(g), P, M); ``g`` symmetric, odd length), four tap pairs at a time as :func:`_phase_taps`."""
-    klen = g.shape[0]
-    size = ring.shape[0]
-    r = (klen - 1) // 2
-    n = o.shape[0]
-    gr = g[r]
-    c = ring[(base + r) % size, p]
-    for j in range(n):
-        o[j] = gr * c[j]
-    k = 0
-    while k + 4 <= r:
-        g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
-        u0 = ring[(base + k) % size, p]
-        u1 = ring[(base + k + 1) % size, p]
-        u2 = ring[(base + k + 2) % size, p]
-        u3 = ring[(base + k + 3) % size, p]
-        v0 = ring[(base + klen - 1 - k) % size, p]
-        v1 = ring[(base + klen - 2 - k) % size, p]
-        v2 = ring[(base + klen - 3 - k) % size, p]
-        v3 = ring[(base + klen - 4 - k) % size, p]
-        for j in range(n):
-            o[j] += g0 * (u0[j] + v0[j]) + g1 * (u1[j] + v1[j]) + g2 * (u2[j] + v2[j]) + g3 * (u3[j] + v3[j])
-        k += 4
-    while k < r:
-        gk = g[k]
-        u = ring[(base + k) % size, p]
-        v = ring[(base + klen - 1 - k) % size, p]
-        for j in range(n):
-            o[j] += gk * (u[j] + v[j])
-        k += 1
 
 
 @njit(cache=True, parallel=True)
@@ -295,33 +177,22 @@ def blur_h(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, chunk: in
     for t in prange(nb * n_out * n_chunks):
         b, i, c0, c1 = _row_chunk(t, n_out, n_chunks, chunk, m_cols)
         o = out[b, i, c0:c1]
-        gr = g[r]
-        s = x[b, idx[stride * i + r], c0:c1]
-        for c in range(c1 - c0):
-            o[c] = gr * s[c]
-        k = 0
-        while k + 4 <= r:  # four tap pairs at a time, as _phase_taps
-            g0, g1, g2, g3 = g[k], g[k + 1], g[k + 2], g[k + 3]
-            top = stride * i + k
-            bot = stride * i + klen - 1 - k
-            u0 = x[b, idx[top], c0:c1]
-            u1 = x[b, idx[top + 1], c0:c1]
-            u2 = x[b, idx[top + 2], c0:c1]
-            u3 = x[b, idx[top + 3], c0:c1]
-            v0 = x[b, idx[bot], c0:c1]
-            v1 = x[b, idx[bot - 1], c0:c1]
-            v2 = x[b, idx[bot - 2], c0:c1]
-            v3 = x[b, idx[bot - 3], c0:c1]
-            for c in range(c1 - c0):
-                o[c] += g0 * (u0[c] + v0[c]) + g1 * (u1[c] + v1[c]) + g2 * (u2[c] + v2[c]) + g3 * (u3[c] + v3[c])
-            k += 4
+        base = stride * i
+        top = base + klen - 1
+        c = x[b, idx[base + r], c0:c1]
+        k = _first_pairs(r)
+        _fold(o, True, k, c, g[r], g, 0,
+              x[b, idx[base], c0:c1] if k > 0 else c, x[b, idx[top], c0:c1] if k > 0 else c,
+              x[b, idx[base + 1], c0:c1] if k > 1 else c, x[b, idx[top - 1], c0:c1] if k > 1 else c,
+              x[b, idx[base + 2], c0:c1] if k > 2 else c, x[b, idx[top - 2], c0:c1] if k > 2 else c,
+              x[b, idx[base + 3], c0:c1] if k > 3 else c, x[b, idx[top - 3], c0:c1] if k > 3 else c)
         while k < r:
-            gk = g[k]
-            s1 = x[b, idx[stride * i + k], c0:c1]
-            s2 = x[b, idx[stride * i + klen - 1 - k], c0:c1]
-            for c in range(c1 - c0):
-                o[c] += gk * (s1[c] + s2[c])
-            k += 1
+            _fold(o, False, 4, c, g[r], g, k,
+                  x[b, idx[base + k], c0:c1], x[b, idx[top - k], c0:c1],
+                  x[b, idx[base + k + 1], c0:c1], x[b, idx[top - k - 1], c0:c1],
+                  x[b, idx[base + k + 2], c0:c1], x[b, idx[top - k - 2], c0:c1],
+                  x[b, idx[base + k + 3], c0:c1], x[b, idx[top - k - 3], c0:c1])
+            k += 4
 
 
 @njit(cache=True, inline="always")
