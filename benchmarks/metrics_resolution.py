@@ -10,8 +10,10 @@ For each side (default 256, 1024, 2048, 4096) one reference (a package photo, bi
   (``invented_consistent`` needs two analyses: output vs reference and redecoded vs baseline);
 - ``torchmetrics``: the peer where one exists (psnr, ssim, ms_ssim; (1, 3, H, W) tensors on ``--device``).
 
-One warm-up call at the smallest side, then the median of ``--repeats`` timed calls. A cell is ``skipped`` with
-the reason when the estimate from the previous side exceeds ``--max-seconds`` (4x the pixels per doubling).
+One warm-up call at the smallest side, then the median of ``--repeats`` timed calls per implementation, the
+repeats taken in turns across implementations (so that a drift of a shared machine's speed hits all alike). A
+cell is ``skipped`` with the reason when the estimate from the previous side exceeds ``--max-seconds`` (4x the
+pixels per doubling).
 
     .venv/bin/python -m benchmarks.metrics_resolution [--sides 256,1024,2048,4096] [--threads 2] [--device cpu]
         [--clock wall|cpu] [--max-seconds 400] [--metrics invented_detail,ssim,...]
@@ -148,16 +150,27 @@ def main() -> None:
         fn()
     for side in sides:
         calls = runners(*images(side), args.device, names)
+        todo = {}
         for key, fn in calls.items():
             prev = last.get(key)
             estimate = prev[1] * (side / prev[0]) ** 2 if prev else 0.0
             if estimate > args.max_seconds:
                 table.setdefault(key, {})[side] = f"skipped (~{estimate:.0f} s est.)"
-                continue
-            secs = timed(fn, args.repeats, CACHE.clear, time.process_time if args.clock == "cpu" else time.perf_counter)
+            else:
+                todo[key] = fn
+        # the repeats go round the implementations (qa, oracle, torchmetrics, qa, ...): a drift of the machine's
+        # speed during the run (a shared host) hits every implementation alike, not the one timed last
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        runs: dict[tuple[str, str], list[float]] = {key: [] for key in todo}
+        for _ in range(args.repeats):
+            for key, fn in todo.items():
+                runs[key].append(timed(fn, 1, CACHE.clear, clock))
+        for key, times in runs.items():
+            secs = statistics.median(times)
             last[key] = (side, secs)
             table.setdefault(key, {})[side] = f"{secs:.3f}"
-            print(f"{key[0]:26s} {key[1]:18s} {side:5d}  {secs:.3f} s", flush=True)
+            print(f"{key[0]:26s} {key[1]:18s} {side:5d}  {secs:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times)})",
+                  flush=True)
     print(f"\n# {args.clock} seconds per image, {args.device}, torch threads {args.threads}, median of {args.repeats}; "
           f"{platform.machine()}, {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after")
