@@ -10,23 +10,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from qa.metrics.invented.cpu_kernels import _up_row
+from qa.metrics.invented.cpu_kernels import _up_col, _up_row
 
 
 @njit(cache=True, parallel=True)
-def residual(target: np.ndarray, feats: tuple, coef_h: np.ndarray, taps: np.ndarray, first: int,
+def residual(target: np.ndarray, feats: tuple, coef: np.ndarray, taps: np.ndarray, first: int,
              out: np.ndarray) -> None:
-    """``out = target - sum_i c_i feats[i]`` ((N, H, W)) where ``c_i`` is row by row the W interpolation
-    (:func:`upsample_w`) of ``coef_h[i]`` ((4, N, H, w'): coefficient fields already interpolated along H)."""
+    """``out = target - sum_i c_i feats[i]`` ((N, H, W)) where ``c_i`` is the coarse coefficient field
+    ``coef[i]`` ((4, N, m', w')) interpolated along H (:func:`upsample_h`'s arithmetic) and W
+    (:func:`upsample_w`'s), one row at a time where it is needed."""
     n_img, h, w = target.shape
     stride = taps.shape[0] + 1
     for t in prange(n_img * h):
         n = t // h
         y = t % h
         cb = np.empty((4, w), dtype=np.float32)
+        col = np.empty(coef.shape[3], dtype=np.float32)
         buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
         for i in range(4):
-            _up_row(coef_h[i, n, y], taps, first, cb[i], buf)
+            _up_col(coef[i, n], taps, first, y, col)
+            _up_row(col, taps, first, cb[i], buf)
         c0 = cb[0]
         c1 = cb[1]
         c2 = cb[2]
@@ -42,12 +45,11 @@ def residual(target: np.ndarray, feats: tuple, coef_h: np.ndarray, taps: np.ndar
 
 
 @njit(cache=True, parallel=True)
-def placed_excess(excess_h: np.ndarray, floor: np.ndarray, near: np.ndarray, wide_h: np.ndarray,
+def placed_excess(excess: np.ndarray, floor: np.ndarray, near: np.ndarray, wide: np.ndarray,
                   taps: np.ndarray, first: int, accumulate: bool, inv: np.ndarray) -> None:
     """``v = max(0, excess - floor[n]) * (near / wide where wide > 0, else 0)`` per pixel, written to ``inv``
-    (N, H, W) or added to it (``accumulate``): ``excess`` and ``wide`` are the W interpolations
-    (:func:`upsample_w`) of the rows of ``excess_h``, ``wide_h`` ((N, H, w'), already interpolated along H);
-    ``near`` (N, H, W) full resolution."""
+    (N, H, W) or added to it (``accumulate``): ``excess`` and ``wide`` are coarse (N, m', w') fields
+    interpolated along H and W row by row as in :func:`residual`; ``near`` (N, H, W) full resolution."""
     n_img, h, w = inv.shape
     stride = taps.shape[0] + 1
     for t in prange(n_img * h):
@@ -55,9 +57,12 @@ def placed_excess(excess_h: np.ndarray, floor: np.ndarray, near: np.ndarray, wid
         y = t % h
         e = np.empty(w, dtype=np.float32)
         wd = np.empty(w, dtype=np.float32)
+        col = np.empty(excess.shape[2], dtype=np.float32)
         buf = np.empty((w + stride - 1) // stride, dtype=np.float32)
-        _up_row(excess_h[n, y], taps, first, e, buf)
-        _up_row(wide_h[n, y], taps, first, wd, buf)
+        _up_col(excess[n], taps, first, y, col)
+        _up_row(col, taps, first, e, buf)
+        _up_col(wide[n], taps, first, y, col)
+        _up_row(col, taps, first, wd, buf)
         fl = floor[n]
         nr = near[n, y]
         o = inv[n, y]

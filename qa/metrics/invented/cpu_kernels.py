@@ -122,8 +122,8 @@ def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray,
     Each of ``n_parts`` parts of the output rows (per image) runs on one thread, in order: the W-filtered
     product rows it needs are made once each into a ring of rows (a few MB, in L3), and the output rows are the
     H filter over the ring, :data:`OUT_ROWS` rows product by product (the ring rows of one product they read
-    stay in L2 between them; one output row at a time read the whole ring from L3 for each row). No product or
-    W-filtered plane exists in memory."""
+    stay in L2 between them: about 5% faster than one row at a time on one thread, within the noise on two).
+    No product or W-filtered plane exists in memory."""
     nf = len(feats)
     n_img = feats[0].shape[0]
     n_out_h = out.shape[0]
@@ -217,6 +217,31 @@ def _up_row(row: np.ndarray, taps: np.ndarray, first: int, o: np.ndarray, buf: n
                 buf[i] += tt * src[i]
         for i in range((n - p + stride - 1) // stride):
             o[stride * i + p] = buf[i]
+
+
+@njit(cache=True, inline="always")
+def _up_col(c: np.ndarray, taps: np.ndarray, first: int, y: int, o: np.ndarray) -> None:
+    """Row ``y`` of :func:`upsample_h` of one (m', M) field ``c`` into ``o`` (M,), the same arithmetic: the
+    H interpolation made row by row where it is needed, without the (n, M) field."""
+    stride = taps.shape[0] + 1
+    half = taps.shape[1] // 2
+    i = y // stride
+    p = y % stride
+    if p == 0:
+        s = c[first + i]
+        for k in range(o.shape[0]):
+            o[k] = s[k]
+        return
+    s0 = first - half + 1 + i
+    s = c[s0]
+    t0 = taps[p - 1, 0]
+    for k in range(o.shape[0]):
+        o[k] = t0 * s[k]
+    for q in range(1, taps.shape[1]):
+        s = c[s0 + q]
+        tq = taps[p - 1, q]
+        for k in range(o.shape[0]):
+            o[k] += tq * s[k]
 
 
 @njit(cache=True, parallel=True)

@@ -28,6 +28,12 @@ def ok(*xs: torch.Tensor) -> bool:
     return all(P.kernel_ok(x) for x in xs)
 
 
+def interp_ok(stride: int, extra: int) -> bool:
+    """Whether coarse fields (every ``stride`` px from ``-stride extra``) are interpolated inside the kernels
+    (:func:`residual`, :func:`place`): a decimated grid with the interpolator's reach beyond the edges."""
+    return stride > 1 and extra >= T.INTERP_HALF
+
+
 def on_kernels(x: torch.Tensor) -> bool:
     """Whether an analysis of ``x`` runs (mostly) on the compiled kernels: a CPU tensor, kernels enabled."""
     return P.USE_KERNELS and x.device.type == "cpu"
@@ -72,11 +78,10 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
              sigma: float, extra: int) -> torch.Tensor:
     """``target - sum_i c_i feats[i]`` ((N, H, W)) with the four coarse coefficient fields ``coef`` ((N, h', w')
     samples every ``stride`` px from ``-stride extra``) interpolated to full resolution row by row, never stored."""
-    n, h, w = target.shape
-    coef_h = P.upsample_h(_stacked(coef), h, stride, sigma, extra)  # (4, N, H, w')
+    coarse = _stacked(coef).contiguous()  # (4, N, h', w')
     out = torch.empty_like(target)
     with K.launch():
-        KF.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coef_h.numpy(),
+        KF.residual(target.contiguous().numpy(), tuple(f.contiguous().numpy() for f in feats), coarse.numpy(),
                    P.interp_taps(stride, float(sigma)), extra, out.numpy())
     return out
 
@@ -86,12 +91,11 @@ def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: t
     """``max(0, excess - floor) * near / wide`` (0 where ``wide`` is 0) per pixel, (N, H, W): ``excess`` and
     ``wide`` coarse fields (N, h', w') interpolated to full resolution row by row, ``floor`` (N,), ``near`` (N,
     H, W); added into ``into`` when given (and returned)."""
-    h = near.shape[-2]
-    both = P.upsample_h(torch.stack([excess, wide]), h, stride, sigma, extra)  # (2, N, H, w')
     out = torch.empty_like(near) if into is None else into
     with K.launch():
-        KF.placed_excess(both[0].numpy(), floor.to(torch.float32).cpu().numpy(), near.contiguous().numpy(),
-                        both[1].numpy(), P.interp_taps(stride, float(sigma)), extra, into is not None, out.numpy())
+        KF.placed_excess(excess.contiguous().numpy(), floor.to(torch.float32).cpu().numpy(),
+                        near.contiguous().numpy(), wide.contiguous().numpy(), P.interp_taps(stride, float(sigma)),
+                        extra, into is not None, out.numpy())
     return out
 
 

@@ -233,7 +233,7 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
     """The oracle's pointwise residual ``target - sum_i coef_i feat_i`` of a local fit, (N, H, W): the four
     coarse coefficient fields (N, h', w') interpolated to full resolution (:func:`to_full`) first."""
     h, w = target.shape[-2:]
-    if C.ok(target, *feats, *coef):
+    if C.ok(target, *feats, *coef) and C.interp_ok(stride, EXTRA):
         return C.residual(target, feats, coef, stride, F.WINDOW_SIGMA, EXTRA)
     c = to_full(torch.cat(coef), h, w, F.WINDOW_SIGMA, stride).chunk(4)
     return target - (c[0] * feats[0] + c[1] * feats[1] + c[2] * feats[2] + c[3] * feats[3])
@@ -253,7 +253,7 @@ def place_excess(excess: torch.Tensor, floor: torch.Tensor, r: torch.Tensor, wid
     place) with ``wide`` (N, h', w') its coarse window energy; added into ``into`` when given."""
     h, w = r.shape[-2:]
     r2 = C.squared(r, in_place=True)
-    if C.ok(excess, r2, wide):
+    if C.ok(excess, r2, wide) and C.interp_ok(WINDOW_STRIDE, EXTRA):
         return C.place(excess, floor, P.blur2d(r2, F.MAP_SIGMA), wide, WINDOW_STRIDE, F.WINDOW_SIGMA, EXTRA, into)
     band_inv = (to_full(excess, h, w, F.WINDOW_SIGMA) - floor.float()[:, None, None]).clamp_min(0.0)
     band_inv.mul_(sharpen(r2, to_full(wide, h, w, F.WINDOW_SIGMA)))
