@@ -220,6 +220,9 @@ def test_region_map(both_paths, shape: tuple[int, ...]) -> None:
 def test_pointwise_steps(both_paths, shape: tuple[int, ...]) -> None:
     a, b = _rand(*shape, seed=4), _rand(*shape, seed=5)
     _close(*both_paths(lambda: C.sub(a, b)))
+    got_band, want_band = both_paths(lambda: C.band(a, b))
+    _close(got_band[0], want_band[0])
+    assert torch.allclose(got_band[1], want_band[1], rtol=1e-6)
     _close(*both_paths(lambda: C.squared(a)))
     _close(*both_paths(lambda: C.squared(a.clone(), in_place=True)))
     got, want = both_paths(lambda: C.shift_pairs(a, F.PREDICT_OFFSETS)

@@ -22,16 +22,23 @@ def luma(hwc: np.ndarray, out: np.ndarray) -> None:
             o[x] = wr * src[x, 0] + wg * src[x, 1] + wb * src[x, 2]
 
 
+@njit(cache=True, inline="always")
+def _row_diff(a: np.ndarray, b: np.ndarray, t: int, out: np.ndarray) -> np.ndarray:
+    """Row ``t`` of the (B, H, W) planes: ``out = a - b`` there; returns that row of ``out``."""
+    h = out.shape[1]
+    ra = a[t // h, t % h]
+    rb = b[t // h, t % h]
+    o = out[t // h, t % h]
+    for x in range(o.shape[0]):
+        o[x] = ra[x] - rb[x]
+    return o
+
+
 @njit(cache=True, parallel=True)
 def diff(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     """``out = a - b``, (B, H, W)."""
-    n_planes, h, w = out.shape
-    for t in prange(n_planes * h):
-        ra = a[t // h, t % h]
-        rb = b[t // h, t % h]
-        o = out[t // h, t % h]
-        for x in range(w):
-            o[x] = ra[x] - rb[x]
+    for t in prange(out.shape[0] * out.shape[1]):
+        _row_diff(a, b, t, out)
 
 
 @njit(cache=True, parallel=True, fastmath={"reassoc", "nsz"})
@@ -40,11 +47,7 @@ def band(a: np.ndarray, b: np.ndarray, out: np.ndarray, sq_rows: np.ndarray) -> 
     summation order is free, so the sums vectorise)."""
     n_planes, h, w = out.shape
     for t in prange(n_planes * h):
-        ra = a[t // h, t % h]
-        rb = b[t // h, t % h]
-        o = out[t // h, t % h]
-        for x in range(w):
-            o[x] = ra[x] - rb[x]
+        o = _row_diff(a, b, t, out)
         acc = 0.0
         for x in range(w):
             v = np.float64(o[x])
