@@ -96,8 +96,8 @@ def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g
                  lo: int, stride: int, fr: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
     """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` filtered along W into ``dest``
     (P, n_out): each feature row reflect-extended (``idx``, ``lo``: see :func:`_gather`) and split into its
-    phases in one pass (``fr``: (F, stride, width); ``ph``: (stride, width) scratch), the products formed phase by phase (contiguous,
-    vectorised) straight into the buffer the taps read."""
+    phases in one pass (``fr``: (F, stride, width); ``ph``: (stride, width) scratch), the products formed phase
+    by phase (contiguous, vectorised) straight into the buffer the taps read."""
     n_out = dest.shape[1]
     width = fr.shape[2]
     for f in range(len(feats)):
@@ -260,30 +260,11 @@ def upsample_w(c: np.ndarray, taps: np.ndarray, first: int, out: np.ndarray) -> 
 def upsample_h(c: np.ndarray, taps: np.ndarray, first: int, chunk: int, out: np.ndarray) -> None:
     """:func:`upsample_w` along the middle axis: ``c`` (B, m', M) -> ``out`` (B, n, M), in chunks of ``chunk``
     columns."""
-    stride = taps.shape[0] + 1
-    half = taps.shape[1] // 2
     nb, n, m_cols = out.shape
     n_chunks = (m_cols + chunk - 1) // chunk
     for t in prange(nb * n * n_chunks):
         b, y, c0, c1 = _row_chunk(t, n, n_chunks, chunk, m_cols)
-        o = out[b, y, c0:c1]
-        i = y // stride
-        p = y % stride
-        if p == 0:
-            s = c[b, first + i, c0:c1]
-            for k in range(c1 - c0):
-                o[k] = s[k]
-            continue
-        s0 = first - half + 1 + i
-        s = c[b, s0, c0:c1]
-        t0 = taps[p - 1, 0]
-        for k in range(c1 - c0):
-            o[k] = t0 * s[k]
-        for q in range(1, taps.shape[1]):
-            s = c[b, s0 + q, c0:c1]
-            tq = taps[p - 1, q]
-            for k in range(c1 - c0):
-                o[k] += tq * s[k]
+        _up_col(c[b, :, c0:c1], taps, first, y, out[b, y, c0:c1])
 
 
 @njit(cache=True, parallel=True)

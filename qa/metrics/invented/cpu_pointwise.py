@@ -91,8 +91,8 @@ def shift_pairs(r: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
         up = r[n, _reflect(y + dy, h)]
         down = r[n, _reflect(y - dy, h)]
         o = out[k, n, y]
-        lo = max(abs(dx), 0)
-        hi = w - abs(dx)
+        lo = abs(dx)
+        hi = w - lo
         for x in range(min(lo, w)):
             o[x] = up[_reflect(x + dx, w)] + down[_reflect(x - dx, w)]
         for x in range(lo, hi):  # both neighbours inside: plain (vectorised) reads

@@ -191,7 +191,7 @@ def plane_sums(x: torch.Tensor, square: bool = False) -> torch.Tensor:
 
 def region_map(energy: torch.Tensor, r: int) -> torch.Tensor:
     """:func:`qa.metrics.invented.torch_map.region_map` of (N, H, W) float32 CPU ``energy`` with the compiled
-    kernels (:func:`qa.metrics.invented.cpu_fused.closing_sqrt`): the same values."""
+    kernels (:func:`qa.metrics.invented.cpu_map.closing_sqrt`): the same values."""
     x = energy.contiguous()
     out = torch.empty_like(x)
     scratch = torch.empty_like(x)

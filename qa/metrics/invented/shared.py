@@ -50,11 +50,6 @@ def _digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _digests(arrays: list[np.ndarray]) -> list[str]:
-    """:func:`_digest` of each array (each on all of torch's threads)."""
-    return [_digest(a) for a in arrays]
-
-
 class AnalysisCache:
     """Invented-detail results (:class:`~qa.metrics.invented.functional.InventedResult`), HF energies and distortions,
     computed by :mod:`qa.metrics.invented.torch_analysis` in batches (see the module docstring for the scoping rules)."""
@@ -130,7 +125,7 @@ class AnalysisCache:
         items = list(items)
         new = list({id(a): a for it in items for a in it if id(a) not in self._digests}.values())
         self._held.extend(new)
-        self._digests.update(zip(map(id, new), _digests(new), strict=True))
+        self._digests.update((id(a), _digest(a)) for a in new)
         seen: set[str] = set()
         out = []
         for it in items:
