@@ -20,9 +20,9 @@ from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff, verify_chain
 from qa.gate.status import status_text
 from qa.store import Store
-from tests.foundation.helpers import make_refset, register_test_decoders
 from tests.gate.helpers import register
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
+from tests.helpers import make_refset, register_test_decoders
 
 POLICY = """
 [policy]

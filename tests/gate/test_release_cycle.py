@@ -24,7 +24,7 @@ from qa.gate.signoff import record_signoff
 from qa.refset.manifest import write_manifest
 from qa.store import Store
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
-from tests.gate.test_plugin import INNER, SUITES
+from tests.session.helpers import INNER, SUITES
 
 pytestmark = pytest.mark.slow
 

@@ -28,9 +28,9 @@ from qa.gate.signoff import (
 from qa.gate.status import status_text
 from qa.store import Store
 from qa.store.anchor import read_anchor, write_anchor
-from tests.foundation.helpers import make_refset
 from tests.gate.helpers import register
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
+from tests.helpers import make_refset
 
 REPO = Path(__file__).resolve().parents[2]
 STRICT = """

@@ -10,7 +10,7 @@ from qa.decoders.l2p import LDMPiDDecoder, make_l2p
 from qa.engine.run import RunConfig, RunEngine
 from qa.registries import DECODERS
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 
 
 @pytest.mark.parametrize("kind", ["l2p", "ldm+pid"])

@@ -22,7 +22,7 @@ from qa.generate.nets import L2P_DIR, sample
 from qa.generate.noise import initial_noise
 from qa.registries import DECODERS
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 
 pytestmark = pytest.mark.skipif(not (L2P_DIR / "model.safetensors").is_file(), reason="shipped L2P weights absent")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 from tests.report.helpers import MAP_METRIC, MISSING_METRIC, XSS, add_review_rows, build_store, registered
 
 

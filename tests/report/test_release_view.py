@@ -25,8 +25,8 @@ from qa.report.browser import render, screenshot
 from qa.report.build import write_report
 from qa.report.export import find_browser
 from qa.store import Store
-from tests.foundation.helpers import make_refset
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
+from tests.helpers import make_refset
 
 #: images the candidate adds grain to (the others are decoded exactly as by the approved run)
 GRAINY = ("tile01", "tile04")

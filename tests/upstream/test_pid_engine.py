@@ -10,7 +10,7 @@ import pytest
 
 from qa.engine.run import RunConfig, RunEngine
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 from tests.upstream.conftest import PidParts
 
 pytestmark = pytest.mark.upstream

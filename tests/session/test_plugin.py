@@ -12,12 +12,9 @@ import qa.metrics.fidelity  # noqa: F401
 import qa.session.suite  # noqa: F401  (imported here so pytester's in-process runs do not re-import it each time)
 from qa.gate.policy import load_policy
 from qa.store import Store
-from tests.foundation.helpers import make_refset
 from tests.gate.helpers import register
-
-#: options of every inner run: no cache, no hypothesis plugin (in-process runs would re-import it each time)
-INNER = ("-p", "no:hypothesispytest", "-W", "ignore::pytest.PytestAssertRewriteWarning")
-SUITES = Path(__file__).resolve().parents[2] / "suites"
+from tests.helpers import make_refset
+from tests.session.helpers import INNER, SUITES
 
 POLICY = """
 [policy]

@@ -15,7 +15,7 @@ from qa.gate.policy import default_policy_path
 from qa.refset.manifest import resolve_reference_set
 from qa.settings import SOURCE_ROOT, get_settings, resolve_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_settings_come_from_files_and_environment(tmp_path: Path) -> None:

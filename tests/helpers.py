@@ -1,4 +1,4 @@
-"""Small reference sets and test decoders shared by the foundation tests."""
+"""Small reference sets and test decoders shared by tests of several parts (engine, gate, report, session, generate, ray)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 QA = ROOT / "qa"
 RUNTIME = ["qa", "qa.cli.main", "qa.engine", "qa.decoders", "qa.metrics", "qa.gate", "qa.report", "qa.registries",
            "qa.pytest_plugin", "qa.decoders.l2p", "qa.metrics.agreement", "qa.zoo.models"]

@@ -20,7 +20,7 @@ from qa.errors import ManifestError, QAError, WeightsMissingError
 from qa.hashing import sha256_file
 from qa.refset.build import build_reference_set
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS_ENV = "QA_TEST_DECODER_WEIGHTS"

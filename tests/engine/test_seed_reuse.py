@@ -14,7 +14,7 @@ from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.metrics.fidelity import PSNR
 from qa.store import Store
-from tests.foundation.helpers import make_refset
+from tests.helpers import make_refset
 
 
 class NoisyBicubic(BicubicDecoder):

@@ -2,7 +2,7 @@
 
 import sys
 
-from tests.foundation.helpers import register_test_decoders
+from tests.helpers import register_test_decoders
 
 if __name__ == "__main__":
     register_test_decoders()

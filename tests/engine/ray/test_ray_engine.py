@@ -13,8 +13,8 @@ ray = pytest.importorskip("ray", reason="Ray is optional: pip install 'qa[ray]'"
 from qa.engine import ray_engine, ray_worker  # noqa: E402
 from qa.engine.run import RunConfig, RunEngine  # noqa: E402
 from qa.store import Store  # noqa: E402
-from tests.foundation.helpers import make_refset  # noqa: E402
-from tests.ray.helpers import KILL_CASE, ChannelMeans, setup  # noqa: E402
+from tests.engine.ray.helpers import KILL_CASE, ChannelMeans, setup  # noqa: E402
+from tests.helpers import make_refset  # noqa: E402
 
 feature_cache = pytest.importorskip("qa.metrics.feature_cache")
 to_uint8 = feature_cache.to_uint8

@@ -14,7 +14,7 @@ import pytest
 from qa.engine.run import RunConfig, RunEngine
 from qa.errors import UnknownNameError
 from qa.store import Store
-from tests.foundation.helpers import make_refset, register_test_decoders
+from tests.helpers import make_refset, register_test_decoders
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def test_bad_cases_are_error_rows_and_run_finishes(tmp_path: Path) -> None:
 
 def _cli(args: list[str], **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "tests.foundation.run_with_test_decoders", *args],
+    return subprocess.Popen([sys.executable, "-m", "tests.engine.run_with_test_decoders", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

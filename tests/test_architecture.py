@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 QA = ROOT / "qa"
 
 #: part -> the parts it must never import (see docs/ARCHITECTURE.md, "Arrows that must never exist")
