@@ -13,7 +13,7 @@ export PYTHONPATH=${PYTHONPATH:-$PWD}
 "$PY" -c "import torch, sys; ok = torch.cuda.is_available(); print('cuda:', ok, torch.cuda.get_device_name(0) if ok else ''); sys.exit(0 if ok else 3)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 # 1. correctness on the GPU: the CUDA test (CPU vs GPU vs oracle) and the torch-vs-oracle tests
-"$PY" -m pytest -q -rs tests/invented/test_torch.py tests/invented/test_torch_fine.py tests/invented/test_torch_speedups.py tests/invented/test_shared.py -m "not slow"
+"$PY" -m pytest -q -rs tests/metrics/invented/test_analysis.py tests/metrics/invented/test_fine_band.py tests/metrics/invented/test_speedups.py tests/metrics/invented/test_cache.py -m "not slow"
 # 2. timings: every per-image metric at 256..4096 px on the GPU (torchmetrics on the GPU too); the float64 oracle
 #    stays on the CPU, so its cells stop at --max-seconds (estimate x4 per doubling)
 "$PY" -m benchmarks.metrics_resolution --device cuda --threads 2 --repeats 3 --max-seconds 30

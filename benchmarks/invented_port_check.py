@@ -28,8 +28,7 @@ import torch
 
 from benchmarks.planted.cases import Case, build
 from benchmarks.planted.evaluate import DEFAULT_THRESHOLD, report
-from qa.metrics.invented import functional as F
-from qa.metrics.invented import torch_analysis as A
+from qa.metrics.invented import analyse, oracle
 
 Row = dict[str, object]
 
@@ -62,20 +61,20 @@ def save_oracle(path: str, rows: list[Row]) -> None:
 
 def _rows(cases: list[Case], oracle_file: str | None) -> tuple[list[Row], list[Row], dict[str, float]]:
     t_oracle = t_port = 0.0
-    oracle = load_oracle(oracle_file, cases) if oracle_file else []
-    port = []
+    oracle_rows = load_oracle(oracle_file, cases) if oracle_file else []
+    port_rows = []
     for c in cases:
         if not oracle_file:
             t = time.perf_counter()
-            want = F.invented_detail(c.output, c.reference)
+            want = oracle.invented_detail(c.output, c.reference)
             t_oracle += time.perf_counter() - t
-            oracle.append(_row(c, want.invented, want.lost, want.map))
+            oracle_rows.append(_row(c, want.invented, want.lost, want.map))
         t = time.perf_counter()
-        got = A.analyse(torch.from_numpy(c.output).permute(2, 0, 1)[None],
-                        torch.from_numpy(c.reference).permute(2, 0, 1)[None]).result(0)
+        got = analyse(torch.from_numpy(c.output).permute(2, 0, 1)[None],
+                      torch.from_numpy(c.reference).permute(2, 0, 1)[None]).result(0)
         t_port += time.perf_counter() - t
-        port.append(_row(c, got.invented, got.lost, got.map))
-    return oracle, port, {"oracle_s": t_oracle, "port_s": t_port}
+        port_rows.append(_row(c, got.invented, got.lost, got.map))
+    return oracle_rows, port_rows, {"oracle_s": t_oracle, "port_s": t_port}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,23 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.limit:
             cases = cases[: args.limit]
         src = os.path.join(args.oracle, f"oracle_{split}.npz") if args.oracle else None
-        oracle, port, times = _rows(cases, src)
+        oracle_rows, port_rows, times = _rows(cases, src)
         if args.save_oracle:
             os.makedirs(args.save_oracle, exist_ok=True)
-            save_oracle(os.path.join(args.save_oracle, f"oracle_{split}.npz"), oracle)
-        pairs = list(zip(oracle, port, strict=True))
+            save_oracle(os.path.join(args.save_oracle, f"oracle_{split}.npz"), oracle_rows)
+        pairs = list(zip(oracle_rows, port_rows, strict=True))
         d_inv = max(abs(float(a["invented_detail"]) - float(b["invented_detail"])) for a, b in pairs)  # type: ignore[arg-type]
         d_lost = max(abs(float(a["lost_detail"]) - float(b["lost_detail"])) for a, b in pairs)  # type: ignore[arg-type]
         d_map = max(float(np.abs(np.asarray(a["map"]) - np.asarray(b["map"])).max()) for a, b in pairs)
         flips = sum(int(((np.asarray(a["map"]) > DEFAULT_THRESHOLD) != (np.asarray(b["map"]) > DEFAULT_THRESHOLD)).sum())
                     for a, b in pairs)
         heads = []
-        for rows in (oracle, port):
+        for rows in (oracle_rows, port_rows):
             with contextlib.redirect_stdout(io.StringIO()):
                 heads.append(report(rows, DEFAULT_THRESHOLD))
         worst = max(worst, d_inv, d_lost)
         how = f"oracle read from {src}" if src else f"oracle {times['oracle_s']:.0f} s"
-        print(f"split {split}: {len(oracle)} cases; {how}, torch {times['port_s']:.1f} s "
+        print(f"split {split}: {len(oracle_rows)} cases; {how}, torch {times['port_s']:.1f} s "
               f"(1 image per call, {args.threads} thread(s))")
         print(f"  max |invented_detail diff| {d_inv:.2e}, max |lost_detail diff| {d_lost:.2e}, max |map diff| "
               f"{d_map:.2e} luma, pixels on the other side of the {DEFAULT_THRESHOLD} threshold: {flips}")

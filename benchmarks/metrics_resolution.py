@@ -6,7 +6,7 @@ For each side (default 256, 1024, 2048, 4096) one reference (a package photo, bi
 - ``qa``: ``METRICS.factory(name)(device=...)``, ``prepare([sample])`` then ``compute(sample)`` as the engine calls it (the invented-detail
   family in torch float32 on ``--device``; the shared analysis cache is cleared before every timed call, so each
   number includes its own analysis);
-- ``oracle``: the float64 numpy functions of :mod:`qa.metrics.invented.functional` the torch port is tested against
+- ``oracle``: the float64 numpy functions of :mod:`qa.metrics.invented.oracle` the torch port is tested against
   (``invented_consistent`` needs two analyses: output vs reference and redecoded vs baseline);
 - ``torchmetrics``: the peer where one exists (psnr, ssim, ms_ssim; (1, 3, H, W) tensors on ``--device``).
 
@@ -81,7 +81,7 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str,
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
     from qa.metrics.base import ImageSample
-    from qa.metrics.invented import functional as F
+    from qa.metrics.invented import oracle
     from qa.registries import METRICS as REG
 
     base = np.clip(out * 0.98 + 0.01, 0, 1).astype(np.float32)
@@ -93,15 +93,15 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str,
         kwargs = {"device": device} if "device" in inspect.signature(factory).parameters else {}
         metric = factory(**kwargs)
         calls[(name, "qa")] = lambda m=metric: (m.prepare([sample]), m.compute(sample))  # type: ignore[misc]
-    oracle = {
-        "invented_detail": lambda: F.invented_detail(out, ref),
-        "invented_consistent": lambda: (F.invented_detail(out, ref), F.invented_detail(sample.redecoded, base)),
-        "invented_detail_baseline": lambda: F.invented_detail(out, base),
-        "distortion": lambda: F.distortion(out, ref),
-        "hf_energy_ratio": lambda: F.hf_energy(out) / F.hf_energy(ref),
-        "seed_variance": lambda: F.seed_std_map([out, base]),
+    oracle_calls = {
+        "invented_detail": lambda: oracle.invented_detail(out, ref),
+        "invented_consistent": lambda: (oracle.invented_detail(out, ref), oracle.invented_detail(sample.redecoded, base)),
+        "invented_detail_baseline": lambda: oracle.invented_detail(out, base),
+        "distortion": lambda: oracle.distortion(out, ref),
+        "hf_energy_ratio": lambda: oracle.hf_energy(out) / oracle.hf_energy(ref),
+        "seed_variance": lambda: oracle.seed_std_map([out, base]),
     }
-    for name, fn in oracle.items():
+    for name, fn in oracle_calls.items():
         if name in names:
             calls[(name, "oracle (float64)")] = fn
     t_out = torch.from_numpy(out).permute(2, 0, 1)[None].to(device)
@@ -131,10 +131,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # qa's torch metrics raise glibc's mmap/trim thresholds on their first call (process-wide); set it before
     # anything runs, so that qa, the oracle and torchmetrics all run under the same allocator setting
-    from qa.metrics.invented.torch_ops import keep_freed_memory
+    from qa.metrics.torch_memory import keep_freed_memory
 
     keep_freed_memory()
-    from qa.metrics.invented.shared import CACHE
+    from qa.metrics.invented.cache import CACHE
 
     names = tuple(m for m in args.metrics.split(",") if m)
     unknown = sorted(set(names) - set(METRICS))

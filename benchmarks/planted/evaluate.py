@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from benchmarks.planted.cases import Case, build
-from qa.metrics.invented import functional as F
+from qa.metrics.invented import oracle
 
 #: the global map threshold (luma RMS amplitude of invented detail), fitted on the tune split only
 DEFAULT_THRESHOLD = 0.0045
@@ -50,11 +50,11 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def score_one(c: Case) -> dict[str, object]:
     """Invented detail (scalar, finest band's share, map), lost detail, distortion, PSNR and SSIM of one case."""
-    res = F.invented_detail(c.output, c.reference)
+    res = oracle.invented_detail(c.output, c.reference)
     return {
         "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
         "invented_detail": res.invented, "fine_invented": res.fine_invented, "lost_detail": res.lost,
-        "distortion": F.distortion(c.output, c.reference),
+        "distortion": oracle.distortion(c.output, c.reference),
         "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
     }
 

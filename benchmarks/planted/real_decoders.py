@@ -19,7 +19,7 @@ import torch
 
 from qa.decoders.base import DecodeBatch
 from qa.imageio import load_image
-from qa.metrics.invented import functional as F
+from qa.metrics.invented import oracle
 from qa.refset.manifest import load_reference_set
 
 
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         z = gen.encoder.encode(t)
         batch = DecodeBatch([item.id], [item.caption], latents=z, size=ref.shape[:2])
         outs = [d.decode(batch, 0)[0].numpy().transpose(1, 2, 0).clip(0, 1) for d in (gen, base)]
-        scores = [F.invented_detail(o, ref).invented for o in outs]
-        ratio = F.hf_energy(outs[0]) / F.hf_energy(outs[1])
+        scores = [oracle.invented_detail(o, ref).invented for o in outs]
+        ratio = oracle.hf_energy(outs[0]) / oracle.hf_energy(outs[1])
         wins += scores[0] > scores[1]
         n += 1
         print(f"{item.id:28s} {scores[0]:10.4f} {scores[1]:10.4f}  {ratio:6.2f}", flush=True)

@@ -29,7 +29,7 @@ from qa.decoders.l2p import L2PMiniDecoder, LDMPiDDecoder, LDMVAEDecoder
 from qa.generate.nets import L2P_DIR, LDM_DIR, WEIGHTS_DIR
 from qa.generate.text import TRAIN_CAPTIONS
 from qa.metrics.functional.fidelity import psnr, ssim_map
-from qa.metrics.invented.functional import latent_nrmse
+from qa.metrics.invented.metrics import latent_nrmse
 
 #: prompts that are not training captions (words partly seen, partly unseen)
 HELDOUT_PROMPTS = ("a red car on a street", "a green plant on a table", "a brown dog face", "a cat on a sofa")

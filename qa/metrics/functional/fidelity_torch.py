@@ -22,7 +22,7 @@ from qa.metrics.functional.fidelity import (
     check_ms_ssim_pair,
     gaussian_kernel1d,
 )
-from qa.metrics.invented.torch_ops import keep_freed_memory
+from qa.metrics.torch_memory import keep_freed_memory
 
 
 def ms_ssim_torch(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0, device: str = "cpu") -> float:

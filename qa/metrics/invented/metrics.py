@@ -1,4 +1,4 @@
-"""Invented-detail metric classes: thin wrappers over :mod:`qa.metrics.invented.functional`.
+"""The invented-detail metric classes: what the registry names and the engine scores.
 
 Per image, with a reference: ``invented_detail`` (+ map), ``lost_detail``, ``distortion``, ``hf_energy_ratio``;
 with a baseline decode: ``hf_energy_ratio_baseline``; with the latent and an encoder: ``latent_consistency``;
@@ -6,9 +6,9 @@ with all of reference, baseline and ``redecoded``: ``invented_consistent`` / ``i
 sum to ``invented_detail``). Per case, across seeds: ``seed_variance`` (+ map). Definitions and the validation
 are in ``docs/hallucination.md``.
 
-Every metric here runs in torch float32 on its ``device`` (:mod:`qa.metrics.invented.torch_analysis`); the engine calls
-``prepare(samples)`` first, so each pair is analysed once, batched per image size, and shared by every metric
-that needs it (:mod:`qa.metrics.invented.shared`). :mod:`qa.metrics.invented.functional` (float64 numpy) is the tests' oracle.
+Every metric here runs the torch analysis (:mod:`qa.metrics.invented.analysis`) on its ``device``; the engine
+calls ``prepare(samples)`` first, so each pair is analysed once, batched per image size, and shared by every
+metric that needs it (:mod:`qa.metrics.invented.cache`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
-from qa.metrics.invented import functional as F
-from qa.metrics.invented import torch_analysis as A
-from qa.metrics.invented.shared import CACHE, OnDevice, sample_pairs, to_batch
+from qa.metrics.invented import dispatch
+from qa.metrics.invented.analysis import seed_std
+from qa.metrics.invented.cache import CACHE, OnDevice, sample_pairs, to_batch
+from qa.metrics.invented.model import METHOD_VERSION, InventedResult
 
 #: map value (luma RMS amplitude of invented detail) shown as full white in map PNGs; fixed across images
 MAP_FULL_SCALE = 0.05
@@ -48,10 +49,10 @@ def _reference(metric: ImageMetric, sample: ImageSample) -> tuple[np.ndarray, np
     return out, _checked(metric.name, "reference", sample.reference, out.shape)
 
 
-def invented_result(output: np.ndarray, reference: np.ndarray, device: str = "cpu") -> F.InventedResult:
+def invented_result(output: np.ndarray, reference: np.ndarray, device: str = "cpu") -> InventedResult:
     """The invented-detail analysis of one pair (torch, on ``device``), shared by every metric that needs it
     (keyed by a hash of the pixels, so a changed array is never served a stale result; see
-    :mod:`qa.metrics.invented.shared`)."""
+    :mod:`qa.metrics.invented.cache`)."""
     return CACHE.invented(output, reference, device)
 
 
@@ -60,12 +61,12 @@ class InventedDetail(OnDevice):
 
     Normalised by max(output, reference) band energy. ``map``: RMS amplitude of invented detail per pixel (luma
     units, 0 = none; PNG maps show ``MAP_FULL_SCALE`` as white), grey-closed so that gaps of up to 8 px between
-    invented structures read as one region (:func:`~qa.metrics.invented.functional.region_map`). Blur, colour and tone shifts, JPEG, resampling,
+    invented structures read as one region (:func:`~qa.metrics.invented.dispatch.region_map`). Blur, colour and tone shifts, JPEG, resampling,
     sub-pixel shifts and i.i.d. noise score near 0 (see ``docs/hallucination.md`` for the measured separation).
     """
 
     name = "invented_detail"
-    version = "4"
+    version = METHOD_VERSION
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference",)
@@ -92,7 +93,7 @@ class InventedDetailBaseline(OnDevice):
     """
 
     name = "invented_detail_baseline"
-    version = "4"
+    version = METHOD_VERSION
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("baseline",)
@@ -202,6 +203,18 @@ class HFEnergyRatioBaseline(OnDevice):
         CACHE.prefill(samples, (), self.device, hf=[a for p in sample_pairs(samples, "output", "baseline") for a in p])
 
 
+def latent_nrmse(latent: np.ndarray, reencoded: np.ndarray) -> float:
+    """RMS(E(D(z)) - z) / std(z) over all latent elements; 0 = the output re-encodes exactly to its latent."""
+    z = np.asarray(latent, np.float64)
+    e = np.asarray(reencoded, np.float64)
+    if z.shape != e.shape:
+        raise ValueError(f"latent {z.shape} and re-encoded latent {e.shape} differ in shape")
+    scale = float(z.std())
+    if scale == 0.0:
+        raise ValueError("latent is constant (std 0): normalised error undefined")
+    return float(np.sqrt(np.mean((e - z) ** 2)) / scale)
+
+
 class LatentConsistency(ImageMetric):
     """Normalised RMSE between the re-encoded output E(D(z)) and the latent z: RMS(E(D(z)) - z) / std(z).
     0 = the output re-encodes exactly to its latent. Range [0, inf)."""
@@ -219,12 +232,12 @@ class LatentConsistency(ImageMetric):
         if reason is not None or sample.latent is None or sample.reencoded is None:
             raise NotApplicable(reason or "not applicable: needs latent and encoder")
         try:
-            return MetricValue(F.latent_nrmse(sample.latent, sample.reencoded))
+            return MetricValue(latent_nrmse(sample.latent, sample.reencoded))
         except ValueError as exc:
             raise MetricInputError(f"{self.name}: {exc}") from exc
 
 
-def split_invented(sample: ImageSample, name: str, device: str = "cpu") -> tuple[F.InventedResult, np.ndarray]:
+def split_invented(sample: ImageSample, name: str, device: str = "cpu") -> tuple[InventedResult, np.ndarray]:
     """Invented-detail result and the per-pixel contradicting invented energy (luma^2).
 
     The output's invention that moves the latent shows in ``redecoded`` = D(E(output)) against ``baseline`` =
@@ -247,8 +260,13 @@ def split_invented(sample: ImageSample, name: str, device: str = "cpu") -> tuple
     return res, np.minimum(res.invented_energy, contra.invented_energy)
 
 
-def _denominator(res: F.InventedResult) -> float:
+def _denominator(res: InventedResult) -> float:
     return max(res.out_energy, res.ref_energy)
+
+
+def _region_map(energy: np.ndarray) -> np.ndarray:
+    """The map of an (H, W) float32 invented-energy field, as the analysis makes its own (on the CPU)."""
+    return dispatch.region_map(torch.from_numpy(np.ascontiguousarray(energy))[None])[0].numpy()
 
 
 class InventedContradicting(OnDevice):
@@ -256,7 +274,7 @@ class InventedContradicting(OnDevice):
     ``map``: its RMS amplitude per pixel (luma units)."""
 
     name = "invented_contradicting"
-    version = "4"
+    version = METHOD_VERSION
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -267,7 +285,7 @@ class InventedContradicting(OnDevice):
     def compute(self, sample: ImageSample) -> MetricValue:
         res, contra = split_invented(sample, self.name, self.device)
         den = _denominator(res)
-        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=F.region_map(contra))
+        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(contra))
 
 
 class InventedConsistent(OnDevice):
@@ -275,7 +293,7 @@ class InventedConsistent(OnDevice):
     unverifiable), in [0, 1]; ``invented_consistent + invented_contradicting = invented_detail``."""
 
     name = "invented_consistent"
-    version = "4"
+    version = METHOD_VERSION
     higher_is_better = False
     value_range = (0.0, 1.0)
     needs = ("reference", "baseline")
@@ -287,7 +305,7 @@ class InventedConsistent(OnDevice):
         res, contra = split_invented(sample, self.name, self.device)
         cons = np.maximum(res.invented_energy - contra, 0.0)
         den = _denominator(res)
-        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=F.region_map(cons))
+        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(cons))
 
 
 class SeedVariance(OnDevice):
@@ -312,5 +330,5 @@ class SeedVariance(OnDevice):
         shapes = {o.shape for o in outs}
         if len(shapes) != 1:
             raise MetricInputError(f"{self.name}: seed outputs differ in shape: {sorted(shapes)}")
-        std = A.seed_std([to_batch([o], torch.device(self.device)) for o in outs]).cpu().numpy()
+        std = seed_std([to_batch([o], torch.device(self.device)) for o in outs]).cpu().numpy()
         return MetricValue(float(std.mean()), map=std, extra={"max": float(std.max()), "n_seeds": len(outs)})

@@ -1,0 +1,55 @@
+"""A pair whose output and reference are the same pixels (a decoder whose baseline is itself: output vs
+baseline) is not fitted: its result is built directly and matches the float64 oracle on equal images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from qa.metrics.invented import analysis, oracle
+from qa.metrics.invented.cache import CACHE, to_batch
+
+
+def _photo() -> np.ndarray:
+    return np.ascontiguousarray(data.astronaut()[40:200, 60:252]).astype(np.float32) / 255.0
+
+
+def test_identical_result_matches_the_oracle_on_equal_images() -> None:
+    x = _photo()
+    want = oracle.invented_detail(x, x)
+    got = analysis.analyse_identical(to_batch([x], torch.device("cpu"))).result(0)
+    assert got.invented == want.invented == 0.0
+    assert got.fine_invented == want.fine_invented == 0.0
+    assert got.lost == pytest.approx(want.lost, abs=1e-5)  # the oracle's ridge leaves about 1e-6
+    assert got.out_energy == pytest.approx(want.out_energy, rel=1e-4)
+    assert got.ref_energy == pytest.approx(want.ref_energy, rel=1e-4)
+    assert got.noise_floor == pytest.approx(want.noise_floor, rel=1e-6)
+    assert got.map.shape == want.map.shape and not got.map.any() and not want.map.any()
+
+
+def test_cache_does_not_fit_an_identical_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = _photo()
+    y = np.clip(x + 0.03 * np.random.default_rng(0).standard_normal(x.shape), 0, 1).astype(np.float32)
+    fitted: list[int] = []
+    real = analysis.analyse
+
+    def counting(outputs: torch.Tensor, references: torch.Tensor) -> analysis.InventedBatch:
+        fitted.append(int(outputs.shape[0]))
+        return real(outputs, references)
+
+    monkeypatch.setattr(analysis, "analyse", counting)
+    CACHE.clear()
+    scope: list[object] = []
+    twin = x.copy()  # same pixels, another array (as the engine's baseline of a deterministic decoder)
+    CACHE.prefill(scope, [(x, twin), (y, x)], "cpu")
+    assert fitted == [1]  # only the pair that differs was fitted
+    same = CACHE.invented(x, twin, "cpu")
+    assert same.invented == 0.0 and same.lost == 0.0
+    assert CACHE.invented(y, x, "cpu").invented > 0.0
+    CACHE.clear()
+    # outside a scope the same short cut applies
+    assert CACHE.invented(x, x.copy(), "cpu").invented == 0.0
+    assert fitted == [1]
+    CACHE.clear()

@@ -1,0 +1,134 @@
+"""The metric classes: needs, NotApplicable messages, the latent split, registry wiring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as nn_functional
+
+from qa.decoders.simple import AreaDownsample
+from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
+from qa.metrics.invented import (
+    Distortion,
+    HFEnergyRatio,
+    HFEnergyRatioBaseline,
+    InventedConsistent,
+    InventedContradicting,
+    InventedDetail,
+    LatentConsistency,
+    LostDetail,
+    SeedVariance,
+)
+from qa.metrics.invented.metrics import latent_nrmse
+from qa.registries import METRICS
+from tests.metrics.invented.synth import add_luma, box, texture
+
+
+def _t(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t[0].numpy().transpose(1, 2, 0))
+
+
+def _upscale_sample(photo: np.ndarray, delta: np.ndarray | None) -> ImageSample:
+    """x4 upscale track with area-x4 encoder: z = E(ref), output = bicubic(z) (+ delta), baseline = bicubic(z)."""
+    enc = AreaDownsample(4)
+    z = enc.encode(_t(photo))
+    up = lambda lat: nn_functional.interpolate(lat, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
+    base = _np(up(z))
+    out = base if delta is None else add_luma(base, delta)
+    reenc = enc.encode(_t(out))
+    return ImageSample("c", out, reference=photo, latent=z[0].numpy(), reencoded=reenc[0].numpy(),
+                       baseline=base, redecoded=_np(up(reenc)))
+
+
+def test_registered_and_declared() -> None:
+    for name in ("invented_detail", "lost_detail", "distortion", "hf_energy_ratio", "hf_energy_ratio_baseline",
+                 "latent_consistency", "invented_consistent", "invented_contradicting", "seed_variance"):
+        m = METRICS.create(name)
+        assert m.name == name and m.higher_is_better is False
+    assert METRICS.create("seed_variance").level == "case"
+
+
+@pytest.mark.parametrize("cls", [InventedDetail, LostDetail, Distortion, HFEnergyRatio])
+def test_reference_metrics_without_reference_are_not_applicable(cls: type, photo: np.ndarray) -> None:
+    with pytest.raises(NotApplicable, match="needs reference.*generation track"):
+        cls().compute(ImageSample("c", photo, reference_note="generation track"))
+
+
+def test_size_mismatch_is_an_input_error(photo: np.ndarray) -> None:
+    with pytest.raises(MetricInputError, match="same size"):
+        InventedDetail().compute(ImageSample("c", photo, reference=photo[:64, :64]))
+
+
+def test_invented_detail_value_and_map(photo: np.ndarray) -> None:
+    m = box(40, 80, 40, 80)
+    mv = InventedDetail().compute(ImageSample("c", add_luma(photo, 0.06 * texture(5) * m), reference=photo))
+    assert 0.0 < mv.value <= 1.0
+    assert mv.map is not None and mv.map.shape == photo.shape[:2] and mv.map.dtype == np.float32
+    assert float(mv.map.min()) >= 0.0 and m[np.unravel_index(int(np.argmax(mv.map)), m.shape)]
+
+
+def test_latent_consistency_bicubic_near_zero_texture_larger(photo: np.ndarray) -> None:
+    lc = LatentConsistency()
+    plain = lc.compute(_upscale_sample(photo, None)).value
+    # a texture with 8-px structure: survives 4x4 averaging, so it moves the latent
+    invented = lc.compute(_upscale_sample(photo, 0.08 * texture(6) * box(0, 96, 0, 96))).value
+    assert plain < 0.1
+    assert invented > 2 * plain
+    with pytest.raises(NotApplicable, match="needs latent"):
+        lc.compute(ImageSample("c", photo, reference=photo))
+
+
+def test_split_null_space_invention_is_consistent(photo: np.ndarray) -> None:
+    """A 2x2 checker sums to 0 over every 4x4 block: invisible to area-x4, so all of it is 'consistent'; a
+    16-px stripe pattern survives the averaging, so most of it contradicts the latent."""
+    yy, xx = np.mgrid[:96, :96]
+    checker = np.where(((yy // 2) + (xx // 2)) % 2 == 0, 1.0, -1.0) * box(24, 72, 24, 72)
+    stripes = np.sin(2 * np.pi * xx / 16.0) * box(24, 72, 24, 72)
+    for delta, consistent_share in ((0.1 * checker, (0.9, 1.0)), (0.1 * stripes, (0.0, 0.5))):
+        s = _upscale_sample(photo, delta)
+        total = InventedDetail().compute(s).value
+        cons = InventedConsistent().compute(s).value
+        contra = InventedContradicting().compute(s).value
+        assert total > 0.003
+        assert cons + contra == pytest.approx(total, rel=1e-6)
+        assert consistent_share[0] <= cons / total <= consistent_share[1]
+
+
+def test_split_needs_redecoded(photo: np.ndarray) -> None:
+    with pytest.raises(NotApplicable, match="redecoded"):
+        InventedConsistent().compute(ImageSample("c", photo, reference=photo, baseline=photo))
+
+
+def test_hf_ratio_baseline(photo: np.ndarray) -> None:
+    s = _upscale_sample(photo, 0.06 * texture(7) * box(0, 96, 0, 96))
+    assert HFEnergyRatioBaseline().compute(s).value > 1.5
+    assert HFEnergyRatio().compute(ImageSample("c", photo, reference=photo)).value == pytest.approx(1.0)
+    flat = np.full_like(photo, 0.5)
+    with pytest.raises(NotApplicable, match="no high-frequency energy"):
+        HFEnergyRatio().compute(ImageSample("c", photo, reference=flat))
+
+
+def test_seed_variance(photo: np.ndarray) -> None:
+    sv = SeedVariance()
+    same = sv.compute(ImageSample("c", photo, seed_outputs=[photo, photo.copy(), photo.copy()]))
+    assert same.value == 0.0 and same.map is not None and float(same.map.max()) == 0.0
+    m = box(10, 30, 10, 30)
+    outs = [add_luma(photo, 0.05 * texture(s) * m) for s in range(3)]
+    diff = sv.compute(ImageSample("c", outs[0], seed_outputs=outs))
+    assert diff.value > 0 and diff.map is not None
+    assert float(diff.map[~m].max()) < 1e-6 < float(diff.map[m].mean())
+    with pytest.raises(NotApplicable, match="needs seeds"):
+        sv.compute(ImageSample("c", photo, seed_outputs=[photo]))
+
+
+def test_latent_nrmse() -> None:
+    z = np.random.default_rng(0).normal(size=(4, 8, 8))
+    assert latent_nrmse(z, z) == 0.0
+    assert latent_nrmse(z, z + 0.1 * z.std()) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="differ in shape"):
+        latent_nrmse(z, z[:, :4])
