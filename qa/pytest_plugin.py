@@ -1,6 +1,7 @@
 """pytest plugin for release suites: options, fixtures and hooks only; the logic is in :mod:`qa.session.suite`.
 
-Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--db``, ``--seeds``, ``--policy``.
+Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--trusted-keys``, ``--db``,
+``--seeds``, ``--policy``.
 Fixtures: ``qa_run`` (the candidate run, run now or reused), ``qa_baseline`` (from ``--baseline``),
 ``qa_decoder_baseline`` (the policy's decoder baseline), ``qa_policy``, ``gate`` and ``qa_metric`` (parametrized
 over the policy's metrics that the test's check applies to). A suite module names its policy file in
@@ -33,7 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--decoder", default=None, help="decoder to gate (see `qa decoders`); without it suites skip")
     group.addoption("--reference-set", default="default", help="reference set name or folder (default: default)")
     group.addoption("--baseline", default="approved",
-                    help="'approved' (last approved run of this decoder), a run id, or 'decoder:NAME'")
+                    help="'approved' (the verified approved run of this decoder), a baseline FILE from `qa baseline "
+                    "export`, 'none' (first release), a run id, or 'decoder:NAME'; without an approved run, or when "
+                    "it does not verify, the baseline tests fail with the reason")
+    group.addoption("--trusted-keys", default=None, type=Path,
+                    help="allowed_signers file that verifies approvals (default $QA_TRUSTED_KEYS, then the "
+                    "trusted_keys setting)")
     group.addoption("--db", default=None, type=Path, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
     group.addoption("--seeds", default=2, type=int, help="seeds 0..N-1 for stochastic decoders (default 2)")
     group.addoption("--policy", default=None, type=Path, help="policy TOML (default: each suite's own)")
@@ -53,7 +59,8 @@ def _session(config: pytest.Config) -> SuiteSession:
 
         opts = SuiteOptions(decoder=config.getoption("--decoder"), reference_set=config.getoption("--reference-set"),
                             baseline=config.getoption("--baseline"), db=config.getoption("--db"),
-                            seeds=config.getoption("--seeds"), policy=config.getoption("--policy"))
+                            seeds=config.getoption("--seeds"), policy=config.getoption("--policy"),
+                            trusted_keys=config.getoption("--trusted-keys"))
         config.stash[SESSION_KEY] = SuiteSession(opts)
     return config.stash[SESSION_KEY]
 
@@ -169,7 +176,8 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
 @pytest.fixture(scope="module")
 def qa_baseline(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy,
                 record_testsuite_property: Any) -> Baseline:
-    """The ``--baseline`` (default ``approved``); its ``run`` is None (with a note) when there is none yet."""
+    """The ``--baseline`` (default ``approved``, verified); when it cannot be used its ``error`` says why and every
+    comparison with it fails."""
     sess = _session(request.config)
     b = sess.baseline(sess.options.baseline, qa_run)
     sess.note_baseline(qa_run, qa_policy, b)

@@ -88,13 +88,28 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from qa.gate import cli as gate
     return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy,
-                                     decoder=args.decoder, fmt=args.fmt))
+                                     decoder=args.decoder, fmt=args.fmt, trusted=args.trusted_keys))
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from qa.gate import baseline_file
+
+    if args.action == "verify":
+        if args.file is None:
+            raise QAError("qa baseline verify needs the FILE", "qa baseline verify release/pid-baseline.parquet")
+        print("\n".join(baseline_file.file_summary(args.file, args.trusted_keys)))
+        return 0
+    if not (args.decoder and args.out):
+        raise QAError("qa baseline export needs --decoder NAME and --out FILE")
+    print(baseline_file.export_baseline(_store(args), args.decoder, args.out, args.trusted_keys,
+                                        reference_set=args.reference_set, thumbnails=args.thumbnails))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from qa.report import build as report
     path = report.write_report(_store(args), out=args.out, weekly=args.weekly, since=args.since,
-                               decoders=args.decoder, png_dir=args.png)
+                               decoders=args.decoder, png_dir=args.png, trusted=args.trusted_keys)
     print(path)
     return 0
 
@@ -112,12 +127,7 @@ def cmd_signoff(args: argparse.Namespace) -> int:
         return 0
     store = _store(args)
     if args.action == "verify":
-        problems, n, head_seq, head_hash = signoff.chain_summary(store, args.trusted_keys)
-        for p in problems:
-            print(p)
-        print(f"{n} sign-off(s); head seq {head_seq}, hash {head_hash[:16] or '-'}")
-        print("sign-off chain intact" if not problems else f"{len(problems)} problem(s) in the sign-off chain")
-        return 0 if not problems else 1
+        return _verify(signoff, store, args)
     if args.action in ("list", "show"):
         return _print_signoffs(signoff, store, args)
     if not (args.run and args.decision):
@@ -125,8 +135,34 @@ def cmd_signoff(args: argparse.Namespace) -> int:
                       "or `qa signoff list`, `qa signoff show --seq N`, `qa signoff verify`")
     seq = signoff.record_signoff(store, run_id=args.run, reviewer=args.reviewer, decision=args.decision,
                                  note=args.note, override=args.override, key=args.key, trusted=args.trusted_keys,
-                                 policy=args.policy)
-    print(f"recorded: sign-off seq {seq}, {args.decision} of {args.run}")
+                                 policy=args.policy, decoder=args.decoder)
+    row = signoff.signoff_rows(store, seq=seq)[0]
+    print(f"recorded: sign-off seq {seq}, {args.decision} of {row.run_id} (evidence sha256 {row.evidence_sha256})")
+    print(f"chain head: {row.hash}")
+    return 0
+
+
+def _verify(signoff: Any, store: Store, args: argparse.Namespace) -> int:
+    """`qa signoff verify`: every finding, the full head, and --expect-head. Exit 0 intact, 1 findings."""
+    check, evidence = signoff.chain_report(store, args.trusted_keys)
+    for line in check.broken + evidence:
+        print(line)
+    by_seq = {r.seq: r for r in check.rows}
+    for seq, why in sorted(check.not_counting.items()):
+        print(f"{check.where(by_seq[seq])} does not count: {why}" if seq in by_seq else why)
+    for note in check.notes:
+        print(f"note: {note}")
+    head = str(check.head.get("hash") or "")
+    print(f"{len(check.rows)} sign-off(s); head seq {check.head.get('seq', 0)}, hash {head or '-'}")
+    bad = len(check.broken) + len(evidence) + len(check.not_counting)
+    if args.expect_head is not None and args.expect_head.strip() != head:
+        print(f"head {head or '-'} is not the expected {args.expect_head.strip()}: the chain was rolled back, "
+              "extended or replaced since the expected head was recorded")
+        bad += 1
+    if bad:
+        print(f"{bad} problem(s) in the sign-off chain")
+        return 1
+    print("sign-off chain intact; every approval's evidence verifies")
     return 0
 
 
@@ -138,18 +174,18 @@ def _print_signoffs(signoff: Any, store: Any, args: argparse.Namespace) -> int:
         rows = signoff.signoff_rows(store, seq=args.seq)
         if not rows:
             raise QAError(f"no sign-off with seq {args.seq}", "`qa signoff list` shows the sequence numbers")
-        names = ["seq", "run", "reviewer", "decision", "note", "override", "signed at", "gate", "policy sha256",
-                 "signer key", "prev hash", "hash"]
-        for name, value in zip(names, rows[0], strict=True):
-            print(f"{name:>13}: {'' if value is None else value}")
-        print("(as stored; `qa signoff verify --trusted-keys FILE` checks signatures and the chain)")
+        from dataclasses import asdict
+
+        for name, value in asdict(rows[0]).items():
+            print(f"{name.replace('_', ' '):>20}: {'' if value is None else value}")
+        print("(as stored; `qa signoff verify --trusted-keys FILE` checks signatures, evidence and the chain)")
         return 0
     rows = signoff.signoff_rows(store, run_id=args.run)
     if not rows:
         print("no sign-offs" + (f" of run {args.run}" if args.run else ""))
         return 0
-    print(_table([[str(r[0]), str(r[1]), str(r[2]), str(r[3]) + (" (override)" if r[5] else ""), str(r[6])[:19],
-                   str(r[7] or "-"), " ".join(str(r[4] or "").split())[:60]] for r in rows],
+    print(_table([[str(r.seq), r.run_id, r.reviewer, r.decision + (" (override)" if r.override else ""),
+                   str(r.signed_at)[:19], r.gate_id or "-", " ".join(r.note.split())[:60]] for r in rows],
                  ["seq", "run", "reviewer", "decision", "signed at", "gate", "note"]))
     return 0
 
@@ -167,7 +203,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
     from qa.gate import status
 
-    print(status.status_output(store, args.decoder, fmt, report))
+    print(status.status_output(store, args.decoder, fmt, report, getattr(args, "trusted_keys", None)))
     return 0
 
 

@@ -16,6 +16,7 @@ EPILOG = """examples:
   qa run --resume RUN_ID                    finish an interrupted run (only unfinished shards are redone)
   qa score --reference ref/ --candidate out/ --out scores.csv --maps maps/
   qa gate --run latest --decoder pid       exit 0 pass, 1 fail, 2 error (see qa gate --help)
+  qa baseline export --decoder pid --out release/pid-baseline.parquet   the approved run, for CI
   qa report --weekly --out reports/weekly.html
   qa decoders | qa metrics | qa weights list
 
@@ -25,13 +26,27 @@ The database defaults to reports/qa.duckdb ($QA_DB overrides it; --db wins over 
 GATE_EPILOG = """exit status:
   0  nothing blocks the release (pass, or needs-review that the policy allows)
   1  the release is blocked (a check failed, or needs review the policy does not allow)
-  2  the gate could not be decided (no such run, ambiguous --run latest, bad baseline or policy)
+  2  the gate could not be decided: no such run, ambiguous --run latest, bad policy, or no baseline it can
+     trust (no approved run, approved on other reference content, a sign-off chain or baseline file that does
+     not verify, no trusted-keys file)
+
+baselines:
+  approved   the latest approval that verifies against the trusted keys (signature, key bounds, evidence)
+  FILE       a baseline file written by `qa baseline export` (verified the same way; for CI runners)
+  none       no run baseline: the first release of a decoder (bounds and decoder baselines only)
+  RUN_ID, decoder:NAME   a comparison; it never unlocks approval
+
+trusted keys (for approved and FILE): --trusted-keys FILE, else $QA_TRUSTED_KEYS, else trusted_keys in
+[tool.qa] / qa.toml (relative to that file). Without them an approved baseline cannot be verified: exit 2.
 
 examples:
-  qa gate --run latest --decoder pid                     the latest pid run against the approved one
+  qa gate --run latest --decoder pid --trusted-keys release/allowed_signers
+  qa gate --decoder pid --baseline release/pid-baseline.parquet --format markdown >> "$GITHUB_STEP_SUMMARY"
+  qa gate --run RUN_ID --baseline none                   the first release: judge it by absolute bounds
   qa gate --run RUN_ID --baseline decoder:bicubic        against another decoder's run on the same set
-  qa gate --decoder pid --format markdown >> "$GITHUB_STEP_SUMMARY"
 """
+
+TRUSTED_HELP = "allowed_signers file of trusted reviewer keys (default $QA_TRUSTED_KEYS, then trusted_keys setting)"
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -92,18 +107,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default="latest", help="run id, or 'latest' = the latest run of --decoder (default %(default)s)")
     p.add_argument("--decoder", default=None, metavar="NAME",
                    help="scope 'latest' to this decoder (needed when the store has runs of several decoders)")
-    p.add_argument("--baseline", default="approved", help="run id, 'approved', or 'decoder:NAME' (default %(default)s)")
+    p.add_argument("--baseline", default="approved",
+                   help="'approved', a baseline FILE, 'none' (first release), a run id or 'decoder:NAME' "
+                   "(default %(default)s; see below)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     p.add_argument("--policy", type=Path, default=None, help="policy file (default: the suite's for the run's track)")
     p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
                    help="output: text (default), json, or markdown (for CI job summaries)")
     _add_db(p)
 
-    p = sub.add_parser("report", help="write a self-contained HTML report from the store")
+    p = sub.add_parser(
+        "baseline", help="export the verified approved run to one file for CI, or verify such a file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="export: writes the approved run of --decoder (verified against the trusted keys) with its\n"
+        "evidence (results, set results, image hashes, run identity, reference manifest, its gate) and the\n"
+        "signed sign-off chain into one Parquet file. Commit it beside the trusted-keys file; a CI runner with\n"
+        "an empty store gates against it (`qa gate --baseline FILE`, `pytest --baseline=FILE`). verify: checks a\n"
+        "file (bytes, signatures, evidence) and prints what it holds; exit 0 verified, 2 otherwise.",
+        epilog="examples:\n"
+        "  qa baseline export --decoder pid --out release/pid-baseline.parquet --trusted-keys release/allowed_signers\n"
+        "  qa baseline verify release/pid-baseline.parquet --trusted-keys release/allowed_signers")
+    p.add_argument("action", choices=["export", "verify"])
+    p.add_argument("file", nargs="?", type=Path, default=None, help="the baseline file (for verify)")
+    p.add_argument("--decoder", default=None, metavar="NAME", help="whose approved run to export")
+    p.add_argument("--reference-set", default=None, metavar="NAME",
+                   help="the reference set of the approval (default: that of the decoder's latest approval)")
+    p.add_argument("--out", type=Path, default=None, help="the file to write (.parquet)")
+    p.add_argument("--thumbnails", action="store_true", help="also store the images themselves (else their sha256)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
+    _add_db(p)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report from the store",
+                       description="Writes one self-contained HTML file: summary, candidate vs approved run per "
+                       "image, trends, gates and sign-offs of the selected runs. Approved runs are verified against "
+                       "the trusted keys (--trusted-keys, $QA_TRUSTED_KEYS or the trusted_keys setting); without "
+                       "them the report names none and says why.")
     p.add_argument("--weekly", action="store_true", help="the last 7 days")
     p.add_argument("--since", default=None, help="ISO date: only runs started since then")
     p.add_argument("--decoder", action="append", default=None, help="only these decoders")
     p.add_argument("--out", type=Path, default=Path("reports/report.html"), help="output file (default %(default)s)")
     p.add_argument("--png", type=Path, default=None, help="also export charts as PNG into this folder (needs kaleido + chromium)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     _add_db(p)
 
     p = sub.add_parser(
@@ -124,7 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none: record a sign-off (needs --run, --decision and a key); 'verify' checks the chain, "
                    "signatures and anchor; 'keygen' writes a new key pair; 'list' shows the sign-offs (of --run); "
                    "'show --seq N' one sign-off with every stored field")
-    p.add_argument("--run", default=None, help="run id (required to record; filters 'list')")
+    p.add_argument("--run", default=None,
+                   help="run id, or 'latest' (of --decoder) (required to record; filters 'list')")
+    p.add_argument("--decoder", default=None, metavar="NAME", help="scope --run latest to this decoder")
+    p.add_argument("--expect-head", default=None, metavar="HASH",
+                   help="with verify: fail (exit 1) unless the chain's head hash is HASH (e.g. kept in git)")
     p.add_argument("--seq", type=int, default=None, help="sign-off sequence number (for 'show')")
     p.add_argument("--reviewer", default=None, help="your name in the trusted-keys file (default: your key's only name)")
     p.add_argument("--decision", choices=["approve", "reject"], default=None, help="required to record")
@@ -145,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output: text (default), json, or markdown (for CI job summaries)")
     p.add_argument("--report", type=Path, default=Path("reports/report.html"),
                    help="the report file to link to (default %(default)s)")
+    p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     _add_db(p)
 
     sub.add_parser("decoders", help="list decoders: track, inputs, stochastic, scale, backend, availability")

@@ -11,40 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+from qa.gate.baseline import Baseline
 from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
 from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
 from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME`` or ``none``.
-
-    ``run`` is None when no such run exists; ``note`` then says why (e.g. "no approved run ...").
-    """
-
-    kind: str
-    run: RunInfo | None = None
-    note: str = ""
-    #: why comparing with this baseline would be unfair (e.g. another upscale factor): checks skip with it
-    inapplicable: str = ""
-
-    @property
-    def run_id(self) -> str | None:
-        return self.run.run_id if self.run else None
-
-    @property
-    def is_decoder(self) -> bool:
-        return self.kind.startswith("decoder:")
-
-    def describe(self) -> str:
-        if self.inapplicable:
-            return f"{self.kind} (does not apply: {self.inapplicable})"
-        return f"{self.kind} (run {self.run.run_id})" if self.run else f"{self.kind} (none: {self.note})"
 
 
 @dataclass
@@ -103,12 +78,19 @@ class GateContext:
         self.results: list[CheckResult] = []
         self._on_result = on_result
         self._cache: dict[tuple[str, str], MetricData] = {}
+        #: run id -> where a baseline run's rows are read (a baseline file); default: the candidate's store
+        self.readers: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------------------------------------
+    def read_from(self, baseline: Baseline) -> None:
+        """Read ``baseline``'s run from its own reader (a verified baseline file) rather than the store."""
+        if baseline.run is not None and baseline.reader is not None and baseline.run.run_id != self.run.run_id:
+            self.readers[baseline.run.run_id] = baseline.reader
+
     def data(self, run_id: str, metric: str) -> MetricData:
         key = (run_id, metric)
         if key not in self._cache:
-            self._cache[key] = load_metric(self.store, run_id, metric)
+            self._cache[key] = load_metric(self.readers.get(run_id, self.store), run_id, metric)
         return self._cache[key]
 
     def _emit(self, res: CheckResult) -> CheckResult:
@@ -242,11 +224,15 @@ class GateContext:
             res.verdict = "skipped"
             res.message = f"{metric} [{kind}]: baseline {baseline.kind} does not apply: {baseline.inapplicable}"
             return self._emit(res), "skipped"
+        if baseline.error:  # no approved run, a broken chain, a baseline file that does not verify: fail closed
+            res.verdict = "fail"
+            res.message = f"{metric} [{kind}]: cannot compare with baseline {baseline.kind}: {baseline.error}"
+            return self._emit(res), "closed"
         if baseline.run is None:
             res.message = f"{metric}: no baseline to compare with: {baseline.note}"
-            if baseline.kind == "approved":  # no approved run yet: bounds and decoder baselines still apply
+            if baseline.kind == "none":  # chosen explicitly (the first release): bounds and decoder baselines only
                 res.verdict = "skipped"
-                res.notes.append("no approved run")
+                res.notes.append("no baseline (--baseline none)")
                 return self._emit(res), "skipped"
             return self._closed(res, f"no baseline run: {baseline.note}", rule), "closed"
         reason = self._unavailable(metric)

@@ -13,13 +13,12 @@ from qa.errors import QAError
 from qa.store import Store
 from qa.store import results as store_results
 from qa.store import runs as store_runs
+from qa.store.db import Reader
 from qa.store.records import RunInfo
 from qa.store.results import case_problems, run_cases, run_metric_names
-from qa.store.signoffs import latest_decisions
 
-__all__ = ["GateError", "MetricData", "RunInfo", "case_problems", "latest_approved_run", "latest_decisions",
-           "latest_finished_run", "load_metric", "load_run", "run_cases", "run_metric_names", "run_settings",
-           "set_summary", "settings_diff", "settings_diff_text"]
+__all__ = ["GateError", "MetricData", "RunInfo", "case_problems", "latest_finished_run", "load_metric", "load_run",
+           "run_cases", "run_metric_names", "run_settings", "set_summary", "settings_diff", "settings_diff_text"]
 
 
 class GateError(QAError):
@@ -62,15 +61,6 @@ def latest_finished_run(store: Store, decoder: str, reference_set_sha256: str,
     return runs[0] if runs else None
 
 
-def latest_approved_run(store: Store, decoder: str, reference_set_sha256: str) -> RunInfo | None:
-    """The last run (by start time) of ``decoder`` on this reference set whose latest sign-off is approve."""
-    approved = [r for r, d in latest_decisions(store).items() if d == "approve"]
-    if not approved:
-        return None
-    runs = store_runs.finished_runs(store, decoder, reference_set_sha256, among=approved)
-    return runs[0] if runs else None
-
-
 @dataclass
 class MetricData:
     """One metric of one run. ``per_case``: case id -> mean over seeds of the ok values.
@@ -92,8 +82,9 @@ class MetricData:
         return self.n_rows > 0 or self.set_value is not None or bool(self.set_problem)
 
 
-def load_metric(store: Store, run_id: str, metric: str) -> MetricData:
-    """Per-case values and problems of ``metric`` in ``run_id`` (NaN values count as problems)."""
+def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
+    """Per-case values and problems of ``metric`` in ``run_id`` (NaN values count as problems); ``store`` is the
+    candidate's store or a loaded baseline file."""
     rows = store_results.metric_rows(store, run_id, metric)
     data = MetricData(metric=metric, n_rows=len(rows))
     sums: dict[str, list[float]] = {}

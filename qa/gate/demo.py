@@ -12,12 +12,16 @@ from qa.store import Store
 
 
 def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
-    """Gate every demo run (decoder name -> run id) against ``approved`` and, where the policy names a decoder
+    """Gate every demo run (decoder name -> run id) against the verified ``approved`` run (against no baseline,
+    said so, while the store has no sign-off at all: the first release) and, where the policy names a decoder
     baseline that the demo also ran at the same scale (e.g. esrgan x4 against bicubic x4), against its run.
 
     Returns one line per gate: decoder, verdict, run id, gate id, and the checks that did not pass.
     """
+    from qa.gate.signoff import signoff_rows
+
     lines: list[str] = []
+    spec = "approved" if signoff_rows(store) else "none"
     for decoder, run_id in run_ids.items():
         try:
             run = load_run(store, run_id)
@@ -25,11 +29,12 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
             base = policy.baseline_decoder
             if base and (base not in run_ids or not same_scale(run, load_run(store, run_ids[base]))):
                 policy = replace(policy, baseline_decoder="")  # not run here, or another input size: no pairing
-            outcome = gate_run(store, run_id, policy, "approved")
+            outcome = gate_run(store, run_id, policy, spec)
         except QAError as exc:
             lines.append(f"gate {decoder}: error: {str(exc).splitlines()[0]}")
             continue
-        against = ", ".join(b.kind if b.run else f"{b.kind} (none yet)" for b in outcome.baselines)
+        against = ", ".join(b.kind if b.run else "none (nothing approved yet: absolute bounds only)"
+                            if b.kind == "none" else f"{b.kind} (none yet)" for b in outcome.baselines)
         bad = [f"{r.metric} {r.kind}{' vs ' + r.baseline_kind if r.baseline_kind else ''}: {r.verdict}"
                for r in outcome.results if r.verdict in ("fail", "needs-review")]
         counts = {v: sum(r.verdict == v for r in outcome.results) for v in ("pass", "fail", "needs-review", "skipped")}

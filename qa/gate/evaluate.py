@@ -11,12 +11,13 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from qa.gate.checks import Baseline, CheckResult, GateContext, blocking, overall_verdict
 from qa.gate.data import (
     GateError,
     RunInfo,
-    latest_approved_run,
     latest_finished_run,
     load_run,
     run_settings,
@@ -29,21 +30,40 @@ from qa.store import runs as store_runs
 from qa.store.gates import insert_gate
 from qa.store.records import GateRecord
 
+#: the baseline chosen for a first release: no run baseline at all
+NONE_NOTE = "no baseline, chosen with --baseline none (the first release): absolute bounds and decoder baselines only"
 
-def resolve_baseline(store: Store, candidate: RunInfo, spec: str) -> Baseline:
-    """Resolve ``approved``, ``decoder:NAME`` or a run id against the candidate's decoder and reference set.
 
-    ``approved`` and ``decoder:NAME`` without a run give a :class:`Baseline` with ``run`` None and a note;
-    an explicit run id that does not exist, is unfinished or is on another reference set raises GateError.
+def is_baseline_file(spec: str) -> bool:
+    """Whether ``spec`` names a baseline file (``qa baseline export``) rather than a run id or keyword."""
+    return spec.endswith(".parquet") or ("/" in spec or "\\" in spec) or Path(spec).is_file()
+
+
+def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any = None) -> Baseline:
+    """Resolve ``approved``, ``none``, a baseline file, ``decoder:NAME`` or a run id for the candidate.
+
+    ``approved`` is the verified approved run of the candidate's decoder on its reference set, checked against
+    ``trusted`` (a :class:`qa.gate.signing.TrustedKeys` or file; default ``$QA_TRUSTED_KEYS``, then the
+    ``trusted_keys`` setting); a baseline file is verified the same way. No approved run, a broken chain, a file
+    that does not verify, or an approved run on other reference content raise GateError (fail closed).
+    ``decoder:NAME`` without a run gives a :class:`Baseline` with ``run`` None and a note; an explicit run id that
+    does not exist, is unfinished or is on another reference set raises GateError.
     """
     spec = spec.strip()
     if not spec:
-        raise GateError("empty baseline", "use 'approved', 'decoder:NAME' or a run id")
+        raise GateError("empty baseline", "use 'approved', 'none', a baseline file, 'decoder:NAME' or a run id")
     if spec == "approved":
-        run = latest_approved_run(store, candidate.decoder, candidate.reference_set_sha256)
-        note = "" if run else (f"no approved run of decoder {candidate.decoder!r} on reference set "
-                               f"{candidate.reference_set!r} yet (approve one with `qa signoff --decision approve`)")
-        return Baseline("approved", run, note)
+        from qa.gate.approved import approved_for
+
+        found = approved_for(store, candidate, trusted)
+        return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
+    if spec == "none":
+        return Baseline("none", None, NONE_NOTE)
+    if is_baseline_file(spec):
+        from qa.gate.baseline_file import approved_from_file
+
+        found = approved_from_file(Path(spec), candidate, trusted)
+        return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
     if spec.startswith("decoder:"):
         name = spec.split(":", 1)[1].strip()
         if not name:
@@ -150,11 +170,11 @@ def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | N
     return resolve_baseline(store, run, f"decoder:{dec}")
 
 
-def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None) -> list[Baseline]:
+def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None, trusted: Any = None) -> list[Baseline]:
     """The requested baseline plus the policy's decoder baseline (deduplicated; not the candidate's decoder)."""
     out: list[Baseline] = []
     if spec:
-        out.append(resolve_baseline(store, run, spec))
+        out.append(resolve_baseline(store, run, spec, trusted))
     dec = decoder_baseline(store, run, policy)
     if dec is not None and all(b.kind != dec.kind for b in out):
         out.append(dec)
@@ -165,6 +185,8 @@ def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baselin
     """Run the policy's checks in the suites' order: every case decoded, bounds, each metric against the run
     baseline, against the decoder baseline, and the worst images against the run baseline."""
     ctx = GateContext(store, run, policy)
+    for b in baselines:
+        ctx.read_from(b)
     ctx.cases_ok()
     for name in metrics_for(policy, "bounds"):
         rule = policy.rule(name)
@@ -204,6 +226,19 @@ def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> t
     return "", []
 
 
+def complete(policy: Policy, baselines: list[Baseline], results: list[CheckResult]) -> bool:
+    """Whether ``results`` hold every check :func:`evaluate` makes for these baselines (a pytest session run with
+    ``-k`` stores a partial gate: it never unlocks an approval)."""
+    want = {("cases", "case", "")} | {("bounds", m, "") for m in metrics_for(policy, "bounds")}
+    for b in baselines:
+        if b.is_decoder:
+            want |= {("baseline", m, b.kind) for m in metrics_for(policy, "decoder_baseline")}
+        else:
+            want |= {("baseline", m, b.kind) for m in metrics_for(policy, "baseline")}
+            want |= {("worst_images", m, b.kind) for m in metrics_for(policy, "worst_images")}
+    return want <= {(r.kind, r.metric, r.baseline_kind) for r in results}
+
+
 def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline], results: list[CheckResult],
                notes: list[str] | None = None) -> tuple[str, str]:
     """Insert one ``gates`` row for these results; returns (gate_id, verdict).
@@ -212,14 +247,16 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
     every baseline and every check.
     """
     verdict = overall_verdict(results)
-    first = baselines[0] if baselines else Baseline("none")
-    if first.run is None:  # e.g. the first gate of a decoder, before any approval: not "pass vs approved"
-        first = Baseline("none")
+    first = baselines[0] if baselines else Baseline("")  # "none" only when chosen: it may unlock a first approval
+    if first.error:  # a baseline that could not be used is recorded as such, never as "none"
+        first = Baseline(f"{first.kind} (unusable)")
     details = {
         "checks": [r.to_dict() for r in results],
-        "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note} for b in baselines],
+        "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note or b.error, "origin": b.origin}
+                      for b in baselines],
         "notes": list(notes or []),
         "blocks": blocking(results),
+        "complete": complete(policy, baselines, results),
         "policy_source": policy.source,
         "settings": run_settings(store, run.run_id),
         "settings_diff": settings_against(store, run, baselines)[1],
@@ -231,10 +268,11 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
 
 
 def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "approved",
-             decoder: str | None = None) -> GateOutcome:
-    """Decide and store the gate of ``run_id`` (``latest``: the latest run of ``decoder``) under ``policy``."""
+             decoder: str | None = None, trusted: Any = None) -> GateOutcome:
+    """Decide and store the gate of ``run_id`` (``latest``: the latest run of ``decoder``) under ``policy``;
+    ``trusted``: the trusted keys that verify an ``approved`` or file baseline (see :func:`resolve_baseline`)."""
     run = load_run(store, run_id, decoder)
-    baselines = baselines_for(store, run, policy, baseline)
+    baselines = baselines_for(store, run, policy, baseline, trusted)
     notes = gate_notes(run, policy, baselines)
     ctx = evaluate(store, run, policy, baselines)
     gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)

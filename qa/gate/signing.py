@@ -5,7 +5,11 @@
 * The **trusted-keys file** follows git's ``gpg.ssh.allowedSignersFile`` (SSH ``allowed_signers``): one line per
   key, ``PRINCIPALS [OPTIONS] ssh-ed25519 BASE64 [COMMENT]``, principals comma-separated (the reviewer names
   this key may sign as), ``#`` comments. It lives outside the database (in a repository, under review) and is
-  what ``qa signoff verify`` trusts; the database only stores public keys and signatures.
+  what ``qa signoff verify`` trusts; the database only stores public keys and signatures. Options as OpenSSH
+  reads them: ``valid-after``/``valid-before`` (``YYYYMMDD[HHMM[SS]]``, ``Z`` for UTC, else local time) bound
+  the signing time recorded in a row; ``namespaces="..."`` must include ``qa`` for the key to sign sign-offs;
+  ``cert-authority`` lines (SSH certificates) are refused with the reason. Removing a key's line revokes it:
+  rows it signed stop counting (and are reported); rows of keys still listed go on counting.
 
 A signature is a plain Ed25519 signature (64 bytes, base64) over ``DOMAIN + message``; it is not the SSHSIG
 format, so verify it with qa, not ``ssh-keygen -Y verify``.
@@ -16,10 +20,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import shlex
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -30,6 +36,8 @@ KEY_ENV = "QA_SIGNING_KEY"
 TRUSTED_ENV = "QA_TRUSTED_KEYS"
 PASSPHRASE_ENV = "QA_KEY_PASSPHRASE"
 KEY_TYPE = "ssh-ed25519"
+#: the signature namespace of qa sign-offs (an allowed_signers ``namespaces=`` option must list it)
+NAMESPACE = "qa"
 
 
 class SigningError(QAError):
@@ -90,9 +98,16 @@ def load_signing_key(path: str | Path | None) -> SigningKey:
     secret = os.environ.get(PASSPHRASE_ENV)
     try:
         key = serialization.load_ssh_private_key(data, password=secret.encode() if secret else None)
-    except (ValueError, TypeError) as exc:
-        raise SigningError(f"{p} is not a readable OpenSSH private key ({exc})",
-                           f"an encrypted key needs ${PASSPHRASE_ENV}; make a new one with `qa signoff keygen`") from exc
+    except UnsupportedAlgorithm as exc:  # an encrypted key needs bcrypt (a dependency of qa)
+        raise SigningError(f"{p} is encrypted and this Python cannot decrypt it ({exc})",
+                           "install qa's dependencies (`pip install bcrypt`)") from exc
+    except TypeError as exc:
+        raise SigningError(f"{p} is encrypted with a passphrase and ${PASSPHRASE_ENV} is not set",
+                           f"set ${PASSPHRASE_ENV} to the key's passphrase") from exc
+    except ValueError as exc:
+        why = "wrong passphrase in $" + PASSPHRASE_ENV if secret and "encrypt" not in str(exc).lower() else str(exc)
+        raise SigningError(f"{p} is not a readable OpenSSH private key ({why})",
+                           f"check ${PASSPHRASE_ENV}, or make a new key with `qa signoff keygen`") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningError(f"{p} is not an Ed25519 key", "make one with `qa signoff keygen --key PATH`")
     return SigningKey(key, public_text(key.public_key()), p)
@@ -121,30 +136,148 @@ def generate_key(path: str | Path, principal: str) -> tuple[Path, str]:
     return p, f"{principal} {public}"
 
 
+def signature_valid(public: str, signature: str, domain: bytes, message: bytes) -> bool:
+    """Whether ``signature`` is ``public``'s valid Ed25519 signature over ``domain + message`` (trust aside)."""
+    try:
+        parse_public(public).verify(base64.b64decode(signature, validate=True), domain + message)
+    except (InvalidSignature, ValueError, SigningError, IndexError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TrustedLine:
+    """One key line of the trusted-keys file. ``refused``: why qa cannot honour it ('' when it can)."""
+
+    line: int
+    principals: frozenset[str]
+    public: str
+    valid_after: datetime | None = None
+    valid_before: datetime | None = None
+    namespaces: tuple[str, ...] | None = None
+    refused: str = ""
+
+    def why_not(self, at: datetime | None) -> str:
+        """Why this line does not let its key sign a qa sign-off at ``at`` (naive UTC; None: now)."""
+        where = f"line {self.line}"
+        if self.refused:
+            return f"{where}: {self.refused}"
+        if self.namespaces is not None and NAMESPACE not in self.namespaces:
+            return (f"{where}: namespaces=\"{','.join(self.namespaces)}\" does not include {NAMESPACE!r}, so the key "
+                    "may not sign qa sign-offs")
+        when = at if at is not None else datetime.now(UTC).replace(tzinfo=None)
+        if self.valid_after is not None and when < self.valid_after:
+            return f"{where}: signed at {when:%Y-%m-%d %H:%M:%S} UTC, before the key's valid-after {self.valid_after} UTC"
+        if self.valid_before is not None and when >= self.valid_before:
+            return f"{where}: signed at {when:%Y-%m-%d %H:%M:%S} UTC, not before the key's valid-before {self.valid_before} UTC"
+        return ""
+
+
 @dataclass
 class TrustedKeys:
-    """The parsed trusted-keys file: public key text -> the principals it may sign as."""
+    """The parsed trusted-keys file: its key lines, and notes on lines qa refuses."""
 
     path: Path
-    keys: dict[str, set[str]] = field(default_factory=dict)
+    lines: list[TrustedLine] = field(default_factory=list)
+
+    @property
+    def keys(self) -> dict[str, set[str]]:
+        """public key text -> every principal it is listed with (refused lines included)."""
+        out: dict[str, set[str]] = {}
+        for t in self.lines:
+            out.setdefault(t.public, set()).update(t.principals)
+        return out
 
     def principals(self, public: str) -> set[str]:
-        """The names ``public`` may sign as (empty when the key is not trusted)."""
-        return self.keys.get(" ".join(public.split()[:2]), set())
+        """The names ``public`` may sign as now (empty when the key is not trusted or every line refuses it)."""
+        key = " ".join(public.split()[:2])
+        return {p for t in self.lines if t.public == key and not t.why_not(None) for p in t.principals}
+
+    def why_not(self, public: str, reviewer: str, at: datetime | None) -> str:
+        """Why ``public`` may not sign as ``reviewer`` at ``at`` (naive UTC; None: now); '' when it may."""
+        key = " ".join(public.split()[:2])
+        mine = [t for t in self.lines if t.public == key]
+        if not mine:
+            return (f"its key ({_fp(public)}) is not in the trusted-keys file {self.path} (revoked, or never "
+                    "trusted)")
+        named = [t for t in mine if reviewer in t.principals]
+        if not named:
+            names = sorted({p for t in mine for p in t.principals})
+            return f"the key that signed it ({_fp(public)}) may not sign as {reviewer!r} (its names: {', '.join(names)})"
+        reasons = [t.why_not(at) for t in named]
+        return "" if "" in reasons else f"the key ({_fp(public)}) in {self.path.name}: " + "; ".join(reasons)
 
     def verify(self, public: str, signature: str, domain: bytes, message: bytes) -> bool:
-        """Whether ``signature`` is ``public``'s valid signature over ``domain + message`` (False if untrusted)."""
-        if not self.principals(public):
-            return False
-        try:
-            parse_public(public).verify(base64.b64decode(signature, validate=True), domain + message)
-        except (InvalidSignature, ValueError, SigningError):
-            return False
-        return True
+        """Whether ``signature`` is a valid signature of a key listed (and not refused) in this file."""
+        return bool(self.principals(public)) and signature_valid(public, signature, domain, message)
+
+    def notes(self) -> list[str]:
+        """One line per key line qa refuses (cert-authority, unknown options)."""
+        return [f"{self.path}:{t.line}: {t.refused}" for t in self.lines if t.refused]
+
+
+def _fp(public: str) -> str:
+    try:
+        return fingerprint(public)
+    except (IndexError, ValueError):
+        return "unreadable key"
+
+
+def _time(value: str, where: str) -> datetime:
+    """An allowed_signers time (``YYYYMMDD[HHMM[SS]][Z]``; local time without ``Z``) as naive UTC."""
+    utc = value.endswith(("Z", "z"))
+    digits = value[:-1] if utc else value
+    fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(digits))
+    try:
+        if fmt is None or not digits.isdigit():
+            raise ValueError(value)
+        t = datetime.strptime(digits, fmt)
+    except ValueError as exc:
+        raise SigningError(f"{where}: time {value!r} is not YYYYMMDD[HHMM[SS]][Z]", "fix the line in the trusted-keys file") from exc
+    return t if utc else t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _options(text: str, where: str) -> dict[str, object]:
+    """valid_after, valid_before, namespaces and refused from an allowed_signers options field."""
+    out: dict[str, object] = {}
+    refused = []
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace, lexer.whitespace_split = ",", True
+    for opt in lexer:
+        name, _, value = opt.partition("=")
+        name = name.strip().lower()
+        if name == "cert-authority":
+            refused.append("cert-authority: this key is trusted to certify other keys (SSH certificates), which qa "
+                           "does not support; list each reviewer's own key instead")
+        elif name == "namespaces":
+            out["namespaces"] = tuple(n.strip() for n in value.split(",") if n.strip())
+        elif name in ("valid-after", "valid-before"):
+            out[name.replace("-", "_")] = _time(value.strip(), where)
+        else:
+            refused.append(f"unknown option {name!r}: qa cannot honour it, so it does not trust this key")
+    out["refused"] = "; ".join(refused)
+    return out
+
+
+def _split(line: str) -> list[str]:
+    """Whitespace-separated fields with double-quoted parts kept whole (quotes kept)."""
+    fields, cur, quoted = [], "", False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        if ch.isspace() and not quoted:
+            if cur:
+                fields.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        fields.append(cur)
+    return fields
 
 
 def load_trusted_keys(path: str | Path | None) -> TrustedKeys:
-    """Read the trusted-keys file (default ``$QA_TRUSTED_KEYS``); every bad line is an error naming it."""
+    """Read the trusted-keys file (default ``$QA_TRUSTED_KEYS``); every malformed line is an error naming it."""
     raw = path if path is not None else os.environ.get(TRUSTED_ENV)
     if not raw:
         raise SigningError("sign-offs are checked against a trusted-keys file outside the database, and none was given",
@@ -157,17 +290,20 @@ def load_trusted_keys(path: str | Path | None) -> TrustedKeys:
         raise SigningError(f"cannot read trusted-keys file {p}: {exc}", "pass --trusted-keys FILE") from exc
     trusted = TrustedKeys(p)
     for n, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
+        parts = _split(line)
         if not parts or parts[0].startswith("#"):
             continue
         at = next((i for i, t in enumerate(parts) if t == KEY_TYPE), None)
-        if at is None or at == 0 or at + 1 >= len(parts):
+        if at is None or at == 0 or at + 1 >= len(parts) or at > 2:
             raise SigningError(f"{p}:{n}: expected 'NAME[,NAME...] [OPTIONS] {KEY_TYPE} BASE64 [COMMENT]'",
                                "only Ed25519 keys are supported")
         public = f"{parts[at]} {parts[at + 1]}"
         parse_public(public, f"{p}:{n}")
-        names = {x for x in parts[0].split(",") if x}
-        trusted.keys.setdefault(public, set()).update(names)
-    if not trusted.keys:
+        names = frozenset(x for x in parts[0].strip('"').split(",") if x)
+        opts = _options(parts[1], f"{p}:{n}") if at == 2 else {"refused": ""}
+        trusted.lines.append(TrustedLine(n, names, public, opts.get("valid_after"),  # type: ignore[arg-type]
+                                         opts.get("valid_before"), opts.get("namespaces"),  # type: ignore[arg-type]
+                                         str(opts["refused"])))
+    if not trusted.lines:
         raise SigningError(f"trusted-keys file {p} lists no key", f"add lines 'NAME {KEY_TYPE} BASE64'")
     return trusted

@@ -1,103 +1,62 @@
-"""Release sign-offs: append-only rows in ``signoffs``, chained by sha256 and signed by the reviewer's key.
+"""Release sign-offs: append-only rows in ``signoffs``, chained by sha256, signed by the reviewer's key, and
+(format 3) signing the digest of the run's evidence.
 
-Each row's ``hash`` is ``sha256(prev_hash + canonical)``; ``canonical`` is the JSON (sorted keys) of seq,
-run_id, reviewer, decision, note, override, signed_at (ISO 8601, UTC, microseconds), prev_hash, and, from
-format 2 on, the gate and policy sha256 the approval rests on and the signer's public key. The reviewer signs
-that hash with an Ed25519 key (:mod:`qa.gate.signing`); the signature, key, gate and policy hash are kept in
-``signoff_proofs`` (same transaction). :mod:`qa.gate.signoff_verify` checks every row against a trusted-keys
-file that lives outside the database, and the chain's head against the anchor file (:mod:`qa.store.anchor`).
+A row's hash covers :mod:`qa.gate.signoff_format`'s canonical text: the decision, the gate and policy it rests
+on, the signer's key, the run's decoder and reference set, and the sha256 of everything the gate read of the run
+(:mod:`qa.gate.evidence`). The reviewer signs the hash with an Ed25519 key (:mod:`qa.gate.signing`); the
+signature and proof fields go into ``signoff_proofs`` (same transaction). :mod:`qa.gate.signoff_verify` checks
+the chain against a trusted-keys file outside the database and the head against the anchor (:mod:`qa.store.anchor`).
 
-Before a row is appended the whole chain is verified; the check, the row and the anchor are written while
-holding the database's single-writer lock. An approval needs a finished run whose latest gate under the
-track's shipped policy (or the ``policy`` named in the sign-off, hashed into it) passed; anything else needs
-``override`` with a note.
+Approval is judged against the approved baseline: without ``override``, a run may be approved only when its
+latest gate under the track's shipped policy (or the ``policy`` named, whose sha256 is signed) **against the
+current verified approved run** of its decoder and reference set passed. Before the first approval of a decoder
+on a reference set, that is a gate against no baseline, chosen explicitly (``qa gate --baseline none``).
+Gates against the run itself or against any other baseline never unlock approval. Before a row is appended
+the whole chain is verified; the check, the row and the anchor are written while holding the database's lock.
+Rows of revoked keys do not block sign-offs by keys still trusted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from qa.errors import QAError
-from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key, load_trusted_keys
+from qa.gate.approved import approved_run, broken_error, resolve_trusted
+from qa.gate.data import GateError, load_run
+from qa.gate.evidence import evidence
+from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key
+from qa.gate.signoff_format import (
+    DECISIONS,
+    HEAD_DOMAIN,
+    ROW_DOMAIN,
+    canonical_row_v3,
+    gate_passed,
+    head_message,
+    row_hash,
+)
+from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store import signoffs as store_signoffs
 from qa.store.anchor import anchor_path as _anchor_path
 from qa.store.anchor import write_anchor
-from qa.store.gates import latest_gate_under
-from qa.store.records import NewSignoff, SignoffRow
+from qa.store.db import Snapshot
+from qa.store.gates import latest_gate_against
+from qa.store.records import NewSignoff, RunInfo, SignoffRow, parse_json
 
-DECISIONS = ("approve", "reject")
-#: signature domains: a row's hash, and the anchor's head
-ROW_DOMAIN = b"qa-signoff-row-v2\0"
-HEAD_DOMAIN = b"qa-signoff-head-v2\0"
+__all__ = ["DECISIONS", "anchor_path", "approval_basis", "chain_report", "record_signoff", "signoff_rows",
+           "step_hook", "verify_chain"]
+
 #: test seam: called with "pending-anchor-written" and "committed" while the lock is held
 step_hook: Callable[[str], None] | None = None
-
-
-def canonical_row(seq: int, run_id: str, reviewer: str, decision: str, note: str, override: bool,
-                  signed_at: datetime) -> str:
-    """The exact text a format-1 (unsigned, older qa) sign-off row's hash covers."""
-    return json.dumps({"seq": int(seq), "run_id": run_id, "reviewer": reviewer, "decision": decision,
-                       "note": note, "override": bool(override),
-                       "signed_at": signed_at.isoformat(timespec="microseconds")}, sort_keys=True)
-
-
-def canonical_row_v2(seq: int, run_id: str, reviewer: str, decision: str, note: str, override: bool,
-                     signed_at: datetime, prev_hash: str, gate_id: str, policy_sha256: str, signer: str) -> str:
-    """The exact text a signed (format 2) row's hash covers: format 1's fields plus prev_hash, gate, policy, key."""
-    base = json.loads(canonical_row(seq, run_id, reviewer, decision, note, override, signed_at))
-    base |= {"format": 2, "prev_hash": prev_hash, "gate_id": gate_id, "policy_sha256": policy_sha256,
-             "signer": signer}
-    return json.dumps(base, sort_keys=True)
-
-
-def row_hash(prev_hash: str, canonical: str) -> str:
-    """sha256 hex of ``prev_hash + canonical``."""
-    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
-
-
-def head_message(seq: int, h: str) -> bytes:
-    """What the anchor's head signature covers."""
-    return f"{int(seq)} {h}".encode()
 
 
 def anchor_path(store: Store) -> Path:
     """The anchor file holding the chain's head: ``<db>.signoff-head``."""
     return _anchor_path(store.path)
-
-
-def gate_passed(verdict: str, details_json: str | None) -> bool:
-    """Whether a stored gate lets a release through: ``pass``, or a ``needs-review`` its policy allows."""
-    if verdict == "pass":
-        return True
-    if verdict != "needs-review":
-        return False
-    try:
-        return json.loads(details_json or "{}").get("blocks") is False
-    except (ValueError, AttributeError):
-        return False
-
-
-def approval_basis(con: duckdb.DuckDBPyConnection, run_id: str, status: str, policy_sha: str,
-                   policy_name: str) -> tuple[str, str]:
-    """(gate_id, reason): the gate an approval of ``run_id`` rests on, and why it cannot ('' when it can)."""
-    if status != "finished":
-        return "", f"run {run_id} is not finished (status {status})"
-    row = latest_gate_under(con, run_id, policy_sha)
-    if row is None:
-        return "", (f"run {run_id} has no gate under {policy_name} (sha256 {policy_sha[:12]}); gate it with "
-                    f"`qa gate --run {run_id}`")
-    if not gate_passed(str(row[1]), row[2]):
-        return str(row[0]), f"the latest gate of run {run_id} under {policy_name} ({row[0]}) is {row[1]}"
-    return str(row[0]), ""
 
 
 def _policy_of(track: str, policy: str | Path | None) -> tuple[str, str]:
@@ -108,9 +67,48 @@ def _policy_of(track: str, policy: str | Path | None) -> tuple[str, str]:
     return load_policy(path).sha256(), (f"policy {path}" if policy is not None else f"the shipped policy {path.name}")
 
 
+def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy_sha: str, policy_name: str,
+                   origin: str) -> tuple[str, str]:
+    """(gate_id, reason): the gate an approval of ``run`` rests on, and why it cannot ('' when it can).
+
+    The gate must be the run's latest under the policy against the current verified approved run of its decoder
+    on its reference set (kind ``approved``), or, when there is none yet, against no baseline (kind ``none``,
+    chosen with ``--baseline none``); and it must have passed. Raises GateError when the chain is broken or the
+    approved run's evidence changed."""
+    if run.status != "finished":
+        return "", f"run {run.run_id} is not finished (status {run.status})"
+    current = approved_run(db, check, run.decoder, run.reference_set, origin)
+    if current is not None and current.run.run_id == run.run_id:
+        return "", f"run {run.run_id} is already the approved run (sign-off seq {current.row.seq})"
+    if current is not None and current.run.reference_set_sha256 != run.reference_set_sha256:
+        return "", (f"the approved run {current.run.run_id} is on other content of reference set "
+                    f"{run.reference_set!r} ({current.run.reference_set_sha256[:12]}, this run "
+                    f"{run.reference_set_sha256[:12]}): approving this run re-baselines the decoder")
+    kind, base = ("approved", current.run.run_id) if current is not None else ("none", None)
+    g = latest_gate_against(db, run.run_id, policy_sha, kind, base)
+    against = f"the approved run {base}" if base else "no baseline (the first release: `--baseline none`)"
+    if g is None:
+        how = "--baseline approved" if base else "--baseline none"
+        return "", (f"run {run.run_id} has no gate under {policy_name} (sha256 {policy_sha[:12]}) against {against}; "
+                    f"gate it with `qa gate --run {run.run_id} {how}` (gates against itself or other baselines "
+                    "never unlock approval)")
+    details, _ = parse_json(g.details_json)
+    if not isinstance(details, dict) or details.get("complete") is not True:
+        return g.gate_id, (f"the latest gate of run {run.run_id} against {against} ({g.gate_id}) did not make every "
+                           "check of the policy (a pytest session with -k?): gate it with `qa gate`")
+    if not gate_passed(g.verdict, g.details_json):
+        return g.gate_id, f"the latest gate of run {run.run_id} under {policy_name} against {against} ({g.gate_id}) is {g.verdict}"
+    return g.gate_id, ""
+
+
 def _reviewer_of(key: SigningKey, trusted: TrustedKeys, reviewer: str | None) -> str:
     names = trusted.principals(key.public)
+    listed = trusted.keys.get(key.public)
     if not names:
+        if listed:
+            why = trusted.why_not(key.public, sorted(listed)[0], None)
+            raise SigningError(f"the key {key.path} may not sign qa sign-offs now: {why}",
+                               "have the trusted-keys line fixed, or sign with another key")
         raise SigningError(f"the key {key.path} ({fingerprint(key.public)}) is not in the trusted-keys file "
                            f"{trusted.path}", f"have this line reviewed into it: 'NAME {key.public}'")
     reviewer = (reviewer or "").strip()
@@ -126,26 +124,27 @@ def _reviewer_of(key: SigningKey, trusted: TrustedKeys, reviewer: str | None) ->
 
 def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: str, note: str | None = "",
                    override: bool = False, *, key: SigningKey | str | Path | None = None,
-                   trusted: TrustedKeys | str | Path | None = None, policy: str | Path | None = None) -> int:
+                   trusted: TrustedKeys | str | Path | None = None, policy: str | Path | None = None,
+                   decoder: str | None = None) -> int:
     """Append a signed sign-off; returns its ``seq``.
 
-    ``key``: the reviewer's private key (default ``$QA_SIGNING_KEY``); ``trusted``: the trusted-keys file
-    (default ``$QA_TRUSTED_KEYS``), which must list the key under ``reviewer`` (default: the key's only name).
+    ``run_id``: a run id or ``latest`` (of ``decoder``). ``key``: the reviewer's private key (default
+    ``$QA_SIGNING_KEY``); ``trusted``: the trusted-keys file (default ``$QA_TRUSTED_KEYS``, then the
+    ``trusted_keys`` setting), which must list the key under ``reviewer`` (default: the key's only name).
     ``policy``: judge the approval by this policy file instead of the track's shipped one (its sha256 is signed).
-    An approval that is not backed by a passing gate of a finished run needs ``override=True`` and a note.
-    Refuses (QAError, nothing written) when the existing chain does not verify.
+    An approval not backed by a passing gate against the approved baseline (see :func:`approval_basis`) needs
+    ``override=True`` and a note. Refuses (QAError, nothing written) when the chain is broken.
     """
-    from qa.gate.signoff_verify import LEGACY, check_chain
-
     key = key if isinstance(key, SigningKey) else load_signing_key(key)
-    trusted = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(trusted)
+    trusted = resolve_trusted(trusted)
     reviewer = _reviewer_of(key, trusted, reviewer)
     note = (note or "").strip()
     if decision not in DECISIONS:
         raise QAError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
-    run = store_runs.get_run(store, run_id)
-    if run is None:
-        raise QAError(f"no run {run_id!r} in {store.path}", "list runs with `qa status DECODER`")
+    try:
+        run = load_run(store, run_id, decoder)
+    except GateError as exc:
+        raise QAError(str(exc).split("\n")[0], "list runs with `qa status DECODER`") from exc
     policy_sha, policy_name = _policy_of(run.track, policy) if decision == "approve" else ("", "")
     finished: dict[str, dict[str, Any]] = {}
 
@@ -154,32 +153,37 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
         write_anchor(store.path, finished["head"])
 
     with store.transaction(after_commit=committed) as con:  # one lock: chain check, anchor and row
+        db = Snapshot(con, store.path)
+        run = store_runs.get_run(db, run.run_id) or run  # its status as of this transaction
+        check = check_chain(db, store.path, trusted)
+        if check.broken:
+            err = broken_error(check, f"the store {store.path}")
+            raise QAError(f"{str(err).splitlines()[0]}; nothing was recorded", err.hint)
         gate_id = ""
         if decision == "approve":
-            status = str(store_signoffs.run_status_in(con, run_id))
-            gate_id, reason = approval_basis(con, run_id, status, policy_sha, policy_name)
+            gate_id, reason = approval_basis(db, check, run, policy_sha, policy_name, f"the store {store.path}")
             if reason and not override:
                 raise QAError(f"{reason}; approving it needs an explicit override",
                               "pass --override with a --note that says why")
             if reason and not note:
                 raise QAError(f"overriding ({reason}) needs a note", "pass --note 'why this release is acceptable'")
-        problems, head = check_chain(con, store.path, trusted)
-        problems = [p for p in problems if LEGACY not in p]  # an older qa's rows: reported by verify only
-        if problems:
-            raise QAError(f"the sign-off chain does not verify ({len(problems)} problem(s), first: {problems[0]}); "
-                          "nothing was recorded", "run `qa signoff verify` and restore the database and its "
-                          f"anchor {anchor_path(store).name} from a backup")
+        ev = evidence(db, run.run_id, gate_id, policy_sha)
+        if ev.problems:
+            raise QAError(f"the evidence of run {run.run_id} cannot be signed: {ev.problems[0]}; nothing was recorded")
+        head = check.head
         seq, prev = int(head["seq"]) + 1, str(head["hash"])
         signed_at = datetime.now(UTC).replace(tzinfo=None)
-        h = row_hash(prev, canonical_row_v2(seq, run_id, reviewer, decision, note, override, signed_at, prev,
-                                            gate_id, policy_sha, key.public))
+        h = row_hash(prev, canonical_row_v3(seq, run.run_id, reviewer, decision, note, override, signed_at, prev,
+                                            gate_id, policy_sha, key.public, ev.sha256, run.decoder,
+                                            run.reference_set, run.reference_set_sha256))
         new_head = {"seq": seq, "hash": h, "signer": key.public,
                     "signature": key.sign(HEAD_DOMAIN, head_message(seq, h))}
         write_anchor(store.path, head, pending=new_head)
         _step("pending-anchor-written")
         store_signoffs.append_signoff(con, NewSignoff(
-            seq, run_id, reviewer, decision, note, bool(override), signed_at, prev, h, gate_id, policy_sha,
-            key.public, key.sign(ROW_DOMAIN, h.encode())))
+            seq, run.run_id, reviewer, decision, note, bool(override), signed_at, prev, h, gate_id, policy_sha,
+            key.public, key.sign(ROW_DOMAIN, h.encode()), ev.sha256, run.decoder, run.reference_set,
+            run.reference_set_sha256))
         finished["head"] = new_head
     return seq
 
@@ -189,33 +193,26 @@ def _step(name: str) -> None:
         step_hook(name)
 
 
+def chain_report(store: Store, trusted: TrustedKeys | str | Path | None = None) -> tuple[ChainCheck, list[str]]:
+    """The verified chain and every evidence problem of its counting approvals (``qa signoff verify``)."""
+    trusted = resolve_trusted(trusted)
+    with store.snapshot() as db:
+        check = check_chain(db, store.path, trusted)
+        evidence_found: list[str] = []
+        for r in check.rows:
+            if r.decision == "approve" and r.format == 3 and r.seq not in check.not_counting:
+                evidence_found += evidence_problems(db, r)
+    return check, evidence_found
+
+
 def verify_chain(store: Store, trusted: TrustedKeys | str | Path | None = None) -> list[str]:
-    """Problems in the sign-off chain (empty when intact): edited, deleted, re-used or untrusted rows, a moved
-    head. ``trusted``: the trusted-keys file (default ``$QA_TRUSTED_KEYS``)."""
-    from qa.gate.signoff_verify import check_chain
-
-    trusted = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(trusted)
-    with store.connect() as con:
-        return check_chain(con, store.path, trusted)[0]
+    """Every finding (empty when intact and every row counts): broken rows and anchor, rows that do not count,
+    and approvals whose evidence changed. ``trusted``: the trusted-keys file (default ``$QA_TRUSTED_KEYS``)."""
+    check, evidence_found = chain_report(store, trusted)
+    return check.findings + evidence_found
 
 
-def chain_summary(store: Store, trusted: TrustedKeys | str | Path | None = None) -> tuple[list[str], int, int, str]:
-    """(problems, number of rows, head seq, head hash) of the sign-off chain, as :func:`verify_chain` checks it."""
-    from qa.gate.signoff_verify import check_chain
-
-    trusted = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(trusted)
-    with store.connect() as con:
-        problems, head = check_chain(con, store.path, trusted)
-        n = store_signoffs.count_signoffs(con)
-    return problems, n, int(head.get("seq", 0)), str(head.get("hash", ""))
-
-
-def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None) -> list[tuple[Any, ...]]:
-    """(seq, run_id, reviewer, decision, note, override, signed_at, gate_id, policy_sha256, signer, prev_hash,
-    hash) of every sign-off (or of one run, or one ``seq``), oldest first; read as stored, not verified."""
-    return store_signoffs.signoff_rows(store, run_id, seq)
-
-
-def signoffs_of(store: Store, run_ids: list[str]) -> list[SignoffRow]:
-    """The sign-offs of these runs, oldest first."""
-    return store_signoffs.signoffs_of(store, run_ids)
+def signoff_rows(store: Store, run_id: str | None = None, seq: int | None = None) -> list[SignoffRow]:
+    """Every sign-off (or of one run, or one ``seq``), oldest first; read as stored, not verified."""
+    with store.snapshot() as db:
+        return store_signoffs.signoff_rows(db, [run_id] if run_id is not None else None, seq)

@@ -1,128 +1,199 @@
-"""Verifying the sign-off chain: hashes, sequence, signatures against the trusted keys, approvals' gates, anchor.
+"""Verifying the sign-off chain: which rows are intact, which count, and what is broken.
 
-Detects: an edited row (hash mismatch), an edited row whose hashes were recomputed (its signature no longer
-matches, or was made by a key the trusted file does not list), a deleted row (gap in seq, broken prev_hash),
-a deleted last row (the anchor records a later head; a missing anchor is a finding too), a re-used sequence
-number (the anchor's head hash differs at the same seq, or seq repeats), a row whose reviewer is not a name
-of its key, and an approval citing a gate that is absent or did not pass.
+Two kinds of finding, as git treats signed history:
+
+* **broken** (the chain cannot be trusted; every command that needs a baseline stops with exit 2): an edited
+  row (hash mismatch, or a signature that does not match the row under the key it names), a deleted row (gap
+  in seq, broken prev_hash), a deleted last row or an added one (the anchor records another head; a missing
+  anchor is a finding too), a re-used sequence number, an unsigned row after signed ones, an anchor whose
+  signature is not the last row's signer's.
+* **does not count** (reported; the row is never used, the chain goes on): a row signed by a key the
+  trusted-keys file does not list (revoked, or never trusted), outside the key's ``valid-after``/``valid-before``,
+  by a key whose ``namespaces`` exclude ``qa`` or whose line qa refuses, a reviewer name that is not one of the
+  key's, a row of a qa without signatures, an approval signed before qa signed evidence (format 2).
+
+Evidence (what an approval signs about its run) is checked by :func:`evidence_problems`: for one approval where
+a baseline is chosen (:mod:`qa.gate.approved`), for every approval by ``qa signoff verify``.
 """
 
 from __future__ import annotations
 
-import binascii
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from qa.gate.signing import TrustedKeys, fingerprint
-from qa.gate.signoff import (
+from qa.gate.evidence import evidence
+from qa.gate.signing import TrustedKeys, signature_valid
+from qa.gate.signoff_format import (
     HEAD_DOMAIN,
     ROW_DOMAIN,
     canonical_row,
     canonical_row_v2,
+    canonical_row_v3,
     gate_passed,
     head_message,
     row_hash,
 )
 from qa.store.anchor import GENESIS, read_anchor
-from qa.store.gates import gates_by_id
-from qa.store.signoffs import chain_rows
+from qa.store.db import Reader
+from qa.store.gates import gate_record
+from qa.store.records import SignoffRow
+from qa.store.signoffs import signoff_rows
 
-#: problems of rows recorded by a qa without signatures: reported, but new signed rows may follow them
+#: rows recorded by a qa without signatures: reported, never counted, but signed rows may follow them
 LEGACY = "is not signed (recorded by a qa without signatures)"
+#: approvals signed before qa signed the evidence: reported, never the approved baseline
+NO_EVIDENCE = ("approves with a signature made before qa signed the run's evidence (format 2): its evidence "
+               "cannot be verified, so it never counts as the approved baseline; re-approve the run with this qa")
 
 
-def _fp(public: str) -> str:
-    try:
-        return fingerprint(public)
-    except (IndexError, ValueError, binascii.Error):
-        return "unreadable key"
+@dataclass
+class ChainCheck:
+    """The verified chain: rows by seq, what is broken, which rows do not count and why, and the head."""
+
+    rows: list[SignoffRow]
+    broken: list[str] = field(default_factory=list)
+    not_counting: dict[int, str] = field(default_factory=dict)
+    head: dict[str, Any] = field(default_factory=lambda: dict(GENESIS))
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self, row: SignoffRow) -> bool:
+        """Whether ``row`` counts (signed by a trusted key, in its bounds, intact chain)."""
+        return not self.broken and row.seq not in self.not_counting
+
+    def where(self, row: SignoffRow) -> str:
+        return f"sign-off seq {row.seq} (run {row.run_id}, reviewer {row.reviewer})"
+
+    @property
+    def findings(self) -> list[str]:
+        """Every finding as one line: broken ones first, then the rows that do not count."""
+        by_seq = {r.seq: r for r in self.rows}
+        return self.broken + [f"{self.where(by_seq[s])} does not count: {why}" if s in by_seq else why
+                              for s, why in sorted(self.not_counting.items())]
 
 
-def _row_problems(row: tuple[Any, ...], prev: str, trusted: TrustedKeys,
-                  gates: dict[str, tuple[str, str, str, str | None]]) -> list[str]:
-    seq, run_id, reviewer, decision, note, override, signed_at, prev_hash, h, fmt, gate_id, pol, signer, sig = row
-    where = f"sign-off seq {seq} (run {run_id}, reviewer {reviewer})"
-    if not isinstance(signed_at, datetime):
-        return [f"{where}: signed_at is not a timestamp"]
-    args = (int(seq), str(run_id), str(reviewer), str(decision), str(note or ""), bool(override), signed_at)
-    if fmt is None:
-        if row_hash(str(prev_hash), canonical_row(*args)) != str(h):
-            return [f"{where}: hash mismatch, the row was edited after it was signed"]
-        return [f"{where} {LEGACY}"]
-    signer = str(signer or "")
-    canonical = canonical_row_v2(*args, str(prev_hash), str(gate_id or ""), str(pol or ""), signer)
-    if row_hash(str(prev_hash), canonical) != str(h):
-        return [f"{where}: hash mismatch, the row was edited after it was signed"]
-    names = trusted.principals(signer)
-    if not names:
-        return [f"{where}: signed by a key that is not in the trusted-keys file {trusted.path} ({_fp(signer)})"]
-    if str(reviewer) not in names:
-        return [f"{where}: the key that signed it ({_fp(signer)}) may not sign as {reviewer!r} "
-                f"(its names: {', '.join(sorted(names))})"]
-    if not trusted.verify(signer, str(sig or ""), ROW_DOMAIN, str(h).encode()):
-        return [f"{where}: the signature does not match the row (edited and re-hashed outside qa)"]
-    if decision == "approve" and not override:
-        g = gates.get(str(gate_id or ""))
-        if g is None or g[0] != str(run_id) or g[1] != str(pol or ""):
-            return [f"{where}: approves without override citing gate {gate_id!r}, which is not a gate of this run "
-                    "under the signed policy in the database"]
-        if not gate_passed(g[2], g[3]):
-            return [f"{where}: approves without override citing gate {gate_id}, whose verdict is {g[2]}"]
-    return []
+def _canonical(r: SignoffRow) -> str:
+    assert r.signed_at is not None
+    args = (r.seq, r.run_id, r.reviewer, r.decision, r.note, r.override, r.signed_at)
+    if r.format is None:
+        return canonical_row(*args)
+    if r.format == 2:
+        return canonical_row_v2(*args, r.prev_hash, r.gate_id, r.policy_sha256, r.signer)
+    return canonical_row_v3(*args, r.prev_hash, r.gate_id, r.policy_sha256, r.signer, r.evidence_sha256, r.decoder,
+                            r.reference_set, r.reference_set_sha256)
 
 
-def _head_problems(head: dict[str, Any], trusted: TrustedKeys, name: str) -> list[str]:
-    if int(head["seq"]) == 0:
-        return [] if head["hash"] == "" else [f"{name} is malformed (seq 0 with a hash)"]
-    if not trusted.verify(str(head.get("signer") or ""), str(head.get("signature") or ""), HEAD_DOMAIN,
-                          head_message(int(head["seq"]), str(head["hash"]))):
-        return [f"{name} (seq {head['seq']}) is not signed by a trusted key: it was written outside qa"]
-    return []
+def _row(check: ChainCheck, r: SignoffRow, trusted: TrustedKeys, signed_before: bool) -> None:
+    """Adds what is wrong with one row to ``check``."""
+    where = check.where(r)
+    if r.signed_at is None:
+        check.broken.append(f"{where}: signed_at is not a timestamp")
+        return
+    if r.format not in (None, 2, 3):
+        check.broken.append(f"{where}: unknown row format {r.format} (written outside qa, or by a newer qa)")
+        return
+    if row_hash(r.prev_hash, _canonical(r)) != r.hash:
+        check.broken.append(f"{where}: hash mismatch, the row was edited after it was signed")
+        return
+    if r.format is None:
+        if signed_before:
+            check.broken.append(f"{where} is unsigned but follows signed rows: it was written outside qa")
+        else:
+            check.not_counting[r.seq] = LEGACY
+        return
+    if not signature_valid(r.signer, r.signature, ROW_DOMAIN, r.hash.encode()):
+        check.broken.append(f"{where}: the signature does not match the row (edited and re-hashed outside qa)")
+        return
+    why = trusted.why_not(r.signer, r.reviewer, r.signed_at)
+    if why:
+        check.not_counting[r.seq] = why
+    elif r.decision == "approve" and r.format == 2:
+        check.not_counting[r.seq] = NO_EVIDENCE
 
 
-def check_chain(con: duckdb.DuckDBPyConnection, db_path: Path,
-                trusted: TrustedKeys) -> tuple[list[str], dict[str, Any]]:
-    """(problems, head): every problem found, and the chain's head as an anchor entry (with its signature)."""
-    rows = chain_rows(con)
-    gates = gates_by_id(con, sorted({str(r[10]) for r in rows if r[10]}))
-    problems: list[str] = []
-    prev, expected_seq, last_seq = "", 1, 0
-    for row in rows:
-        seq = int(row[0])
-        if seq == last_seq:
-            problems.append(f"sign-off seq {seq} appears twice: a sequence number was re-used")
-        elif seq != expected_seq:
-            problems.append(f"sign-off seq {expected_seq}..{seq - 1} missing: rows were deleted before seq {seq}")
-        if str(row[7]) != prev:
-            problems.append(f"sign-off seq {seq}: prev_hash does not match the hash of the row before it "
-                            "(a row was deleted or replaced)")
-        problems += _row_problems(row, str(row[7]), trusted, gates)
-        prev, expected_seq, last_seq = str(row[8]), seq + 1, seq
-    last = (last_seq, prev)
-    head, pending, trouble = read_anchor(db_path)
-    if trouble:
-        return problems + [trouble], {**GENESIS, "seq": last[0], "hash": last[1]}
-    assert head is not None  # read_anchor returns a head when there is no trouble
+def _anchor(check: ChainCheck, db_path: Path, anchor: tuple[dict[str, Any] | None, dict[str, Any] | None, str]
+            ) -> None:
+    """Compares the chain's end with the anchor's head (or the pending head)."""
+    rows = check.rows
+    last = (rows[-1].seq, rows[-1].hash) if rows else (0, "")
+    head, pending, trouble = anchor
+    if trouble or head is None:
+        check.broken.append(trouble or f"sign-off anchor of {db_path} is unreadable")
+        check.head = {**GENESIS, "seq": last[0], "hash": last[1]}
+        return
     candidates = [h for h in (head, pending) if h is not None]
     matched = next((h for h in candidates if (int(h["seq"]), str(h["hash"])) == last), None)
+    name = f"{db_path.name}.signoff-head"
     if matched is None:
         top = max(int(h["seq"]) for h in candidates)
         same = next((h for h in candidates if int(h["seq"]) == last[0]), None)
         if same is not None:
-            problems.append(f"sign-off seq {last[0]} is not the row the anchor recorded (hash {str(same['hash'])[:12]}, "
-                            f"now {last[1][:12]}): the sequence number was re-used for another row")
+            check.broken.append(f"sign-off seq {last[0]} is not the row the anchor recorded (hash "
+                                f"{str(same['hash'])[:12]}, now {last[1][:12]}): the sequence number was re-used for "
+                                "another row")
         elif last[0] < top:
-            problems.append(f"sign-off chain ends at seq {last[0]} but the anchor {db_path.name}.signoff-head records "
-                            f"seq {top}: rows were deleted")
+            check.broken.append(f"sign-off chain ends at seq {last[0]} but the anchor {name} records seq {top}: rows "
+                                "were deleted")
         else:
-            problems.append(f"sign-off chain ends at seq {last[0]}, after the anchor's seq {top}: rows were added "
-                            "outside qa")
-        matched = {**GENESIS, "seq": last[0], "hash": last[1]}
-    elif not matched.get("signer") and rows and rows[-1][9] is None:
-        problems.append(f"the anchor's head (seq {last[0]}) {LEGACY}")
-    else:
-        problems += _head_problems(matched, trusted, "the anchor's head")
-    return problems, matched
+            check.broken.append(f"sign-off chain ends at seq {last[0]}, after the anchor's seq {top}: rows were added "
+                                "outside qa")
+        check.head = {**GENESIS, "seq": last[0], "hash": last[1]}
+        return
+    check.head = matched
+    if last[0] == 0:
+        if matched["hash"] != "":
+            check.broken.append(f"the anchor {name} is malformed (seq 0 with a hash)")
+        return
+    signer, sig = str(matched.get("signer") or ""), str(matched.get("signature") or "")
+    if rows[-1].format is None and not signer:
+        check.notes.append(f"the anchor's head (seq {last[0]}) {LEGACY}")
+        return
+    if signer != rows[-1].signer or not signature_valid(signer, sig, HEAD_DOMAIN, head_message(last[0], last[1])):
+        check.broken.append(f"the anchor's head (seq {last[0]}) is not signed by the key that signed that row: it "
+                            "was written outside qa")
+    elif rows[-1].seq in check.not_counting:
+        check.notes.append(f"the anchor's head (seq {last[0]}) is signed by a key that no longer counts "
+                           f"({check.not_counting[rows[-1].seq]}); the next sign-off by a trusted key re-anchors it")
+
+
+def check_chain(db: Reader, db_path: Path, trusted: TrustedKeys,
+                anchor: tuple[dict[str, Any] | None, dict[str, Any] | None, str] | None = None) -> ChainCheck:
+    """Verify every row of the chain in ``db`` against ``trusted`` and the anchor (default: the file beside
+    ``db_path``; a baseline file passes the head it carries)."""
+    check = ChainCheck(signoff_rows(db))
+    check.notes += trusted.notes()
+    expected, last_seq, prev, signed = 1, 0, "", False
+    for r in check.rows:
+        if r.seq == last_seq:
+            check.broken.append(f"sign-off seq {r.seq} appears twice: a sequence number was re-used")
+        elif r.seq != expected:
+            check.broken.append(f"sign-off seq {expected}..{r.seq - 1} missing: rows were deleted before seq {r.seq}")
+        if r.prev_hash != prev:
+            check.broken.append(f"sign-off seq {r.seq}: prev_hash does not match the hash of the row before it "
+                                "(a row was deleted or replaced)")
+        _row(check, r, trusted, signed)
+        signed = signed or r.format is not None
+        prev, expected, last_seq = r.hash, r.seq + 1, r.seq
+    _anchor(check, db_path, anchor if anchor is not None else read_anchor(db_path))
+    return check
+
+
+def evidence_problems(db: Reader, row: SignoffRow) -> list[str]:
+    """What is wrong with the evidence a (format 3) approval signed: the run's evidence digest recomputed from
+    ``db`` differs, the run or its gate is gone, the gate is not this run's under the signed policy, or did not
+    pass (for an approval without override). Empty when the evidence is as signed."""
+    where = f"sign-off seq {row.seq} (approval of run {row.run_id})"
+    ev = evidence(db, row.run_id, row.gate_id, row.policy_sha256)
+    out = [f"{where}: {p}" for p in ev.problems]
+    if row.gate_id:
+        g = gate_record(db, row.gate_id)
+        if g is not None and (g.run_id != row.run_id or g.policy_sha256 != row.policy_sha256):
+            out.append(f"{where}: cites gate {row.gate_id}, which is not a gate of this run under the signed policy")
+        elif g is not None and not row.override and not gate_passed(g.verdict, g.details_json):
+            out.append(f"{where}: approves without override citing gate {row.gate_id}, whose verdict is {g.verdict}")
+    elif not row.override:
+        out.append(f"{where}: approves without override and without a gate")
+    if ev.sha256 != row.evidence_sha256:
+        out.append(f"{where}: the evidence of run {row.run_id} changed after it was approved (its results, set "
+                   "results, images, run identity, reference manifest or gate differ from what was signed)")
+    return out

@@ -1,6 +1,10 @@
 """``qa status DECODER``: runs, their latest gate verdicts and sign-offs, the approved run, and for the newest
 run what a sign-off meeting asks: which checks failed, what changed against the approved run (metric means and
 decoder settings), and where the report is. Text, JSON or Markdown.
+
+The approved run is the verified one (:mod:`qa.gate.approved`): sign-offs that do not count are shown with why;
+without a trusted-keys file no approved run is named (and the output says why); a broken chain or approved
+evidence that changed stops the command (GateError, exit 2).
 """
 
 from __future__ import annotations
@@ -9,19 +13,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qa.gate.data import latest_decisions, run_settings, settings_diff, settings_diff_text
+from qa.gate.approved import Approved, approved_run, chain_of
+from qa.gate.data import run_settings, settings_diff, settings_diff_text
+from qa.gate.signing import SigningError
+from qa.gate.signoff_verify import ChainCheck
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.gates import raw_gates_of
-from qa.store.signoffs import signoffs_of
 
 #: runs listed per decoder
 MAX_RUNS = 10
 
 
 def _gate_text(kind: str, base: str, verdict: str) -> str:
-    if not kind or kind == "none":  # decided before any baseline existed: bounds (and decoder baselines) only
-        return f"gate {verdict} (no approved or run baseline yet: bounds and decoder baselines only)"
+    if kind == "none":  # the first release, chosen explicitly: bounds (and decoder baselines) only
+        return f"gate {verdict} vs no baseline (--baseline none: bounds and decoder baselines only)"
+    if not kind:
+        return f"gate {verdict} (no run baseline: bounds and decoder baselines only)"
     return f"gate {verdict} vs {kind}" + (f" {base}" if base else "")
 
 
@@ -51,21 +59,47 @@ def _changes(details: Any) -> list[dict[str, Any]]:
             and not str(c.get("baseline_kind", "")).startswith("decoder:") and c.get("baseline_mean") is not None]
 
 
-def decoder_status(store: Store, decoder: str, report: Path | None = None) -> dict[str, Any]:
-    """Everything ``qa status DECODER`` shows, as plain data."""
+def verified_chain(store: Store, trusted: Any = None) -> tuple[ChainCheck | None, str]:
+    """(chain, why it is unverified): the verified sign-off chain, or None and the reason (no trusted keys)."""
+    if not store.exists():
+        return None, "no database"
+    try:
+        with store.snapshot() as db:
+            return chain_of(db, store.path, trusted), ""
+    except SigningError as exc:
+        if trusted is not None:
+            raise
+        return None, str(exc).splitlines()[0]
+
+
+def _approved(store: Store, chain: ChainCheck | None, decoder: str, reference_set: str) -> Approved | None:
+    if chain is None:
+        return None
+    with store.snapshot() as db:
+        return approved_run(db, chain, decoder, reference_set, f"the store {store.path}", source=store)
+
+
+def decoder_status(store: Store, decoder: str, report: Path | None = None,
+                   chain: tuple[ChainCheck | None, str] | None = None) -> dict[str, Any]:
+    """Everything ``qa status DECODER`` shows, as plain data. ``chain``: :func:`verified_chain` (computed here
+    when None, with ``$QA_TRUSTED_KEYS`` or the setting)."""
     runs = store_runs.recent_runs(store, decoder, limit=MAX_RUNS)
     out: dict[str, Any] = {"decoder": decoder, "runs": [], "approved_run": None, "latest": None}
     if not runs:
         return out
-    decisions = latest_decisions(store)
+    check, unverified = chain if chain is not None else verified_chain(store)
     ids = [r.run_id for r in runs]
     gates: dict[str, tuple[Any, ...]] = {}
     for gid, rid, verdict, kind, base, at, details in raw_gates_of(store, ids):
         gates[str(rid)] = (gid, verdict, kind, base, at, details)  # the last one wins: the latest gate
     signs: dict[str, list[str]] = {}
-    for s in signoffs_of(store, ids):
+    for s in (check.rows if check is not None else []):
+        if s.run_id not in ids:
+            continue
         text = f"{s.decision} by {s.reviewer} at {s.signed_at:%Y-%m-%d %H:%M}" + (" (override)" if s.override else "")
-        signs.setdefault(s.run_id, []).append(text + (f": {s.note}" if s.note else ""))
+        why = check.not_counting.get(s.seq) if check is not None else None
+        signs.setdefault(s.run_id, []).append(text + (f": {s.note}" if s.note else "")
+                                              + (f" [does not count: {why}]" if why else ""))
     for run in runs:
         rid = run.run_id
         g = gates.get(rid)
@@ -74,9 +108,13 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None) -> di
             "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
             "gate": _gate_text(str(g[2] or ""), str(g[3] or ""), str(g[1])) + f" ({g[0]})" if g else "not gated",
             "gate_id": str(g[0]) if g else None, "verdict": str(g[1]) if g else None, "signoffs": signs.get(rid, [])})
-    approved_ids = [r for r, d in decisions.items() if d == "approve"]
-    approved = store_runs.newest_of(store, decoder, approved_ids)
-    out["approved_run"] = approved.run_id if approved else None
+    approved = _approved(store, check, decoder, runs[0].reference_set)
+    out["approved_run"] = approved.run.run_id if approved else None
+    out["approved"] = approved.describe() if approved else (
+        f"not verified: {unverified}" if check is None else f"none on reference set {runs[0].reference_set!r}")
+    if approved is not None and approved.run.reference_set_sha256 != runs[0].reference_set_sha256:
+        out["approved"] += (f"; made on other content of {runs[0].reference_set!r} "
+                            f"({approved.run.reference_set_sha256[:12]}, newest run {runs[0].reference_set_sha256[:12]})")
     newest = out["runs"][0]
     g = gates.get(newest["run_id"])
     parsed: Any = None
@@ -109,7 +147,7 @@ def _text(st: dict[str, Any]) -> list[str]:
     for r in st["runs"]:
         lines.append(f"  {r['run_id']}  [{r['status']}, set {r['reference_set']}, {r['started_at']}]  {r['gate']}")
         lines += [f"      sign-off: {s}" for s in r["signoffs"]]
-    lines.append(f"  approved run: {st['approved_run']}" if st["approved_run"] else "  no approved run")
+    lines.append(f"  approved run: {st['approved']}" if st["approved_run"] else f"  no approved run ({st['approved']})")
     lt = st["latest"]
     lines.append(f"  newest run {lt['run_id']}: {lt['gate']}")
     lines += [f"    FAILED {f['check']}: {f['message']}" for f in lt["failed"]]
@@ -132,7 +170,7 @@ def _markdown(st: dict[str, Any]) -> list[str]:
         return lines + ["no runs"]
     lt = st["latest"]
     lines.append(f"**Newest run** `{md(lt['run_id'])}`: {md(lt['gate'])}; approved run: "
-                 f"`{md(st['approved_run'] or 'none')}`")
+                 f"`{md(st['approved_run'] or 'none')}` ({md(st['approved'])})")
     if lt["failed"]:
         lines += ["", "**Failed checks:**"] + [f"- {md(f['check'])}: {md(f['message'])}" for f in lt["failed"]]
     if "settings_vs_approved" in lt:
@@ -153,17 +191,12 @@ def _names(store: Store, decoder: str | None) -> list[str]:
     return [decoder] if decoder else store_runs.decoder_names(store)
 
 
-def status_text(store: Store, decoder: str | None, report: Path | None = None) -> str:
-    """Text block for one decoder, or for every decoder with runs when ``decoder`` is None."""
-    out: list[str] = []
-    for name in _names(store, decoder):
-        out += _text(decoder_status(store, name, report))
-    return "\n".join(out)
-
-
-def status_output(store: Store, decoder: str | None, fmt: str = "text", report: Path | None = None) -> str:
-    """``qa status`` as ``text``, ``json`` (a list of :func:`decoder_status` dicts) or ``markdown``."""
-    states = [decoder_status(store, name, report) for name in _names(store, decoder)]
+def status_output(store: Store, decoder: str | None, fmt: str = "text", report: Path | None = None,
+                  trusted: Any = None) -> str:
+    """``qa status`` as ``text``, ``json`` (a list of :func:`decoder_status` dicts) or ``markdown``; ``trusted``:
+    the trusted-keys file that verifies approvals (default ``$QA_TRUSTED_KEYS``, then the setting)."""
+    chain = verified_chain(store, trusted)
+    states = [decoder_status(store, name, report, chain) for name in _names(store, decoder)]
     if fmt == "json":
         from qa.gate.formats import clean_json
 

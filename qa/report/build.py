@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -139,14 +140,16 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
 
 
 def write_report(store: Store, out: Path | str = Path("reports/report.html"), weekly: bool = False,
-                 since: str | None = None, decoders: list[str] | None = None, png_dir: Path | str | None = None) -> Path:
+                 since: str | None = None, decoders: list[str] | None = None, png_dir: Path | str | None = None,
+                 trusted: Any = None) -> Path:
     """Write the report of the selected runs to ``out`` (atomically) and return its path.
 
     ``weekly``: runs of the last 7 days; ``since``: runs started at or after this ISO date (UTC);
-    ``decoders``: only these decoders; ``png_dir``: also export the charts as PNG there (kaleido + Chromium).
+    ``decoders``: only these decoders; ``png_dir``: also export the charts as PNG there (kaleido + Chromium);
+    ``trusted``: the trusted-keys file that verifies approvals (default ``$QA_TRUSTED_KEYS``, then the setting).
     """
     out = Path(out)
-    data = load(store, make_selection(weekly=weekly, since=since, decoders=decoders))
+    data = load(store, make_selection(weekly=weekly, since=since, decoders=decoders), trusted)
     figs = figures(data)
     html = render(data, figs)
     out.parent.mkdir(parents=True, exist_ok=True)

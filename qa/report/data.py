@@ -3,8 +3,9 @@
 The selection is a time window (``since``, naive UTC like ``runs.started_at``) and an optional decoder list.
 Per decoder the *latest* run in the window feeds the summary, the distributions and the image grid; every run in
 the window feeds the trends and the perception-distortion plane. "What changed" compares each latest run with a
-*comparison run*: the decoder's approved release (its latest run whose latest sign-off approves it, from any
-time) when there is one and it is not the latest run itself; else the latest finished run before the window (the
+*comparison run*: the decoder's approved release (the verified approved run on the latest run's reference set,
+:mod:`qa.gate.approved`; sign-offs that do not count are listed apart and never used; without a trusted-keys
+file none is named, and the report says so) when there is one and it is not the latest run itself; else the latest finished run before the window (the
 state the previous report showed), or, when there is none or no window, its previous finished run. The approved
 run's per-image rows and images are loaded too, for the candidate-vs-approved image view.
 """
@@ -26,7 +27,6 @@ from qa.store import runs as store_runs
 from qa.store.db import Reader
 from qa.store.gates import gates_of
 from qa.store.records import GateRow, ImageRow, RunInfo, SetRow, SignoffRow, parse_json
-from qa.store.signoffs import latest_decisions, signoffs_of
 
 __all__ = ["GateRow", "ImageRow", "MetricInfo", "ReportData", "RunInfo", "Selection", "SetRow", "SignoffRow",
            "load", "make_selection", "metric_info", "now_utc", "parse_since"]
@@ -72,7 +72,9 @@ class ReportData:
     images: dict[tuple[str, str, str], bytes] = field(default_factory=dict)  # (run, case, kind) -> png
     captions: dict[tuple[str, str], str] = field(default_factory=dict)  # (refset sha256, case) -> caption
     gates: list[GateRow] = field(default_factory=list)
-    signoffs: list[SignoffRow] = field(default_factory=list)
+    signoffs: list[SignoffRow] = field(default_factory=list)  # the counting sign-offs of runs in the window
+    uncounted: list[tuple[SignoffRow, str]] = field(default_factory=list)  # sign-offs that do not count, and why
+    approval_note: str = ""  # why no approved run is named ('' when approvals were verified)
     approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
     approved_rows: list[ImageRow] = field(default_factory=list)  # per-image rows of the approved runs
     settings: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # run -> decoder settings (None: old)
@@ -124,16 +126,17 @@ def make_selection(weekly: bool = False, since: str | None = None, decoders: lis
     return Selection(since=start, decoders=decs, label=label)
 
 
-def load(store: Store, selection: Selection) -> ReportData:
-    """Read everything the report needs in one read-only connection (a DuckDB error becomes a StoreError)."""
+def load(store: Store, selection: Selection, trusted: Any = None) -> ReportData:
+    """Read everything the report needs in one read-only connection (a DuckDB error becomes a StoreError).
+    ``trusted``: the trusted-keys file that verifies approvals (default ``$QA_TRUSTED_KEYS``, then the setting)."""
     try:
-        return _load(store, selection)
+        return _load(store, selection, trusted)
     except duckdb.Error as exc:
         raise StoreError(f"cannot read the report's data from {store.path}: {exc}",
                          "is it a qa database? `qa status --db PATH` lists its runs") from exc
 
 
-def _load(store: Store, selection: Selection) -> ReportData:
+def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
     data = ReportData(selection=selection, db_path=str(store.path), generated_at=now_utc())
     with store.snapshot() as db:
         data.runs = store_runs.runs_in_window(db, selection.since, selection.decoders)
@@ -143,7 +146,7 @@ def _load(store: Store, selection: Selection) -> ReportData:
             return data
         window_ids = [r.run_id for r in data.runs]
         latest_ids = [r.run_id for r in data.latest.values()]
-        _load_approved(db, data)
+        _load_approved(db, data, trusted)
         _load_comparison(db, selection, data)
         all_ids = list(dict.fromkeys(window_ids + [r.run_id for r in data.comparison.values()]))
         for run_id, cfg in store_runs.run_configs(db, all_ids).items():
@@ -159,19 +162,30 @@ def _load(store: Store, selection: Selection) -> ReportData:
         data.captions = store_results.captions(db, sorted({r.reference_set_sha256 for r in data.latest.values()}))
         data.gates = gates_of(db, window_ids)
         data.shipped_policy = _shipped_policies({r.track for r in data.latest.values()})
-        data.signoffs = signoffs_of(db, window_ids)
     return data
 
 
-def _load_approved(db: Reader, data: ReportData) -> None:
-    """decoder -> its latest finished run (on the latest run's reference set) whose latest sign-off approves it."""
-    approved = [r for r, d in latest_decisions(db).items() if d == "approve"]
-    if not approved:
+def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:
+    """decoder -> its verified approved run on the latest run's reference set; the window's sign-offs, those
+    that count apart from those that do not. A broken chain or changed approved evidence raises GateError."""
+    from qa.gate.approved import approved_run, chain_of
+    from qa.gate.signing import SigningError
+
+    try:
+        check = chain_of(db, db.path, trusted)
+    except SigningError as exc:
+        if trusted is not None:
+            raise
+        data.approval_note = f"approvals not verified, so none is shown: {str(exc).splitlines()[0]}"
         return
+    window = {r.run_id for r in data.runs}
+    data.signoffs = [r for r in check.rows if r.run_id in window and check.counts(r)]
+    data.uncounted = [(r, check.not_counting[r.seq]) for r in check.rows
+                      if r.run_id in window and r.seq in check.not_counting]
     for decoder, latest in data.latest.items():
-        found = store_runs.finished_runs(db, decoder, latest.reference_set_sha256, among=approved)
-        if found:
-            data.approved[decoder] = found[0]
+        found = approved_run(db, check, decoder, latest.reference_set, f"the store {db.path}")
+        if found is not None:
+            data.approved[decoder] = found.run
 
 
 def _load_comparison(db: Reader, selection: Selection, data: ReportData) -> None:

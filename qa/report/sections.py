@@ -221,12 +221,19 @@ def missing_section(data: ReportData) -> str:
 
 
 def signoffs_section(data: ReportData) -> str:
-    """Every sign-off of the runs in the window, in order."""
-    if not data.signoffs:
-        return "<p class='muted'>no sign-offs for the selected runs (<code>qa signoff</code>)</p>"
+    """Every counting sign-off of the runs in the window, in order; then those that do not count, with why."""
+    note = f"<p class='reason'>{esc(data.approval_note)}</p>" if data.approval_note else ""
     decoder_of = {r.run_id: r.decoder for r in data.runs}
+    bad = ""
+    if data.uncounted:
+        bad = ("<p class='reason'>These sign-offs do not count (never used as approvals):</p>"
+               + _table(["#", "decoder", "run", "decision", "reviewer", "why it does not count"],
+                        [[esc(s.seq), esc(decoder_of.get(s.run_id, "?")), f"<code>{esc(s.run_id)}</code>",
+                          esc(s.decision), esc(s.reviewer), esc(why)] for s, why in data.uncounted]))
+    if not data.signoffs:
+        return note + "<p class='muted'>no sign-offs for the selected runs (<code>qa signoff</code>)</p>" + bad
     rows = [_signoff_row(s, decoder_of.get(s.run_id, "?")) for s in data.signoffs]
-    return _table(["#", "decoder", "run", "decision", "reviewer", "override", "note", "signed (UTC)"], rows)
+    return note + _table(["#", "decoder", "run", "decision", "reviewer", "override", "note", "signed (UTC)"], rows) + bad
 
 
 def _signoff_row(s: SignoffRow, decoder: str) -> list[str]:

@@ -34,6 +34,8 @@ class SuiteOptions:
     seeds: int = 2
     policy: Path | None = None
     device: str = "cpu"
+    #: the trusted-keys file that verifies an ``approved`` or file baseline (None: $QA_TRUSTED_KEYS, the setting)
+    trusted_keys: Path | None = None
 
 
 @dataclass
@@ -258,9 +260,9 @@ class SuiteSession:
                     other = self._ensure(name, run.metrics)
                     if not other.ok:
                         return Baseline(spec, None, f"decoder {name!r} could not be run: {other.error}")
-            return resolve_baseline(self.store, run.info, spec)
-        except QAError as exc:  # an unknown/unfinished/foreign baseline run: the checks fail with the reason
-            return Baseline(spec, None, str(exc))
+            return resolve_baseline(self.store, run.info, spec, self.options.trusted_keys)
+        except QAError as exc:  # no approved run, a chain or file that does not verify, an unknown run: every
+            return Baseline(spec, None, error=str(exc))  # comparison with it fails with the reason
 
     def gate(self, run: RunHandle, policy: Policy, skip: Callable[[str], NoReturn],
              record: Callable[[CheckResult], None] | None = None) -> Gate:
@@ -270,15 +272,20 @@ class SuiteSession:
         key = (run.info.run_id, policy.sha256())
         if key not in self._contexts:
             self._contexts[key] = GateContext(self.store, run.info, policy)
+            for b in self._baselines.get(key, []):
+                self._contexts[key].read_from(b)
         return Gate(self._contexts[key], "", skip, record)
 
     def note_baseline(self, run: RunHandle, policy: Policy, baseline: Baseline) -> None:
         """Remember a baseline a test used, for the stored gate row."""
         if run.info is None:
             return
-        lst = self._baselines.setdefault((run.info.run_id, policy.sha256()), [])
+        key = (run.info.run_id, policy.sha256())
+        lst = self._baselines.setdefault(key, [])
         if all(b.kind != baseline.kind for b in lst):
             lst.append(baseline)
+        if key in self._contexts:
+            self._contexts[key].read_from(baseline)
 
     def finish(self) -> list[str]:
         """Store one gate row per (run, policy) that had checks; returns summary lines."""

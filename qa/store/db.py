@@ -7,6 +7,7 @@ DuckDB lets one process write a file at a time. qa opens the file only for the d
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror or exc}",
                                  "pass --db PATH in a writable folder") from exc
+            _check_writable(self.path)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.05
         while True:
@@ -78,6 +80,12 @@ class Store:
                 delay = min(delay * 1.6, 1.0)
             except duckdb.Error as exc:
                 raise translate_error(self.path, exc, "open") from exc
+        if read_only:
+            try:
+                check_version(con)
+            except BaseException:
+                con.close()
+                raise
         if not self._migrated and not read_only:
             try:
                 before = migrate(con)
@@ -172,18 +180,38 @@ class Snapshot:
         return self.con.execute(sql, list(params)).fetchall()
 
 
+def _check_writable(path: Path) -> None:
+    """StoreError naming a read-only database file or folder (never "damaged"): qa writes the file, its WAL
+    and the sign-off anchor beside it."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreError(f"database {path} is read-only (this user may not write it); it is not damaged",
+                         "make it writable (`chmod u+w`), or copy it somewhere writable and pass --db COPY")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StoreError(f"the folder {path.parent} of database {path} is read-only: qa writes the database, its "
+                         "write-ahead log and the sign-off anchor there; the file itself is not damaged",
+                         "make the folder writable, or copy the database (and its .signoff-head) to a writable "
+                         "folder and pass --db COPY")
+
+
+def check_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of an open database (0 when it has none yet); StoreError when it is newer than qa's."""
+    has = con.execute("select count(*) from information_schema.tables where table_name = 'schema_version'").fetchone()
+    if not has or not has[0]:
+        return 0
+    rows = con.execute("select max(version) from schema_version").fetchall()
+    current = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    if current > LATEST_VERSION:
+        raise StoreError(f"database schema version {current} is newer than this qa ({LATEST_VERSION})",
+                         "upgrade qa, or use another --db")
+    return current
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations in order; returns the schema version found before (0 for a new file)."""
     con.execute("create table if not exists schema_version (version integer primary key, "
                 "description varchar, applied_at timestamp)")
-    rows = con.execute("select max(version) from schema_version").fetchall()
-    current = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    current = check_version(con)
     before = current
-    if current > LATEST_VERSION:
-        raise StoreError(
-            f"database schema version {current} is newer than this qa ({LATEST_VERSION})",
-            "upgrade qa, or use another --db",
-        )
     for version, description, statements in MIGRATIONS:
         if version <= current:
             continue
@@ -217,6 +245,9 @@ def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> Databa
     interrupted transaction, or (anything else) the error's first line."""
     text = _first_line(exc)
     low = str(exc).lower()
+    if "permission denied" in low or "read-only file system" in low:
+        return DatabaseError(f"cannot {doing} {path}: permission denied ({text}); the file is not damaged",
+                             "make the database file and its folder writable, or pass --db PATH to a writable copy")
     if any(k in low for k in _FULL):
         return DatabaseError(f"cannot write {path}: no space left to write it ({text})",
                           "free space (or pass --db PATH on another disk); nothing of the failed step was "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
-
 from qa.store.db import Reader, Store
 from qa.store.records import GateRecord, GateRow, parse_json
 from qa.store.runs import marks
@@ -43,21 +41,29 @@ def raw_gates_of(db: Reader, run_ids: list[str]) -> list[tuple[Any, ...]]:
                     f"from gates where run_id in {marks(run_ids)} order by decided_at", list(run_ids))
 
 
-def latest_gate_under(con: duckdb.DuckDBPyConnection, run_id: str, policy_sha256: str
-                      ) -> tuple[str, str, str | None] | None:
-    """(gate_id, verdict, details_json) of the run's latest gate under this policy, inside an open transaction."""
-    row = con.execute("select gate_id, verdict, details_json from gates where run_id = ? and policy_sha256 = ? "
-                      "order by decided_at desc limit 1", [run_id, policy_sha256]).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]), row[2])
+_GATE_COLS = ("gate_id, run_id, baseline_run_id, baseline_kind, policy_sha256, policy_json, verdict, details_json, "
+              "decided_at")
 
 
-def gates_by_id(con: duckdb.DuckDBPyConnection, gate_ids: list[str]) -> dict[str, tuple[str, str, str, str | None]]:
-    """gate id -> (run_id, policy_sha256, verdict, details_json), inside an open connection."""
-    out: dict[str, tuple[str, str, str, str | None]] = {}
-    if not gate_ids:
-        return out
-    for gid, rid, pol, verdict, details in con.execute(
-            "select gate_id, run_id, policy_sha256, verdict, details_json from gates where gate_id in "
-            f"{marks(gate_ids)}", list(gate_ids)).fetchall():
-        out[str(gid)] = (str(rid), str(pol), str(verdict), details)
-    return out
+def _record(r: tuple[Any, ...]) -> GateRecord:
+    return GateRecord(str(r[0]), str(r[1]), None if r[2] is None else str(r[2]), str(r[3] or ""), str(r[4] or ""),
+                      str(r[5] or ""), str(r[6] or ""), str(r[7] or ""), r[8])
+
+
+def gate_record(db: Reader, gate_id: str) -> GateRecord | None:
+    """The ``gates`` row ``gate_id`` as stored, or None."""
+    rows = db.query(f"select {_GATE_COLS} from gates where gate_id = ?", [gate_id])
+    return _record(rows[0]) if rows else None
+
+
+def latest_gate_against(db: Reader, run_id: str, policy_sha256: str, baseline_kind: str,
+                        baseline_run_id: str | None) -> GateRecord | None:
+    """The run's latest gate under this policy against this baseline (kind and run; ``None`` run: a gate against
+    no baseline run), or None."""
+    same_run = "baseline_run_id is null" if baseline_run_id is None else "baseline_run_id = ?"
+    params: list[object] = [run_id, policy_sha256, baseline_kind]
+    if baseline_run_id is not None:
+        params.append(baseline_run_id)
+    rows = db.query(f"select {_GATE_COLS} from gates where run_id = ? and policy_sha256 = ? and baseline_kind = ? "
+                    f"and {same_run} order by decided_at desc, gate_id desc limit 1", params)
+    return _record(rows[0]) if rows else None

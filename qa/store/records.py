@@ -200,9 +200,11 @@ class GateRow:
     policy_sha256: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SignoffRow:
-    """One row of ``signoffs``."""
+    """One sign-off as stored: its ``signoffs`` row joined with its ``signoff_proofs`` row (read as stored, not
+    verified). ``format``: None for a row of a qa without signatures, 2 for a signed row without evidence, 3 for
+    a row that signs its run's evidence (``evidence_sha256``, with the run's decoder and reference set)."""
 
     seq: int
     run_id: str
@@ -211,11 +213,22 @@ class SignoffRow:
     note: str
     override: bool
     signed_at: datetime | None
+    prev_hash: str = ""
+    hash: str = ""
+    format: int | None = None
+    gate_id: str = ""
+    policy_sha256: str = ""
+    signer: str = ""
+    signature: str = ""
+    evidence_sha256: str = ""
+    decoder: str = ""
+    reference_set: str = ""
+    reference_set_sha256: str = ""
 
 
 @dataclass(frozen=True)
 class NewSignoff:
-    """A signed sign-off to append: its ``signoffs`` row and its ``signoff_proofs`` row (format 2)."""
+    """A signed sign-off to append: its ``signoffs`` row and its ``signoff_proofs`` row (format 3)."""
 
     seq: int
     run_id: str
@@ -230,6 +243,10 @@ class NewSignoff:
     policy_sha256: str
     signer: str
     signature: str
+    evidence_sha256: str
+    decoder: str
+    reference_set: str
+    reference_set_sha256: str
 
 
 def parse_json(text: object) -> tuple[Any, str]:

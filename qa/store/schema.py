@@ -57,6 +57,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "the decoder's output scale on the run row (its track is there already), so fairness checks read the store",
         ["alter table runs add column scale integer"],
     ),
+    (
+        4,
+        "signed evidence: an approval signs the digest of the run's evidence (format 3); rows signed before keep "
+        "null here, so their evidence cannot be verified and they never count as the approved baseline",
+        ["alter table signoff_proofs add column evidence_sha256 varchar",
+         "alter table signoff_proofs add column decoder varchar",
+         "alter table signoff_proofs add column reference_set varchar",
+         "alter table signoff_proofs add column reference_set_sha256 varchar"],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -13,12 +13,12 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import GateContext
 from qa.gate.cli import run_gate_command
-from qa.gate.data import load_run
 from qa.gate.demo import gate_demo_runs
+from qa.gate.data import GateError, load_run
 from qa.gate.evaluate import gate_run, resolve_baseline
 from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff, verify_chain
-from qa.gate.status import status_text
+from qa.gate.status import status_output
 from qa.store import Store
 from tests.gate.helpers import register
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
@@ -82,16 +82,18 @@ def test_gate_command_exit_codes(world, store, policy_path, capsys) -> None:
     assert run_gate_command(store, run=runs["bicubic2"], baseline=runs["bicubic1"], policy=policy_path) == 0
     out = capsys.readouterr().out
     assert "verdict: pass" in out and "difference (positive = better) 0 dB" in out
-    assert run_gate_command(store, run=runs["blurry"], baseline="approved", policy=policy_path) == 1
+    assert run_gate_command(store, run=runs["blurry"], baseline="approved", policy=policy_path) == 2
+    assert "no approved run of decoder 'blurry-bicubic'" in capsys.readouterr().err  # no baseline: not a pass
+    assert run_gate_command(store, run=runs["blurry"], baseline="none", policy=policy_path) == 1
     out = capsys.readouterr().out
-    assert "verdict: fail (blocks the release)" in out and "no approved run of decoder 'blurry-bicubic'" in out
+    assert "verdict: fail (blocks the release)" in out and "chosen with --baseline none" in out
     assert "psnr (higher is better)" in out and "baseline decoder:bicubic run" in out and "margin 0.3 dB -> fail" in out
     assert run_gate_command(store, run="no-such-run", baseline="approved", policy=policy_path) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
     assert run_gate_command(store, run=runs["blurry"], baseline="also-missing", policy=policy_path) == 2
     rows = store.query("select run_id, verdict, baseline_kind, policy_sha256 from gates order by decided_at")
     sha = load_policy(policy_path).sha256()
-    # no approved run existed: the gate is recorded against no baseline ("none"), not as a verdict vs approved
+    # the first release, chosen explicitly: the gate is recorded against no baseline ("none")
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [(runs["bicubic2"], "pass", "run", sha),
                                                      (runs["blurry"], "fail", "none", sha)]
 
@@ -122,19 +124,21 @@ def test_case_missing_in_candidate_counts_against_it(world, store, policy_path) 
 def test_approved_baseline_and_status(world, store, policy_path) -> None:
     runs = world["runs"]
     run2 = load_run(store, runs["bicubic2"])
-    assert resolve_baseline(store, run2, "approved").run is None
-    assert "no approved run" in status_text(store, "bicubic")
-    for key in ("bicubic1", "bicubic2"):  # an approval rests on a passing gate under the policy it names
-        assert gate_run(store, runs[key], load_policy(policy_path), None).verdict == "pass"
+    with pytest.raises(GateError, match="no approved run of decoder 'bicubic'"):
+        resolve_baseline(store, run2, "approved")
+    assert "no approved run" in status_output(store, "bicubic")
+    # the first release rests on a gate against no baseline, chosen explicitly; the next on a gate against it
+    assert gate_run(store, runs["bicubic1"], load_policy(policy_path), "none").verdict == "pass"
     record_signoff(store, runs["bicubic1"], "ana", "approve", "first release", policy=policy_path)
+    assert gate_run(store, runs["bicubic2"], load_policy(policy_path), "approved").verdict == "pass"
     record_signoff(store, runs["bicubic2"], "ana", "approve", "", policy=policy_path)
     assert resolve_baseline(store, run2, "approved").run_id == runs["bicubic2"]
     record_signoff(store, runs["bicubic2"], "bo", "reject", "rolled back")  # latest decision wins
     assert resolve_baseline(store, run2, "approved").run_id == runs["bicubic1"]
     outcome = gate_run(store, runs["bicubic2"], load_policy(policy_path), "approved")
     assert outcome.verdict == "pass" and outcome.baselines[0].run_id == runs["bicubic1"]
-    text = status_text(store, "bicubic")
-    assert f"approved run: {runs['bicubic1']}" in text and "reject by bo" in text and "gate pass vs approved" in text
+    text = status_output(store, "bicubic")
+    assert f"approved run: run {runs['bicubic1']}" in text and "reject by bo" in text and "gate pass vs approved" in text
 
 
 def test_signoff_chain_detects_edit_and_delete(world, store, tmp_path) -> None:
@@ -171,7 +175,7 @@ def test_signoff_chain_detects_edit_and_delete(world, store, tmp_path) -> None:
 
 def test_approving_a_failed_gate_needs_override_and_note(world, store, policy_path, capsys) -> None:
     blurry = world["runs"]["blurry"]
-    assert gate_run(store, blurry, load_policy(policy_path), "approved").verdict == "fail"
+    assert gate_run(store, blurry, load_policy(policy_path), "none").verdict == "fail"
     with pytest.raises(QAError, match="needs an explicit override"):
         record_signoff(store, blurry, "ana", "approve", "looks fine", policy=policy_path)
     with pytest.raises(QAError, match="needs a note"):
@@ -201,7 +205,7 @@ def test_demo_gates_each_run_in_one_line(world, store) -> None:
     runs = world["runs"]
     lines = gate_demo_runs(store, {"bicubic": runs["bicubic1"], "blurry-bicubic": runs["blurry"]})
     assert len(lines) == 2
-    assert lines[0].startswith("gate bicubic: PASS") and "approved (none yet)" in lines[0]
+    assert lines[0].startswith("gate bicubic: PASS") and "none (nothing approved yet" in lines[0]
     assert lines[1].startswith("gate blurry-bicubic: ") and "decoder:bicubic" in lines[1]
     assert store.query("select count(*) from gates")[0][0] == 2
 

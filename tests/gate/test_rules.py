@@ -86,8 +86,8 @@ def test_targets_and_aliases() -> None:
 
 def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, capsys) -> None:  # noqa: ANN001, F811
     runs = world["runs"]
-    # an approval rests on a passing gate of the run under the policy named in the sign-off
-    assert run_gate_command(store, run=runs["bicubic2"], baseline=runs["bicubic1"], policy=policy_path) == 0
+    # the first approval rests on a passing gate against no baseline (chosen explicitly) under the named policy
+    assert run_gate_command(store, run=runs["bicubic2"], baseline="none", policy=policy_path) == 0
     capsys.readouterr()
     record_signoff(store, runs["bicubic2"], "ana", "approve", "", policy=policy_path)
     # the approved run gated against itself: passes, but warns that the comparison cannot fail
@@ -96,16 +96,16 @@ def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, ca
     out = json.loads(captured.out)
     assert out["verdict"] == "pass" and any("candidate run" in n and "itself" in n for n in out["notes"])
     assert "warning: the approved baseline is the candidate run" in captured.err
-    assert run_gate_command(store, run=runs["blurry"], baseline="approved", policy=policy_path,
+    assert run_gate_command(store, run=runs["blurry"], baseline="none", policy=policy_path,
                             fmt="markdown") == 1
     md = capsys.readouterr().out
     assert md.startswith("### qa gate: FAIL") and "**Failed checks:** psnr vs decoder:bicubic" in md
-    assert "| psnr vs decoder:bicubic | fail |" in md and "no approved run of decoder" in md
+    assert "| psnr vs decoder:bicubic | fail |" in md and "chosen with --baseline none" in md
     text = status_output(store, "bicubic", "markdown")
     assert "### qa status: bicubic" in text and "approved run: `" + runs["bicubic2"] in text
     js = json.loads(status_output(store, "blurry-bicubic", "json"))
     assert js[0]["latest"]["failed"][0]["check"] == "psnr vs decoder:bicubic"
-    assert js[0]["runs"][0]["gate"].startswith("gate fail (no approved or run baseline yet")  # not "vs approved"
+    assert js[0]["runs"][0]["gate"].startswith("gate fail vs no baseline (--baseline none")  # not "vs approved"
     assert "no report yet" in js[0]["latest"]["report"]
 
 

@@ -18,14 +18,9 @@ from qa.errors import QAError
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import PolicyError, load_policy, parse_policy
 from qa.gate.signing import generate_key, load_signing_key
-from qa.gate.signoff import (
-    anchor_path,
-    canonical_row_v2,
-    record_signoff,
-    row_hash,
-    verify_chain,
-)
-from qa.gate.status import status_text
+from qa.gate.signoff import anchor_path, record_signoff, verify_chain
+from qa.gate.signoff_format import canonical_row_v2, canonical_row_v3, row_hash
+from qa.gate.status import status_output
 from qa.store import Store
 from qa.store.anchor import read_anchor, write_anchor
 from tests.gate.helpers import register
@@ -118,7 +113,7 @@ def test_deleting_signoffs_together_with_the_anchor_is_detected(world, store, ke
     _sql(store, "delete from signoffs where seq = 3")
     head2 = str(store.query("select hash from signoffs where seq = 2")[0][0])
     write_anchor(store.path, {"seq": 2, "hash": head2, "signer": "", "signature": ""})
-    assert any("not signed by a trusted key" in p for p in verify_chain(store))
+    assert any("not signed by the key that signed that row" in p for p in verify_chain(store))
 
 
 def test_a_new_signoff_is_refused_while_the_chain_is_broken(world, store, keys) -> None:
@@ -144,10 +139,11 @@ def test_a_reused_sequence_number_is_detected(world, store, keys) -> None:
     _sql(store, "delete from signoff_proofs where seq = 2")
     _sql(store, "insert into signoffs values (2, ?, 'ana', 'approve', '', true, ?, ?, ?)",
          [world["runs"]["good"], at, prev, h])
-    _sql(store, "insert into signoff_proofs values (2, 2, '', '', ?, ?)",
-         [key.public, key.sign(b"qa-signoff-row-v2\0", h.encode())])
+    _sql(store, "insert into signoff_proofs (seq, format, gate_id, policy_sha256, signer, signature) "
+         "values (2, 2, '', '', ?, ?)", [key.public, key.sign(b"qa-signoff-row-v2\0", h.encode())])
     problems = verify_chain(store)
-    assert len(problems) == 1 and "seq 2" in problems[0] and "re-used" in problems[0]
+    assert "seq 2" in problems[0] and "re-used" in problems[0]
+    assert [p for p in problems if "does not count" not in p] == problems[:1]
 
 
 def test_anchor_and_row_stay_consistent_when_killed_at_each_step_and_under_concurrent_writers(world, store, keys) -> None:
@@ -167,7 +163,7 @@ def test_anchor_and_row_stay_consistent_when_killed_at_each_step_and_under_concu
     assert read_anchor(store.path)[1] is not None  # the intent is still there, and harmless
     assert sign("committed", "committed, anchor not finalised") == -9
     assert verify_chain(store) == [] and store.query("select note from signoffs") == [("committed, anchor not finalised",)]
-    assert "reject by ana" in status_text(store, "bicubic")
+    assert "reject by ana" in status_output(store, "bicubic")
     procs = [subprocess.Popen([sys.executable, "-c",
                                "from qa.gate.signoff import record_signoff; from qa.store import Store\n"
                                f"for i in range(3): record_signoff(Store({str(store.path)!r}), {runs['good']!r}, "
@@ -184,16 +180,19 @@ def test_an_edited_row_with_recomputed_hashes_and_anchor_fails_its_signature(wor
     _rejects(store, runs, 2)
     signer, sig = store.query("select signer, signature from signoff_proofs where seq = 1")[0]
     prev = ""
-    for seq, run_id, reviewer, _decision, note, _override, at in store.query(
-            "select seq, run_id, reviewer, decision, note, override, signed_at from signoffs order by seq"):
-        h = row_hash(prev, canonical_row_v2(seq, run_id, reviewer, "approve", note, True, at, prev, "", "", signer))
+    for seq, run_id, reviewer, _decision, note, _override, at, ev, dec, rs, rsha in store.query(
+            "select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, p.evidence_sha256, "
+            "p.decoder, p.reference_set, p.reference_set_sha256 from signoffs s join signoff_proofs p using (seq) "
+            "order by seq"):
+        h = row_hash(prev, canonical_row_v3(seq, run_id, reviewer, "approve", note, True, at, prev, "", "", signer,
+                                            ev, dec, rs, rsha))
         _sql(store, "update signoffs set decision = 'approve', override = true, prev_hash = ?, hash = ? where seq = ?",
              [prev, h, seq])
         prev = h
     write_anchor(store.path, {"seq": 2, "hash": prev, "signer": signer, "signature": sig})
     problems = verify_chain(store)
     assert sum("signature does not match" in p for p in problems) == 2
-    assert any("anchor's head" in p and "not signed by a trusted key" in p for p in problems)
+    assert any("anchor's head" in p and "not signed by the key that signed that row" in p for p in problems)
 
 
 def test_a_row_signed_by_a_key_not_in_the_trusted_file_is_detected(world, store, keys, capsys) -> None:
@@ -203,8 +202,9 @@ def test_a_row_signed_by_a_key_not_in_the_trusted_file_is_detected(world, store,
     record_signoff(store, runs["good"], "mallory", "reject", "mine", key=keys["mallory"],
                    trusted=keys["mallory_trusted"])
     problems = verify_chain(store, keys["trusted"])
-    assert any("seq 2" in p and "not in the trusted-keys file" in p for p in problems)
-    assert any("anchor's head" in p for p in problems)
+    assert any("seq 2" in p and "not in the trusted-keys file" in p and "does not count" in p for p in problems)
+    assert qa_main(["signoff", "verify", "--trusted-keys", str(keys["trusted"]), "--db", str(store.path)]) == 1
+    assert "anchor's head (seq 2) is signed by a key that no longer counts" in capsys.readouterr().out
     # through the CLI: an untrusted key cannot record at all, and cannot claim another reviewer's name
     assert qa_main(["signoff", "--run", runs["good"], "--decision", "reject", "--key", str(keys["mallory"]),
                     "--db", str(store.path)]) == 2
@@ -224,7 +224,7 @@ def test_a_lenient_gate_does_not_launder_a_failed_run(world, store, keys, tmp_pa
     """Break 8: a pass under another policy does not approve under the shipped one; naming that policy is
     allowed but signed into the row, where anyone can see which policy the approval rests on."""
     root, blurry = Path(str(world["root"])), world["runs"]["blurry"]
-    assert gate_run(store, blurry, load_policy(root / "strict.toml"), None).verdict == "fail"
+    assert gate_run(store, blurry, load_policy(root / "strict.toml"), "none").verdict == "fail"
     inf = tmp_path / "inf.toml"
     inf.write_text(STRICT.replace("min = 100.0", "min = -inf\nmargin = inf"))
     assert qa_main(["gate", "--run", blurry, "--policy", str(inf), "--db", str(store.path)]) == 2
@@ -232,14 +232,15 @@ def test_a_lenient_gate_does_not_launder_a_failed_run(world, store, keys, tmp_pa
         record_signoff(store, blurry, "ana", "approve", "")
     with pytest.raises(QAError, match="is fail; approving it needs an explicit override"):
         record_signoff(store, blurry, "ana", "approve", "", policy=root / "strict.toml")
-    assert gate_run(store, blurry, load_policy(root / "lenient.toml"), None).verdict == "pass"
+    assert gate_run(store, blurry, load_policy(root / "lenient.toml"), "none").verdict == "pass"
     with pytest.raises(QAError, match="no gate under the shipped policy"):
         record_signoff(store, blurry, "ana", "approve", "")
     record_signoff(store, blurry, "ana", "approve", "", policy=root / "lenient.toml")
     assert store.query("select policy_sha256 from signoff_proofs")[0][0] == load_policy(root / "lenient.toml").sha256()
     assert verify_chain(store) == []
     _sql(store, "update gates set verdict = 'fail'")  # the gate an approval cites is part of what is verified
-    assert any("whose verdict is fail" in p for p in verify_chain(store))
+    problems = verify_chain(store)
+    assert any("whose verdict is fail" in p for p in problems) and any("evidence of run" in p for p in problems)
 
 
 def test_a_failed_or_never_gated_run_needs_override(world, store, keys) -> None:
@@ -250,9 +251,10 @@ def test_a_failed_or_never_gated_run_needs_override(world, store, keys) -> None:
         record_signoff(store, runs["failed"], "ana", "approve", "")
     with pytest.raises(QAError, match="has no gate under the shipped policy policy_upscale.toml"):
         record_signoff(store, runs["good"], "ana", "approve", "")
-    assert "no approved run" in status_text(store, "bicubic")
+    assert "no approved run" in status_output(store, "bicubic")
     record_signoff(store, runs["failed"], "ana", "approve", "partial run accepted for a hotfix", override=True)
-    assert f"approved run: {runs['failed']}" in status_text(store, "bicubic") and "(override)" in status_text(store, "bicubic")
+    text = status_output(store, "bicubic")
+    assert f"approved run: run {runs['failed']}, approved by ana" in text and "(override)" in text
     assert verify_chain(store) == []
 
 
@@ -288,7 +290,7 @@ def test_an_ssh_keygen_key_and_an_allowed_signers_line_work_as_is(world, store, 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cy@example.org", "-f", str(key)],
                    check=True, timeout=60)
     trusted = tmp_path / "allowed_signers"
-    trusted.write_text("# reviewers\ncy@example.org namespaces=\"git\" " + (tmp_path / "id_ed25519.pub").read_text())
+    trusted.write_text("# reviewers\ncy@example.org namespaces=\"git,qa\" " + (tmp_path / "id_ed25519.pub").read_text())
     monkeypatch.setenv("QA_TRUSTED_KEYS", str(trusted))
     assert record_signoff(store, world["runs"]["good"], None, "reject", "from my ssh key", key=key) == 1
     assert store.query("select reviewer from signoffs")[0][0] == "cy@example.org"
@@ -307,9 +309,9 @@ def test_signoff_list_show_and_verify_print_what_is_stored(world, store, keys, c
     assert qa_main(["signoff", "show", "--seq", "2", *db]) == 0
     out = capsys.readouterr().out
     head = str(store.query("select hash from signoffs where seq = 2")[0][0])
-    assert "note 1" in out and head in out and "signer key: ssh-ed25519" in out
+    assert "note 1" in out and head in out and "signer: ssh-ed25519" in out
     assert qa_main(["signoff", "show", "--seq", "9", *db]) == 2
     assert "no sign-off with seq 9" in capsys.readouterr().err
     assert qa_main(["signoff", "verify", *db]) == 0
     out = capsys.readouterr().out
-    assert f"2 sign-off(s); head seq 2, hash {head[:16]}" in out and "intact" in out
+    assert f"2 sign-off(s); head seq 2, hash {head}\n" in out and "intact" in out  # the full head

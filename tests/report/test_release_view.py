@@ -82,7 +82,7 @@ def review(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         policy = load_policy(policy_file)
         export_reviewer(mp, *make_reviewer(root, "ana"))
         approved = RunEngine(store).start(cfg)
-        gate_run(store, approved, policy, "approved")
+        gate_run(store, approved, policy, "none")
         record_signoff(store, approved, "ana", "approve", "release 1", policy=policy_file)
         (root / "qa.toml").write_text("[decoders.grainy]\ngrain = 0.08\n")
         candidate = RunEngine(store).start(cfg)

@@ -83,7 +83,7 @@ def test_same_output_as_baseline_passes(suite: pytest.Pytester, refset: Path) ->
 
 @pytest.mark.parametrize("decoder", ["blurry-bicubic", "textured-bicubic"])
 def test_planted_regression_fails_the_baseline_test(suite: pytest.Pytester, refset: Path, decoder: str) -> None:
-    result = run(suite, refset, decoder)
+    result = run(suite, refset, decoder, "--baseline=none")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     got = outcomes(result)
     # the bounds are loose enough: the regression is caught by the paired comparison against bicubic
@@ -91,9 +91,9 @@ def test_planted_regression_fails_the_baseline_test(suite: pytest.Pytester, refs
     assert got["test_every_case_decoded"] == "passed"
     assert got["test_not_worse_than_decoder_baseline[fidelity:psnr]"] == "failed"
     assert got["test_not_worse_than_decoder_baseline[fidelity:ssim]"] == "failed"
-    # no approved run yet: the run baseline is skipped and says so
+    # the first release, chosen with --baseline none: the run baseline is skipped and says so
     assert got["test_not_worse_than_baseline[fidelity:psnr]"] == "skipped"
-    result.stdout.fnmatch_lines(["*no approved run of decoder*"])
+    result.stdout.fnmatch_lines(["*chosen with --baseline none*"])
     text = result.stdout.str()
     m = re.search(r"AssertionError: psnr \(higher is better\): candidate run (\S+) mean ([\d.]+) dB vs baseline "
                   r"decoder:bicubic run (\S+) mean ([\d.]+) dB; difference \(positive = better\) (-[\d.]+) dB, "
@@ -111,7 +111,7 @@ def test_planted_regression_fails_the_baseline_test(suite: pytest.Pytester, refs
 def test_metric_without_weights(suite: pytest.Pytester, refset: Path, required: bool) -> None:
     (suite.path / "tiny.toml").write_text(POLICY + f"\n[metrics.needs_weights]\nrequired = {str(required).lower()}\n"
                                                    "min = 0.0\n")
-    result = run(suite, refset, "bicubic")
+    result = run(suite, refset, "bicubic", "--baseline=none")
     got = outcomes(result)
     assert got["test_absolute_bounds[fidelity:psnr]"] == "passed"
     reason = "weights 'fake-net' are not installed here; run `qa weights fetch fake-net`"
@@ -145,7 +145,7 @@ def test_unknown_decoder_fails_with_the_reason(suite: pytest.Pytester, refset: P
 
 def test_junitxml_carries_metrics_and_second_run_reuses(suite: pytest.Pytester, refset: Path) -> None:
     xml = suite.path / "out.xml"
-    first = run(suite, refset, "bicubic", f"--junitxml={xml}")
+    first = run(suite, refset, "bicubic", f"--junitxml={xml}", "--baseline=none")
     assert first.ret == 0, first.stdout.str()
     store = Store(suite.path / "qa.duckdb")
     (run_id,) = [r[0] for r in store.query("select run_id from runs")]
@@ -161,7 +161,7 @@ def test_junitxml_carries_metrics_and_second_run_reuses(suite: pytest.Pytester, 
     checks = [p.get("value") for p in root.iter("property") if p.get("name") == "qa.check"]
     assert any(c.startswith("psnr (higher is better)") and "set mean" in c for c in checks)
 
-    second = run(suite, refset, "bicubic", f"--junitxml={xml}")
+    second = run(suite, refset, "bicubic", f"--junitxml={xml}", "--baseline=none")
     assert second.ret == 0
     assert store.query("select count(*) from runs")[0][0] == 1  # nothing changed: the stored run is reused
     props = {p.get("name"): p.get("value") for p in ET.parse(xml).getroot().iter("property")}
@@ -183,4 +183,19 @@ def test_unknown_baseline_run_fails_not_errors(suite: pytest.Pytester, refset: P
     got = outcomes(result)
     assert got["test_not_worse_than_baseline[fidelity:psnr]"] == "failed"
     assert got["test_absolute_bounds[fidelity:psnr]"] == "passed"
-    result.stdout.fnmatch_lines(["*no baseline run: no run 'no-such-run'*"])
+    result.stdout.fnmatch_lines(["*cannot compare with baseline no-such-run: no run 'no-such-run'*"])
+
+
+def test_fresh_store_with_approved_baseline_fails(suite: pytest.Pytester, refset: Path, monkeypatch) -> None:
+    """Issue 25, reproduction 4: a CI runner's empty store and the default --baseline approved is a failure (the
+    baseline tests fail with the reason and the fix), never "skipped, no approved run yet" and exit 0."""
+    monkeypatch.delenv("QA_TRUSTED_KEYS", raising=False)
+    result = run(suite, refset, "bicubic")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()[-2000:]
+    got = outcomes(result)
+    assert got["test_not_worse_than_baseline[fidelity:psnr]"] == "failed"
+    assert got["test_absolute_bounds[fidelity:psnr]"] == "passed"
+    result.stdout.fnmatch_lines(["*cannot compare with baseline approved: no approved run of decoder 'bicubic'*"])
+    assert "--baseline none" in result.stdout.str() and "qa baseline export" in result.stdout.str()
+    verdict, kind = Store(suite.path / "qa.duckdb").query("select verdict, baseline_kind from gates")[0]
+    assert verdict == "fail" and kind == "approved (unusable)"

@@ -1,0 +1,50 @@
+"""What a candidate run is compared with: one :class:`Baseline` (its run, where its rows are, why it cannot be used)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from qa.store.records import RunInfo
+
+__all__ = ["Baseline"]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME`` or ``none`` (no
+    baseline, chosen explicitly: the first release).
+
+    ``run`` is None when no such run exists; ``note`` then says why. ``error``: why the baseline could not be
+    resolved at all (a broken sign-off chain, no approved run): every comparison with it fails with that reason.
+    ``reader``: where the baseline run's rows are when not in the candidate's store (a baseline file);
+    ``origin``: how it was verified, in words.
+    """
+
+    kind: str
+    run: RunInfo | None = None
+    note: str = ""
+    #: why comparing with this baseline would be unfair (e.g. another upscale factor): checks skip with it
+    inapplicable: str = ""
+    error: str = ""
+    reader: Any = None
+    origin: str = ""
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id if self.run else None
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.kind.startswith("decoder:")
+
+    def describe(self) -> str:
+        if self.inapplicable:
+            return f"{self.kind} (does not apply: {self.inapplicable})"
+        if self.error:
+            return f"{self.kind} (cannot be used: {self.error})"
+        if self.run and self.origin:
+            return f"{self.kind} ({self.origin})"
+        if self.run:
+            return f"{self.kind} (run {self.run.run_id})"
+        return f"{self.kind} ({self.note})" if self.kind == "none" else f"{self.kind} (none: {self.note})"
