@@ -52,6 +52,22 @@ class TexturedBicubic(BicubicDecoder):
         return super().decode(batch, 0)
 
 
+class TunableBicubic(BicubicDecoder):
+    """Bicubic x4 with a ``blur`` setting (Gaussian sigma in output pixels, 0 = plain bicubic): one decoder name
+    whose candidates differ by a setting, like pid's ``degrade_sigma``."""
+
+    family = "tunable-bicubic"
+
+    def __init__(self, name: str | None = None, device: str = "cpu", factor: int = 4, blur: float = 0.0,
+                 **settings: object) -> None:
+        super().__init__(name, device, factor=factor, blur=float(blur), **settings)
+        self.blur = float(blur)
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = super().decode(batch, seed)
+        return _gaussian_blur(out, self.blur).clamp(0, 1) if self.blur > 0 else out
+
+
 class AlwaysRaising(BicubicDecoder):
     """A decoder that raises on every batch."""
 
@@ -80,7 +96,8 @@ def register() -> None:
     from qa.registries import DECODERS, METRICS
 
     for name, cls in (("bicubic-twin", BicubicDecoder), ("blurry-bicubic", BlurryBicubic),
-                      ("textured-bicubic", TexturedBicubic), ("always-raising", AlwaysRaising)):
+                      ("textured-bicubic", TexturedBicubic), ("always-raising", AlwaysRaising),
+                      ("tunable", TunableBicubic)):
         if name not in DECODERS:
             DECODERS.register(name, cls)
     if "needs_weights" not in METRICS:

@@ -13,8 +13,8 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import GateContext
 from qa.gate.cli import run_gate_command
-from qa.gate.demo import gate_demo_runs
 from qa.gate.data import GateError, load_run
+from qa.gate.demo import gate_demo_runs
 from qa.gate.evaluate import gate_run, resolve_baseline
 from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff, verify_chain
