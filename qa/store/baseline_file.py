@@ -3,7 +3,7 @@
 A baseline file holds rows of qa's own tables, one Parquet row each: ``tbl`` (the table), ``row`` (the row as
 canonical JSON: floats exact, times ISO 8601) and ``png`` (an image's bytes, only for ``images`` rows). Its
 footer's key-value metadata holds ``qa_baseline_format`` and ``qa_file_sha256``: the sha256 of the whole file
-with that value's 64 characters written as zeros, so **any changed byte** of the file is found before anything
+with that value's 64 characters written as ``0``, so **any changed byte** of the file is found before anything
 in it is read (:func:`check_file_digest`). What the rows mean (signatures, evidence) is checked by
 :mod:`qa.gate.baseline_file` on an in-memory DuckDB built from them (:func:`materialise`).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -84,14 +85,15 @@ def write_file(path: Path, rows: list[tuple[str, dict[str, Any], bytes | None]])
                         [[t, json.dumps({k: _jsonable(v) for k, v in r.items()}, sort_keys=True, default=str), p]
                          for t, r, p in rows])
         Path(tmp).unlink()
+        placeholder = secrets.token_hex(32)  # unique in the file; the digest covers the file with zeros there
         con.execute(f"copy t to '{_sql_path(tmp)}' (format parquet, kv_metadata "
-                    f"{{{FORMAT_KEY}: '{FILE_FORMAT}', {DIGEST_KEY}: '{_ZEROS}'}})")
+                    f"{{{FORMAT_KEY}: '{FILE_FORMAT}', {DIGEST_KEY}: '{placeholder}'}})")
         con.close()
         data = Path(tmp).read_bytes()
-        if data.count(_ZEROS.encode()) != 1:
+        if data.count(placeholder.encode()) != 1:
             raise StoreError(f"cannot seal {path}: its digest placeholder is not unique", "export again")
-        digest = hashlib.sha256(data).hexdigest()
-        Path(tmp).write_bytes(data.replace(_ZEROS.encode(), digest.encode()))
+        digest = hashlib.sha256(data.replace(placeholder.encode(), _ZEROS.encode())).hexdigest()
+        Path(tmp).write_bytes(data.replace(placeholder.encode(), digest.encode()))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

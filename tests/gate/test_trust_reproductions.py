@@ -70,10 +70,12 @@ def w(world: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     root = Path(str(world["root"]))
     for name in ("qa.duckdb", "qa.duckdb.signoff-head"):
         shutil.copy(root / name, tmp_path / name)
+    trusted = tmp_path / "allowed_signers"  # each test may edit its own copy (revocation, options)
+    shutil.copy(str(world["trusted"]), trusted)
     monkeypatch.setenv("QA_SIGNING_KEY", str(world["ana"]))
-    monkeypatch.setenv("QA_TRUSTED_KEYS", str(world["trusted"]))
+    monkeypatch.setenv("QA_TRUSTED_KEYS", str(trusted))
     return {**world, "store": Store(tmp_path / "qa.duckdb"), "db": str(tmp_path / "qa.duckdb"),
-            "policy": str(root / "policy.toml"), "tmp": tmp_path}
+            "policy": str(root / "policy.toml"), "tmp": tmp_path, "trusted": trusted}
 
 
 def qa(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
