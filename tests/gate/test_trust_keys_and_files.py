@@ -17,14 +17,8 @@ from qa.gate.signoff import record_signoff, verify_chain
 from qa.gate.status import status_output
 from qa.store import Store
 from qa.store import baseline_file as store_file
-from tests.gate.test_trust_reproductions import (  # noqa: F401  (fixtures)
-    gate,
-    qa,
-    run_of,
-    sql,
-    w,
-    world,
-)
+from tests.gate.conftest import run_of
+from tests.gate.test_trust_reproductions import gate, qa, sql
 
 
 def _line(trusted: Path, name: str) -> str:
