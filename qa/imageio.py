@@ -18,10 +18,12 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from qa.errors import BadImageError
 from qa.hashing import sha256_bytes
+from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 
-#: Largest image qa decodes, in pixels (width x height): Pillow's own decompression-bomb limit (89.5 MP, e.g.
-#: 9459 x 9459), which is above a 4K (3840 x 2160) or 8K (7680 x 4320) frame.
-MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: Largest image qa decodes by default, in pixels (width x height): 64 Mpx, above a 4K (3840 x 2160) or 8K
+#: (7680 x 4320) frame and below Pillow's decompression-bomb limit (89.5 MP); the ``max_image_pixels`` setting
+#: changes it (:func:`pixel_limit`). The size is read from the file's header before anything is decoded.
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 #: Smallest side qa accepts: SSIM's 11x11 window and a 4x downsampling need at least this many pixels.
 MIN_SIDE = 16
 
@@ -40,8 +42,14 @@ class LoadedImage:
     notes: tuple[str, ...]
 
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> LoadedImage:
-    """Read an image file as float32 RGB in [0, 1], shape (H, W, 3).
+def pixel_limit() -> int:
+    """The largest image qa decodes (width x height): the ``max_image_pixels`` setting (default 64 Mpx)."""
+    return get_settings().max_image_pixels
+
+
+def load_image(path: str | Path, max_pixels: int | None = None, min_side: int = MIN_SIDE) -> LoadedImage:
+    """Read an image file as float32 RGB in [0, 1], shape (H, W, 3). ``max_pixels``: default the
+    ``max_image_pixels`` setting (checked from the header, before decoding).
 
     Converts 16-bit, grayscale, palette and alpha images to RGB and says so in ``notes``. Raises
     :class:`BadImageError` (naming the file) for missing, corrupt, truncated, non-image, too large or too
@@ -58,20 +66,21 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS, min_side: int = M
 
 
 def decode_image_bytes(
-    data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+    data: bytes, name: str = "<bytes>", max_pixels: int | None = None, min_side: int = MIN_SIDE
 ) -> LoadedImage:
     """Decode encoded image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP) as in :func:`load_image`."""
+    limit = max_pixels if max_pixels is not None else pixel_limit()
     digest = sha256_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
-            if width * height > max_pixels:
+            if width * height > limit:
                 raise BadImageError(
                     f"{name}: declares {width}x{height} = {width * height} pixels, above the limit of "
-                    f"{max_pixels} (possible decompression bomb)",
-                    "tile or downscale the image, or raise max_pixels if it is genuine",
+                    f"{limit} (max_image_pixels; possible decompression bomb)",
+                    "tile or downscale the image, or raise max_image_pixels in qa.toml / [tool.qa] if it is genuine",
                 )
             if min(width, height) < min_side:
                 raise BadImageError(
@@ -81,6 +90,9 @@ def decode_image_bytes(
             img.load()
     except BadImageError:
         raise
+    except MemoryError as exc:
+        raise BadImageError(f"{name}: not enough memory to decode it ({len(data)} bytes on disk)",
+                            "lower max_image_pixels, or tile the image") from exc
     except Image.DecompressionBombError as exc:
         raise BadImageError(f"{name}: decompression bomb refused ({exc})") from exc
     except Image.DecompressionBombWarning as exc:

@@ -7,8 +7,13 @@ environment.
 | ``weights_dir`` | ``$QA_WEIGHTS_DIR`` | ``~/.cache/qa/weights`` |
 | ``ray_workers`` | ``$QA_RAY_WORKERS`` | None (the cluster's GPUs or CPUs) |
 | ``decoders`` | ``qa.toml`` ``[decoders.NAME]``, then pyproject ``[tool.qa.decoders.NAME]`` | none |
+| ``trusted_keys`` | ``qa.toml`` ``trusted_keys = "FILE"``, then pyproject ``[tool.qa] trusted_keys`` (relative to that file); ``$QA_TRUSTED_KEYS`` and ``--trusted-keys`` win over it | none |
+| ``max_image_pixels`` | ``qa.toml`` / ``[tool.qa]`` ``max_image_pixels`` (width x height, >= 1) | 64 Mpx (64,000,000) |
 | ``suites_dirs`` | ``<project>/suites``, then the ``suites/`` of the qa source tree | |
 | ``reference_set_dirs`` | ``<project>/reference_sets``, then the ``reference_sets/`` of the qa source tree | |
+
+Keys these files do not know are refused with the closest known name; values of the wrong type or out of range
+are refused in one line (:class:`ConfigError`, exit 2).
 
 ``<project>`` is the folder holding ``qa.toml`` / ``pyproject.toml``: the working directory unless given. The qa
 source tree is the folder above the ``qa`` package (a checkout or an editable install ships ``suites/`` and
@@ -42,6 +47,11 @@ DEFAULT_DB = Path("reports/qa.duckdb")
 #: the qa source tree: the folder holding the ``qa`` package (suites/ and reference_sets/ live beside it)
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
+
+#: the default largest image qa decodes (width x height): 64 Mpx, above an 8K frame (7680 x 4320 = 33 Mpx)
+DEFAULT_MAX_PIXELS = 64_000_000
+#: the keys of ``[tool.qa]`` (pyproject.toml) and of qa.toml's top level
+TOP_KEYS = ("decoders", "trusted_keys", "max_image_pixels", "tool")
 
 #: settings whose string values are file system paths (resolved against the configuring file's folder)
 PATH_SETTINGS: frozenset[str] = frozenset({"path", "checkpoint", "vae_path", "config_file", "repo", "text_encoder_path"})
@@ -94,20 +104,60 @@ def _entries(path: Path, table: object) -> dict[str, DecoderConfig]:
     return out
 
 
-def read_decoder_configs(root: Path) -> dict[str, DecoderConfig]:
-    """Configured decoders of the project folder ``root``: pyproject.toml ``[tool.qa.decoders]``, then qa.toml."""
-    base = root
-    configs: dict[str, DecoderConfig] = {}
-    pyproject = base / "pyproject.toml"
+def _tables(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(file, its qa table) of pyproject.toml ``[tool.qa]`` and qa.toml (its top level, or its ``[tool.qa]``), in
+    that order; unknown keys refused with the closest known one."""
+    from qa.errors import did_you_mean
+
+    out = []
+    pyproject, qa_toml = root / "pyproject.toml", root / "qa.toml"
     if pyproject.is_file():
-        data = _read_toml(pyproject)
-        configs.update(_entries(pyproject, data.get("tool", {}).get("qa", {}).get("decoders")))
-    qa_toml = base / "qa.toml"
+        tool = _read_toml(pyproject).get("tool", {})
+        table = tool.get("qa", {}) if isinstance(tool, dict) else {}
+        out.append((pyproject, table if isinstance(table, dict) else {}))
     if qa_toml.is_file():
         data = _read_toml(qa_toml)
-        table = data.get("decoders", data.get("tool", {}).get("qa", {}).get("decoders"))
-        configs.update(_entries(qa_toml, table))
+        tool = data.get("tool", {})
+        nested = tool.get("qa", {}) if isinstance(tool, dict) else {}
+        out.append((qa_toml, {**(nested if isinstance(nested, dict) else {}), **{k: v for k, v in data.items() if k != "tool"}}))
+    for path, table in out:
+        for key in table:
+            if key not in TOP_KEYS or key == "tool":
+                hint = did_you_mean(str(key), [k for k in TOP_KEYS if k != "tool"]) or \
+                    f"known keys: {', '.join(k for k in TOP_KEYS if k != 'tool')}"
+                raise ConfigError(f"{path}: unknown qa setting {key!r}", hint)
+    return out
+
+
+def read_decoder_configs(root: Path) -> dict[str, DecoderConfig]:
+    """Configured decoders of the project folder ``root``: pyproject.toml ``[tool.qa.decoders]``, then qa.toml."""
+    configs: dict[str, DecoderConfig] = {}
+    for path, table in _tables(root):
+        configs.update(_entries(path, table.get("decoders")))
     return configs
+
+
+def _trusted_keys(root: Path) -> Path | None:
+    found = None
+    for path, table in _tables(root):
+        if "trusted_keys" in table:
+            value = table["trusted_keys"]
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{path}: trusted_keys must be a file path (a string), got {value!r}")
+            p = Path(value).expanduser()
+            found = p if p.is_absolute() else (path.parent / p).resolve()
+    return found
+
+
+def _max_pixels(root: Path) -> int:
+    found = DEFAULT_MAX_PIXELS
+    for path, table in _tables(root):
+        if "max_image_pixels" in table:
+            value = table["max_image_pixels"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{path}: max_image_pixels must be a whole number of pixels >= 1, got {value!r}")
+            found = value
+    return found
 
 
 @dataclass(frozen=True)
@@ -121,6 +171,8 @@ class Settings:
     decoders: Mapping[str, DecoderConfig]
     suites_dirs: tuple[Path, ...]
     reference_set_dirs: tuple[Path, ...]
+    trusted_keys: Path | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
     @property
     def ray_workers(self) -> int | None:
@@ -156,6 +208,8 @@ def resolve_settings(project: str | Path | None = None, environ: Mapping[str, st
         decoders=MappingProxyType(read_decoder_configs(root)),
         suites_dirs=_dirs(root, "suites"),
         reference_set_dirs=_dirs(root, "reference_sets"),
+        trusted_keys=_trusted_keys(root),
+        max_image_pixels=_max_pixels(root),
     )
 
 

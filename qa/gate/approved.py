@@ -49,8 +49,7 @@ def resolve_trusted(trusted: TrustedKeys | str | Path | None) -> TrustedKeys:
     if trusted is None:
         from qa.settings import get_settings
 
-        configured = getattr(get_settings(), "trusted_keys", None)
-        trusted = os.environ.get(TRUSTED_ENV) or configured
+        trusted = os.environ.get(TRUSTED_ENV) or get_settings().trusted_keys
     if not trusted:
         raise SigningError("approvals are verified against a trusted-keys file, and none was given", TRUSTED_HINT)
     return load_trusted_keys(trusted)

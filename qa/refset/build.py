@@ -27,7 +27,7 @@ import numpy as np
 
 from qa.errors import BadImageError, ManifestError
 from qa.hashing import sha256_bytes
-from qa.imageio import MAX_PIXELS, MIN_SIDE, load_image, to_uint8
+from qa.imageio import MIN_SIDE, load_image, to_uint8
 from qa.refset.default_sources import encode_png
 from qa.refset.manifest import MANIFEST, write_manifest
 
@@ -205,7 +205,7 @@ def build_reference_set(
     *,
     licence: str = UNSTATED,
     source: str = UNSTATED,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int | None = None,
 ) -> BuildResult:
     """Scan ``folder``, validate every image, and write a reference set; see the module docstring.
 
