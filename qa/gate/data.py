@@ -118,7 +118,7 @@ def set_summary(store: Store, run_id: str) -> list[tuple[str, float | None, floa
     return [(m, r.value, r.ci_low, r.ci_high, int(r.n or 0), r.status) for m, r in rows.items()]
 
 
-def run_settings(store: Store, run_id: str) -> dict[str, object] | None:
+def run_settings(store: Reader, run_id: str) -> dict[str, object] | None:
     """The decoder settings a run was made with (``config_json.decoder_settings``: degrade_sigma, steps, paths;
     the values that enter the run's identity), or None for a run stored before qa recorded them."""
     cfg = store_runs.run_config(store, run_id)

@@ -220,7 +220,7 @@ def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> t
     (one line of text, [setting, baseline value, candidate value] rows); ('', []) when there is none."""
     for b in baselines:
         if b.run is not None and b.run.decoder == run.decoder and b.run.run_id != run.run_id:
-            mine, theirs = run_settings(store, run.run_id), run_settings(store, b.run.run_id)
+            mine, theirs = run_settings(store, run.run_id), run_settings(b.reader or store, b.run.run_id)
             return (settings_diff_text(mine, theirs, b.kind),
                     [[k, old, new] for k, old, new in settings_diff(mine, theirs)])
     return "", []

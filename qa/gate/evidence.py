@@ -1,6 +1,6 @@
 """The evidence an approval signs: one sha256 over everything the gate reads of a run, in a canonical order.
 
-Covered (format 1, see ``docs/release.md``):
+Covered (format 1, see ``docs/ci.md``):
 
 * the run's identity: decoder, family, backend, track, weights and encoder sha256, reference set name and
   content sha256, seeds, qa version, git commit, the effective settings (``config_json``), identity sha256,

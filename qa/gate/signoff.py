@@ -25,8 +25,11 @@ from typing import Any
 
 from qa.errors import QAError
 from qa.gate.approved import approved_run, broken_error, resolve_trusted
+from qa.gate.baseline import Baseline
 from qa.gate.data import GateError, load_run
+from qa.gate.evaluate import NONE_NOTE, evaluate
 from qa.gate.evidence import evidence
+from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key
 from qa.gate.signoff_format import (
     DECISIONS,
@@ -59,22 +62,29 @@ def anchor_path(store: Store) -> Path:
     return _anchor_path(store.path)
 
 
-def _policy_of(track: str, policy: str | Path | None) -> tuple[str, str]:
-    """(sha256, name) of the named policy, or of the track's shipped one."""
-    from qa.gate.policy import default_policy_path, load_policy
-
+def _policy_of(track: str, policy: str | Path | None) -> tuple[Policy, str]:
+    """The named policy, or the track's shipped one, and its name in words."""
     path = Path(policy) if policy is not None else default_policy_path(track or "decode")
-    return load_policy(path).sha256(), (f"policy {path}" if policy is not None else f"the shipped policy {path.name}")
+    return load_policy(path), (f"policy {path}" if policy is not None else f"the shipped policy {path.name}")
 
 
-def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy_sha: str, policy_name: str,
+def _recomputed(db: Snapshot, run: RunInfo, policy: Policy, base: Baseline) -> str:
+    """Why the checks against the run baseline, recomputed now from the stored numbers, block ('' when they do
+    not): a gate row is not signed, so a "pass" written into ``gates`` by hand never unlocks an approval."""
+    ctx = evaluate(db, run, policy, [base])  # type: ignore[arg-type]  # a Snapshot reads like a Store
+    failed = [r.title for r in ctx.results if r.blocks]
+    return ", ".join(failed)
+
+
+def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy, policy_name: str,
                    origin: str) -> tuple[str, str]:
     """(gate_id, reason): the gate an approval of ``run`` rests on, and why it cannot ('' when it can).
 
     The gate must be the run's latest under the policy against the current verified approved run of its decoder
     on its reference set (kind ``approved``), or, when there is none yet, against no baseline (kind ``none``,
     chosen with ``--baseline none``); and it must have passed. Raises GateError when the chain is broken or the
-    approved run's evidence changed."""
+    approved run's evidence changed. The gate's checks against that baseline are recomputed too."""
+    policy_sha = policy.sha256()
     if run.status != "finished":
         return "", f"run {run.run_id} is not finished (status {run.status})"
     current = approved_run(db, check, run.decoder, run.reference_set, origin)
@@ -98,6 +108,11 @@ def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy_sha: st
                            "check of the policy (a pytest session with -k?): gate it with `qa gate`")
     if not gate_passed(g.verdict, g.details_json):
         return g.gate_id, f"the latest gate of run {run.run_id} under {policy_name} against {against} ({g.gate_id}) is {g.verdict}"
+    failed = _recomputed(db, run, policy, Baseline("approved", current.run) if current is not None
+                         else Baseline("none", None, NONE_NOTE))
+    if failed:
+        return g.gate_id, (f"gate {g.gate_id} says {g.verdict}, but its checks recomputed from the stored numbers "
+                           f"fail ({failed}): the gate row does not match the evidence")
     return g.gate_id, ""
 
 
@@ -145,7 +160,8 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
         run = load_run(store, run_id, decoder)
     except GateError as exc:
         raise QAError(str(exc).split("\n")[0], "list runs with `qa status DECODER`") from exc
-    policy_sha, policy_name = _policy_of(run.track, policy) if decision == "approve" else ("", "")
+    pol, policy_name = _policy_of(run.track, policy) if decision == "approve" else (None, "")
+    policy_sha = pol.sha256() if pol is not None else ""
     finished: dict[str, dict[str, Any]] = {}
 
     def committed() -> None:  # still under the lock
@@ -161,7 +177,8 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
             raise QAError(f"{str(err).splitlines()[0]}; nothing was recorded", err.hint)
         gate_id = ""
         if decision == "approve":
-            gate_id, reason = approval_basis(db, check, run, policy_sha, policy_name, f"the store {store.path}")
+            assert pol is not None
+            gate_id, reason = approval_basis(db, check, run, pol, policy_name, f"the store {store.path}")
             if reason and not override:
                 raise QAError(f"{reason}; approving it needs an explicit override",
                               "pass --override with a --note that says why")

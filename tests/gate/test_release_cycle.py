@@ -1,9 +1,12 @@
 """One release cycle of the embedded ``pid`` on every second image of reference_sets/default (16 images, a
 systematic half to keep the test's CPU time down; suites/README.md has the full set's numbers), through pytester
 and the shipped suites:
-gate, approve, a candidate with more latent noise (``[decoders.pid] degrade_sigma = 0.3`` in a qa.toml) fails
-the shipped upscale policy on invented detail, a candidate identical to the approved run passes, and
-``qa gate --run latest --decoder pid`` agrees with pytest on the same store (verdict and every reason)."""
+gate (the first release: ``--baseline=none``), approve, a candidate with more latent noise (``[decoders.pid]
+degrade_sigma = 0.3`` in a qa.toml) fails the shipped upscale policy on invented detail, a candidate identical to
+the approved run passes, and ``qa gate --run latest --decoder pid`` agrees with pytest on the same store (verdict
+and every reason). Then the baseline travels (issue 25): the approved run is exported to one file, and a fresh
+store (a CI runner) gates the worse candidate against it (exit 1, invented detail named) and an identical one
+(exit 0), in pytest and ``qa gate`` alike; the file with one byte changed is exit 2."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import qa.session.suite  # noqa: F401  (imported once, not in every in-process pytester run)
+from qa.cli.main import main as qa_main
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.cli import run_gate_command
 from qa.gate.policy import load_policy
@@ -87,13 +91,14 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     #    recorded against no baseline (not "pass vs approved")
     RunEngine(store).start(RunConfig(decoder="pid", reference_set=refset, seeds=[0, 1], metrics=METRICS,
                                      progress=False))
-    first = _gate(pytester, db)
+    first = _gate(pytester, db, "--baseline=none")  # the first release: chosen explicitly
     assert first.ret == 0, first.stdout.str()[-3000:]
     first.stdout.fnmatch_lines(["*deselected test_decode.py: decoder 'pid' serves the upscale track*"])
     assert "test_decode.py" not in " ".join(_outcomes(first))  # other tracks' suites are deselected, not skipped
     (approved,) = [str(r[0]) for r in store.query("select run_id from runs where decoder = 'pid'")]
     assert store.query("select baseline_kind, baseline_run_id from gates")[0] == ("none", None)
-    export_reviewer(monkeypatch, *make_reviewer(pytester.path, "ana"))  # the reviewer's trusted key
+    keys = make_reviewer(pytester.path, "ana")
+    export_reviewer(monkeypatch, *keys)  # the reviewer's trusted key
     record_signoff(store, approved, "ana", "approve", "release 1")
 
     # 2. the candidate with degrade_sigma = 0.3 fails the shipped policy on invented detail
@@ -154,3 +159,33 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert row[0] == "pass"
     inv = [c for c in _checks(row[1]) if c[0] == "invented_detail" and c[1] == "baseline"]
     assert inv and "difference (positive = better) 0 " in inv[0][4]
+
+    # 5. the baseline travels: export from this store; a fresh store (a CI runner) gates against the file
+    baseline = pytester.path / "release" / "pid-baseline.parquet"
+    assert qa_main(["baseline", "export", "--decoder", "pid", "--out", str(baseline), "--db", str(db)]) == 0
+    ci_db = pytester.path / "ci" / "qa.duckdb"
+    (pytester.path / "qa.toml").write_text("[decoders.pid]\ndegrade_sigma = 0.3\n")
+    worse_ci = _gate(pytester, ci_db, f"--baseline={baseline}")
+    (pytester.path / "qa.toml").unlink()
+    got = _outcomes(worse_ci)
+    assert worse_ci.ret == pytest.ExitCode.TESTS_FAILED, worse_ci.stdout.str()[-3000:]
+    assert got["test_worst_images_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
+    # (`qa gate` knows the policy's baseline decoder's scale from a stored run of it: x4 bicubic does not apply)
+    RunEngine(Store(ci_db)).start(RunConfig(decoder="bicubic", reference_set=refset, metrics=["psnr"], progress=False))
+    capsys.readouterr()
+    assert qa_main(["gate", "--run", "latest", "--decoder", "pid", "--baseline", str(baseline), "--db",
+                    str(ci_db)]) == 1
+    out = capsys.readouterr().out
+    assert "failed: " in out and "invented_detail worst images vs approved" in out and f"baseline file {baseline}" in out
+    assert "settings vs approved: degrade_sigma 0.0 -> 0.3" in out  # read from the file
+    same_ci = _gate(pytester, ci_db, f"--baseline={baseline}")
+    assert same_ci.ret == 0, same_ci.stdout.str()[-3000:]
+    assert qa_main(["gate", "--run", "latest", "--decoder", "pid", "--baseline", str(baseline), "--db",
+                    str(ci_db)]) == 0
+    data = bytearray(baseline.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    baseline.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert qa_main(["gate", "--run", "latest", "--decoder", "pid", "--baseline", str(baseline), "--db",
+                    str(ci_db)]) == 2
+    assert f"baseline file {baseline} was changed after export" in capsys.readouterr().err

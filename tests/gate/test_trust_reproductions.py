@@ -217,3 +217,15 @@ def test_approval_on_another_reference_set_is_not_a_baseline(w, capsys, tmp_path
     rc, _, err = gate(w, capsys, run)
     assert rc == 2 and "no approved run of decoder 'tunable' on reference set 'other'" in err
     assert "it has approvals on 'set'" in err
+
+
+def test_a_gate_row_forged_to_pass_never_unlocks_approval(w, capsys) -> None:
+    """The gates table is not signed: a hostile user rewrites the worse candidate's failing gate against the
+    approved run as a pass. Approving on it is refused: the gate's checks are recomputed from the stored numbers."""
+    runs, store = w["runs"], w["store"]
+    assert gate(w, capsys, runs["C"])[0] == 1
+    sql(store, "update gates set verdict = 'pass', details_json = replace(replace(details_json, '\"fail\"', "
+               "'\"pass\"'), '\"blocks\": true', '\"blocks\": false') where run_id = ?", [runs["C"]])
+    with pytest.raises(QAError, match="checks recomputed from the stored numbers fail .*psnr vs approved"):
+        record_signoff(store, runs["C"], None, "approve", "", policy=w["policy"])
+    assert f"approved run: run {runs['A']}" in status_output(store, "tunable")
