@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.decoders.base import Decoder, DecoderInfo
+from qa.decoders.settings_check import check_decoder_settings
 from qa.errors import DecoderError, QAError, UnknownNameError, did_you_mean
 from qa.registries import DECODERS
 from qa.settings import PATH_SETTINGS, ConfigError, DecoderConfig, get_settings
@@ -62,6 +63,7 @@ def make_decoder(name: str, device: str = "cpu", root: str | Path | None = None,
             f"families: {', '.join(DECODERS.names())}",
         )
     factory = DECODERS.factory(family)
+    check_decoder_settings(name, family, factory, settings, cfg.source if cfg else None)
     try:
         decoder = factory(name=name, device=device, **settings)
     except QAError:

@@ -12,7 +12,7 @@ from qa.decoders.base import DecodeBatch
 from qa.decoders.esrgan import ESRGANDecoder
 from qa.decoders.pid import EmbeddedPiD, UpstreamPiD
 from qa.decoders.vae import VAEDecoder
-from qa.errors import DecoderError, UnknownNameError
+from qa.errors import UnknownNameError
 
 
 def test_pyproject_entry_configures_a_vae_folder_relative_to_the_file(tmp_path, vae_folders, monkeypatch):
@@ -69,7 +69,7 @@ def test_bad_configuration_is_reported_with_the_file(tmp_path):
     with pytest.raises(ConfigError, match="not registered"):
         make_decoder("x", root=tmp_path)
     (tmp_path / "qa.toml").write_text('[decoders.x]\nfamily = "esrgan"\nmodle = "x4plus"\n')
-    with pytest.raises(DecoderError, match="modle"):
+    with pytest.raises(ConfigError, match="(?s)unknown setting 'modle'.*did you mean 'model'"):
         make_decoder("x", root=tmp_path)
 
 
