@@ -245,7 +245,7 @@ def translate_error(path: Path, exc: duckdb.Error, doing: str = "use") -> Databa
     interrupted transaction, or (anything else) the error's first line."""
     text = _first_line(exc)
     low = str(exc).lower()
-    if "permission denied" in low or "read-only file system" in low:
+    if "permission denied" in low or "read-only file system" in low or "operation not permitted" in low:
         return DatabaseError(f"cannot {doing} {path}: permission denied ({text}); the file is not damaged",
                              "make the database file and its folder writable, or pass --db PATH to a writable copy")
     if any(k in low for k in _FULL):
