@@ -229,3 +229,14 @@ def test_a_gate_row_forged_to_pass_never_unlocks_approval(w, capsys) -> None:
     with pytest.raises(QAError, match="checks recomputed from the stored numbers fail .*psnr vs approved"):
         record_signoff(store, runs["C"], None, "approve", "", policy=w["policy"])
     assert f"approved run: run {runs['A']}" in status_output(store, "tunable")
+
+
+def test_signoff_takes_latest(w, capsys) -> None:
+    """`qa signoff --run latest [--decoder NAME]` signs the decoder's latest run, as `qa gate` reads `latest`."""
+    latest = w["store"].query("select run_id from runs order by started_at desc limit 1")[0][0]
+    rc, out, _ = qa(capsys, "signoff", "--run", "latest", "--decoder", "tunable", "--decision", "reject", "--note",
+                    "not this one", "--db", str(w["db"]))
+    assert rc == 0 and f"reject of {latest}" in out and "chain head: " in out
+    rc, _, err = qa(capsys, "signoff", "--run", "latest", "--decoder", "nope", "--decision", "reject", "--db",
+                    str(w["db"]))
+    assert rc == 2 and "no run of decoder 'nope'" in err
