@@ -77,20 +77,23 @@ class GateContext:
         self.policy = policy
         self.results: list[CheckResult] = []
         self._on_result = on_result
-        self._cache: dict[tuple[str, str], MetricData] = {}
+        self._cache: dict[tuple[str, str, bool], MetricData] = {}
         #: run id -> where a baseline run's rows are read (a baseline file); default: the candidate's store
         self.readers: dict[str, Any] = {}
 
     # -- helpers --------------------------------------------------------------------------------------------
     def read_from(self, baseline: Baseline) -> None:
         """Read ``baseline``'s run from its own reader (a verified baseline file) rather than the store."""
-        if baseline.run is not None and baseline.reader is not None and baseline.run.run_id != self.run.run_id:
+        if baseline.run is not None and baseline.reader is not None:
             self.readers[baseline.run.run_id] = baseline.reader
 
-    def data(self, run_id: str, metric: str) -> MetricData:
-        key = (run_id, metric)
+    def data(self, run_id: str, metric: str, baseline: bool = False) -> MetricData:
+        """``metric`` of ``run_id``: a baseline's from its own reader when it has one (so a candidate that shares
+        a run id with a baseline file's run is still read from the store, and the baseline from the file)."""
+        reader = self.readers.get(run_id) if baseline else None
+        key = (run_id, metric, reader is not None)
         if key not in self._cache:
-            self._cache[key] = load_metric(self.readers.get(run_id, self.store), run_id, metric)
+            self._cache[key] = load_metric(reader if reader is not None else self.store, run_id, metric)
         return self._cache[key]
 
     def _emit(self, res: CheckResult) -> CheckResult:
@@ -252,7 +255,7 @@ class GateContext:
                 ) -> tuple[dict[str, float], dict[str, float], str]:
         """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired."""
         cand = self.data(self.run.run_id, metric)
-        base = self.data(baseline.run_id, metric)
+        base = self.data(baseline.run_id, metric, baseline=True)
         lost = sorted(set(base.per_case) - set(cand.per_case))
         if lost:  # the baseline scored these cases and the candidate did not: counts against it
             return {}, {}, (f"cases {', '.join(lost[:5])} have {metric} values in baseline run {baseline.run_id} "
@@ -294,12 +297,12 @@ class GateContext:
             keys = sorted(c)
             diffs, _ = paired_differences(c, b, True)
             iv = bootstrap_interval(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
-            base_vals = self.data(baseline.run.run_id, metric).per_case
+            base_vals = self.data(baseline.run.run_id, metric, baseline=True).per_case
             res.baseline_mean = float(np.mean([base_vals[k] for k in keys]))
             base_goodness = float(np.mean([b[k] for k in keys]))
             how = f"over {len(keys)} paired images"
         else:
-            base = self.data(baseline.run.run_id, metric)
+            base = self.data(baseline.run.run_id, metric, baseline=True)
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)

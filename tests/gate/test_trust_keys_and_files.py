@@ -284,3 +284,17 @@ def test_a_baseline_file_is_verified_against_the_trusted_keys_given(w, capsys, t
     only_bob.write_text(_line(Path(str(w["trusted"])), "bob") + "\n")
     rc, _, err = qa(capsys, *argv, "--trusted-keys", str(only_bob))
     assert rc == 2 and "no approved run" in err and "do not count" in err
+
+
+def test_a_candidate_wearing_the_approved_run_id_is_still_compared_with_the_file(w, capsys, tmp_path) -> None:
+    """A runner's store whose worse candidate was renamed to the approved run's id: the baseline is still read
+    from the file (and the candidate from the store), so the comparison fails instead of comparing it with itself."""
+    path = tmp_path / "b.parquet"
+    _export(w, capsys, path)
+    fresh = Store(tmp_path / "ci" / "qa.duckdb")
+    worse, approved = run_of(fresh, Path(str(w["refset"])), 1.5), str(w["runs"]["A"])
+    for table in ("runs", "results", "set_results", "images", "shards"):
+        sql(fresh, f"update {table} set run_id = ? where run_id = ?", [approved, worse])
+    rc, out, _ = qa(capsys, "gate", "--run", approved, "--baseline", str(path), "--policy", str(w["policy"]),
+                    "--db", str(fresh.path))
+    assert rc == 1 and "failed: psnr vs approved" in out, out
