@@ -18,7 +18,6 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.gate.signoff import record_signoff
-from qa.registries import METRICS
 from qa.store import Store
 from tests.gate.signing_helpers import make_reviewer
 from tests.helpers import make_refset
@@ -39,7 +38,9 @@ def _release(root: Path, refset: Path) -> dict[str, str]:
     """What a repository commits: release/allowed_signers and release/bicubic-baseline.parquet (approved here)."""
     store = Store(root / "approval" / "qa.duckdb")
     policy = load_policy(default_policy_path("upscale"))
-    metrics = [m for m in policy.metric_names() if m in METRICS]
+    from qa.session.suite import SuiteSession
+
+    metrics = SuiteSession.run_metrics(policy)  # the policy's registered metrics, as the suites run them
     run = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(refset), metrics=metrics,
                                            progress=False))
     (root / "release").mkdir()
