@@ -169,16 +169,21 @@ def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:
     """decoder -> its verified approved run on the latest run's reference set; the window's sign-offs, those
     that count apart from those that do not. A broken chain or changed approved evidence raises GateError."""
     from qa.gate.approved import approved_run, chain_of
-    from qa.gate.signing import SigningError
+    from qa.gate.signing import SigningError, TrustedKeys
+    from qa.gate.signoff_verify import check_chain
 
+    window = {r.run_id for r in data.runs}
     try:
         check = chain_of(db, db.path, trusted)
     except SigningError as exc:
         if trusted is not None:
             raise
-        data.approval_note = f"approvals not verified, so none is shown: {str(exc).splitlines()[0]}"
+        check = check_chain(db, db.path, TrustedKeys(db.path))  # shown, never used: nothing can count
+        broken = (f"; the chain does not verify ({len(check.broken)} problem(s): `qa signoff verify` lists them)"
+                  if check.broken else "")
+        data.approval_note = f"approvals not verified, so none is shown: {str(exc).splitlines()[0]}{broken}"
+        data.uncounted = [(r, "not verified (no trusted-keys file)") for r in check.rows if r.run_id in window]
         return
-    window = {r.run_id for r in data.runs}
     data.signoffs = [r for r in check.rows if r.run_id in window and check.counts(r)]
     data.uncounted = [(r, check.not_counting[r.seq]) for r in check.rows
                       if r.run_id in window and r.seq in check.not_counting]
