@@ -9,6 +9,8 @@ Splits (tuned on one, reported on the other; they share no photo, no texture sou
 - ``tune``: skimage astronaut, coffee, chelsea; texture sources skimage brick, gravel; seeds 0..
 - ``heldout``: skimage rocket, immunohistochemistry, sklearn china, flower, matplotlib grace_hopper;
   texture sources skimage grass, moon; seeds 1000..
+- ``photos-tune``, ``photos-heldout``: photographs from Debian wallpaper packages and small, local invention
+  (:mod:`benchmarks.planted.debian_photos`, :mod:`benchmarks.planted.photo_cases`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from benchmarks.planted.debian_photos import PHOTO_SPLITS
 from benchmarks.planted.fine import benign_fine, planted_fine
 
 SIZE = 256
@@ -240,9 +243,16 @@ def _band_removed(img: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def build(split: str, on_case: Callable[[Case], None] | None = None) -> list[Case]:
-    """All cases of a split (``tune`` or ``heldout``), deterministic."""
+    """All cases of a split (``tune``, ``heldout``, ``photos-tune`` or ``photos-heldout``), deterministic."""
+    if split in PHOTO_SPLITS:
+        from benchmarks.planted.photo_cases import build_photos
+
+        built = build_photos(split)
+        for c in built if on_case is not None else ():
+            on_case(c)  # type: ignore[misc]
+        return built
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLITS)}")
+        raise ValueError(f"unknown split {split!r}: expected one of {sorted(SPLITS) + sorted(PHOTO_SPLITS)}")
     spec = SPLITS[split]
     textures = [load_photo(t) for t in spec["textures"]]  # type: ignore[union-attr]
     cases: list[Case] = []

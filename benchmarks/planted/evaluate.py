@@ -17,7 +17,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from benchmarks.planted.cases import Case, build
+from benchmarks.planted.cases import SPLITS, Case, build
+from benchmarks.planted.debian_photos import PHOTO_SPLITS
 from qa.metrics.invented import oracle
 
 #: the global map threshold (luma RMS amplitude of invented detail), fitted on the tune split only
@@ -96,10 +97,16 @@ def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
         a = auroc([sign * float(r[metric]) for r in planted], [sign * float(r[metric]) for r in benign])
         out[f"auroc_{metric}"] = a
         print(f"AUROC planted vs benign, {metric:16s} ({'higher' if sign > 0 else 'lower'} = planted): {a:.3f}")
-    ious = [iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in planted]
-    out["mean_iou"] = float(np.mean(ious))
-    print(f"mean IoU of map > {threshold:g} with the planted region: {out['mean_iou']:.3f} "
-          f"(median {np.median(ious):.3f}, n={len(ious)})")
+    top = max(float(r["invented_detail"]) for r in benign)
+    above = sum(float(r["invented_detail"]) > top for r in planted)
+    out["above_benign"] = above / len(planted)
+    print(f"planted pairs above the highest benign pair ({top:.4g}): {above} of {len(planted)} "
+          f"({out['above_benign']:.0%})")
+    regional = [r for r in planted if not np.asarray(r["mask"]).all()]  # whole-image kinds have no region
+    ious = [iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in regional]
+    out["mean_iou"] = float(np.mean(ious)) if ious else float("nan")
+    print(f"mean IoU of map > {threshold:g} with the planted region (region kinds): {out['mean_iou']:.3f} "
+          f"(median {np.median(ious) if ious else float('nan'):.3f}, n={len(ious)})")
     fp = [float((np.asarray(r["map"]) > threshold).mean()) for r in benign]
     print(f"benign: mean fraction of pixels above the threshold: {np.mean(fp):.4f}")
     by_kind: dict[str, list[dict[str, object]]] = defaultdict(list)
@@ -131,7 +138,7 @@ def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
 
 def fit_threshold(rows: list[dict[str, object]]) -> float:
     """The global threshold maximising mean IoU over the planted cases (use on the tune split only)."""
-    planted = [r for r in rows if r["group"] == "planted"]
+    planted = [r for r in rows if r["group"] == "planted" and not np.asarray(r["mask"]).all()]
     grid = np.geomspace(1e-3, 0.1, 41)
     scores = [np.mean([iou(np.asarray(r["map"]) > t, np.asarray(r["mask"])) for r in planted]) for t in grid]
     return float(grid[int(np.argmax(scores))])
@@ -139,7 +146,7 @@ def fit_threshold(rows: list[dict[str, object]]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", default="heldout", choices=["tune", "heldout"])
+    ap.add_argument("--split", default="heldout", choices=[*SPLITS, *PHOTO_SPLITS])
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--fit-threshold", action="store_true", help="print the IoU-maximising threshold (tune only)")
     ap.add_argument("--kinds", default="", help="comma-separated kinds to score (default: all; for experiments)")
