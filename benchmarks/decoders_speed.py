@@ -41,9 +41,9 @@ def reference(size: int) -> torch.Tensor:
 
 
 def bench(name: str, ref: torch.Tensor, repeats: int, threads: int) -> dict[str, object]:
-    from qa.config import make_decoder
     from qa.decoders.base import DecodeBatch
     from qa.decoders.esrgan import ESRGANDecoder
+    from qa.decoders.factory import make_decoder
 
     dec = make_decoder(name)
     if isinstance(dec, ESRGANDecoder):

@@ -81,8 +81,8 @@ def runners(out: np.ndarray, ref: np.ndarray, device: str,
     from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
     from qa.metrics.base import ImageSample
+    from qa.metrics.catalog import METRICS as REG
     from qa.metrics.invented import oracle
-    from qa.registries import METRICS as REG
 
     base = np.clip(out * 0.98 + 0.01, 0, 1).astype(np.float32)
     sample = ImageSample("c", out, reference=ref, baseline=base, redecoded=np.ascontiguousarray(out[::-1, ::-1]),

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
+from qa.decoders.factory import make_decoder
 from qa.decoders.simple import BicubicDecoder
-from qa.engine.run import RunConfig, RunEngine, make_decoder
-from qa.registries import DECODERS
+from qa.engine.run import RunConfig, RunEngine
 from qa.report.browser import render
 from qa.report.build import write_report
 from qa.store import Store

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from qa.decoders.base import Decoder
-from qa.engine.run import RunConfig, RunEngine, make_decoder
+from qa.decoders.factory import make_decoder
+from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.demo import gate_demo_runs
 from qa.report.build import write_report

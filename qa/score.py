@@ -118,7 +118,7 @@ class _Broken(ImageMetric):
 
 
 def _metrics(names: list[str] | None) -> tuple[list[Metric], list[str]]:
-    from qa.registries import METRICS
+    from qa.metrics.catalog import METRICS
 
     chosen = names if names is not None else METRICS.names()
     metrics: list[Metric] = []

@@ -70,7 +70,7 @@ class NaNDecoder(BicubicDecoder):
 
 def register_test_decoders() -> None:
     """Register the test decoders (idempotent)."""
-    from qa.registries import DECODERS
+    from qa.decoders.catalog import DECODERS
 
     for name, cls in (("slow-bicubic", SlowBicubic), ("raising", RaisingDecoder), ("nan", NaNDecoder)):
         if name not in DECODERS:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decoder", default="esrgan")
     ap.add_argument("--baseline", default="bicubic")
     args = ap.parse_args(argv)
-    from qa.config import make_decoder
+    from qa.decoders.factory import make_decoder
 
     gen, base = make_decoder(args.decoder), make_decoder(args.baseline)
     if gen.encoder is None or gen.scale != base.scale:

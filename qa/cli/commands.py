@@ -24,7 +24,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def _seeds(n: int) -> list[int]:
-    from qa.engine.run import MAX_SEEDS
+    from qa.engine.identity import MAX_SEEDS
 
     if not 1 <= n <= MAX_SEEDS:
         raise QAError(f"--seeds {n}: a run decodes 1 to {MAX_SEEDS} seeds", f"pass --seeds N with 1 <= N <= {MAX_SEEDS}")
@@ -208,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_decoders(args: argparse.Namespace) -> int:
-    from qa.config import list_decoders
+    from qa.decoders.factory import list_decoders
 
     rows = []
     for info in list_decoders():
@@ -221,7 +221,7 @@ def cmd_decoders(args: argparse.Namespace) -> int:
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     from qa.metrics.base import metric_target
-    from qa.registries import METRICS
+    from qa.metrics.catalog import METRICS
 
     rows = []
     aliases: dict[str, list[str]] = {}

@@ -11,15 +11,15 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from qa.config import make_decoder as configured_decoder
 from qa.decoders.base import Decoder
+from qa.decoders.factory import make_decoder
 from qa.engine.identity import base_identity_sha256, check_seeds, check_unique_ids, identity_fields
 from qa.engine.provenance import identity_sha256
 from qa.engine.shard import effective_seeds
 from qa.errors import QAError
 from qa.metrics.base import Metric
+from qa.metrics.catalog import METRICS
 from qa.refset.manifest import ReferenceSet, load_reference_set
-from qa.registries import METRICS
 from qa.store import Store
 from qa.store import runs as store_runs
 
@@ -38,11 +38,6 @@ class RunConfig:
     suite: str = ""
     thumbnails: bool = True
     progress: bool = True
-
-
-def make_decoder(name: str, device: str = "cpu") -> Decoder:
-    """Resolve a decoder name through the configuration (``qa.toml`` / ``[tool.qa]``) or the registry."""
-    return configured_decoder(name, device=device)
 
 
 def make_metrics(names: list[str] | None, store: Store | None = None, device: str = "cpu") -> list[Metric]:

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from qa.decoders.factory import make_decoder
 from qa.engine.ray_worker import ShardResult, ShardWorker, WorkerSpec, can_merge
-from qa.engine.run import PreparedRun, RunConfig, RunEngine, make_decoder, raise_with_run_id
+from qa.engine.run import PreparedRun, RunConfig, RunEngine, raise_with_run_id
 from qa.errors import QAError
 from qa.metrics.base import ImageMetric, SetMetric
 from qa.refset.manifest import ReferenceItem

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from qa.decoders.factory import make_decoder
 from qa.engine.cases import Case, load_case
-from qa.engine.run import make_decoder, make_metrics
+from qa.engine.plan import make_metrics
 from qa.engine.shard import ShardOutput, ShardRunner
 from qa.errors import QAError
 from qa.hashing import sha256_file

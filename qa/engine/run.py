@@ -21,22 +21,19 @@ from tqdm import tqdm
 
 from qa import __version__
 from qa.decoders.base import Decoder
+from qa.decoders.factory import make_decoder
 from qa.engine.aggregate import bootstrap_mean_ci
 from qa.engine.cases import Case, load_case
 from qa.engine.identity import (
-    MAX_SEEDS,
     base_identity_sha256,
-    check_seeds,
     check_unique_ids,
     identity_changes,
-    identity_fields,
 )
 from qa.engine.plan import (
     EnsuredRun,
     RunConfig,
     RunPlan,
     find_reusable,
-    make_decoder,
     make_metrics,
     plan_run,
 )
@@ -50,8 +47,7 @@ from qa.store import results as store_results
 from qa.store import runs as store_runs
 from qa.store.records import CaseRecord, NewRun, SetResult, nan_none
 
-__all__ = ["MAX_SEEDS", "EnsuredRun", "PreparedRun", "RunConfig", "RunEngine", "base_identity_sha256",
-           "check_seeds", "identity_fields", "make_decoder", "make_metrics", "raise_with_run_id"]
+__all__ = ["EnsuredRun", "PreparedRun", "RunConfig", "RunEngine", "raise_with_run_id"]
 
 
 def _now() -> datetime:

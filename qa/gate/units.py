@@ -22,7 +22,7 @@ def fmt_num(x: float | None, unit: str = "") -> str:
 def metric_target_unit(metric: str) -> tuple[Target, str]:
     """(target, unit) from the metric's class in the registry; GateError when it is unknown."""
     from qa.errors import QAError
-    from qa.registries import METRICS
+    from qa.metrics.catalog import METRICS
 
     try:
         factory = METRICS.factory(metric)

@@ -232,7 +232,7 @@ def metric_info(name: str) -> MetricInfo:
     A registered class is read without instantiating it (constructors may load networks).
     """
     try:
-        from qa.registries import METRICS
+        from qa.metrics.catalog import METRICS
 
         factory = METRICS.factory(name)
         obj: Any = factory if isinstance(factory, type) else factory()

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from qa.decoders.base import Decoder
-from qa.engine.run import RunConfig, RunEngine, make_decoder
+from qa.decoders.factory import make_decoder
+from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
 from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summary

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from qa.registries import DECODERS
+from qa.decoders.catalog import DECODERS
 
 
 @pytest.mark.parametrize(("name", "takes_latents", "aligned"), [

@@ -14,11 +14,11 @@ import torch
 
 import qa.weights as W
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
 from qa.decoders.taesd import TAESDDecoder, load_halves
 from qa.decoders.taesd_layout import VARIANTS, build_decoder, build_encoder
 from qa.decoders.vae import VAEDecoder
 from qa.errors import DecoderError, QAError, WeightsMissingError
-from qa.registries import DECODERS
 from tests.decoders.decoder_fixtures import smooth_images
 
 

@@ -60,7 +60,7 @@ class InterruptedBicubic(BicubicDecoder):
 
 @pytest.fixture(autouse=True)
 def _decoders() -> None:
-    from qa.registries import DECODERS
+    from qa.decoders.catalog import DECODERS
 
     for cls in (WeightedBicubic, CorruptWeightsBicubic, InterruptedBicubic):
         if cls.family not in DECODERS:

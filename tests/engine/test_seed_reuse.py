@@ -122,7 +122,7 @@ class SeededBaselineNoisy(NoisyBicubic):
 
 
 def _register(name: str, cls: type) -> None:
-    from qa.registries import DECODERS
+    from qa.decoders.catalog import DECODERS
 
     if name not in DECODERS:
         DECODERS.register(name, cls)

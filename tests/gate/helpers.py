@@ -93,7 +93,8 @@ class NeedsWeights(ImageMetric):
 
 def register() -> None:
     """Register the test decoders and metric (idempotent)."""
-    from qa.registries import DECODERS, METRICS
+    from qa.decoders.catalog import DECODERS
+    from qa.metrics.catalog import METRICS
 
     for name, cls in (("bicubic-twin", BicubicDecoder), ("blurry-bicubic", BlurryBicubic),
                       ("textured-bicubic", TexturedBicubic), ("always-raising", AlwaysRaising),

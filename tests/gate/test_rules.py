@@ -15,7 +15,7 @@ from qa.gate.signoff import record_signoff
 from qa.gate.status import status_output
 from qa.gate.worst import judge_worst_images
 from qa.metrics.base import Target, metric_target
-from qa.registries import METRICS
+from qa.metrics.catalog import METRICS
 from tests.gate.test_gate_logic import (  # noqa: F401  (fixtures: a 6-tile store, a trusted reviewer key)
     policy_path,
     reviewer_keys,

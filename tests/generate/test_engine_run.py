@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from qa.decoders.catalog import DECODERS
 from qa.decoders.l2p import LDMPiDDecoder, make_l2p
 from qa.engine.run import RunConfig, RunEngine
-from qa.registries import DECODERS
 from qa.store import Store
 from tests.helpers import make_refset
 
@@ -55,9 +55,9 @@ def test_set_realism_compares_generated_images_with_the_reference_set(tiny_zoo: 
     """FID/KID on the generate track: no pixel-aligned reference, but the reference set is the real distribution."""
     import torch
 
+    from qa.metrics.catalog import METRICS
     from qa.metrics.functional.inception import random_state_dict
     from qa.metrics.realism import KID
-    from qa.registries import METRICS
 
     weights = tmp_path / "random_inception.pth"
     torch.save(random_state_dict(seed=0), weights)  # seeded random backbone: the plumbing, not the values

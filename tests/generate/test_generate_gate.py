@@ -13,6 +13,7 @@ import torch
 
 from qa.decoders._common import finish, resize
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
 from qa.decoders.l2p import L2PMiniDecoder, LDMVAEDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.checks import GateContext
@@ -20,7 +21,6 @@ from qa.gate.data import load_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.generate.nets import L2P_DIR, sample
 from qa.generate.noise import initial_noise
-from qa.registries import DECODERS
 from qa.store import Store
 from tests.helpers import make_refset
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from qa.metrics.base import ImageSample, SetMetric, SetValue
+from qa.metrics.catalog import METRICS
 from qa.metrics.feature_cache import CachedExtractor, FeatureVectors, UsesFeatureCache
-from qa.registries import METRICS
 
 
 class _Plain(SetMetric):

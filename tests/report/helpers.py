@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
 from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.metrics.base import ImageMetric, ImageSample, MetricValue
-from qa.registries import DECODERS, METRICS
+from qa.metrics.catalog import METRICS
 from qa.report.data import metric_info
 from qa.store import Store
 

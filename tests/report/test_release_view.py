@@ -15,12 +15,12 @@ import torch
 from PIL import Image
 
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
 from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff
-from qa.registries import DECODERS
 from qa.report.browser import render, screenshot
 from qa.report.build import write_report
 from qa.report.export import find_browser

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.upstream
 
 
 def _register(name: str, parts: PidParts, **kw: object) -> None:
+    from qa.decoders.catalog import DECODERS
     from qa.decoders.pid import make_pid
-    from qa.registries import DECODERS
     from tests.upstream.tiny_pid import NET_OVERRIDES
 
     settings: dict[str, object] = dict(backend="upstream", repo=parts.repo, checkpoint=parts.checkpoint,

@@ -85,7 +85,8 @@ class MergeableSetMAE(SetMAE):
 
 def setup(kill_marker: str = "") -> None:
     """Register the test decoders and metrics (idempotent); arm the kill marker. Runs in every Ray actor."""
-    from qa.registries import DECODERS, METRICS
+    from qa.decoders.catalog import DECODERS
+    from qa.metrics.catalog import METRICS
 
     for name, cls in (("noisy-bicubic", NoisyBicubic), ("kill-once", KillOnceBicubic)):
         if name not in DECODERS:

@@ -183,7 +183,7 @@ def test_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_set_metric_without_weights_is_stored_missing_on_ray_as_locally(cluster, tmp_path: Path) -> None:  # noqa: ANN001
     """Break 12: CLIP-based set metrics whose weights are absent no longer kill the Ray run in export_state; the
     run finishes and stores them 'missing' with the same reason as the local engine."""
-    from qa.registries import METRICS
+    from qa.metrics.catalog import METRICS
 
     if not METRICS.create("clip_score").unavailable_reason():
         pytest.skip("CLIP weights are present here; this reproduction needs them absent")

@@ -1,4 +1,5 @@
-"""Decoder configuration: which backend and settings a decoder name means on this machine.
+"""``make_decoder``: the decoder a name means on this machine (its configured family and settings, else the
+catalogue entry of that name), and ``list_decoders`` for ``qa decoders``. The one way qa builds a decoder.
 
 Read from the current working directory (or ``root``):
 
@@ -19,8 +20,8 @@ built-in ``pid``) and settings passed to that family's factory, e.g.::
     family = "vae"
     path = "weights/sdxl-vae"          # relative paths are relative to the file that says them
 
-:func:`make_decoder` resolves a name through the configuration first, then the registry
-(:data:`qa.registries.DECODERS`); :func:`list_decoders` describes every decoder for ``qa decoders``.
+:func:`make_decoder` resolves a name through the configuration first (read by :func:`qa.settings.get_settings`),
+then the catalogue (:data:`qa.decoders.catalog.DECODERS`); :func:`list_decoders` describes every decoder.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from qa.decoders.base import Decoder, DecoderInfo
+from qa.decoders.catalog import DECODERS
 from qa.decoders.settings_check import check_decoder_settings
 from qa.errors import DecoderError, QAError, UnknownNameError, did_you_mean
-from qa.registries import DECODERS
-from qa.settings import PATH_SETTINGS, ConfigError, DecoderConfig, get_settings
+from qa.settings import ConfigError, DecoderConfig, get_settings
 
-__all__ = ["PATH_SETTINGS", "ConfigError", "DecoderConfig", "list_decoders", "load_decoder_configs", "make_decoder"]
+__all__ = ["list_decoders", "load_decoder_configs", "make_decoder"]
 
 def load_decoder_configs(root: str | Path | None = None) -> dict[str, DecoderConfig]:
     """Configured decoders from ``root`` (default: the current directory): pyproject.toml, then qa.toml

@@ -7,12 +7,13 @@ import shutil
 import pytest
 import torch
 
-from qa.config import ConfigError, list_decoders, load_decoder_configs, make_decoder
 from qa.decoders.base import DecodeBatch
 from qa.decoders.esrgan import ESRGANDecoder
+from qa.decoders.factory import list_decoders, load_decoder_configs, make_decoder
 from qa.decoders.pid import EmbeddedPiD, UpstreamPiD
 from qa.decoders.vae import VAEDecoder
 from qa.errors import UnknownNameError
+from qa.settings import ConfigError
 
 
 def test_pyproject_entry_configures_a_vae_folder_relative_to_the_file(tmp_path, vae_folders, monkeypatch):

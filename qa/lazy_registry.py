@@ -1,7 +1,9 @@
-"""One typed registry for decoders, encoders and metrics, fed by built-ins and entry points.
+"""The lazy name registry behind the decoder and metric catalogues (:mod:`qa.decoders.catalog`,
+:mod:`qa.metrics.catalog`): names -> ``"module:attr"`` targets, fed by built-ins and an entry-point group.
 
-Entries are lazy ``"module:attr"`` targets, so listing names never imports torch-heavy modules. Unknown names
-raise :class:`UnknownNameError` with close matches ("did you mean ...").
+Entries stay strings until :meth:`Registry.factory` is called, so listing names (or reading a metric's
+declaration, :mod:`qa.metrics.declarations`) never imports torch-heavy modules. Unknown names raise
+:class:`UnknownNameError` with close matches ("did you mean ...").
 """
 
 from __future__ import annotations
@@ -67,14 +69,26 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
+    def target(self, name: str) -> str | Callable[..., T]:
+        """What ``name`` (or its alias) is registered as, without importing it: a ``"module:attr"`` string, or
+        the callable registered directly (a test's class, an imported factory). Raises :class:`UnknownNameError`."""
+        self._ensure_entry_points()
+        canonical = self.canonical(name)
+        if canonical not in self._targets:
+            raise self._unknown(canonical)
+        return self._targets[canonical]
+
+    def _unknown(self, name: str) -> UnknownNameError:
+        hint = did_you_mean(name, self._targets)
+        known = ", ".join(sorted(self._targets))
+        return UnknownNameError(f"unknown {self.kind} {name!r} (known: {known})", hint)
+
     def factory(self, name: str) -> Callable[..., T]:
         """The callable registered as ``name``; raises :class:`UnknownNameError` with suggestions."""
         self._ensure_entry_points()
         name = self.canonical(name)
         if name not in self._targets:
-            hint = did_you_mean(name, self._targets)
-            known = ", ".join(sorted(self._targets))
-            raise UnknownNameError(f"unknown {self.kind} {name!r} (known: {known})", hint)
+            raise self._unknown(name)
         target = self._targets[name]
         if isinstance(target, str):
             module_name, _, attr = target.partition(":")
