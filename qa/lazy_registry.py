@@ -25,6 +25,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self._targets: dict[str, str | Callable[..., T]] = {}
+        #: "module:attr" -> the object it named, once imported (the target itself stays a string: see target())
+        self._imported: dict[str, Callable[..., T]] = {}
         self._loaded_entry_points = False
         self._aliases: dict[str, str] = {}
 
@@ -90,14 +92,15 @@ class Registry(Generic[T]):
         if name not in self._targets:
             raise self._unknown(name)
         target = self._targets[name]
-        if isinstance(target, str):
+        if not isinstance(target, str):
+            return target
+        if target not in self._imported:
             module_name, _, attr = target.partition(":")
             obj = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-            target = obj  # type: ignore[assignment]
-            self._targets[name] = target
-        return target  # type: ignore[return-value]
+            self._imported[target] = obj  # type: ignore[assignment]
+        return self._imported[target]
 
     def create(self, key: str, /, **kwargs: object) -> T:
         """Instantiate ``name`` with keyword settings."""

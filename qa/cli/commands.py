@@ -220,8 +220,8 @@ def cmd_decoders(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from qa.metrics.base import metric_target
     from qa.metrics.catalog import METRICS
+    from qa.metrics.declarations import declaration
 
     rows = []
     aliases: dict[str, list[str]] = {}
@@ -229,14 +229,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         aliases.setdefault(canonical, []).append(alias)
     for name in METRICS.names():
         try:
-            m = METRICS.create(name)
+            d = declaration(name)
+            reason = METRICS.create(name).unavailable_reason()  # availability needs the metric itself
         except Exception as exc:  # noqa: BLE001 - listing must show every entry
             rows.append([name, "?", "?", "?", "?", "?", f"broken: {exc}"])
             continue
-        reason = m.unavailable_reason()
         shown = name + "".join(f" (alias {a})" for a in sorted(aliases.get(name, [])))
-        rows.append([shown, metric_target(m).label(), f"[{m.value_range[0]}, {m.value_range[1]}]",
-                     m.level, ",".join(m.needs) or "-", ",".join(m.weights) or "-",
+        rows.append([shown, d.target.label(), f"[{d.value_range[0]}, {d.value_range[1]}]",
+                     d.level, ",".join(d.needs) or "-", ",".join(d.weights) or "-",
                      "available" if not reason else f"missing: {reason}"])
     print(_table(rows, ["metric", "better", "range", "level", "needs", "weights", "availability"]))
     return 0

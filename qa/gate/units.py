@@ -1,4 +1,4 @@
-"""What checks read about a metric and how they write numbers: its target and unit from the registry (a
+"""What checks read about a metric and how they write numbers: its target and unit from its declaration (a
 metric that is not registered cannot be gated), numbers in messages, set intervals as goodness, margins' origin.
 """
 
@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
+from qa.errors import QAError, UnknownNameError
 from qa.gate.data import GateError
 from qa.gate.policy import MetricRule
-from qa.metrics.base import Target, metric_target
+from qa.metrics.base import Target
+from qa.metrics.declarations import declaration
 
 
 def fmt_num(x: float | None, unit: str = "") -> str:
@@ -20,21 +22,15 @@ def fmt_num(x: float | None, unit: str = "") -> str:
 
 
 def metric_target_unit(metric: str) -> tuple[Target, str]:
-    """(target, unit) from the metric's class in the registry; GateError when it is unknown."""
-    from qa.errors import QAError
-    from qa.metrics.catalog import METRICS
-
+    """(target, unit) from the metric's declaration (:mod:`qa.metrics.declarations`: read from its source, no
+    metric code runs); GateError when it is not registered or cannot be described."""
     try:
-        factory = METRICS.factory(metric)
-    except QAError as exc:
+        declared = declaration(metric)
+    except UnknownNameError as exc:
         raise GateError(f"metric {metric!r} is not registered here (see `qa metrics`)") from exc
-    source: object = factory
-    if not isinstance(factory, type):
-        try:
-            source = factory()
-        except Exception as exc:  # noqa: BLE001 - an unbuildable metric is a missing metric
-            raise GateError(f"metric {metric!r} cannot be built: {type(exc).__name__}: {exc}") from exc
-    return metric_target(source), str(getattr(source, "unit", ""))
+    except QAError as exc:
+        raise GateError(str(exc)) from exc
+    return declared.target, declared.unit
 
 
 def direction_problem(metric: str) -> str:

@@ -9,6 +9,7 @@ close to, or "none"), its range, what it needs and which weights it uses; gates,
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -139,13 +140,20 @@ class Target:
 def metric_target(metric: object) -> Target:
     """The :class:`Target` a metric class or instance declares: its ``target`` attribute (a number, or "none"),
     else its ``higher_is_better`` direction."""
-    target = getattr(metric, "target", None)
+    return declared_target(getattr(metric, "target", None), getattr(metric, "higher_is_better", True))
+
+
+def declared_target(target: object, higher_is_better: object = True) -> Target:
+    """The :class:`Target` of a metric's ``target`` and ``higher_is_better`` attribute values (see :class:`Metric`);
+    ValueError for a ``target`` that is neither None, a number nor "none"."""
     if target is None:
-        return Target("higher" if getattr(metric, "higher_is_better", True) else "lower")
+        return Target("higher" if higher_is_better else "lower")
     if isinstance(target, str):
         if target != "none":
             raise ValueError(f"metric target must be a number, None or 'none', got {target!r}")
         return Target("none")
+    if isinstance(target, bool) or not isinstance(target, numbers.Real):
+        raise ValueError(f"metric target must be a number, None or 'none', got {target!r}")
     return Target("value", float(target))
 
 

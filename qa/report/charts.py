@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qa.report.data import ReportData, RunInfo, SetRow, metric_info
+from qa.report.data import ReportData, RunInfo, SetRow, target_of
 from qa.report.safe import finite, fmt
 from qa.report.safe import label as esc  # Plotly labels: quotes as numeric references, not &quot;
 
@@ -36,7 +36,7 @@ def colours(decoders: Iterable[str]) -> dict[str, str]:
 
 
 def _direction(metric: str) -> str:
-    target = metric_info(metric).target
+    target = target_of(metric)
     return "" if target is None else f" ({target.phrase()})"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from qa.report.data import ImageRow, ReportData, RunInfo, metric_info
+from qa.report.data import ImageRow, ReportData, RunInfo, target_of
 from qa.report.gates import gate_of_run
 from qa.report.grid import map_kind
 from qa.report.safe import esc, fmt
@@ -78,7 +78,7 @@ def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[
     cand, base = _means(data.image_rows, run.run_id), _means(data.approved_rows, approved.run_id)
     both = {m for (_, m) in cand} & {m for (_, m) in base} - {"case"}
     metrics = [m for m in gated_metrics(data, run) if m in both] or sorted(both)
-    targets = {m: t for m in metrics if (t := metric_info(m).target) is not None and t.has_direction}
+    targets = {m: t for m in metrics if (t := target_of(m)) is not None and t.has_direction}
     scale = {}
     for m, t in targets.items():
         vals = [t.goodness(v) for (c, mm), v in base.items() if mm == m]

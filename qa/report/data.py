@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import duckdb
 
 from qa.errors import QAError, StoreError
-from qa.metrics.base import Target, metric_target
+from qa.metrics.base import Target
+from qa.metrics.declarations import declaration
 from qa.store import Store
 from qa.store import results as store_results
 from qa.store import runs as store_runs
@@ -28,8 +28,8 @@ from qa.store.db import Reader
 from qa.store.gates import gates_of
 from qa.store.records import GateRow, ImageRow, RunInfo, SetRow, SignoffRow, parse_json
 
-__all__ = ["GateRow", "ImageRow", "MetricInfo", "ReportData", "RunInfo", "Selection", "SetRow", "SignoffRow",
-           "load", "make_selection", "metric_info", "now_utc", "parse_since"]
+__all__ = ["GateRow", "ImageRow", "ReportData", "RunInfo", "Selection", "SetRow", "SignoffRow",
+           "load", "make_selection", "target_of", "now_utc", "parse_since"]
 
 #: a week, for ``--weekly``
 WEEK = timedelta(days=7)
@@ -42,18 +42,6 @@ class Selection:
     since: datetime | None = None
     decoders: tuple[str, ...] | None = None
     label: str = "all runs"
-
-
-@dataclass
-class MetricInfo:
-    """A metric's declaration as far as a report needs it; ``higher_is_better`` None when unknown."""
-
-    name: str
-    higher_is_better: bool | None
-    unit: str = ""
-    description: str = ""
-    known: bool = True
-    target: Target | None = None  # None when unknown
 
 
 @dataclass
@@ -225,20 +213,11 @@ def _shipped_policies(tracks: set[str]) -> dict[str, str]:
     return out
 
 
-@lru_cache(maxsize=256)
-def metric_info(name: str) -> MetricInfo:
-    """The declaration of metric ``name`` from the registry; unknown names give ``higher_is_better=None``.
-
-    A registered class is read without instantiating it (constructors may load networks).
-    """
+def target_of(name: str) -> Target | None:
+    """What "better" means for metric ``name``, from its declaration (:mod:`qa.metrics.declarations`: read from
+    its source, no metric code runs); None when the metric is not registered here or cannot be described (the
+    report then shows its numbers without a direction)."""
     try:
-        from qa.metrics.catalog import METRICS
-
-        factory = METRICS.factory(name)
-        obj: Any = factory if isinstance(factory, type) else factory()
-        hib = getattr(obj, "higher_is_better", None)
-        target = metric_target(obj)
-        return MetricInfo(name, bool(hib) if hib is not None else None, str(getattr(obj, "unit", "") or ""),
-                          str(getattr(obj, "description", "") or ""), target=target)
-    except Exception:  # noqa: BLE001 - a metric the registry cannot describe is shown as "direction unknown"
-        return MetricInfo(name, None, known=False)
+        return declaration(name).target
+    except QAError:
+        return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from qa.metrics.base import says_not_applicable
-from qa.report.data import ReportData, SetRow, SignoffRow, metric_info
+from qa.report.data import ReportData, SetRow, SignoffRow, target_of
 from qa.report.gates import blocking_checks, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
@@ -108,7 +108,7 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
             return None  # unchanged: missing both times, or the same non-finite value
         return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
     delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
-    target = metric_info(metric).target
+    target = target_of(metric)
     if delta == 0:
         verdict = '<span class="muted">unchanged</span>'
     elif target is None:
@@ -144,7 +144,7 @@ def changes_section(data: ReportData) -> str:
 
 def target_mark(metric: str) -> str:
     """HTML after a metric name: &uarr; higher is better, &darr; lower, "&rarr; 1" closer to 1, nothing for none."""
-    target = metric_info(metric).target
+    target = target_of(metric)
     if target is None or target.kind == "none":
         return ""
     if target.kind == "value":

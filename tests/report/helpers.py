@@ -19,7 +19,6 @@ from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.metrics.base import ImageMetric, ImageSample, MetricValue
 from qa.metrics.catalog import METRICS
-from qa.report.data import metric_info
 from qa.store import Store
 
 XSS = "<script>alert(1)</script>"
@@ -79,11 +78,7 @@ def registered() -> Iterator[None]:
         mp.setitem(DECODERS._targets, XSS, NoisyBicubic)  # noqa: SLF001 - test-only registration, undone on exit
         mp.setitem(METRICS._targets, MAP_METRIC, AbsDiffMap)  # noqa: SLF001
         mp.setitem(METRICS._targets, MISSING_METRIC, NoWeights)  # noqa: SLF001
-        metric_info.cache_clear()
-        try:
-            yield
-        finally:
-            metric_info.cache_clear()
+        yield
 
 
 def build_store(store: Store, refset: Path, decoders: list[str], metrics: list[str], repeat: dict[str, int]) -> dict[str, list[str]]:
