@@ -1,11 +1,14 @@
-"""Checks shared by the adapters: input latents and output pixels; the bicubic output resize."""
+"""What the adapters share: checks of input latents, output pixels and sampler settings; the bicubic output
+resize; the chained encoder of upsampling decoders (area downsampling, then a latent encoder)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from qa.decoders.base import DecodeBatch
+from qa.decoders.base import DecodeBatch, Encoder
 from qa.errors import DecoderError
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -58,3 +61,32 @@ def resize(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
         return images.clamp(0, 1)
     shrink = size[0] < images.shape[-2] or size[1] < images.shape[-1]
     return F.interpolate(images, size=tuple(size), mode="bicubic", align_corners=False, antialias=shrink).clamp(0, 1)
+
+
+def check_sigma(name: str, degrade_sigma: float, steps: int) -> None:
+    """DecoderError unless ``degrade_sigma`` is in [0, 1] and ``steps`` >= 1 (PiD's sampler settings)."""
+    if not 0.0 <= float(degrade_sigma) <= 1.0:
+        raise DecoderError(f"decoder {name!r}: degrade_sigma must be in [0, 1], got {degrade_sigma}")
+    if int(steps) < 1:
+        raise DecoderError(f"decoder {name!r}: steps must be >= 1, got {steps}")
+
+
+class ChainEncoder(Encoder):
+    """Area downsampling by ``down`` then a latent encoder: (N, 3, H, W) -> (N, C, H/factor, W/factor)."""
+
+    def __init__(self, down: int, inner: Any, inner_factor: int, name: str, sha: Any = None) -> None:
+        self.down, self.inner, self.factor, self.name = down, inner, down * inner_factor, name
+        self._sha = sha
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise DecoderError(f"{self.name}: images must be (N, 3, H, W), got {tuple(images.shape)}")
+        if images.shape[-2] % self.factor or images.shape[-1] % self.factor:
+            raise DecoderError(
+                f"{self.name}: image size {tuple(images.shape[-2:])} is not a multiple of {self.factor}",
+                f"crop references to multiples of {self.factor}",
+            )
+        return self.inner(F.avg_pool2d(images, self.down, self.down))
+
+    def sha256(self) -> str:
+        return self._sha() if callable(self._sha) else ""

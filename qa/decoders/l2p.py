@@ -295,11 +295,3 @@ def make_l2p(name: str | None = None, device: str = "cpu", backend: str = "embed
         return L2PUpstreamDecoder(name=name or "l2p", device=device, **settings)  # type: ignore[arg-type]
     raise DecoderError(f"decoder {name or 'l2p'!r}: backend must be 'embedded' or 'upstream', got {backend!r}")
 
-
-def __getattr__(name: str) -> object:
-    """``L2PUpstreamDecoder`` and ``L2P_INSTALL_HINT`` live in :mod:`qa.decoders.l2p_upstream` (imported on use)."""
-    if name in ("L2PUpstreamDecoder", "L2P_INSTALL_HINT"):
-        from qa.decoders import l2p_upstream
-
-        return getattr(l2p_upstream, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,31 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from qa.decoders._common import finish, require_latents
+from qa.decoders._common import ChainEncoder, check_sigma, finish, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.weights import files_sha256, weight_files
 from qa.errors import DecoderError, WeightsMissingError
-
-
-class ChainEncoder(Encoder):
-    """Area downsampling by ``down`` then a latent encoder: (N, 3, H, W) -> (N, C, H/factor, W/factor)."""
-
-    def __init__(self, down: int, inner: Any, inner_factor: int, name: str, sha: Any = None) -> None:
-        self.down, self.inner, self.factor, self.name = down, inner, down * inner_factor, name
-        self._sha = sha
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise DecoderError(f"{self.name}: images must be (N, 3, H, W), got {tuple(images.shape)}")
-        if images.shape[-2] % self.factor or images.shape[-1] % self.factor:
-            raise DecoderError(
-                f"{self.name}: image size {tuple(images.shape[-2:])} is not a multiple of {self.factor}",
-                f"crop references to multiples of {self.factor}",
-            )
-        return self.inner(F.avg_pool2d(images, self.down, self.down))
-
-    def sha256(self) -> str:
-        return self._sha() if callable(self._sha) else ""
 
 
 def make_pid(name: str | None = None, device: str = "cpu", backend: str = "embedded", **settings: object) -> Decoder:
@@ -55,13 +34,6 @@ def make_pid(name: str | None = None, device: str = "cpu", backend: str = "embed
 
         return UpstreamPiD(name=name or "pid", device=device, **settings)  # type: ignore[arg-type]
     raise DecoderError(f"decoder {name or 'pid'!r}: backend must be 'embedded' or 'upstream', got {backend!r}")
-
-
-def check_sigma(name: str, degrade_sigma: float, steps: int) -> None:
-    if not 0.0 <= float(degrade_sigma) <= 1.0:
-        raise DecoderError(f"decoder {name!r}: degrade_sigma must be in [0, 1], got {degrade_sigma}")
-    if int(steps) < 1:
-        raise DecoderError(f"decoder {name!r}: steps must be >= 1, got {steps}")
 
 
 class EmbeddedPiD(Decoder):
@@ -155,11 +127,3 @@ class EmbeddedPiD(Decoder):
         up = F.interpolate((y + 1) / 2, scale_factor=2, mode="bicubic", align_corners=False)
         return up.clamp(0, 1).to(z.device)
 
-
-def __getattr__(name: str) -> object:
-    """``UpstreamPiD`` and ``PID_INSTALL_HINT`` live in :mod:`qa.decoders.pid_upstream` (imported on use)."""
-    if name in ("UpstreamPiD", "PID_INSTALL_HINT"):
-        from qa.decoders import pid_upstream
-
-        return getattr(pid_upstream, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from qa.decoders import pid_upstream_env as env
-from qa.decoders._common import finish, parse_dtype, require_latents
+from qa.decoders._common import ChainEncoder, check_sigma, finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
-from qa.decoders.pid import ChainEncoder, check_sigma
 from qa.decoders.weights import files_sha256, load_state_dict
 from qa.errors import DecoderError
 

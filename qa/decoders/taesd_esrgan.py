@@ -14,10 +14,9 @@ import hashlib
 import torch
 import torch.nn.functional as F
 
-from qa.decoders._common import finish, require_latents
+from qa.decoders._common import ChainEncoder, finish, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.esrgan import ESRGANDecoder
-from qa.decoders.pid import ChainEncoder
 from qa.decoders.taesd import TAESDDecoder
 from qa.errors import DecoderError
 

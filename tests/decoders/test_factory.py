@@ -10,7 +10,8 @@ import torch
 from qa.decoders.base import DecodeBatch
 from qa.decoders.esrgan import ESRGANDecoder
 from qa.decoders.factory import list_decoders, load_decoder_configs, make_decoder
-from qa.decoders.pid import EmbeddedPiD, UpstreamPiD
+from qa.decoders.pid import EmbeddedPiD
+from qa.decoders.pid_upstream import UpstreamPiD
 from qa.decoders.vae import VAEDecoder
 from qa.errors import UnknownNameError
 from qa.settings import ConfigError

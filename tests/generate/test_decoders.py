@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from qa.decoders.base import DecodeBatch
-from qa.decoders.l2p import L2PMiniDecoder, L2PUpstreamDecoder, LDMPiDDecoder, LDMVAEDecoder, make_l2p
+from qa.decoders.l2p import L2PMiniDecoder, LDMPiDDecoder, LDMVAEDecoder, make_l2p
+from qa.decoders.l2p_upstream import L2PUpstreamDecoder
 
 from .conftest import CAPTIONS
 

@@ -15,7 +15,7 @@ from qa.cli.main import main
 from qa.errors import QAError
 from qa.report.build import write_report
 from qa.report.gates import entries_of
-from qa.report.safe import dumps_for_script, script_json
+from qa.report.safe import script_json
 from qa.store import Store
 from tests.report.conftest import ReportStore
 from tests.report.helpers import HOSTILE, MAP_METRIC, MISSING_METRIC, MISSING_REASON, UNKNOWN_METRIC, XSS
@@ -144,9 +144,8 @@ def test_empty_store_reports_no_runs(tmp_path: Path) -> None:
 
 def test_script_json_cannot_close_a_script() -> None:
     obj = {"a": list(HOSTILE), "b": "x & y > z \u2028"}
-    text = dumps_for_script(obj)
+    text = script_json(json.dumps(obj))
     assert not set("<>&") & set(text) and json.loads(text) == obj
-    assert json.loads(script_json(json.dumps(obj))) == obj
 
 
 @pytest.mark.parametrize(
@@ -255,3 +254,11 @@ def test_plotly_labels_escape_quotes_as_numeric_references() -> None:
     # Plotly decodes &lt; &gt; &amp; and numeric references, but shows &quot; literally (the old double escape)
     assert label('a"b\'<c>&') == "a&#34;b&#39;&lt;c&gt;&amp;"
     assert "&quot;" not in label('"') and "&#x27;" not in label("'")
+
+
+def test_the_report_names_only_registered_metrics() -> None:
+    """The charts' fixed metric lists (perception-distortion plane) name metrics of the catalogue."""
+    from qa.metrics.catalog import METRICS
+    from qa.report.charts import DISTORTION_METRICS, PERCEPTION_METRICS
+
+    assert [m for m in DISTORTION_METRICS + PERCEPTION_METRICS if m not in METRICS.names()] == []
