@@ -181,9 +181,3 @@ def gates_section(data: ReportData) -> str:
             parts.append(f"<details><summary>{len(older)} other gate(s) of this run (other policies or "
                          f"earlier)</summary>{''.join(_compact(g, run.decoder) for g in older)}</details>")
     return "".join(parts)
-
-
-def latest_gate(data: ReportData, run_id: str) -> GateRow | None:
-    """The most recent gate of ``run_id`` (gates are loaded oldest first)."""
-    found = [g for g in data.gates if g.run_id == run_id]
-    return found[-1] if found else None

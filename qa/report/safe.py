@@ -11,9 +11,7 @@ appear in it whatever the data holds.
 from __future__ import annotations
 
 import html
-import json
 import math
-from typing import Any
 
 #: JSON escapes applied inside <script>: after these the text holds no '<', '>' or '&'
 _SCRIPT_ESCAPES = {
@@ -47,11 +45,6 @@ def script_json(text: str) -> str:
     for ch, rep in _SCRIPT_ESCAPES.items():
         text = text.replace(ch, rep)
     return text
-
-
-def dumps_for_script(obj: Any) -> str:
-    """``json.dumps`` (no NaN/Infinity: those raise) made safe for ``<script>``."""
-    return script_json(json.dumps(obj, allow_nan=False, separators=(",", ":")))
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

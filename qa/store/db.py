@@ -149,11 +149,6 @@ class Store:
         with self.connect(read_only=True) as con:
             yield Snapshot(con, self.path)
 
-    def query_df(self, sql: str, params: list[object] | tuple[object, ...] = ()):  # noqa: ANN201
-        """Run a parameterised read query and return a pandas DataFrame."""
-        with self.connect() as con:
-            return con.execute(sql, list(params)).df()
-
 
 class Reader(Protocol):
     """What the read functions of :mod:`qa.store` query: a :class:`Store` or a :class:`Snapshot`."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.cli.main import main as qa_main
-from qa.engine.reuse import planned_identity
+from qa.engine.plan import PlannedIdentity, find_reusable, plan_run
 from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import GateContext
@@ -196,9 +196,9 @@ def test_approving_a_failed_gate_needs_override_and_note(world, store, policy_pa
 def test_planned_identity_matches_the_engine(world, store) -> None:
     cfg = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr", "ssim"], progress=False)
     stored = store.query("select identity_sha256 from runs where run_id = ?", [world["runs"]["bicubic1"]])[0][0]
-    assert planned_identity(cfg) == stored
+    assert plan_run(cfg).identity.identity == stored
     cfg.metrics = ["psnr"]
-    assert planned_identity(cfg) != stored
+    assert plan_run(cfg).identity.identity != stored
 
 
 def test_demo_gates_each_run_in_one_line(world, store) -> None:
@@ -236,17 +236,13 @@ def test_not_applicable_skips_only_when_the_policy_says_so_and_never_hides_failu
 
 def test_a_finished_run_with_more_metrics_is_reused_for_fewer(world, store) -> None:
     """`pytest suites/` after `qa demo`: the demo's run computed the policy's metrics and more; it stands in."""
-    from qa.engine.reuse import ensure_run, plan
-
     fewer = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr"], progress=False)
-    got = ensure_run(store, fewer)
+    got = RunEngine(store).ensure(fewer)
     assert got.reused and got.run_id in (world["runs"]["bicubic1"], world["runs"]["bicubic2"])
     # another metric version, another decoder weight or an unknown metric is not the same run
-    p = plan(fewer)
-    from qa.engine.reuse import PlannedIdentity, find_reusable
-
+    p = plan_run(fewer).identity
     assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base, {"psnr": "0-other"})) is None
     assert find_reusable(store, PlannedIdentity(p.identity + "x", p.base + "x", p.metric_versions)) is None
     more = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr", "ssim", "ms_ssim"],
                      progress=False)
-    assert not ensure_run(store, more).reused  # ms_ssim was never computed: a new run
+    assert not RunEngine(store).ensure(more).reused  # ms_ssim was never computed: a new run
