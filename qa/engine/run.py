@@ -20,9 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from qa import __version__
+from qa.bootstrap import bootstrap_mean
 from qa.decoders.base import Decoder
 from qa.decoders.factory import make_decoder
-from qa.engine.aggregate import bootstrap_mean_ci
 from qa.engine.cases import Case, load_case
 from qa.engine.identity import (
     base_identity_sha256,
@@ -47,7 +47,7 @@ from qa.store import results as store_results
 from qa.store import runs as store_runs
 from qa.store.records import CaseRecord, NewRun, SetResult, nan_none
 
-__all__ = ["EnsuredRun", "PreparedRun", "RunConfig", "RunEngine", "raise_with_run_id"]
+__all__ = ["PreparedRun", "RunConfig", "RunEngine", "raise_with_run_id"]
 
 
 def _now() -> datetime:
@@ -243,8 +243,9 @@ class RunEngine:
             if not vals:
                 set_rows.append(SetResult.missing(run_id, m.name, "missing", detail or "no values", m.version))
                 continue
-            mean, lo, hi = bootstrap_mean_ci(np.asarray(vals))
-            set_rows.append(SetResult(run_id, m.name, mean, nan_none(lo), nan_none(hi), len(vals), "ok", detail,
+            iv = bootstrap_mean(np.asarray(vals))
+            lo, hi = (iv.low, iv.high) if len(vals) >= 2 else (None, None)  # one case: a value, no interval
+            set_rows.append(SetResult(run_id, m.name, iv.mean, nan_none(lo), nan_none(hi), len(vals), "ok", detail,
                                       m.version))
         for sm in set_metrics:
             override = (set_rows_override or {}).get(sm.name)

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qa.bootstrap import Interval, bootstrap_mean
 from qa.gate.baseline import Baseline
 from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
-from qa.gate.stats import Interval, bootstrap_interval, paired_differences, paired_verdict, unpaired_interval
+from qa.gate.stats import paired_differences, paired_verdict, unpaired_interval
 from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
 from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
@@ -163,7 +164,7 @@ class GateContext:
         vals = [d.per_case[c] for c in sorted(d.per_case)]
         import numpy as np
 
-        return bootstrap_interval(np.asarray(vals), self.policy.confidence, self.policy.n_boot, self.policy.seed)
+        return bootstrap_mean(np.asarray(vals), self.policy.confidence, self.policy.n_boot, self.policy.seed)
 
     # -- checks ---------------------------------------------------------------------------------------------
     def cases_ok(self) -> CheckResult:
@@ -296,7 +297,7 @@ class GateContext:
                 return self._closed(res, why, self.policy.rule(metric))
             keys = sorted(c)
             diffs, _ = paired_differences(c, b, True)
-            iv = bootstrap_interval(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
+            iv = bootstrap_mean(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
             base_vals = self.data(baseline.run.run_id, metric, baseline=True).per_case
             res.baseline_mean = float(np.mean([base_vals[k] for k in keys]))
             base_goodness = float(np.mean([b[k] for k in keys]))

@@ -1,4 +1,5 @@
-"""Statistics of a gate: per-image paired differences and a percentile-bootstrap interval of their mean.
+"""Statistics of a gate: per-image paired differences, the verdict of their bootstrap interval (:mod:`qa.bootstrap`)
+against a margin, and the interval of a difference of two set values.
 
 Differences are signed so that positive = the candidate is better (``higher_is_better`` from the metric).
 Infinite values are kept meaningful: two infinite values that are equal (PSNR of two perfect outputs) differ
@@ -8,23 +9,13 @@ by exactly 0; a perfect candidate against an imperfect baseline differs by +inf 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from qa.bootstrap import Interval
+
 Verdict = Literal["pass", "fail", "needs-review"]
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Mean of ``n`` values with a two-sided ``confidence`` percentile-bootstrap interval [low, high]."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    confidence: float
 
 
 def paired_differences(candidate: dict[str, float], baseline: dict[str, float], higher_is_better: bool
@@ -40,32 +31,6 @@ def paired_differences(candidate: dict[str, float], baseline: dict[str, float], 
         c, b = float(candidate[k]), float(baseline[k])
         diffs[i] = 0.0 if c == b else sign * (c - b)  # equal infinities: 0, not NaN
     return diffs, keys
-
-
-def bootstrap_interval(values: np.ndarray, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Interval:
-    """Mean and percentile bootstrap interval of ``values`` (resampling with replacement, seeded).
-
-    Quantiles use the inverted-CDF rule (no interpolation), so resampled means of +inf stay +inf instead of
-    turning NaN. With both +inf and -inf present the interval is (-inf, +inf): nothing can be concluded.
-    A single value gives a degenerate interval (its value); no values give NaN.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, confidence)
-    if np.isnan(v).any():
-        raise ValueError("bootstrap_interval: values contain NaN")
-    pos, neg = bool(np.isposinf(v).any()), bool(np.isneginf(v).any())
-    if pos and neg:
-        return Interval(math.nan, -math.inf, math.inf, int(v.size), confidence)
-    mean = float(v.mean())
-    if v.size == 1 or bool((v == v[0]).all()):
-        return Interval(mean, float(v[0]), float(v[0]), int(v.size), confidence)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(n_boot, v.size))
-    means = v[idx].mean(axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha], method="inverted_cdf")
-    return Interval(mean, float(lo), float(hi), int(v.size), confidence)
 
 
 def paired_verdict(interval: Interval, margin: float) -> Verdict:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qa.bootstrap import bootstrap_statistic
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
 from qa.metrics.feature_cache import (
     CachedExtractor,
@@ -205,7 +206,7 @@ class CLIPScore(_CLIPSetMetric):
         if not self.scores:
             raise NotApplicable("not applicable: no outputs with captions")
         s = np.asarray(self.scores)
-        lo, hi = R.bootstrap_ci(len(s), lambda idx: float(s[idx].mean()), self.n_bootstrap, seed=self.seed)
+        lo, hi = bootstrap_statistic(len(s), lambda idx: float(s[idx].mean()), self.n_bootstrap, seed=self.seed)
         return SetValue(float(s.mean()), lo, hi, n=len(s), detail=f"open_clip {self.model_name}")
 
 
@@ -262,5 +263,5 @@ class CMMD(_CLIPSetMetric):
         def stat(idx: np.ndarray) -> float:
             return float(1000.0 * (kxx + kyy[np.ix_(idx, idx)].mean() - 2 * kxy[:, idx].mean()))
 
-        lo, hi = R.bootstrap_ci(y.shape[0], stat, self.n_bootstrap, seed=self.seed)
+        lo, hi = bootstrap_statistic(y.shape[0], stat, self.n_bootstrap, seed=self.seed)
         return SetValue(value, lo, hi, n=y.shape[0], detail=f"open_clip {self.model_name}; sigma 10; x1000")

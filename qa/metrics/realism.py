@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from qa.bootstrap import bootstrap_statistic
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
 from qa.metrics.feature_cache import (
     CachedExtractor,
@@ -258,7 +259,7 @@ class FID(_InceptionSetMetric):
             if fac_r is None and m > DIM:
                 fac_r = R.psd_factor(cov_r)
 
-            lo, hi = R.bootstrap_ci(m, stat, self.n_bootstrap, seed=self.seed)
+            lo, hi = bootstrap_statistic(m, stat, self.n_bootstrap, seed=self.seed)
             if m < self.cand.n:
                 center = stat(np.arange(m))
                 f = np.sqrt(m / self.cand.n)

@@ -1,4 +1,5 @@
-"""Set-level realism statistics on feature vectors: Frechet distance, KID, CMMD, CLIP score, bootstrap.
+"""Set-level realism statistics on feature vectors: Frechet distance, KID, CMMD, CLIP score (their bootstrap
+intervals: :mod:`qa.bootstrap`).
 
 All functions take float arrays (n, d) of features and return Python floats.
 
@@ -198,15 +199,3 @@ def clip_scores(image_emb: np.ndarray, text_emb: np.ndarray) -> np.ndarray:
     b = np.asarray(text_emb, np.float64)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return np.maximum(100.0 * cos, 0.0)
-
-
-def bootstrap_ci(
-    n: int, stat, n_boot: int = 200, alpha: float = 0.05, seed: int = 0  # noqa: ANN001
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat(idx)`` over ``n_boot`` resamples of range(n) with replacement."""
-    if n_boot <= 0 or n < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    vals = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
-    lo, hi = np.quantile(vals, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
