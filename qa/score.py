@@ -8,7 +8,8 @@ readable (the ``detail`` column says so) and level "case" metrics (``seed_varian
 Output: one row per (image, metric) with columns ``image`` (the candidate's relative path), ``metric``,
 ``value``, ``status`` (``ok`` / ``missing`` / ``error``), ``detail``; written as ``.parquet`` or ``.csv``.
 A candidate without a reference, or whose reference has another size, gets the reference-free metrics only (the
-others are ``missing`` with the reason); an unreadable image becomes ``error`` rows, never a crash.
+others are ``missing`` with the reason); an unreadable image becomes ``error`` rows, never a crash. Each metric is
+scored as ``qa run`` scores it (:mod:`qa.metrics.scoring`): one that raises or returns NaN gives an ``error`` row.
 With ``maps``, one grayscale PNG per image (same relative path, ``.png``), brightness = invented-detail map /
 :data:`qa.metrics.invented.metrics.MAP_FULL_SCALE` (fixed, so maps compare across images), at the candidate's size.
 ``encoder="area-xN"``: latent z = area downsampling of the reference by N, re-encoded = that of the candidate,
@@ -28,7 +29,8 @@ import numpy as np
 
 from qa.errors import BadImageError, QAError
 from qa.imageio import load_image, save_png
-from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue, NotApplicable
+from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue
+from qa.metrics.scoring import score_sample
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 COLUMNS = ("image", "metric", "value", "status", "detail")
@@ -155,27 +157,25 @@ def _row(image: str, metric: str, value: float, status: str, detail: str) -> dic
 
 
 def _score_one(metric: ImageMetric, samples: list[ImageSample]) -> tuple[float, str, str, np.ndarray | None]:
-    """(value, status, detail, map) of one metric over the seed samples of one image."""
+    """(value, status, detail, map) of one metric over the seed samples of one image: each seed scored as the
+    engine scores it (:func:`qa.metrics.scoring.score_sample`); the first seed that is not ``ok`` decides the row."""
     unavailable = metric.unavailable_reason()
-    if unavailable:
-        return math.nan, "missing", unavailable, None
     runs = samples[:1] if metric.level == "case" else samples
     values: list[float] = []
     maps: list[np.ndarray] = []
-    try:
-        for s in runs:
-            reason = metric.missing_needs(s)
-            if reason is not None:
-                raise NotApplicable(reason)
-            mv = metric.compute(s)
-            values.append(float(mv.value))
-            if mv.map is not None:
-                maps.append(mv.map)
-    except NotApplicable as exc:
-        return math.nan, "missing", str(exc), None
-    except Exception as exc:  # a failing metric is an error row, never the end of the run
-        return math.nan, "error", f"{type(exc).__name__}: {exc}", None
-    detail = f"mean over {len(values)} seeds" if len(values) > 1 else ""
+    details: list[str] = []
+    for s in runs:
+        scored = score_sample(metric, s, unavailable)
+        if scored.value is None:
+            return math.nan, scored.status, scored.detail, None
+        values.append(scored.value)
+        details.append(scored.detail)
+        if scored.map is not None:
+            maps.append(scored.map)
+    parts = [f"mean over {len(values)} seeds"] if len(values) > 1 else []
+    if details[0]:
+        parts.append(details[0])  # the metric's own detail, as the engine stores it (of the first seed)
+    detail = "; ".join(parts)
     mean_map = np.mean(maps, axis=0) if len(maps) == len(values) and maps else None
     return float(np.mean(values)), "ok", detail, mean_map
 

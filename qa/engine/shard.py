@@ -6,7 +6,6 @@ raises becomes error rows naming the case, and the rest of the shard goes on.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,8 @@ from qa.decoders.base import DecodeBatch, Decoder
 from qa.engine.cases import Case
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
-from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, NotApplicable, SetMetric, not_applicable_text
+from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
+from qa.metrics.scoring import score_sample
 from qa.store.records import ResultRow
 
 #: longest side of thumbnails stored for reports, in pixels
@@ -307,22 +307,11 @@ class ShardRunner:
                     pass
 
     def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int) -> ResultRow:
-        reason = self.unavailable[m.name] or m.missing_needs(sample)
-        if reason:
-            return ResultRow(sample.case_id, seed, m.name, None, "missing", reason, m.version)
-        try:
-            res = m.compute(sample)
-        except NotApplicable as exc:
-            return ResultRow(sample.case_id, seed, m.name, None, "missing", not_applicable_text(exc), m.version)
-        except Exception as exc:  # noqa: BLE001 - one metric failing never kills the case
-            return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: {type(exc).__name__}: {exc}", m.version)
-        value = float(res.value)
-        if math.isnan(value):
-            return ResultRow(sample.case_id, seed, m.name, None, "error", f"{sample.case_id}: metric returned NaN", m.version)
-        if res.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
-            scaled = np.clip(np.nan_to_num(res.map) / MAP_FULL_SCALE, 0.0, 1.0)
+        scored = score_sample(m, sample, self.unavailable[m.name])
+        if scored.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
+            scaled = np.clip(np.nan_to_num(scored.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
-        return ResultRow(sample.case_id, seed, m.name, value, "ok", res.detail, m.version)
+        return ResultRow(sample.case_id, seed, m.name, scored.value, scored.status, scored.detail, m.version)
 
 
 def _baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, torch.Tensor]:
