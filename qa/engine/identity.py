@@ -12,6 +12,7 @@ from qa.engine.shard import effective_seeds
 from qa.errors import ManifestError, QAError
 from qa.metrics.base import Metric
 from qa.refset.manifest import ReferenceSet
+from qa.store.records import ResumeRow
 
 #: most seeds one run may decode (each seed is a full pass over the set)
 MAX_SEEDS = 64
@@ -54,30 +55,29 @@ def base_identity_sha256(fields: dict[str, object]) -> str:
     return identity_sha256({k: v for k, v in fields.items() if k != "metrics"})
 
 
-def identity_changes(row: tuple[object, ...], cfg: dict, decoder: Decoder, refset: ReferenceSet,
+def identity_changes(stored: ResumeRow, cfg: dict, decoder: Decoder, refset: ReferenceSet,
                      metrics: list[Metric]) -> list[str]:
-    """What differs between a stored run (``runs`` row: config_json, status, reference_set_sha256,
-    weights_sha256, encoder_sha256, seeds, qa_version, identity_sha256) and the decoder, set and metrics now."""
-    _cfg, _status, ref_sha, weights, enc, seeds_json, version, identity = row
+    """What differs between a stored run (its identity columns and its config ``cfg``) and the decoder, reference
+    set and metrics now."""
     seeds = effective_seeds(decoder, list(cfg.get("seeds") or []))
     now = identity_fields(decoder, refset, metrics, seeds)
     out = []
-    if now["weights_sha256"] != weights:
-        out.append(f"the decoder's weights changed (sha256 {str(weights)[:12]} at the start, "
+    if now["weights_sha256"] != stored.weights_sha256:
+        out.append(f"the decoder's weights changed (sha256 {stored.weights_sha256[:12]} at the start, "
                    f"{str(now['weights_sha256'])[:12]} now)")
-    if now["encoder_sha256"] != (enc or ""):
-        out.append(f"the encoder changed (sha256 {str(enc)[:12]} -> {str(now['encoder_sha256'])[:12]})")
-    if refset.sha256 != ref_sha:
+    if now["encoder_sha256"] != stored.encoder_sha256:
+        out.append(f"the encoder changed (sha256 {stored.encoder_sha256[:12]} -> {str(now['encoder_sha256'])[:12]})")
+    if refset.sha256 != stored.reference_set_sha256:
         out.append(f"reference set {refset.name!r} changed since the run started")
-    if json.loads(str(seeds_json or "[]")) != seeds:
-        out.append(f"the seeds differ (run: {seeds_json}, now: {seeds})")
+    if json.loads(stored.seeds or "[]") != seeds:
+        out.append(f"the seeds differ (run: {stored.seeds}, now: {seeds})")
     stored_versions = cfg.get("metric_versions")
     versions = {m.name: m.version for m in metrics}
     if stored_versions is not None and stored_versions != versions:
         diff = sorted(k for k in set(stored_versions) | set(versions) if stored_versions.get(k) != versions.get(k))
         out.append(f"metric versions changed ({', '.join(diff)})")
-    if version != __version__:
-        out.append(f"qa version changed ({version} -> {__version__})")
-    if not out and identity_sha256(now) != identity:
+    if stored.qa_version != __version__:
+        out.append(f"qa version changed ({stored.qa_version} -> {__version__})")
+    if not out and identity_sha256(now) != stored.identity_sha256:
         out.append("the decoder's settings changed (same weights, different configuration)")
     return out

@@ -152,7 +152,7 @@ class RunEngine:
         refset = load_reference_set(config.reference_set)
         check_unique_ids(refset)
         metrics = make_metrics(cfg["metrics"], self.store, config.device)
-        changed = identity_changes(stored.as_tuple(), cfg, decoder, refset, metrics)
+        changed = identity_changes(stored, cfg, decoder, refset, metrics)
         if changed:
             raise QAError(f"run {run_id} cannot be resumed: " + "; ".join(changed),
                           "restore what changed, or start a new run (`qa run --decoder NAME`)")

@@ -19,7 +19,7 @@ from qa.gate.signing import SigningError
 from qa.gate.signoff_verify import ChainCheck
 from qa.store import Store
 from qa.store import runs as store_runs
-from qa.store.gates import raw_gates_of
+from qa.store.gates import gates_of
 
 #: runs listed per decoder
 MAX_RUNS = 10
@@ -89,9 +89,7 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         return out
     check, unverified = chain if chain is not None else verified_chain(store)
     ids = [r.run_id for r in runs]
-    gates: dict[str, tuple[Any, ...]] = {}
-    for gid, rid, verdict, kind, base, at, details in raw_gates_of(store, ids):
-        gates[str(rid)] = (gid, verdict, kind, base, at, details)  # the last one wins: the latest gate
+    gates = {g.run_id: g for g in gates_of(store, ids)}  # oldest first: the last one wins, the latest gate
     signs: dict[str, list[str]] = {}
     for s in (check.rows if check is not None else []):
         if s.run_id not in ids:
@@ -106,8 +104,8 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         out["runs"].append({
             "run_id": rid, "status": run.status, "reference_set": run.reference_set,
             "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
-            "gate": _gate_text(str(g[2] or ""), str(g[3] or ""), str(g[1])) + f" ({g[0]})" if g else "not gated",
-            "gate_id": str(g[0]) if g else None, "verdict": str(g[1]) if g else None, "signoffs": signs.get(rid, [])})
+            "gate": _gate_text(g.baseline_kind, g.baseline_run_id, g.verdict) + f" ({g.gate_id})" if g else "not gated",
+            "gate_id": g.gate_id if g else None, "verdict": g.verdict if g else None, "signoffs": signs.get(rid, [])})
     approved = _approved(store, check, decoder, runs[0].reference_set)
     out["approved_run"] = approved.run.run_id if approved else None
     out["approved"] = approved.describe() if approved else (
@@ -117,12 +115,7 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
                             f"({approved.run.reference_set_sha256[:12]}, newest run {runs[0].reference_set_sha256[:12]})")
     newest = out["runs"][0]
     g = gates.get(newest["run_id"])
-    parsed: Any = None
-    if g:
-        try:
-            parsed = json.loads(str(g[5])) if g[5] else None
-        except json.JSONDecodeError:
-            parsed = None
+    parsed: Any = g.details if g else None  # None when absent or not JSON
     mine = run_settings(store, newest["run_id"])
     theirs = run_settings(store, out["approved_run"]) if out["approved_run"] else None
     latest: dict[str, Any] = {"run_id": newest["run_id"], "gate": newest["gate"], "failed": _failed(parsed),

@@ -21,33 +21,35 @@ def gates_of(db: Reader, run_ids: list[str]) -> list[GateRow]:
     """The gates of these runs, oldest decision first (undated ones first, then by gate id)."""
     if not run_ids:
         return []
+    fields = ("gate_id", "run_id", "baseline_run_id", "baseline_kind", "verdict", "details_json", "decided_at",
+              "policy_sha256")
     out = []
-    for g in db.query(
-            f"select gate_id, run_id, baseline_run_id, baseline_kind, verdict, details_json, decided_at, "
-            f"policy_sha256 from gates where run_id in {marks(run_ids)} order by decided_at nulls first, gate_id",
-            list(run_ids)):
-        details, err = parse_json(g[5])
-        out.append(GateRow(str(g[0]), str(g[1]), str(g[2] or ""), str(g[3] or ""), str(g[4] or ""), details, err,
-                           g[6], str(g[7] or "")))  # type: ignore[arg-type]
+    for values in db.query(f"select {', '.join(fields)} from gates where run_id in {marks(run_ids)} "
+                           "order by decided_at nulls first, gate_id", list(run_ids)):
+        g = dict(zip(fields, values, strict=True))
+        details, err = parse_json(g["details_json"])
+        text = {k: "" if v is None else str(v) for k, v in g.items()}
+        out.append(GateRow(gate_id=text["gate_id"], run_id=text["run_id"], baseline_run_id=text["baseline_run_id"],
+                           baseline_kind=text["baseline_kind"], verdict=text["verdict"], details=details,
+                           details_error=err, decided_at=g["decided_at"],  # type: ignore[arg-type]
+                           policy_sha256=text["policy_sha256"]))
     return out
 
 
-def raw_gates_of(db: Reader, run_ids: list[str]) -> list[tuple[Any, ...]]:
-    """(gate_id, run_id, verdict, baseline_kind, baseline_run_id, decided_at, details_json) of these runs'
-    gates, oldest decision first (nulls last), as stored."""
-    if not run_ids:
-        return []
-    return db.query(f"select gate_id, run_id, verdict, baseline_kind, baseline_run_id, decided_at, details_json "
-                    f"from gates where run_id in {marks(run_ids)} order by decided_at", list(run_ids))
+#: the columns :func:`_record` reads (by name), the fields of :class:`GateRecord`
+_GATE_FIELDS = ("gate_id", "run_id", "baseline_run_id", "baseline_kind", "policy_sha256", "policy_json", "verdict",
+                "details_json", "decided_at")
+_GATE_COLS = ", ".join(_GATE_FIELDS)
 
 
-_GATE_COLS = ("gate_id, run_id, baseline_run_id, baseline_kind, policy_sha256, policy_json, verdict, details_json, "
-              "decided_at")
-
-
-def _record(r: tuple[Any, ...]) -> GateRecord:
-    return GateRecord(str(r[0]), str(r[1]), None if r[2] is None else str(r[2]), str(r[3] or ""), str(r[4] or ""),
-                      str(r[5] or ""), str(r[6] or ""), str(r[7] or ""), r[8])
+def _record(values: tuple[Any, ...]) -> GateRecord:
+    r = dict(zip(_GATE_FIELDS, values, strict=True))
+    text = {k: "" if v is None else str(v) for k, v in r.items()}
+    return GateRecord(gate_id=text["gate_id"], run_id=text["run_id"],
+                      baseline_run_id=None if r["baseline_run_id"] is None else text["baseline_run_id"],
+                      baseline_kind=text["baseline_kind"], policy_sha256=text["policy_sha256"],
+                      policy_json=text["policy_json"], verdict=text["verdict"], details_json=text["details_json"],
+                      decided_at=r["decided_at"])
 
 
 def gate_record(db: Reader, gate_id: str) -> GateRecord | None:

@@ -94,11 +94,6 @@ class ResumeRow:
     qa_version: str
     identity_sha256: str
 
-    def as_tuple(self) -> tuple[object, ...]:
-        """The positional form ``identity_changes`` reads (the column order above)."""
-        return (self.config_json, self.status, self.reference_set_sha256, self.weights_sha256,
-                self.encoder_sha256, self.seeds, self.qa_version, self.identity_sha256)
-
 
 @dataclass
 class ResultRow:

@@ -89,23 +89,29 @@ def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> N
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
-def _metric_row(r: tuple[object, ...]) -> MetricRow:
-    value = r[3]
-    return MetricRow(str(r[0]), int(str(r[1])), str(r[2]), None if value is None else float(str(value)),
-                     str(r[4]), "" if r[5] is None else str(r[5]))
+#: the columns :func:`_metric_row` reads (by name)
+METRIC_ROW_FIELDS = ("case_id", "seed", "metric", "value", "status", "detail")
+METRIC_ROW_COLS = ", ".join(METRIC_ROW_FIELDS)
+
+
+def _metric_row(values: tuple[object, ...]) -> MetricRow:
+    r = dict(zip(METRIC_ROW_FIELDS, values, strict=True))
+    return MetricRow(case_id=str(r["case_id"]), seed=int(str(r["seed"])), metric=str(r["metric"]),
+                     value=None if r["value"] is None else float(str(r["value"])), status=str(r["status"]),
+                     detail="" if r["detail"] is None else str(r["detail"]))
 
 
 def image_metric_rows(db: Reader, run_id: str) -> list[MetricRow]:
     """Every per-image row of the run but the ``case`` rows, ordered by metric, case and seed."""
     return [_metric_row(r) for r in db.query(
-        "select case_id, seed, metric, value, status, detail from results where run_id = ? and metric != 'case' "
+        f"select {METRIC_ROW_COLS} from results where run_id = ? and metric != 'case' "
         "order by metric, case_id, seed", [run_id])]
 
 
 def metric_rows(db: Reader, run_id: str, metric: str) -> list[MetricRow]:
     """The rows of one metric of the run, ordered by case and seed."""
     return [_metric_row(r) for r in db.query(
-        "select case_id, seed, metric, value, status, detail from results where run_id = ? and metric = ? "
+        f"select {METRIC_ROW_COLS} from results where run_id = ? and metric = ? "
         "order by case_id, seed", [run_id, metric])]
 
 

@@ -14,10 +14,14 @@ from typing import Any
 from qa.store.db import Reader, Store
 from qa.store.records import CaseRecord, NewRun, ResumeRow, RunInfo
 
-#: the columns :func:`run_info` reads, in its order
-RUN_COLS = ("run_id, decoder, track, status, reference_set, reference_set_sha256, seeds, weights_sha256, "
-            "identity_sha256, started_at, finished_at, backend, family, qa_version, git_commit, n_cases, error, "
-            "suite, device, scale")
+#: the columns :func:`run_info` reads (by name)
+RUN_FIELDS = ("run_id", "decoder", "track", "status", "reference_set", "reference_set_sha256", "seeds",
+              "weights_sha256", "identity_sha256", "started_at", "finished_at", "backend", "family", "qa_version",
+              "git_commit", "n_cases", "error", "suite", "device", "scale")
+RUN_COLS = ", ".join(RUN_FIELDS)
+#: the columns of a run that decide whether it may be resumed (:class:`ResumeRow`)
+RESUME_FIELDS = ("config_json", "status", "reference_set_sha256", "weights_sha256", "encoder_sha256", "seeds",
+                 "qa_version", "identity_sha256")
 
 
 def _s(x: object) -> str:
@@ -29,15 +33,19 @@ def marks(values: Iterable[object]) -> str:
     return "(" + ", ".join("?" for _ in values) + ")"
 
 
-def run_info(row: tuple[Any, ...]) -> RunInfo:
-    """A :class:`RunInfo` from a row of :data:`RUN_COLS`."""
-    seeds = tuple(int(s) for s in json.loads(str(row[6]))) if row[6] else ()
-    return RunInfo(run_id=str(row[0]), decoder=_s(row[1]), track=_s(row[2]), status=_s(row[3]),
-                   reference_set=_s(row[4]), reference_set_sha256=_s(row[5]), seeds=seeds,
-                   weights_sha256=_s(row[7]), identity_sha256=_s(row[8]), started_at=row[9], finished_at=row[10],
-                   backend=_s(row[11]), family=_s(row[12]), qa_version=_s(row[13]), git_commit=_s(row[14]),
-                   n_cases=None if row[15] is None else int(row[15]), error=_s(row[16]), suite=_s(row[17]),
-                   device=_s(row[18]), scale=None if row[19] is None else int(row[19]))
+def run_info(values: tuple[Any, ...]) -> RunInfo:
+    """A :class:`RunInfo` from a row of :data:`RUN_COLS` (read by name)."""
+    row = dict(zip(RUN_FIELDS, values, strict=True))
+    text = {k: _s(v) for k, v in row.items()}
+    return RunInfo(
+        run_id=text["run_id"], decoder=text["decoder"], track=text["track"], status=text["status"],
+        reference_set=text["reference_set"], reference_set_sha256=text["reference_set_sha256"],
+        seeds=tuple(int(s) for s in json.loads(text["seeds"])) if row["seeds"] else (),
+        weights_sha256=text["weights_sha256"], identity_sha256=text["identity_sha256"],
+        started_at=row["started_at"], finished_at=row["finished_at"], backend=text["backend"],
+        family=text["family"], qa_version=text["qa_version"], git_commit=text["git_commit"],
+        n_cases=None if row["n_cases"] is None else int(row["n_cases"]), error=text["error"], suite=text["suite"],
+        device=text["device"], scale=None if row["scale"] is None else int(row["scale"]))
 
 
 def runs_where(db: Reader, where: str = "", params: list[object] | None = None, order: str = "started_at desc",
@@ -93,11 +101,10 @@ def get_run(db: Reader, run_id: str) -> RunInfo | None:
 
 def resume_row(db: Reader, run_id: str) -> ResumeRow | None:
     """The identity columns of a stored run (to check a resume), or None when there is no such run."""
-    rows = db.query("select config_json, status, reference_set_sha256, weights_sha256, encoder_sha256, "
-                       "seeds, qa_version, identity_sha256 from runs where run_id = ?", [run_id])
+    rows = db.query(f"select {', '.join(RESUME_FIELDS)} from runs where run_id = ?", [run_id])
     if not rows:
         return None
-    return ResumeRow(*(("" if v is None else str(v)) if i else str(v) for i, v in enumerate(rows[0])))
+    return ResumeRow(**{k: _s(v) for k, v in zip(RESUME_FIELDS, rows[0], strict=True)})
 
 
 def run_config(db: Reader, run_id: str) -> dict[str, Any] | None:
