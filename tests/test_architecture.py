@@ -1,11 +1,11 @@
 """The rules of docs/ARCHITECTURE.md, checked on the source with ``ast`` (nothing of qa is imported), in one place.
 
 * **Arrows that must never exist** (:data:`FORBIDDEN`, :data:`ONLY`, the front ends, ``training``): checked on the
-  *transitive* imports. From every module of a part, the checker follows that module's imports (module level and
-  inside functions: the part calls them) and then, through every module reached, what Python executes when it is
-  imported: its module-level imports and its parent packages (``if TYPE_CHECKING:`` blocks excepted). So a side
-  door, Gate -> X -> Decoders with X a part that may import decoders, fails like a direct arrow, with the chain.
-* **Torch-free parts** (:data:`TORCH_FREE`): nothing reached at import time imports torch; and, run for real,
+  *transitive* imports. From every module of a part the checker follows every import (at module level and inside
+  functions, which run when the function is called; ``if TYPE_CHECKING:`` blocks excepted) and the parent packages
+  Python runs on the way, through every module reached: the closure. So a side door, Gate -> X -> Decoders with X
+  a module that may import decoders itself, fails like a direct arrow, reported with its chain.
+* **Torch-free parts** (:data:`TORCH_FREE`): no module in their closure imports torch; and, run for real,
   ``import qa.gate`` (every module of gate, report and store, and every metric declaration read) leaves torch out.
 * **No cycles**: between the parts, and between the modules of one part (an allow-list, :data:`CYCLES_BEING_FIXED`,
   names the areas other branches are rewriting).
@@ -56,13 +56,11 @@ MAX_LINES = 400
 
 @dataclass(frozen=True)
 class Edge:
-    """``source`` imports ``target`` (a qa module, or the top-level name of another package) at ``line``;
-    ``at_import``: executed when ``source`` is imported (module level, not under ``if TYPE_CHECKING``)."""
+    """``source`` imports ``target`` (a qa module, or the top-level name of another package) at ``line``."""
 
     source: str
     target: str
     line: int
-    at_import: bool
 
 
 @dataclass
@@ -106,38 +104,35 @@ def _imports(module: str, is_package: bool, tree: ast.AST, known: Iterable[str])
     packages by their top-level name."""
     known = set(known)
     package = module if is_package else module.rpartition(".")[0]
-    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-                   for n in ast.walk(f) if n is not f}
     guarded = _type_checking_lines(tree)
     out: list[Edge] = []
 
-    def add(name: str, line: int, node: ast.AST) -> None:
+    def add(name: str, line: int) -> None:
         if line in guarded:
             return
-        at_import = id(node) not in in_function
         if name.split(".")[0] != "qa":
-            out.append(Edge(module, name.split(".")[0], line, at_import))
+            out.append(Edge(module, name.split(".")[0], line))
             return
         for target in [*_ancestors(name), name]:
             if target in known and target != module:
-                out.append(Edge(module, target, line, at_import))
+                out.append(Edge(module, target, line))
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
-                add(a.name, node.lineno, node)
+                add(a.name, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(up + ([node.module] if node.module else []))
-            add(base, node.lineno, node)
+            add(base, node.lineno)
             for a in node.names:
                 if f"{base}.{a.name}" in known:
-                    add(f"{base}.{a.name}", node.lineno, node)
+                    add(f"{base}.{a.name}", node.lineno)
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
               and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            add(node.args[0].value, node.lineno, node)  # importlib.import_module("qa.x") counts too
+            add(node.args[0].value, node.lineno)  # importlib.import_module("qa.x") counts too
     return out
 
 
@@ -156,9 +151,8 @@ def build_graph(planted: dict[str, str] | None = None) -> Graph:
 
 
 def reached(graph: Graph, start: str) -> dict[str, list[Edge]]:
-    """Everything importing ``start`` or calling its functions may import: target -> the chain of edges to it.
-    From ``start`` every import counts; from a module reached, what runs when it is imported (its module-level
-    imports and its parent packages)."""
+    """The closure of ``start``'s imports: every module that importing ``start``, or calling its functions, may
+    import, with the shortest chain of imports to it."""
     chains: dict[str, list[Edge]] = {}
     todo = [(e, [e]) for e in graph.edges.get(start, [])]
     while todo:
@@ -166,8 +160,8 @@ def reached(graph: Graph, start: str) -> dict[str, list[Edge]]:
         if edge.target in chains or edge.target == start:
             continue
         chains[edge.target] = chain
-        nxt = [e for e in graph.edges.get(edge.target, []) if e.at_import]
-        nxt += [Edge(edge.target, a, edge.line, True) for a in _ancestors(edge.target) if a in graph.files]
+        nxt = list(graph.edges.get(edge.target, []))
+        nxt += [Edge(edge.target, a, edge.line) for a in _ancestors(edge.target) if a in graph.files]
         todo += [(e, [*chain, e]) for e in nxt]
     return chains
 
@@ -195,7 +189,7 @@ def violations(graph: Graph, modules: Iterable[str] | None = None) -> list[str]:
                 why = f"qa/{src} imports the front end qa.{dst}"
             elif dst in NEVER_IMPORTED:
                 why = f"qa/{src} imports {dst} (not on the runtime path)"
-            elif dst == "torch" and src in TORCH_FREE and all(e.at_import for e in chain):
+            elif dst == "torch" and src in TORCH_FREE:
                 why = f"importing qa/{src} imports torch"
             if why:
                 bad.append(f"{_chain_text(graph, chain)}: {why}")
@@ -360,6 +354,8 @@ SIDE_DOOR = "from qa.decoders.base import Decoder\nfrom qa.metrics.base import M
     ({"qa.planted_x": "import qa.planted_y\n", "qa.planted_y": "from qa.decoders import vae\n",
       "qa.gate.planted": "import qa.planted_x\n"}, "qa.gate.planted",
      "qa.gate.planted -> qa.planted_x -> qa.planted_y -> qa.decoders"),
+    ({"qa.planted_x": "def build():\n    import qa.decoders.base\n", "qa.gate.planted": "import qa.planted_x\n"},
+     "qa.gate.planted", "qa.gate.planted -> qa.planted_x -> qa.decoders"),
     ({"qa.planted_x": "import torch\n", "qa.report.planted": "from qa.planted_x import f\n"}, "qa.report.planted",
      "imports torch"),
 ])
@@ -371,13 +367,12 @@ def test_the_checker_catches_a_planted_import(planted: dict[str, str], start: st
 
 
 def test_the_checker_allows_the_allowed() -> None:
-    """What the rules allow passes: the engine imports the store; a function-level import of a module reached
-    (not executed when the gate imports it) is no side door; a TYPE_CHECKING import is no import."""
+    """What the rules allow passes: the engine imports the store and the decoders; the gate reads declarations;
+    a TYPE_CHECKING import is no import."""
     planted = {
-        "qa.engine.planted": "from qa.store import Store\n",
-        "qa.planted_x": "def build():\n    import qa.decoders.base\n",
-        "qa.gate.planted": "import qa.planted_x\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
-                           "    from qa.decoders.base import Decoder\n",
+        "qa.engine.planted": "from qa.store import Store\nimport qa.decoders.vae\n",
+        "qa.gate.planted": "from qa.metrics.declarations import declaration\nfrom typing import TYPE_CHECKING\n"
+                           "if TYPE_CHECKING:\n    from qa.decoders.base import Decoder\n",
     }
     assert violations(build_graph(planted), list(planted)) == []
 

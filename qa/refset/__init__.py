@@ -1,5 +1,4 @@
-"""Reference sets: a folder of images plus a manifest (id, file, caption, licence, source, sha256)."""
+"""Reference sets: a folder of images plus a manifest (id, file, caption, licence, source, sha256).
 
-from qa.refset.manifest import ReferenceItem, ReferenceSet, load_reference_set, resolve_reference_set
-
-__all__ = ["ReferenceItem", "ReferenceSet", "load_reference_set", "resolve_reference_set"]
+Read one with :func:`qa.refset.manifest.load_reference_set`; build one with :func:`qa.refset.build.build_reference_set`.
+"""

@@ -1,5 +1,4 @@
-"""Self-contained HTML reports from the store: summary, trends, distributions, image grids, gate table."""
+"""Self-contained HTML reports from the store: summary, trends, distributions, image grids, gate table.
 
-from qa.report.build import write_report
-
-__all__ = ["write_report"]
+Entry point: :func:`qa.report.build.write_report`.
+"""
