@@ -21,10 +21,11 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to factories. ``group`` is the entry-point group that third-party packages use."""
 
-    def __init__(self, kind: str, group: str) -> None:
+    def __init__(self, kind: str, group: str, builtins: dict[str, str] | None = None) -> None:
+        """``builtins``: name -> ``"module:attr"`` of the members qa ships (plugins come from ``group``)."""
         self.kind = kind
         self.group = group
-        self._targets: dict[str, str | Callable[..., T]] = {}
+        self._targets: dict[str, str | Callable[..., T]] = dict(builtins or {})
         #: "module:attr" -> the object it named, once imported (the target itself stays a string: see target())
         self._imported: dict[str, Callable[..., T]] = {}
         self._loaded_entry_points = False

@@ -15,9 +15,7 @@ from qa.lazy_registry import Registry
 if TYPE_CHECKING:
     from qa.decoders.base import Decoder
 
-DECODERS: Registry[Decoder] = Registry("decoder", "qa.decoders")
-
-_BUILTIN_DECODERS = {
+DECODERS: Registry[Decoder] = Registry("decoder", "qa.decoders", {
     "identity": "qa.decoders.simple:IdentityDecoder",
     "bicubic": "qa.decoders.simple:BicubicDecoder",
     "vae": "qa.decoders.vae:VAEDecoder",
@@ -33,7 +31,4 @@ _BUILTIN_DECODERS = {
     "l2p": "qa.decoders.l2p:make_l2p",
     "ldm+vae": "qa.decoders.l2p:LDMVAEDecoder",
     "ldm+pid": "qa.decoders.l2p:LDMPiDDecoder",
-}
-
-for _name, _target in _BUILTIN_DECODERS.items():
-    DECODERS.register(_name, _target)
+})

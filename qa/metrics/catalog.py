@@ -15,9 +15,7 @@ from qa.lazy_registry import Registry
 if TYPE_CHECKING:
     from qa.metrics.base import Metric
 
-METRICS: Registry[Metric] = Registry("metric", "qa.metrics")
-
-_BUILTIN_METRICS = {
+METRICS: Registry[Metric] = Registry("metric", "qa.metrics", {
     "psnr": "qa.metrics.fidelity:PSNR",
     "ssim": "qa.metrics.fidelity:SSIM",
     "ssim_skimage": "qa.metrics.fidelity:SSIMSkimage",
@@ -42,9 +40,7 @@ _BUILTIN_METRICS = {
     "agreement_ssim": "qa.metrics.agreement:AgreementSSIM",
     "agreement_lpips": "qa.metrics.agreement:AgreementLPIPS",
     "seed_alignment": "qa.metrics.agreement:SeedAlignment",
-}
+})
 
-for _name, _target in _BUILTIN_METRICS.items():
-    METRICS.register(_name, _target)
 #: names users type for a metric registered under a more specific name
 METRICS.alias("lpips", "lpips_alex")
