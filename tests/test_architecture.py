@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -136,17 +137,25 @@ def _imports(module: str, is_package: bool, tree: ast.AST, known: Iterable[str])
     return out
 
 
+@functools.cache
+def _tree() -> tuple[dict[str, Path], dict[str, list[Edge]]]:
+    """The modules of the source tree and their imports, read once per session."""
+    files = {module_name(p): p for p in sorted(QA.rglob("*.py"))}
+    edges = {name: _imports(name, path.name == "__init__.py", ast.parse(path.read_text(encoding="utf-8"), str(path)),
+                            files) for name, path in files.items()}
+    return files, edges
+
+
 def build_graph(planted: dict[str, str] | None = None) -> Graph:
     """The graph of the source tree, with ``planted`` modules (name -> source) added or replacing real ones."""
-    files = {module_name(p): p for p in sorted(QA.rglob("*.py"))}
-    sources = {name: path.read_text(encoding="utf-8") for name, path in files.items()}
-    packages = {name for name, path in files.items() if path.name == "__init__.py"}
-    for name, text in (planted or {}).items():
-        sources[name] = text
+    real_files, real_edges = _tree()
+    files = dict(real_files)
+    for name in planted or {}:
         files.setdefault(name, QA / "planted" / f"{name.rpartition('.')[2]}.py")
-    graph = Graph(files)
-    for name, text in sources.items():
-        graph.edges[name] = _imports(name, name in packages, ast.parse(text, name), files)
+    graph = Graph(files, dict(real_edges))
+    for name, text in (planted or {}).items():  # a real module never imports a new planted one: its edges stand
+        is_package = name in real_files and real_files[name].name == "__init__.py"
+        graph.edges[name] = _imports(name, is_package, ast.parse(text, name), files)
     return graph
 
 
