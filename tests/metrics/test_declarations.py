@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_builtin_is_read_from_source_and_says_what_its_class_says() -> None:
-    for name in METRICS.names():
+    builtins = [n for n in METRICS.names() if isinstance(METRICS.target(n), str)]  # not the classes tests register
+    assert len(builtins) >= 24
+    for name in builtins:
         d = declaration(name)
         cls = METRICS.factory(name)  # imports the metric (and torch): the reference the source reading must equal
         assert d.read == "source", name
