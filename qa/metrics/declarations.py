@@ -271,10 +271,19 @@ def _literal(mod: _Module, node: ast.expr, depth: int = 0) -> Any:
             and str(node.args[0].value).strip().lower() in ("inf", "+inf", "-inf", "nan", "infinity", "-infinity")):
         return float(str(node.args[0].value))
     if isinstance(node, ast.Name):
-        bound = _binding(mod, node.id)
-        if isinstance(bound, ast.Assign | ast.AnnAssign) and bound.value is not None:
-            return _literal(mod, bound.value, depth + 1)
+        return _constant(mod, node.id, depth + 1)
     raise _NotStatic(f"{mod.name}: {ast.unparse(node)} is not a literal")
+
+
+def _constant(mod: _Module, name: str, depth: int) -> Any:
+    """The literal value of the module constant ``name``, bound in ``mod`` or imported into it."""
+    bound = _binding(mod, name)
+    if isinstance(bound, ast.Assign | ast.AnnAssign) and bound.value is not None:
+        return _literal(mod, bound.value, depth)
+    if isinstance(bound, ast.ImportFrom):
+        alias = next(a for a in bound.names if (a.asname or a.name) == name)
+        return _constant(_module(_absolute(mod, bound)), alias.name, depth + 1)
+    raise _NotStatic(f"{mod.name}: {name} is not a module constant")
 
 
 def _class_attrs(mod: _Module, cls: ast.ClassDef) -> dict[str, ast.expr]:

@@ -63,6 +63,8 @@ PLUGIN = {
         from qa.metrics.base import ImageMetric
         from qa.metrics.fidelity import PSNR
 
+        from .units import PIXELS as UNIT
+
         LOWER_IS_BETTER = False
 
         class _Base(ImageMetric):
@@ -71,7 +73,7 @@ PLUGIN = {
 
         class Sharpness(_Base):
             name = "sharpness"
-            unit = "px"
+            unit = UNIT
             needs = ("reference",)
 
         class PSNRTwin(PSNR):
@@ -80,6 +82,7 @@ PLUGIN = {
         def make_sharpness():
             return Sharpness()
         """,
+    "qa_demo_plugin/units.py": 'PIXELS = "px"\n',
     "qa_demo_computed.py": """
         from qa.metrics.base import ImageMetric
 
@@ -130,7 +133,8 @@ print(json.dumps(out))
 
 def test_a_plugin_metric_is_read_from_its_source_without_importing_it(tmp_path: Path) -> None:
     """An entry-point metric whose package imports something heavy (here: a module that raises when imported) is
-    described from its source, through a package re-export, a private base, a module constant and a built-in base;
+    described from its source, through a package re-export, a private base, module constants (one imported) and a
+    built-in base;
     a factory target is imported (and fails honestly here); computed declarations are imported and read."""
     for rel, text in PLUGIN.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
