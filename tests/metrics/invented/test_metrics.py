@@ -21,7 +21,7 @@ from qa.metrics.invented import (
     SeedVariance,
 )
 from qa.metrics.invented.metrics import latent_nrmse
-from qa.registries import METRICS
+from qa.metrics.catalog import METRICS
 from tests.metrics.invented.synth import add_luma, box, texture
 
 

@@ -102,7 +102,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 def test_metric_that_cannot_be_built_gives_error_rows(tmp_path: Path, photo: np.ndarray,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from qa.registries import METRICS as REG
+    from qa.metrics.catalog import METRICS as REG
 
     def boom() -> None:
         raise RuntimeError("weights corrupt")
