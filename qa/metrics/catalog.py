@@ -40,6 +40,9 @@ METRICS: Registry[Metric] = Registry("metric", "qa.metrics", {
     "agreement_ssim": "qa.metrics.agreement:AgreementSSIM",
     "agreement_lpips": "qa.metrics.agreement:AgreementLPIPS",
     "seed_alignment": "qa.metrics.agreement:SeedAlignment",
+    "text_cer": "qa.metrics.text.metrics:TextCER",
+    "text_wer": "qa.metrics.text.metrics:TextWER",
+    "text_invented": "qa.metrics.text.metrics:TextInvented",
 })
 
 #: names users type for a metric registered under a more specific name

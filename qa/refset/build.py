@@ -11,11 +11,16 @@ that header) or a JSON file (``{"file": "caption"}``, ``{"file": {"caption": ...
 of objects with a ``file`` key). A caption file key matches an image by its path relative to the folder, or by
 its bare file name when that is unambiguous. Without a caption file, the captions of an existing manifest in
 the target folder are kept. Missing captions stay empty and are listed in one warning.
+
+Text sets: a caption file with a ``text`` column (CSV/TSV) or key (JSON), or an existing manifest with a ``text``
+column, makes the result a text set (the manifest gets the ``text`` column; lines of one cell are kept, a JSON
+value may use ``\n`` between lines). A text set cannot be tiled: the true text belongs to the whole image.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -29,11 +34,11 @@ from qa.errors import BadImageError, ManifestError
 from qa.hashing import sha256_bytes
 from qa.imageio import MIN_SIDE, load_image, to_uint8
 from qa.refset.default_sources import encode_png
-from qa.refset.manifest import MANIFEST, write_manifest
+from qa.refset.manifest import MANIFEST, TEXT_COLUMN, normalise_text, write_manifest
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 UNSTATED = "unstated"
-_META = ("caption", "licence", "source")
+_META = ("caption", "licence", "source", TEXT_COLUMN)
 
 
 @dataclass
@@ -107,7 +112,8 @@ def read_captions(path: str | Path) -> dict[str, dict[str, str]]:
             raise ManifestError(f"{path}{where}: empty file name")
         if norm in out:
             raise ManifestError(f"{path}{where}: {key!r} is listed twice", "keep one caption per file")
-        out[norm] = {k: " ".join(str(v).split()) for k, v in meta.items() if k in _META and v is not None}
+        out[norm] = {k: normalise_text(str(v)) if k == TEXT_COLUMN else " ".join(str(v).split())
+                     for k, v in meta.items() if k in _META and v is not None}
     return out
 
 
@@ -140,7 +146,7 @@ def _json_captions(path: Path, text: str) -> list[tuple[str, str, dict[str, str]
 def _table_captions(path: Path, text: str) -> list[tuple[str, str, dict[str, str]]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise ManifestError(f"{path}: cannot parse ({exc})") from exc
     header = [c.strip().lower() for c in rows[0]] if rows else []
@@ -164,8 +170,9 @@ def _existing_meta(manifest: Path) -> dict[str, dict[str, str]]:
     """Caption/licence/source of an existing manifest, by file (empty when absent or unreadable)."""
     try:
         with open(manifest, newline="", encoding="utf-8") as fh:
-            return {_norm_key(r.get("file") or ""): {k: (r.get(k) or "").strip() for k in _META}
-                    for r in csv.DictReader(fh)}
+            reader = csv.DictReader(fh)
+            keys = [k for k in _META if k != TEXT_COLUMN or k in (reader.fieldnames or [])]
+            return {_norm_key(r.get("file") or ""): {k: (r.get(k) or "").strip() for k in keys} for r in reader}
     except (OSError, UnicodeDecodeError, csv.Error):
         return {}
 
@@ -226,6 +233,10 @@ def build_reference_set(
         raise ManifestError("tiling writes new image files: it needs an output folder",
                             "pass --out DIR (not the source folder)")
     table = read_captions(captions) if captions is not None else _existing_meta(target / MANIFEST)
+    text_set = any(TEXT_COLUMN in meta for meta in table.values())
+    if text_set and tile is not None:
+        raise ManifestError("a text set cannot be tiled: its true text belongs to each whole image",
+                            "build it without --tile (or drop the text column)")
     paths, problems = scan_images(folder, exclude=None if in_place else target)
     result = BuildResult(root=target, manifest=target / MANIFEST, problems=problems)
     rels = [p.relative_to(folder).as_posix() for p in paths]
@@ -248,6 +259,8 @@ def build_reference_set(
             missing.append(rel)
         base = {"caption": caption, "licence": meta.get("licence") or licence,
                 "source": meta.get("source") or source}
+        if text_set:
+            base[TEXT_COLUMN] = meta.get(TEXT_COLUMN, "")
         if tile is None:
             if not in_place:
                 try:
@@ -284,7 +297,7 @@ def build_reference_set(
     result.items = rows
     try:
         target.mkdir(parents=True, exist_ok=True)
-        result.manifest = write_manifest(target, rows)
+        result.manifest = write_manifest(target, rows, text_set=text_set)
     except OSError as exc:
         raise ManifestError(f"{target / MANIFEST}: cannot write the manifest ({exc})",
                             "pass --out DIR to write the set somewhere writable") from exc

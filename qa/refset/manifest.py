@@ -1,8 +1,13 @@
 """Reading and validating a reference set's ``manifest.csv``.
 
-Columns: ``id, file, caption, licence, source, sha256``. ``file`` is relative to the set folder and may not
-escape it. Loading checks every entry (existence, path, hash) and collects problems per item instead of
-stopping at the first: a bad item is reported by name and the rest of the set stays usable.
+Columns: ``id, file, caption, licence, source, sha256``, and optionally ``text``. ``file`` is relative to the set
+folder and may not escape it. A manifest with a ``text`` column declares a **text set**: each row's ``text`` holds
+the strings the image shows, in reading order, one line of text per line of the cell (a quoted CSV field; empty:
+the image shows no text, a control for invented text). Text rules of the release policies are required on a
+text set (``docs/text.md``).
+
+Loading checks every entry (existence, path, hash) and collects problems per item instead of stopping at the
+first: a bad item is reported by name and the rest of the set stays usable.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from qa.settings import get_settings
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("id", "file", "caption", "licence", "source", "sha256")
+#: optional column with the true text of each image; its presence makes the set a text set
+TEXT_COLUMN = "text"
 #: marker of a duplicate-id problem (see :attr:`ReferenceSet.duplicates`)
 DUPLICATE = "duplicate id"
 #: where named reference sets live, relative to the working directory
@@ -35,22 +42,33 @@ class ReferenceItem:
     source: str
     sha256: str
     problem: str = ""
+    #: the true text of the image (lines separated by "\n"; "" = none or not a text set)
+    text: str = ""
 
 
 @dataclass
 class ReferenceSet:
-    """A loaded reference set. ``sha256`` identifies its content (ids, hashes and captions)."""
+    """A loaded reference set. ``sha256`` identifies its content (ids, hashes, captions and, in a text set, the
+    true text). ``text_set``: the manifest has a ``text`` column (:data:`TEXT_COLUMN`)."""
 
     name: str
     root: Path
     items: list[ReferenceItem] = field(default_factory=list)
+    text_set: bool = False
 
     @property
     def sha256(self) -> str:
         h = hashlib.sha256()
         for item in sorted(self.items, key=lambda i: i.id):
             h.update(f"{item.id}\0{item.sha256}\0{item.caption}\n".encode())
+            if self.text_set:  # sets without text keep the identity they had before text sets existed
+                h.update(f"text\0{item.text}\n".encode())
         return h.hexdigest()
+
+    @property
+    def kinds(self) -> list[str]:
+        """What kind of set this is, for gates that require rules on some kinds: ``["text"]`` or ``[]``."""
+        return ["text"] if self.text_set else []
 
     @property
     def duplicates(self) -> list[str]:
@@ -96,6 +114,7 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
                 raise ManifestError(f"{manifest}: missing column(s) {', '.join(missing)}",
                                     f"columns are {', '.join(COLUMNS)}")
             rows = list(reader)
+            text_set = TEXT_COLUMN in (reader.fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ManifestError(f"{manifest}: cannot read ({exc})") from exc
     root_resolved = root.resolve()
@@ -144,19 +163,29 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
                 source=(row.get("source") or "").strip(),
                 sha256=actual,
                 problem=problem,
+                text=normalise_text(row.get(TEXT_COLUMN) or ""),
             )
         )
     if not items:
         raise ManifestError(f"{manifest}: no items", "add rows, or rebuild with `qa refset build`")
-    return ReferenceSet(name=root.name, root=root, items=items)
+    return ReferenceSet(name=root.name, root=root, items=items, text_set=text_set)
 
 
-def write_manifest(root: Path, items: list[dict[str, str]]) -> Path:
-    """Write ``manifest.csv`` in ``root`` from dicts with the manifest columns; returns its path."""
+def normalise_text(text: str) -> str:
+    """True text as stored: each line's runs of spaces collapsed, blank lines and edge spaces dropped."""
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+
+
+def write_manifest(root: Path, items: list[dict[str, str]], text_set: bool | None = None) -> Path:
+    """Write ``manifest.csv`` in ``root`` from dicts with the manifest columns; returns its path. ``text_set``:
+    write the ``text`` column (a text set); None: when any item has a ``text`` key."""
     path = root / MANIFEST
+    if text_set is None:
+        text_set = any(TEXT_COLUMN in item for item in items)
+    columns = [*COLUMNS, TEXT_COLUMN] if text_set else list(COLUMNS)
     with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for item in items:
-            writer.writerow({c: item.get(c, "") for c in COLUMNS})
+            writer.writerow({c: item.get(c, "") for c in columns})
     return path
