@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch/torchvision first and pinned together (torchvision must match torch's build)
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e ".[dev,export,ray]"
+	$(BIN)/pip install --quiet -e ".[dev,export,ray,ocr]"
 	touch $(STAMP)
 
 install: $(STAMP)

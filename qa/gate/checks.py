@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qa.bootstrap import Interval, bootstrap_mean
+from qa.gate import data as gate_data
 from qa.gate.baseline import Baseline
 from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
@@ -75,7 +76,7 @@ class GateContext:
                  on_result: Callable[[CheckResult], None] | None = None) -> None:
         self.store = store
         self.run = run
-        self.policy = policy
+        self.policy = policy.for_set_kinds(gate_data.reference_set_kinds(store, run.run_id))  # text rules on a text set
         self.results: list[CheckResult] = []
         self._on_result = on_result
         self._cache: dict[tuple[str, str, bool], MetricData] = {}

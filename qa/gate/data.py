@@ -18,7 +18,8 @@ from qa.store.records import RunInfo
 from qa.store.results import case_problems, run_cases, run_metric_names
 
 __all__ = ["GateError", "MetricData", "RunInfo", "case_problems", "latest_finished_run", "load_metric", "load_run",
-           "run_cases", "run_metric_names", "run_settings", "set_summary", "settings_diff", "settings_diff_text"]
+           "reference_set_kinds", "run_cases", "run_metric_names", "run_settings", "set_summary", "settings_diff",
+           "settings_diff_text"]
 
 
 class GateError(QAError):
@@ -124,6 +125,14 @@ def run_settings(store: Reader, run_id: str) -> dict[str, object] | None:
     cfg = store_runs.run_config(store, run_id)
     found = cfg.get("decoder_settings") if cfg is not None else None
     return dict(found) if isinstance(found, dict) else None
+
+
+def reference_set_kinds(store: Reader, run_id: str) -> list[str]:
+    """The kinds of reference set the run was made on (``config_json.reference_set_kinds``: ``["text"]`` for a
+    text set), [] for a set of no particular kind or a run stored before qa recorded them."""
+    cfg = store_runs.run_config(store, run_id)
+    found = cfg.get("reference_set_kinds") if cfg is not None else None
+    return [str(k) for k in found] if isinstance(found, list) else []
 
 
 def settings_diff(candidate: dict[str, object] | None, baseline: dict[str, object] | None

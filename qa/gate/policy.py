@@ -23,6 +23,8 @@ A policy file looks like::
     tail_quantile = 0.95           # worst images: this quantile of the per-image values may not get worse than
                                    # the baseline's by more than the metric's margin / relative_margin
     allow_review = false           # whether `needs-review` passes the test (a reviewer then signs off)
+    required_for = ["text"]        # also required when the run's reference set is of one of these kinds (a text
+                                   # set: a manifest with a `text` column); otherwise `required` decides
     not_applicable = "fail"        # a required metric that does not apply to this decoder at all (every row
                                    # "not applicable", e.g. agreement for the source pipeline itself, which has
                                    # no baseline): "fail" (default) or "skip" with the reason. Missing weights,
@@ -39,7 +41,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from qa.errors import QAError, did_you_mean
@@ -49,7 +51,10 @@ from qa.tracks import TRACKS
 GROUPS = ("fidelity", "realism", "invented")
 _POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
 _RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note",
-              "relative_margin", "decoder_relative_margin", "image_relative_margin", "image_margin", "tail_quantile"}
+              "relative_margin", "decoder_relative_margin", "image_relative_margin", "image_margin", "tail_quantile",
+              "required_for"}
+#: kinds of reference set a rule can be required for (``required_for``); a set declares its kind in its manifest
+SET_KINDS = ("text",)
 NOT_APPLICABLE = ("fail", "skip")
 
 
@@ -76,6 +81,7 @@ class MetricRule:
     image_relative_margin: float | None = None
     image_margin: float | None = None
     tail_quantile: float | None = None
+    required_for: tuple[str, ...] = ()
 
     def compares(self, decoder: bool) -> bool:
         """Whether this rule compares with a run baseline (``decoder`` False) or a decoder baseline at all."""
@@ -112,6 +118,13 @@ class Policy:
     seed: int = 0
     description: str = ""
     source: str = ""
+
+    def for_set_kinds(self, kinds: list[str] | tuple[str, ...]) -> Policy:
+        """This policy as it applies to a run on a reference set of ``kinds`` (e.g. ``["text"]``): every rule
+        whose ``required_for`` names one of them is required."""
+        rules = {name: replace(rule, required=True) if set(rule.required_for) & set(kinds) else rule
+                 for name, rule in self.metrics.items()}
+        return replace(self, metrics=rules)
 
     def rule(self, metric: str) -> MetricRule:
         """The rule of ``metric``. A metric the policy does not name (an ad hoc check in a test) is required,
@@ -155,6 +168,12 @@ def _quantile(value: object, where: str) -> float | None:
     if q is not None and q >= 1.0:
         raise PolicyError(f"{where}: must be in [0.5, 1), got {value!r}")
     return q
+
+
+def _kinds(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(k not in SET_KINDS for k in value):
+        raise PolicyError(f"{where}: expected a list of reference set kinds ({', '.join(SET_KINDS)}), got {value!r}")
+    return tuple(value)
 
 
 def _bool(value: object, where: str) -> bool:
@@ -213,6 +232,7 @@ def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
             image_relative_margin=_number(raw.get("image_relative_margin"), f"{where} image_relative_margin", 0.0),
             image_margin=_number(raw.get("image_margin"), f"{where} image_margin", 0.0),
             tail_quantile=_quantile(raw.get("tail_quantile"), f"{where} tail_quantile"),
+            required_for=_kinds(raw.get("required_for", []), f"{where} required_for"),
         )
     return Policy(track=str(track), metrics=rules, baseline_decoder=str(head.get("baseline_decoder", "")),
                   confidence=float(confidence), n_boot=int(n_boot), seed=int(seed),

@@ -31,6 +31,9 @@ from qa.metrics.text.strings import counts, edit_distance, fold, matched_charact
 
 #: least Tesseract word confidence (0-100) of a legible word
 LEGIBLE_CONF = 85.0
+#: least confidence of a word that a confirmation read of its crop may still make legible ("more likely right
+#: than wrong"): a word squeezed between others of another font or size reads at 80-85 in the whole image
+CANDIDATE_CONF = 50.0
 #: least overlap (intersection / smaller box area) of a reference word with an output word to explain it
 SUPPORT_OVERLAP = 1.0 / 3.0
 #: margin of a confirmation crop around a word's box, in units of the word's height (at least 2 px): less than
@@ -127,25 +130,29 @@ def crop_box(word: Word) -> tuple[int, int, int, int]:
     return word.box[0] - m, word.box[1] - m, word.box[2] + m, word.box[3] + m
 
 
-def _invented(word: Word, said: str, crops: CropReader | None) -> int:
-    """How many letters and digits of the legible output ``word`` are invented: not explained by ``said`` (the
-    reference's words at its place), and, with ``crops``, neither by a reading of the same crop of the reference
-    while a reading of the output's crop confirms them."""
+def _check(word: Word, said: str, crops: CropReader | None) -> tuple[bool, int]:
+    """(read, invented) for an output ``word``: whether it counts as text the output shows, and how many of its
+    letters and digits are invented (see the module docstring)."""
     matched = matched_characters(word.text, said)
     open_ = [ch.isalnum() and not ok for ch, ok in zip(word.text, matched, strict=True)]
-    if not any(open_) or crops is None:
-        return sum(open_)
+    if crops is None:
+        return legible(word), sum(open_) if legible(word) else 0
+    if not any(open_):
+        return legible(word), 0
     box = crop_box(word)
     again = " ".join(w.text for w in crops("output", box) if legible(w))
-    there = " ".join(w.text for w in crops("reference", box))
     confirmed = matched_characters(word.text, again)
+    if not legible(word) and 2 * sum(c and ch.isalnum() for ch, c in zip(word.text, confirmed, strict=True)) \
+            < counts(word.text):
+        return False, 0  # a candidate the crop does not read again with confidence
+    there = " ".join(w.text for w in crops("reference", box))
     explained = matched_characters(word.text, f"{said} {there}" if said else there)
-    return sum(1 for o, c, e in zip(open_, confirmed, explained, strict=True) if o and c and not e)
+    return True, sum(1 for o, c, e in zip(open_, confirmed, explained, strict=True) if o and c and not e)
 
 
 def compare_readings(reference: list[Word], output: list[Word], crops: CropReader | None = None) -> TextComparison:
     """Compare two readings (all words each OCR found, any confidence); see the module docstring. ``crops``:
-    confirmation reads of word crops (None: the readings alone decide)."""
+    confirmation reads of word crops (None: the readings alone decide, and only legible words count)."""
     ref_legible = [w for w in reference if legible(w)]
     out_legible = [w for w in output if legible(w)]
     ref_text, out_text = text_of(ref_legible), text_of(out_legible)
@@ -154,10 +161,13 @@ def compare_readings(reference: list[Word], output: list[Word], crops: CropReade
     ref_words, out_words = ref_flat.split(), out_flat.split()
     wer = _rate(edit_distance(ref_words, out_words), len(ref_words), len(out_words))
     diffs = []
-    for w in out_legible:
-        near = support(w, reference)
-        said = " ".join(r.text for r in near)
-        diffs.append(WordDiff(w.text, said, w.box, w.conf, counts(w.text), _invented(w, said, crops)))
+    for w in output:
+        if w.conf < CANDIDATE_CONF or not counts(w.text):
+            continue
+        said = " ".join(r.text for r in support(w, reference))
+        read, invented = _check(w, said, crops)
+        if read:
+            diffs.append(WordDiff(w.text, said, w.box, w.conf, counts(w.text), invented))
     lost = []
     for r in ref_legible:
         if not any(_overlap(r.box, w.box) >= SUPPORT_OVERLAP for w in out_legible):

@@ -116,13 +116,14 @@ _local = threading.local()
 
 
 def _api(psm: int) -> Any:
+    folder = require()  # every time: a model removed since the last read is reported, not used from memory
     apis = getattr(_local, "apis", None)
     if apis is None:
         apis = _local.apis = {}
     if psm not in apis:
         import tesserocr
 
-        apis[psm] = tesserocr.PyTessBaseAPI(path=str(require()), lang=LANGUAGE, psm=psm,
+        apis[psm] = tesserocr.PyTessBaseAPI(path=str(folder), lang=LANGUAGE, psm=psm,
                                             oem=tesserocr.OEM.LSTM_ONLY)
     return apis[psm]
 
