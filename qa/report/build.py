@@ -25,6 +25,7 @@ from qa.report.data import ReportData, load, make_selection
 from qa.report.gates import gates_section
 from qa.report.grid import grid_section
 from qa.report.safe import esc, script_json
+from qa.report.text_crops import text_section
 from qa.store import Store
 
 CSS = """
@@ -123,6 +124,9 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
             ("signoffs", "Sign-offs", sections.signoffs_section(data)),
             ("runs", "Runs in this report", sections.runs_section(data)),
         ]
+        text = text_section(data)  # only where a latest run has text metrics
+        if text:
+            body.insert(-5, ("text", "Text: worst crops (reference says, output says)", text))
     nav = "".join(f'<a href="#{sid}">{esc(title.split(" (")[0].split(":")[0])}</a>' for sid, title, _ in body)
     main = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{html}</section>' for sid, title, html in body)
     csp = _csp([plotly_js, RENDER_JS])

@@ -7,7 +7,9 @@ assumption of a page layout). Nothing is downloaded: the engine is the ``tessero
 libtesseract) plus the English model of the Debian package ``tesseract-ocr-eng`` (or ``$TESSDATA_PREFIX``).
 :func:`unavailable_reason` says what is missing and how to install it.
 
-One engine instance per thread (Tesseract's API object is not thread-safe); recognition releases the GIL.
+Large images are read in horizontal strips of about :data:`STRIP_ROWS` rows, in parallel (one engine instance
+per thread: Tesseract's API object is not thread-safe; recognition releases the GIL). The strips are a function of
+the image's height only, so a reading is the same on every machine.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import hashlib
 import importlib.util
 import os
 import threading
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,16 @@ PAGE_SEGMENTATION = 11
 CROP_SEGMENTATION = 7
 #: a crop is read at this many times its size (bicubic), so that small text is read as well as large text
 CROP_SCALE = 2
+#: an image is read in horizontal strips of about this many rows (the same for every machine, so a reading
+#: depends on the image only); strips are read in parallel, one thread per core up to :data:`MAX_THREADS`
+STRIP_ROWS = 1024
+#: each strip reaches this many rows past its cut, so any word up to twice as tall is whole in the strip that
+#: keeps it (a word belongs to the strip that holds its centre)
+STRIP_MARGIN = 256
+MAX_THREADS = 2
 #: everything that changes a reading besides the engine and model (part of the feature-cache key)
-PREPROCESSING = f"luma601-uint8;native-resolution;psm{PAGE_SEGMENTATION};oem1-lstm;{LANGUAGE}"
+PREPROCESSING = (f"luma601-uint8;native-resolution;psm{PAGE_SEGMENTATION};oem1-lstm;{LANGUAGE};"
+                 f"strips{STRIP_ROWS}+{STRIP_MARGIN}")
 #: where Debian, Homebrew and source builds put the language models (``$TESSDATA_PREFIX`` is tried first)
 TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
                  "/usr/share/tessdata", "/usr/local/share/tessdata", "/opt/homebrew/share/tessdata")
@@ -140,26 +151,62 @@ def luma_uint8(image: np.ndarray) -> np.ndarray:
     return ((rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114 + 500) // 1000).astype(np.uint8)
 
 
+def threads() -> int:
+    """OCR threads used here: the cores this process may use, at most :data:`MAX_THREADS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cores))
+
+
+def strips(height: int) -> list[tuple[int, int, int, int]]:
+    """(first row, end row, kept from, kept until) of each strip of an image ``height`` rows tall: ``height //
+    STRIP_ROWS`` strips (at least one) with equal cuts, each reaching :data:`STRIP_MARGIN` rows past its cuts."""
+    n = max(1, height // STRIP_ROWS)
+    cuts = [round(k * height / n) for k in range(n + 1)]
+    return [(max(0, cuts[k] - STRIP_MARGIN), min(height, cuts[k + 1] + STRIP_MARGIN), cuts[k], cuts[k + 1])
+            for k in range(n)]
+
+
 def read_words(image: np.ndarray) -> list[Word]:
-    """Every word Tesseract finds in ``image`` (float (H, W, 3) in [0, 1], or uint8), in the engine's order.
+    """Every word Tesseract finds in ``image`` (float (H, W, 3) in [0, 1], or uint8), strip by strip
+    (:func:`strips`), in the engine's order within a strip.
 
     Raises :class:`OCRUnavailable` when the engine or model is absent, ValueError for a wrong shape."""
-    return _recognise(luma_uint8(image), PAGE_SEGMENTATION)
+    luma = luma_uint8(image)
+    parts = strips(luma.shape[0])
+    require()
+
+    def one(part: tuple[int, int, int, int]) -> list[Word]:
+        top, end, keep_from, keep_until = part
+        found = _recognise(luma[top:end], PAGE_SEGMENTATION)
+        moved = [replace(w, box=(w.box[0], w.box[1] + top, w.box[2], w.box[3] + top)) for w in found]
+        return [w for w in moved if keep_from <= (w.box[1] + w.box[3]) // 2 < keep_until]
+
+    if len(parts) == 1:
+        return one(parts[0])
+    with ThreadPoolExecutor(max_workers=threads()) as pool:
+        results = list(pool.map(one, parts))
+    words, lines = [], 0
+    for found in results:
+        words += [replace(w, line=w.line + lines) for w in found]
+        lines += 1 + max((w.line for w in found), default=-1)
+    return words
 
 
 def read_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> list[Word]:
     """The words of one crop ``box`` (x0, y0, x1, y1, clipped to the image) of ``image``, read as a single text
     line at :data:`CROP_SCALE` times its size, its edge pixels repeated outwards by half its height (the quiet
     zone around a line that Tesseract expects); boxes are in that padded, scaled crop's pixels."""
-    luma = luma_uint8(image)
-    h, w = luma.shape
+    h, w = np.shape(image)[:2]
     x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
     if x1 <= x0 or y1 <= y0:
         return []
     from PIL import Image
 
     pad = max(2, (y1 - y0) // 2)
-    crop = Image.fromarray(np.pad(luma[y0:y1, x0:x1], pad, mode="edge"))
+    crop = Image.fromarray(np.pad(luma_uint8(image[y0:y1, x0:x1]), pad, mode="edge"))
     crop = crop.resize((crop.width * CROP_SCALE, crop.height * CROP_SCALE), Image.Resampling.BICUBIC)
     return _recognise(np.asarray(crop), CROP_SEGMENTATION)
 
