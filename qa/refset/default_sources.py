@@ -23,7 +23,7 @@ import importlib.metadata
 import importlib.util
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,16 +309,20 @@ def write_default(out: Path = DEFAULT_OUT, verify_sources: bool = True) -> Path:
 
 def check_default(folder: Path = DEFAULT_OUT, verify_sources: bool = True) -> list[str]:
     """Differences between the tiles in ``folder`` and those the installed packages give (empty: identical)."""
+    return compare_rendered(folder, render_all(verify_sources))
+
+
+def compare_rendered(folder: Path, tiles: dict[str, np.ndarray]) -> list[str]:
+    """Differences between ``folder``/ID.png and each fresh render ``tiles[ID]`` (empty: identical)."""
     problems = []
-    tiles = render_all(verify_sources)
-    for tile in TILES:
-        path = folder / f"{tile.id}.png"
+    for tile_id, pixels in tiles.items():
+        path = folder / f"{tile_id}.png"
         if not path.is_file():
             problems.append(f"{path}: missing")
             continue
         with Image.open(path) as img:
             shipped = np.asarray(img.convert("RGB"), dtype=np.int16)
-        diff = int(np.abs(shipped - tiles[tile.id].astype(np.int16)).max())
+        diff = int(np.abs(shipped - pixels.astype(np.int16)).max())
         if diff:
             problems.append(f"{path}: pixels differ by up to {diff} grey levels from a fresh render")
     return problems
@@ -366,21 +370,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
     parser.add_argument("--any-source", action="store_true", help="use source files whose sha256 differs")
     args = parser.parse_args(argv)
-    versions = installed_versions()
-    if versions != MADE_WITH:
-        print(f"note: installed {versions}; the shipped folder was made with {MADE_WITH}", file=sys.stderr)
+    return write_or_check(args.check, len(TILES), installed_versions(), MADE_WITH,
+                          lambda: check_default(args.out, not args.any_source),
+                          lambda: write_default(args.out, not args.any_source))
+
+
+def write_or_check(check: bool, n: int, installed: dict[str, str], made_with: dict[str, str],
+                   compare: Callable[[], list[str]], write: Callable[[], Path]) -> int:
+    """The body of a generator's CLI: note differing versions, then ``compare`` (print the differences; exit 1
+    if any) or ``write`` (exit 0); exit 2 on a ManifestError."""
+    if installed != made_with:
+        print(f"note: installed {installed}; the shipped folder was made with {made_with}", file=sys.stderr)
     try:
-        if args.check:
-            problems = check_default(args.out, not args.any_source)
+        if check:
+            problems = compare()
             for p in problems:
                 print(p)
-            print(f"{len(TILES) - len(problems)}/{len(TILES)} tiles identical to a fresh render")
+            print(f"{n - len(problems)}/{n} tiles identical to a fresh render")
             return 1 if problems else 0
-        manifest = write_default(args.out, not args.any_source)
+        manifest = write()
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {len(TILES)} tiles and {manifest}")
+    print(f"wrote {n} tiles and {manifest}")
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont, features
 
 from qa.errors import ManifestError
 from qa.hashing import sha256_bytes
-from qa.refset.default_sources import SOURCES, encode_png, read_source
+from qa.refset.default_sources import SOURCES, compare_rendered, encode_png, read_source, write_or_check
 from qa.refset.manifest import write_manifest
 
 TILE = 256
@@ -268,18 +267,7 @@ def write_text_set(out: Path = DEFAULT_OUT) -> Path:
 
 def check_text_set(folder: Path = DEFAULT_OUT) -> list[str]:
     """Differences between the tiles in ``folder`` and a fresh render (empty: identical)."""
-    problems = []
-    for tile_id, pixels in render_all().items():
-        path = folder / f"{tile_id}.png"
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-            continue
-        with Image.open(path) as img:
-            shipped = np.asarray(img.convert("RGB"), dtype=np.int16)
-        diff = int(np.abs(shipped - pixels.astype(np.int16)).max())
-        if diff:
-            problems.append(f"{path}: pixels differ by up to {diff} grey levels from a fresh render")
-    return problems
+    return compare_rendered(folder, render_all())
 
 
 def readme_text() -> str:
@@ -316,23 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder (default %(default)s)")
     parser.add_argument("--check", action="store_true", help="compare with a fresh render, write nothing")
     args = parser.parse_args(argv)
-    versions = installed_versions()
-    if versions != MADE_WITH:
-        print(f"note: installed {versions}; the shipped folder was made with {MADE_WITH}", file=sys.stderr)
-    try:
-        if args.check:
-            problems = check_text_set(args.out)
-            for p in problems:
-                print(p)
-            print(f"{len(TILES) - len(problems)}/{len(TILES)} tiles identical to a fresh render")
-            return 1 if problems else 0
-        manifest = write_text_set(args.out)
-    except ManifestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(TILES)} tiles and {manifest}")
-    return 0
-
+    return write_or_check(args.check, len(TILES), installed_versions(), MADE_WITH,
+                          lambda: check_text_set(args.out), lambda: write_text_set(args.out))
 
 if __name__ == "__main__":
     raise SystemExit(main())
