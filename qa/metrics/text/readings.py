@@ -76,18 +76,13 @@ class Readings:
         self.n_output_reads = 0
 
     def extractor(self, store: Store | None) -> CachedExtractor:
-        """A cached extractor of reference readings (one image per call: readings differ in length)."""
+        """A cached extractor of reference readings (one image per call: readings differ in length). Without a
+        store it still names its key, so the Ray engine ships and stores its readings."""
+        reader = _Reader(self)
         cache: FeatureVectors | None = None
         if store is not None:
-            cache = FeatureCache(store, EXTRACTOR, ocr.engine_identity(), ocr.PREPROCESSING)
-
-        def extract(images: list[np.ndarray]) -> np.ndarray:
-            if len(images) != 1:
-                raise MetricInputError("the OCR feature extractor reads one image per call")
-            self.n_reference_reads += 1
-            return encode_words(ocr.read_words(images[0]))[None, :]
-
-        return CachedExtractor(extract, cache)
+            cache = FeatureCache(store, reader.name, reader.sha256, reader.preprocessing)
+        return CachedExtractor(reader, cache)
 
     def reference_words(self, extractor: CachedExtractor, sha: str, reference: np.ndarray) -> list[Word]:
         """The reading of ``reference`` (cached under ``sha``; read on a miss)."""
@@ -119,6 +114,23 @@ class Readings:
             while len(self._memo) > MEMO_SIZE:
                 self._memo.popitem(last=False)
         return result
+
+
+class _Reader:
+    """The OCR as a keyed feature extractor (:class:`qa.metrics.feature_cache.KeyedExtractor`)."""
+
+    name = EXTRACTOR
+    preprocessing = ocr.PREPROCESSING
+
+    def __init__(self, readings: Readings) -> None:
+        self.readings = readings
+        self.sha256 = ocr.engine_identity()
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        if len(images) != 1:
+            raise MetricInputError("the OCR feature extractor reads one image per call")
+        self.readings.n_reference_reads += 1
+        return encode_words(ocr.read_words(images[0]))[None, :]
 
 
 #: the process-wide readings (every text metric instance shares them)
