@@ -140,12 +140,14 @@ def main() -> int:
             continue
         res = inv.compute(ImageSample(k, planted.image, ref))
         assert res.map is not None
+        share = map_share_on(planted.box, res.map) if res.value > 0 else float("nan")
         found += res.value > 0
-        shares.append(map_share_on(planted.box, res.map))
+        shares += [share] if res.value > 0 else []
         lines.append(f"  {k}: {planted.old} -> {planted.new}: text_invented {res.value:.3f}, "
-                     f"map on the word {shares[-1]:.2f}")
-    print(f"| planted word (same length) | found on {found}/{len(shares)} | median map share on the word "
-          f"{np.median(shares) if shares else float('nan'):.2f} | |")
+                     f"share of the map on the word {share:.2f}")
+    print(f"| planted word (same length) | found on {found}/{len(lines)} | share of the map on the planted word: "
+          f"median {np.median(shares) if shares else float('nan'):.2f}, least "
+          f"{min(shares) if shares else float('nan'):.2f} | |")
     print("\n".join(lines))
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
