@@ -126,13 +126,12 @@ def _crop_png(image: np.ndarray, box: tuple[int, int, int, int]) -> str:
     """base64 PNG of the luma of ``box`` (grown by a quarter of its height), at most CROP_HEIGHT x CROP_WIDTH."""
     from PIL import Image
 
-    luma = ocr.luma_uint8(image)
-    h, w = luma.shape
+    h, w = image.shape[:2]
     m = max(2, (box[3] - box[1]) // 4)
     x0, y0, x1, y1 = max(0, box[0] - m), max(0, box[1] - m), min(w, box[2] + m), min(h, box[3] + m)
     if x1 <= x0 or y1 <= y0:
         return ""
-    crop = Image.fromarray(np.ascontiguousarray(luma[y0:y1, x0:x1]))
+    crop = Image.fromarray(ocr.luma_uint8(image[y0:y1, x0:x1]))
     crop.thumbnail((CROP_WIDTH, CROP_HEIGHT), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     crop.save(buf, format="PNG", optimize=True)
