@@ -110,3 +110,24 @@ def test_a_reference_is_read_once_and_then_served_from_the_store(tmp_path: Path)
 
     stored = get_features(store, extractor.cache.key, [pixels_sha256(ref)])
     assert [w.text for w in decode_words(next(iter(stored.values())))][:2] == ["NORTH", "GATE"]
+
+
+@needs_ocr
+def test_ray_workers_ship_reference_readings_under_the_readers_key() -> None:
+    from qa.engine.ray_worker import ShippedFeatureCache
+
+    ref, out = sign(("EXIT", "Stairs B")), sign(("EXIT", "Stairs C"))
+    READINGS._memo.clear()
+    worker = TextCER()  # in a worker: no store; the engine gives its extractor a shipped cache by its key
+    ext = worker.extractor()
+    assert ext.key is not None and ext.key[0] == "ocr:tesseract"
+    ext.cache = ShippedFeatureCache(ext.key, {})
+    worker.compute(ImageSample("a", out, ref))
+    drained = ext.cache.drain()  # what the worker sends back for the driver to store
+    assert len(drained) == 1
+    READINGS._memo.clear()
+    before = READINGS.n_reference_reads
+    other = TextCER()
+    other.extractor().cache = ShippedFeatureCache(ext.key, drained)  # the next worker gets it shipped
+    assert other.compute(ImageSample("a", out.copy(), ref.copy())).value > 0
+    assert READINGS.n_reference_reads == before
