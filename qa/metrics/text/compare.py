@@ -3,20 +3,25 @@
 Definitions (``docs/text.md`` has the reasons and the validation):
 
 * **Legible word**: Tesseract's word confidence is at least :data:`LEGIBLE_CONF` and the word has a letter or a
-  digit. Word confidence is the certainty of the word's least certain character; rendered text of 12 px and
-  more reads at 89-97, while the fragments Tesseract finds in photographic texture (edges read as ``A``, ``NY``,
-  ``\\``) stay below 85, also after blur, JPEG or a sub-pixel shift (measured in docs/text.md).
+  digit. Word confidence is the certainty of the word's least certain character; the true words of the text
+  set's tiles of 16 px and more read at 87-97, while the fragments Tesseract finds in photographic texture
+  (edges read as ``A``, ``NY``, ``\\``) mostly stay below 85 (measured in docs/text.md).
 * **Reading order**: legible words grouped into rows (a word joins a row when their vertical extents overlap by
   half the smaller height), rows top to bottom, words left to right.
 * ``text_cer`` / ``text_wer``: edit distance between the folded (:func:`qa.metrics.text.strings.fold`) reading
   of the output and that of the reference, in characters / words, divided by the reference's length and clipped
   to 1 (an empty reference: 0 when the output has no legible text either, else 1).
-* ``text_invented``: the share of the output's letters and digits (in legible words) that the reference's
-  reading does not explain. A character is explained when the semi-global alignment of its word with the
-  reference words at the same place (:func:`support`: every reference word, legible or not, that overlaps a
-  third of either box) matches it to an equal folded character. Lenient towards the reference on purpose:
-  what the reference's OCR saw at that place, however unsure, can explain the output; what nothing at that
-  place explains, and the OCR reads with confidence in the output, is text the decoder drew.
+* ``text_invented``: the share of the output's letters and digits that the reference does not show there. For
+  each output word of confidence >= :data:`CANDIDATE_CONF`, the reference words at its place (:func:`support`:
+  every reference word, legible or not, overlapping a third of either box) are aligned with it (semi-global:
+  the word against any contiguous part of them); characters no equal folded character explains are *open*.
+  A word with open characters is read again from a crop of its box in the output and in the reference
+  (:func:`crop_box`, :func:`qa.metrics.text.ocr.read_crop`): invented are the open characters the output's
+  crop reads again with confidence and neither the reference's words nor its crop explain. A word below
+  :data:`LEGIBLE_CONF` counts only when its crop reads at least half of its characters again with confidence.
+  The share is over the characters of the words that count. Lenient towards the reference on purpose: what
+  the reference's OCR saw at that place, however unsure, can explain the output; what nothing there explains
+  and the OCR reads with confidence twice in the output is text the decoder drew.
 """
 
 from __future__ import annotations
