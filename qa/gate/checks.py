@@ -191,7 +191,8 @@ class GateContext:
         res = CheckResult(metric=metric, kind=kind, verdict="pass", message="", required=rule.required,
                           allow_review=rule.allow_review)
         if minimum is None and maximum is None:
-            res.verdict, res.message = "skipped", f"{metric}: the policy sets no absolute bound"
+            res.verdict, res.message = "skipped", (f"{metric}: the policy sets no absolute bound"
+                                                   + (f" ({rule.note})" if rule.note else ""))
             return self._emit(res)
         reason = self._unavailable(metric)
         if reason:
@@ -223,7 +224,8 @@ class GateContext:
                           allow_review=rule.allow_review, baseline_kind=baseline.kind,
                           baseline_run_id=baseline.run_id)
         if not has_rule:
-            res.verdict, res.message = "skipped", f"{metric}: the policy sets no {which} against {baseline.kind} baselines"
+            res.verdict, res.message = "skipped", (f"{metric}: the policy sets no {which} against {baseline.kind} "
+                                                   f"baselines" + (f" ({rule.note})" if rule.note else ""))
             return self._emit(res), "skipped"
         if baseline.inapplicable:
             res.verdict = "skipped"

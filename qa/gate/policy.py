@@ -23,8 +23,9 @@ A policy file looks like::
     tail_quantile = 0.95           # worst images: this quantile of the per-image values may not get worse than
                                    # the baseline's by more than the metric's margin / relative_margin
     allow_review = false           # whether `needs-review` passes the test (a reviewer then signs off)
-    required_for = ["text"]        # also required when the run's reference set is of one of these kinds (a text
-                                   # set: a manifest with a `text` column); otherwise `required` decides
+    applies_to = ["text"]          # the rule is used only for runs on a reference set of one of these kinds (a
+                                   # text set: a manifest with a `text` column); on other sets every check of
+                                   # the metric is skipped with that reason (default: every set)
     not_applicable = "fail"        # a required metric that does not apply to this decoder at all (every row
                                    # "not applicable", e.g. agreement for the source pipeline itself, which has
                                    # no baseline): "fail" (default) or "skip" with the reason. Missing weights,
@@ -52,8 +53,8 @@ GROUPS = ("fidelity", "realism", "invented")
 _POLICY_KEYS = {"track", "baseline_decoder", "confidence", "n_boot", "seed", "description"}
 _RULE_KEYS = {"group", "required", "min", "max", "margin", "decoder_margin", "allow_review", "not_applicable", "note",
               "relative_margin", "decoder_relative_margin", "image_relative_margin", "image_margin", "tail_quantile",
-              "required_for"}
-#: kinds of reference set a rule can be required for (``required_for``); a set declares its kind in its manifest
+              "applies_to"}
+#: kinds of reference set a rule can be limited to (``applies_to``); a set declares its kind in its manifest
 SET_KINDS = ("text",)
 NOT_APPLICABLE = ("fail", "skip")
 
@@ -81,7 +82,7 @@ class MetricRule:
     image_relative_margin: float | None = None
     image_margin: float | None = None
     tail_quantile: float | None = None
-    required_for: tuple[str, ...] = ()
+    applies_to: tuple[str, ...] = ()
 
     def compares(self, decoder: bool) -> bool:
         """Whether this rule compares with a run baseline (``decoder`` False) or a decoder baseline at all."""
@@ -120,10 +121,16 @@ class Policy:
     source: str = ""
 
     def for_set_kinds(self, kinds: list[str] | tuple[str, ...]) -> Policy:
-        """This policy as it applies to a run on a reference set of ``kinds`` (e.g. ``["text"]``): every rule
-        whose ``required_for`` names one of them is required."""
-        rules = {name: replace(rule, required=True) if set(rule.required_for) & set(kinds) else rule
-                 for name, rule in self.metrics.items()}
+        """This policy as it applies to a run on a reference set of ``kinds`` (e.g. ``["text"]``): a rule whose
+        ``applies_to`` names none of them becomes an optional rule with no bound or margin (every check of it is
+        skipped, saying why); the other rules stay as written."""
+        rules = {}
+        for name, rule in self.metrics.items():
+            if rule.applies_to and not set(rule.applies_to) & set(kinds):
+                where = " or ".join(rule.applies_to)
+                rule = MetricRule(metric=name, group=rule.group, required=False, applies_to=rule.applies_to,
+                                  note=f"applies to {where} reference sets only (this run's set is not one)")
+            rules[name] = rule
         return replace(self, metrics=rules)
 
     def rule(self, metric: str) -> MetricRule:
@@ -232,7 +239,7 @@ def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
             image_relative_margin=_number(raw.get("image_relative_margin"), f"{where} image_relative_margin", 0.0),
             image_margin=_number(raw.get("image_margin"), f"{where} image_margin", 0.0),
             tail_quantile=_quantile(raw.get("tail_quantile"), f"{where} tail_quantile"),
-            required_for=_kinds(raw.get("required_for", []), f"{where} required_for"),
+            applies_to=_kinds(raw.get("applies_to", []), f"{where} applies_to"),
         )
     return Policy(track=str(track), metrics=rules, baseline_decoder=str(head.get("baseline_decoder", "")),
                   confidence=float(confidence), n_boot=int(n_boot), seed=int(seed),

@@ -18,9 +18,9 @@ from tests.text.helpers import needs_ocr, sign, write_set
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 POLICY = {"policy": {"track": "upscale"},
           "metrics": {"psnr": {"min": 5.0},
-                      "text_cer": {"required": False, "required_for": ["text"], "margin": 0.02},
-                      "text_invented": {"group": "invented", "required": False, "required_for": ["text"],
-                                        "margin": 0.005, "image_margin": 0.05}}}
+                      "text_cer": {"applies_to": ["text"], "margin": 0.02},
+                      "text_invented": {"group": "invented", "applies_to": ["text"], "margin": 0.005,
+                                        "image_margin": 0.05}}}
 SIGNS = {"gate": ("NORTH GATE", "Platform 7"), "exit": ("EXIT", "Stairs B")}
 
 
@@ -40,12 +40,14 @@ def _gate(store: Store, refset: Path, metrics: list[str], metric: str) -> tuple[
     return res.verdict, res.message
 
 
-def test_text_rules_are_required_on_a_text_set_only(sets, tmp_path: Path) -> None:
+def test_text_rules_are_required_on_a_text_set_and_skipped_elsewhere(sets, tmp_path: Path) -> None:
     store = Store(tmp_path / "qa.duckdb")
     verdict, message = _gate(store, sets["text"], ["psnr"], "text_cer")
     assert verdict == "fail" and "required metric missing" in message
     verdict, message = _gate(store, sets["plain"], ["psnr"], "text_invented")
-    assert verdict == "skipped" and "optional metric skipped" in message
+    assert verdict == "skipped" and "applies to text reference sets only" in message
+    verdict, message = _gate(store, sets["plain"], ["psnr", "text_cer"], "text_cer")  # computed, not gated
+    assert verdict == "skipped" and "applies to text reference sets only" in message
     kinds = {r.reference_set: reference_set_kinds(store, r.run_id)
              for r in [load_run(store, rid) for (rid,) in store.query("select run_id from runs")]}
     assert kinds == {"text": ["text"], "plain": []}
@@ -70,9 +72,11 @@ def test_shipped_policies_name_text_rules_for_text_sets() -> None:
         policy = load_policy(SUITES / f"policy_{track}.toml")
         for name in ("text_cer", "text_invented"):
             rule = policy.metrics[name]
-            assert not rule.required and rule.required_for == ("text",) and rule.margin is not None
-            assert policy.for_set_kinds(["text"]).metrics[name].required
-        assert policy.for_set_kinds(["text"]).sha256() != policy.sha256()  # resolved per run, stored as written
-    bad = {**POLICY, "metrics": {"text_cer": {"required_for": ["txt"]}}}
-    with pytest.raises(PolicyError, match="required_for"):
+            assert rule.required and rule.applies_to == ("text",) and rule.margin is not None
+            assert policy.for_set_kinds(["text"]).metrics[name] == rule
+            other = policy.for_set_kinds([]).metrics[name]
+            assert not other.required and other.margin is None and other.image_margin is None
+        assert policy.for_set_kinds([]).sha256() != policy.sha256()  # resolved per run, stored as written
+    bad = {**POLICY, "metrics": {"text_cer": {"applies_to": ["txt"]}}}
+    with pytest.raises(PolicyError, match="applies_to"):
         parse_policy(bad)
