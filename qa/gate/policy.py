@@ -42,7 +42,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from qa.errors import QAError, did_you_mean
@@ -123,7 +123,9 @@ class Policy:
     def for_set_kinds(self, kinds: list[str] | tuple[str, ...]) -> Policy:
         """This policy as it applies to a run on a reference set of ``kinds`` (e.g. ``["text"]``): a rule whose
         ``applies_to`` names none of them becomes an optional rule with no bound or margin (every check of it is
-        skipped, saying why); the other rules stay as written."""
+        skipped, saying why); the other rules stay as written. The result is identified (``to_json``,
+        ``sha256``) by this policy as written: a gate stores the policy file's hash, and the set's kinds are
+        stored with the run."""
         rules = {}
         for name, rule in self.metrics.items():
             if rule.applies_to and not set(rule.applies_to) & set(kinds):
@@ -131,7 +133,9 @@ class Policy:
                 rule = MetricRule(metric=name, group=rule.group, required=False, applies_to=rule.applies_to,
                                   note=f"applies to {where} reference sets only (this run's set is not one)")
             rules[name] = rule
-        return replace(self, metrics=rules)
+        written = self.written if isinstance(self, SetPolicy) else self
+        return SetPolicy(**{f.name: getattr(self, f.name) for f in fields(Policy)} | {"metrics": rules},
+                         written=written)
 
     def rule(self, metric: str) -> MetricRule:
         """The rule of ``metric``. A metric the policy does not name (an ad hoc check in a test) is required,
@@ -151,6 +155,17 @@ class Policy:
     def sha256(self) -> str:
         """sha256 of :meth:`to_json`: stored with every gate decided under this policy."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SetPolicy(Policy):
+    """A :class:`Policy` resolved for the reference-set kinds of one run (:meth:`Policy.for_set_kinds`); its JSON
+    and sha256 are those of the policy as written (``written``)."""
+
+    written: Policy | None = None
+
+    def to_json(self) -> str:
+        return self.written.to_json() if self.written is not None else super().to_json()
 
 
 def _unknown(keys: set[str], allowed: set[str], where: str) -> None:
