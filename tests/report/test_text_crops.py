@@ -12,7 +12,7 @@ from qa.report.data import ReportData, RunInfo, Selection, now_utc
 from qa.report.text_crops import text_section
 from qa.store import Store
 from qa.store.records import ImageRow
-from tests.text.helpers import needs_ocr, sign, write_set
+from tests.helpers import needs_ocr, sign, write_set
 
 
 def _data(rows: list[ImageRow]) -> ReportData:

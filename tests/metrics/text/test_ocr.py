@@ -21,9 +21,9 @@ from qa.metrics.text.metrics import TextCER, TextInvented, TextWER
 from qa.metrics.text.readings import READINGS, decode_words, encode_words
 from qa.store import Store
 from qa.store.features import get_features
-from tests.text.helpers import needs_ocr, sign
+from tests.helpers import needs_ocr, sign
 
-TEXT_SET = Path(__file__).resolve().parents[2] / "reference_sets" / "text"
+TEXT_SET = Path(__file__).resolve().parents[3] / "reference_sets" / "text"
 FLAT_TILES = ("exit-sign", "no-parking", "platform", "opening-hours", "caution", "batch-label", "menu", "street-names")
 
 

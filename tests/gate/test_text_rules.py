@@ -13,7 +13,7 @@ from qa.gate.evaluate import resolve_baseline
 from qa.gate.policy import PolicyError, load_policy, parse_policy
 from qa.metrics.text import ocr
 from qa.store import Store
-from tests.text.helpers import needs_ocr, sign, write_set
+from tests.helpers import needs_ocr, sign, write_set
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 POLICY = {"policy": {"track": "upscale"},

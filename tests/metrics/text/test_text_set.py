@@ -18,9 +18,9 @@ from qa.metrics.text.metrics import TextCER, TextInvented, TextWER
 from qa.metrics.text.strings import edit_distance, fold
 from qa.refset.manifest import load_reference_set
 from qa.refset.text_sources import TILES
-from tests.text.helpers import needs_ocr, sign, text_box
+from tests.helpers import needs_ocr, sign, text_box
 
-ROOT = Path(__file__).resolve().parents[2] / "reference_sets"
+ROOT = Path(__file__).resolve().parents[3] / "reference_sets"
 SIZE = {t.id: t.size for t in TILES}
 
 
