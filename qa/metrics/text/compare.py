@@ -54,14 +54,18 @@ def legible(word: Word) -> bool:
     return word.conf >= LEGIBLE_CONF and counts(word.text) > 0
 
 
-def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    """Intersection area / the smaller box's area (0 when disjoint or degenerate)."""
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return ix * iy / smaller if smaller > 0 else 0.0
+def overlaps(a: list[tuple[int, int, int, int]], b: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """(len(a), len(b)) float64: for every box of ``a`` and every box of ``b`` (x0, y0, x1, y1), their
+    intersection area over the smaller box's area (0 when disjoint or degenerate). All pairs in one array
+    operation: a 2048-px page of text has a few hundred words on each side."""
+    p = np.asarray(a, np.int64).reshape(-1, 4)[:, None, :]
+    q = np.asarray(b, np.int64).reshape(-1, 4)[None, :, :]
+    ix = np.minimum(p[..., 2], q[..., 2]) - np.maximum(p[..., 0], q[..., 0])
+    iy = np.minimum(p[..., 3], q[..., 3]) - np.maximum(p[..., 1], q[..., 1])
+    smaller = np.minimum((p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1]),
+                         (q[..., 2] - q[..., 0]) * (q[..., 3] - q[..., 1]))
+    hit = (ix > 0) & (iy > 0) & (smaller > 0)
+    return np.where(hit, ix * iy / np.where(hit, smaller, 1), 0.0)
 
 
 def reading_order(words: list[Word]) -> list[list[Word]]:
@@ -89,8 +93,14 @@ def text_of(words: list[Word]) -> str:
 
 def support(word: Word, reference: list[Word]) -> list[Word]:
     """The reference words at ``word``'s place: those overlapping a third of either box, in reading order."""
-    near = [r for r in reference if _overlap(word.box, r.box) >= SUPPORT_OVERLAP]
-    return [w for row in reading_order(near) for w in row]
+    return _near(overlaps([word.box], [r.box for r in reference])[0], reference)
+
+
+def _near(row: np.ndarray, words: list[Word]) -> list[Word]:
+    """The ``words`` whose overlap in ``row`` (one row of :func:`overlaps`) reaches :data:`SUPPORT_OVERLAP`, in
+    reading order."""
+    near = [words[j] for j in np.flatnonzero(row >= SUPPORT_OVERLAP)]
+    return [w for line in reading_order(near) for w in line]
 
 
 @dataclass(frozen=True)
@@ -165,18 +175,20 @@ def compare_readings(reference: list[Word], output: list[Word], crops: CropReade
     cer = _rate(edit_distance(ref_flat, out_flat), len(ref_flat), len(out_flat))
     ref_words, out_words = ref_flat.split(), out_flat.split()
     wer = _rate(edit_distance(ref_words, out_words), len(ref_words), len(out_words))
+    candidates = [w for w in output if w.conf >= CANDIDATE_CONF and counts(w.text)]
+    near = overlaps([w.box for w in candidates], [r.box for r in reference])
     diffs = []
-    for w in output:
-        if w.conf < CANDIDATE_CONF or not counts(w.text):
-            continue
-        said = " ".join(r.text for r in support(w, reference))
+    for w, row in zip(candidates, near, strict=True):
+        said = " ".join(r.text for r in _near(row, reference))
         read, invented = _check(w, said, crops)
         if read:
             diffs.append(WordDiff(w.text, said, w.box, w.conf, counts(w.text), invented))
+    shown = overlaps([r.box for r in ref_legible], [w.box for w in out_legible])
+    found = overlaps([r.box for r in ref_legible], [w.box for w in output])
     lost = []
-    for r in ref_legible:
-        if not any(_overlap(r.box, w.box) >= SUPPORT_OVERLAP for w in out_legible):
-            said = " ".join(w.text for w in support(r, output))
+    for k, r in enumerate(ref_legible):
+        if not (shown[k] >= SUPPORT_OVERLAP).any():
+            said = " ".join(w.text for w in _near(found[k], output))
             lost.append(WordDiff(said, r.text, r.box, r.conf, counts(r.text), 0))
     n_out = sum(d.n_chars for d in diffs)
     n_inv = sum(d.invented for d in diffs)

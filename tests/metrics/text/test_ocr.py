@@ -55,10 +55,11 @@ def test_adapter_reads_what_the_tesseract_program_reads(tile: str, tmp_path: Pat
 
 def test_luma_is_rec601_of_the_8bit_pixels() -> None:
     rng = np.random.default_rng(1)
-    img = rng.random((5, 7, 3)).astype(np.float32)
+    img = rng.random((2 * ocr.LUMA_ROWS + 5, 7, 3)).astype(np.float32)  # three blocks, the last one partial
     u8 = np.floor(img.astype(np.float64) * 255 + 0.5)
     expected = np.floor(u8 @ np.array([0.299, 0.587, 0.114]) + 0.5 + 1e-9)
     assert np.array_equal(ocr.luma_uint8(img), expected.astype(np.uint8))
+    assert np.array_equal(ocr.luma_uint8(u8.astype(np.uint8)), expected.astype(np.uint8))
 
 
 def test_engine_absent_is_missing_with_the_fix_never_zero(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.metrics.text.compare import compare_readings, reading_order, text_of
+from qa.metrics.text.compare import compare_readings, overlaps, reading_order, text_of
 from qa.metrics.text.ocr import Word
 from qa.metrics.text.strings import edit_distance, fold, matched_characters
 
@@ -87,3 +87,23 @@ def test_reading_order_groups_rows_by_vertical_overlap() -> None:
              Word("three", 95, (0, 40, 60, 60), 1)]
     assert [[w.text for w in row] for row in reading_order(words)] == [["one", "two"], ["three"]]
     assert text_of(words) == "one two\nthree"
+
+
+def _overlap_of_one_pair(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """The definition, pair by pair: intersection area over the smaller box's area, 0 when disjoint/degenerate."""
+    ix, iy = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if ix > 0 and iy > 0 and smaller > 0 else 0.0
+
+
+def test_overlaps_of_all_pairs_equal_the_definition_pair_by_pair() -> None:
+    rng = np.random.default_rng(1)
+    corners = rng.integers(0, 40, size=(2, 60, 2))
+    sizes = rng.integers(-2, 25, size=(2, 60, 2))  # some empty and inverted boxes
+    a, b = ([tuple(int(v) for v in (*c, *(c + s))) for c, s in zip(corners[k], sizes[k], strict=True)]
+            for k in range(2))
+    got = overlaps(a, b)
+    assert got.shape == (60, 60)
+    assert all(got[i, j] == _overlap_of_one_pair(a[i], b[j]) for i in range(60) for j in range(60))
+    assert 0 < (got > 0).mean() < 1 and (got == 1).any()
+    assert overlaps([], b).shape == (0, 60) and overlaps(a, []).shape == (60, 0)
