@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from qa.metrics.base import ImageSample
+from qa.metrics.catalog import METRICS
 from qa.metrics.invented import analysis, oracle
 from qa.metrics.invented.cache import CACHE
-from qa.metrics.catalog import METRICS
 from tests.metrics.invented.synth import add_luma, box, texture
 
 NAMES = ("invented_detail", "lost_detail", "invented_detail_baseline", "invented_consistent",

@@ -9,6 +9,7 @@ import torch.nn.functional as nn_functional
 
 from qa.decoders.simple import AreaDownsample
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
+from qa.metrics.catalog import METRICS
 from qa.metrics.invented import (
     Distortion,
     HFEnergyRatio,
@@ -21,7 +22,6 @@ from qa.metrics.invented import (
     SeedVariance,
 )
 from qa.metrics.invented.metrics import latent_nrmse
-from qa.metrics.catalog import METRICS
 from tests.metrics.invented.synth import add_luma, box, texture
 
 
