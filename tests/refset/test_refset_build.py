@@ -216,3 +216,34 @@ def test_unwritable_manifest_says_to_use_out(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot write the manifest") as info:
         build_reference_set(folder)
     assert "--out" in str(info.value)
+
+
+def test_a_caption_file_with_a_text_column_makes_a_text_set_that_rebuilds_keep(tmp_path: Path) -> None:
+    folder = tmp_path / "signs"
+    folder.mkdir()
+    for k, name in enumerate(("exit.png", "blank.png", "menu.png")):
+        write_rgb_png(folder / name, seed=k)
+    table = tmp_path / "captions.csv"
+    table.write_text('file,caption,text\nexit.png,An exit sign.,EXIT\nmenu.png,A menu.,"Soup  of the day\n\n'
+                     'Bread  3.50 "\nblank.png,A wall.,\n', encoding="utf-8")
+    build_reference_set(folder, captions=table)
+    refset = load_reference_set(folder)
+    assert refset.text_set and refset.kinds == ["text"]
+    assert {i.id: i.text for i in refset.items} == {"exit": "EXIT", "menu": "Soup of the day\nBread 3.50",
+                                                    "blank": ""}
+    first = refset.sha256
+    build_reference_set(folder)  # no caption file: the manifest's text column is kept
+    again = load_reference_set(folder)
+    assert again.text_set and {i.id: i.text for i in again.items} == {i.id: i.text for i in refset.items}
+    assert again.sha256 == first
+
+    as_json = tmp_path / "captions.json"
+    as_json.write_text(json.dumps({"exit.png": {"caption": "An exit sign.", "text": "EXIT"},
+                                   "menu.png": {"caption": "A menu.", "text": "Soup of the day\nBread 3.51"}}),
+                       encoding="utf-8")
+    build_reference_set(folder, captions=as_json)
+    changed = load_reference_set(folder)
+    assert {i.id: i.text for i in changed.items}["menu"] == "Soup of the day\nBread 3.51"
+    assert changed.sha256 != first  # the true text is part of a text set's identity
+    with pytest.raises(ManifestError, match="text set cannot be tiled"):
+        build_reference_set(folder, captions=table, out=tmp_path / "tiles", tile=32)
