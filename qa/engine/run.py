@@ -210,7 +210,7 @@ class RunEngine:
         ``worker``: who computed it (default: this host and process).
         """
         return store_results.commit_shard(self.store, run_id, index, output.rows, output.images, output.n_cases,
-                                          worker)
+                                          worker, regions=output.regions, tiled=output.tiled)
 
 
     def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
