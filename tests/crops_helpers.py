@@ -24,8 +24,9 @@ PLANT_PERIOD = 4
 
 
 def plant_origin(width: int, height: int) -> tuple[int, int]:
-    """(x, y) of the planted area's top-left corner in an image of this size (away from the centre and edges)."""
-    return int(0.71 * width) // 2 * 2, int(0.63 * height) // 2 * 2
+    """(x, y) of the planted area's top-left corner in an image of this size: on the astronaut photo, a textured
+    area of mid-tones (every channel in [0.12, 0.88] at 2048 x 1280), so +-0.1 bars do not clip."""
+    return int(0.875 * width) // 2 * 2, int(0.35 * height) // 2 * 2
 
 
 def grating(side: int = PLANT_SIDE, period: int = PLANT_PERIOD) -> np.ndarray:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from qa.imageio import to_uint8
 from qa.metrics.invented.regions import REGION_SIDE, Region, strongest_regions
+from qa.store.pixels import MAP_SCALE
 from qa.store.records import RegionRow, TiledImage
 
 #: side of a stored tile, pixels
@@ -37,8 +38,6 @@ TOP_REGIONS = 3
 REGION_MAPS = ("invented_detail", "invented_detail_baseline")
 #: the image a map compares the output with, where it is not the reference
 MAP_COMPARED = {"invented_detail_baseline": "baseline"}
-#: stored maps: value v as round(min(v, 1) x MAP_SCALE) in 16 bits
-MAP_SCALE = 65535
 
 
 def _encode(tile: np.ndarray) -> bytes:

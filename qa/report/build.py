@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,8 @@ def _figure_html(name: str, fig: go.Figure | None, note: str) -> tuple[str, str]
 def _csp(scripts: list[str]) -> str:
     hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
                       for s in scripts)
-    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; "
+    # images: embedded (data:) or crops written beside the report ('self': the report's own folder, file: or http:)
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data: 'self'; "
             "font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
 
 
@@ -143,6 +145,33 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
     )
 
 
+def crop_folder(out: Path) -> Path:
+    """Where the crops a report links (rather than embeds) are written: ``<name>_crops/`` beside it."""
+    return out.with_name(f"{out.stem}_crops")
+
+
+#: files qa writes into a crop folder (and so may delete there): a hash and an image suffix
+_CROP_FILE = re.compile(r"[0-9a-f]{24}\.(png|webp)")
+
+
+def write_crops(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the linked crops (name -> bytes) into ``folder`` and remove crop files of earlier reports there that
+    this one no longer refers to (only files named like qa's own; nothing else is touched). No folder is made
+    when nothing is linked and none exists."""
+    if not files and not folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != len(data):  # named by hash: same name, same bytes
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    for old in folder.iterdir():
+        if _CROP_FILE.fullmatch(old.name) and old.name not in files:
+            old.unlink()
+
+
 def write_report(store: Store, out: Path | str = Path("reports/report.html"), weekly: bool = False,
                  since: str | None = None, decoders: list[str] | None = None, png_dir: Path | str | None = None,
                  trusted: Any = None) -> Path:
@@ -154,9 +183,11 @@ def write_report(store: Store, out: Path | str = Path("reports/report.html"), we
     """
     out = Path(out)
     data = load(store, make_selection(weekly=weekly, since=since, decoders=decoders), trusted)
+    data.crops.folder = crop_folder(out).name
     figs = figures(data)
     html = render(data, figs)
     out.parent.mkdir(parents=True, exist_ok=True)
+    write_crops(crop_folder(out), data.crops.linked)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, out)

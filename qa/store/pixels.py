@@ -19,6 +19,9 @@ from qa.store.db import Reader
 from qa.store.records import RegionRow, TiledImage
 from qa.store.runs import marks
 
+#: a stored map (kind ``map:<metric>``) holds value v as the 16-bit integer round(clip(v, 0, 1) x MAP_SCALE)
+MAP_SCALE = 65535
+
 
 def _register(con: duckdb.DuckDBPyConnection, statement: str, table: pa.Table) -> None:
     """``<statement> select * from`` an Arrow table (a fixed registered name, no SQL built from data)."""
