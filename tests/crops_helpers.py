@@ -26,7 +26,7 @@ PLANT_PERIOD = 4
 def plant_origin(width: int, height: int) -> tuple[int, int]:
     """(x, y) of the planted area's top-left corner in an image of this size: on the astronaut photo, a textured
     area of mid-tones (every channel in [0.12, 0.88] at 2048 x 1280), so +-0.1 bars do not clip."""
-    return int(0.875 * width) // 2 * 2, int(0.35 * height) // 2 * 2
+    return min(int(0.875 * width) // 2 * 2, width - PLANT_SIDE), min(int(0.35 * height) // 2 * 2, height - PLANT_SIDE)
 
 
 def grating(side: int = PLANT_SIDE, period: int = PLANT_PERIOD) -> np.ndarray:

@@ -34,6 +34,9 @@ TILE_SIDE = 128
 CROP_TILES = 2
 #: regions kept per case
 TOP_REGIONS = 3
+#: finished runs of one decoder and reference set whose full-resolution tiles are kept, newest first (approved
+#: and unfinished runs are kept besides): the candidate and the run before it
+KEEP_LATEST = 2
 #: the maps regions are found in, in order of preference (else the first map metric by name)
 REGION_MAPS = ("invented_detail", "invented_detail_baseline")
 #: the image a map compares the output with, where it is not the reference

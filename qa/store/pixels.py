@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 import duckdb
 import pyarrow as pa
 
-from qa.store.db import Reader
+from qa.store.db import Reader, Store
 from qa.store.records import RegionRow, TiledImage
 from qa.store.runs import marks
 
@@ -71,6 +71,26 @@ def insert(con: duckdb.DuckDBPyConnection, run_id: str, regions: Sequence[Region
             "tile_x": pa.array([k[2] for k in new], pa.int32()),
             "data": pa.array(list(new.values()), pa.binary()),
         }))
+
+
+def prune(store: Store, keep_latest: int) -> int:
+    """Delete the tiles that no kept run refers to; returns how many images lost their tiles. Kept: the
+    ``keep_latest`` newest finished runs of each decoder and reference set, every run whose latest sign-off
+    approves it, and every run not finished (it may resume). The ``pixels`` and ``regions`` rows stay (a
+    report says the pixels were not kept); thumbnails are not touched."""
+    kept = ("select run_id from (select run_id, row_number() over (partition by decoder, reference_set_sha256 "
+            "order by started_at desc, run_id desc) as k from runs where status = 'finished') where k <= ? "
+            "union select run_id from (select run_id, decision, row_number() over (partition by run_id order by "
+            "seq desc) as k from signoffs) where k = 1 and decision = 'approve' "
+            "union select run_id from runs where status is distinct from 'finished'")
+    with store.transaction() as con:
+        doomed = [str(r[0]) for r in con.execute(
+            f"select distinct image_sha256 from tiles where image_sha256 not in (select image_sha256 from pixels "
+            f"where run_id in ({kept}))", [keep_latest]).fetchall()]
+        for start in range(0, len(doomed), 500):
+            chunk = doomed[start:start + 500]
+            con.execute(f"delete from tiles where image_sha256 in {marks(chunk)}", chunk)
+    return len(doomed)
 
 
 def has_pixels(db: Reader) -> bool:

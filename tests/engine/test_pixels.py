@@ -114,3 +114,36 @@ def test_a_run_keeps_the_planted_place_and_the_reference_once(tmp_path: Path, mo
                                [images[(plain, "photo00", "reference")].image_sha256])[0][0]
         assert n_ref_tiles == 4 * 5
         assert sizes["output"] > 0 and sizes["map:invented_detail"] > 0 and sizes["regions"] >= 2
+
+
+def test_older_runs_lose_their_tiles_but_approved_and_latest_keep_them(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four runs of one decoder (each inventing a different grating): the approved first run and the two newest
+    keep their tiles, the second loses its output and map tiles; the shared reference stays; rows stay."""
+    from qa.gate.signoff import record_signoff
+    from tests.gate.signing_helpers import export_reviewer, make_reviewer
+
+    monkeypatch.setitem(DECODERS._targets, "planted", PlantedIdentity)  # noqa: SLF001 - test-only registration
+    monkeypatch.chdir(tmp_path)
+    export_reviewer(monkeypatch, *make_reviewer(tmp_path, "ana"))
+    refset = photo_refset(tmp_path / "set", 320, 200, n=1)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder="planted", reference_set=str(refset), metrics=["invented_detail"], progress=False)
+    runs = []
+    for amplitude in (0.04, 0.06, 0.08, 0.1):
+        (tmp_path / "qa.toml").write_text(f"[decoders.planted]\nplant = {amplitude}\n")
+        runs.append(RunEngine(store).start(cfg))
+        if len(runs) == 1:
+            record_signoff(store, runs[0], "ana", "approve", "first release", override=True)
+
+    def has_tiles(run: str, kind: str) -> bool:
+        with store.snapshot() as db:
+            sha = store_pixels.images_of(db, [run])[(run, "photo00", kind)].image_sha256
+            return bool(db.query("select count(*) from tiles where image_sha256 = ?", [sha])[0][0])
+
+    assert [has_tiles(r, "output") for r in runs] == [True, False, True, True]
+    assert [has_tiles(r, "map:invented_detail") for r in runs] == [True, False, True, True]
+    assert has_tiles(runs[1], "reference")  # shared with the kept runs
+    with store.snapshot() as db:
+        assert runs[1] in store_pixels.regions_of(db, runs)  # coordinates and scores stay
+    assert store_pixels.prune(store, 2) == 0  # nothing more to drop
