@@ -234,7 +234,7 @@ class _Cutter:
                 parts.append(f'<i class="{cls}" style="left:{z(tx * t - x)};top:{z(ty * t - y)};width:{z(tw)};'
                              f'height:{z(th)}"></i>')
         if missing:
-            parts.append("not stored")
+            parts.append("pixels not kept in the store")
         parts.append(f'<b class="win" style="left:{z(window.x - x)};top:{z(window.y - y)};width:{z(window.side)};'
                      f'height:{z(window.side)}"></b></div>')
         return "".join(parts)
@@ -258,7 +258,7 @@ class _Cutter:
 
 
 def _score(v: float | None) -> str:
-    return "not stored" if v is None else fmt(v)
+    return "not kept" if v is None else fmt(v)
 
 
 def crop_view(crops: CropData, pool: CropPool, candidate: RunInfo, approved: RunInfo, case_id: str, anchor: str,
