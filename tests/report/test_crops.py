@@ -165,3 +165,25 @@ def test_the_compare_view_shows_the_crop_at_1to1_zoom_and_toggle(planted: Plante
     flipped = text.replace('class="flip">', 'class="flip" checked>')
     page3 = _screen(planted.report, "cmp-flip", flipped)
     assert match_template(page3, template).max() < 0.9
+
+
+def test_a_store_without_full_resolution_pixels_reports_without_crops(planted: Planted, tmp_path: Path) -> None:
+    """A file of the schema before full-resolution pixels (read as it is, read-only) still gives a report: the
+    compare view says why there are no crops."""
+    import shutil
+
+    import duckdb
+
+    from qa.store.schema import MIGRATIONS
+
+    version = next(v for v, about, _ in MIGRATIONS if about.startswith("full-resolution pixels"))
+    old = tmp_path / "old.duckdb"
+    shutil.copy(planted.store.path, old)
+    with duckdb.connect(str(old)) as con:
+        for table in ("regions", "pixels", "tiles"):
+            con.execute(f"drop table {table}")
+        con.execute("delete from schema_version where version >= ?", [version])
+    report = write_report(Store(old), out=tmp_path / "old.html")
+    text = report.read_text(encoding="utf-8")
+    assert 'class="crops"' not in text
+    assert "no crops: this run stored no full-resolution pixels" in text
