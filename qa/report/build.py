@@ -57,6 +57,9 @@ nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8ee
 .bad-text{color:#9b1c1c;font-weight:600}
 """
 
+#: where the crops' CSS goes (after everything else; an HTML comment no escaped data can contain)
+CROPS_MARK = "<!--qa-crops-->"
+
 RENDER_JS = """(function(){
 var t0=performance.now(),n=0,errs=[],root=document.documentElement;
 function fail(m){errs.push(m);var b=document.getElementById('js-errors');b.hidden=false;
@@ -132,7 +135,7 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
     nav = "".join(f'<a href="#{sid}">{esc(title.split(" (")[0].split(":")[0])}</a>' for sid, title, _ in body)
     main = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{html}</section>' for sid, title, html in body)
     csp = _csp([plotly_js, RENDER_JS])
-    return (
+    page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -141,8 +144,12 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
         f"<header><h1>qa report</h1><p>{esc(sel.label)}{filt} &middot; generated {data.generated_at:%Y-%m-%d %H:%M} UTC"
         f" by qa {esc(__version__)} from <code>{esc(data.db_path)}</code></p><nav>{nav}</nav></header>"
         '<div id="js-errors" hidden></div>'
-        f"<main>{main}</main><script>{RENDER_JS}</script></body></html>\n"
+        f"<main>{main}</main>{CROPS_MARK}<script>{RENDER_JS}</script></body></html>\n"
     )
+    # the compare view's crops last: embedded within what the rest of the page leaves of its size budget
+    head, _, tail = page.rpartition(CROPS_MARK)  # the last one: data is escaped and cannot hold a "<"
+    crop_css = data.crops.css(len(head.encode()) + len(tail.encode()))
+    return head + (f"<style>{crop_css}</style>" if crop_css else "") + tail
 
 
 def crop_folder(out: Path) -> Path:

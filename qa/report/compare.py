@@ -161,7 +161,7 @@ def compare_section(data: ReportData) -> str:
         return ("<p class='muted'>no decoder has an approved run other than its latest run: approve a release "
                 "with <code>qa signoff --decision approve</code>, then this compares each candidate with it</p>")
     pool = ImagePool(budget=IMAGE_BUDGET // 2, prefix="c")  # the grid's pool uses "t"
-    crop_pool = crops.CropPool(data.crops.folder)
+    crop_pool = data.crops.pool  # its CSS is written last, by build.render, within what is left of the page budget
     parts = []
     for k, (run, approved) in enumerate(pairs):
         ranked, metrics = rank_cases(data, run, approved)
@@ -196,6 +196,4 @@ def compare_section(data: ReportData) -> str:
         parts.append("".join(shown))
         if rest:
             parts.append(f"<details><summary>show all {len(rows)} images</summary>{''.join(rest)}</details>")
-    style = f"<style>{CSS}{pool.css()}{crops.CSS}{crop_pool.css()}</style>"
-    data.crops.linked.update(crop_pool.linked)  # write_report writes them beside the report
-    return style + "".join(parts)
+    return f"<style>{CSS}{pool.css()}{crops.CSS}</style>" + "".join(parts)

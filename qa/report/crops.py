@@ -31,8 +31,10 @@ from qa.store import pixels as store_pixels
 from qa.store.db import Reader
 from qa.store.records import RegionRow, RunInfo, TiledImage
 
-#: bytes of base64 crop images embedded in the HTML; the rest are written beside it
-CROP_EMBED_BUDGET = 1_000_000
+#: most bytes of base64 crop images embedded in the HTML; the rest are written beside it
+CROP_EMBED_BUDGET = 4_000_000
+#: the HTML file's size target: crops are embedded only in what the rest of the page leaves of it
+PAGE_BUDGET = 14_500_000
 #: images (worst first) of each decoder that get crops
 CROP_ROWS = 8
 #: strongest regions of the approved run shown besides the candidate's (where the approved run invented most)
@@ -72,6 +74,16 @@ class CropData:
     images: dict[tuple[str, str, str], TiledImage] = field(default_factory=dict)
     folder: str = "report_crops"
     linked: dict[str, bytes] = field(default_factory=dict)
+    pool: CropPool = field(default_factory=lambda: CropPool())
+
+    def css(self, page_bytes: int) -> str:
+        """The crop images' CSS for a page whose other parts take ``page_bytes``: embedded up to
+        :data:`CROP_EMBED_BUDGET` and within :data:`PAGE_BUDGET`, linked from :attr:`folder` beyond (recorded in
+        :attr:`linked`)."""
+        budget = max(0, min(CROP_EMBED_BUDGET, PAGE_BUDGET - page_bytes))
+        rules = self.pool.css(self.folder, budget)
+        self.linked.update(self.pool.linked)
+        return rules
 
     def tiles(self, wanted: set[tuple[str, int, int]]) -> dict[tuple[str, int, int], bytes]:
         """The stored tiles of ``wanted`` (image sha256, row, column)."""
@@ -124,11 +136,9 @@ def _mime(data: bytes) -> str | None:
 
 class CropPool:
     """Distinct crop images of one report, as CSS classes ``k0``, ``k1``, ... (in the order added: worst images
-    first). :meth:`css` embeds them up to ``budget`` bytes of base64 and links the rest as files in ``folder``."""
+    first). :meth:`css` embeds them up to a budget of base64 bytes and links the rest as files in a folder."""
 
-    def __init__(self, folder: str, budget: int = CROP_EMBED_BUDGET) -> None:
-        self.folder = folder
-        self.budget = budget
+    def __init__(self) -> None:
         self._names: dict[str, str] = {}
         self._data: list[tuple[str, bytes]] = []  # (mime, bytes)
         self.linked: dict[str, bytes] = {}
@@ -148,18 +158,20 @@ class CropPool:
     def __len__(self) -> int:
         return len(self._data)
 
-    def css(self) -> str:
-        """One ``background-image`` rule per image: a data URI while the budget lasts, else a relative URL."""
+    def css(self, folder: str, budget: int) -> str:
+        """One ``background-image`` rule per image: a data URI while ``budget`` (bytes of base64) lasts, else a
+        URL relative to the report, ``folder/<hash>.<ext>`` (the file's bytes go to :attr:`linked`)."""
         rules = []
+        self.embedded_bytes = 0
         for i, (mime, data) in enumerate(self._data):
             size = (len(data) + 2) // 3 * 4
-            if self.embedded_bytes + size <= self.budget:
+            if self.embedded_bytes + size <= budget:
                 self.embedded_bytes += size
                 rules.append(f".k{i}{{background-image:url(data:{mime};base64,{base64.b64encode(data).decode()})}}")
             else:
                 name = hashlib.sha256(data).hexdigest()[:24] + (".png" if mime == "image/png" else ".webp")
                 self.linked[name] = data
-                rules.append(f".k{i}{{background-image:url({self.folder}/{name})}}")
+                rules.append(f".k{i}{{background-image:url({folder}/{name})}}")
         return "".join(rules)
 
 

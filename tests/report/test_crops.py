@@ -187,3 +187,25 @@ def test_a_store_without_full_resolution_pixels_reports_without_crops(planted: P
     text = report.read_text(encoding="utf-8")
     assert 'class="crops"' not in text
     assert "no crops: this run stored no full-resolution pixels" in text
+
+
+@pytest.mark.skipif(find_browser() is None, reason="chromium is not installed (CI installs it)")
+def test_crops_over_the_budget_are_linked_beside_the_report(planted: Planted, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no room to embed, every crop is a file in ``<name>_crops/`` (named by its hash), the page shows them
+    from there (the same pixels), and a later report that embeds them removes those files again."""
+    import qa.report.crops as crops_module
+
+    out = tmp_path / "linked.html"
+    monkeypatch.setattr(crops_module, "CROP_EMBED_BUDGET", 0)
+    write_report(planted.store, out=out)
+    folder = crop_folder(out)
+    files = sorted(p.name for p in folder.iterdir())
+    text = out.read_text(encoding="utf-8")
+    assert files and all(f"url({folder.name}/{name})" in text for name in files)
+    (folder / "notes.txt").write_text("not ours")
+    page = _screen(out, "linked")
+    assert match_template(page, _template(planted)).max() > 0.99
+    monkeypatch.setattr(crops_module, "CROP_EMBED_BUDGET", 4_000_000)
+    write_report(planted.store, out=out)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # only qa's own files are removed
