@@ -68,12 +68,12 @@ def reference_set(photos: list[Path], dest: Path, windows: int) -> Path:
     return dest
 
 
-def qa(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``qa ARGS``; (wall s, CPU s of the child, stdout). Raises on failure."""
+def qa(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str]:
+    """Run ``qa ARGS`` in ``cwd``; (wall s, CPU s of the child, stdout). Raises on failure."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", "import sys; from qa.cli.main import main; sys.exit(main())", *args],
-                          env=env, capture_output=True, text=True, check=False)
+                          env=env, cwd=cwd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -110,9 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
     ap.add_argument("--windows", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--qa-toml", type=Path, default=None, help="a qa.toml copied into --out (qa runs there), e.g. to "
+                    "configure a decoder such as bicubic at factor 2")
     a = ap.parse_args(argv)
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if a.qa_toml is not None:
+        (out / "qa.toml").write_text(a.qa_toml.read_text())
     refset = reference_set(a.photos, out / "set", a.windows)
     db = out / "qa.duckdb"
     env = {**os.environ, "QA_DB": str(db), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, object] = {"decoders": decoders, "cases": len(list(refset.glob("*.png")))}
     timings = {}
     for d in decoders:
-        wall, cpu, _ = qa(["run", "--decoder", d, "--seeds", "1", *common], env)
+        wall, cpu, _ = qa(["run", "--decoder", d, "--seeds", "1", *common], env, out)
         timings[d] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
         print(f"qa run --decoder {d}: {wall:.1f} s wall, {cpu:.1f} CPU s", file=sys.stderr)
     result["run"] = timings
@@ -140,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         record_signoff(store, str(run_id), "bench", "approve", f"benchmark baseline of {decoder}", override=True,
                        key=key, trusted=trusted)
     for d in decoders:
-        qa(["run", "--decoder", d, "--seeds", "2", *common], env)
+        qa(["run", "--decoder", d, "--seeds", "2", *common], env, out)
     report = out / "report.html"
-    wall, cpu, _ = qa(["report", "--db", str(db), "--out", str(report)], env)
+    wall, cpu, _ = qa(["report", "--db", str(db), "--out", str(report)], env, out)
     crops = report.with_name(f"{report.stem}_crops")
     linked = sorted(crops.glob("*")) if crops.is_dir() else []
     from qa.report.browser import render, screenshot
