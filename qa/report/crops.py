@@ -158,6 +158,10 @@ class CropPool:
     def __len__(self) -> int:
         return len(self._data)
 
+    def size(self, name: str) -> int:
+        """Bytes of the image of class ``name`` (as stored: lossless WebP or PNG)."""
+        return len(self._data[int(name[1:])][1])
+
     def css(self, folder: str, budget: int) -> str:
         """One ``background-image`` rule per image: a data URI while ``budget`` (bytes of base64) lasts, else a
         URL relative to the report, ``folder/<hash>.<ext>`` (the file's bytes go to :attr:`linked`)."""
@@ -215,6 +219,7 @@ class _Cutter:
         self.pool = pool
         self.tiles = crops.tiles({k for img, box in wanted for k in _keys(img, box)})
         self._coloured: dict[tuple[str, int, int], str | None] = {}
+        self.used: set[str] = set()  # classes of the images this view shows
 
     def _class(self, key: tuple[str, int, int], is_map: bool) -> str | None:
         data = self.tiles.get(key)
@@ -241,6 +246,7 @@ class _Cutter:
                 if cls is None:
                     missing = True
                     continue
+                self.used.add(cls)
                 _, ty, tx = key
                 tw, th = min(t, image.width - tx * t), min(t, image.height - ty * t)
                 parts.append(f'<i class="{cls}" style="left:{z(tx * t - x)};top:{z(ty * t - y)};width:{z(tw)};'
@@ -324,5 +330,7 @@ def crop_view(crops: CropData, pool: CropPool, candidate: RunInfo, approved: Run
             f'<div class="only-appr">{cut.crop(appr["map"], p.box, "approved map", p)}</div>'
             '<figcaption><span class="only-cand">candidate map</span><span class="only-appr">approved map (toggled)'
             "</span></figcaption></figure></div></div>")
-    parts.append("</div></div>")
+    size = sum(pool.size(c) for c in cut.used)
+    parts.append(f'</div><p class="ctl">these crops: {len(cut.used)} distinct images, {size / 1e3:.0f} KB (lossless; '
+                 "shared with other views where the same pixels are shown)</p></div>")
     return "".join(parts)
