@@ -15,21 +15,12 @@ from collections.abc import Iterable, Sequence
 import duckdb
 import pyarrow as pa
 
-from qa.store.db import Reader, Store
+from qa.store.db import Reader, Store, insert_arrow
 from qa.store.records import RegionRow, TiledImage
 from qa.store.runs import marks
 
 #: a stored map (kind ``map:<metric>``) holds value v as the 16-bit integer round(clip(v, 0, 1) x MAP_SCALE)
 MAP_SCALE = 65535
-
-
-def _register(con: duckdb.DuckDBPyConnection, statement: str, table: pa.Table) -> None:
-    """``<statement> select * from`` an Arrow table (a fixed registered name, no SQL built from data)."""
-    con.register("qa_arrow_pixels", table)
-    try:
-        con.execute(f"{statement} select * from qa_arrow_pixels")
-    finally:
-        con.unregister("qa_arrow_pixels")
 
 
 def insert(con: duckdb.DuckDBPyConnection, run_id: str, regions: Sequence[RegionRow],
@@ -43,10 +34,10 @@ def insert(con: duckdb.DuckDBPyConnection, run_id: str, regions: Sequence[Region
         for c in cols:
             kind = pa.string() if c in ("case_id", "map_kind") else pa.float64() if c == "score" else pa.int32()
             data[c] = pa.array([getattr(r, c) for r in regions], kind)
-        _register(con, "insert or replace into regions", pa.table(data))
+        insert_arrow(con, "insert or replace into regions", pa.table(data))
     if not images:
         return
-    _register(con, "insert or replace into pixels", pa.table({
+    insert_arrow(con, "insert or replace into pixels", pa.table({
         "run_id": pa.array([run_id] * len(images), pa.string()),
         "case_id": pa.array([i.case_id for i in images], pa.string()),
         "seed": pa.array([i.seed for i in images], pa.int32()),
@@ -65,7 +56,7 @@ def insert(con: duckdb.DuckDBPyConnection, run_id: str, regions: Sequence[Region
             for (ty, tx), blob in (img.tiles or {}).items():
                 new.setdefault((img.image_sha256, ty, tx), blob)
     if new:
-        _register(con, "insert or ignore into tiles", pa.table({
+        insert_arrow(con, "insert or ignore into tiles", pa.table({
             "image_sha256": pa.array([k[0] for k in new], pa.string()),
             "tile_y": pa.array([k[1] for k in new], pa.int32()),
             "tile_x": pa.array([k[2] for k in new], pa.int32()),
