@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from qa.decoders.base import DecodeBatch
+from qa.decoders.catalog import DECODERS
 from qa.engine import pixels
 from qa.engine.run import RunConfig, RunEngine
 from qa.imageio import load_image, to_uint8
 from qa.metrics.invented.regions import Region
-from qa.registries import DECODERS
 from qa.store import Store
 from qa.store import pixels as store_pixels
 from tests.crops_helpers import PLANT_SIDE, PlantedIdentity, photo_refset, plant_origin

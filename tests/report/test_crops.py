@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 from skimage.feature import match_template
 
+from qa.decoders.catalog import DECODERS
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.signoff import record_signoff
-from qa.registries import DECODERS
 from qa.report.browser import screenshot
 from qa.report.build import crop_folder, write_report
 from qa.report.crops import CROP_EMBED_BUDGET
@@ -174,11 +174,13 @@ def test_a_store_without_full_resolution_pixels_reports_without_crops(planted: P
 
     import duckdb
 
+    from qa.store.anchor import anchor_path
     from qa.store.schema import MIGRATIONS
 
     version = next(v for v, about, _ in MIGRATIONS if about.startswith("full-resolution pixels"))
     old = tmp_path / "old.duckdb"
     shutil.copy(planted.store.path, old)
+    shutil.copy(anchor_path(Path(planted.store.path)), anchor_path(old))  # the sign-off chain's anchor goes along
     with duckdb.connect(str(old)) as con:
         for table in ("regions", "pixels", "tiles"):
             con.execute(f"drop table {table}")
