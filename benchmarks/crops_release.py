@@ -11,7 +11,9 @@
 3. Stored bytes per case and decoder: thumbnails (``images``), full-resolution tiles per kind (``pixels`` +
    ``tiles``; the reference is shared by every decoder and counted once apart), regions; the DuckDB file size.
 4. Each run is approved (a throw-away Ed25519 key, ``override`` as a first release), each decoder is run again
-   with ``--seeds 2`` (the candidate; deterministic decoders give the same pixels), and ``qa report`` is written:
+   as the candidate (one seed, ``--candidate-metrics``: another metric list is another run identity, so qa runs
+   it rather than reusing the approved run; deterministic decoders give the same pixels), and ``qa report`` is
+   written:
    HTML size, the crops written beside it, and headless Chromium load time (``--repeats``; wall time of the
    whole browser process and the page's own ``data-ready-ms``), plus a screenshot of the first comparison.
 
@@ -108,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=Path, nargs="+", required=True)
     ap.add_argument("--decoders", default="bicubic,taef2,esrgan,taef2+esrgan")
     ap.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
+    ap.add_argument("--candidate-metrics", default="psnr,ssim,invented_detail",
+                    help="metrics of the candidate runs (default %(default)s); must differ from the first runs' list")
     ap.add_argument("--windows", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--qa-toml", type=Path, default=None, help="a qa.toml copied into --out (qa runs there), e.g. to "
@@ -140,11 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     trusted = out / "allowed_signers"
     trusted.write_text(f"bench {line.split(' ', 1)[1]}\n")
     store = Store(db)
+    approved = {str(r) for r, in store.query("select run_id from signoffs where decision = 'approve'")}
     for run_id, decoder in store.query("select run_id, decoder from runs where status = 'finished'"):
+        if str(run_id) in approved:  # the script run again on the same --out
+            continue
         record_signoff(store, str(run_id), "bench", "approve", f"benchmark baseline of {decoder}", override=True,
                        key=key, trusted=trusted)
     for d in decoders:
-        qa(["run", "--decoder", d, "--seeds", "2", *common], env, out)
+        wall, cpu, _ = qa(["run", "--decoder", d, "--seeds", "1", "--reference-set", str(refset), "--no-progress",
+                           "--db", str(db), "--metrics", a.candidate_metrics], env, out)
+        print(f"candidate qa run --decoder {d}: {wall:.1f} s wall, {cpu:.1f} CPU s", file=sys.stderr)
     report = out / "report.html"
     wall, cpu, _ = qa(["report", "--db", str(db), "--out", str(report)], env, out)
     crops = report.with_name(f"{report.stem}_crops")
