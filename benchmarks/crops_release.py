@@ -84,23 +84,21 @@ def qa(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, s
 
 
 def stored(db: Path) -> dict[str, object]:
-    """Bytes per run and kind, the shared reference, and the file size."""
+    """Bytes per run and kind (``qa.store.pixels.stored_bytes``; thumbnails from ``images``), the tiles of the
+    whole file, and the file size."""
     from qa.store import Store
+    from qa.store import pixels as store_pixels
 
     store = Store(db)
     out: dict[str, object] = {"file_bytes": db.stat().st_size}
-    runs = store.query("select run_id, decoder, n_cases, seeds from runs order by started_at")
     per_run = {}
-    for run_id, decoder, n, seeds in runs:
-        thumbs = store.query("select coalesce(sum(octet_length(png)), 0) from images where run_id = ?", [run_id])[0][0]
-        kinds = dict(store.query(
-            "select p.kind, coalesce(sum(octet_length(t.data)), 0) from pixels p join tiles t using (image_sha256) "
-            "where p.run_id = ? group by 1", [run_id]))
-        regions = store.query("select count(*) from regions where run_id = ?", [run_id])[0][0]
-        per_run[str(run_id)] = {"decoder": decoder, "cases": n, "seeds": seeds, "thumbnails": int(thumbs),
-                                "regions": int(regions), **{str(k): int(v) for k, v in kinds.items()}}
+    with store.snapshot() as snap:
+        for run_id, decoder, n, seeds in snap.query("select run_id, decoder, n_cases, seeds from runs order by started_at"):
+            thumbs = snap.query("select coalesce(sum(octet_length(png)), 0) from images where run_id = ?", [run_id])[0][0]
+            per_run[str(run_id)] = {"decoder": decoder, "cases": n, "seeds": seeds, "thumbnails": int(str(thumbs)),
+                                    **store_pixels.stored_bytes(snap, str(run_id))}
+        out["tiles_total"] = int(str(snap.query("select coalesce(sum(octet_length(data)), 0) from tiles")[0][0]))
     out["runs"] = per_run
-    out["tiles_total"] = int(store.query("select coalesce(sum(octet_length(data)), 0) from tiles")[0][0])
     return out
 
 
