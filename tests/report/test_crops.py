@@ -136,9 +136,11 @@ def _screen(report: Path, name: str, html: str | None = None, height: int = 1300
         return np.asarray(img.convert("L"), np.float64) / 255.0
 
 
-def _template(planted: Planted, zoom: int = 1) -> np.ndarray:
+def _template(planted: Planted, zoom: int = 1, run: str | None = None) -> np.ndarray:
+    """The stored output of ``run`` (default: the candidate) around the planted area, 8 px of context, as the
+    page shows it (grey, ``zoom`` x ``zoom`` blocks)."""
     x0, y0 = plant_origin(WIDTH, HEIGHT)
-    rgb = _cut(planted, planted.candidate, "output", (x0 - 8, y0 - 8, PLANT_SIDE + 16, PLANT_SIDE + 16))
+    rgb = _cut(planted, run or planted.candidate, "output", (x0 - 8, y0 - 8, PLANT_SIDE + 16, PLANT_SIDE + 16))
     grey = np.asarray(Image.fromarray((rgb * 255).round().astype(np.uint8)).convert("L"), np.float64) / 255.0
     return np.kron(grey, np.ones((zoom, zoom)))
 
@@ -149,22 +151,25 @@ def test_the_compare_view_shows_the_crop_at_1to1_zoom_and_toggle(planted: Plante
     assert text.count('class="crops"') == 1 and "candidate region 1" in text
     # small: every crop image is embedded (no folder beside the report)
     assert not crop_folder(planted.report).exists() and len(text) < 9_000_000 + CROP_EMBED_BUDGET
-    template = _template(planted)
+    # inside the dashed outline of the region window (8 px of context + its 1 px border): the planted area
+    template = _template(planted)[9:-9, 9:-9]
     page = _screen(planted.report, "cmp")
     found = match_template(page, template)
-    assert found.max() > 0.99, found.max()  # the stored pixels, at 1:1, with the grating
+    assert found.max() > 0.999, found.max()  # the stored pixels, at 1:1, with the grating
     y, x = np.unravel_index(int(np.argmax(found)), found.shape)
-    th, tw = template.shape
-    inner = (slice(y + 9, y + th - 9), slice(x + 9, x + tw - 9))  # inside the dashed outline of the window
-    assert np.abs(page[inner] - template[9:-9, 9:-9]).max() <= 1 / 255  # the same pixels
+    inner = (slice(y, y + template.shape[0]), slice(x, x + template.shape[1]))
+    assert np.abs(page[inner] - template).max() <= 1 / 255  # the same pixels
     # 2x zoom (nearest neighbour): the same pixels as 2 x 2 blocks
     zoomed = re.sub(r'(class="z1") checked', r"\1", text).replace('class="z2">', 'class="z2" checked>')
     page2 = _screen(planted.report, "cmp-z2", zoomed, height=1900)  # crops wrap: two 512 px columns a row
-    assert match_template(page2, _template(planted, 2)).max() > 0.99
-    # the toggle puts the approved run in the candidate's column: the grating is gone from the page
+    assert match_template(page2, _template(planted, 2)[18:-18, 18:-18]).max() > 0.999
+    # the toggle puts the approved run in the candidate's column: at the same place of the page, the approved
+    # run's pixels exactly, and the grating gone
     flipped = text.replace('class="flip">', 'class="flip" checked>')
     page3 = _screen(planted.report, "cmp-flip", flipped)
-    assert match_template(page3, template).max() < 0.9
+    approved = _template(planted, run=planted.approved)[9:-9, 9:-9]
+    assert np.abs(page3[inner] - approved).max() <= 1 / 255
+    assert np.abs(page3[inner] - template).max() > 0.05
 
 
 def test_a_store_without_full_resolution_pixels_reports_without_crops(planted: Planted, tmp_path: Path) -> None:
