@@ -37,7 +37,9 @@ TOP_REGIONS = 3
 #: finished runs of one decoder and reference set whose full-resolution tiles are kept, newest first (approved
 #: and unfinished runs are kept besides): the candidate and the run before it
 KEEP_LATEST = 2
-#: the maps regions are found in, in order of preference (else the first map metric by name)
+#: the maps regions are found in, in order of preference: maps of invented detail only (RMS amplitude of invented
+#: luma, the units the report's crops are drawn in). Other metrics' maps (SSIM's dissimilarity, LPIPS) measure
+#: something else, are dense (a 16-bit SSIM map of a 2048 x 1280 photo: ~4 MB of tiles) and are not kept.
 REGION_MAPS = ("invented_detail", "invented_detail_baseline")
 #: the image a map compares the output with, where it is not the reference
 MAP_COMPARED = {"invented_detail_baseline": "baseline"}
@@ -99,19 +101,16 @@ def crop_box(region: Region, width: int, height: int) -> tuple[int, int, int, in
 
 
 def region_map(maps: Mapping[str, np.ndarray]) -> str | None:
-    """The metric whose map the regions are found in: the first of :data:`REGION_MAPS` present, else the first
-    map by name, None without maps."""
-    for name in REGION_MAPS:
-        if name in maps:
-            return name
-    return min(maps) if maps else None
+    """The metric whose map the regions are found in: the first of :data:`REGION_MAPS` present, else None."""
+    return next((name for name in REGION_MAPS if name in maps), None)
 
 
 def keep(case_id: str, seed: int, output: np.ndarray, compared: Mapping[str, np.ndarray | None],
          maps: Mapping[str, np.ndarray]) -> tuple[list[RegionRow], list[TiledImage]]:
     """The regions and tiled images of one case: ``output`` float (H, W, 3) in [0, 1]; ``compared``: the images
     a map may compare it with (``reference``, ``baseline``; None where there is none); ``maps``: metric -> its
-    (H, W) map of this output. Without a map of the output's size only the output is kept."""
+    (H, W) map of this output. Without an invented-detail map (:data:`REGION_MAPS`) of the output's size only the
+    output is kept (a later run's crops can still show it at their places)."""
     images = [tiled(case_id, seed, "output", to_uint8(output))]
     name = region_map({k: v for k, v in maps.items() if v is not None and v.shape == output.shape[:2]})
     if name is None:

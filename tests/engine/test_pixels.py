@@ -68,11 +68,14 @@ def test_crop_boxes_are_whole_tiles_holding_the_region(width: int, height: int) 
             assert bh == min(height - by, 2 * t) and (height <= t or bh > t)
 
 
-def test_keep_without_a_map_keeps_the_output_only() -> None:
+def test_keep_without_an_invented_detail_map_keeps_the_output_only() -> None:
+    """Regions come from invented-detail maps only: another metric's map (SSIM's dissimilarity) is neither in
+    their units nor small, so it gives no region and is not stored."""
     out = np.full((40, 50, 3), 0.5, np.float32)
-    regions, images = pixels.keep("c", 0, out, {"reference": out}, {})
-    assert regions == [] and [i.kind for i in images] == ["output"]
-    assert pixels.region_map({"zeta": out[..., 0], "alpha": out[..., 0]}) == "alpha"
+    for maps in ({}, {"ssim": np.ones((40, 50), np.float32)}):
+        regions, images = pixels.keep("c", 0, out, {"reference": out}, maps)
+        assert regions == [] and [i.kind for i in images] == ["output"]
+    assert pixels.region_map({"zeta": out[..., 0], "alpha": out[..., 0]}) is None
     assert pixels.region_map({"alpha": out[..., 0], "invented_detail_baseline": out[..., 0]}) == \
         "invented_detail_baseline"
 
