@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.crops_release --out DIR --photos A.jpg B.jpg C.jpg \
         [--decoders bicubic,taef2,esrgan,taef2+esrgan] [--windows 0] [--repeats 3]
+    .venv/bin/python -m benchmarks.crops_release --out DIR --report-only   # steps 4-5 on DIR's store as it is
 
 1. Reference set: each photo centre-cropped to 8:5 and area-downsampled to 2048 x 1280 (``--windows 0``), or
    up to ``--windows N`` native-resolution 2048 x 1280 windows per photo (no resampling); PNG + manifest in
@@ -104,21 +105,25 @@ def stored(db: Path) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--photos", type=Path, nargs="+", required=True)
+    ap.add_argument("--photos", type=Path, nargs="*", default=[], help="the photos (not with --report-only)")
     ap.add_argument("--decoders", default="bicubic,taef2,esrgan,taef2+esrgan")
     ap.add_argument("--metrics", default=None, help="comma-separated metrics (default: every registered one)")
     ap.add_argument("--candidate-metrics", default="psnr,ssim,invented_detail",
                     help="metrics of the candidate runs (default %(default)s); must differ from the first runs' list")
     ap.add_argument("--windows", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--report-only", action="store_true", help="no qa run: approve the first run of each decoder "
+                    "in DIR/qa.duckdb (where no verified approval exists) and measure the report of that store")
     ap.add_argument("--qa-toml", type=Path, default=None, help="a qa.toml copied into --out (qa runs there), e.g. to "
                     "configure a decoder such as bicubic at factor 2")
     a = ap.parse_args(argv)
+    if not a.photos and not a.report_only:
+        ap.error("pass --photos A.jpg B.jpg ... (or --report-only on an existing --out)")
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     if a.qa_toml is not None:
         (out / "qa.toml").write_text(a.qa_toml.read_text())
-    refset = reference_set(a.photos, out / "set", a.windows)
+    refset = out / "set" if a.report_only else reference_set(a.photos, out / "set", a.windows)
     db = out / "qa.duckdb"
     env = {**os.environ, "QA_DB": str(db), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     decoders = [d for d in a.decoders.split(",") if d]
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--reference-set", str(refset), "--no-progress", "--db", str(db), *metrics]
     result: dict[str, object] = {"decoders": decoders, "cases": len(list(refset.glob("*.png")))}
     timings = {}
-    for d in decoders:
+    for d in [] if a.report_only else decoders:
         wall, cpu, _ = qa(["run", "--decoder", d, "--seeds", "1", *common], env, out)
         timings[d] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1)}
         print(f"qa run --decoder {d}: {wall:.1f} s wall, {cpu:.1f} CPU s", file=sys.stderr)
@@ -146,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     trusted.write_text(f"bench {public}\n")
     env["QA_TRUSTED_KEYS"] = str(trusted)  # the report verifies the approvals with it
     store = Store(db)
-    approved = {str(r) for r, in store.query("select run_id from signoffs where decision = 'approve'")}
+    # approvals that sign the run's evidence (older formats never count as the approved baseline)
+    approved = {str(r) for r, in store.query("select s.run_id from signoffs s join signoff_proofs p using (seq) "
+                                             "where s.decision = 'approve' and p.evidence_sha256 is not null")}
     candidates = {}
     for d in decoders:
         finished = [str(r) for r, in store.query("select run_id from runs where decoder = ? and status = 'finished' "
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if finished and finished[0] not in approved:
             record_signoff(store, finished[0], "bench", "approve", f"benchmark baseline of {d}", override=True,
                            key=key, trusted=trusted)
-        if len(finished) >= 2:  # a later run exists already (e.g. run apart, in parallel): it is the candidate
+        if len(finished) >= 2 or a.report_only:  # a later run exists already (e.g. run apart): the candidate
             continue
         wall, cpu, _ = qa(["run", "--decoder", d, "--seeds", "1", "--reference-set", str(refset), "--no-progress",
                            "--db", str(db), "--metrics", a.candidate_metrics], env, out)
