@@ -29,6 +29,7 @@ from qa.engine.identity import (
     check_unique_ids,
     identity_changes,
 )
+from qa.engine.pixels import KEEP_LATEST
 from qa.engine.plan import (
     EnsuredRun,
     RunConfig,
@@ -43,6 +44,7 @@ from qa.errors import QAError, StoreError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
+from qa.store import pixels as store_pixels
 from qa.store import results as store_results
 from qa.store import runs as store_runs
 from qa.store.records import CaseRecord, NewRun, SetResult, nan_none
@@ -210,7 +212,7 @@ class RunEngine:
         ``worker``: who computed it (default: this host and process).
         """
         return store_results.commit_shard(self.store, run_id, index, output.rows, output.images, output.n_cases,
-                                          worker)
+                                          worker, regions=output.regions, tiled=output.tiled)
 
 
     def _finalize(self, run_id: str, runner: ShardRunner, resumed: bool) -> None:
@@ -251,6 +253,7 @@ class RunEngine:
             override = (set_rows_override or {}).get(sm.name)
             set_rows.append(override if override is not None else self.set_metric_result(run_id, sm, resumed))
         store_results.finish_run(self.store, run_id, set_rows)
+        store_pixels.prune(self.store, KEEP_LATEST)  # bounded: older runs' full-resolution tiles go
 
     @staticmethod
     def set_metric_result(run_id: str, m: SetMetric, resumed: bool) -> SetResult:

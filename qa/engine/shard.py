@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from qa.decoders.base import DecodeBatch, Decoder
+from qa.engine import pixels as full_pixels
 from qa.engine.cases import Case
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
 from qa.metrics.scoring import score_sample
-from qa.store.records import ResultRow
+from qa.store.records import RegionRow, ResultRow, TiledImage
 
 #: longest side of thumbnails stored for reports, in pixels
 THUMB_SIDE = 160
@@ -57,6 +58,8 @@ class ShardOutput:
     rows: list[ResultRow] = field(default_factory=list)
     images: list[tuple[str, int, str, bytes]] = field(default_factory=list)  # case, seed, kind, png
     n_cases: int = 0
+    regions: list[RegionRow] = field(default_factory=list)  # the strongest regions of each case's map
+    tiled: list[TiledImage] = field(default_factory=list)  # full-resolution images (qa.engine.pixels)
 
 
 def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -269,6 +272,7 @@ class ShardRunner:
         first_seed = next(iter(outputs))
         same = {seed for seed, sample in samples.items() if seed != first_seed and _same_inputs(sample, samples[first_seed])}
         self._prepare([sample for seed, sample in samples.items() if seed not in same])
+        maps: dict[str, np.ndarray] = {}  # metric -> its map of the first seed's output (or across seeds)
         for m in self.image_metrics:
             targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
             first_row: ResultRow | None = None
@@ -278,7 +282,7 @@ class ShardRunner:
                     # same row (value, status, reason), so it is copied rather than computed again
                     out.rows.append(replace(first_row, seed=seed))
                     continue
-                row = self._score_one(m, sample, seed, out, first_seed)
+                row = self._score_one(m, sample, seed, out, first_seed, maps)
                 if seed == first_seed:
                     first_row = row
                 out.rows.append(row)
@@ -294,6 +298,10 @@ class ShardRunner:
             if not self.decoder.reference_aligned and by_seed.get(first_seed) is not None:
                 # the source pipeline's image of the same prompt and seed: what the output is compared with
                 out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
+            regions, tiled = full_pixels.keep(case.case_id, first_seed, outputs[first_seed],
+                                              {"reference": reference, "baseline": by_seed.get(first_seed)}, maps)
+            out.regions += regions
+            out.tiled += tiled
 
     def _prepare(self, samples: list[ImageSample]) -> None:
         """Let each metric batch its work over the samples of one case (its seeds) before scoring them, e.g. the
@@ -306,9 +314,11 @@ class ShardRunner:
                 except Exception:  # noqa: BLE001, S110 - compute() reports the error per sample
                     pass
 
-    def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int) -> ResultRow:
+    def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int,
+                   maps: dict[str, np.ndarray]) -> ResultRow:
         scored = score_sample(m, sample, self.unavailable[m.name])
         if scored.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
+            maps[m.name] = scored.map
             scaled = np.clip(np.nan_to_num(scored.map) / MAP_FULL_SCALE, 0.0, 1.0)
             out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
         return ResultRow(sample.case_id, seed, m.name, scored.value, scored.status, scored.detail, m.version)

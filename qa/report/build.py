@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8ee
 .bad-text{color:#9b1c1c;font-weight:600}
 """
 
+#: where the crops' CSS goes (after everything else; an HTML comment no escaped data can contain)
+CROPS_MARK = "<!--qa-crops-->"
+
 RENDER_JS = """(function(){
 var t0=performance.now(),n=0,errs=[],root=document.documentElement;
 function fail(m){errs.push(m);var b=document.getElementById('js-errors');b.hidden=false;
@@ -87,7 +91,8 @@ def _figure_html(name: str, fig: go.Figure | None, note: str) -> tuple[str, str]
 def _csp(scripts: list[str]) -> str:
     hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode("utf-8")).digest()).decode() + "'"
                       for s in scripts)
-    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; "
+    # images: embedded (data:) or crops written beside the report ('self': the report's own folder, file: or http:)
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data: 'self'; "
             "font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
 
 
@@ -130,7 +135,7 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
     nav = "".join(f'<a href="#{sid}">{esc(title.split(" (")[0].split(":")[0])}</a>' for sid, title, _ in body)
     main = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{html}</section>' for sid, title, html in body)
     csp = _csp([plotly_js, RENDER_JS])
-    return (
+    page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{esc(csp)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -139,8 +144,39 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
         f"<header><h1>qa report</h1><p>{esc(sel.label)}{filt} &middot; generated {data.generated_at:%Y-%m-%d %H:%M} UTC"
         f" by qa {esc(__version__)} from <code>{esc(data.db_path)}</code></p><nav>{nav}</nav></header>"
         '<div id="js-errors" hidden></div>'
-        f"<main>{main}</main><script>{RENDER_JS}</script></body></html>\n"
+        f"<main>{main}</main>{CROPS_MARK}<script>{RENDER_JS}</script></body></html>\n"
     )
+    # the compare view's crops last: embedded within what the rest of the page leaves of its size budget
+    head, _, tail = page.rpartition(CROPS_MARK)  # the last one: data is escaped and cannot hold a "<"
+    crop_css = data.crops.css(len(head.encode()) + len(tail.encode()))
+    return head + (f"<style>{crop_css}</style>" if crop_css else "") + tail
+
+
+def crop_folder(out: Path) -> Path:
+    """Where the crops a report links (rather than embeds) are written: ``<name>_crops/`` beside it."""
+    return out.with_name(f"{out.stem}_crops")
+
+
+#: files qa writes into a crop folder (and so may delete there): a hash and an image suffix
+_CROP_FILE = re.compile(r"[0-9a-f]{24}\.(png|webp)")
+
+
+def write_crops(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the linked crops (name -> bytes) into ``folder`` and remove crop files of earlier reports there that
+    this one no longer refers to (only files named like qa's own; nothing else is touched). No folder is made
+    when nothing is linked and none exists."""
+    if not files and not folder.is_dir():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != len(data):  # named by hash: same name, same bytes
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    for old in folder.iterdir():
+        if _CROP_FILE.fullmatch(old.name) and old.name not in files:
+            old.unlink()
 
 
 def write_report(store: Store, out: Path | str = Path("reports/report.html"), weekly: bool = False,
@@ -154,9 +190,11 @@ def write_report(store: Store, out: Path | str = Path("reports/report.html"), we
     """
     out = Path(out)
     data = load(store, make_selection(weekly=weekly, since=since, decoders=decoders), trusted)
+    data.crops.folder = crop_folder(out).name
     figs = figures(data)
     html = render(data, figs)
     out.parent.mkdir(parents=True, exist_ok=True)
+    write_crops(crop_folder(out), data.crops.linked)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, out)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from qa.report import crops
 from qa.report.data import ImageRow, ReportData, RunInfo, target_of
 from qa.report.gates import gate_of_run
 from qa.report.grid import map_kind
@@ -126,7 +127,7 @@ def _thumb(pool: ImagePool, png: bytes | None, label: str, overlay: bool = False
 
 
 def _lightbox(pool: ImagePool, anchor: str, case: CaseChange, pngs: dict[str, bytes | None],
-              box: tuple[int, int, int, int], map_size: tuple[int, int]) -> str:
+              box: tuple[int, int, int, int], map_size: tuple[int, int], crops_html: str = "") -> str:
     parts = []
     for role in ("approved", "candidate"):
         png = pngs.get(role)
@@ -149,7 +150,7 @@ def _lightbox(pool: ImagePool, anchor: str, case: CaseChange, pngs: dict[str, by
             f'background-position:-{x * z:.0f}px -{y * z:.0f}px"></div></figure>')
     return (f'<div class="lightbox" id="{anchor}"><p><a href="#compare">close</a> &middot; <b>{esc(case.case_id)}</b>: '
             f"{esc(case.metric)} {esc(fmt(case.approved))} (approved) &rarr; {esc(fmt(case.candidate))} (candidate)"
-            f'</p><div class="lb-row">{"".join(parts)}</div></div>')
+            f'</p>{crops_html}<p>the stored thumbnails, whole:</p><div class="lb-row">{"".join(parts)}</div></div>')
 
 
 def compare_section(data: ReportData) -> str:
@@ -160,6 +161,7 @@ def compare_section(data: ReportData) -> str:
         return ("<p class='muted'>no decoder has an approved run other than its latest run: approve a release "
                 "with <code>qa signoff --decision approve</code>, then this compares each candidate with it</p>")
     pool = ImagePool(budget=IMAGE_BUDGET // 2, prefix="c")  # the grid's pool uses "t"
+    crop_pool = data.crops.pool  # its CSS is written last, by build.render, within what is left of the page budget
     parts = []
     for k, (run, approved) in enumerate(pairs):
         ranked, metrics = rank_cases(data, run, approved)
@@ -188,9 +190,10 @@ def compare_section(data: ReportData) -> str:
                 + _thumb(pool, pngs["approved"], "approved output") + _thumb(pool, pngs["candidate"], "candidate output")
                 + _thumb(pool, amap, "approved map", True, gain) + _thumb(pool, cmap, "candidate map", True, gain)
                 + _thumb(pool, delta_png, "change (more in candidate)", True, gain) + "</div>"
-                + _lightbox(pool, anchor, case, pngs, box, size))
+                + _lightbox(pool, anchor, case, pngs, box, size,
+                            crops.crop_view(data.crops, crop_pool, run, approved, case.case_id, anchor, i)))
         shown, rest = rows[:TOP_N], rows[TOP_N:]
         parts.append("".join(shown))
         if rest:
             parts.append(f"<details><summary>show all {len(rows)} images</summary>{''.join(rest)}</details>")
-    return f"<style>{CSS}{pool.css()}</style>" + "".join(parts)
+    return f"<style>{CSS}{pool.css()}{crops.CSS}</style>" + "".join(parts)

@@ -21,6 +21,7 @@ import duckdb
 from qa.errors import QAError, StoreError
 from qa.metrics.base import Target
 from qa.metrics.declarations import declaration
+from qa.report.crops import CropData, load_crop_data
 from qa.store import Store
 from qa.store import results as store_results
 from qa.store import runs as store_runs
@@ -68,6 +69,8 @@ class ReportData:
     settings: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # run -> decoder settings (None: old)
     #: track -> sha256 of its shipped policy (gates decided under it are the ones the report leads with)
     shipped_policy: dict[str, str] = field(default_factory=dict)
+    #: regions and full-resolution tiled images of the latest and approved runs (the compare view's crops)
+    crops: CropData = field(default_factory=lambda: CropData(None))
 
     @property
     def decoders(self) -> list[str]:
@@ -147,6 +150,7 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
         if approved_ids:
             data.approved_rows = store_results.image_rows_of(db, approved_ids)
         data.images = store_results.report_images(db, latest_ids + approved_ids)
+        data.crops = load_crop_data(db, store, latest_ids + approved_ids)
         data.captions = store_results.captions(db, sorted({r.reference_set_sha256 for r in data.latest.values()}))
         data.gates = gates_of(db, window_ids)
         data.shipped_policy = _shipped_policies({r.track for r in data.latest.values()})

@@ -244,6 +244,45 @@ class NewSignoff:
     reference_set_sha256: str
 
 
+@dataclass(frozen=True)
+class RegionRow:
+    """One of the strongest regions of a case's map (``regions``): the window ``[x, x + side) x [y, y + side)``
+    in output pixels, its ``score`` (the map's mean there, the map's units), its ``rank`` (0 = strongest) and
+    the box ``crop_*`` a reviewer is shown around it (whole stored tiles, so it is cut without re-encoding)."""
+
+    case_id: str
+    seed: int
+    map_kind: str
+    rank: int
+    x: int
+    y: int
+    side: int
+    score: float
+    crop_x: int
+    crop_y: int
+    crop_w: int
+    crop_h: int
+
+
+@dataclass(frozen=True)
+class TiledImage:
+    """A full-resolution image of a case stored as lossless tiles (``pixels`` + ``tiles``).
+
+    ``kind``: ``reference``, ``baseline``, ``output`` or ``map:<metric>``; ``image_sha256``: the hash of its
+    decoded pixels, which names its tiles (an image stored by several runs is stored once); ``tiles``: (tile row,
+    tile column) -> encoded tile (lossless WebP or PNG) of ``tile_side`` pixels (edge tiles are smaller), empty
+    when read back without them."""
+
+    case_id: str
+    seed: int
+    kind: str
+    width: int
+    height: int
+    tile_side: int
+    image_sha256: str
+    tiles: dict[tuple[int, int], bytes] | None = None
+
+
 def parse_json(text: object) -> tuple[Any, str]:
     """(parsed value, problem): None and '' for an empty column, None and the reason for text that is not JSON."""
     if text is None or str(text).strip() == "":

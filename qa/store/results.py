@@ -11,11 +11,11 @@ import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
 
-from qa.store.db import Reader, Store
-from qa.store.records import ImageRow, MetricRow, ResultRow, SetResult, SetRow
+from qa.store import pixels as store_pixels
+from qa.store.db import Reader, Store, insert_arrow
+from qa.store.records import ImageRow, MetricRow, RegionRow, ResultRow, SetResult, SetRow, TiledImage
 from qa.store.runs import marks
 
 
@@ -30,8 +30,10 @@ def done_shards(db: Reader, run_id: str) -> set[int]:
 
 
 def commit_shard(store: Store, run_id: str, index: int, rows: Sequence[ResultRow],
-                 images: Sequence[tuple[str, int, str, bytes]], n_cases: int, worker: str = "") -> bool:
-    """Write one shard's result rows, images (case, seed, kind, png) and ``shards`` row in one transaction.
+                 images: Sequence[tuple[str, int, str, bytes]], n_cases: int, worker: str = "",
+                 regions: Sequence[RegionRow] = (), tiled: Sequence[TiledImage] = ()) -> bool:
+    """Write one shard's result rows, images (case, seed, kind, png), regions and full-resolution tiled images
+    (:mod:`qa.store.pixels`) and its ``shards`` row in one transaction.
 
     Returns False (and writes nothing) when the shard was committed already: nothing is counted twice.
     ``worker``: who computed it (default: this host and process)."""
@@ -58,22 +60,13 @@ def commit_shard(store: Store, run_id: str, index: int, rows: Sequence[ResultRow
         if con.execute("select 1 from shards where run_id = ? and shard_index = ?", [run_id, index]).fetchone():
             return False
         if rows:
-            _insert_table(con, "insert into results", result_table)
+            insert_arrow(con, "insert into results", result_table)
         if latest:
-            _insert_table(con, "insert or replace into images", image_table)
+            insert_arrow(con, "insert or replace into images", image_table)
+        store_pixels.insert(con, run_id, regions, tiled)
         con.execute("insert into shards values (?, ?, ?, ?, ?)",
                     [run_id, index, n_cases, _now(), worker or f"{socket.gethostname()}:{os.getpid()}"])
     return True
-
-
-def _insert_table(con: duckdb.DuckDBPyConnection, statement: str, table: pa.Table) -> None:
-    """``<statement> select * from`` an Arrow table (registered for the statement only; a fixed name, no SQL
-    built from data)."""
-    con.register("qa_arrow_rows", table)
-    try:
-        con.execute(f"{statement} select * from qa_arrow_rows")
-    finally:
-        con.unregister("qa_arrow_rows")
 
 
 def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> None:

@@ -66,6 +66,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
          "alter table signoff_proofs add column reference_set varchar",
          "alter table signoff_proofs add column reference_set_sha256 varchar"],
     ),
+    (
+        5,
+        "full-resolution pixels: the strongest regions of each case's map (coordinates, score, crop box) and the "
+        "reference, output and map as lossless tiles shared by content hash",
+        [
+            """create table regions (
+                run_id varchar, case_id varchar, seed integer, map_kind varchar, rank integer, x integer,
+                y integer, side integer, score double, crop_x integer, crop_y integer, crop_w integer,
+                crop_h integer, primary key (run_id, case_id, seed, map_kind, rank))""",
+            """create table pixels (
+                run_id varchar, case_id varchar, seed integer, kind varchar, width integer, height integer,
+                tile_side integer, image_sha256 varchar, primary key (run_id, case_id, seed, kind))""",
+            """create table tiles (
+                image_sha256 varchar, tile_y integer, tile_x integer, data blob,
+                primary key (image_sha256, tile_y, tile_x))""",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
