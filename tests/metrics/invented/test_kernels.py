@@ -123,7 +123,12 @@ def test_whole_analysis(both_paths, photo: np.ndarray) -> None:
     _close(got.invented_energy, want.invented_energy, 1e-4)
     assert float(got.invented[0]) > 0.0
     fo, fr = out.mean(1), ref.mean(1)
-    _close(*both_paths(lambda: fine_band.fine_invented(fo - dispatch.blur2d(fo, 0.8), fr - dispatch.blur2d(fr, 0.8))), 1e-4)
+    got_fine, want_fine = both_paths(lambda: fine_band.fine_invented(fo - dispatch.blur2d(fo, 0.8),
+                                                                     fr - dispatch.blur2d(fr, 0.8)))
+    for g, w in zip(got_fine, want_fine, strict=True):
+        _close(g, w, 1e-4)
+    assert abs(float(got.peak[0]) - float(want.peak[0])) < 1e-4 * float(want.peak[0])
+    assert float(got.peak[0]) > 0.0 and torch.equal(got.peak_at, want.peak_at)
 
 
 @pytest.mark.parametrize("shape", [(2, 9, 7), (1, 2, 2), (1, 3, 40)])
@@ -160,16 +165,11 @@ def test_codec_cap() -> None:
     assert torch.equal(got_inv[:, 16:, :], (inv + fine)[:, 16:, :])
 
 
-def test_block_means_and_percentile() -> None:
+def test_block_means() -> None:
     a, b = _rand(2, 12, 20, seed=16), _rand(2, 12, 20, seed=17)
     got = cpu_steps.block_means(a, b, 4, 2)
     want = torch.nn.functional.avg_pool2d(torch.stack([a, a * b]), (4, 2))
     _close(got, want, 1e-6)
-    x = _rand(3, 1001, seed=18)
-    x[1, :600] = 0.5  # ties at the order statistics
-    for q in (0.0, 25.0, 50.0, 99.9, 100.0):
-        want = np.percentile(x.double().numpy(), q, axis=1)
-        assert np.allclose(cpu_steps.percentile(x, q).double().numpy(), want, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape,fh,fw", [((5, 7), 4, 4), ((6, 3), 2, 4), ((4, 9), 1, 2)])

@@ -11,20 +11,20 @@ from qa.metrics.invented.model import (
     DISTORTION_SIGMA,
     HF_SIGMA,
     LOCAL_TOLERANCE,
-    NOISE_FLOOR_FACTOR,
-    NOISE_FLOOR_PERCENTILE,
+    SURROUND_FACTOR,
     InventedResult,
 )
 from qa.metrics.invented.oracle.bands import BandStats, all_band_stats, luma
 from qa.metrics.invented.oracle.codec import codec_cap, codec_excess
 from qa.metrics.invented.oracle.fine import FineStats, all_fine_stats, fine_channel
 from qa.metrics.invented.oracle.gaussian import gaussian
-from qa.metrics.invented.oracle.region_map import region_map
+from qa.metrics.invented.oracle.region_map import region_map, region_score
+from qa.metrics.invented.oracle.surround import benign_level
 
 
 def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
                         codec: np.ndarray | None = None) -> InventedResult:
-    """Apply the noise floor to per-band statistics, add the finest band's invented energy
+    """Apply the surround noise model to per-band statistics, add the finest band's invented energy
     (:func:`~qa.metrics.invented.oracle.fine.fine_channel`, when ``fine`` is given), cap every 8 x 8 block at
     what a block codec cannot explain (:func:`~qa.metrics.invented.oracle.codec.codec_cap`, when ``codec`` = the
     per-block :func:`~qa.metrics.invented.oracle.codec.codec_excess` is given) and summarise (see
@@ -32,10 +32,10 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     inv = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
     floors = []
-    for st in stats:
-        floor = max(ABS_FLOOR, NOISE_FLOOR_FACTOR * float(np.percentile(st.unexplained, NOISE_FLOOR_PERCENTILE)))
-        floors.append(floor)
-        inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0) * st.sharpen
+    for st in stats:  # unexplained energy above the tolerance and SURROUND_FACTOR x its surround's benign level
+        excused = SURROUND_FACTOR * benign_level(st.unexplained, st.ref)
+        floors.append(float(excused.mean()))
+        inv += np.maximum(st.unexplained - ABS_FLOOR - LOCAL_TOLERANCE * st.ref - excused, 0.0) * st.sharpen
         lost += np.maximum(st.ref - st.explained, 0.0)
     inv_fine = fine_channel(fine) * fine.sharpen if fine is not None else np.zeros_like(inv)
     if codec is not None:  # the cap scales a block's total; the finest band keeps its share of it
@@ -43,12 +43,14 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         share = np.divide(total, inv + inv_fine, out=np.zeros_like(total), where=(inv + inv_fine) > 0)
         inv, inv_fine = inv * share, inv_fine * share
     inv += inv_fine
+    ref_detail = sum(st.ref for st in stats) + (fine.ref if fine is not None else 0.0)
     out_e = float(sum(st.out.sum() for st in stats))
     ref_e = float(sum(st.ref.sum() for st in stats))
     denom = max(out_e, ref_e)
     invented = float(min(1.0, inv.sum() / denom)) if denom > 0 else 0.0
     fine_share = float(min(1.0, inv_fine.sum() / denom)) if denom > 0 else 0.0
     lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
+    peak, peak_at = region_score(inv, ref_detail)
     return InventedResult(
         map=region_map(inv),
         invented=invented,
@@ -58,6 +60,8 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         ref_energy=ref_e,
         noise_floor=tuple(floors),
         fine_invented=fine_share,
+        peak=peak,
+        peak_at=peak_at,
     )
 
 
