@@ -43,7 +43,7 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         share = np.divide(total, inv + inv_fine, out=np.zeros_like(total), where=(inv + inv_fine) > 0)
         inv, inv_fine = inv * share, inv_fine * share
     inv += inv_fine
-    ref_detail = sum(st.ref for st in stats) + (fine.ref if fine is not None else 0.0)
+    ref_detail = np.sum([st.ref for st in stats], axis=0) + (fine.ref if fine is not None else 0.0)
     out_e = float(sum(st.out.sum() for st in stats))
     ref_e = float(sum(st.ref.sum() for st in stats))
     denom = max(out_e, ref_e)
