@@ -4,12 +4,13 @@ which it is tested); every step runs through :mod:`qa.metrics.invented.dispatch`
 torch elsewhere).
 
 What differs from the oracle is how it is computed: the window statistics live on a coarse grid
-(:mod:`qa.metrics.invented.local_fit`), the surround noise model of the three coarser bands is fitted on that
-grid's samples (:func:`qa.metrics.invented.surround.coarse_excused`), and each band's excess over the tolerance
-and the surround (a smooth window statistic) is brought back to full resolution by the fitted interpolator
-before the absolute floor cuts it, pixel by pixel, as in the oracle; lost detail is a weighted sum over the
-coarse grid equal to the sum of its interpolated field. The finest band is :mod:`qa.metrics.invented.fine_band`,
-the region score :mod:`qa.metrics.invented.region_score`.
+(:mod:`qa.metrics.invented.local_fit`), the share's noise floor's percentile is taken over that grid's samples,
+the region score's surround noise model of the three coarser bands is fitted on them
+(:func:`qa.metrics.invented.surround.coarse_excused`), and each band's excess over the tolerance (and the
+surround; a smooth window statistic) is brought back to full resolution by the fitted interpolator before the
+floor cuts it, pixel by pixel, as in the oracle; lost detail is a weighted sum over the coarse grid equal to the
+sum of its interpolated field. The finest band is :mod:`qa.metrics.invented.fine_band`, the region score
+:mod:`qa.metrics.invented.region_score`.
 
 Images are (N, 3, H, W) float32 tensors in [0, 1] (sRGB values); luma is Rec. 601.
 """
@@ -28,6 +29,8 @@ from qa.metrics.invented.local_fit import (
     coarse_windows,
     features,
     full_sum,
+    inside,
+    near_energy,
     place_excess,
     residual,
     to_full,
@@ -42,6 +45,8 @@ from qa.metrics.invented.model import (
     FINE_SIGMA,
     HF_SIGMA,
     LOCAL_TOLERANCE,
+    NOISE_FLOOR_FACTOR,
+    NOISE_FLOOR_PERCENTILE,
     WINDOW_SIGMA,
     InventedResult,
 )
@@ -57,7 +62,7 @@ class InventedBatch:
     ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (:meth:`result` adds image i's map,
     ``dispatch.region_map``: the square root of its region closing, luma RMS amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1].
     ``out_energy``/``ref_energy``: (N,) summed energies of the three bands (luma^2). ``noise_floor``: (N,
-    bands), the mean of what each band's surround excuses (luma^2). ``fine_invented``: (N,) the finest band's
+    bands), the share's per-band floor (luma^2). ``fine_invented``: (N,) the finest band's
     share of ``invented``. ``peak``: (N,) float64 region score in [0, inf); ``peak_at``: (N, 2) int64, its
     region's centre (y, x).
     """
@@ -111,6 +116,7 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     out_sum = torch.zeros_like(lost)
     ref_sum = torch.zeros_like(lost)
     floors = []
+    local: torch.Tensor | None = None  # the region score's invented energy (the surround noise model)
     ref_coarse: torch.Tensor | None = None  # the three bands' reference energies, summed on the coarse grid
     abs_floor = torch.full((n,), ABS_FLOOR, dtype=torch.float64, device=ys.device)
     for s in BAND_SIGMAS:
@@ -118,47 +124,56 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
         st = band_coarse(ob, rb, feats)
-        excused, floor_mean = coarse_excused(st.unexplained, st.ref, h, w)
-        floors.append(floor_mean)
+        # the share's floor: a percentile of the unexplained energy over the image (the coarse grid's samples)
+        flat = inside(st.unexplained, h, w).reshape(n, -1)
+        floor = (NOISE_FLOOR_FACTOR * dispatch.percentile(flat, NOISE_FLOOR_PERCENTILE).double()).clamp_min(ABS_FLOOR)
+        floors.append(floor)
+        # the region score's: SURROUND_FACTOR x the surround's benign level a + b R
+        excused = coarse_excused(st.unexplained, st.ref, h, w)
         ref_coarse = st.ref.clone() if ref_coarse is None else ref_coarse.add_(st.ref)
-        # the excess over the tolerance and the surround is smooth (a window statistic): interpolated, then cut
-        # at the absolute floor, placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the
-        # window's one smooth (coarse)
+        # the excess over the tolerance (and the surround) is smooth (a window statistic): interpolated, then cut
+        # at the floor, placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one
+        # smooth (coarse)
         r = residual(ob, feats, st.coef)
         del feats
-        inv = place_excess(st.unexplained - LOCAL_TOLERANCE * st.ref - excused, abs_floor,
-                           r, coarse_windows([r], [(0, 0)], WINDOW_SIGMA)[0], inv)
+        wide = coarse_windows([r], [(0, 0)], WINDOW_SIGMA)[0]
+        near = near_energy(r)
+        over = st.unexplained - LOCAL_TOLERANCE * st.ref
+        inv = place_excess(over, floor, near, wide, inv)
+        local = place_excess(over.sub_(excused), abs_floor, near, wide, local)
+        del near, wide, over, excused
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, WINDOW_SIGMA)
         out_sum += energy[:n].to(out_sum.device)
         ref_sum += energy[n:].to(ref_sum.device)
-    assert inv is not None and ref_coarse is not None  # BAND_SIGMAS is not empty
+    assert inv is not None and local is not None and ref_coarse is not None  # BAND_SIGMAS is not empty
     finest = dispatch.sub(ys, low[FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
     fine, fine_ref = fine_invented(finest[:n], finest[n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
     inv_full = dispatch.codec_cap(ys[:n], ys[n:], inv, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
+    local_full = dispatch.codec_cap(ys[:n], ys[n:], local, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
     fine_sum, inv_sum = dispatch.plane_sums(fine), dispatch.plane_sums(inv_full)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
     fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
-    peak, peak_at = region_score(inv_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
+    peak, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
                          peak.to(zero.device), peak_at)
 
 
 def analyse_identical(images: torch.Tensor) -> InventedBatch:
     """:func:`analyse` of pairs whose output and reference are the same pixels ((N, 3, H, W), [0, 1]): nothing
-    is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them), the
-    floors 0 (:func:`analyse` on equal images: invented and peak 0, lost and the floors about 1e-6 of the band
-    energy, from the ridge). Used for a decoder whose baseline is itself (output vs baseline)."""
+    is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them) and
+    the floors the absolute floor (:func:`analyse` on equal images: invented and peak 0, lost about 1e-6 from
+    the ridge, floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs baseline)."""
     n, _, h, w = images.shape
     ys = dispatch.luma(images.float())
     energy = torch.zeros(n, dtype=torch.float64, device=ys.device)
     for s in BAND_SIGMAS:
         energy += (dispatch.blur2d(ys, s) - dispatch.blur2d(ys, 2.0 * s)).square().sum(dim=(1, 2), dtype=torch.float64)
     zero = torch.zeros_like(energy)
-    floors = torch.zeros((n, len(BAND_SIGMAS)), dtype=torch.float64, device=ys.device)
+    floors = torch.full((n, len(BAND_SIGMAS)), ABS_FLOOR, dtype=torch.float64, device=ys.device)
     return InventedBatch(torch.zeros_like(ys), zero, zero.clone(), energy, energy.clone(), floors, zero.clone(),
                          zero.clone(), torch.zeros((n, 2), dtype=torch.int64, device=ys.device))
 

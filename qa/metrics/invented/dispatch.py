@@ -141,6 +141,13 @@ def place(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: t
     return tensor_fit.place(excess, floor, near, wide, stride, sigma, extra, into)
 
 
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``numpy.percentile(row, q)`` of an (N, M) tensor: (N,)."""
+    if kernels_take(x):
+        return cpu_steps.percentile(x, q)
+    return tensor_pointwise.percentile(x, q)
+
+
 # -- pointwise -----------------------------------------------------------------------------------------------
 def luma(rgb: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma of (N, 3, H, W) images: (N, H, W) (torch tier only: the HF energy and the seed std)."""

@@ -37,9 +37,13 @@ HF_SIGMA = 1.0
 FINE_SIGMA = 0.8
 #: Gaussian window (pixels) of the finest band's residual and reference energies (small: maps follow regions)
 FINE_WINDOW = 2.0
-#: Gaussian window (pixels) of the surround in which the benign residual level ``a + b R`` is fitted (every band)
+#: noise floor of the share's three coarser bands = factor x percentile of the unexplained energy over the image
+NOISE_FLOOR_PERCENTILE = 25.0
+NOISE_FLOOR_FACTOR = 2.0
+#: Gaussian window (pixels) of the surround in which the benign residual level ``a + b R`` is fitted (the finest
+#: band; the three coarser bands of the region score)
 SURROUND_SIGMA = 64.0
-#: unexplained energy counts above SURROUND_FACTOR x the surround's benign level (every band)
+#: unexplained energy counts above SURROUND_FACTOR x the surround's benign level
 SURROUND_FACTOR = 3.0
 #: robust surround fit: the residual is clipped at SURROUND_CLIP x the first fit before the second
 SURROUND_CLIP = 2.0
@@ -80,9 +84,9 @@ class InventedResult:
     sums). ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the
     three bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference
     band energy, in [0, 1]. ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
-    ``noise_floor``: per band (the three coarse ones), the image mean of what the surround excuses,
-    ``SURROUND_FACTOR`` x (a + b R), luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
-    ``peak``: the region score, the largest ratio over the image of the RMS invented amplitude in a Gaussian
+    ``noise_floor``: the share's floor per band (the three coarse ones), luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
+    ``peak``: the region score (its three coarser bands cut at the surround's benign level instead of the
+    image-wide floor), the largest ratio over the image of the RMS invented amplitude in a Gaussian
     region (sigma :data:`REGION_SIGMA`) to the RMS of the reference's detail there plus :data:`REGION_FLOOR`,
     ``sqrt(max_x G * E / (G * R + floor))``, in [0, inf) (0 = nothing invented); ``peak_at``: that region's
     centre (y, x), pixels.

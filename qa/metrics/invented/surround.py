@@ -95,19 +95,17 @@ class Surround:
         return torch.minimum(u, SURROUND_CLIP * self.level(u))
 
 
-def coarse_excused(u: torch.Tensor, ref: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+def coarse_excused(u: torch.Tensor, ref: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """What the surround excuses of a coarse band's unexplained energy: ``SURROUND_FACTOR`` x (a + b ref) on the
     coarse grid of :mod:`qa.metrics.invented.local_fit` ((N, h', w'), the window statistics ``u`` and ``ref`` of
-    an (H, W) = (``h``, ``w``) image), and its mean over the image's samples, (N,) float64 (the result's
-    ``noise_floor``). The fit runs on the samples inside the image (a Gaussian of ``SURROUND_SIGMA`` px is
-    ``SURROUND_SIGMA / WINDOW_STRIDE`` samples); a and b, flat at the image's edges (a reflected window mean),
-    are extended to the samples beyond them by their edge values."""
+    an (H, W) = (``h``, ``w``) image). The fit runs on the samples inside the image (a Gaussian of
+    ``SURROUND_SIGMA`` px is ``SURROUND_SIGMA / WINDOW_STRIDE`` samples); a and b, flat at the image's edges (a
+    reflected window mean), are extended to the samples beyond them by their edge values."""
     ui, ri = inside(u, h, w).contiguous(), inside(ref, h, w).contiguous()
     surround = Surround(ri, SURROUND_SIGMA / WINDOW_STRIDE)
     a, b = surround.coefficients(surround.robust_first(ui))
-    mean = (SURROUND_FACTOR * (a + b * ri)).mean(dim=(1, 2), dtype=torch.float64)
     hc, wc = ui.shape[-2:]
     pad = (EXTRA, u.shape[-1] - wc - EXTRA, EXTRA, u.shape[-2] - hc - EXTRA)
     ab = nn_functional.pad(torch.cat([a, b]), pad, mode="replicate")
     a_all, b_all = ab.chunk(2)
-    return SURROUND_FACTOR * (a_all + b_all * ref), mean
+    return SURROUND_FACTOR * (a_all + b_all * ref)

@@ -58,13 +58,16 @@ def test_to_full_interpolates_a_window_field() -> None:
     assert total == pytest.approx(float(full.sum()), rel=1e-6)
 
 
-def test_gradient_laplace_match_numpy() -> None:
+def test_gradient_laplace_percentile_match_numpy() -> None:
     y = np.random.default_rng(2).random((2, 17, 23))
     gy, gx = tensor_pointwise.gradient(torch.from_numpy(y))
     for i in range(2):
         ny, nx = np.gradient(y[i])
         assert np.allclose(gy[i].numpy(), ny) and np.allclose(gx[i].numpy(), nx)
         assert np.allclose(tensor_pointwise.laplace(torch.from_numpy(y))[i].numpy(), ndimage.laplace(y[i], mode="reflect"))
+    flat = torch.from_numpy(y.reshape(2, -1))
+    for q in (0.0, 25.0, 50.0, 99.0):
+        assert np.allclose(tensor_pointwise.percentile(flat, q).numpy(), np.percentile(y.reshape(2, -1), q, axis=1))
 
 
 def _cases(photo: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,8 +95,8 @@ def test_analysis_matches_the_oracle_batched(photo: np.ndarray) -> None:
         peak = max(float(want.invented_energy.max()), 1e-12)
         assert np.abs(got.invented_energy - want.invented_energy).max() < 0.05 * peak, kind
         assert ((got.map > 0.0075) != (want.map > 0.0075)).mean() < 0.005, kind
-        # the three bands' surround is fitted on the coarse grid's samples (2304 here), not all 9216 pixels
-        assert np.allclose(got.noise_floor, want.noise_floor, rtol=0.03, atol=1e-9), kind
+        # the floor's percentile is taken over the coarse grid's samples (576 here), not all 9216 pixels
+        assert np.allclose(got.noise_floor, want.noise_floor, rtol=0.25, atol=1e-9), kind
         assert got.peak == pytest.approx(want.peak, rel=0.02, abs=1e-4), kind
         assert got.out_energy == pytest.approx(want.out_energy, rel=1e-4), kind
         assert got.ref_energy == pytest.approx(want.ref_energy, rel=1e-4), kind

@@ -103,10 +103,10 @@ def test_placed_excess(both_paths) -> None:
     r = _rand(2, h, w, seed=8)
     floor = torch.tensor([2e-4, 5e-4], dtype=torch.float64)
     into = _rand(2, h, w, seed=9).abs()
-    got, want = both_paths(lambda: local_fit.place_excess(excess, floor, r.clone(), wide, None))
+    got, want = both_paths(lambda: local_fit.place_excess(excess, floor, local_fit.near_energy(r.clone()), wide, None))
     _close(got, want, 1e-5)
     assert float(got.min()) >= 0.0
-    got, want = both_paths(lambda: local_fit.place_excess(excess, floor, r.clone(), wide, into.clone()))
+    got, want = both_paths(lambda: local_fit.place_excess(excess, floor, local_fit.near_energy(r.clone()), wide, into.clone()))
     _close(got, want, 1e-5)
     assert dispatch.kernels_take(excess, r, wide)
 
@@ -165,11 +165,16 @@ def test_codec_cap() -> None:
     assert torch.equal(got_inv[:, 16:, :], (inv + fine)[:, 16:, :])
 
 
-def test_block_means() -> None:
+def test_block_means_and_percentile() -> None:
     a, b = _rand(2, 12, 20, seed=16), _rand(2, 12, 20, seed=17)
     got = cpu_steps.block_means(a, b, 4, 2)
     want = torch.nn.functional.avg_pool2d(torch.stack([a, a * b]), (4, 2))
     _close(got, want, 1e-6)
+    x = _rand(3, 1001, seed=18)
+    x[1, :600] = 0.5  # ties at the order statistics
+    for q in (0.0, 25.0, 50.0, 99.9, 100.0):
+        want = np.percentile(x.double().numpy(), q, axis=1)
+        assert np.allclose(cpu_steps.percentile(x, q).double().numpy(), want, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape,fh,fw", [((5, 7), 4, 4), ((6, 3), 2, 4), ((4, 9), 1, 2)])

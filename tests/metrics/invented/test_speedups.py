@@ -1,5 +1,5 @@
 """The pieces that make the torch analysis cheap at release resolution, each against an independent reference:
-torch's own bicubic interpolation, scipy's Gaussian, the oracle's seed std and hashes."""
+torch's own bicubic interpolation, numpy's percentile, scipy's Gaussian, the oracle's seed std and hashes."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def test_separable_bicubic_is_torchs_bicubic(shape: tuple[int, int], factors: tu
     got = dispatch.bicubic(x, *factors)
     assert got.shape == want.shape
     assert float((got - want).abs().max()) < 1e-6
+
+
+def test_percentile_with_ties_is_numpys() -> None:
+    """The second order statistic comes from a shortcut (smallest value above the first): ties must not fool it."""
+    rng = np.random.default_rng(1)
+    for trial in range(100):
+        n = int(rng.integers(2, 40))
+        x = rng.integers(0, 4, size=(3, n)) if trial % 2 else rng.random((3, n))
+        for q in (0.0, 10.0, 25.0, 50.0, 99.0, 100.0):
+            got = tensor_pointwise.percentile(torch.from_numpy(x.astype(np.float32)), q).numpy()
+            assert np.allclose(got, np.percentile(x, q, axis=1), atol=1e-6), (x, q)
 
 
 def test_window_products_from_a_list_match_scipy() -> None:

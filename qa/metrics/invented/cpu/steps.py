@@ -1,5 +1,5 @@
 """The compiled analysis steps with torch tensors in and out: the local fit's solve, residual and placed
-excess, the band features, the codec cap, the finest band's block means, level and combination,
+excess, the band features, the codec cap, the finest band's block means, level and combination, percentiles,
 the map's closing and the pointwise steps (luma, bands, differences, squares, plane sums, neighbour pairs).
 
 Each runs its kernel (:mod:`~qa.metrics.invented.cpu.fit_kernels`, ``codec_kernels``, ``fine_kernels``,
@@ -136,6 +136,20 @@ def surround_level(rows: torch.Tensor, fw: int, ref: torch.Tensor) -> torch.Tens
     with launch():
         fine_kernels.level_w(rows.contiguous().numpy(), starts, wts, ref.contiguous().numpy(), out.numpy())
     return out
+
+
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``numpy.percentile(row, q)`` (linear interpolation) of an (N, M) float32 CPU tensor: (N,)
+    float32, the two order statistics by ``numpy.partition`` and the interpolation as the torch tier's
+    :func:`qa.metrics.invented.tensor.pointwise.percentile` makes it."""
+    flat = x.contiguous().numpy()
+    m = flat.shape[1]
+    pos = q / 100.0 * (m - 1)
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, m - 1)
+    part = np.partition(flat, (lo, hi), axis=1)
+    v_lo = torch.from_numpy(part[:, lo].copy())
+    return v_lo + (pos - lo) * (torch.from_numpy(part[:, hi].copy()) - v_lo)
 
 
 def region_map(energy: torch.Tensor, r: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ name from its path (mypy or pytest given one file) would meet a second top-level
 Modules: :mod:`~qa.metrics.invented.tensor.filters` (Gaussians, decimated window means of products),
 :mod:`~qa.metrics.invented.tensor.interp` (back to full resolution, bicubic), :mod:`~qa.metrics.invented.tensor.fit`
 (the local fit's solve, residual, placement), :mod:`~qa.metrics.invented.tensor.pointwise` (luma, bands,
-features), :mod:`~qa.metrics.invented.tensor.fine` (the finest band's steps),
+features, percentiles), :mod:`~qa.metrics.invented.tensor.fine` (the finest band's steps),
 :mod:`~qa.metrics.invented.tensor.codec` (the codec cap), :mod:`~qa.metrics.invented.tensor.region_map` (the
 map). It imports nothing from the compiled tier.
 """

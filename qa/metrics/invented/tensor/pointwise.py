@@ -1,8 +1,10 @@
 """Pointwise and neighbourhood steps of the analysis in torch (any device): luma, band differences and
 squares, plane sums, the band features (``numpy.gradient``, ``scipy.ndimage.laplace``), the finest band's
-neighbour pairs. Fields are (B, H, W)."""
+neighbour pairs and per-image percentiles. Fields are (B, H, W)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as nn_functional
@@ -94,3 +96,19 @@ def shift_pair(r: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 def shift_pairs(r: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> list[torch.Tensor]:
     """:func:`shift_pair` of (N, H, W) ``r`` for each offset: K (N, H, W) tensors."""
     return [shift_pair(r, dy, dx) for dy, dx in offsets]
+
+
+def percentile(x: torch.Tensor, q: float) -> torch.Tensor:
+    """Per-row ``numpy.percentile(row, q)`` (linear interpolation) of an (N, M) tensor: (N,)."""
+    m = x.shape[1]
+    pos = q / 100.0 * (m - 1)
+    lo = int(math.floor(pos))
+    frac = pos - lo
+    v_lo = torch.kthvalue(x, lo + 1, dim=1).values
+    if frac == 0.0 or lo + 1 >= m:
+        return v_lo
+    # the (lo + 2)-th smallest: v_lo again if it occurs that often, else the smallest value above it
+    # (two cheap passes instead of a second selection)
+    above = torch.where(x > v_lo[:, None], x, torch.full_like(x, float("inf"))).amin(dim=1)
+    v_hi = torch.where((x <= v_lo[:, None]).sum(dim=1) >= lo + 2, v_lo, above)
+    return v_lo + frac * (v_hi - v_lo)
