@@ -1,4 +1,5 @@
-"""Score the planted-hallucination benchmark: AUROC (planted vs benign), map IoU, per-kind means.
+"""Score the planted-hallucination benchmark: AUROC (planted vs benign) of ``invented_detail`` (the share) and
+``invented_peak`` (the region score), planted pairs above the highest benign pair, map IoU, per-kind means.
 
 Usage (from the repository root):
     .venv/bin/python -m benchmarks.planted.evaluate --split heldout [--threshold T] [--kinds a,b] [--jobs N]
@@ -54,7 +55,8 @@ def score_one(c: Case) -> dict[str, object]:
     res = oracle.invented_detail(c.output, c.reference)
     return {
         "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
-        "invented_detail": res.invented, "fine_invented": res.fine_invented, "lost_detail": res.lost,
+        "invented_detail": res.invented, "invented_peak": res.peak, "fine_invented": res.fine_invented,
+        "lost_detail": res.lost,
         "distortion": oracle.distortion(c.output, c.reference),
         "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
     }
@@ -71,7 +73,9 @@ def score(cases: list[Case], jobs: int = 1) -> list[dict[str, object]]:
 
 
 #: the per-case scalars :func:`save` writes (float64 arrays of length N, in case order)
-SAVED_SCALARS = ("invented_detail", "fine_invented", "lost_detail", "distortion", "psnr", "ssim")
+SAVED_SCALARS = ("invented_detail", "invented_peak", "fine_invented", "lost_detail", "distortion", "psnr", "ssim")
+#: the two per-image scores of invented detail the tables report (the share and the region score)
+SCORES = ("invented_detail", "invented_peak")
 
 
 def save(rows: list[dict[str, object]], path: str) -> None:
@@ -92,16 +96,18 @@ def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
     benign = [r for r in rows if r["group"] != "planted"]
     out: dict[str, float] = {}
     print(f"cases: {len(planted)} planted, {len(benign)} benign (faithful included)")
-    for metric, sign in (("invented_detail", 1), ("psnr", -1), ("ssim", -1), ("lost_detail", 1),
-                         ("distortion", 1)):
+    for metric, sign in (("invented_detail", 1), ("invented_peak", 1), ("psnr", -1), ("ssim", -1),
+                         ("lost_detail", 1), ("distortion", 1)):
         a = auroc([sign * float(r[metric]) for r in planted], [sign * float(r[metric]) for r in benign])
         out[f"auroc_{metric}"] = a
         print(f"AUROC planted vs benign, {metric:16s} ({'higher' if sign > 0 else 'lower'} = planted): {a:.3f}")
-    top = max(float(r["invented_detail"]) for r in benign)
-    above = sum(float(r["invented_detail"]) > top for r in planted)
-    out["above_benign"] = above / len(planted)
-    print(f"planted pairs above the highest benign pair ({top:.4g}): {above} of {len(planted)} "
-          f"({out['above_benign']:.0%})")
+    for metric in SCORES:
+        top = max(float(r[metric]) for r in benign)  # type: ignore[arg-type]
+        above = sum(float(r[metric]) > top for r in planted)  # type: ignore[arg-type]
+        key = "above_benign" if metric == "invented_detail" else f"above_benign_{metric}"
+        out[key] = above / len(planted)
+        print(f"planted pairs above the highest benign pair, {metric} ({top:.4g}): {above} of {len(planted)} "
+              f"({out[key]:.0%})")
     regional = [r for r in planted if not np.asarray(r["mask"]).all()]  # whole-image kinds have no region
     ious = [iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in regional]
     out["mean_iou"] = float(np.mean(ious)) if ious else float("nan")
@@ -114,18 +120,23 @@ def report(rows: list[dict[str, object]], threshold: float) -> dict[str, float]:
         by_kind[str(r["kind"])].append(r)
     # per kind: AUROC of invented_detail of that kind against every case of the other group; IoU for planted
     # kinds, the fraction of pixels above the threshold (false positives) for benign ones
-    print("\nkind            group     invented  AUROC  lost   distortion  psnr   ssim   IoU/fp")
-    inv_p = [float(r["invented_detail"]) for r in planted]  # type: ignore[arg-type]
-    inv_b = [float(r["invented_detail"]) for r in benign]  # type: ignore[arg-type]
+    print("\nkind            group     invented  AUROC  peak     AUROC  lost   distortion  psnr   ssim   IoU/fp")
+
+    def kind_auroc(metric: str, rs: list[dict[str, object]]) -> float:
+        vals = [float(r[metric]) for r in rs]  # type: ignore[arg-type]
+        if rs[0]["group"] == "planted":
+            return auroc(vals, [float(r[metric]) for r in benign])  # type: ignore[arg-type]
+        return auroc([float(r[metric]) for r in planted], vals)  # type: ignore[arg-type]
+
     for kind, rs in sorted(by_kind.items(), key=lambda kv: (kv[1][0]["group"] != "planted", kv[0])):
         vals = [float(r["invented_detail"]) for r in rs]  # type: ignore[arg-type]
+        peaks = [float(r["invented_peak"]) for r in rs]  # type: ignore[arg-type]
         if rs[0]["group"] == "planted":
             kiou = float(np.mean([iou(np.asarray(r["map"]) > threshold, np.asarray(r["mask"])) for r in rs]))
-            ka = auroc(vals, inv_b)
         else:
             kiou = float(np.mean([(np.asarray(r["map"]) > threshold).mean() for r in rs]))
-            ka = auroc(inv_p, vals)
-        print(f"{kind:15s} {rs[0]['group']:9s} {np.mean(vals):.4f}   {ka:.3f}  "
+        print(f"{kind:15s} {rs[0]['group']:9s} {np.mean(vals):.4f}   {kind_auroc('invented_detail', rs):.3f}  "
+              f"{np.mean(peaks):7.4f}  {kind_auroc('invented_peak', rs):.3f}  "
               f"{np.mean([r['lost_detail'] for r in rs]):.3f}  {np.mean([r['distortion'] for r in rs]):.4f}      "
               f"{np.mean([min(float(r['psnr']), 99) for r in rs]):5.2f}  {np.mean([r['ssim'] for r in rs]):.3f}  "
               f"{kiou:.3f}")

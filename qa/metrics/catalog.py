@@ -28,6 +28,7 @@ METRICS: Registry[Metric] = Registry("metric", "qa.metrics", {
     "cmmd": "qa.metrics.clip:CMMD",
     "invented_detail": "qa.metrics.invented.metrics:InventedDetail",
     "invented_detail_baseline": "qa.metrics.invented.metrics:InventedDetailBaseline",
+    "invented_peak": "qa.metrics.invented.metrics:InventedPeak",
     "lost_detail": "qa.metrics.invented.metrics:LostDetail",
     "distortion": "qa.metrics.invented.metrics:Distortion",
     "hf_energy_ratio": "qa.metrics.invented.metrics:HFEnergyRatio",

@@ -1,8 +1,8 @@
 """Candidate vs approved, per image: where does the latest run invent (or lose) more than the approved release?
 
 For each decoder whose latest run is not its approved run, every reference image gets a score: the worst change
-of the gated metrics (those its gate compared with the approved run; else every per-image metric with a
-direction), each as goodness (higher = better, see :class:`qa.metrics.base.Target`) relative to the approved
+of the gated metrics (those its gate judged per image against the approved run, its worst-images rules; else
+those it compared at all; else every per-image metric with a direction), each as goodness (higher = better, see :class:`qa.metrics.base.Target`) relative to the approved
 run's set mean. Images are sorted worst first; the top :data:`TOP_N` are shown and the rest fold under "show
 all". Each row shows both outputs, both maps and the map of the change (candidate map minus approved map, where
 it grew); clicking a row opens both outputs at their stored resolution, side by side, with a zoom on the region
@@ -64,21 +64,27 @@ def _means(rows: list[ImageRow], run_id: str) -> dict[tuple[str, str], float]:
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
-def gated_metrics(data: ReportData, run: RunInfo) -> list[str]:
-    """Metrics the run's gate compared with the approved run (any check kind), else []."""
+def gated_metrics(data: ReportData, run: RunInfo) -> tuple[list[str], list[str]]:
+    """The metrics the run's gate judged per image against the approved run (its worst-images rules: for
+    invented detail the region score ``invented_peak``, whose size does not shrink with the invented area, not
+    the share its mean rule reads), and those it compared with the approved run at all; ([], []) without a
+    gate."""
     gate = gate_of_run(data, run.run_id, run.track)
     checks = gate.details.get("checks") if gate is not None and isinstance(gate.details, dict) else None
     if not isinstance(checks, list):
-        return []
-    return sorted({str(c.get("metric")) for c in checks if isinstance(c, dict) and c.get("baseline_kind") == "approved"
-                   and c.get("kind") in ("baseline", "worst_images")})
+        return [], []
+    approved = [c for c in checks if isinstance(c, dict) and c.get("baseline_kind") == "approved"]
+    per_image = sorted({str(c.get("metric")) for c in approved if c.get("kind") == "worst_images"})
+    compared = sorted({str(c.get("metric")) for c in approved if c.get("kind") in ("baseline", "worst_images")})
+    return per_image, compared
 
 
 def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[CaseChange], list[str]]:
     """Every paired image, worst first, and the metrics it was ranked by."""
     cand, base = _means(data.image_rows, run.run_id), _means(data.approved_rows, approved.run_id)
     both = {m for (_, m) in cand} & {m for (_, m) in base} - {"case"}
-    metrics = [m for m in gated_metrics(data, run) if m in both] or sorted(both)
+    per_image, compared = gated_metrics(data, run)
+    metrics = [m for m in per_image if m in both] or [m for m in compared if m in both] or sorted(both)
     targets = {m: t for m in metrics if (t := target_of(m)) is not None and t.has_direction}
     scale = {}
     for m, t in targets.items():

@@ -68,13 +68,15 @@ def test_report_counts_planted_above_the_highest_benign_and_skips_whole_image_ki
     full = np.ones((8, 8), bool)
     hit = np.where(region, 0.01, 0.0).astype(np.float32)
 
-    def row(kind: str, group: str, value: float, mask: np.ndarray, m: np.ndarray) -> dict[str, object]:
+    def row(kind: str, group: str, value: float, peak: float, mask: np.ndarray, m: np.ndarray) -> dict[str, object]:
         return {"name": kind, "kind": kind, "group": group, "mask": mask, "map": m, "invented_detail": value,
-                "lost_detail": 0.0, "distortion": 0.0, "psnr": 30.0, "ssim": 0.9}
+                "invented_peak": peak, "lost_detail": 0.0, "distortion": 0.0, "psnr": 30.0, "ssim": 0.9}
 
-    rows = [row("a", "planted", 0.5, region, hit), row("b", "planted", 0.2, region, hit),
-            row("w", "planted", 0.1, full, np.zeros((8, 8), np.float32)),
-            row("n", "benign", 0.3, np.zeros((8, 8), bool), np.zeros((8, 8), np.float32))]
+    rows = [row("a", "planted", 0.5, 0.1, region, hit), row("b", "planted", 0.2, 0.6, region, hit),
+            row("w", "planted", 0.1, 0.7, full, np.zeros((8, 8), np.float32)),
+            row("n", "benign", 0.3, 0.5, np.zeros((8, 8), bool), np.zeros((8, 8), np.float32))]
     out = report(rows, threshold=0.005)
     assert out["above_benign"] == pytest.approx(1 / 3)      # only a is above the benign 0.3
+    assert out["above_benign_invented_peak"] == pytest.approx(2 / 3)  # b and w are above the benign 0.5
+    assert out["auroc_invented_peak"] == pytest.approx(2 / 3)
     assert out["mean_iou"] == pytest.approx(1.0)            # w (whole image) is not a region kind

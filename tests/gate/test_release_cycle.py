@@ -111,13 +111,12 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert json.loads(props["qa.settings"])["degrade_sigma"] == 0.3
     got = _outcomes(worse)
     assert worse.ret == pytest.ExitCode.TESTS_FAILED, worse.stdout.str()[-3000:]
-    # the mean rises (interval entirely on the worse side, not clear of the 5% margin: needs review, which the
-    # shipped policy does not allow) and the worst images rise by more than allowed (rocket-nose about doubles:
-    # 0.0149 -> 0.032 with invented_detail version 1, 0.0152 -> 0.032 with version 2, which adds the finest band,
-    # 0.0175 -> 0.0376 with version 3 (codec cap, placement; the float64 oracle, docs/hallucination.md); the engine
-    # runs the torch port, which gives version 2's value until it follows version 3)
+    # the mean of the share rises (interval entirely on the worse side, not clear of the 5% margin: needs review,
+    # which the shipped policy does not allow) and the strongest invented region of some images rises by more than
+    # allowed (invented_peak, version 5: astronaut-shuttle, hubble-star and china-pagoda-roof, by 55-90%;
+    # suites/README.md)
     assert got["test_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
-    assert got["test_worst_images_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
+    assert got["test_worst_images_not_worse_than_baseline[invented:invented_peak]"] == "failed", got
     assert got["test_every_case_decoded"] == "passed" and got["test_absolute_bounds[fidelity:psnr]"] == "passed"
     text = worse.stdout.str()
     m = re.search(r"invented_detail \(lower is better\): candidate run \S+ mean ([\d.]+)[^;]* vs baseline approved run "
@@ -125,8 +124,14 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert m, text[-4000:]
     assert float(m.group(1)) > float(m.group(2)) and float(m.group(3)) == pytest.approx(0.05 * float(m.group(2)),
                                                                                         rel=2e-3)
-    assert re.search(r"invented_detail \(lower is better\) worst images, .* rocket-nose 0\.01[57]\d* -> 0\.03\d+ .*-> fail",
-                     text), text[-4000:]
+    worst = re.search(r"invented_peak \(lower is better\) worst images, .*worse than allowed: ([a-z-]+) ([\d.]+) -> "
+                      r"([\d.]+) .*-> fail",
+                      text)
+    assert worst, text[-4000:]
+    rule = POLICY.rule("invented_peak")  # the named image broke the shipped rule
+    approved_peak, candidate_peak = float(worst.group(2)), float(worst.group(3))
+    allowed = (rule.image_margin or 0.0) + (rule.image_relative_margin or 0.0) * approved_peak
+    assert candidate_peak - approved_peak > allowed
     assert "qa/gate" not in text.split("short test summary")[0].split("FAILURES")[-1]  # short bodies
     candidate = str(store.query("select run_id from runs where decoder = 'pid' order by started_at desc")[0][0])
     assert candidate != approved
@@ -140,7 +145,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert run_gate_command(store, run="latest", decoder="pid", fmt="json") == 1
     out = json.loads(capsys.readouterr().out)
     assert out["run_id"] == candidate and out["verdict"] == "fail"
-    assert {"invented_detail vs approved", "invented_detail worst images vs approved"} <= set(out["failed"])
+    assert {"invented_detail vs approved", "invented_peak worst images vs approved"} <= set(out["failed"])
     assert "degrade_sigma 0.0 -> 0.3" in out["settings"]
     pytest_row, cli_row = store.query("select details_json from gates where run_id = ? order by decided_at",
                                       [candidate])
@@ -169,14 +174,14 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     (pytester.path / "qa.toml").unlink()
     got = _outcomes(worse_ci)
     assert worse_ci.ret == pytest.ExitCode.TESTS_FAILED, worse_ci.stdout.str()[-3000:]
-    assert got["test_worst_images_not_worse_than_baseline[invented:invented_detail]"] == "failed", got
+    assert got["test_worst_images_not_worse_than_baseline[invented:invented_peak]"] == "failed", got
     # (`qa gate` knows the policy's baseline decoder's scale from a stored run of it: x4 bicubic does not apply)
     RunEngine(Store(ci_db)).start(RunConfig(decoder="bicubic", reference_set=refset, metrics=["psnr"], progress=False))
     capsys.readouterr()
     assert qa_main(["gate", "--run", "latest", "--decoder", "pid", "--baseline", str(baseline), "--db",
                     str(ci_db)]) == 1
     out = capsys.readouterr().out
-    assert "failed: " in out and "invented_detail worst images vs approved" in out and f"baseline file {baseline}" in out
+    assert "failed: " in out and "invented_peak worst images vs approved" in out and f"baseline file {baseline}" in out
     assert "settings vs approved: degrade_sigma 0.0 -> 0.3" in out  # read from the file
     same_ci = _gate(pytester, ci_db, f"--baseline={baseline}")
     assert same_ci.ret == 0, same_ci.stdout.str()[-3000:]

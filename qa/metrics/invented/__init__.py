@@ -11,10 +11,12 @@ How the package is laid out, from the outside in:
   image pair, batched per size and shared by every metric of a case group.
 - :mod:`~qa.metrics.invented.model`: the method's constants, its version and the per-image result type (the
   one place the tiers and the oracle read them from).
-- The method, as torch code on any device: :mod:`~qa.metrics.invented.analysis` (bands, floors, codec cap,
+- The method, as torch code on any device: :mod:`~qa.metrics.invented.analysis` (bands, codec cap,
   summaries; distortion, HF energy, seed std), :mod:`~qa.metrics.invented.local_fit` (the windowed least
-  squares on a coarse grid) and :mod:`~qa.metrics.invented.fine_band` (the finest band's channel). They call
-  every step through one dispatcher.
+  squares on a coarse grid), :mod:`~qa.metrics.invented.surround` (every band's surround noise model),
+  :mod:`~qa.metrics.invented.fine_band` (the finest band's channel) and
+  :mod:`~qa.metrics.invented.region_score` (the strongest region). They call every step through one
+  dispatcher.
 - :mod:`~qa.metrics.invented.dispatch`: **the dispatcher**. Each step (Gaussians, window means of products,
   interpolation, the fit's solve, residual, placement, codec cap, map, ...) runs on the compiled CPU tier when
   the kernels are on and all its tensors are float32 CPU tensors without grad (plus the layout or size that
@@ -42,6 +44,7 @@ from qa.metrics.invented.metrics import (
     InventedContradicting,
     InventedDetail,
     InventedDetailBaseline,
+    InventedPeak,
     LatentConsistency,
     LostDetail,
     SeedVariance,
@@ -58,6 +61,7 @@ __all__ = [
     "InventedContradicting",
     "InventedDetail",
     "InventedDetailBaseline",
+    "InventedPeak",
     "InventedResult",
     "LatentConsistency",
     "LostDetail",

@@ -4,10 +4,13 @@ which it is tested); every step runs through :mod:`qa.metrics.invented.dispatch`
 torch elsewhere).
 
 What differs from the oracle is how it is computed: the window statistics live on a coarse grid
-(:mod:`qa.metrics.invented.local_fit`), the noise floor's percentile is taken over that grid's samples, and each
-band's excess over the tolerance (a smooth window statistic) is brought back to full resolution by the fitted
-interpolator before the floor cuts it, pixel by pixel, as in the oracle; lost detail is a weighted sum over the
-coarse grid equal to the sum of its interpolated field. The finest band is :mod:`qa.metrics.invented.fine_band`.
+(:mod:`qa.metrics.invented.local_fit`), the share's noise floor's percentile is taken over that grid's samples,
+the region score's surround noise model of the three coarser bands is fitted on them
+(:func:`qa.metrics.invented.surround.coarse_excused`), and each band's excess over the tolerance (and the
+surround; a smooth window statistic) is brought back to full resolution by the fitted interpolator before the
+floor cuts it, pixel by pixel, as in the oracle; lost detail is a weighted sum over the coarse grid equal to the
+sum of its interpolated field. The finest band is :mod:`qa.metrics.invented.fine_band`, the region score
+:mod:`qa.metrics.invented.region_score`.
 
 Images are (N, 3, H, W) float32 tensors in [0, 1] (sRGB values); luma is Rec. 601.
 """
@@ -27,8 +30,10 @@ from qa.metrics.invented.local_fit import (
     features,
     full_sum,
     inside,
+    near_energy,
     place_excess,
     residual,
+    to_full,
 )
 from qa.metrics.invented.model import (
     ABS_FLOOR,
@@ -45,6 +50,8 @@ from qa.metrics.invented.model import (
     WINDOW_SIGMA,
     InventedResult,
 )
+from qa.metrics.invented.region_score import region_score
+from qa.metrics.invented.surround import coarse_excused
 from qa.metrics.torch_memory import keep_freed_memory
 
 
@@ -55,7 +62,9 @@ class InventedBatch:
     ``invented_energy``: (N, H, W) invented band energy per pixel, luma^2 (:meth:`result` adds image i's map,
     ``dispatch.region_map``: the square root of its region closing, luma RMS amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1].
     ``out_energy``/``ref_energy``: (N,) summed energies of the three bands (luma^2). ``noise_floor``: (N,
-    bands), the per-band floor (luma^2). ``fine_invented``: (N,) the finest band's share of ``invented``.
+    bands), the share's per-band floor (luma^2). ``fine_invented``: (N,) the finest band's
+    share of ``invented``. ``peak``: (N,) float64 region score in [0, inf); ``peak_at``: (N, 2) int64, its
+    region's centre (y, x).
     """
 
     invented_energy: torch.Tensor
@@ -65,6 +74,8 @@ class InventedBatch:
     ref_energy: torch.Tensor
     noise_floor: torch.Tensor
     fine_invented: torch.Tensor
+    peak: torch.Tensor
+    peak_at: torch.Tensor
 
     def result(self, i: int) -> InventedResult:
         """Image ``i`` as an :class:`~qa.metrics.invented.model.InventedResult` (numpy, on the CPU)."""
@@ -78,6 +89,8 @@ class InventedBatch:
             ref_energy=float(self.ref_energy[i]),
             noise_floor=tuple(float(v) for v in self.noise_floor[i]),
             fine_invented=float(self.fine_invented[i]),
+            peak=float(self.peak[i]),
+            peak_at=(int(self.peak_at[i, 0]), int(self.peak_at[i, 1])),
         )
 
 
@@ -103,43 +116,57 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     out_sum = torch.zeros_like(lost)
     ref_sum = torch.zeros_like(lost)
     floors = []
+    local: torch.Tensor | None = None  # the region score's invented energy (the surround noise model)
+    ref_coarse: torch.Tensor | None = None  # the three bands' reference energies, summed on the coarse grid
+    abs_floor = torch.full((n,), ABS_FLOOR, dtype=torch.float64, device=ys.device)
     for s in BAND_SIGMAS:
         bands, energy = dispatch.band(low[s], low[2.0 * s])  # energy: (2N,) summed squares, outputs then references
         ob, rb = bands[:n], bands[n:]
         feats = features(rb)
         st = band_coarse(ob, rb, feats)
-        unexpl_in = inside(st.unexplained, h, w)
-        flat = unexpl_in.reshape(unexpl_in.shape[0], -1)
+        # the share's floor: a percentile of the unexplained energy over the image (the coarse grid's samples)
+        flat = inside(st.unexplained, h, w).reshape(n, -1)
         floor = (NOISE_FLOOR_FACTOR * dispatch.percentile(flat, NOISE_FLOOR_PERCENTILE).double()).clamp_min(ABS_FLOOR)
         floors.append(floor)
-        # the excess over the tolerance is smooth (a window statistic): interpolated, then cut at the floor,
-        # placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one smooth (coarse)
+        # the region score's: SURROUND_FACTOR x the surround's benign level a + b R
+        excused = coarse_excused(st.unexplained, st.ref, h, w)
+        ref_coarse = st.ref.clone() if ref_coarse is None else ref_coarse.add_(st.ref)
+        # the excess over the tolerance (and the surround) is smooth (a window statistic): interpolated, then cut
+        # at the floor, placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one
+        # smooth (coarse)
         r = residual(ob, feats, st.coef)
         del feats
-        inv = place_excess(st.unexplained - LOCAL_TOLERANCE * st.ref, floor,
-                           r, coarse_windows([r], [(0, 0)], WINDOW_SIGMA)[0], inv)
+        wide = coarse_windows([r], [(0, 0)], WINDOW_SIGMA)[0]
+        near = near_energy(r)
+        over = st.unexplained - LOCAL_TOLERANCE * st.ref
+        inv = place_excess(over, floor, near, wide, inv)
+        local = place_excess(over.sub_(excused), abs_floor, near, wide, local)
+        del near, wide, over, excused
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, WINDOW_SIGMA)
         out_sum += energy[:n].to(out_sum.device)
         ref_sum += energy[n:].to(ref_sum.device)
-    assert inv is not None  # BAND_SIGMAS is not empty
+    assert inv is not None and local is not None and ref_coarse is not None  # BAND_SIGMAS is not empty
     finest = dispatch.sub(ys, low[FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
-    fine = fine_invented(finest[:n], finest[n:])
+    fine, fine_ref = fine_invented(finest[:n], finest[n:])
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
     inv_full = dispatch.codec_cap(ys[:n], ys[n:], inv, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
+    local_full = dispatch.codec_cap(ys[:n], ys[n:], local, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
     fine_sum, inv_sum = dispatch.plane_sums(fine), dispatch.plane_sums(inv_full)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
     fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
-    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share)
+    peak, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
+    return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
+                         peak.to(zero.device), peak_at)
 
 
 def analyse_identical(images: torch.Tensor) -> InventedBatch:
     """:func:`analyse` of pairs whose output and reference are the same pixels ((N, 3, H, W), [0, 1]): nothing
     is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them) and
-    the floors the absolute floor (:func:`analyse` on equal images: invented 0, lost about 1e-6 from the ridge,
-    floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs baseline)."""
+    the floors the absolute floor (:func:`analyse` on equal images: invented and peak 0, lost about 1e-6 from
+    the ridge, floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs baseline)."""
     n, _, h, w = images.shape
     ys = dispatch.luma(images.float())
     energy = torch.zeros(n, dtype=torch.float64, device=ys.device)
@@ -147,7 +174,8 @@ def analyse_identical(images: torch.Tensor) -> InventedBatch:
         energy += (dispatch.blur2d(ys, s) - dispatch.blur2d(ys, 2.0 * s)).square().sum(dim=(1, 2), dtype=torch.float64)
     zero = torch.zeros_like(energy)
     floors = torch.full((n, len(BAND_SIGMAS)), ABS_FLOOR, dtype=torch.float64, device=ys.device)
-    return InventedBatch(torch.zeros_like(ys), zero, zero.clone(), energy, energy.clone(), floors, zero.clone())
+    return InventedBatch(torch.zeros_like(ys), zero, zero.clone(), energy, energy.clone(), floors, zero.clone(),
+                         zero.clone(), torch.zeros((n, 2), dtype=torch.int64, device=ys.device))
 
 
 def distortion(outputs: torch.Tensor, references: torch.Tensor, sigma: float = DISTORTION_SIGMA) -> torch.Tensor:

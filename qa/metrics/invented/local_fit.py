@@ -127,12 +127,16 @@ def residual(target: torch.Tensor, feats: list[torch.Tensor], coef: list[torch.T
     return dispatch.residual(target, feats, coef, stride, WINDOW_SIGMA, EXTRA)
 
 
-def place_excess(excess: torch.Tensor, floor: torch.Tensor, r: torch.Tensor, wide: torch.Tensor,
+def near_energy(r: torch.Tensor) -> torch.Tensor:
+    """``G_MAP_SIGMA * r^2`` of a band's pointwise residual ``r`` (N, H, W; squared here, in place): where inside
+    its window the residual lies, the numerator of :func:`place_excess`."""
+    return dispatch.blur2d(dispatch.squared(r, in_place=True), MAP_SIGMA)
+
+
+def place_excess(excess: torch.Tensor, floor: torch.Tensor, near: torch.Tensor, wide: torch.Tensor,
                  into: torch.Tensor | None) -> torch.Tensor:
     """A band's invented energy per pixel (N, H, W): the coarse ``excess`` (N, h', w') interpolated, less the
-    ``floor`` (N,), clamped at 0 and placed where the residual ``r`` (N, H, W; squared here, in place) lies:
-    times ``G_MAP_SIGMA * r^2 / wide``, ``wide`` (N, h', w') being the coarse window energy of ``r`` (0 where
-    it is 0); added into ``into`` when given."""
-    r2 = dispatch.squared(r, in_place=True)
-    near = dispatch.blur2d(r2, MAP_SIGMA)
+    ``floor`` (N,), clamped at 0 and placed where the residual lies: times ``near / wide``, ``near`` =
+    :func:`near_energy` (N, H, W) and ``wide`` (N, h', w') the coarse window energy of the residual (0 where it
+    is 0); added into ``into`` when given."""
     return dispatch.place(excess, floor, near, wide, WINDOW_STRIDE, WINDOW_SIGMA, EXTRA, into)

@@ -1,6 +1,6 @@
 """The invented-detail metric classes: what the registry names and the engine scores.
 
-Per image, with a reference: ``invented_detail`` (+ map), ``lost_detail``, ``distortion``, ``hf_energy_ratio``;
+Per image, with a reference: ``invented_detail`` (+ map), ``invented_peak`` (its strongest region), ``lost_detail``, ``distortion``, ``hf_energy_ratio``;
 with a baseline decode: ``hf_energy_ratio_baseline``; with the latent and an encoder: ``latent_consistency``;
 with all of reference, baseline and ``redecoded``: ``invented_consistent`` / ``invented_contradicting`` (they
 sum to ``invented_detail``). Per case, across seeds: ``seed_variance`` (+ map). Definitions and the validation
@@ -80,7 +80,36 @@ class InventedDetail(OnDevice):
         extra = {f"noise_floor_band{i}": f for i, f in enumerate(res.noise_floor)}
         extra["map_max"] = float(res.map.max())
         extra["fine_invented"] = res.fine_invented
+        extra["peak"] = res.peak
         return MetricValue(res.invented, map=res.map, extra=extra)
+
+
+class InventedPeak(OnDevice):
+    """How strong the strongest invented region of the image is, in [0, inf), lower is better: the RMS luma
+    amplitude of invented detail averaged over a fixed-size Gaussian region (sigma 8 px, about 28 x 28 px: a
+    word, a logo, a small object) relative to the RMS of the reference's detail there plus 4/255 (what masks
+    it), at the image's strongest region. 0 = nothing invented; about 1 = invention as strong as the detail
+    around it (or, on flat ground, of about 4/255).
+
+    Unlike ``invented_detail`` (a share of the whole image's detail energy) it does not shrink with the area
+    of what was invented: a word or an object in one corner scores as it would in a small crop. It reads the
+    same analysis and map as ``invented_detail``; ``extra`` holds the region's centre (``peak_y``, ``peak_x``,
+    pixels). The release gate's worst-images rule reads it (``suites/README.md``).
+    """
+
+    name = "invented_peak"
+    version = METHOD_VERSION
+    higher_is_better = False
+    value_range = (0.0, float("inf"))
+    needs = ("reference",)
+    unit = "RMS invented / (RMS reference detail + 4/255), strongest 8-px region"
+    description = "strength of the strongest invented region against the reference detail that masks it there"
+    analyses = (("output", "reference"),)
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        out, ref = _reference(self, sample)
+        res = invented_result(out, ref, self.device)
+        return MetricValue(res.peak, extra={"peak_y": res.peak_at[0], "peak_x": res.peak_at[1]})
 
 
 class InventedDetailBaseline(OnDevice):

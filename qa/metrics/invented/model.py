@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: version of the invented-detail method (the metric classes that run it declare it; stored with every value)
-METHOD_VERSION = "4"
+METHOD_VERSION = "5"
 
 #: luma weights (Rec. 601)
 LUMA = (0.299, 0.587, 0.114)
@@ -21,9 +21,6 @@ LUMA = (0.299, 0.587, 0.114)
 BAND_SIGMAS: tuple[float, ...] = (0.8, 1.6, 3.2)
 #: sigma (pixels) of the Gaussian window of the local statistics
 WINDOW_SIGMA = 4.0
-#: noise floor = factor x percentile of the unexplained energy over the whole image, per band
-NOISE_FLOOR_PERCENTILE = 25.0
-NOISE_FLOOR_FACTOR = 2.0
 #: unexplained energy below this fraction of the reference's local band energy is tolerated as model mismatch
 #: (JPEG ringing, aliasing of resampling, non-linear tone curves all leave a residual that scales with detail)
 LOCAL_TOLERANCE = 0.1
@@ -40,9 +37,13 @@ HF_SIGMA = 1.0
 FINE_SIGMA = 0.8
 #: Gaussian window (pixels) of the finest band's residual and reference energies (small: maps follow regions)
 FINE_WINDOW = 2.0
-#: Gaussian window (pixels) of the surround in which the benign residual level is fitted
+#: noise floor of the share's three coarser bands = factor x percentile of the unexplained energy over the image
+NOISE_FLOOR_PERCENTILE = 25.0
+NOISE_FLOOR_FACTOR = 2.0
+#: Gaussian window (pixels) of the surround in which the benign residual level ``a + b R`` is fitted (the finest
+#: band; the three coarser bands of the region score)
 SURROUND_SIGMA = 64.0
-#: finest-band residual counts above SURROUND_FACTOR x the surround's benign level
+#: unexplained energy counts above SURROUND_FACTOR x the surround's benign level
 SURROUND_FACTOR = 3.0
 #: robust surround fit: the residual is clipped at SURROUND_CLIP x the first fit before the second
 SURROUND_CLIP = 2.0
@@ -60,6 +61,12 @@ MAP_SIGMA = 1.0
 #: the analysis window's sigma (:data:`WINDOW_SIGMA`), the scale at which the energy was measured (the scalars
 #: never see the closing)
 MAP_CLOSING = 4
+#: Gaussian sigma (pixels) of the fixed-size region over which the region score averages invented energy
+#: (about 28 x 28 px: a word, a logo, a small object)
+REGION_SIGMA = 8.0
+#: masking floor (luma^2) of the region score's denominator: invented amplitude is measured against the region's
+#: reference detail plus (4/255)^2, so flat ground (sky, walls) has a finite, small denominator
+REGION_FLOOR = (4.0 / 255.0) ** 2
 #: codec block side (pixels); blocks are aligned to the image origin, as a codec of the whole image has them
 CODEC_BLOCK = 8
 #: per-coefficient slack (orthonormal DCT, luma in [0, 1]) for 8-bit rounding of output and reference
@@ -77,7 +84,12 @@ class InventedResult:
     sums). ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the
     three bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference
     band energy, in [0, 1]. ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
-    ``noise_floor``: per band, luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
+    ``noise_floor``: the share's floor per band (the three coarse ones), luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
+    ``peak``: the region score (its three coarser bands cut at the surround's benign level instead of the
+    image-wide floor), the largest ratio over the image of the RMS invented amplitude in a Gaussian
+    region (sigma :data:`REGION_SIGMA`) to the RMS of the reference's detail there plus :data:`REGION_FLOOR`,
+    ``sqrt(max_x G * E / (G * R + floor))``, in [0, inf) (0 = nothing invented); ``peak_at``: that region's
+    centre (y, x), pixels.
     """
 
     map: np.ndarray
@@ -88,3 +100,5 @@ class InventedResult:
     ref_energy: float
     noise_floor: tuple[float, ...]
     fine_invented: float = 0.0
+    peak: float = 0.0
+    peak_at: tuple[int, int] = (0, 0)

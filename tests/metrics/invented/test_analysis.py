@@ -97,6 +97,7 @@ def test_analysis_matches_the_oracle_batched(photo: np.ndarray) -> None:
         assert ((got.map > 0.0075) != (want.map > 0.0075)).mean() < 0.005, kind
         # the floor's percentile is taken over the coarse grid's samples (576 here), not all 9216 pixels
         assert np.allclose(got.noise_floor, want.noise_floor, rtol=0.25, atol=1e-9), kind
+        assert got.peak == pytest.approx(want.peak, rel=0.02, abs=1e-4), kind
         assert got.out_energy == pytest.approx(want.out_energy, rel=1e-4), kind
         assert got.ref_energy == pytest.approx(want.ref_energy, rel=1e-4), kind
     assert batch.result(list(cases).index("texture")).invented > 0.002  # the comparison is not between zeros

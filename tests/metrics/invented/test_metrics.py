@@ -17,6 +17,7 @@ from qa.metrics.invented import (
     InventedConsistent,
     InventedContradicting,
     InventedDetail,
+    InventedPeak,
     LatentConsistency,
     LostDetail,
     SeedVariance,
@@ -46,14 +47,14 @@ def _upscale_sample(photo: np.ndarray, delta: np.ndarray | None) -> ImageSample:
 
 
 def test_registered_and_declared() -> None:
-    for name in ("invented_detail", "lost_detail", "distortion", "hf_energy_ratio", "hf_energy_ratio_baseline",
+    for name in ("invented_detail", "invented_peak", "lost_detail", "distortion", "hf_energy_ratio", "hf_energy_ratio_baseline",
                  "latent_consistency", "invented_consistent", "invented_contradicting", "seed_variance"):
         m = METRICS.create(name)
         assert m.name == name and m.higher_is_better is False
     assert METRICS.create("seed_variance").level == "case"
 
 
-@pytest.mark.parametrize("cls", [InventedDetail, LostDetail, Distortion, HFEnergyRatio])
+@pytest.mark.parametrize("cls", [InventedDetail, InventedPeak, LostDetail, Distortion, HFEnergyRatio])
 def test_reference_metrics_without_reference_are_not_applicable(cls: type, photo: np.ndarray) -> None:
     with pytest.raises(NotApplicable, match="needs reference.*generation track"):
         cls().compute(ImageSample("c", photo, reference_note="generation track"))
@@ -132,3 +133,35 @@ def test_latent_nrmse() -> None:
     assert latent_nrmse(z, z + 0.1 * z.std()) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="differ in shape"):
         latent_nrmse(z, z[:, :4])
+
+
+def _canvas(photo: np.ndarray, side: int) -> np.ndarray:
+    """``photo`` (96 px) tiled into a side x side image (mirrored tiles, so no seams)."""
+    row = np.concatenate([photo, photo[:, ::-1]], axis=1)
+    tile = np.concatenate([row, row[::-1]], axis=0)
+    reps = -(-side // tile.shape[0])
+    return np.ascontiguousarray(np.tile(tile, (reps, reps, 1))[:side, :side])
+
+
+def test_invented_peak_does_not_shrink_with_the_invented_area(photo: np.ndarray) -> None:
+    """The same planted texture (a 40 x 40 box) in a 96-px and in a 288-px image: ``invented_detail`` (a share of
+    the whole image's detail) falls about with the area (9x the pixels), ``invented_peak`` (its strongest
+    region against the reference detail there) does not (it rises by up to 30%: in the small image the box is
+    a sixth of the image and lifts its own surround's noise level); an unchanged image scores 0, and the
+    region's centre lies in the box."""
+    delta = 0.06 * texture(4) * box(30, 70, 20, 60)
+    small_ref = photo
+    big_ref = _canvas(photo, 288)  # the same 96-px content in its top-left corner
+    big_delta = np.zeros(big_ref.shape[:2])
+    big_delta[:96, :96] = delta
+    values = {}
+    for name, ref, d in (("small", small_ref, delta), ("big", big_ref, big_delta)):
+        sample = ImageSample("c", add_luma(ref, d), reference=ref)
+        peak = InventedPeak().compute(sample)
+        values[name] = (InventedDetail().compute(sample).value, peak.value)
+        assert 30 <= peak.extra["peak_y"] < 70 and 20 <= peak.extra["peak_x"] < 60, (name, peak.extra)
+        assert InventedPeak().compute(ImageSample("c", ref, reference=ref)).value == 0.0
+    (share_s, peak_s), (share_b, peak_b) = values["small"], values["big"]
+    assert peak_s > 0.1  # a 0.06-RMS texture on the face and suit: a fifth of the detail that masks it there
+    assert peak_s <= peak_b <= 1.3 * peak_s
+    assert share_b < share_s / 5  # the share shrinks with the area

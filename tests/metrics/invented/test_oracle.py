@@ -122,3 +122,49 @@ def test_seed_std_map() -> None:
     assert float(std[8:, :].max()) == 0.0 and float(std[:8, :8].mean()) > 0
     with pytest.raises(ValueError, match="at least 2"):
         oracle.seed_std_map([a])
+
+
+def test_region_score_known_answers() -> None:
+    """The region score against closed forms: a uniform invented energy E over uniform reference detail R gives
+    sqrt(E / (R + floor)) (reflect edges: a border region is averaged like an inner one); a solid square of side
+    s centred at c gives, at c, E (erf(s / (2 sqrt(2) sigma)))^2 / floor on flat ground, and its centre."""
+    from scipy.special import erf
+
+    e0, r0 = 4e-4, 1e-3
+    score, _ = oracle.region_score(np.full((64, 80), e0), np.full((64, 80), r0))
+    assert score == pytest.approx(np.sqrt(e0 / (r0 + model.REGION_FLOOR)), rel=1e-9)
+    side, sigma = 30, model.REGION_SIGMA
+    energy = np.zeros((128, 128))
+    energy[40 : 40 + side, 50 : 50 + side] = e0
+    score, at = oracle.region_score(energy, np.zeros_like(energy))
+    inside = erf(side / (2 * np.sqrt(2) * sigma)) ** 2  # a square of even side: the centre between four pixels
+    assert score**2 * model.REGION_FLOOR == pytest.approx(e0 * inside, rel=2e-3)
+    assert at in {(40 + side // 2 - dy, 50 + side // 2 - dx) for dy in (0, 1) for dx in (0, 1)}
+    assert oracle.region_score(np.zeros((32, 32)), np.ones((32, 32)))[0] == 0.0
+
+
+def test_coarse_bands_cut_two_ways(photo: np.ndarray) -> None:
+    """The three coarser bands, cut two ways (version 5). For the region score at the surround's benign level:
+    noise over the whole image (blurred 1 px: band-limited like grain) is residual spread like noise and is
+    excused, the same noise in a 40 x 40 box stands out from its surround and counts. For the share at the
+    image-wide floor: invention that follows the reference's detail over the whole image (what a generative
+    decoder's noise-driven detail looks like, and what the surround's ``b R`` term excuses) counts, more than the
+    same invention in the box; the region score sees it weakly."""
+    rng = np.random.default_rng(5)
+    grain = ndimage.gaussian_filter(rng.normal(size=photo.shape[:2]), 1.0)
+    grain /= grain.std()
+    yr = oracle.luma(photo)
+    detail = np.sqrt(ndimage.gaussian_filter((yr - ndimage.gaussian_filter(yr, 2.0)) ** 2, 4.0))
+    detail /= detail.mean()
+    in_box = box(30, 70, 20, 60)
+
+    def coarse(delta: np.ndarray) -> model.InventedResult:
+        return oracle.invented_from_stats(all_band_stats(oracle.luma(add_luma(photo, delta)), yr))
+
+    noise, noise_box = coarse(0.06 * grain), coarse(0.06 * grain * in_box)
+    assert noise_box.peak > 0.1
+    assert noise.peak < noise_box.peak / 3
+    drawn, drawn_box = coarse(0.03 * grain * detail), coarse(0.03 * grain * detail * in_box)
+    assert drawn_box.invented > 0.0005
+    assert drawn.invented > 1.5 * drawn_box.invented
+    assert drawn.peak < noise_box.peak / 2

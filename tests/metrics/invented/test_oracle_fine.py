@@ -11,8 +11,9 @@ from PIL import Image
 from scipy import ndimage
 
 from qa.metrics.invented import model, oracle
-from qa.metrics.invented.oracle.fine import all_fine_stats, fine_stats, predictability, surround_level
+from qa.metrics.invented.oracle.fine import all_fine_stats, fine_stats, predictability
 from qa.metrics.invented.oracle.gaussian import wide_gaussian
+from qa.metrics.invented.oracle.surround import surround_level
 from tests.metrics.invented.synth import add_luma, box
 
 

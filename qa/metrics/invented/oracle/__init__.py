@@ -7,7 +7,8 @@ and ``benchmarks/`` imports it.
 
 Modules: :mod:`~qa.metrics.invented.oracle.bands` (luma, the three bands, the local fit),
 :mod:`~qa.metrics.invented.oracle.fine` (the finest band), :mod:`~qa.metrics.invented.oracle.codec` (the
-codec cap), :mod:`~qa.metrics.invented.oracle.region_map` (the map), :mod:`~qa.metrics.invented.oracle.analysis`
+codec cap), :mod:`~qa.metrics.invented.oracle.surround` (the surround noise model of every band),
+:mod:`~qa.metrics.invented.oracle.region_map` (the map and the region score), :mod:`~qa.metrics.invented.oracle.analysis`
 (the whole pair, distortion, HF energy, seed std). Images are float (H, W, 3) in [0, 1].
 """
 
@@ -19,6 +20,7 @@ from qa.metrics.invented.oracle.analysis import (
     seed_std_map,
 )
 from qa.metrics.invented.oracle.bands import luma
-from qa.metrics.invented.oracle.region_map import region_map
+from qa.metrics.invented.oracle.region_map import region_map, region_score
 
-__all__ = ["distortion", "hf_energy", "invented_detail", "invented_from_stats", "luma", "region_map", "seed_std_map"]
+__all__ = ["distortion", "hf_energy", "invented_detail", "invented_from_stats", "luma", "region_map", "region_score",
+           "seed_std_map"]

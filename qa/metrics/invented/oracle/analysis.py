@@ -1,4 +1,4 @@
-"""The oracle's whole analysis of an image pair (float64 numpy): the bands' floors, the finest band, the codec
+"""The oracle's whole analysis of an image pair (float64 numpy): the bands' floors and surround, the finest band, the codec
 cap and the summaries; the low-pass distortion, the HF energy and the seed std."""
 
 from __future__ import annotations
@@ -13,42 +13,59 @@ from qa.metrics.invented.model import (
     LOCAL_TOLERANCE,
     NOISE_FLOOR_FACTOR,
     NOISE_FLOOR_PERCENTILE,
+    SURROUND_FACTOR,
     InventedResult,
 )
 from qa.metrics.invented.oracle.bands import BandStats, all_band_stats, luma
 from qa.metrics.invented.oracle.codec import codec_cap, codec_excess
 from qa.metrics.invented.oracle.fine import FineStats, all_fine_stats, fine_channel
 from qa.metrics.invented.oracle.gaussian import gaussian
-from qa.metrics.invented.oracle.region_map import region_map
+from qa.metrics.invented.oracle.region_map import region_map, region_score
+from qa.metrics.invented.oracle.surround import benign_level
 
 
 def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
                         codec: np.ndarray | None = None) -> InventedResult:
-    """Apply the noise floor to per-band statistics, add the finest band's invented energy
+    """Apply the noise floors to per-band statistics, add the finest band's invented energy
     (:func:`~qa.metrics.invented.oracle.fine.fine_channel`, when ``fine`` is given), cap every 8 x 8 block at
     what a block codec cannot explain (:func:`~qa.metrics.invented.oracle.codec.codec_cap`, when ``codec`` = the
     per-block :func:`~qa.metrics.invented.oracle.codec.codec_excess` is given) and summarise (see
-    :class:`~qa.metrics.invented.model.InventedResult`)."""
+    :class:`~qa.metrics.invented.model.InventedResult`).
+
+    The three coarser bands are cut twice: for the share (``invented``, the map) at an image-wide floor
+    (``NOISE_FLOOR_FACTOR`` x the ``NOISE_FLOOR_PERCENTILE``-th percentile of the unexplained energy), so a decoder
+    that invents everywhere cannot raise its own tolerance; for the region score (``peak``) at
+    ``SURROUND_FACTOR`` x the surround's benign level ``a + b R``
+    (:func:`~qa.metrics.invented.oracle.surround.benign_level`), so what is spread like noise or codec error
+    (grain, WebP, AVIF) is excused and what stands out from its surround counts, on flat ground too."""
     inv = np.zeros_like(stats[0].out)
+    local = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
     floors = []
     for st in stats:
         floor = max(ABS_FLOOR, NOISE_FLOOR_FACTOR * float(np.percentile(st.unexplained, NOISE_FLOOR_PERCENTILE)))
         floors.append(floor)
-        inv += np.maximum(st.unexplained - floor - LOCAL_TOLERANCE * st.ref, 0.0) * st.sharpen
+        over = st.unexplained - LOCAL_TOLERANCE * st.ref
+        inv += np.maximum(over - floor, 0.0) * st.sharpen
+        excused = SURROUND_FACTOR * benign_level(st.unexplained, st.ref)
+        local += np.maximum(over - ABS_FLOOR - excused, 0.0) * st.sharpen
         lost += np.maximum(st.ref - st.explained, 0.0)
     inv_fine = fine_channel(fine) * fine.sharpen if fine is not None else np.zeros_like(inv)
+    local += inv_fine
     if codec is not None:  # the cap scales a block's total; the finest band keeps its share of it
         total = codec_cap(inv + inv_fine, codec)
         share = np.divide(total, inv + inv_fine, out=np.zeros_like(total), where=(inv + inv_fine) > 0)
         inv, inv_fine = inv * share, inv_fine * share
+        local = codec_cap(local, codec)
     inv += inv_fine
+    ref_detail = np.sum([st.ref for st in stats], axis=0) + (fine.ref if fine is not None else 0.0)
     out_e = float(sum(st.out.sum() for st in stats))
     ref_e = float(sum(st.ref.sum() for st in stats))
     denom = max(out_e, ref_e)
     invented = float(min(1.0, inv.sum() / denom)) if denom > 0 else 0.0
     fine_share = float(min(1.0, inv_fine.sum() / denom)) if denom > 0 else 0.0
     lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
+    peak, peak_at = region_score(local, ref_detail)
     return InventedResult(
         map=region_map(inv),
         invented=invented,
@@ -58,6 +75,8 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         ref_energy=ref_e,
         noise_floor=tuple(floors),
         fine_invented=fine_share,
+        peak=peak,
+        peak_at=peak_at,
     )
 
 

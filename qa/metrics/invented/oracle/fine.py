@@ -19,13 +19,12 @@ from qa.metrics.invented.model import (
     FINE_WINDOW,
     PERIODIC_MIN,
     PREDICT_OFFSETS,
-    SURROUND_CLIP,
     SURROUND_FACTOR,
-    SURROUND_SIGMA,
     WINDOW_SIGMA,
 )
 from qa.metrics.invented.oracle.bands import features, local_lsq, sharpen, tiles
-from qa.metrics.invented.oracle.gaussian import gaussian, wide_gaussian
+from qa.metrics.invented.oracle.gaussian import gaussian
+from qa.metrics.invented.oracle.surround import benign_level
 
 
 def fine_band(y: np.ndarray) -> np.ndarray:
@@ -76,37 +75,20 @@ def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
                      predictability=predictability(r), sharpen=sharpen(r, FINE_WINDOW))
 
 
-def surround_level(u: np.ndarray, ref: np.ndarray, sr: np.ndarray, srr: np.ndarray) -> np.ndarray:
-    """Benign residual level a + b x ref at every pixel, (a, b) >= 0 fitted to ``u`` by least squares in a
-    Gaussian window of sigma ``SURROUND_SIGMA`` (a 2 x 2 system per pixel): a = residual that is there
-    whatever the reference (noise, grain), b = residual per unit of reference detail (codecs, resampling).
-    ``sr``, ``srr``: the window means of ``ref`` and ``ref**2`` (the window mean of 1 is 1: reflect padding)."""
-    su, sru = wide_gaussian(u, SURROUND_SIGMA), wide_gaussian(ref * u, SURROUND_SIGMA)
-    b = (sru - sr * su) / np.maximum(srr - sr * sr, 1e-30)
-    a = su - b * sr
-    # the constrained optimum when a or b comes out negative: the other one alone
-    b = np.where(a < 0, sru / np.maximum(srr, 1e-30), b)
-    a = np.where(a < 0, 0.0, a)
-    a = np.where(b < 0, su, a)
-    b = np.maximum(b, 0.0)
-    return a + b * ref
-
-
 def fine_channel(st: FineStats) -> np.ndarray:
     """Invented energy of the finest band per pixel (luma^2, >= 0), from whole-image :class:`FineStats`.
 
     ``d`` = residual - ``ABS_FLOOR`` - ``FINE_TOLERANCE`` x reference energy (what the reference's own fine
     detail at the same place does not explain). It counts where it exceeds ``SURROUND_FACTOR`` x the benign
-    level its surround shows at the same reference detail (:func:`surround_level`, fitted robustly: once, then
-    again with the residual clipped at ``SURROUND_CLIP`` x the first fit), or, wherever it is periodic
+    level its surround shows at the same reference detail (fitted robustly: once, then
+    again with the residual clipped at ``SURROUND_CLIP`` x the first fit;
+    :func:`~qa.metrics.invented.oracle.surround.benign_level`), or, wherever it is periodic
     (predictability above ``PERIODIC_MIN``), in proportion to how periodic it is. The surround only explains
     residual that is spread like noise or codec error; periodic structure is counted even when it covers the
     whole image.
     """
     u, ref = st.residual, st.ref
-    sr, srr = wide_gaussian(ref, SURROUND_SIGMA), wide_gaussian(ref * ref, SURROUND_SIGMA)
-    first = surround_level(u, ref, sr, srr)
-    level = surround_level(np.minimum(u, SURROUND_CLIP * first), ref, sr, srr)
+    level = benign_level(u, ref)
     d = np.maximum(u - ABS_FLOOR - FINE_TOLERANCE * ref, 0.0)
     periodic = np.clip((st.predictability - PERIODIC_MIN) / (1.0 - PERIODIC_MIN), 0.0, 1.0)
     return np.maximum(np.maximum(d - SURROUND_FACTOR * level, 0.0), periodic * d)
