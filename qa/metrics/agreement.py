@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, paired
-from qa.metrics.functional import fidelity as F
+from qa.metrics.fidelity import OnDeviceFidelity, psnr_on, ssim_on
 
 
-class AgreementPSNR(ImageMetric):
+class AgreementPSNR(OnDeviceFidelity):
     """PSNR (dB, RGB, data range 1) of the output against the baseline; +inf when identical."""
 
     name = "agreement_psnr"
@@ -29,10 +29,10 @@ class AgreementPSNR(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
-        return MetricValue(F.psnr(out, base, data_range=1.0))
+        return MetricValue(psnr_on(self.device, out, base))
 
 
-class AgreementSSIM(ImageMetric):
+class AgreementSSIM(OnDeviceFidelity):
     """SSIM (MATLAB/paper variant, as ``ssim``) of the output against the baseline, in [-1, 1]."""
 
     name = "agreement_ssim"
@@ -44,7 +44,7 @@ class AgreementSSIM(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
-        return MetricValue(float(np.mean(F.ssim_map(out, base))))
+        return ssim_on(self.device, self.name, out, base, with_map=False)
 
 
 class AgreementLPIPS(ImageMetric):
@@ -58,10 +58,10 @@ class AgreementLPIPS(ImageMetric):
     weights = ("alexnet", "lpips-alex-v0.1")
     description = "LPIPS (alex) against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu") -> None:
         from qa.metrics.perceptual import LPIPSAlex
 
-        self._lpips = LPIPSAlex()
+        self._lpips = LPIPSAlex(device=device)
 
     def unavailable_reason(self) -> str | None:
         return self._lpips.unavailable_reason()
@@ -72,7 +72,7 @@ class AgreementLPIPS(ImageMetric):
         return MetricValue(float(value[0]))
 
 
-class SeedAlignment(ImageMetric):
+class SeedAlignment(OnDeviceFidelity):
     """How much closer each seed's output is to the baseline of *its own* seed than to the other seeds' (dB).
 
     For a case with seeds ``s = 1..S`` (outputs ``o_s``, per-seed baselines ``b_s``: on the generate track the
@@ -110,7 +110,7 @@ class SeedAlignment(ImageMetric):
                 raise MetricInputError(f"{self.name}: {sample.case_id}: seed {i}: output {o.shape} and baseline "
                                        f"{b.shape} differ")
         # identical images give +inf PSNR; cap at 100 dB (1e-10 MSE) so that the difference stays finite
-        p = [[min(F.psnr(o, b, data_range=1.0), 100.0) for b in bases] for o in outs]
+        p = [[min(psnr_on(self.device, o, b), 100.0) for b in bases] for o in outs]
         n = len(outs)
         same = float(np.mean([p[i][i] for i in range(n)]))
         other = float(np.mean([p[i][j] for i in range(n) for j in range(n) if i != j]))

@@ -1,18 +1,62 @@
 """Full-reference fidelity metrics (need a reference of the output's size): PSNR, SSIM variants, MS-SSIM.
 
-Thin classes over :mod:`qa.metrics.functional.fidelity`; see there for the exact definitions.
+Thin classes over :mod:`qa.metrics.functional.fidelity` (the definitions, float64 numpy) and
+:mod:`qa.metrics.functional.fidelity_torch` (the same in torch on the run's device: every metric here but PSNR on
+a CPU, which numpy does faster, runs there). A pair of identical images is not filtered: its SSIMs are exactly 1
+(every formula here gives 1 on equal planes) and its PSNR +inf.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as tf
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricValue, NotApplicable, paired
+from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, paired
 from qa.metrics.functional import fidelity as F
-from qa.metrics.functional.fidelity_torch import ms_ssim_torch
+from qa.metrics.functional import fidelity_torch as T
 
 
-class PSNR(ImageMetric):
+class OnDeviceFidelity(ImageMetric):
+    """A fidelity metric with a torch ``device`` whose ``prepare`` shares per-image planes across the samples'
+    pairs (:func:`qa.metrics.functional.fidelity_torch.planes_of`)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Start sharing the images' planes among the metrics scoring ``samples``."""
+        T.enter_scope(samples)
+
+
+def psnr_on(device: str, out: np.ndarray, other: np.ndarray) -> float:
+    """PSNR (dB, RGB, range 1) of a checked pair: numpy on a CPU (faster there), torch on another device."""
+    if torch.device(device).type == "cpu":
+        return F.psnr(out, other, data_range=1.0)
+    F.check_pair(out, other, "psnr")
+    with torch.inference_mode():
+        return T.psnr_torch(T.planes_of(out, device), T.planes_of(other, device))
+
+
+def ssim_on(device: str, name: str, out: np.ndarray, other: np.ndarray, with_map: bool) -> MetricValue:
+    """The MATLAB SSIM of a pair (torch on ``device``) and, when asked, its dissimilarity map ``1 - SSIM``
+    clipped to [0, 2] at the output's resolution (the valid region edge-padded back to (H, W))."""
+    F.check_pair(out, other, name)
+    if min(out.shape[:2]) < 11:
+        raise MetricInputError(f"{name}: image {out.shape[:2]} is smaller than the 11x11 window")
+    if T.same_pixels(out, other):
+        return MetricValue(1.0, map=np.zeros(out.shape[:2], np.float32) if with_map else None)
+    with torch.inference_mode():
+        smap = T.ssim_gray_map(T.planes_of(out, device), T.planes_of(other, device))
+        value = float(smap.double().mean())
+        dmap = None
+        if with_map:
+            full = tf.pad(smap[None, None], (5, 5, 5, 5), mode="replicate")[0, 0]
+            dmap = torch.clamp(1.0 - full, 0.0, 2.0).cpu().numpy()
+    return MetricValue(value, map=dmap)
+
+
+class PSNR(OnDeviceFidelity):
     """Peak signal-to-noise ratio over RGB, data range 1 for [0, 1] images (= range 255 on uint8).
 
     Identical images give ``+inf`` (stored as a DuckDB double infinity; reports should show it as "identical").
@@ -29,10 +73,10 @@ class PSNR(ImageMetric):
     def compute(self, sample: ImageSample) -> MetricValue:
         """PSNR of ``sample.output`` against ``sample.reference`` in dB."""
         out, ref = paired(self, sample)
-        return MetricValue(F.psnr(out, ref, data_range=1.0))
+        return MetricValue(psnr_on(self.device, out, ref))
 
 
-class SSIM(ImageMetric):
+class SSIM(OnDeviceFidelity):
     """SSIM as papers and MATLAB report it: uint8 rgb2gray luma, Gaussian 11x11 sigma 1.5, population covariance.
 
     ``map``: 1 - SSIM (clipped to [0, 2]; dissimilarity, 0 = identical) at the output's resolution (the valid
@@ -47,22 +91,19 @@ class SSIM(ImageMetric):
     unit = ""
     description = "SSIM (Wang et al.; MATLAB rgb2gray on uint8, Gaussian sigma 1.5 window, population cov.)"
 
-    def __init__(self, downsample: bool = False) -> None:
+    def __init__(self, downsample: bool = False, device: str = "cpu") -> None:
+        super().__init__(device)
         self.downsample = downsample
 
     def compute(self, sample: ImageSample) -> MetricValue:
-        """Mean SSIM plus the dissimilarity map."""
+        """Mean SSIM plus the dissimilarity map (the 2009 downsampling variant: numpy, no map)."""
         out, ref = paired(self, sample)
-        smap = F.ssim_map(out, ref, downsample=self.downsample)
-        value = float(np.mean(smap))
-        dmap = None
-        if not self.downsample:
-            pad = (out.shape[0] - smap.shape[0]) // 2
-            dmap = np.clip(1.0 - np.pad(smap, pad, mode="edge"), 0.0, 2.0).astype(np.float32)
-        return MetricValue(value, map=dmap)
+        if self.downsample:
+            return MetricValue(float(np.mean(F.ssim_map(out, ref, downsample=True))))
+        return ssim_on(self.device, self.name, out, ref, with_map=True)
 
 
-class SSIMSkimage(ImageMetric):
+class SSIMSkimage(OnDeviceFidelity):
     """scikit-image's default SSIM (7x7 uniform window, sample covariance, per RGB channel), data range 1."""
 
     name = "ssim_skimage"
@@ -77,10 +118,15 @@ class SSIMSkimage(ImageMetric):
         """Mean SSIM over RGB channels."""
         out, ref = paired(self, sample)
         F.check_pair(out, ref, "ssim_skimage")
-        return MetricValue(F.ssim_skimage(out, ref, data_range=1.0))
+        if min(out.shape[:2]) < T.SKIMAGE_WIN:
+            raise MetricInputError(f"ssim_skimage: image {out.shape} is smaller than the {T.SKIMAGE_WIN}-pixel window")
+        if T.same_pixels(out, ref):
+            return MetricValue(1.0)
+        with torch.inference_mode():
+            return MetricValue(T.ssim_skimage_value(T.planes_of(out, self.device), T.planes_of(ref, self.device)))
 
 
-class MSSSIM(ImageMetric):
+class MSSSIM(OnDeviceFidelity):
     """Multi-scale SSIM (Wang 2003), 5 scales on RGB, data range 1. Images need both sides > 160 pixels."""
 
     name = "ms_ssim"
@@ -91,13 +137,14 @@ class MSSSIM(ImageMetric):
     unit = ""
     description = "MS-SSIM, 5 scales, Gaussian sigma 1.5, RGB mean; needs sides > 160 px"
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-
     def compute(self, sample: ImageSample) -> MetricValue:
         """MS-SSIM (torch float32 on the run's device; within about 1e-6 of the float64
         :func:`qa.metrics.functional.fidelity.ms_ssim`); :class:`NotApplicable` for images too small for 5 scales."""
         out, ref = paired(self, sample)
         if min(out.shape[:2]) <= 160:
             raise NotApplicable(f"not applicable: ms_ssim needs both sides > 160 px, image is {out.shape[:2]}")
-        return MetricValue(ms_ssim_torch(out, ref, data_range=1.0, device=self.device))
+        F.check_ms_ssim_pair(out, ref)
+        if T.same_pixels(out, ref):
+            return MetricValue(1.0)
+        with torch.inference_mode():
+            return MetricValue(T.ms_ssim_planes(T.planes_of(out, self.device), T.planes_of(ref, self.device)))

@@ -1,10 +1,20 @@
-"""MS-SSIM in torch float32 on the run's device: the fast path of the ``ms_ssim`` metric.
+"""The SSIM family and PSNR in torch on the run's device: the fast paths of the ``ssim``, ``agreement_ssim``,
+``ssim_skimage``, ``ms_ssim``, ``psnr`` and ``agreement_psnr`` metrics.
 
-Same definition as :func:`qa.metrics.functional.fidelity.ms_ssim` (Wang et al. 2003: 5 scales on RGB, weights
-:data:`~qa.metrics.functional.fidelity.MS_SSIM_WEIGHTS`, Gaussian 11x11 sigma 1.5 "valid" window, 2x2 average
-pooling, negative terms clipped at 0), which stays the float64 reference it is tested against (agreement about
-1e-6 absolute: float32 filtering; the per-scale means are accumulated in float64). The five local moments of
-the three channels are filtered as 15 planes of one grouped, separable convolution.
+Same definitions as :mod:`qa.metrics.functional.fidelity` (the float64 references they are tested against):
+
+- the MATLAB SSIM on ``rgb2gray(im2uint8(.))`` levels (computed in float64 here too, so the levels are the same
+  integers), Gaussian 11x11 sigma 1.5 "valid" window, population covariance;
+- scikit-image's default SSIM (7x7 uniform window, sample covariance, per RGB channel, 3-px border excluded);
+- MS-SSIM (5 scales on RGB, Gaussian 11x11 valid window, 2x2 average pooling, negative terms clipped at 0).
+
+The window means are float32 separable filters of the valid region only (no border rule is needed: the
+excluded border is exactly what a border rule would change), run by the invented-detail dispatcher's tiers
+(:func:`qa.metrics.invented.dispatch.filter_valid`: the compiled kernels on a CPU, a grouped convolution on a
+GPU); per-pixel arithmetic in float32, means accumulated in float64. Agreement with the float64 references:
+about 1e-7 on the mean of 2048 px photos (tests hold 2e-6); maps to about 5e-4 per pixel (maps are drawn at 8
+bits). What is computed once per image (its float32 (3, H, W) tensor, its MATLAB luma and the luma's window
+moments) is an :class:`ImagePlanes`, shared by every pair the image is in (see :func:`planes_of`).
 """
 
 from __future__ import annotations
@@ -19,37 +29,163 @@ from qa.metrics.functional.fidelity import (
     MS_SSIM_SIGMA,
     MS_SSIM_WEIGHTS,
     MS_SSIM_WINDOW,
+    RGB2GRAY,
     check_ms_ssim_pair,
     gaussian_kernel1d,
 )
+from qa.metrics.invented.dispatch import filter_valid
 from qa.metrics.torch_memory import keep_freed_memory
+
+#: the MATLAB SSIM's and MS-SSIM's window taps, and scikit-image's 7-px uniform window as window *sums*
+#: (divided by 49 afterwards: float32 taps of 1/7 sum to 1 + 4e-8, a bias every variance would inherit, about
+#: 1e-5 on the SSIM of a photo; a correctly rounded division has none)
+GAUSS_TAPS = gaussian_kernel1d(MS_SSIM_WINDOW, MS_SSIM_SIGMA).astype(np.float32)
+SKIMAGE_WIN = 7
+BOX_TAPS = np.ones(SKIMAGE_WIN, np.float32)
+
+
+class ImagePlanes:
+    """One (H, W, 3) float image in [0, 1] and what every SSIM-family pair it is in shares, made on first use:
+    ``chw`` (3, H, W) float32 on ``device``, ``gray`` (H, W) MATLAB luma levels 0..255 (float32, exact
+    integers) and ``gray_moments`` (2, H - 10, W - 10): the Gaussian window means of the luma and its square."""
+
+    def __init__(self, pixels: np.ndarray, device: str | torch.device = "cpu") -> None:
+        self.pixels = pixels
+        self.device = torch.device(device)
+        self._chw: torch.Tensor | None = None
+        self._gray: torch.Tensor | None = None
+        self._gray_moments: torch.Tensor | None = None
+
+    @property
+    def chw(self) -> torch.Tensor:
+        """(3, H, W) float32 on the device (one copy of the pixels)."""
+        if self._chw is None:
+            arr = np.asarray(self.pixels, dtype=np.float32)
+            self._chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, 2, 0))).to(self.device)
+        return self._chw
+
+    @property
+    def gray(self) -> torch.Tensor:
+        """MATLAB ``rgb2gray(im2uint8(img))``: float64 arithmetic in the order of
+        :func:`~qa.metrics.functional.fidelity.matlab_gray_uint8` (the same integers), stored as float32."""
+        if self._gray is None:
+            u8 = torch.clamp(torch.floor(self.chw.double() * 255.0 + 0.5), 0, 255)
+            g = u8[0] * RGB2GRAY[0] + u8[1] * RGB2GRAY[1] + u8[2] * RGB2GRAY[2]
+            self._gray = torch.clamp(torch.floor(g + 0.5), 0, 255).float()
+        return self._gray
+
+    @property
+    def gray_moments(self) -> torch.Tensor:
+        """(2, H - 10, W - 10): Gaussian window means of the luma and of its square."""
+        if self._gray_moments is None:
+            g = self.gray
+            self._gray_moments = filter_valid(torch.stack([g, g * g]), GAUSS_TAPS)
+        return self._gray_moments
+
+
+class _Scope:
+    """The :class:`ImagePlanes` of the arrays of one scope (the samples a metric's ``prepare`` was given), by
+    array identity; the arrays are held, so an id names one array while the scope lasts."""
+
+    def __init__(self) -> None:
+        self.key: int | None = None
+        self.planes: dict[tuple[int, str], tuple[np.ndarray, ImagePlanes]] = {}
+
+    def enter(self, scope: object) -> None:
+        if self.key != id(scope):
+            self.key, self.planes = id(scope), {}
+
+    def clear(self) -> None:
+        self.key, self.planes = None, {}
+
+
+SCOPE = _Scope()
+
+
+def planes_of(pixels: np.ndarray, device: str | torch.device = "cpu") -> ImagePlanes:
+    """The :class:`ImagePlanes` of ``pixels``: shared within the current scope (``enter_scope``), else new."""
+    dev = torch.device(device)
+    if SCOPE.key is None:
+        return ImagePlanes(pixels, dev)
+    key = (id(pixels), str(dev))
+    held = SCOPE.planes.get(key)
+    if held is None or held[0] is not pixels:
+        held = (pixels, ImagePlanes(pixels, dev))
+        SCOPE.planes[key] = held
+    return held[1]
+
+
+def enter_scope(scope: object) -> None:
+    """Share the planes of every array seen until a different ``scope`` object is entered (the engine passes
+    the samples list of one case to each metric's ``prepare``)."""
+    SCOPE.enter(scope)
+
+
+def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays hold the same pixels (first row compared first: most different pairs stop there)."""
+    if a is b:
+        return True
+    if a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a[:1], b[:1]) and np.array_equal(a, b))
+
+
+def _mean64(x: torch.Tensor) -> float:
+    return float(x.double().mean())
+
+
+def ssim_gray_map(a: ImagePlanes, b: ImagePlanes) -> torch.Tensor:
+    """The MATLAB SSIM map (valid region, (H - 10, W - 10) float32) of two images' luma."""
+    c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
+    mx, exx = a.gray_moments
+    my, eyy = b.gray_moments
+    exy = filter_valid((a.gray * b.gray)[None], GAUSS_TAPS)[0]
+    sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+
+
+def ssim_skimage_value(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
+    """scikit-image's default SSIM (7x7 uniform window, ddof 1, mean of the RGB channels' valid-region means)."""
+    x, y = a.chw, b.chw
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    npix = SKIMAGE_WIN**2
+    cov_norm = npix / (npix - 1.0)
+    ux, uy, uxx, uyy, uxy = filter_valid(torch.stack([x, y, x * x, y * y, x * y]), BOX_TAPS) / float(npix)
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(s.double().mean(dim=(1, 2)).mean())
+
+
+def ms_ssim_planes(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
+    """MS-SSIM of two images (both sides > 160 px, checked by the caller), in [0, 1]."""
+    levels = len(MS_SSIM_WEIGHTS)
+    keep_freed_memory()  # as the invented-detail analysis: intermediates reuse freed memory (process-wide)
+    x, y = a.chw, b.chw
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    terms = []
+    for lvl in range(levels):
+        mx, my, exx, eyy, exy = filter_valid(torch.cat([x, y, x * x, y * y, x * y]), GAUSS_TAPS).split(3)
+        sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
+        cs = (2 * sxy + c2) / (sxx + syy + c2)
+        v = cs if lvl < levels - 1 else cs * (2 * mx * my + c1) / (mx * mx + my * my + c1)
+        terms.append(v.double().mean(dim=(1, 2)).clamp(min=0))
+        if lvl < levels - 1:
+            h, w = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2
+            x = tf.avg_pool2d(x[None, :, :h, :w], 2)[0]
+            y = tf.avg_pool2d(y[None, :, :h, :w], 2)[0]
+    weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=x.device)
+    return float(torch.prod(torch.stack(terms) ** weights[:, None], dim=0).mean())
 
 
 def ms_ssim_torch(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0, device: str = "cpu") -> float:
     """MS-SSIM of two (H, W, 3) images (both sides > 160 px), in [0, 1]; float32 on ``device``."""
     check_ms_ssim_pair(output, reference)
-    levels = len(MS_SSIM_WEIGHTS)
-    keep_freed_memory()  # as the invented-detail analysis: intermediates reuse freed memory (process-wide)
-    dev = torch.device(device)
-    k = torch.from_numpy(gaussian_kernel1d(MS_SSIM_WINDOW, MS_SSIM_SIGMA)).to(dev, torch.float32)
-    kw = k.view(1, 1, 1, MS_SSIM_WINDOW).expand(15, 1, 1, MS_SSIM_WINDOW)
-    kh = k.view(1, 1, MS_SSIM_WINDOW, 1).expand(15, 1, MS_SSIM_WINDOW, 1)
     with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(output, 2, 0), dtype=np.float32)).to(dev)
-        y = torch.from_numpy(np.ascontiguousarray(np.moveaxis(reference, 2, 0), dtype=np.float32)).to(dev)
-        c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-        terms = []
-        for lvl in range(levels):
-            planes = torch.cat([x, y, x * x, y * y, x * y])[None]  # (1, 15, H, W)
-            f = tf.conv2d(tf.conv2d(planes, kw, groups=15), kh, groups=15)[0]
-            mx, my, exx, eyy, exy = f.split(3)
-            sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
-            cs = (2 * sxy + c2) / (sxx + syy + c2)
-            v = cs if lvl < levels - 1 else cs * (2 * mx * my + c1) / (mx * mx + my * my + c1)
-            terms.append(v.double().mean(dim=(1, 2)).clamp(min=0))
-            if lvl < levels - 1:
-                h, w = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2
-                x = tf.avg_pool2d(x[None, :, :h, :w], 2)[0]
-                y = tf.avg_pool2d(y[None, :, :h, :w], 2)[0]
-        weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=dev)
-        return float(torch.prod(torch.stack(terms) ** weights[:, None], dim=0).mean())
+        return ms_ssim_planes(planes_of(output, device), planes_of(reference, device), data_range)
+
+
+def psnr_torch(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
+    """PSNR in dB over RGB (squared differences summed in float64 on the device); +inf for identical images."""
+    d = (a.chw - b.chw).double()
+    mse = float((d * d).mean())
+    return float("inf") if mse == 0.0 else float(10.0 * np.log10(data_range**2 / mse))

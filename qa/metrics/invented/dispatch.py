@@ -81,6 +81,15 @@ def blur2d(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return tensor_filters.blur2d(x, sigma)
 
 
+def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
+    """Separable filter by ``outer(taps, taps)`` (symmetric, odd length k) of the (H, W) planes of (..., H, W),
+    valid region only: (..., H - k + 1, W - k + 1). The SSIM family's window means (fidelity metrics, not the
+    analysis), on the same two tiers."""
+    if kernels_take(x):
+        return cpu_passes.filter_valid(x, taps)
+    return tensor_filters.filter_valid(x, [float(t) for t in taps])
+
+
 def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]], sigma: float, stride: int,
                     extra: int) -> torch.Tensor:
     """Decimated Gaussian-window means of ``feats[i] * feats[j]`` per pair: F (N, H, W) -> (P, N, h', w')."""

@@ -99,3 +99,16 @@ def upsample_w(c: torch.Tensor, n: int, stride: int, sigma: float, extra: int) -
         interp_kernels.upsample_w(c.reshape(-1, c.shape[-1]).contiguous().numpy(), interp_taps(stride, float(sigma)),
                                   extra, res.view(-1, n).numpy())
     return res
+
+
+def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
+    """Separable filter by ``outer(taps, taps)`` (symmetric, odd length k) of every (H, W) plane of (..., H, W),
+    the valid region only (no border rule): (..., H - k + 1, W - k + 1) (the SSIM family's windows)."""
+    h, w = x.shape[-2:]
+    k = len(taps)
+    out = torch.empty((*x.shape[:-2], h - k + 1, w - k + 1), dtype=x.dtype)
+    with launch():
+        filter_kernels.blur2d(x.reshape(-1, h, w).contiguous().numpy(), np.asarray(taps, np.float32),
+                              np.arange(h, dtype=np.int64), np.arange(w, dtype=np.int64), numba.get_num_threads(),
+                              out.view(-1, h - k + 1, w - k + 1).numpy())
+    return out

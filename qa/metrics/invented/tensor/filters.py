@@ -113,3 +113,16 @@ def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]],
     # H pass on (h, P*N*w_out): filter along the first axis of a 2-D view
     flat = mid.view(h, -1)
     return blur_h(flat, sigma, stride, extra).view(-1, len(pairs), n, w_out).permute(1, 2, 0, 3)
+
+
+def filter_valid(x: torch.Tensor, taps: Sequence[float]) -> torch.Tensor:
+    """Separable filter by ``outer(taps, taps)`` of every (H, W) plane of (..., H, W), valid region only:
+    (..., H - k + 1, W - k + 1); a grouped convolution per axis on ``x``'s device and dtype."""
+    h, w = x.shape[-2:]
+    k = len(taps)
+    planes = x.reshape(1, -1, h, w)
+    n = planes.shape[1]
+    g = torch.as_tensor(list(taps), dtype=x.dtype, device=x.device)
+    out = torch.nn.functional.conv2d(planes, g.view(1, 1, 1, k).expand(n, 1, 1, k), groups=n)
+    out = torch.nn.functional.conv2d(out, g.view(1, 1, k, 1).expand(n, 1, k, 1), groups=n)
+    return out.reshape(*x.shape[:-2], h - k + 1, w - k + 1)

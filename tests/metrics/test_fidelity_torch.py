@@ -1,0 +1,99 @@
+"""The torch paths of the SSIM family and PSNR (qa.metrics.functional.fidelity_torch) against the float64
+references (qa.metrics.functional.fidelity, scikit-image) on photos with decoder-like errors, the valid-region
+filter's two tiers against each other, and the identical-pair shortcut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from qa.metrics.agreement import AgreementPSNR, AgreementSSIM
+from qa.metrics.base import ImageSample
+from qa.metrics.fidelity import MSSSIM, PSNR, SSIM, SSIMSkimage
+from qa.metrics.functional import fidelity as F
+from qa.metrics.functional import fidelity_torch as T
+from qa.metrics.invented import dispatch
+from qa.metrics.invented.cpu import passes as cpu_passes
+from qa.metrics.invented.tensor import filters as tensor_filters
+
+
+def _photo_pair(seed: int, side: int = 384) -> tuple[np.ndarray, np.ndarray]:
+    """A photo crop and a degraded copy (blur, noise, 6-bit rounding), float32 (side, side, 3) in [0, 1]."""
+    from skimage import data
+
+    photo = [data.astronaut(), data.coffee(), data.chelsea()][seed][:side, :side].astype(np.float32) / 255.0
+    rng = np.random.default_rng(seed)
+    degraded = ndimage.gaussian_filter(photo, (1.0, 1.0, 0)) + 0.02 * rng.standard_normal(photo.shape)
+    return np.clip(np.round(degraded * 64) / 64, 0, 1).astype(np.float32), photo
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ssim_family_torch_matches_float64(seed: int) -> None:
+    from skimage.metrics import structural_similarity
+
+    out, ref = _photo_pair(seed)
+    sample = ImageSample("c", out, ref, baseline=ref)
+    want_map = F.ssim_map(out, ref)
+    got = SSIM().compute(sample)
+    assert 0.3 < float(np.mean(want_map)) < 0.99
+    assert got.value == pytest.approx(float(np.mean(want_map)), abs=1e-6)
+    want_dmap = np.clip(1.0 - np.pad(want_map, 5, mode="edge"), 0.0, 2.0)
+    assert got.map is not None and got.map.shape == out.shape[:2]
+    assert np.abs(got.map - want_dmap).max() < 2e-3  # per pixel, float32 moments (maps are drawn at 8 bits)
+    assert AgreementSSIM().compute(sample).value == pytest.approx(got.value, abs=1e-12)
+    sk = structural_similarity(out, ref, data_range=1.0, channel_axis=-1)
+    assert SSIMSkimage().compute(sample).value == pytest.approx(sk, abs=1e-6)
+    assert MSSSIM().compute(sample).value == pytest.approx(F.ms_ssim(out, ref), abs=2e-6)
+    assert PSNR().compute(sample).value == pytest.approx(F.psnr(out, ref), rel=1e-9)
+    assert AgreementPSNR().compute(sample).value == pytest.approx(F.psnr(out, ref), rel=1e-9)
+
+
+def test_luma_levels_are_the_numpy_integers() -> None:
+    out, _ = _photo_pair(0, 128)
+    got = T.ImagePlanes(out).gray.numpy()
+    assert np.array_equal(got, F.matlab_gray_uint8(out).astype(np.float32))
+
+
+def test_filter_valid_tiers_agree_and_match_scipy() -> None:
+    rng = np.random.default_rng(4)
+    planes = torch.from_numpy(rng.random((3, 67, 81)).astype(np.float32))
+    for taps in (T.GAUSS_TAPS, T.BOX_TAPS):
+        k = len(taps)
+        compiled = cpu_passes.filter_valid(planes, taps)
+        conv = tensor_filters.filter_valid(planes, [float(t) for t in taps])
+        want = np.stack([F._filter_valid(p.astype(np.float64), taps.astype(np.float64)) for p in planes.numpy()])
+        assert compiled.shape == conv.shape == (3, 67 - k + 1, 81 - k + 1)
+        tol = 1e-6 * float(np.sum(taps))
+        assert np.abs(compiled.numpy() - want).max() < tol
+        assert np.abs(conv.numpy() - want).max() < tol
+        assert dispatch.filter_valid(planes, taps).shape == compiled.shape
+
+
+def test_identical_pairs_are_exactly_one_and_infinite() -> None:
+    out, _ = _photo_pair(1, 256)
+    twin = out.copy()
+    sample = ImageSample("c", out, twin, baseline=twin)
+    for metric in (SSIM(), SSIMSkimage(), MSSSIM(), AgreementSSIM()):
+        assert metric.compute(sample).value == 1.0
+    assert PSNR().compute(sample).value == float("inf")
+    # the shortcut gives what the formulas give on equal planes
+    planes = T.ImagePlanes(out)
+    assert float(T.ssim_gray_map(planes, T.ImagePlanes(twin)).double().mean()) == 1.0
+    assert T.ssim_skimage_value(planes, T.ImagePlanes(twin)) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_scope_shares_planes_by_array_and_forgets_on_a_new_scope() -> None:
+    out, ref = _photo_pair(2, 64)
+    scope: list[object] = []
+    T.enter_scope(scope)
+    try:
+        a = T.planes_of(out)
+        assert T.planes_of(out) is a and T.planes_of(ref) is not a
+        assert T.planes_of(out.copy()) is not a  # another array (even with equal pixels) is another entry
+        T.enter_scope([])
+        assert T.planes_of(out) is not a
+    finally:
+        T.SCOPE.clear()
+    assert T.planes_of(out) is not T.planes_of(out)  # outside a scope nothing is kept
