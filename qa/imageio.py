@@ -9,6 +9,7 @@ checked against a pixel budget (decompression bombs), truncated or corrupt files
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,8 +199,13 @@ def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Float [0, 1] (H, W[, 3]) to uint8 with rounding; NaN becomes 0."""
-    return (np.nan_to_num(np.clip(pixels, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)
+    """Float [0, 1] (H, W[, 3]) to uint8 with rounding; NaN becomes 0. (One temporary, worked in place: the
+    same numbers as ``(nan_to_num(clip(p, 0, 1)) * 255 + 0.5).astype(uint8)``, about twice as fast.)"""
+    out = np.clip(pixels, 0.0, 1.0)
+    np.nan_to_num(out, copy=False)
+    out *= 255.0
+    out += 0.5
+    return out.astype(np.uint8)
 
 
 def save_png(pixels: np.ndarray, path: str | Path) -> None:
@@ -209,14 +215,58 @@ def save_png(pixels: np.ndarray, path: str | Path) -> None:
     Image.fromarray(to_uint8(pixels)).save(path, format="PNG")
 
 
-def png_bytes(pixels: np.ndarray, max_side: int | None = None) -> bytes:
-    """Encode float [0, 1] pixels as PNG bytes, shrunk (area resampling) so the longer side <= ``max_side``.
+def png_bytes(pixels: np.ndarray, max_side: int | None = None, scale: float = 1.0) -> bytes:
+    """Encode float [0, 1] pixels (times ``scale``, then clipped) as PNG bytes, shrunk so the longer side <=
+    ``max_side`` (the size and sampling of PIL's ``thumbnail`` with box resampling).
 
-    zlib level 1: about 5x faster than ``optimize=True`` for a 256 px photo, for files about 7% larger (the
-    engine writes several of these per case)."""
-    img = Image.fromarray(to_uint8(pixels))
-    if max_side is not None and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BOX)
+    Only the stored pixels are converted and encoded: a large image is first area-averaged in float by the
+    integer factors PIL's ``thumbnail`` would reduce the 8-bit image by, then box-resampled to the exact size.
+    zlib level 1: about 5x faster than ``optimize=True`` for a 256 px photo, for files about 7% larger."""
+    arr = np.asarray(pixels, dtype=np.float32)
+    h, w = arr.shape[:2]
+    size = _thumbnail_size(w, h, max_side) if max_side is not None else None
+    fx = max(1, int(w / size[0] / 2.0)) if size else 1  # PIL's reducing_gap 2
+    fy = max(1, int(h / size[1] / 2.0)) if size else 1
+    if fx > 1 or fy > 1:
+        arr = _area_reduce(arr, fy, fx)
+    if scale != 1.0:
+        arr = arr * np.float32(scale)
+    img = Image.fromarray(to_uint8(arr))
+    if size is not None and img.size != size:
+        img = img.resize(size, Image.Resampling.BOX, box=(0.0, 0.0, w / fx, h / fy))
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def _thumbnail_size(w: int, h: int, side: int) -> tuple[int, int] | None:
+    """The (width, height) ``Image.thumbnail((side, side))`` gives a w x h image, None when it fits already."""
+    if side >= w and side >= h:
+        return None
+    aspect = w / h
+    x, y = side, side
+    if x / y >= aspect:
+        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
+    else:
+        y = max(min(math.floor(x / aspect), math.ceil(x / aspect),
+                    key=lambda n: 0 if n == 0 else abs(aspect - x / n)), 1)
+    return x, y
+
+
+def _area_reduce(arr: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """Mean of every fy x fx block of (H, W[, C]) float32, blocks from the top-left corner (a last partial block:
+    the mean of what it holds), as PIL's ``reduce``; NaN and +-Inf are made finite first (as :func:`to_uint8`
+    would: NaN -> 0, +Inf -> white)."""
+    if not np.isfinite(arr.sum()):  # a NaN/Inf makes the sum non-finite (so may a huge value: then clipped too)
+        arr = np.nan_to_num(np.clip(arr, -1.0, 2.0))
+    return _reduce_axis(_reduce_axis(arr, fy, 0), fx, 1)
+
+
+def _reduce_axis(arr: np.ndarray, f: int, axis: int) -> np.ndarray:
+    """Means of consecutive runs of ``f`` along ``axis`` (0 or 1), the last run possibly shorter."""
+    a = np.moveaxis(arr, axis, 0)
+    n = a.shape[0] // f
+    main = a[: n * f].reshape(n, f, *a.shape[1:]).sum(axis=1) / np.float32(f)
+    if a.shape[0] > n * f:
+        main = np.concatenate([main, a[n * f :].mean(axis=0, keepdims=True, dtype=np.float32)])
+    return np.moveaxis(main, 0, axis)

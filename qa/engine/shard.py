@@ -319,8 +319,8 @@ class ShardRunner:
         scored = score_sample(m, sample, self.unavailable[m.name])
         if scored.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
             maps[m.name] = scored.map
-            scaled = np.clip(np.nan_to_num(scored.map) / MAP_FULL_SCALE, 0.0, 1.0)
-            out.images.append((sample.case_id, seed, f"map:{m.name}", png_bytes(scaled, THUMB_SIDE)))
+            out.images.append((sample.case_id, seed, f"map:{m.name}",
+                               png_bytes(scored.map, THUMB_SIDE, scale=1.0 / MAP_FULL_SCALE)))
         return ResultRow(sample.case_id, seed, m.name, scored.value, scored.status, scored.detail, m.version)
 
 
