@@ -12,7 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, paired
+from qa.metrics.base import (
+    ImageMetric,
+    ImageSample,
+    MetricInputError,
+    MetricValue,
+    NotApplicable,
+    paired,
+    same_pixels,
+)
 from qa.metrics.functional import fidelity as F
 from qa.metrics.functional import fidelity_torch as T
 
@@ -44,7 +52,7 @@ def ssim_on(device: str, name: str, out: np.ndarray, other: np.ndarray, with_map
     F.check_pair(out, other, name)
     if min(out.shape[:2]) < 11:
         raise MetricInputError(f"{name}: image {out.shape[:2]} is smaller than the 11x11 window")
-    if T.same_pixels(out, other):
+    if same_pixels(out, other):
         return MetricValue(1.0, map=np.zeros(out.shape[:2], np.float32) if with_map else None)
     with torch.inference_mode():
         smap = T.ssim_gray_map(T.planes_of(out, device), T.planes_of(other, device))
@@ -120,7 +128,7 @@ class SSIMSkimage(OnDeviceFidelity):
         F.check_pair(out, ref, "ssim_skimage")
         if min(out.shape[:2]) < T.SKIMAGE_WIN:
             raise MetricInputError(f"ssim_skimage: image {out.shape} is smaller than the {T.SKIMAGE_WIN}-pixel window")
-        if T.same_pixels(out, ref):
+        if same_pixels(out, ref):
             return MetricValue(1.0)
         with torch.inference_mode():
             return MetricValue(T.ssim_skimage_value(T.planes_of(out, self.device), T.planes_of(ref, self.device)))
@@ -144,7 +152,7 @@ class MSSSIM(OnDeviceFidelity):
         if min(out.shape[:2]) <= 160:
             raise NotApplicable(f"not applicable: ms_ssim needs both sides > 160 px, image is {out.shape[:2]}")
         F.check_ms_ssim_pair(out, ref)
-        if T.same_pixels(out, ref):
+        if same_pixels(out, ref):
             return MetricValue(1.0)
         with torch.inference_mode():
             return MetricValue(T.ms_ssim_planes(T.planes_of(out, self.device), T.planes_of(ref, self.device)))

@@ -121,19 +121,6 @@ def enter_scope(scope: object) -> None:
     SCOPE.enter(scope)
 
 
-def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two arrays hold the same pixels (first row compared first: most different pairs stop there)."""
-    if a is b:
-        return True
-    if a.shape != b.shape:
-        return False
-    return bool(np.array_equal(a[:1], b[:1]) and np.array_equal(a, b))
-
-
-def _mean64(x: torch.Tensor) -> float:
-    return float(x.double().mean())
-
-
 def ssim_gray_map(a: ImagePlanes, b: ImagePlanes) -> torch.Tensor:
     """The MATLAB SSIM map (valid region, (H - 10, W - 10) float32) of two images' luma."""
     c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable
+from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, same_pixels
 from qa.metrics.invented import dispatch
 from qa.metrics.invented.analysis import seed_std
 from qa.metrics.invented.cache import CACHE, OnDevice, sample_pairs, to_batch
@@ -359,5 +359,8 @@ class SeedVariance(OnDevice):
         shapes = {o.shape for o in outs}
         if len(shapes) != 1:
             raise MetricInputError(f"{self.name}: seed outputs differ in shape: {sorted(shapes)}")
-        std = seed_std([to_batch([o], torch.device(self.device)) for o in outs]).cpu().numpy()
+        if all(same_pixels(outs[0], o) for o in outs[1:]):  # a deterministic decoder: exactly 0 (as seed_std)
+            std = np.zeros(shapes.pop()[:2], np.float32)
+        else:
+            std = seed_std([to_batch([o], torch.device(self.device)) for o in outs]).cpu().numpy()
         return MetricValue(float(std.mean()), map=std, extra={"max": float(std.max()), "n_seeds": len(outs)})
