@@ -232,19 +232,25 @@ class HFEnergyRatioBaseline(OnDevice):
         CACHE.prefill(samples, (), self.device, hf=[a for p in sample_pairs(samples, "output", "baseline") for a in p])
 
 
-def latent_nrmse(latent: np.ndarray, reencoded: np.ndarray) -> float:
-    """RMS(E(D(z)) - z) / std(z) over all latent elements; 0 = the output re-encodes exactly to its latent."""
-    z = np.asarray(latent, np.float64)
-    e = np.asarray(reencoded, np.float64)
-    if z.shape != e.shape:
-        raise ValueError(f"latent {z.shape} and re-encoded latent {e.shape} differ in shape")
-    scale = float(z.std())
+def latent_nrmse(latent: np.ndarray, reencoded: np.ndarray, device: str = "cpu") -> float:
+    """RMS(E(D(z)) - z) / std(z) over all latent elements (float64; numpy on a CPU, torch on another
+    ``device``); 0 = the output re-encodes exactly to its latent."""
+    if np.shape(latent) != np.shape(reencoded):
+        raise ValueError(f"latent {np.shape(latent)} and re-encoded latent {np.shape(reencoded)} differ in shape")
+    if torch.device(device).type == "cpu":
+        z = np.asarray(latent, np.float64)
+        e = np.asarray(reencoded, np.float64)
+        scale, rms = float(z.std()), float(np.sqrt(np.mean((e - z) ** 2)))
+    else:
+        zt = torch.as_tensor(np.asarray(latent), device=device).double()
+        et = torch.as_tensor(np.asarray(reencoded), device=device).double()
+        scale, rms = float(zt.std(correction=0)), float((et - zt).square().mean().sqrt())
     if scale == 0.0:
         raise ValueError("latent is constant (std 0): normalised error undefined")
-    return float(np.sqrt(np.mean((e - z) ** 2)) / scale)
+    return rms / scale
 
 
-class LatentConsistency(ImageMetric):
+class LatentConsistency(OnDevice):
     """Normalised RMSE between the re-encoded output E(D(z)) and the latent z: RMS(E(D(z)) - z) / std(z).
     0 = the output re-encodes exactly to its latent. Range [0, inf)."""
 
@@ -261,7 +267,7 @@ class LatentConsistency(ImageMetric):
         if reason is not None or sample.latent is None or sample.reencoded is None:
             raise NotApplicable(reason or "not applicable: needs latent and encoder")
         try:
-            return MetricValue(latent_nrmse(sample.latent, sample.reencoded))
+            return MetricValue(latent_nrmse(sample.latent, sample.reencoded, self.device))
         except ValueError as exc:
             raise MetricInputError(f"{self.name}: {exc}") from exc
 
