@@ -24,19 +24,23 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 RUNNER = "import sys; from qa.cli.main import main; sys.exit(main())"
 
 
-def cpu_of(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
-    """User + system CPU seconds of one child process running ``cmd`` (raises if it fails)."""
+def cpu_of(cmd: list[str], env: dict[str, str], cwd: Path, clock: str = "cpu") -> float:
+    """User + system CPU seconds (``clock="cpu"``) or wall seconds (``"wall"``: a GPU's work is not CPU time) of
+    one child process running ``cmd`` (raises if it fails)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {cwd} (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall if clock == "wall" else (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def reference_folder(tree: Path, reference_set: str) -> Path:
@@ -77,12 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=8, help="cases of the small run (default 8)")
     ap.add_argument("--threads", type=int, default=1, help="OMP/torch threads of the runs (default 1)")
     ap.add_argument("--stat", choices=("min", "median"), default="min", help="statistic over the repeats")
+    ap.add_argument("--device", default="cpu", help="qa run --device (default cpu)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="CPU seconds, or wall seconds (GPU)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed runs of the small set per tree first (one-off kernel compilation; default 1)")
+    ap.add_argument("--must-beat", type=float, default=None,
+                    help="exit 1 when the last tree's metrics per case exceed this many seconds")
     args = ap.parse_args(argv)
     pick = min if args.stat == "min" else statistics.median
     trees = [(n, Path(p).resolve()) for n, p in (t.split("=", 1) for t in args.tree)]
     cpus: dict[tuple[str, str, str], list[float]] = {}
     counts: dict[tuple[str, str], int] = {}
+    unit = "CPU s" if args.clock == "cpu" else "wall s"
     with tempfile.TemporaryDirectory() as tmp:
+        for name, tree in trees:
+            env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(args.threads)}
+            small = subset(tree, args.reference_set, args.small, Path(tmp) / f"{name}-small")
+            for w in range(args.warmup):
+                cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2", "--no-progress",
+                       "--device", args.device, "--reference-set", str(small), "--db", str(Path(tmp) / f"w{w}.duckdb")]
+                print(f"warm-up {w + 1}: {name}: {cpu_of(cmd, env, tree, args.clock):.2f} {unit}", flush=True)
         for rep in range(args.repeats):
             for name, tree in trees:
                 sets = {"whole": reference_folder(tree, args.reference_set),
@@ -93,16 +111,17 @@ def main(argv: list[str] | None = None) -> int:
                     for label, extra in (("all", []), ("psnr", ["--metrics", "psnr"])):
                         db = Path(tmp) / f"{name}-{size}-{label}-{rep}.duckdb"
                         cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2",
-                               "--no-progress", "--reference-set", str(folder), "--db", str(db), *extra]
-                        cpu = cpu_of(cmd, env, tree)
+                               "--no-progress", "--device", args.device, "--reference-set", str(folder),
+                               "--db", str(db), *extra]
+                        cpu = cpu_of(cmd, env, tree, args.clock)
                         key = (name, size, label)
                         cpus.setdefault(key, []).append(cpu)
                         print(f"repeat {rep + 1}: {name} {size} ({counts[(name, size)]} cases) {label}: "
-                              f"{cpu:.2f} CPU s", flush=True)
+                              f"{cpu:.2f} {unit}", flush=True)
     best = {key: float(pick(values)) for key, values in cpus.items()}
-    print(f"\n{args.stat} over {args.repeats} repeats")
-    print("\n| tree | all metrics: whole / small CPU s | psnr only: whole / small CPU s | per case all / psnr "
-          "| metrics per case (CPU s) |\n|---|---|---|---|---|")
+    print(f"\n{args.stat} over {args.repeats} repeats, device {args.device}, {args.threads} threads")
+    print(f"\n| tree | all metrics: whole / small {unit} | psnr only: whole / small {unit} | per case all / psnr "
+          f"| metrics per case ({unit}) |\n|---|---|---|---|---|")
     per: dict[str, float] = {}
     for name, _ in trees:
         n = counts[(name, "whole")] - counts[(name, "small")]
@@ -114,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     first = trees[0][0]
     for name, _ in trees[1:]:
         print(f"{first} / {name}: {per[first] / per[name]:.2f}x")
+    last = trees[-1][0]
+    if args.must_beat is not None:
+        ok = per[last] <= args.must_beat
+        print(f"{last}: metrics per case {per[last]:.3f} {unit} {'<=' if ok else '>'} {args.must_beat} "
+              f"({'beaten' if ok else 'NOT beaten'})")
+        return 0 if ok else 1
     return 0
 
 

@@ -85,6 +85,14 @@ class SetValue:
     detail: str = ""
 
 
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of ``a`` is finite: one reduction (a NaN/Inf makes the sum non-finite) and the full
+    element-wise test only when the sum is not finite (a NaN/Inf, or values so large that the sum overflows)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum()
+    return bool(np.isfinite(total) or np.isfinite(a).all())
+
+
 def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two arrays hold the same pixels (the first row compared first: most different pairs stop there).
     Metrics use it to skip work whose answer equal images fix (SSIM 1, PSNR +inf, zero seed variance)."""

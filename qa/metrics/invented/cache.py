@@ -18,7 +18,7 @@ import blake3
 import numpy as np
 import torch
 
-from qa.metrics.base import ImageMetric, ImageSample
+from qa.metrics.base import ImageMetric, ImageSample, all_finite
 from qa.metrics.invented import analysis
 from qa.metrics.invented.model import InventedResult
 
@@ -183,7 +183,7 @@ def _valid(*arrays: np.ndarray | None) -> bool:
         return False
     shapes = {np.shape(a) for a in present}
     shape = next(iter(shapes))
-    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(np.isfinite(a).all() for a in present)
+    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(all_finite(a) for a in present)
 
 
 def sample_pairs(samples: list[ImageSample], first: str, second: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:

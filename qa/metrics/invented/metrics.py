@@ -16,7 +16,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, same_pixels
+from qa.metrics.base import (
+    ImageMetric,
+    ImageSample,
+    MetricInputError,
+    MetricValue,
+    NotApplicable,
+    all_finite,
+    same_pixels,
+)
 from qa.metrics.invented import dispatch
 from qa.metrics.invented.analysis import seed_std
 from qa.metrics.invented.cache import CACHE, OnDevice, sample_pairs, to_batch
@@ -34,7 +42,7 @@ def _checked(name: str, label: str, img: np.ndarray, shape: tuple[int, ...] | No
             f"{name}: {label} is {arr.shape[1]}x{arr.shape[0]} but the output is {shape[1]}x{shape[0]}",
             "compare images of the same size (qa resizes nothing silently)",
         )
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         raise MetricInputError(f"{name}: {label} contains NaN or Inf values")
     return arr
 
