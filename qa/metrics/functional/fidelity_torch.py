@@ -3,8 +3,8 @@
 
 Same definitions as :mod:`qa.metrics.functional.fidelity` (the float64 references they are tested against):
 
-- the MATLAB SSIM on ``rgb2gray(im2uint8(.))`` levels (computed in float64 here too, so the levels are the same
-  integers), Gaussian 11x11 sigma 1.5 "valid" window, population covariance;
+- the MATLAB SSIM on ``rgb2gray(im2uint8(.))`` levels (the reference's own float64 function, so the levels are
+  the same integers), Gaussian 11x11 sigma 1.5 "valid" window, population covariance;
 - scikit-image's default SSIM (7x7 uniform window, sample covariance, per RGB channel, 3-px border excluded);
 - MS-SSIM (5 scales on RGB, Gaussian 11x11 valid window, 2x2 average pooling, negative terms clipped at 0).
 
@@ -29,9 +29,9 @@ from qa.metrics.functional.fidelity import (
     MS_SSIM_SIGMA,
     MS_SSIM_WEIGHTS,
     MS_SSIM_WINDOW,
-    RGB2GRAY,
     check_ms_ssim_pair,
     gaussian_kernel1d,
+    matlab_gray_uint8,
 )
 from qa.metrics.invented.dispatch import filter_valid
 from qa.metrics.torch_memory import keep_freed_memory
@@ -66,12 +66,11 @@ class ImagePlanes:
 
     @property
     def gray(self) -> torch.Tensor:
-        """MATLAB ``rgb2gray(im2uint8(img))``: float64 arithmetic in the order of
-        :func:`~qa.metrics.functional.fidelity.matlab_gray_uint8` (the same integers), stored as float32."""
+        """MATLAB ``rgb2gray(im2uint8(img))`` levels: :func:`~qa.metrics.functional.fidelity.matlab_gray_uint8`
+        itself (float64 numpy, faster on a CPU than torch's float64), stored as float32 (exact integers)."""
         if self._gray is None:
-            u8 = torch.clamp(torch.floor(self.chw.double() * 255.0 + 0.5), 0, 255)
-            g = u8[0] * RGB2GRAY[0] + u8[1] * RGB2GRAY[1] + u8[2] * RGB2GRAY[2]
-            self._gray = torch.clamp(torch.floor(g + 0.5), 0, 255).float()
+            levels = matlab_gray_uint8(np.asarray(self.pixels)).astype(np.float32)
+            self._gray = torch.from_numpy(levels).to(self.device)
         return self._gray
 
     @property
