@@ -55,10 +55,9 @@ def ssim_on(device: str, name: str, out: np.ndarray, other: np.ndarray, with_map
     if same_pixels(out, other):
         return MetricValue(1.0, map=np.zeros(out.shape[:2], np.float32) if with_map else None)
     with torch.inference_mode():
-        smap = T.ssim_gray_map(T.planes_of(out, device), T.planes_of(other, device))
-        value = float(smap.double().mean())
+        value, smap = T.ssim_gray(T.planes_of(out, device), T.planes_of(other, device), want_map=with_map)
         dmap = None
-        if with_map:
+        if smap is not None:
             full = tf.pad(smap[None, None], (5, 5, 5, 5), mode="replicate")[0, 0]
             dmap = torch.clamp(1.0 - full, 0.0, 2.0).cpu().numpy()
     return MetricValue(value, map=dmap)

@@ -33,7 +33,7 @@ from qa.metrics.functional.fidelity import (
     gaussian_kernel1d,
     matlab_gray_uint8,
 )
-from qa.metrics.invented.dispatch import filter_valid
+from qa.metrics.invented.dispatch import filter_valid, ssim_means
 from qa.metrics.torch_memory import keep_freed_memory
 
 #: the MATLAB SSIM's and MS-SSIM's window taps, and scikit-image's 7-px uniform window as window *sums*
@@ -120,26 +120,34 @@ def enter_scope(scope: object) -> None:
     SCOPE.enter(scope)
 
 
-def ssim_gray_map(a: ImagePlanes, b: ImagePlanes) -> torch.Tensor:
-    """The MATLAB SSIM map (valid region, (H - 10, W - 10) float32) of two images' luma."""
+def moment_planes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(5, *x.shape): x, y, x^2, y^2, xy written into one tensor (no temporaries, no concatenation copy)."""
+    planes = torch.empty((5, *x.shape), dtype=x.dtype, device=x.device)
+    planes[0].copy_(x)
+    planes[1].copy_(y)
+    torch.mul(x, x, out=planes[2])
+    torch.mul(y, y, out=planes[3])
+    torch.mul(x, y, out=planes[4])
+    return planes
+
+
+def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[float, torch.Tensor | None]:
+    """The MATLAB SSIM of two images' luma and, when asked, its map (valid region, (H - 10, W - 10) float32)."""
     c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
     mx, exx = a.gray_moments
     my, eyy = b.gray_moments
     exy = filter_valid((a.gray * b.gray)[None], GAUSS_TAPS)[0]
-    sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
-    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    means, smap = ssim_means(torch.stack([mx, my, exx, eyy, exy])[:, None], c1, c2, full=True, want_map=want_map)
+    return float(means[0]), (smap[0] if smap is not None else None)
 
 
 def ssim_skimage_value(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
     """scikit-image's default SSIM (7x7 uniform window, ddof 1, mean of the RGB channels' valid-region means)."""
-    x, y = a.chw, b.chw
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     npix = SKIMAGE_WIN**2
-    cov_norm = npix / (npix - 1.0)
-    ux, uy, uxx, uyy, uxy = filter_valid(torch.stack([x, y, x * x, y * y, x * y]), BOX_TAPS) / float(npix)
-    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return float(s.double().mean(dim=(1, 2)).mean())
+    moments = filter_valid(moment_planes(a.chw, b.chw), BOX_TAPS).div_(float(npix))
+    means, _ = ssim_means(moments, c1, c2, cov_norm=npix / (npix - 1.0), full=True)
+    return float(means.mean())
 
 
 def ms_ssim_planes(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
@@ -150,11 +158,9 @@ def ms_ssim_planes(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> f
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     terms = []
     for lvl in range(levels):
-        mx, my, exx, eyy, exy = filter_valid(torch.cat([x, y, x * x, y * y, x * y]), GAUSS_TAPS).split(3)
-        sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
-        cs = (2 * sxy + c2) / (sxx + syy + c2)
-        v = cs if lvl < levels - 1 else cs * (2 * mx * my + c1) / (mx * mx + my * my + c1)
-        terms.append(v.double().mean(dim=(1, 2)).clamp(min=0))
+        moments = filter_valid(moment_planes(x, y), GAUSS_TAPS)
+        means, _ = ssim_means(moments, c1, c2, full=lvl == levels - 1)  # cs, and the whole SSIM at the last
+        terms.append(means.to(x.device).clamp(min=0))
         if lvl < levels - 1:
             h, w = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2
             x = tf.avg_pool2d(x[None, :, :h, :w], 2)[0]

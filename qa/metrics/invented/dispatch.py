@@ -90,6 +90,16 @@ def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
     return tensor_filters.filter_valid(x, [float(t) for t in taps])
 
 
+def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float = 1.0, full: bool = True,
+               want_map: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The SSIM family's per-pixel formula on the window means ``m`` (5, C, h, w) of x, y, x^2, y^2, xy:
+    per-channel means (C,) float64 of the contrast-structure term (``full``: times the luminance term, the SSIM)
+    and, when ``want_map``, its (C, h, w) values (kernel: one fused pass; torch: element-wise ops)."""
+    if kernels_take(m):
+        return cpu_passes.ssim_means(m, c1, c2, cov_norm, full, want_map)
+    return tensor_filters.ssim_means(m, c1, c2, cov_norm, full, want_map)
+
+
 def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]], sigma: float, stride: int,
                     extra: int) -> torch.Tensor:
     """Decimated Gaussian-window means of ``feats[i] * feats[j]`` per pair: F (N, H, W) -> (P, N, h', w')."""

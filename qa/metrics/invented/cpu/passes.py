@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from qa.metrics.invented.coefficients import gaussian_kernel, interp_taps, pass_geometry, reflect_index
-from qa.metrics.invented.cpu import filter_kernels, interp_kernels
+from qa.metrics.invented.cpu import filter_kernels, interp_kernels, ssim_kernels
 from qa.metrics.invented.cpu.threads import launch
 
 
@@ -112,3 +112,16 @@ def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
                               np.arange(h, dtype=np.int64), np.arange(w, dtype=np.int64), numba.get_num_threads(),
                               out.view(-1, h - k + 1, w - k + 1).numpy())
     return out
+
+
+def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy): per-channel means
+    (C,) float64 of the contrast-structure term (``full``: the SSIM) and, when asked, its (C, h, w) map."""
+    _, n_c, h, w = m.shape
+    sums = np.empty((n_c, h), dtype=np.float64)
+    out = torch.empty((n_c, h, w) if want_map else (0, 0, 0), dtype=torch.float32)
+    with launch():
+        ssim_kernels.ssim_rows(m.contiguous().numpy(), float(c1), float(c2), float(cov_norm), bool(full),
+                               out.numpy(), sums)
+    return torch.from_numpy(sums.sum(axis=1) / (h * w)), (out if want_map else None)

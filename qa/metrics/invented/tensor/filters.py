@@ -126,3 +126,16 @@ def filter_valid(x: torch.Tensor, taps: Sequence[float]) -> torch.Tensor:
     out = torch.nn.functional.conv2d(planes, g.view(1, 1, 1, k).expand(n, 1, 1, k), groups=n)
     out = torch.nn.functional.conv2d(out, g.view(1, 1, k, 1).expand(n, 1, k, 1), groups=n)
     return out.reshape(*x.shape[:-2], h - k + 1, w - k + 1)
+
+
+def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy), float32 element-wise
+    ops on ``m``'s device: per-channel means (C,) float64 of the contrast-structure term (``full``: the SSIM)
+    and, when asked, its (C, h, w) map."""
+    mx, my, exx, eyy, exy = m
+    sxx, syy, sxy = cov_norm * (exx - mx * mx), cov_norm * (eyy - my * my), cov_norm * (exy - mx * my)
+    v = (2 * sxy + c2) / (sxx + syy + c2)
+    if full:
+        v = v * ((2 * mx * my + c1) / (mx * mx + my * my + c1))
+    return v.sum(dim=(1, 2), dtype=torch.float64) / (v.shape[1] * v.shape[2]), (v if want_map else None)

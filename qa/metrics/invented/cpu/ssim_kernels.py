@@ -1,0 +1,36 @@
+"""Compiled CPU kernel (numba) of the SSIM family's per-pixel formula: from the five window means of a pair
+(x, y, x^2, y^2, xy) to the contrast-structure term or the whole SSIM, its per-row sums in float64 and, when
+asked, the map; one pass over memory on the kernels' threads where torch ran a dozen element-wise ops (the
+fidelity metrics of :mod:`qa.metrics.functional.fidelity_torch`, not the analysis). All arrays C-contiguous."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def ssim_rows(m: np.ndarray, c1: float, c2: float, cov_norm: float, full: bool, out_map: np.ndarray,
+              sums: np.ndarray) -> None:
+    """For ``m`` (5, C, h, w) float32 window means: ``v = cov_norm (E - mu mu)`` for x, y and xy, ``cs = (2 v_xy
+    + c2) / (v_x + v_y + c2)``, and with ``full`` the SSIM ``cs (2 mx my + c1) / (mx^2 + my^2 + c1)``; ``sums``
+    (C, h) float64 gets each row's sum; ``out_map`` (C, h, w) float32 each value, unless it is empty."""
+    n_c, h, w = m.shape[1], m.shape[2], m.shape[3]
+    write = out_map.size > 0
+    for t in prange(n_c * h):
+        c = t // h
+        i = t % h
+        acc = 0.0
+        for j in range(w):
+            mx = np.float64(m[0, c, i, j])
+            my = np.float64(m[1, c, i, j])
+            vx = cov_norm * (np.float64(m[2, c, i, j]) - mx * mx)
+            vy = cov_norm * (np.float64(m[3, c, i, j]) - my * my)
+            vxy = cov_norm * (np.float64(m[4, c, i, j]) - mx * my)
+            v = (2.0 * vxy + c2) / (vx + vy + c2)
+            if full:
+                v *= (2.0 * mx * my + c1) / (mx * mx + my * my + c1)
+            if write:
+                out_map[c, i, j] = v
+            acc += v
+        sums[c, i] = acc
