@@ -24,7 +24,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "lpips_alex": (1e-4, 0.0), "lpips_vgg": (1e-4, 0.0), "agreement_lpips": (1e-4, 0.0),
     "latent_consistency": (0.0, 1e-9), "seed_variance": (1e-6, 0.0),
     "invented_detail": (1e-4, 0.0), "invented_detail_baseline": (1e-4, 0.0), "lost_detail": (1e-4, 0.0),
-    "invented_consistent": (1e-4, 0.0), "invented_contradicting": (1e-4, 0.0),
+    "invented_consistent": (1e-4, 0.0), "invented_contradicting": (1e-4, 0.0), "invented_peak": (1e-4, 1e-3),
     "distortion": (0.0, 1e-4), "hf_energy_ratio": (0.0, 1e-4), "hf_energy_ratio_baseline": (0.0, 1e-4),
     "text_cer": (0.0, 0.0), "text_wer": (0.0, 0.0), "text_invented": (0.0, 0.0),
 }
