@@ -211,6 +211,10 @@ def gate(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -
     def record(res: CheckResult) -> None:
         request.node.user_properties.append((f"qa.{res.metric}.{res.kind}", res.verdict))
         request.node.user_properties.append(("qa.check", res.message))
+        if res.images:  # every image over its allowance, one property each (the message names the first few)
+            from qa.gate.worse import image_text
+
+            request.node.user_properties += [("qa.image", image_text(im)) for im in res.images]
 
     return _session(request.config).gate(qa_run, qa_policy, _skip, record)
 

@@ -10,7 +10,7 @@ from qa.store.records import RunInfo
 __all__ = ["Baseline"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Baseline:
     """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME`` or ``none`` (no
     baseline, chosen explicitly: the first release).
@@ -37,6 +37,9 @@ class Baseline:
     @property
     def is_decoder(self) -> bool:
         return self.kind.startswith("decoder:")
+
+    def __repr__(self) -> str:  # what pytest prints for a test's ``qa_baseline`` argument: the gate's words
+        return f"<baseline {self.describe()}>"
 
     def describe(self) -> str:
         if self.inapplicable:

@@ -46,6 +46,10 @@ class CheckResult:
     diff_ci: tuple[float, float] | None = None
     margin: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: worst images: every image over its allowance (:meth:`qa.gate.worst.WorstImages.images`), worst first
+    images: list[dict[str, Any]] = field(default_factory=list)
+    #: worst images: the image closest to (or furthest over) its allowance; its values are the means above
+    worst_case: str = ""
 
     @property
     def blocks(self) -> bool:
@@ -61,8 +65,17 @@ class CheckResult:
                 "at_most": " at most"}.get(self.kind, f" {self.kind}")
         return f"{self.metric}{what}" + (f" vs {self.baseline_kind}" if self.baseline_kind else "")
 
+    @property
+    def worse_by(self) -> float | None:
+        """How much worse than the baseline (metric units, positive = worse): the reading of every output."""
+        return None if self.diff_mean is None else -self.diff_mean
+
+    @property
+    def worse_by_ci(self) -> tuple[float, float] | None:
+        return None if self.diff_ci is None else (-self.diff_ci[1], -self.diff_ci[0])
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return asdict(self) | {"worse_by": self.worse_by, "worse_by_ci": self.worse_by_ci}
 
 
 class GateContext:
@@ -320,15 +333,15 @@ class GateContext:
         res.margin = margin
         res.diff_mean, res.diff_ci, res.n = iv.mean, (iv.low, iv.high), iv.n
         res.verdict = paired_verdict(iv, float(margin or 0.0))
-        explain = {"pass": "the interval clears -margin",
-                   "fail": "clearly worse: the whole interval is below -margin",
-                   "needs-review": "the interval straddles -margin" + (" (policy allows review)" if rule.allow_review
+        explain = {"pass": "the interval stays under the allowance",
+                   "fail": "clearly worse: the whole interval is over the allowance",
+                   "needs-review": "the interval straddles the allowance" + (" (policy allows review)" if rule.allow_review
                                                                         else "; the policy does not allow review")}
         res.message = (
             f"{metric} ({target.phrase()}): candidate run {self.run.run_id} mean "
             f"{fmt_num(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
-            f"{fmt_num(res.baseline_mean, unit)}; difference (positive = better) {fmt_num(iv.mean, unit)}, "
-            f"{iv.confidence:.0%} CI [{fmt_num(iv.low)}, {fmt_num(iv.high)}] {how}; margin {fmt_num(margin, unit)}"
+            f"{fmt_num(res.baseline_mean, unit)}; worse by {fmt_num(-iv.mean, unit)}, "
+            f"{iv.confidence:.0%} CI [{fmt_num(-iv.high)}, {fmt_num(-iv.low)}] {how}; allowed {fmt_num(margin, unit)}"
             f"{margin_origin(rule, baseline.is_decoder)} -> {res.verdict}: {explain[res.verdict]}"
             + "".join(f" (note: {n})" for n in res.notes if "candidate run itself" in n)
         )
@@ -359,7 +372,10 @@ class GateContext:
             return self._closed(res, why, rule)
         judged = judge_worst_images(c, b, rule, target)
         res.verdict, res.n, res.margin = judged.verdict, len(c), judged.margin
-        res.diff_mean = judged.worst_loss
+        res.diff_mean, res.images, res.worst_case = -judged.worst_loss, judged.images(), judged.worst_case
+        if judged.worst_case:  # the means columns of a worst-images row: that image's values
+            res.baseline_mean = judged.metric_value(b[judged.worst_case])
+            res.candidate_mean = judged.metric_value(c[judged.worst_case])
         res.message = (f"{metric} ({target.phrase()}) worst images, candidate run {self.run.run_id} vs baseline "
                        f"{baseline.kind} run {baseline.run.run_id} over {len(c)} paired images: {judged.text(unit)} "
                        f"-> {judged.verdict}")

@@ -25,6 +25,7 @@ from qa.gate.data import (
     settings_diff_text,
 )
 from qa.gate.policy import Policy
+from qa.gate.worse import image_lines
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.gates import insert_gate
@@ -108,7 +109,8 @@ class GateOutcome:
         if self.settings:
             out.append(f"  settings vs {self.baselines[0].kind}: {self.settings}")
         out += [f"  {'' if n.startswith('warning:') else 'note: '}{n}" for n in self.notes]
-        out += [f"  {r.verdict.upper():12s} {r.message}" for r in self.results]
+        for r in self.results:
+            out += [f"  {r.verdict.upper():12s} {r.message}"] + image_lines(r.images, " " * 16)
         failed = [r.title for r in self.results if r.blocks]
         out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else "")
                    + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -82,13 +82,20 @@ def outcome_markdown(outcome: GateOutcome) -> str:
     if outcome.settings:
         lines.append(f"- settings vs {md(outcome.baselines[0].kind)}: {md(outcome.settings)}")
     lines += [f"- {md(n)}" for n in outcome.notes]
-    lines += ["", "| check | verdict | candidate | baseline | difference (+ = better) [CI] | margin | n |",
+    lines += ["", "| check | verdict | candidate | baseline | worse by (+ = worse) [CI] | allowed | n |",
               "|---|---|---|---|---|---|---|"]
     for r in sorted(outcome.results, key=lambda r: (not r.blocks, r.verdict == "skipped")):
-        ci = f" [{_num(r.diff_ci[0])}, {_num(r.diff_ci[1])}]" if r.diff_ci else ""
-        lines.append(f"| {md(check_name(r))} | {md(r.verdict)} | {_num(r.candidate_mean)} | {_num(r.baseline_mean)} "
-                     f"| {_num(r.diff_mean) if r.diff_mean is not None else ''}{ci} | "
+        ci = f" [{_num(r.worse_by_ci[0])}, {_num(r.worse_by_ci[1])}]" if r.worse_by_ci else ""
+        which = f" (worst image: {md(r.worst_case)})" if r.worst_case else ""
+        lines.append(f"| {md(check_name(r))}{which} | {md(r.verdict)} | {_num(r.candidate_mean)} | "
+                     f"{_num(r.baseline_mean)} | {_num(r.worse_by) if r.worse_by is not None else ''}{ci} | "
                      f"{_num(r.margin) if r.margin is not None else ''} | {r.n} |")
+    for r in [r for r in outcome.results if r.images]:  # every image, folded: never cut at the message's few
+        lines += ["", f"<details><summary>{md(check_name(r))}: {len(r.images)} image(s) worse than allowed</summary>",
+                  "", "| image | baseline | candidate | worse by | allowed |", "|---|---|---|---|---|"]
+        lines += [f"| {md(im['case'])} | {_num(im['baseline'])} | {_num(im['candidate'])} | {_num(im['worse_by'])} | "
+                  f"{_num(im['allowed'])} |" for im in r.images]
+        lines += ["", "</details>"]
     reasons = [r for r in outcome.results if r.blocks or r.verdict == "skipped"]
     if reasons:
         lines += ["", "<details><summary>Why each check failed or was skipped</summary>", ""]

@@ -17,6 +17,7 @@ from qa.gate.approved import Approved, approved_run, chain_of
 from qa.gate.data import run_settings, settings_diff, settings_diff_text
 from qa.gate.signing import SigningError
 from qa.gate.signoff_verify import ChainCheck
+from qa.gate.worse import worse_by
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.gates import gates_of
@@ -53,7 +54,7 @@ def _changes(details: Any) -> list[dict[str, Any]]:
     """Metric means of the candidate against the approved (or asked-for run) baseline, from the gate's checks."""
     checks = details.get("checks", []) if isinstance(details, dict) else []
     return [{"metric": c.get("metric"), "baseline_kind": c.get("baseline_kind"), "candidate": c.get("candidate_mean"),
-             "baseline": c.get("baseline_mean"), "difference": c.get("diff_mean"), "ci": c.get("diff_ci"),
+             "baseline": c.get("baseline_mean"), "worse_by": worse_by(c)[0], "ci": worse_by(c)[1],
              "verdict": c.get("verdict")}
             for c in checks if isinstance(c, dict) and c.get("kind") == "baseline"
             and not str(c.get("baseline_kind", "")).startswith("decoder:") and c.get("baseline_mean") is not None]
@@ -146,7 +147,7 @@ def _text(st: dict[str, Any]) -> list[str]:
     lines += [f"    FAILED {f['check']}: {f['message']}" for f in lt["failed"]]
     for c in lt["changes"]:
         lines.append(f"    change vs {c['baseline_kind']}: {c['metric']} {_num(c['baseline'])} -> {_num(c['candidate'])} "
-                     f"(difference, + = better: {_num(c['difference'])}; {c['verdict']})")
+                     f"(worse by {_num(c['worse_by'])}; {c['verdict']})")
     settings = json.dumps(lt["settings"], sort_keys=True, default=str) if lt["settings"] is not None else "not recorded"
     lines.append(f"    settings: {settings}")
     if "settings_vs_approved" in lt:
@@ -169,10 +170,10 @@ def _markdown(st: dict[str, Any]) -> list[str]:
     if "settings_vs_approved" in lt:
         lines += ["", f"**Settings vs approved:** {md(lt['settings_vs_approved'])}"]
     if lt["changes"]:
-        lines += ["", "| metric | baseline | approved/baseline | candidate | difference (+ = better) | verdict |",
+        lines += ["", "| metric | baseline | approved/baseline | candidate | worse by (+ = worse) | verdict |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {md(c['metric'])} | {md(c['baseline_kind'])} | {_num(c['baseline'])} | {_num(c['candidate'])} | "
-                  f"{_num(c['difference'])} | {md(c['verdict'])} |" for c in lt["changes"]]
+                  f"{_num(c['worse_by'])} | {md(c['verdict'])} |" for c in lt["changes"]]
     lines += ["", "| run | status | started | gate | sign-offs |", "|---|---|---|---|---|"]
     lines += [f"| `{md(r['run_id'])}` | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
               f"{md('; '.join(r['signoffs']))} |" for r in st["runs"]]

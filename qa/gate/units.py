@@ -18,7 +18,7 @@ def fmt_num(x: float | None, unit: str = "") -> str:
         return "n/a"
     if math.isinf(x):
         return ("+inf" if x > 0 else "-inf") + (f" {unit}" if unit else "")
-    return f"{x:.4g}" + (f" {unit}" if unit else "")
+    return f"{x + 0.0:.4g}" + (f" {unit}" if unit else "")  # + 0.0: never "-0"
 
 
 def metric_target_unit(metric: str) -> tuple[Target, str]:

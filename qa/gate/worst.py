@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa.gate.policy import MetricRule
+from qa.gate.worse import FOLD_AT, image_text
 from qa.metrics.base import Target
 
 
@@ -31,25 +32,32 @@ class WorstImages:
     tail_fails: bool = False
     target: Target = field(default_factory=lambda: Target("higher"))
 
-    def _value(self, goodness: float) -> float:
+    def metric_value(self, goodness: float) -> float:
         """Back from goodness to the metric's value (for a target value: the distance from it)."""
         return -goodness if self.target.kind in ("lower", "value") else goodness
 
+    def images(self) -> list[dict[str, object]]:
+        """Every image over its allowance, worst first: case, baseline and candidate value (metric units), worse
+        by and allowed (>= 0; worse by > allowed)."""
+        return [{"case": c, "baseline": self.metric_value(b), "candidate": self.metric_value(v), "worse_by": loss,
+                 "allowed": allow} for c, b, v, loss, allow in self.offenders]
+
     def text(self, unit: str = "") -> str:
-        """One sentence with the numbers (metric units; target-value metrics as distance from the target)."""
+        """One sentence with the numbers (metric units; target-value metrics as distance from the target); names
+        the first :data:`~qa.gate.worse.FOLD_AT` offending images (:meth:`images` has them all)."""
         dist = f" (distance from {self.target.value:g})" if self.target.kind == "value" else ""
         parts = []
         if self.offenders:
-            shown = ", ".join(f"{c} {self._value(b):.4g} -> {self._value(v):.4g} (worse by {loss:.4g} > allowed "
-                              f"{allow:.4g})" for c, b, v, loss, allow in self.offenders[:3])
-            more = f" (+{len(self.offenders) - 3} more)" if len(self.offenders) > 3 else ""
+            shown = ", ".join(image_text(im) for im in self.images()[:FOLD_AT])
+            more = (f" (+{len(self.offenders) - FOLD_AT} more: all {len(self.offenders)} listed below)"
+                    if len(self.offenders) > FOLD_AT else "")
             parts.append(f"{len(self.offenders)} image(s) worse than allowed{dist}: {shown}{more}")
         elif self.margin is not None:
             parts.append(f"no image worse than allowed{dist}; the worst change is {self.worst_case} "
                          f"(worse by {self.worst_loss:.4g}, allowed {self.margin:.4g})")
         if self.tail is not None:
             q, b, c, allow = self.tail
-            parts.append(f"{q:.0%} quantile of the worst side{dist} {self._value(b):.4g} -> {self._value(c):.4g} "
+            parts.append(f"{q:.0%} quantile of the worst side{dist} {self.metric_value(b):.4g} -> {self.metric_value(c):.4g} "
                          f"(worse by {b - c:.4g}, allowed {allow:.4g}){' over the allowance' if self.tail_fails else ''}")
         return "; ".join(parts) + (f" [{unit}]" if unit else "")
 

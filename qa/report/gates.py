@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from qa.gate.worse import image_text, worse_by
 from qa.report.data import GateRow, ReportData
 from qa.report.safe import esc, fmt
 
@@ -126,17 +127,19 @@ def checks_table(checks: list[dict[str, Any]]) -> str:
     order = {"fail": 0, "needs-review": 1, "pass": 2, "skipped": 3}
     rows = []
     for c in sorted(checks, key=lambda c: order.get(str(c.get("verdict")), 4)):
-        ci = c.get("diff_ci")
-        ci_text = (f' <span class="ci">[{_num(ci[0])}, {_num(ci[1])}]</span>'
-                   if isinstance(ci, list) and len(ci) == 2 else "")
-        diff = _num(c.get("diff_mean"))
+        worse, ci = worse_by(c)
+        ci_text = f' <span class="ci">[{_num(ci[0])}, {_num(ci[1])}]</span>' if ci else ""
+        diff = _num(worse)
+        images = c.get("images")
+        listed = "".join(f"<li>{esc(image_text(im))}</li>" for im in images if isinstance(im, dict)) \
+            if isinstance(images, list) else ""
         rows.append(f"<tr><td>{esc(check_title(c))}</td><td>{verdict_html(c.get('verdict'))}</td>"
                     f"<td>{_num(c.get('candidate_mean'))}</td><td>{_num(c.get('baseline_mean'))}</td>"
                     f"<td>{diff}{ci_text if diff else ''}</td><td>{_num(c.get('margin'))}</td><td>{_num(c.get('n'))}</td>"
                     f'<td><details><summary>why</summary><span class="reason">{esc(c.get("message", ""))}</span>'
-                    f"</details></td></tr>")
+                    + (f'<ol class="images">{listed}</ol>' if listed else "") + "</details></td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("check", "verdict", "candidate", "baseline",
-                                             "difference (+ = better) [CI]", "margin", "n", "message"))
+                                             "worse by (+ = worse) [CI]", "allowed", "n", "message"))
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 

@@ -21,6 +21,7 @@ from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
 from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summary
 from qa.gate.evaluate import gate_notes, mismatch_text, resolve_baseline, store_gate
 from qa.gate.policy import Policy, default_policy_path, load_policy
+from qa.gate.worse import image_lines
 from qa.store import Store
 
 
@@ -50,6 +51,11 @@ class RunHandle:
     error: str = ""
     store: Store | None = None
     metrics: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # what pytest prints for a test's ``qa_run`` argument
+        if not self.ok:
+            return f"<no run of {self.decoder}: {self.error}>"
+        return f"<run {self.run_id} of {self.decoder}{' (reused)' if self.reused else ''}>"
 
     @property
     def ok(self) -> bool:
@@ -85,6 +91,11 @@ class Gate:
         self._skip = skip
         self._record = record or (lambda r: None)
 
+    def __repr__(self) -> str:  # what pytest prints for a test's ``gate`` argument
+        if self.ctx is None:
+            return f"<gate: {self.error}>"
+        return f"<gate of run {self.ctx.run.run_id} ({self.ctx.run.decoder}) under {self.ctx.policy.source}>"
+
     @property
     def policy(self) -> Policy:
         if self.ctx is None:
@@ -97,8 +108,8 @@ class Gate:
         self._record(res)
         if res.verdict == "skipped":
             self._skip(res.message)
-        if res.blocks:
-            raise AssertionError(res.message)
+        if res.blocks:  # the check's message, then every image a worst-images check names
+            raise AssertionError("\n".join([res.message] + image_lines(res.images, "  ")))
         return res
 
     def _context(self) -> GateContext:

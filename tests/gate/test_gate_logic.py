@@ -81,13 +81,13 @@ def test_gate_command_exit_codes(world, store, policy_path, capsys) -> None:
     runs = world["runs"]
     assert run_gate_command(store, run=runs["bicubic2"], baseline=runs["bicubic1"], policy=policy_path) == 0
     out = capsys.readouterr().out
-    assert "verdict: pass" in out and "difference (positive = better) 0 dB" in out
+    assert "verdict: pass" in out and "worse by 0 dB" in out
     assert run_gate_command(store, run=runs["blurry"], baseline="approved", policy=policy_path) == 2
     assert "no approved run of decoder 'blurry-bicubic'" in capsys.readouterr().err  # no baseline: not a pass
     assert run_gate_command(store, run=runs["blurry"], baseline="none", policy=policy_path) == 1
     out = capsys.readouterr().out
     assert "verdict: fail (blocks the release)" in out and "chosen with --baseline none" in out
-    assert "psnr (higher is better)" in out and "baseline decoder:bicubic run" in out and "margin 0.3 dB -> fail" in out
+    assert "psnr (higher is better)" in out and "baseline decoder:bicubic run" in out and "allowed 0.3 dB -> fail" in out
     assert run_gate_command(store, run="no-such-run", baseline="approved", policy=policy_path) == 2
     assert "no run 'no-such-run'" in capsys.readouterr().err
     assert run_gate_command(store, run=runs["blurry"], baseline="also-missing", policy=policy_path) == 2

@@ -120,7 +120,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     assert got["test_every_case_decoded"] == "passed" and got["test_absolute_bounds[fidelity:psnr]"] == "passed"
     text = worse.stdout.str()
     m = re.search(r"invented_detail \(lower is better\): candidate run \S+ mean ([\d.]+)[^;]* vs baseline approved run "
-                  r"\S+ mean ([\d.]+)[^;]*; .* margin ([\d.e-]+)[a-z ]* \(5% of the baseline\) -> (needs-review|fail)", text)
+                  r"\S+ mean ([\d.]+)[^;]*; .* allowed ([\d.e-]+)[a-z ]* \(5% of the baseline\) -> (needs-review|fail)", text)
     assert m, text[-4000:]
     assert float(m.group(1)) > float(m.group(2)) and float(m.group(3)) == pytest.approx(0.05 * float(m.group(2)),
                                                                                         rel=2e-3)
@@ -163,7 +163,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     row = store.query("select verdict, details_json from gates where run_id = ?", [same])[0]
     assert row[0] == "pass"
     inv = [c for c in _checks(row[1]) if c[0] == "invented_detail" and c[1] == "baseline"]
-    assert inv and "difference (positive = better) 0 " in inv[0][4]
+    assert inv and "worse by 0 " in inv[0][4]
 
     # 5. the baseline travels: export from this store; a fresh store (a CI runner) gates against the file
     baseline = pytester.path / "release" / "pid-baseline.parquet"

@@ -196,7 +196,7 @@ def test_baseline_file_gates_a_fresh_store(w, capsys, tmp_path) -> None:
     assert rc == 1 and "failed: psnr vs approved" in out and f"baseline approved run {w['runs']['A']}" in out
     assert f"from baseline file {path}" in out
     rc, out, _ = qa(capsys, "gate", "--run", same, *base)
-    assert rc == 0 and "difference (positive = better) 0 dB" in out
+    assert rc == 0 and "worse by 0 dB" in out
 
 
 @pytest.mark.parametrize("where", [0.001, 0.2, 0.5, 0.8, 0.999])

@@ -73,7 +73,7 @@ def test_gates_against_other_baselines_never_unlock_approval(w, capsys) -> None:
 def test_identical_candidate_gated_against_the_approved_run_may_be_approved(w, capsys) -> None:
     runs, store = w["runs"], w["store"]
     rc, out, _ = gate(w, capsys, runs["I"])
-    assert rc == 0 and "difference (positive = better) 0 dB" in out
+    assert rc == 0 and "worse by 0 dB" in out
     assert record_signoff(store, runs["I"], None, "approve", "", policy=w["policy"]) == 2
     assert f"approved run: run {runs['I']}" in status_output(store, "tunable")
     assert verify_chain(store) == []

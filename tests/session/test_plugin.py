@@ -96,13 +96,13 @@ def test_planted_regression_fails_the_baseline_test(suite: pytest.Pytester, refs
     result.stdout.fnmatch_lines(["*chosen with --baseline none*"])
     text = result.stdout.str()
     m = re.search(r"AssertionError: psnr \(higher is better\): candidate run (\S+) mean ([\d.]+) dB vs baseline "
-                  r"decoder:bicubic run (\S+) mean ([\d.]+) dB; difference \(positive = better\) (-[\d.]+) dB, "
-                  r"95% CI \[(-[\d.]+), (-[\d.]+)\] over 6 paired images; margin 0.3 dB -> fail", text)
+                  r"decoder:bicubic run (\S+) mean ([\d.]+) dB; worse by ([\d.]+) dB, "
+                  r"95% CI \[([\d.]+), ([\d.]+)\] over 6 paired images; allowed 0.3 dB -> fail", text)
     assert m, text
     cand, base = float(m.group(2)), float(m.group(4))
-    diff, lo, hi = float(m.group(5)), float(m.group(6)), float(m.group(7))
-    assert lo <= diff <= hi < -0.3
-    assert diff == pytest.approx(cand - base, abs=2e-3)  # mean of paired differences = difference of means
+    worse, lo, hi = float(m.group(5)), float(m.group(6)), float(m.group(7))
+    assert 0.3 < lo <= worse <= hi  # "worse by" is positive when worse, like every other output
+    assert worse == pytest.approx(base - cand, abs=2e-3)  # mean of paired differences = difference of means
     store = Store(suite.path / "qa.duckdb")
     assert store.query("select verdict from gates")[0][0] == "fail"
 
