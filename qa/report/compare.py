@@ -1,12 +1,14 @@
-"""Candidate vs approved, per image: where does the latest run invent (or lose) more than the approved release?
+"""Candidate vs approved, per image: where does the latest run invent more than the approved release?
 
-For each decoder whose latest run is not its approved run, every reference image gets a score: the worst change
-of the gated metrics (those its gate judged per image against the approved run, its worst-images rules; else
-those it compared at all; else every per-image metric with a direction), each as goodness (higher = better, see :class:`qa.metrics.base.Target`) relative to the approved
-run's set mean. Images are sorted worst first; the top :data:`TOP_N` are shown and the rest fold under "show
-all". Each row shows both outputs, both maps and the map of the change (candidate map minus approved map, where
-it grew); clicking a row opens both outputs at their stored resolution, side by side, with a zoom on the region
-where the change map is largest (a pure-CSS ``:target`` view: no script, no network).
+For each decoder whose latest run is not its approved run, every reference image is ranked by the per-image
+invented-detail score that the track's policy gates on its worst images (:func:`ranking_metric`: the first
+metric of group ``invented`` with a worst-images rule, read from the policy, never named here), by how much it
+is worse than in the approved run, in that metric's own units (absolute, not relative: a tiny value that triples
+is not ranked above a large one that grows a lot). The policy's per-image allowance is shown beside it. The top
+:data:`TOP_N` images are shown and the rest fold under "show all". Each row shows the reference, both outputs,
+both maps and the map of the change (candidate map minus approved map, where it grew), all maps on one colour
+scale that the legend names; clicking a row opens both outputs at their stored resolution, side by side, with a
+zoom on the region where the change map is largest (a pure-CSS ``:target`` view: no script, no network).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from qa.gate.policy import MetricRule, Policy
 from qa.report import crops
 from qa.report.data import ImageRow, ReportData, RunInfo, target_of
-from qa.report.gates import gate_of_run
 from qa.report.grid import map_kind
 from qa.report.safe import esc, fmt
 from qa.report.thumbs import IMAGE_BUDGET, ImagePool, _decode, overlay_gain
@@ -36,24 +38,34 @@ LIGHTBOX_PX = 360
 CSS = """
 .cmp-row{display:flex;gap:6px;align-items:flex-start;margin:6px 0;padding:4px;border-top:1px solid #eee}
 .cmp-row .stack{width:120px;height:120px}.cmp-row .stack .img{width:120px;height:120px}
-.cmp-row .mapbg{background:#111}.cmp-row .cell{width:124px}.cmp-info{min-width:220px;font-size:12px}
+.cmp-row .mapbg{background:#111}.cmp-row .cell{width:124px}.cmp-open{flex:0 0 230px}.cmp-info{font-size:12px}
 .lightbox{display:none}.lightbox:target{display:block;position:fixed;inset:0;z-index:10;background:#0f1419;
 color:#eee;overflow:auto;padding:16px 24px}.lightbox a{color:#9cc3ff}.lb-row{display:flex;gap:18px;flex-wrap:wrap}
 .lb-img{position:relative;background-repeat:no-repeat;image-rendering:pixelated}
 .lb-box{position:absolute;border:2px solid #ffeb3b;box-sizing:border-box}
 .lb-zoom{background-repeat:no-repeat;image-rendering:pixelated;border:2px solid #ffeb3b}
+.cmp-legend{display:flex;gap:8px;align-items:center;font-size:12px;margin:4px 0}
+.cmp-ramp{display:inline-block;width:160px;height:12px;border:1px solid #999;
+background:linear-gradient(to right,rgba(255,40,40,0),rgba(255,40,40,1)),#111}.cmp-over{color:#b00020}
 """
 
 
 @dataclass
 class CaseChange:
-    """One image: its score (worst relative change of goodness; negative = worse) and the metric behind it."""
+    """One image: how much worse its ranking metric is than in the approved run (metric units, + = worse), its
+    two values, and the policy's allowance for it (None without a per-image rule)."""
 
     case_id: str
-    score: float
+    worse_by: float
     metric: str
     approved: float
     candidate: float
+    allowed: float | None = None
+
+    @property
+    def over(self) -> bool:
+        """Whether the image is worse than its allowance (the worst-images check fails on it)."""
+        return self.allowed is not None and self.worse_by > self.allowed
 
 
 def _means(rows: list[ImageRow], run_id: str) -> dict[tuple[str, str], float]:
@@ -64,44 +76,48 @@ def _means(rows: list[ImageRow], run_id: str) -> dict[tuple[str, str], float]:
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
-def gated_metrics(data: ReportData, run: RunInfo) -> tuple[list[str], list[str]]:
-    """The metrics the run's gate judged per image against the approved run (its worst-images rules: for
-    invented detail the region score ``invented_peak``, whose size does not shrink with the invented area, not
-    the share its mean rule reads), and those it compared with the approved run at all; ([], []) without a
-    gate."""
-    gate = gate_of_run(data, run.run_id, run.track)
-    checks = gate.details.get("checks") if gate is not None and isinstance(gate.details, dict) else None
-    if not isinstance(checks, list):
-        return [], []
-    approved = [c for c in checks if isinstance(c, dict) and c.get("baseline_kind") == "approved"]
-    per_image = sorted({str(c.get("metric")) for c in approved if c.get("kind") == "worst_images"})
-    compared = sorted({str(c.get("metric")) for c in approved if c.get("kind") in ("baseline", "worst_images")})
-    return per_image, compared
+def ranking_metric(policy: Policy | None, available: set[str]) -> tuple[str, MetricRule | None]:
+    """The metric the compare view ranks by: the first of ``policy``'s metrics in group ``invented`` whose
+    worst-images rule is set (what its gate checks image by image) and that both runs have; else the first such
+    metric of any group; ('', None) when there is none."""
+    rules = list(policy.metrics.values()) if policy is not None else []
+    for want in ("invented", None):
+        for rule in rules:
+            if rule.checks_worst_images() and rule.metric in available and want in (None, rule.group):
+                return rule.metric, rule
+    return "", None
 
 
-def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[CaseChange], list[str]]:
-    """Every paired image, worst first, and the metrics it was ranked by."""
+def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[CaseChange], str]:
+    """Every paired image, most worsened first, and the metric it was ranked by ('' when none applies)."""
     cand, base = _means(data.image_rows, run.run_id), _means(data.approved_rows, approved.run_id)
-    both = {m for (_, m) in cand} & {m for (_, m) in base} - {"case"}
-    per_image, compared = gated_metrics(data, run)
-    metrics = [m for m in per_image if m in both] or [m for m in compared if m in both] or sorted(both)
-    targets = {m: t for m in metrics if (t := target_of(m)) is not None and t.has_direction}
-    scale = {}
-    for m, t in targets.items():
-        vals = [t.goodness(v) for (c, mm), v in base.items() if mm == m]
-        scale[m] = max(abs(float(np.mean(vals))), 1e-12) if vals else 1.0
+    both = {m for (_, m) in cand} & {m for (_, m) in base}
+    metric, rule = ranking_metric(data.policies.get(run.track), both)
+    target = target_of(metric) if metric else None
+    if target is None or not target.has_direction:
+        return [], ""
     out = []
-    for case in sorted({c for (c, m) in cand if m in targets}):
-        worst: CaseChange | None = None
-        for m, t in targets.items():
-            if (case, m) in cand and (case, m) in base:
-                rel = (t.goodness(cand[(case, m)]) - t.goodness(base[(case, m)])) / scale[m]
-                if worst is None or rel < worst.score:
-                    worst = CaseChange(case, rel, m, base[(case, m)], cand[(case, m)])
-        if worst is not None:
-            out.append(worst)
-    out.sort(key=lambda c: (c.score, c.case_id))
-    return out, sorted(targets)
+    for case in sorted({c for (c, m) in cand if m == metric}):
+        if (case, metric) not in base:
+            continue
+        b, c = base[(case, metric)], cand[(case, metric)]
+        worse = 0.0 if b == c else target.goodness(b) - target.goodness(c)
+        allow = None
+        if rule is not None and (rule.image_margin is not None or rule.image_relative_margin is not None):
+            allow = (rule.image_margin or 0.0) + (rule.image_relative_margin or 0.0) * abs(target.goodness(b))
+        out.append(CaseChange(case, worse, metric, b, c, allow))
+    out.sort(key=lambda c: (-c.worse_by, c.case_id))
+    return out, metric
+
+
+def legend(metric: str, kind: str, gain: float) -> str:
+    """The colour scale of every map in one decoder's view: transparent (0) to full red (1/gain and above), in
+    the map's stored units (a map PNG stores value v as brightness v, clipped to [0, 1])."""
+    full = 1.0 / gain if gain > 0 else 1.0
+    name = kind[4:] if kind.startswith("map:") else kind
+    return (f'<div class="cmp-legend" role="img" aria-label="map colour scale"><span>map of {esc(name)}: 0</span>'
+            f'<span class="cmp-ramp"></span><span>{esc(f"{full:.3g}")} and above (per-pixel value of the '
+            f"{esc(name)} map; one scale for every map and change map of this decoder)</span></div>")
 
 
 def change_map(cand_png: bytes | None, base_png: bytes | None) -> tuple[bytes | None, tuple[int, int, int, int]]:
@@ -159,6 +175,14 @@ def _lightbox(pool: ImagePool, anchor: str, case: CaseChange, pngs: dict[str, by
             f'</p>{crops_html}<p>the stored thumbnails, whole:</p><div class="lb-row">{"".join(parts)}</div></div>')
 
 
+def _row_info(i: int, case: CaseChange, anchor: str, unit: str) -> str:
+    allowed = (f"<br>allowed {esc(fmt(case.allowed))}" + (' <b class="cmp-over">over</b>' if case.over else "")
+               if case.allowed is not None else "")
+    return (f'<a href="#{anchor}" class="cmp-open"><div class="cmp-info"><b>#{i + 1} {esc(case.case_id)}</b><br>'
+            f"{esc(case.metric)} {esc(fmt(case.approved))} &rarr; {esc(fmt(case.candidate))}<br>worse by "
+            f"{esc(fmt(case.worse_by))}{esc(f' {unit}' if unit else '')}{allowed}</div></a>")
+
+
 def compare_section(data: ReportData) -> str:
     """The view for every decoder whose latest run has an approved run to compare with."""
     pairs = [(data.latest[d], data.approved[d]) for d in data.decoders
@@ -166,33 +190,42 @@ def compare_section(data: ReportData) -> str:
     if not pairs:
         return ("<p class='muted'>no decoder has an approved run other than its latest run: approve a release "
                 "with <code>qa signoff --decision approve</code>, then this compares each candidate with it</p>")
+    from qa.metrics.declarations import declaration
+
     pool = ImagePool(budget=IMAGE_BUDGET // 2, prefix="c")  # the grid's pool uses "t"
     crop_pool = data.crops.pool  # its CSS is written last, by build.render, within what is left of the page budget
     parts = []
     for k, (run, approved) in enumerate(pairs):
-        ranked, metrics = rank_cases(data, run, approved)
-        kind = map_kind(data, run.run_id) or map_kind(data, approved.run_id)
-        parts.append(f"<h3>{esc(run.decoder)}: candidate <code>{esc(run.run_id)}</code> vs approved "
-                     f"<code>{esc(approved.run_id)}</code></h3><p class='muted'>sorted worst first by the largest "
-                     f"relative change of {esc(', '.join(metrics) or 'no metric')} (change of goodness / the approved "
-                     f"set mean); maps: {esc(kind[4:] if kind else 'none stored')}; click a row to compare</p>")
+        ranked, metric = rank_cases(data, run, approved)
+        head = (f"<h3>{esc(run.decoder)}: candidate <code>{esc(run.run_id)}</code> vs approved "
+                f"<code>{esc(approved.run_id)}</code></h3>")
+        if not metric:
+            parts.append(head + "<p class='muted'>the track's policy gates no per-image metric that both runs have: "
+                         "nothing to rank by</p>")
+            continue
+        unit = declaration(metric).unit
+        kind = f"map:{metric}" if any(kk == f"map:{metric}" for (_, _, kk) in data.images) else (
+            map_kind(data, run.run_id) or map_kind(data, approved.run_id))
         maps = [png for (r, _, kk), png in data.images.items() if kk == kind and r in (run.run_id, approved.run_id)]
-        gain = overlay_gain(maps)  # one scale for both runs' maps and the change, as in the image grid
+        gain = overlay_gain(maps)  # one scale for both runs' maps and the change, named by the legend
+        parts.append(head + f"<p class='muted'>ranked by how much worse <b>{esc(metric)}</b> is than in the approved "
+                     f"run ({esc(unit or 'metric units')}, + = more; the per-image invented-detail score the "
+                     f"{esc(run.track)} policy gates on its worst images); click a row to compare</p>"
+                     + (legend(metric, kind, gain) if kind else "<p class='muted'>no maps stored</p>"))
         rows = []
         for i, case in enumerate(ranked):
             get = data.images.get
             pngs = {"approved": get((approved.run_id, case.case_id, "output")),
                     "candidate": get((run.run_id, case.case_id, "output"))}
+            ref = get((run.run_id, case.case_id, "reference")) or get((approved.run_id, case.case_id, "reference"))
             cmap = get((run.run_id, case.case_id, kind)) if kind else None
             amap = get((approved.run_id, case.case_id, kind)) if kind else None
             delta_png, box = change_map(cmap, amap)
             size = _decode(cmap).size if cmap and _decode(cmap) is not None else (1, 1)  # type: ignore[union-attr]
             anchor = f"cmp-{k}-{i}"
             rows.append(
-                f'<div class="cmp-row" data-case="{esc(case.case_id)}"><a href="#{anchor}" class="cmp-open">'
-                f'<div class="cmp-info"><b>#{i + 1} {esc(case.case_id)}</b><br>{esc(case.metric)} '
-                f"{esc(fmt(case.approved))} &rarr; {esc(fmt(case.candidate))}<br>relative change "
-                f"{esc(f'{case.score:+.1%}')} (negative = worse)</div></a>"
+                f'<div class="cmp-row" data-case="{esc(case.case_id)}" data-rank="{i + 1}">'
+                + _row_info(i, case, anchor, unit) + _thumb(pool, ref, "reference")
                 + _thumb(pool, pngs["approved"], "approved output") + _thumb(pool, pngs["candidate"], "candidate output")
                 + _thumb(pool, amap, "approved map", True, gain) + _thumb(pool, cmap, "candidate map", True, gain)
                 + _thumb(pool, delta_png, "change (more in candidate)", True, gain) + "</div>"

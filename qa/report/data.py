@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from qa.errors import QAError, StoreError
+from qa.gate.policy import Policy
 from qa.metrics.base import Target
 from qa.metrics.declarations import declaration
 from qa.report.crops import CropData, load_crop_data
@@ -71,6 +72,8 @@ class ReportData:
     shipped_policy: dict[str, str] = field(default_factory=dict)
     #: regions and full-resolution tiled images of the latest and approved runs (the compare view's crops)
     crops: CropData = field(default_factory=lambda: CropData(None))
+    #: track -> its shipped policy (what the compare view ranks by: the metric its worst-images rule gates)
+    policies: dict[str, Policy] = field(default_factory=dict)
 
     @property
     def decoders(self) -> list[str]:
@@ -153,7 +156,8 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
         data.crops = load_crop_data(db, store, latest_ids + approved_ids)
         data.captions = store_results.captions(db, sorted({r.reference_set_sha256 for r in data.latest.values()}))
         data.gates = gates_of(db, window_ids)
-        data.shipped_policy = _shipped_policies({r.track for r in data.latest.values()})
+        data.policies = _shipped_policies({r.track for r in data.latest.values()})
+        data.shipped_policy = {t: p.sha256() for t, p in data.policies.items()}
     return data
 
 
@@ -204,14 +208,14 @@ def _load_comparison(db: Reader, selection: Selection, data: ReportData) -> None
             data.comparison_kind[decoder] = kind
 
 
-def _shipped_policies(tracks: set[str]) -> dict[str, str]:
-    """track -> sha256 of the shipped policy (tracks without one, or with an unreadable one, are left out)."""
+def _shipped_policies(tracks: set[str]) -> dict[str, Policy]:
+    """track -> the shipped policy (tracks without one, or with an unreadable one, are left out)."""
     from qa.gate.policy import default_policy_path, load_policy
 
     out = {}
     for track in sorted(t for t in tracks if t):
         try:
-            out[track] = load_policy(default_policy_path(track)).sha256()
+            out[track] = load_policy(default_policy_path(track))
         except QAError:
             continue
     return out

@@ -6,6 +6,7 @@ the full-resolution comparison (screenshots)."""
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,20 +22,24 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff
+from qa.metrics.declarations import declaration
 from qa.report.browser import render, screenshot
 from qa.report.build import write_report
 from qa.report.export import find_browser
 from qa.store import Store
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
 from tests.helpers import make_refset
+from tests.session.helpers import SUITES
 
-#: images the candidate adds grain to (the others are decoded exactly as by the approved run)
-GRAINY = ("tile01", "tile04")
+#: images the candidate adds an invented texture to, with its strength relative to ``grain`` (the others are
+#: decoded exactly as by the approved run): tile01 is the planted high-invention image (invented_detail about
+#: 0.0 -> 0.7), tile04 a faint one (about +0.003)
+GRAINY = {"tile01": 1.0, "tile04": 0.4}
 
 
 class GrainyBicubic(BicubicDecoder):
-    """Bicubic x4 plus seeded Gaussian grain of std ``grain`` in the central half of the cases in ``GRAINY`` (a
-    planted invention: the same grain over the whole image is noise the invented-detail method excuses)."""
+    """Bicubic x4 plus a fine diagonal grating (period 3 px) of amplitude ``grain`` x ``GRAINY[case]`` on the cases in
+    ``GRAINY``: a planted invention (i.i.d. grain would not do: invented_detail scores noise near 0)."""
 
     family = "grainy"
 
@@ -45,12 +50,12 @@ class GrainyBicubic(BicubicDecoder):
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         out = super().decode(batch, seed)
-        g = torch.Generator().manual_seed(seed)
         h, w = out.shape[-2:]
-        box = (slice(None), slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
+        yy, xx = torch.meshgrid(torch.arange(h, dtype=out.dtype), torch.arange(w, dtype=out.dtype), indexing="ij")
+        texture = torch.sin(2 * math.pi * (xx + yy) / 3.0)
         for i, case in enumerate(batch.case_ids):
-            if case in GRAINY and self.grain > 0:  # grain in the central box: grain over the whole image is
-                out[i][box] = out[i][box] + self.grain * torch.randn(out[i][box].shape, generator=g)  # benign
+            if case in GRAINY and self.grain > 0:
+                out[i] = out[i] + GRAINY[case] * self.grain * texture
         return out.clamp(0, 1)
 
 
@@ -90,7 +95,7 @@ def review(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         approved = RunEngine(store).start(cfg)
         gate_run(store, approved, policy, "none")
         record_signoff(store, approved, "ana", "approve", "release 1", policy=policy_file)
-        (root / "qa.toml").write_text("[decoders.grainy]\ngrain = 0.08\n")
+        (root / "qa.toml").write_text("[decoders.grainy]\ngrain = 0.05\n")
         candidate = RunEngine(store).start(cfg)
         outcome = gate_run(store, candidate, policy, "approved")
         report = write_report(store, out=root / "review.html")
@@ -110,7 +115,7 @@ def test_summary_names_the_failed_check_and_settings(review: dict[str, object]) 
         '<section id="trends">')  # the report opens on the summary, then the comparison
     summary = _section(text, "summary")
     assert '<span class="failed-check">invented_detail vs approved</span>' in summary
-    assert html.escape("grain 0.0 -> 0.08") in summary  # settings of the candidate against the approved run
+    assert html.escape("grain 0.0 -> 0.05") in summary  # settings of the candidate against the approved run
     gates = _section(text, "gates")
     assert gates.count('<div class="gate">') == 2  # one gate per run
 
@@ -118,12 +123,15 @@ def test_summary_names_the_failed_check_and_settings(review: dict[str, object]) 
 def test_compare_view_lists_the_grainy_images_first(review: dict[str, object]) -> None:
     text = Path(str(review["report"])).read_text(encoding="utf-8")
     compare = _section(text, "compare")
-    order = re.findall(r'<div class="cmp-row" data-case="([^"]+)">', compare)
+    order = re.findall(r'<div class="cmp-row" data-case="([^"]+)"', compare)
     assert sorted(order) == [f"tile{i:02d}" for i in range(6)]
-    assert set(order[:2]) == set(GRAINY), order  # worst first: the two images the candidate added grain to
-    # ranked by the metric the gate judged per image (the worst-images rule: the region score), not by the share
-    # its mean rule reads or by psnr
-    assert "sorted worst first by the largest relative change of invented_peak (" in compare
+    assert order[:2] == ["tile01", "tile04"], order  # most worsened first: the strong planted texture, then the faint
+    # ranked by the metric the shipped upscale policy gates image by image, in its own units, with the allowance
+    ranked = load_policy(SUITES / "policy_upscale.toml")  # the first invented metric with a worst-images rule
+    name = next(r.metric for r in ranked.metrics.values() if r.group == "invented" and r.checks_worst_images())
+    assert f"ranked by how much worse <b>{name}</b>" in compare and html.escape(declaration(name).unit) in compare
+    rows = re.findall(r'<div class="cmp-row".*?(?=<div class="lightbox")', compare, re.S)  # a row, not its lightbox
+    assert [r.count('aria-label="reference"') for r in rows] == [1] * 6 and 'class="cmp-legend"' in compare
     assert compare.count('class="lightbox"') == 6 and "change (more in candidate)" in compare
 
 
@@ -149,3 +157,42 @@ def test_release_view_in_headless_chromium(review: dict[str, object]) -> None:
         dark = rgb.crop((0, 0, 1400, 60)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
         assert yellow > 1000, yellow  # two region frames and two zoom frames
         assert sum(dark) < 150  # the dark overlay covers the page
+
+
+def _match(page: Image.Image, tile: Image.Image, side: int = 120, step: int = 4) -> tuple[float, int, int]:
+    """(mean absolute error, x, y) of the best placement of ``tile`` drawn at ``side`` px in ``page`` (both
+    reduced by ``step`` first: a coarse template match that tolerates the browser's resampling)."""
+    import numpy as np
+
+    small = np.asarray(tile.convert("L").resize((side // step, side // step), Image.Resampling.BOX), dtype=np.float32)
+    big = page.convert("L")
+    big = np.asarray(big.resize((big.width // step, big.height // step), Image.Resampling.BOX), dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(big, small.shape)
+    err = np.abs(windows - small).mean(axis=(2, 3))
+    y, x = np.unravel_index(int(np.argmin(err)), err.shape)
+    return float(err[y, x]), int(x) * step, int(y) * step
+
+
+@pytest.mark.skipif(find_browser() is None, reason="chromium is not installed (CI installs it)")
+def test_compare_view_in_chromium_ranks_the_planted_image_first_with_reference_and_legend(
+        review: dict[str, object]) -> None:
+    """Drawn by headless Chromium: the legend above the rows, and the planted high-invention image's (tile01)
+    reference painted in the first row, above the second-ranked image's (tile04) reference."""
+    report = Path(str(review["report"]))
+    dom = render(report).dom
+    compare = dom[dom.index('<section id="compare">'):]
+    first = compare.index('class="cmp-row"')
+    assert compare.index('class="cmp-legend"') < first and 'data-case="tile01" data-rank="1"' in compare[first - 40:]
+    shot = screenshot(report, report.with_name("compare.png"), size=(1400, 1000), fragment="compare")
+    refset = Path(str(review["root"])) / "set"
+    with Image.open(shot) as page, Image.open(refset / "tile04.png") as t4, Image.open(refset / "tile01.png") as t1:
+        page = page.convert("RGB")
+        e4, _, y4 = _match(page, t4)
+        e1, _, y1 = _match(page, t1)
+        # the reference tiles are painted (a close match) and tile01's row is above tile04's
+        assert e4 < 12 and e1 < 12, (e4, e1)
+        assert y1 < y4, (y1, y4)
+        # the legend's colour ramp ends in the overlay's full red, left of nothing but text
+        red = sum(n for n, c in page.getcolors(1 << 22) or [] if abs(c[0] - 255) < 3 and abs(c[1] - 40) < 6
+                  and abs(c[2] - 40) < 6)
+        assert red > 20, red
