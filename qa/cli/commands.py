@@ -49,12 +49,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.decoder:
         raise QAError("no decoder given", "pass --decoder NAME (see `qa decoders`), or --resume RUN_ID")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    overrides = parse_settings(args.settings)
+    if overrides and args.engine == "ray":
+        raise QAError("--set is not supported with --engine ray", "put the settings in qa.toml ([decoders.NAME])")
     failed = False
     for name in args.decoder:
         config = RunConfig(decoder=name, reference_set=args.reference_set, seeds=seeds,
                            device=args.device, batch_size=args.batch_size, shard_size=args.shard_size,
-                           metrics=metrics, progress=not args.no_progress)
+                           metrics=metrics, progress=not args.no_progress, settings=overrides)
         try:
+            _print_settings(name, args.device, overrides)
             if args.engine == "ray":
                 from qa.engine import ray_engine
 
@@ -67,6 +71,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             continue
         print(run_id, flush=True)
     return 2 if failed else 0
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as settings: VALUE read as a TOML value (0.3, 4, true, "text"), a bare word
+    that is not TOML as a string. A repeated key: the last wins."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise QAError(f"--set {item!r}: expected KEY=VALUE with a setting name", "e.g. --set degrade_sigma=0.3")
+        try:
+            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw.strip()
+    return out
+
+
+def _print_settings(name: str, device: str, overrides: dict[str, Any]) -> None:
+    """The settings decoder ``name`` runs with (on stderr: stdout stays one run id a line)."""
+    from qa.decoders.factory import effective_settings, make_decoder, settings_text
+
+    decoder = make_decoder(name, device, **overrides)  # bad keys or types: one line naming them, exit 2
+    print(f"{name}: settings {settings_text(effective_settings(decoder, overrides))}", file=sys.stderr, flush=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -89,6 +119,43 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from qa.gate import cli as gate
     return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy,
                                      decoder=args.decoder, fmt=args.fmt, trusted=args.trusted_keys))
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from qa.gate.data import load_run
+    from qa.gate.diff import diff_output, diff_runs
+
+    store = _store(args)
+    a, b = load_run(store, args.run_a, args.decoder), load_run(store, args.run_b, args.decoder)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    with store.snapshot() as db:
+        print(diff_output(a, b, diff_runs(db, a, b, metrics), args.fmt))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from qa.gate.data import load_run
+    from qa.store.frames import RUN_COLUMNS, results_frame, runs_frame
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise QAError(f"--out {args.out}: the file must end in .parquet or .csv")
+    store = _store(args)
+    run = load_run(store, args.run, args.decoder)
+    with store.snapshot() as db:
+        df = results_frame(db, run.run_id)
+        info = runs_frame(db).set_index("run_id").loc[run.run_id]
+    for col in ("decoder", "backend", "weights_sha256", "reference_set", "reference_set_sha256", "qa_version",
+                "git_commit"):
+        if col in RUN_COLUMNS:
+            df[col] = info[col]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        df.to_parquet(args.out, index=False)
+    else:
+        df.to_csv(args.out, index=False)
+    print(f"wrote {len(df)} rows of run {run.run_id} ({run.decoder}) to {args.out}")
+    return 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
@@ -208,14 +275,20 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_decoders(args: argparse.Namespace) -> int:
-    from qa.decoders.factory import list_decoders
+    from qa.decoders.factory import effective_settings, list_decoders, make_decoder, settings_text
 
-    rows = []
+    rows, settings = [], []
     for info in list_decoders():
         rows.append([info.name, info.track, "+".join(info.inputs), "yes" if info.stochastic else "no",
                      f"x{info.scale}", f"{info.family}/{info.backend}",
                      "available" if info.available else f"unavailable: {info.reason}"])
+        try:
+            settings.append(f"  {info.name}: {settings_text(effective_settings(make_decoder(info.name)))}")
+        except Exception as exc:  # noqa: BLE001 - a bad entry is listed unavailable above with the reason
+            settings.append(f"  {info.name}: cannot be built ({type(exc).__name__})")
     print(_table(rows, ["decoder", "track", "inputs", "stochastic", "scale", "family/backend", "availability"]))
+    print("\neffective settings (where each comes from; `qa run --set KEY=VALUE` replaces one for a run):")
+    print("\n".join(settings))
     return 0
 
 

@@ -49,6 +49,20 @@ examples:
 TRUSTED_HELP = "allowed_signers file of trusted reviewer keys (default $QA_TRUSTED_KEYS, then trusted_keys setting)"
 
 
+class _Version(argparse.Action):
+    """``--version``: "qa 0.x (git commit abc123...)"; the commit is looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from qa.engine.provenance import git_commit
+
+        commit = git_commit()
+        print(f"qa {__version__} ({f'git commit {commit}' if commit else 'not a git checkout'})")
+        parser.exit()
+
+
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
 
@@ -59,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qa", description="Hallucination-aware quality assurance for image decoders (VAE, PiD, L2P).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"qa {__version__}")
+    parser.add_argument("--version", action=_Version, help="print qa's version and git commit, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the embedded default end to end: run, gate, report; prints paths",
@@ -83,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all; see `qa metrics`)")
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="where shards run (default %(default)s)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="a decoder setting for this run, replacing qa.toml's (repeatable; VALUE as in TOML: 0.3, "
+                   "true, \"x4plus\"; a bare word is a string), e.g. --set degrade_sigma=0.3; stored with the run")
     p.add_argument("--resume", metavar="RUN_ID", default=None, help="finish an interrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_db(p)
@@ -114,6 +131,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", type=Path, default=None, help="policy file (default: the suite's for the run's track)")
     p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
                    help="output: text (default), json, or markdown (for CI job summaries)")
+    _add_db(p)
+
+    p = sub.add_parser("diff", help="compare two stored runs metric by metric, paired per image (stores nothing)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Every metric both runs have: A's and B's means, how much worse B is than A (+ = "
+                       "worse, in the metric's units) with the 95% bootstrap interval of the paired per-image "
+                       "differences, how many images got worse and the worst one. No policy, no verdict, nothing "
+                       "stored (use `qa gate` to decide).",
+                       epilog="examples:\n  qa diff pid-20261207-101500-ab12cd latest --decoder pid\n"
+                       "  qa diff RUN_A RUN_B --metrics psnr,invented_detail --format markdown")
+    p.add_argument("run_a", metavar="RUN_A", help="what B is compared with: a run id, or 'latest' (of --decoder)")
+    p.add_argument("run_b", metavar="RUN_B", help="the candidate: a run id, or 'latest' (of --decoder)")
+    p.add_argument("--decoder", default=None, metavar="NAME", help="scope 'latest' to this decoder")
+    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: every metric both have)")
+    p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
+                   help="output: text (default), json, or markdown")
+    _add_db(p)
+
+    p = sub.add_parser("export", help="write one run's per-image results to a Parquet or CSV file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="One row per (image, seed, metric) of the run: value (empty where it is missing "
+                       "or failed), status, detail, metric version, and the run's provenance (decoder, backend, "
+                       "weights sha256, reference set sha256, qa version, git commit). From Python, "
+                       "qa.store.frames returns the same as pandas DataFrames (see README, 'Reading results').",
+                       epilog="examples:\n  qa export --run latest --decoder pid --out pid.parquet\n"
+                       "  qa export --run RUN_ID --out run.csv")
+    p.add_argument("--run", default="latest", help="run id, or 'latest' (of --decoder) (default %(default)s)")
+    p.add_argument("--decoder", default=None, metavar="NAME", help="scope 'latest' to this decoder")
+    p.add_argument("--out", type=Path, required=True, help="the file to write: .parquet or .csv")
     _add_db(p)
 
     p = sub.add_parser(
@@ -196,14 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     _add_db(p)
 
-    sub.add_parser("decoders", help="list decoders: track, inputs, stochastic, scale, backend, availability")
-    sub.add_parser("metrics", help="list metrics: direction, range, level, needs, weights, availability")
+    sub.add_parser("decoders", help="list decoders: track, inputs, stochastic, scale, backend, availability",
+                   description="Every registered and configured decoder: its track, inputs, whether it is "
+                   "stochastic, its output scale, family/backend and whether it can run here (if not, why and how to "
+                   "fix it); then the settings each is built with and where each comes from (qa.toml, pyproject, "
+                   "the family's default). `qa run --set KEY=VALUE` replaces one for a run.")
+    sub.add_parser("metrics", help="list metrics: direction, range, level, needs, weights, availability",
+                   description="Every registered metric: which way is better (higher, lower, closer to a value, "
+                   "none), its range, level (image, case or set), what it needs (reference, latent, baseline...), "
+                   "its weights and whether they are present here.")
 
-    p = sub.add_parser("weights", help="manage model weights (only `fetch` uses the network)")
+    p = sub.add_parser("weights", help="manage model weights (only `fetch` uses the network)",
+                       description="list: known weights and whether they are present; import PATH: check a file's "
+                       "sha256 against the official one and store it; verify: re-check every stored file; fetch "
+                       "NAME: download (the only command that uses the network).")
     p.add_argument("action", choices=["list", "import", "verify", "fetch"])
     p.add_argument("target", nargs="?", help="PATH for import, NAME for fetch")
 
-    p = sub.add_parser("refset", help="build a reference set (manifest.csv) from a folder of images")
+    p = sub.add_parser("refset", help="build a reference set (manifest.csv) from a folder of images",
+                       description="Writes manifest.csv (id, file, caption, licence, source, sha256) for every "
+                       "readable image of FOLDER; unreadable files are listed with the reason and left out.")
     p.add_argument("action", choices=["build"])
     p.add_argument("folder", type=Path)
     p.add_argument("--captions", type=Path, default=None, help="CSV/TSV/JSON mapping file -> caption")

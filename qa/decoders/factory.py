@@ -35,7 +35,7 @@ from qa.decoders.settings_check import check_decoder_settings
 from qa.errors import DecoderError, QAError, UnknownNameError, did_you_mean
 from qa.settings import ConfigError, DecoderConfig, get_settings
 
-__all__ = ["list_decoders", "load_decoder_configs", "make_decoder"]
+__all__ = ["effective_settings", "list_decoders", "load_decoder_configs", "make_decoder", "settings_text"]
 
 def load_decoder_configs(root: str | Path | None = None) -> dict[str, DecoderConfig]:
     """Configured decoders from ``root`` (default: the current directory): pyproject.toml, then qa.toml
@@ -105,3 +105,28 @@ def list_decoders(device: str = "cpu", root: str | Path | None = None) -> list[D
                 )
             )
     return infos
+
+
+def effective_settings(decoder: Decoder, overrides: dict[str, Any] | None = None,
+                       root: str | Path | None = None) -> list[tuple[str, Any, str]]:
+    """The settings ``decoder`` was built with, each as (key, value, where it comes from): ``--set`` for
+    ``overrides``, the configuration file that says it, or ``default`` (the default its decoder class names; a
+    default of None, "decided at run time", is left out).
+    Sorted by key; what ``qa decoders`` and ``qa run`` print."""
+    from qa.decoders.settings_check import family_defaults
+
+    cfg = load_decoder_configs(root).get(decoder.name)
+    out: dict[str, tuple[Any, str]] = {}
+    for k, default in family_defaults(type(decoder)).items():
+        v = decoder.settings.get(k, getattr(decoder, k, default))  # a variant's factory may set its own
+        out[k] = (v, "default" if v == default else "set by the decoder")
+    out = {k: (v, origin) for k, (v, origin) in out.items() if v is not None and isinstance(v, str | int | float)}
+    if cfg is not None:
+        out |= {k: (v, str(cfg.source)) for k, v in cfg.settings.items()}
+    out |= {k: (v, "--set") for k, v in (overrides or {}).items()}
+    return [(k, v, origin) for k, (v, origin) in sorted(out.items())]
+
+
+def settings_text(settings: list[tuple[str, Any, str]]) -> str:
+    """"degrade_sigma=0.3 (--set), factor=2 (default)": :func:`effective_settings` in one line."""
+    return ", ".join(f"{k}={v!r} ({origin})" for k, v, origin in settings) or "none"

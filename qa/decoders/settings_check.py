@@ -75,3 +75,9 @@ def check_decoder_settings(name: str, family: str, factory: Any, settings: dict[
             why = f"{key} must be >= 1, got {value!r}"
         if why:
             raise ConfigError(f"{where}: {why}", "fix the setting in that file")
+
+
+def family_defaults(factory: Any) -> dict[str, object]:
+    """The settings a decoder class names with a default (``{}`` for a function factory): its defaults."""
+    named, _ = _params(factory)
+    return {k: p.default for k, p in named.items() if p.default is not inspect.Parameter.empty}

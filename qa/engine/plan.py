@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import Any
 
 from qa.decoders.base import Decoder
 from qa.decoders.factory import make_decoder
@@ -38,6 +39,9 @@ class RunConfig:
     suite: str = ""
     thumbnails: bool = True
     progress: bool = True
+    #: decoder settings that replace the configured ones for this run (``qa run --set KEY=VALUE``); they are part
+    #: of the run's identity and stored with it like qa.toml's (``config_json.decoder_settings``)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def make_metrics(names: list[str] | None, store: Store | None = None, device: str = "cpu") -> list[Metric]:
@@ -91,7 +95,7 @@ class RunPlan:
 def plan_run(config: RunConfig, store: Store | None = None, decoder: Decoder | None = None) -> RunPlan:
     """Validate ``config`` and build what its run needs: QAError when the decoder cannot run here, the seeds
     are invalid or the reference set has duplicate ids. ``decoder``: an already built instance (else built)."""
-    decoder = decoder or make_decoder(config.decoder, config.device)
+    decoder = decoder or make_decoder(config.decoder, config.device, **config.settings)
     reason = decoder.unavailable_reason()
     if reason:
         raise QAError(f"decoder {config.decoder!r} cannot run here: {reason}")

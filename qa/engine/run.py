@@ -150,7 +150,7 @@ class RunEngine:
         config.progress = progress
         if device:
             config.device = device
-        decoder = decoder or make_decoder(config.decoder, config.device)
+        decoder = decoder or make_decoder(config.decoder, config.device, **config.settings)
         refset = load_reference_set(config.reference_set)
         check_unique_ids(refset)
         metrics = make_metrics(cfg["metrics"], self.store, config.device)

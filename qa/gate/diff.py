@@ -1,0 +1,115 @@
+"""``qa diff RUN_A RUN_B``: every metric of two stored runs side by side, paired per image, without judging or
+storing anything (no policy, no verdict, no gate row).
+
+B is read as the candidate and A as what it is compared with: "worse by" is how much worse B is than A (metric
+units, positive = worse, the sign every gate output uses), with the 95% percentile-bootstrap interval of the
+paired per-image differences, how many images got worse, and the image that got worst.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from qa.bootstrap import bootstrap_mean
+from qa.gate.data import GateError, RunInfo, load_metric, run_metric_names
+from qa.gate.formats import clean_json, md
+from qa.gate.stats import paired_differences
+from qa.gate.units import fmt_num, metric_target_unit
+from qa.store.db import Reader
+
+
+@dataclass
+class MetricDiff:
+    """One metric of B against A. Means in metric units; ``worse_by`` positive = B worse (None: no direction or
+    nothing paired); ``note`` says why a number is absent."""
+
+    metric: str
+    unit: str
+    better: str
+    a_mean: float | None = None
+    b_mean: float | None = None
+    worse_by: float | None = None
+    worse_by_ci: tuple[float, float] | None = None
+    n: int = 0
+    n_worse: int = 0
+    worst_case: str = ""
+    worst_by: float | None = None
+    note: str = ""
+
+
+def _mean(values: dict[str, float], keys: list[str]) -> float | None:
+    return float(np.mean([values[k] for k in keys])) if keys else None
+
+
+def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: float = 0.95) -> MetricDiff:
+    """:class:`MetricDiff` of ``metric``: paired per image where both runs have per-image values, else their set
+    values (no interval)."""
+    try:
+        target, unit = metric_target_unit(metric)
+    except GateError as exc:
+        return MetricDiff(metric, "", "?", note=str(exc))
+    out = MetricDiff(metric, unit, target.label())
+    da, dbm = load_metric(db, a.run_id, metric), load_metric(db, b.run_id, metric)
+    keys = sorted(set(da.per_case) & set(dbm.per_case))
+    if not keys:
+        if da.set_value is not None and dbm.set_value is not None:
+            out.a_mean, out.b_mean = da.set_value[0], dbm.set_value[0]
+            if target.has_direction:
+                out.worse_by = target.goodness(out.a_mean) - target.goodness(out.b_mean) + 0.0
+            out.note = "set values (no per-image pairs)"
+        else:
+            out.note = "; ".join(p for p in (da.set_problem, dbm.set_problem) if p) or "no paired values"
+        return out
+    out.a_mean, out.b_mean, out.n = _mean(da.per_case, keys), _mean(dbm.per_case, keys), len(keys)
+    if not target.has_direction:
+        out.note = "no direction (target none): means only"
+        return out
+    good_a = {k: target.goodness(da.per_case[k]) for k in keys}
+    good_b = {k: target.goodness(dbm.per_case[k]) for k in keys}
+    diffs, order = paired_differences(good_b, good_a, True)  # positive = B better
+    iv = bootstrap_mean(diffs, confidence)
+    out.worse_by, out.worse_by_ci = -iv.mean + 0.0, (-iv.high + 0.0, -iv.low + 0.0)
+    out.n_worse = int(np.sum(diffs < 0))
+    i = int(np.argmin(diffs))
+    if diffs[i] < 0:
+        out.worst_case, out.worst_by = order[i], -float(diffs[i])
+    lost = len(set(da.per_case) ^ set(dbm.per_case))
+    if lost:
+        out.note = f"{lost} image(s) with a value in only one run left out"
+    return out
+
+
+def diff_runs(db: Reader, a: RunInfo, b: RunInfo, metrics: list[str] | None = None) -> list[MetricDiff]:
+    """Every metric both runs have (or ``metrics``), in name order."""
+    if metrics is None:
+        names = sorted(set(run_metric_names(db, a.run_id)) & set(run_metric_names(db, b.run_id)))
+    else:
+        names = metrics
+    return [diff_metric(db, a, b, m) for m in names]
+
+
+def diff_output(a: RunInfo, b: RunInfo, diffs: list[MetricDiff], fmt: str = "text") -> str:
+    """The diff as ``text`` (a table), ``json`` or ``markdown``."""
+    if fmt == "json":
+        return json.dumps(clean_json({"a": a.run_id, "b": b.run_id, "stored": False,
+                                      "metrics": [asdict(d) for d in diffs]}), indent=2, allow_nan=False)
+    head = (f"B {b.run_id} ({b.decoder}) against A {a.run_id} ({a.decoder}); worse by: B worse than A "
+            "(+ = worse), 95% CI of the paired per-image differences; nothing is stored")
+    rows = []
+    for d in diffs:
+        ci = f" [{fmt_num(d.worse_by_ci[0])}, {fmt_num(d.worse_by_ci[1])}]" if d.worse_by_ci else ""
+        worst = f"{d.worst_case} (+{fmt_num(d.worst_by)})" if d.worst_case else "-"
+        rows.append([d.metric, d.better, fmt_num(d.a_mean, d.unit), fmt_num(d.b_mean, d.unit),
+                     (fmt_num(d.worse_by) + ci) if d.worse_by is not None else "-",
+                     f"{d.n_worse}/{d.n}" if d.n else "-", worst, d.note])
+    header = ["metric", "better", "A", "B", "worse by [CI]", "images worse", "worst image", "note"]
+    if fmt == "markdown":
+        lines = [f"### qa diff: {md(head)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    table = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    return "\n".join([head, *table])
