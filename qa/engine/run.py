@@ -11,10 +11,13 @@ import json
 import socket
 import sys
 import uuid
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -66,6 +69,21 @@ class PreparedRun:
     metrics: list[Metric]
     cfg: dict  # the stored config_json: RunConfig fields + seeds, shards, metrics, host
     config: RunConfig
+
+
+@contextmanager
+def above_bar() -> Iterator[None]:
+    """Python warnings and log records written with ``tqdm.write`` while a progress bar runs: each on its own line
+    above the bar, never interleaved with it."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        tqdm.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+
+    with warnings.catch_warnings(), logging_redirect_tqdm():
+        warnings.showwarning = show
+        yield
 
 
 def _shards(cases: list[str], size: int) -> list[list[str]]:
@@ -180,11 +198,12 @@ class RunEngine:
         runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
                              progress=bar.update)
         try:
-            for index in todo:
-                cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
-                output = runner.run(cases)
-                self.commit_shard(run_id, index, output)
-                self.on_shard(index)
+            with above_bar():  # warnings (weights loading lazily, mid-run) on their own lines, not inside the bar
+                for index in todo:
+                    cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
+                    output = runner.run(cases)
+                    self.commit_shard(run_id, index, output)
+                    self.on_shard(index)
         except BaseException as exc:
             bar.close()
             self.mark_failed(run_id, exc)
