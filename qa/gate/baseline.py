@@ -12,8 +12,9 @@ __all__ = ["Baseline"]
 
 @dataclass(frozen=True, repr=False)
 class Baseline:
-    """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME`` or ``none`` (no
-    baseline, chosen explicitly: the first release).
+    """What a candidate is compared with. ``kind``: ``approved``, ``run``, ``decoder:NAME``, ``decoder:plain``
+    (the candidate's own plain decode, scored in its own run) or ``none`` (no baseline, chosen explicitly: the
+    first release).
 
     ``run`` is None when no such run exists; ``note`` then says why. ``error``: why the baseline could not be
     resolved at all (a broken sign-off chain, no approved run): every comparison with it fails with that reason.
@@ -29,6 +30,13 @@ class Baseline:
     error: str = ""
     reader: Any = None
     origin: str = ""
+    #: the baseline's values of metric M are its run's ``metric_prefix + M`` (``baseline_psnr`` for the plain
+    #: decode in the candidate's own run, ``decoder:plain``); '' = the same metric
+    metric_prefix: str = ""
+
+    def metric_of(self, metric: str) -> str:
+        """The metric whose values stand for ``metric`` on the baseline's side."""
+        return self.metric_prefix + metric
 
     @property
     def run_id(self) -> str | None:
@@ -46,6 +54,8 @@ class Baseline:
             return f"{self.kind} (does not apply: {self.inapplicable})"
         if self.error:
             return f"{self.kind} (cannot be used: {self.error})"
+        if self.run and self.metric_prefix:
+            return f"{self.kind} ({self.origin}, {self.metric_prefix}* metrics of run {self.run.run_id})"
         if self.run and self.origin:
             return f"{self.kind} ({self.origin})"
         if self.run:

@@ -10,72 +10,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from qa.bootstrap import Interval, bootstrap_mean
 from qa.gate import data as gate_data
 from qa.gate.baseline import Baseline
-from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, run_cases, run_metric_names
+from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, problems_text, run_cases, run_metric_names
 from qa.gate.policy import MetricRule, Policy
+from qa.gate.result import CheckResult
 from qa.gate.stats import paired_differences, paired_verdict, unpaired_interval
 from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
 from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
-
-
-@dataclass
-class CheckResult:
-    """The outcome of one check. Values in the metric's units; differences signed so positive = better."""
-
-    metric: str
-    kind: str  # cases | bounds | at_least | at_most | baseline | worst_images
-    verdict: str  # pass | fail | needs-review | skipped
-    message: str
-    required: bool = True
-    allow_review: bool = False
-    candidate_run_id: str = ""
-    candidate_mean: float | None = None
-    candidate_ci: tuple[float, float] | None = None
-    n: int = 0
-    bound: float | None = None
-    baseline_kind: str = ""
-    baseline_run_id: str | None = None
-    baseline_mean: float | None = None
-    diff_mean: float | None = None
-    diff_ci: tuple[float, float] | None = None
-    margin: float | None = None
-    notes: list[str] = field(default_factory=list)
-    #: worst images: every image over its allowance (:meth:`qa.gate.worst.WorstImages.images`), worst first
-    images: list[dict[str, Any]] = field(default_factory=list)
-    #: worst images: the image closest to (or furthest over) its allowance; its values are the means above
-    worst_case: str = ""
-
-    @property
-    def blocks(self) -> bool:
-        """Whether this result fails a release (a fail, or needs-review the policy does not allow)."""
-        return self.verdict == "fail" or (self.verdict == "needs-review" and not self.allow_review)
-
-    @property
-    def title(self) -> str:
-        """A short name: "invented_detail vs approved", "psnr bounds", "lost_detail worst images vs approved"."""
-        if self.kind == "cases":
-            return "every case decoded"
-        what = {"baseline": "", "worst_images": " worst images", "bounds": " bounds", "at_least": " at least",
-                "at_most": " at most"}.get(self.kind, f" {self.kind}")
-        return f"{self.metric}{what}" + (f" vs {self.baseline_kind}" if self.baseline_kind else "")
-
-    @property
-    def worse_by(self) -> float | None:
-        """How much worse than the baseline (metric units, positive = worse): the reading of every output."""
-        return None if self.diff_mean is None else -self.diff_mean
-
-    @property
-    def worse_by_ci(self) -> tuple[float, float] | None:
-        return None if self.diff_ci is None else (-self.diff_ci[1], -self.diff_ci[0])
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"worse_by": self.worse_by, "worse_by_ci": self.worse_by_ci}
 
 
 class GateContext:
@@ -137,11 +83,8 @@ class GateContext:
             have = ", ".join(run_metric_names(self.store, self.run.run_id)) or "none"
             return f"run {self.run.run_id} has no {metric} results (metrics in the run: {have})"
         if d.problems:
-            shown = "; ".join(d.problems[c] if c in d.problems[c] else f"{c}: {d.problems[c]}"
-                              for c in sorted(d.problems)[:3])
-            more = f" (+{len(d.problems) - 3} more)" if len(d.problems) > 3 else ""
             total = len(set(d.problems) | set(d.per_case))
-            return f"{len(d.problems)} of {total} cases have no {metric} value: {shown}{more}"
+            return f"{len(d.problems)} of {total} cases have no {metric} value: {problems_text(d.problems)}"
         if d.set_problem:
             return f"{metric} has no set value: {d.set_problem}"
         if not d.per_case and d.set_value is None:
@@ -168,6 +111,11 @@ class GateContext:
         state = "required metric missing" if rule.required else "optional metric skipped"
         res.message = f"{res.metric} [{res.kind}]: {state}: {reason}"
         return self._emit(res)
+
+    def _plain_missing(self, base_metric: str) -> bool:
+        """Whether the candidate has no plain decode at all: every ``base_metric`` row is "not applicable"."""
+        d = self.data(self.run.run_id, base_metric)
+        return bool(d.problems) and not d.per_case and all(says_not_applicable(r) for r in d.problems.values())
 
     def candidate_interval(self, metric: str) -> Interval:
         """Set mean and bootstrap interval of the candidate's per-case values (or the stored set value)."""
@@ -242,7 +190,8 @@ class GateContext:
             return self._emit(res), "skipped"
         if baseline.inapplicable:
             res.verdict = "skipped"
-            res.message = f"{metric} [{kind}]: baseline {baseline.kind} does not apply: {baseline.inapplicable}"
+            # the same words for every metric: pytest folds identical skip reasons into one line, said once
+            res.message = f"baseline {baseline.kind} does not apply: {baseline.inapplicable}"
             return self._emit(res), "skipped"
         if baseline.error:  # no approved run, a broken chain, a baseline file that does not verify: fail closed
             res.verdict = "fail"
@@ -263,24 +212,29 @@ class GateContext:
             res.verdict = "skipped"
             res.message = f"{metric} [{kind}]: the metric has no direction (target none): only its bounds are gated"
             return self._emit(res), "skipped"
-        if self.run.run_id == baseline.run.run_id:
+        if self.run.run_id == baseline.run.run_id and not baseline.metric_prefix:
             res.notes.append(f"the baseline is the candidate run itself ({baseline.run.run_id}): "
                              "this comparison cannot fail")
         return res, ""
 
-    def _paired(self, res: CheckResult, metric: str, baseline: RunInfo, target: Target
+    def _paired(self, res: CheckResult, metric: str, baseline: RunInfo, target: Target, base_metric: str = ""
                 ) -> tuple[dict[str, float], dict[str, float], str]:
-        """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired."""
+        """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired;
+        ``base_metric``: the baseline's metric standing for ``metric`` (default the same)."""
+        base_metric = base_metric or metric
         cand = self.data(self.run.run_id, metric)
-        base = self.data(baseline.run_id, metric, baseline=True)
+        base = self.data(baseline.run_id, base_metric, baseline=True)
         lost = sorted(set(base.per_case) - set(cand.per_case))
         if lost:  # the baseline scored these cases and the candidate did not: counts against it
-            return {}, {}, (f"cases {', '.join(lost[:5])} have {metric} values in baseline run {baseline.run_id} "
-                            f"but not in the candidate")
+            return {}, {}, (f"cases {', '.join(lost[:5])} have {base_metric} values in baseline run "
+                            f"{baseline.run_id} but not in the candidate")
         keys = sorted(set(cand.per_case) & set(base.per_case))
         if not keys:
-            why = "; ".join(sorted(base.problems.values())[:2]) or "it has no values"
-            return {}, {}, f"baseline run {baseline.run_id} has no {metric} value for any candidate case ({why})"
+            why = problems_text(base.problems) if base.problems else (
+                f"the run has no {base_metric} results" + (" (a run made before it existed, or with --metrics "
+                                                           "without it: run the decoder again)" if
+                                                           base_metric != metric else ""))
+            return {}, {}, f"baseline run {baseline.run_id} has no {base_metric} value for any candidate case: {why}"
         if base.problems:
             res.notes.append(f"{len(base.problems)} baseline cases without {metric} values were left out")
         return ({k: target.goodness(cand.per_case[k]) for k in keys},
@@ -307,19 +261,24 @@ class GateContext:
         res.candidate_mean, res.candidate_ci = cand_iv.mean, (cand_iv.low, cand_iv.high)
         import numpy as np
 
+        base_metric = baseline.metric_of(metric)
         if cand.per_case:
-            c, b, why = self._paired(res, metric, baseline.run, target)
+            c, b, why = self._paired(res, metric, baseline.run, target, base_metric)
+            if why and baseline.metric_prefix and self._plain_missing(base_metric):
+                res.verdict = "skipped"
+                res.message = f"baseline {baseline.kind} does not apply: {self.run.decoder} has no plain decode"
+                return self._emit(res)
             if why:
                 return self._closed(res, why, self.policy.rule(metric))
             keys = sorted(c)
             diffs, _ = paired_differences(c, b, True)
             iv = bootstrap_mean(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
-            base_vals = self.data(baseline.run.run_id, metric, baseline=True).per_case
+            base_vals = self.data(baseline.run.run_id, base_metric, baseline=True).per_case
             res.baseline_mean = float(np.mean([base_vals[k] for k in keys]))
             base_goodness = float(np.mean([b[k] for k in keys]))
             how = f"over {len(keys)} paired images"
         else:
-            base = self.data(baseline.run.run_id, metric, baseline=True)
+            base = self.data(baseline.run.run_id, base_metric, baseline=True)
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
@@ -337,9 +296,11 @@ class GateContext:
                    "fail": "clearly worse: the whole interval is over the allowance",
                    "needs-review": "the interval straddles the allowance" + (" (policy allows review)" if rule.allow_review
                                                                         else "; the policy does not allow review")}
+        against = (f"its plain decode ({base_metric})" if baseline.metric_prefix
+                   else f"baseline {baseline.kind} run {baseline.run.run_id}")
         res.message = (
             f"{metric} ({target.phrase()}): candidate run {self.run.run_id} mean "
-            f"{fmt_num(cand_iv.mean, unit)} vs baseline {baseline.kind} run {baseline.run.run_id} mean "
+            f"{fmt_num(cand_iv.mean, unit)} vs {against} mean "
             f"{fmt_num(res.baseline_mean, unit)}; worse by {fmt_num(-iv.mean, unit)}, "
             f"{iv.confidence:.0%} CI [{fmt_num(-iv.high)}, {fmt_num(-iv.low)}] {how}; allowed {fmt_num(margin, unit)}"
             f"{margin_origin(rule, baseline.is_decoder)} -> {res.verdict}: {explain[res.verdict]}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from qa.errors import QAError
@@ -107,6 +108,24 @@ def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
             else:
                 data.set_problem = srow.detail or f"status {srow.status}"
     return data
+
+
+def problems_text(problems: dict[str, str], limit: int = 3) -> str:
+    """Why cases have no value, each reason said once with how many cases share it: "16 cases: weights 'alexnet'
+    absent; fix: ..." rather than the same sentence (and link) per case. A case's own id and "(seed N)" are taken
+    out of its reason, so that cases failing for one cause group together."""
+    groups: dict[str, list[str]] = {}
+    for case in sorted(problems):
+        why = re.sub(r" \(seed -?\d+\)$", "", problems[case])
+        why = why[len(case) + 2:] if why.startswith(f"{case}: ") else why
+        groups.setdefault(why, []).append(case)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    parts = []
+    for why, cases in ordered[:limit]:
+        which = ", ".join(cases[:3]) + (f" +{len(cases) - 3} more" if len(cases) > 3 else "")
+        parts.append(f"{why} ({'every case' if len(cases) == len(problems) else which})")
+    more = f"; {len(ordered) - limit} other reason(s)" if len(ordered) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _f(x: float | None) -> float:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from qa.errors import QAError
 from qa.gate.data import RunInfo, load_run
-from qa.gate.evaluate import gate_run
+from qa.gate.evaluate import PLAIN, gate_run
 from qa.gate.policy import default_policy_path, load_policy
 from qa.store import Store
 
@@ -27,7 +27,7 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
             run = load_run(store, run_id)
             policy = load_policy(default_policy_path(run.track or "decode"))
             base = policy.baseline_decoder
-            if base and (base not in run_ids or not same_scale(run, load_run(store, run_ids[base]))):
+            if base and base != PLAIN and (base not in run_ids or not same_scale(run, load_run(store, run_ids[base]))):
                 policy = replace(policy, baseline_decoder="")  # not run here, or another input size: no pairing
             outcome = gate_run(store, run_id, policy, spec)
         except QAError as exc:

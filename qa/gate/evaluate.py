@@ -31,8 +31,21 @@ from qa.store import runs as store_runs
 from qa.store.gates import insert_gate
 from qa.store.records import GateRecord
 
+#: ``baseline_decoder = "plain"``: the candidate's own plain decode (see :func:`plain_baseline`)
+PLAIN = "plain"
+#: the metrics of the plain decode are named with this prefix (``baseline_psnr``; :mod:`qa.metrics.plain_baseline`)
+PLAIN_PREFIX = "baseline_"
 #: the baseline chosen for a first release: no run baseline at all
 NONE_NOTE = "no baseline, chosen with --baseline none (the first release): absolute bounds and decoder baselines only"
+
+
+def plain_baseline(candidate: RunInfo) -> Baseline:
+    """The candidate's own plain decode as its decoder baseline (``baseline_decoder = "plain"``): bicubic at its
+    factor for a pixel upsampler, the plain decode of the same latent at its size for a latent decoder, scored in
+    the candidate's own run (``baseline_psnr`` for ``psnr``, :mod:`qa.metrics.plain_baseline`). It always fits
+    the candidate's input and factor, and needs no other run."""
+    return Baseline(f"decoder:{PLAIN}", candidate, origin=f"{candidate.decoder}'s own plain decode",
+                    metric_prefix=PLAIN_PREFIX)
 
 
 def is_baseline_file(spec: str) -> bool:
@@ -69,6 +82,8 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
         name = spec.split(":", 1)[1].strip()
         if not name:
             raise GateError(f"baseline {spec!r} names no decoder", "use decoder:NAME, e.g. decoder:bicubic")
+        if name == PLAIN:
+            return plain_baseline(candidate)
         run = latest_finished_run(store, name, candidate.reference_set_sha256, candidate.seeds)
         note = "" if run else (f"no finished run of decoder {name!r} on reference set {candidate.reference_set!r}; "
                                f"run `qa run --decoder {name} --reference-set {candidate.reference_set}`")
@@ -109,8 +124,11 @@ class GateOutcome:
         if self.settings:
             out.append(f"  settings vs {self.baselines[0].kind}: {self.settings}")
         out += [f"  {'' if n.startswith('warning:') else 'note: '}{n}" for n in self.notes]
-        for r in self.results:
-            out += [f"  {r.verdict.upper():12s} {r.message}"] + image_lines(r.images, " " * 16)
+        said = {f"baseline {b.kind} does not apply: {b.inapplicable}" for b in self.baselines if b.inapplicable}
+        for r in self.results:  # a reason many checks share (a baseline that does not apply) is said once
+            text = r.message if r.message not in said else f"{r.title}: as above"
+            said.add(r.message)
+            out += [f"  {r.verdict.upper():12s} {text}"] + image_lines(r.images, " " * 16)
         failed = [r.title for r in self.results if r.blocks]
         out.append(f"verdict: {self.verdict}" + (" (blocks the release)" if self.blocks else "")
                    + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -166,6 +184,8 @@ def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | N
     dec = policy.baseline_decoder
     if not dec or dec == run.decoder:
         return None
+    if dec == PLAIN:
+        return plain_baseline(run)
     why = decoder_inapplicable(store, run, dec)
     if why:
         return Baseline(f"decoder:{dec}", None, why, inapplicable=why)
@@ -207,11 +227,11 @@ def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baselin
 
 def gate_notes(run: RunInfo, policy: Policy, baselines: list[Baseline]) -> list[str]:
     """Notes a gate carries: baselines without a run, a policy of another track, a run gated against itself."""
-    notes = [b.note for b in baselines if b.run is None and b.note]
+    notes = [b.note for b in baselines if b.run is None and b.note and not b.inapplicable]  # that one is on its line
     if run.track and policy.track != run.track:
         notes.append(f"policy is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}")
     for b in baselines:
-        if b.run is not None and b.run.run_id == run.run_id:
+        if b.run is not None and b.run.run_id == run.run_id and not b.metric_prefix:
             notes.append(f"warning: the {b.kind} baseline is the candidate run {run.run_id} itself, so its "
                          "comparisons cannot fail; gate a newer run, or pass --baseline RUN_ID")
     return notes

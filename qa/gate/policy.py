@@ -4,7 +4,10 @@ A policy file looks like::
 
     [policy]
     track = "upscale"              # decode | upscale | generate
-    baseline_decoder = "bicubic"   # optional: gate against the latest run of this decoder too
+    baseline_decoder = "plain"     # optional: "plain" = the candidate's own plain decode in the same run (bicubic
+                                   # at its factor for a pixel upsampler, the plain decode of the same latent for
+                                   # a latent decoder: `baseline_<metric>`), which fits every candidate and needs
+                                   # no other run; or a decoder NAME: its latest run (skipped at another scale)
     confidence = 0.95              # bootstrap interval coverage
     n_boot = 2000                  # bootstrap resamples
     seed = 0                       # bootstrap seed
@@ -16,7 +19,8 @@ A policy file looks like::
     margin = 0.3                   # allowed loss against a run baseline (approved / run id), metric units
     relative_margin = 0.05         # allowed loss as a fraction of the baseline's mean (0.05 = 5%); with
                                    # `margin` too, the larger of the two applies (margin acts as a floor)
-    decoder_margin = 4.0           # allowed loss against the decoder baseline (also decoder_relative_margin)
+    decoder_margin = 4.0           # allowed loss against the decoder baseline (also decoder_relative_margin);
+                                   # with "plain", psnr is compared image by image with baseline_psnr
     image_relative_margin = 0.5    # worst images: no single image may get worse than its value in the run
                                    # baseline by more than this fraction (plus image_margin, metric units)
     image_margin = 0.002           #   absolute floor of that per-image allowance (default 0)

@@ -44,6 +44,9 @@ METRICS: Registry[Metric] = Registry("metric", "qa.metrics", {
     "text_cer": "qa.metrics.text.metrics:TextCER",
     "text_wer": "qa.metrics.text.metrics:TextWER",
     "text_invented": "qa.metrics.text.metrics:TextInvented",
+    "baseline_psnr": "qa.metrics.plain_baseline:BaselinePSNR",
+    "baseline_ssim": "qa.metrics.plain_baseline:BaselineSSIM",
+    "baseline_lpips_alex": "qa.metrics.plain_baseline:BaselineLPIPSAlex",
 })
 
 #: names users type for a metric registered under a more specific name

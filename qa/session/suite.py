@@ -19,7 +19,16 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.errors import QAError
 from qa.gate.checks import Baseline, CheckResult, GateContext, direction_problem
 from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summary
-from qa.gate.evaluate import gate_notes, mismatch_text, resolve_baseline, store_gate
+from qa.gate.evaluate import (
+    PLAIN,
+    PLAIN_PREFIX,
+    gate_notes,
+    metrics_for,
+    mismatch_text,
+    plain_baseline,
+    resolve_baseline,
+    store_gate,
+)
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.worse import image_lines
 from qa.store import Store
@@ -223,8 +232,12 @@ class SuiteSession:
 
     @staticmethod
     def run_metrics(policy: Policy) -> list[str]:
-        """The policy's metrics that are registered (the others are reported missing by the checks)."""
-        return [m for m in policy.metric_names() if not direction_problem(m)]
+        """The policy's metrics that are registered (the others are reported missing by the checks), and for a
+        ``baseline_decoder = "plain"`` policy the plain-decode variant of each metric with a decoder rule."""
+        names = policy.metric_names()
+        if policy.baseline_decoder == PLAIN:
+            names += [PLAIN_PREFIX + m for m in metrics_for(policy, "decoder_baseline")]
+        return [m for m in names if not direction_problem(m)]
 
     def candidate(self, policy: Policy) -> RunHandle:
         """The candidate run for ``policy``'s metrics: reused when an identical finished run is stored."""
@@ -255,6 +268,8 @@ class SuiteSession:
             return None
         if not run.ok or run.info is None:
             return Baseline(f"decoder:{name}", None, f"no candidate run: {run.error}")
+        if name == PLAIN:  # the candidate's own plain decode, in its own run: nothing else to run
+            return plain_baseline(run.info)
         mine, theirs = self._scale(run.decoder), self._scale(name)
         why = "" if mine == theirs else mismatch_text(run.decoder, mine, name, theirs)  # unknown: not comparable
         if why:
