@@ -72,10 +72,13 @@ def _launch(browser: str, args: list[str], timeout: float) -> tuple[subprocess.C
 
 
 def render(report: Path, browser: str | None = None, timeout: float = 120.0,
-           virtual_time_ms: int | None = None) -> BrowserRun:
-    """Load ``report`` from disk and dump the DOM after the load event (plus ``virtual_time_ms`` if given)."""
+           virtual_time_ms: int | None = None, size: tuple[int, int] | None = None) -> BrowserRun:
+    """Load ``report`` from disk and dump the DOM after the load event (plus ``virtual_time_ms`` if given), in a
+    window of ``size`` (width, height) pixels when given (layout attributes such as ``data-page-width`` depend
+    on it)."""
     exe = _chromium(browser)
     args = ["--dump-dom"] + ([f"--virtual-time-budget={virtual_time_ms}"] if virtual_time_ms else [])
+    args += [f"--window-size={size[0]},{size[1]}"] if size else []
     proc, wall, cpu = _launch(exe, [*args, Path(report).resolve().as_uri()], timeout)
     if proc.returncode != 0 or "<html" not in proc.stdout:
         raise QAError(f"headless Chromium failed on {report} (exit {proc.returncode}): {proc.stderr[-2000:]}")

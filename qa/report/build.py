@@ -55,6 +55,8 @@ nav a{margin-right:12px;color:#9cc3ff}header code{background:#2c3a49;color:#e8ee
 .headline{background:#fff4f4;border:1px solid #f3c4c4;border-radius:6px;padding:6px 12px;margin:8px 0}
 .headline ul{margin:4px 0}.failed-check{color:#9b1c1c;font-weight:600}.ok-text{color:#17612a;background:#f1fbf3}
 .bad-text{color:#9b1c1c;font-weight:600}
+table.fit{table-layout:auto;max-width:100%}table.fit td{overflow-wrap:anywhere}a.fn{font-size:11px}
+ol.reasons{font-size:12px;margin:4px 0;padding-left:26px}
 """
 
 #: where the crops' CSS goes (after everything else; an HTML comment no escaped data can contain)
@@ -74,6 +76,8 @@ var imgs=document.querySelectorAll('.stack .img'),painted=0;imgs.forEach(functio
 if(getComputedStyle(e).backgroundImage.indexOf('url(')===0){painted++;}});
 root.setAttribute('data-thumbs',imgs.length);root.setAttribute('data-thumbs-with-image',painted);
 root.setAttribute('data-plots-rendered',n);root.setAttribute('data-js-errors',errs.length);
+var mt=document.querySelector('#metrics table');if(mt){root.setAttribute('data-metrics-table-right',
+Math.round(mt.getBoundingClientRect().right));}root.setAttribute('data-page-width',root.scrollWidth);
 root.setAttribute('data-render-ms',Math.round(performance.now()-t0));
 root.setAttribute('data-ready-ms',Math.round(performance.now()));})();"""
 

@@ -71,11 +71,45 @@ def _decisions(data: ReportData) -> dict[str, str]:
     return out
 
 
+def _anchor(data: ReportData, decoder: str, metric: str, points: list[tuple[int, RunInfo, SetRow]]
+            ) -> tuple[float, str]:
+    """(value, what it is) every point of ``decoder`` is drawn against: its approved run's value, else its
+    first run's in the window."""
+    approved = data.approved.get(decoder)
+    row = data.set_results.get(approved.run_id, {}).get(metric) if approved else None
+    if row is not None and row.status == "ok" and finite(row.value):
+        return float(row.value), "approved"  # type: ignore[arg-type]
+    return float(points[0][2].value), "first run"  # type: ignore[arg-type]
+
+
+def _worse_pct(metric: str, value: float, anchor: float) -> float:
+    """How much worse ``value`` is than ``anchor``, in % of |anchor| (+ = worse; a metric without a direction:
+    the plain change in %). An anchor of 0 gives the change itself (x 100)."""
+    target = target_of(metric)
+    change = (target.goodness(anchor) - target.goodness(value)) if target is not None and target.has_direction \
+        else value - anchor
+    return 100.0 * change / (abs(anchor) if abs(anchor) > 1e-12 else 1.0)
+
+
+def _band(data: ReportData, run: RunInfo, metric: str, anchor: float) -> float | None:
+    """The loss the track's shipped policy allows against the approved run, in % of |anchor| (None: no rule)."""
+    policy = data.policies.get(run.track)
+    rule = policy.metrics.get(metric) if policy is not None else None
+    target = target_of(metric)
+    if rule is None or target is None or not target.has_direction:
+        return None
+    allowed = rule.allowed_loss(target.goodness(anchor), decoder=False)
+    return None if allowed is None else 100.0 * allowed / (abs(anchor) if abs(anchor) > 1e-12 else 1.0)
+
+
 def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
-    """Set-level value of every metric per run, x = the run's sequence number within its decoder (time on
-    hover), one line per decoder with CI bars; approved runs are stars, rejected ones crosses, and the decoder's
-    approved value is a dashed line. Metrics with fewer than two runs of every decoder are not drawn (named in
-    the note: "needs two runs").
+    """Every metric per run as **how much worse than the decoder's approved value** (in % of that value; + =
+    worse, the sign every gate output uses), so decoders of very different scales share one axis and a 5% change
+    of a small metric is as tall as one of a large metric. x = the run's number within its decoder (time and the
+    absolute value on hover); one line per decoder; approved runs are stars, rejected ones crosses; the loss
+    the track's policy allows against the approved run is a shaded band from 0 up to it. Without an approved
+    run, a decoder is anchored on its first run in the window (said in the note). Metrics with fewer than two
+    runs of every decoder are not drawn (named in the note: "needs two runs").
 
     Returns the figure (None when nothing is plottable) and a note on what was left out.
     """
@@ -99,33 +133,42 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
     fig = _grid(len(metrics), [esc(m) + esc(_direction(m)) for m in metrics])
     col = colours(data.decoders)
     shown: set[str] = set()
+    unanchored: set[str] = set()
     for i, metric in enumerate(metrics):
         r, c = divmod(i, COLUMNS)
         for decoder, points in sorted(by_metric[metric].items()):
+            anchor, what = _anchor(data, decoder, metric, points)
+            if what != "approved":
+                unanchored.add(decoder)
             hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC<br>{esc(metric)} = "
-                     f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
+                     f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]<br>{what}: {fmt(anchor)}"
                      + (f"<br>{esc(decision[run.run_id])}d" if run.run_id in decision else "")
                      for n, run, row in points]
             symbols = ["star" if decision.get(run.run_id) == "approve" else "x" if decision.get(run.run_id) == "reject"
                        else "circle" for _, run, _ in points]
+            xs = [n for n, _, _ in points]
+            band = _band(data, points[-1][1], metric, anchor) if what == "approved" else None
+            if band is not None and len(points) > 1:
+                fig.add_trace(go.Scatter(
+                    x=[xs[0], xs[-1], xs[-1], xs[0]], y=[0, 0, band, band], fill="toself", mode="lines",
+                    line={"width": 0}, fillcolor=col.get(decoder), opacity=0.12, showlegend=False,
+                    legendgroup=esc(decoder), hoverinfo="text",
+                    hovertext=f"{esc(decoder)}: allowed loss against the approved run ({band:.3g}%)"),
+                    row=r + 1, col=c + 1)
             fig.add_trace(go.Scatter(
-                x=[n for n, _, _ in points], y=[row.value for _, _, row in points], mode="lines+markers",
-                name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
+                x=xs, y=[_worse_pct(metric, float(row.value), anchor) for _, _, row in points],  # type: ignore[arg-type]
+                mode="lines+markers", name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
                 line={"color": col.get(decoder)}, marker={"symbol": symbols, "size": [13 if s != "circle" else 7
                                                                                        for s in symbols]},
-                error_y=_bars([row for _, _, row in points]), hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
-            approved = data.approved.get(decoder)
-            anchor = data.set_results.get(approved.run_id, {}).get(metric) if approved else None
-            if anchor is not None and anchor.status == "ok" and finite(anchor.value) and len(points) > 1:
-                fig.add_trace(go.Scatter(
-                    x=[points[0][0], points[-1][0]], y=[anchor.value, anchor.value], mode="lines",
-                    line={"color": col.get(decoder), "dash": "dash", "width": 1}, showlegend=False,
-                    legendgroup=esc(decoder), hoverinfo="text", hovertext=f"{esc(decoder)} approved value"),
-                    row=r + 1, col=c + 1)
+                hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
             shown.add(decoder)
     fig.update_xaxes(title_text="run # (per decoder)", dtick=1)
-    notes.append("x: run number per decoder (time on hover); stars: approved, crosses: rejected; dashed: the "
-                 "approved run's value")
+    fig.update_yaxes(title_text="worse by, % of approved", zeroline=True, zerolinecolor="#999")
+    notes.append("y: how much worse than the decoder's approved value, in % of it (+ = worse, 0 = the approved "
+                 "run; each decoder on its own scale, so small metrics stay visible); shaded: the loss the policy "
+                 "allows; x: run number per decoder (time and value on hover); stars: approved, crosses: rejected")
+    if unanchored:
+        notes.append(f"no approved run, anchored on their first run here: {', '.join(sorted(unanchored))}")
     return fig, "; ".join(notes)
 
 

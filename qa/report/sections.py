@@ -166,21 +166,33 @@ def set_results_section(data: ReportData) -> str:
     if not metrics:
         return "<p class='muted'>no set results in the latest runs</p>"
     inapplicable = [m for m in metrics if _not_applicable_anywhere(data, m)]
+    reasons: dict[str, int] = {}  # a long reason (missing weights, with its fix) is said once, under the table
+
+    def cite(reason: str) -> str:
+        n = reasons.setdefault(reason or "no reason recorded", len(reasons) + 1)
+        return f'<a class="fn" href="#why-{n}">[{n}]</a>'
+
     rows = []
     for m in (m for m in metrics if m not in inapplicable):
-        arrow = target_mark(m)
-        cells = [f"{esc(m)}{arrow}"]
+        cells = [f"{esc(m)}{target_mark(m)}"]
         for d in data.decoders:
             run_id = data.latest[d].run_id
             row = data.set_results.get(run_id, {}).get(m)
-            cells.append(value_html(row))
-            why = _image_reason(data, run_id, m) if row is None or row.status != "ok" else ""
-            if why:
-                cells[-1] += f'<br><span class="reason">per image: {esc(why)}</span>'
+            if row is not None and row.status == "ok" and row.value is not None:
+                cells.append(value_html(row))
+                continue
+            why = (row.detail if row is not None else "not computed in this run") or _image_reason(data, run_id, m)
+            per_image = _image_reason(data, run_id, m)
+            cells.append(f'<span class="missing">{"error" if row is not None and row.status == "error" else "missing"}'
+                         f"</span> {cite(why)}" + (f" per image {cite(per_image)}" if per_image and per_image not in why
+                                                  else ""))
         rows.append(cells)
+    listed = "".join(f'<li id="why-{n}" value="{n}"><span class="reason">{esc(r)}</span></li>'
+                     for r, n in reasons.items())
     note = (f"<p class='muted'>Not applicable to any of these runs (reasons under &ldquo;Missing and failed "
             f"values&rdquo;): {esc(', '.join(inapplicable))}</p>") if inapplicable else ""
-    return (_table(["metric"] + data.decoders, rows) if rows else "") + note
+    table = _table(["metric"] + data.decoders, rows, "data fit") if rows else ""
+    return table + (f'<ol class="reasons">{listed}</ol>' if listed else "") + note
 
 
 def _weights_fix(reason: str) -> str:

@@ -78,9 +78,9 @@ def test_missing_metric_shows_missing_with_reason(report_store: ReportStore) -> 
     cells = row.split("<td>")[2:]
     assert len(cells) == 3
     for cell in cells:
-        assert '<span class="missing">missing</span>' in cell
-        assert html.escape(MISSING_REASON) in cell
+        assert '<span class="missing">missing</span>' in cell and 'class="fn"' in cell  # its reason: a footnote
         assert not re.search(r"^\s*-?\d", re.sub(r"<[^>]+>", "", cell))  # no number in place of the value
+    assert metrics.count(html.escape(MISSING_REASON)) == 1  # said once, under the table (issue 27)
     missing = _section(text, "missing")
     assert missing.count(html.escape(MISSING_REASON)) == 3  # one line per decoder
     # the map metric was computed: its values are numbers and its maps are overlaid in the grid
@@ -244,8 +244,8 @@ def test_metrics_that_apply_to_no_run_are_listed_once_not_as_rows() -> None:
     text = set_results_section(data)  # type: ignore[arg-type]
     table, _, note = text.partition("</table>")
     assert "<td>psnr" not in table and "psnr" in note and "Not applicable to any of these runs" in note
-    assert "<td>fid" in table and "weights" in table  # missing for a fixable reason: stays a row
-    assert "<td>seed_alignment" in table and "not applicable" in table  # applies to one run: a row for both
+    assert "<td>fid" in table and "weights" in note  # missing for a fixable reason: stays a row, reason below
+    assert "<td>seed_alignment" in table and "not applicable" in note  # applies to one run: a row for both
 
 
 def test_plotly_labels_escape_quotes_as_numeric_references() -> None:
