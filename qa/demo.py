@@ -48,7 +48,30 @@ def run_demo(db: Path | None = None, out: Path = Path("reports/demo.html"), deco
     report_path = Path(write_report(store, out=out))
     print(f"database: {store.path}")
     print(f"report: {report_path}")
+    print(next_steps(store.path, report_path, run_ids))
     return 0
+
+
+def next_steps(db: Path, report: Path, run_ids: dict[str, str]) -> str:
+    """What a reviewer does after the demo: a key, the trusted file, the first approval, the report's first
+    screen, then a candidate gated against it."""
+    decoder = "pid" if "pid" in run_ids else next(iter(run_ids))
+    run, where = run_ids[decoder], f" --db {db}"
+    candidate = " --set degrade_sigma=0.3" if decoder == "pid" else ""  # a setting that makes pid invent more
+    return "\n".join([
+        "",
+        "next steps (a gate above that says 'against no approved baseline' had no approved run to compare with):",
+        "  1. make your reviewer key:   qa signoff keygen --key ~/.config/qa/me_ed25519 --reviewer me",
+        "  2. trust it: append the line it prints to release/allowed_signers (reviewed like code), then",
+        "     export QA_TRUSTED_KEYS=release/allowed_signers",
+        f"  3. approve the first release of {decoder} (once; later releases are gated against it):",
+        f"     qa gate --run {run} --baseline none{where}",
+        f"     qa signoff --run {run} --decision approve --key ~/.config/qa/me_ed25519{where}",
+        f"  4. gate a candidate against it:  qa run --decoder {decoder}{candidate}{where} &&",
+        f"     qa gate --run latest --decoder {decoder}{where}    (or: pytest suites/ --decoder={decoder})",
+        f"  5. open {report}: its first screen lists the failed checks of each decoder's latest gate, then each",
+        "     candidate's images against the approved run, most invented first (qa report --out FILE rewrites it)",
+    ])
 
 
 def _gate(store: Store, run_ids: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ Every metric's set value and interval goes into the JUnit XML; gate verdicts go 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -162,7 +163,16 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
         return RunHandle(decoder=sess.options.decoder or "", error=f"{type(exc).__name__}: {exc}")
     if track != qa_policy.track:
         pytest.skip(f"decoder {sess.options.decoder!r} serves the {track} track; this suite gates {qa_policy.track}")
+    fresh = not sess.has_candidate(qa_policy)
+    if fresh:
+        _say(request.config, f"qa: {sess.options.decoder}: reusing a stored run with the same identity, or decoding "
+             f"reference set {sess.options.reference_set!r} now ({len(sess.run_metrics(qa_policy))} metrics)...")
+    started = time.monotonic()
     run = sess.candidate(qa_policy)
+    if fresh:
+        what = (f"no run: {run.error}" if not run.ok else
+                f"{'reused' if run.reused else 'made'} run {run.run_id} in {time.monotonic() - started:.0f} s")
+        _say(request.config, f"qa: {sess.options.decoder}: {what}")
     recorded = request.config.stash[RECORDED_KEY]
     if (run.run_id or run.error) not in recorded:
         recorded.add(run.run_id or run.error)
@@ -217,6 +227,14 @@ def gate(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -
             request.node.user_properties += [("qa.image", image_text(im)) for im in res.images]
 
     return _session(request.config).gate(qa_run, qa_policy, _skip, record)
+
+
+def _say(config: pytest.Config, text: str) -> None:
+    """One progress line on the terminal (pytest prints nothing else while a decoder runs for minutes)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_line(text)
 
 
 def _skip(reason: str) -> NoReturn:

@@ -16,7 +16,9 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
     said so, while the store has no sign-off at all: the first release) and, where the policy names a decoder
     baseline that the demo also ran at the same scale (e.g. esrgan x4 against bicubic x4), against its run.
 
-    Returns one line per gate: decoder, verdict, run id, gate id, and the checks that did not pass.
+    Returns one line per gate: decoder, verdict, run id, gate id, and the checks that did not pass. A verdict
+    reached without an approved run to compare with says so ("PASS against no approved baseline"), never "PASS"
+    alone.
     """
     from qa.gate.signoff import signoff_rows
 
@@ -33,13 +35,15 @@ def gate_demo_runs(store: Store, run_ids: dict[str, str]) -> list[str]:
         except QAError as exc:
             lines.append(f"gate {decoder}: error: {str(exc).splitlines()[0]}")
             continue
-        against = ", ".join(b.kind if b.run else "none (nothing approved yet: absolute bounds only)"
-                            if b.kind == "none" else f"{b.kind} (none yet)" for b in outcome.baselines)
+        against = ", ".join(("none (nothing approved yet: absolute bounds only)" if b.kind == "none" else
+                             b.kind if b.run else f"{b.kind} (none yet)") for b in outcome.baselines)
+        unanchored = spec == "none" or not any(b.run is not None and not b.is_decoder for b in outcome.baselines)
         bad = [f"{r.metric} {r.kind}{' vs ' + r.baseline_kind if r.baseline_kind else ''}: {r.verdict}"
                for r in outcome.results if r.verdict in ("fail", "needs-review")]
         counts = {v: sum(r.verdict == v for r in outcome.results) for v in ("pass", "fail", "needs-review", "skipped")}
         summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-        lines.append(f"gate {decoder}: {outcome.verdict.upper()} (run {run_id}, {outcome.gate_id}; policy "
+        verdict = outcome.verdict.upper() + (" against no approved baseline" if unanchored else "")
+        lines.append(f"gate {decoder}: {verdict} (run {run_id}, {outcome.gate_id}; policy "
                      f"{policy.track}; baselines: {against or 'bounds only'}; {summary})"
                      + (f"; {'; '.join(bad)}" if bad else ""))
     return lines

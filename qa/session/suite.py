@@ -239,6 +239,10 @@ class SuiteSession:
             names += [PLAIN_PREFIX + m for m in metrics_for(policy, "decoder_baseline")]
         return [m for m in names if not direction_problem(m)]
 
+    def has_candidate(self, policy: Policy) -> bool:
+        """Whether :meth:`candidate` for ``policy`` is already decided in this session (nothing to run)."""
+        return (self.options.decoder or "", tuple(self.run_metrics(policy))) in self._runs
+
     def candidate(self, policy: Policy) -> RunHandle:
         """The candidate run for ``policy``'s metrics: reused when an identical finished run is stored."""
         decoder = self.options.decoder or ""

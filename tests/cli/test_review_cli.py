@@ -121,3 +121,29 @@ def test_every_subcommand_help_has_a_description() -> None:
     subs = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
     for name, sub in subs.choices.items():  # type: ignore[union-attr]
         assert sub.description, f"qa {name} --help has no description"
+
+
+def test_demo_says_what_to_do_next_and_never_pass_alone(world, capsys) -> None:  # noqa: ANN001
+    from qa.demo import run_demo
+
+    out_html = Path(str(world["root"])) / "demo.html"
+    assert run_demo(db=Path(str(world["root"])) / "demo.duckdb", out=out_html, decoders=["bicubic"],
+                    reference_set=str(world["refset"])) == 0
+    text = capsys.readouterr().out
+    gate = next(line for line in text.splitlines() if line.startswith("gate bicubic: "))
+    assert gate.startswith("gate bicubic: PASS against no approved baseline"), gate
+    steps = text[text.index("next steps"):]
+    for expected in ("qa signoff keygen", "allowed_signers", "QA_TRUSTED_KEYS", "--baseline none",
+                     "qa signoff --run", "--decision approve", str(out_html), "first screen"):
+        assert expected in steps, expected
+
+
+def test_readme_read_api_example_runs(world, runs, capsys) -> None:  # noqa: ANN001
+    """README's "Reading results" example, run as written on this store (the decoder and path swapped in)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Reading results"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    code = code.replace('"reports/qa.duckdb"', repr(str(world["db"]))).replace('"pid"', '"bicubic"')
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example itself
+    out = capsys.readouterr().out
+    assert "psnr" in out and "ssim" in out and "ci_low" in out

@@ -205,7 +205,8 @@ def test_demo_gates_each_run_in_one_line(world, store) -> None:
     runs = world["runs"]
     lines = gate_demo_runs(store, {"bicubic": runs["bicubic1"], "blurry-bicubic": runs["blurry"]})
     assert len(lines) == 2
-    assert lines[0].startswith("gate bicubic: PASS") and "none (nothing approved yet" in lines[0]
+    # a gate against no baseline never says PASS alone (issue 27)
+    assert lines[0].startswith("gate bicubic: PASS against no approved baseline") and "none (nothing approved yet" in lines[0]
     assert lines[1].startswith("gate blurry-bicubic: ") and "decoder:bicubic" in lines[1]
     assert store.query("select count(*) from gates")[0][0] == 2
 

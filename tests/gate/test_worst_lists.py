@@ -113,6 +113,8 @@ def test_junit_and_pytest_failure_body_name_every_image(world, pytester: pytest.
                                 "--policy=strict.toml", f"--baseline={world['runs']['bicubic1']}", f"--junitxml={xml}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
+    # a progress line per decoder (problem 7): what the session is doing, then the run it used
+    assert f"qa: blurry-bicubic: reused run {world['runs']['blurry']} in " in out
     body = out[out.index("test_worst_images_not_worse_than_baseline"):]
     for case in TILES:
         assert re.search(rf"image \d/6: {case} ", body), body
