@@ -8,6 +8,7 @@ in one transaction, so a run killed at any point resumes with ``resume_run`` and
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import sys
 import uuid
@@ -81,7 +82,11 @@ def above_bar() -> Iterator[None]:
              line: str | None = None) -> None:
         tqdm.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
 
-    with warnings.catch_warnings(), logging_redirect_tqdm():
+    # the root logger and every library logger with a console handler of its own (diffusers, transformers)
+    loggers = [logging.root] + [lg for lg in logging.root.manager.loggerDict.values()
+                                if isinstance(lg, logging.Logger) and any(
+                                    isinstance(h, logging.StreamHandler) for h in lg.handlers)]
+    with warnings.catch_warnings(), logging_redirect_tqdm(loggers):
         warnings.showwarning = show
         yield
 
