@@ -37,6 +37,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = _seeds(args.seeds)
     store = _store(args)
     engine = RunEngine(store)
+    if args.resume == "latest":  # the latest run (of --decoder): usually the one just interrupted
+        from qa.gate.data import load_run
+
+        args.resume = load_run(store, "latest", args.decoder[0] if args.decoder else None).run_id
     if args.resume:
         if args.engine == "ray":
             from qa.engine import ray_engine
@@ -247,6 +251,10 @@ def _print_signoffs(signoff: Any, store: Any, args: argparse.Namespace) -> int:
             print(f"{name.replace('_', ' '):>20}: {'' if value is None else value}")
         print("(as stored; `qa signoff verify --trusted-keys FILE` checks signatures, evidence and the chain)")
         return 0
+    if args.run == "latest":
+        from qa.gate.data import load_run
+
+        args.run = load_run(store, "latest", args.decoder).run_id
     rows = signoff.signoff_rows(store, run_id=args.run)
     if not rows:
         print("no sign-offs" + (f" of run {args.run}" if args.run else ""))

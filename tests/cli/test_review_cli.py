@@ -147,3 +147,8 @@ def test_readme_read_api_example_runs(world, runs, capsys) -> None:  # noqa: ANN
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example itself
     out = capsys.readouterr().out
     assert "psnr" in out and "ssim" in out and "ci_low" in out
+
+
+def test_latest_is_taken_where_a_run_id_is(world, runs, capsys) -> None:  # noqa: ANN001
+    rc, out, _ = _run(capsys, "signoff", "list", "--run", "latest", "--decoder", "bicubic", "--db", str(world["db"]))
+    assert rc == 0 and out.strip() == f"no sign-offs of run {runs['x2']}"
