@@ -297,7 +297,7 @@ class GateContext:
                    "needs-review": "the interval straddles the allowance" + (" (policy allows review)" if rule.allow_review
                                                                         else "; the policy does not allow review")}
         against = (f"its plain decode ({base_metric})" if baseline.metric_prefix
-                   else f"baseline {baseline.kind} run {baseline.run.run_id}")
+                   else f"baseline {'' if baseline.kind == 'run' else baseline.kind + ' '}run {baseline.run.run_id}")
         res.message = (
             f"{metric} ({target.phrase()}): candidate run {self.run.run_id} mean "
             f"{fmt_num(cand_iv.mean, unit)} vs {against} mean "
@@ -337,8 +337,9 @@ class GateContext:
         if judged.worst_case:  # the means columns of a worst-images row: that image's values
             res.baseline_mean = judged.metric_value(b[judged.worst_case])
             res.candidate_mean = judged.metric_value(c[judged.worst_case])
+        named = f"{'' if baseline.kind == 'run' else baseline.kind + ' '}run {baseline.run.run_id}"
         res.message = (f"{metric} ({target.phrase()}) worst images, candidate run {self.run.run_id} vs baseline "
-                       f"{baseline.kind} run {baseline.run.run_id} over {len(c)} paired images: {judged.text(unit)} "
+                       f"{named} over {len(c)} paired images: {judged.text(unit)} "
                        f"-> {judged.verdict}")
         return self._emit(res)
 

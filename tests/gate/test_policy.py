@@ -23,7 +23,7 @@ def test_shipped_policies_load_and_name_their_track() -> None:
         assert p.track == track and p.metric_names()
         assert default_policy_path(track).name == f"policy_{track}.toml"
     up = load_policy(SUITES / "policy_upscale.toml")
-    assert up.baseline_decoder == "bicubic" and up.rule("psnr").required and not up.rule("fid").required
+    assert up.baseline_decoder == "plain" and up.rule("psnr").required and not up.rule("fid").required
 
 
 @pytest.mark.parametrize(("text", "phrase"), [

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-import qa.session.suite  # noqa: F401  (imported once, not in every in-process pytester run)
 from qa.cli.main import main as qa_main
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.cli import run_gate_command
 from qa.gate.policy import load_policy
 from qa.gate.signoff import record_signoff
 from qa.refset.manifest import write_manifest
+from qa.session.suite import SuiteSession  # imported once, not in every in-process pytester run
 from qa.store import Store
 from tests.gate.signing_helpers import export_reviewer, make_reviewer
 from tests.session.helpers import INNER, SUITES
@@ -33,7 +33,9 @@ from tests.session.helpers import INNER, SUITES
 pytestmark = pytest.mark.slow
 
 POLICY = load_policy(SUITES / "policy_upscale.toml")
-METRICS = POLICY.metric_names()  # fid and lpips_alex are stored as missing (no weights here), as in the suites
+#: what the suites run: the policy's metrics (fid and lpips_alex stored as missing, no weights here) and the plain
+#: decode's variants its decoder rule compares with (baseline_psnr, ...)
+METRICS = SuiteSession.run_metrics(POLICY)
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +152,10 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     pytest_row, cli_row = store.query("select details_json from gates where run_id = ? order by decided_at",
                                       [candidate])
     assert _checks(pytest_row[0]) == _checks(cli_row[0])
-    assert any(c[1] == "baseline" and c[2] == "decoder:bicubic" and c[3] == "skipped" and "x4" in c[4]
-               for c in _checks(cli_row[0]))  # the x4 bicubic baseline does not apply to x8 pid: skipped in both
+    # the decoder baseline is pid's own plain decode in the same run: it applies in both, whatever else is stored
+    plain = {c[0]: c[3] for c in _checks(cli_row[0]) if c[2] == "decoder:plain"}
+    assert plain["psnr"] in ("pass", "fail", "needs-review") and plain["ssim"] in ("pass", "fail", "needs-review")
+    assert plain["lpips_alex"] == "skipped"  # optional, and its weights are absent here
     assert run_gate_command(store, run="latest") == 2  # several decoders: "latest" alone is ambiguous
     assert "pass --decoder NAME" in capsys.readouterr().err
 
@@ -175,7 +179,7 @@ def test_release_cycle(pytester: pytest.Pytester, capsys: pytest.CaptureFixture[
     got = _outcomes(worse_ci)
     assert worse_ci.ret == pytest.ExitCode.TESTS_FAILED, worse_ci.stdout.str()[-3000:]
     assert got["test_worst_images_not_worse_than_baseline[invented:invented_peak]"] == "failed", got
-    # (`qa gate` knows the policy's baseline decoder's scale from a stored run of it: x4 bicubic does not apply)
+    # (an unrelated bicubic run in the CI store changes nothing: the decoder baseline is pid's own plain decode)
     RunEngine(Store(ci_db)).start(RunConfig(decoder="bicubic", reference_set=refset, metrics=["psnr"], progress=False))
     capsys.readouterr()
     assert qa_main(["gate", "--run", "latest", "--decoder", "pid", "--baseline", str(baseline), "--db",
