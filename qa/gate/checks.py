@@ -84,7 +84,7 @@ class GateContext:
             return f"run {self.run.run_id} has no {metric} results (metrics in the run: {have})"
         if d.problems:
             total = len(set(d.problems) | set(d.per_case))
-            return f"{len(d.problems)} of {total} cases have no {metric} value: {problems_text(d.problems)}"
+            return f"{len(d.problems)} of {total} cases have no {metric} value: {problems_text(d.problems, total)}"
         if d.set_problem:
             return f"{metric} has no set value: {d.set_problem}"
         if not d.per_case and d.set_value is None:
@@ -230,7 +230,7 @@ class GateContext:
                             f"{baseline.run_id} but not in the candidate")
         keys = sorted(set(cand.per_case) & set(base.per_case))
         if not keys:
-            why = problems_text(base.problems) if base.problems else (
+            why = problems_text(base.problems, len(set(base.problems) | set(base.per_case))) if base.problems else (
                 f"the run has no {base_metric} results" + (" (a run made before it existed, or with --metrics "
                                                            "without it: run the decoder again)" if
                                                            base_metric != metric else ""))

@@ -110,7 +110,7 @@ def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
     return data
 
 
-def problems_text(problems: dict[str, str], limit: int = 3) -> str:
+def problems_text(problems: dict[str, str], total: int, limit: int = 3) -> str:
     """Why cases have no value, each reason said once with how many cases share it: "16 cases: weights 'alexnet'
     absent; fix: ..." rather than the same sentence (and link) per case. A case's own id and "(seed N)" are taken
     out of its reason, so that cases failing for one cause group together."""
@@ -123,7 +123,7 @@ def problems_text(problems: dict[str, str], limit: int = 3) -> str:
     parts = []
     for why, cases in ordered[:limit]:
         which = ", ".join(cases[:3]) + (f" +{len(cases) - 3} more" if len(cases) > 3 else "")
-        parts.append(f"{why} ({'every case' if len(cases) == len(problems) else which})")
+        parts.append(f"{why} ({'every case' if len(cases) == total else which})")  # total: cases of the run
     more = f"; {len(ordered) - limit} other reason(s)" if len(ordered) > limit else ""
     return "; ".join(parts) + more
 
