@@ -79,11 +79,12 @@ def _means(rows: list[ImageRow], run_id: str) -> dict[tuple[str, str], float]:
 def ranking_metric(policy: Policy | None, available: set[str]) -> tuple[str, MetricRule | None]:
     """The metric the compare view ranks by: the first of ``policy``'s metrics in group ``invented`` whose
     worst-images rule is set (what its gate checks image by image) and that both runs have; else the first such
-    metric of any group; ('', None) when there is none."""
-    rules = list(policy.metrics.values()) if policy is not None else []
-    for want in ("invented", None):
-        for rule in rules:
-            if rule.checks_worst_images() and rule.metric in available and want in (None, rule.group):
+    metric of any group; else (runs made without that metric) the policy's first invented metric both runs have,
+    then its first metric; ('', None) when there is none."""
+    rules = [r for r in (policy.metrics.values() if policy is not None else []) if r.metric in available]
+    for per_image, group in ((True, "invented"), (True, None), (False, "invented"), (False, None)):
+        for rule in rules:  # per-image rules first; without one both runs have, the policy's invented metric
+            if (rule.checks_worst_images() or not per_image) and group in (None, rule.group):
                 return rule.metric, rule
     return "", None
 
@@ -108,6 +109,13 @@ def rank_cases(data: ReportData, run: RunInfo, approved: RunInfo) -> tuple[list[
         out.append(CaseChange(case, worse, metric, b, c, allow))
     out.sort(key=lambda c: (-c.worse_by, c.case_id))
     return out, metric
+
+
+def rule_of(data: ReportData, run: RunInfo, metric: str) -> bool:
+    """Whether the track's policy gates ``metric`` image by image (a worst-images rule)."""
+    policy = data.policies.get(run.track)
+    rule = policy.metrics.get(metric) if policy is not None else None
+    return rule is not None and rule.checks_worst_images()
 
 
 def legend(metric: str, kind: str, gain: float) -> str:
@@ -209,8 +217,10 @@ def compare_section(data: ReportData) -> str:
         maps = [png for (r, _, kk), png in data.images.items() if kk == kind and r in (run.run_id, approved.run_id)]
         gain = overlay_gain(maps)  # one scale for both runs' maps and the change, named by the legend
         parts.append(head + f"<p class='muted'>ranked by how much worse <b>{esc(metric)}</b> is than in the approved "
-                     f"run ({esc(unit or 'metric units')}, + = more; the per-image invented-detail score the "
-                     f"{esc(run.track)} policy gates on its worst images); click a row to compare</p>"
+                     f"run ({esc(unit or 'metric units')}, + = more; "
+                     + (f"the per-image score the {esc(run.track)} policy gates on its worst images" if rule_of(data, run,
+                        metric) else f"the runs lack the metric the {esc(run.track)} policy gates per image")
+                     + "); click a row to compare</p>"
                      + (legend(metric, kind, gain) if kind else "<p class='muted'>no maps stored</p>"))
         rows = []
         for i, case in enumerate(ranked):
