@@ -22,6 +22,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "psnr": (0.0, 1e-6), "agreement_psnr": (0.0, 1e-6), "seed_alignment": (1e-5, 1e-6),
     "ssim": (2e-6, 0.0), "agreement_ssim": (2e-6, 0.0), "ssim_skimage": (2e-6, 0.0), "ms_ssim": (2e-6, 0.0),
     "lpips_alex": (1e-4, 0.0), "lpips_vgg": (1e-4, 0.0), "agreement_lpips": (1e-4, 0.0),
+    "baseline_psnr": (0.0, 1e-6), "baseline_ssim": (2e-6, 0.0), "baseline_lpips_alex": (1e-4, 0.0),
     "latent_consistency": (0.0, 1e-9), "seed_variance": (1e-6, 0.0),
     "invented_detail": (1e-4, 0.0), "invented_detail_baseline": (1e-4, 0.0), "lost_detail": (1e-4, 0.0),
     "invented_consistent": (1e-4, 0.0), "invented_contradicting": (1e-4, 0.0), "invented_peak": (1e-4, 1e-3),
