@@ -61,7 +61,8 @@ def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: flo
                 out.worse_by = target.goodness(out.a_mean) - target.goodness(out.b_mean) + 0.0
             out.note = "set values (no per-image pairs)"
         else:
-            out.note = "; ".join(p for p in (da.set_problem, dbm.set_problem) if p) or "no paired values"
+            problems = [p for p in (da.set_problem, dbm.set_problem) if p]
+            out.note = "; ".join(dict.fromkeys(problems)) or "no paired values"  # the same reason said once
         return out
     out.a_mean, out.b_mean, out.n = _mean(da.per_case, keys), _mean(dbm.per_case, keys), len(keys)
     if not target.has_direction:
@@ -98,18 +99,35 @@ def diff_output(a: RunInfo, b: RunInfo, diffs: list[MetricDiff], fmt: str = "tex
                                       "metrics": [asdict(d) for d in diffs]}), indent=2, allow_nan=False)
     head = (f"B {b.run_id} ({b.decoder}) against A {a.run_id} ({a.decoder}); worse by: B worse than A "
             "(+ = worse), 95% CI of the paired per-image differences; nothing is stored")
-    rows = []
-    for d in diffs:
-        ci = f" [{fmt_num(d.worse_by_ci[0])}, {fmt_num(d.worse_by_ci[1])}]" if d.worse_by_ci else ""
-        worst = f"{d.worst_case} (+{fmt_num(d.worst_by)})" if d.worst_case else "-"
-        rows.append([d.metric, d.better, fmt_num(d.a_mean, d.unit), fmt_num(d.b_mean, d.unit),
-                     (fmt_num(d.worse_by) + ci) if d.worse_by is not None else "-",
-                     f"{d.n_worse}/{d.n}" if d.n else "-", worst, d.note])
     header = ["metric", "better", "A", "B", "worse by [CI]", "images worse", "worst image", "note"]
     if fmt == "markdown":
+        rows = [_row(d, fmt_num(d.a_mean, d.unit), fmt_num(d.b_mean, d.unit), d.note) for d in diffs]
         lines = [f"### qa diff: {md(head)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(md(c) for c in r) + " |" for r in rows]
         return "\n".join(lines)
+    # text: a terminal's width; each unit and each long note said once under the table, referred to by number
+    notes: dict[str, int] = {}
+    rows = []
+    for d in diffs:
+        note = d.note
+        if len(note) > MAX_NOTE:
+            note = f"[{notes.setdefault(note, len(notes) + 1)}]"
+        rows.append(_row(d, fmt_num(d.a_mean), fmt_num(d.b_mean), note))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     table = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-    return "\n".join([head, *table])
+    units = [f"  {d.metric}: {d.unit}" for d in diffs if d.unit]
+    tail = (["units:", *units] if units else []) + (["notes:"] + [f"  [{i}] {n}" for n, i in notes.items()]
+                                                    if notes else [])
+    return "\n".join([head, *table, *tail])
+
+
+#: a note longer than this (characters) is printed once under the text table and referred to by number
+MAX_NOTE = 60
+
+
+def _row(d: MetricDiff, a: str, b: str, note: str) -> list[str]:
+    """One table row of ``d`` with its A and B means already formatted."""
+    ci = f" [{fmt_num(d.worse_by_ci[0])}, {fmt_num(d.worse_by_ci[1])}]" if d.worse_by_ci else ""
+    worst = f"{d.worst_case} (+{fmt_num(d.worst_by)})" if d.worst_case else "-"
+    return [d.metric, d.better, a, b, (fmt_num(d.worse_by) + ci) if d.worse_by is not None else "-",
+            f"{d.n_worse}/{d.n}" if d.n else "-", worst, note]

@@ -88,6 +88,9 @@ def summary_section(data: ReportData) -> str:
                             f"the gate table)</li>")
         status = esc(run.status) + (f' <span class="reason">{esc(run.error)}</span>' if run.error else "")
         approved = data.approved.get(decoder)
+        if gate and approved is None and str(gate.verdict).lower() == "pass":
+            # nothing verified-approved to compare with: absolute bounds only, never a bare "pass"
+            verdict += ' <span class="reason">against no approved baseline</span>'
         rows.append([f"<b>{esc(decoder)}</b>", f"<code>{esc(run.run_id)}</code>",
                      esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
                      esc(run.n_cases), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',

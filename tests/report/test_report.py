@@ -262,3 +262,14 @@ def test_the_report_names_only_registered_metrics() -> None:
     from qa.report.charts import DISTORTION_METRICS, PERCEPTION_METRICS
 
     assert [m for m in DISTORTION_METRICS + PERCEPTION_METRICS if m not in METRICS.names()] == []
+
+
+def test_a_pass_without_an_approved_run_never_shows_alone(report_store: ReportStore) -> None:
+    summary = _section(_report(report_store, "all.html"), "summary")
+    rows = [r for r in summary.split("<tr>")[2:] if '<span class="verdict ok">pass</span>' in r]
+    assert rows  # the store holds passing gates
+    for row in rows:
+        approved_cell = row.split("<td>")[9]
+        unanchored = "muted\">none</span>" in approved_cell
+        assert ("against no approved baseline" in row) == unanchored, row
+    assert any("against no approved baseline" in r for r in rows)
