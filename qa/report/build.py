@@ -27,6 +27,7 @@ from qa.report.gates import gates_section
 from qa.report.grid import grid_section
 from qa.report.safe import esc, script_json
 from qa.report.text_crops import text_section
+from qa.report.thumbs import IMAGE_BUDGET
 from qa.store import Store
 
 CSS = """
@@ -117,9 +118,15 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
     if not data.latest:
         body.append(("summary", "Summary", "<p class='missing'>No runs match this selection.</p>"))
     else:
+        # the compare view, the text crops and the grid share one image budget (IMAGE_BUDGET bytes of base64):
+        # the compare view and the text crops answer the reviewer's questions first, the grid gets what is left
+        # (at least a quarter, shrunk by one common factor beyond), so the page stays under its size target
+        compare = compare_section(data)
+        text = text_section(data)  # only where a latest run has text metrics
+        grid_budget = max(IMAGE_BUDGET // 4, IMAGE_BUDGET - len(compare) - len(text))
         body += [
             ("summary", "Summary: failed checks, gate verdicts and sign-off", sections.summary_section(data)),
-            ("compare", "Candidate vs approved, per image (worst first)", compare_section(data)),
+            ("compare", "Candidate vs approved, per image (worst first)", compare),
             ("changes", "What changed against the approved run", sections.changes_section(data)),
             ("metrics", "Metrics of the latest runs (mean [95% bootstrap interval])",
              sections.set_results_section(data)),
@@ -128,12 +135,11 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
             ("distributions", "Per-image distributions (latest runs)",
              blocks["distributions"][1] + blocks["distributions"][0]),
             ("missing", "Missing and failed values", sections.missing_section(data)),
-            ("images", "Images side by side (latest runs)", grid_section(data)),
+            ("images", "Images side by side (latest runs)", grid_section(data, grid_budget)),
             ("gates", "Gate table", gates_section(data)),
             ("signoffs", "Sign-offs", sections.signoffs_section(data)),
             ("runs", "Runs in this report", sections.runs_section(data)),
         ]
-        text = text_section(data)  # only where a latest run has text metrics
         if text:
             body.insert(-5, ("text", "Text: worst crops (reference says, output says)", text))
     nav = "".join(f'<a href="#{sid}">{esc(title.split(" (")[0].split(":")[0])}</a>' for sid, title, _ in body)

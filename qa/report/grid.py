@@ -16,7 +16,7 @@ from __future__ import annotations
 from qa.report.charts import pick_plane_metrics
 from qa.report.data import ImageRow, ReportData, RunInfo
 from qa.report.safe import esc, fmt
-from qa.report.thumbs import OVERLAY_PERCENTILE, ImagePool, overlay_gain
+from qa.report.thumbs import IMAGE_BUDGET, OVERLAY_PERCENTILE, ImagePool, overlay_gain
 
 #: the preferred map kind
 PREFERRED_MAP = "map:invented_detail"
@@ -81,8 +81,8 @@ def _cell(data: ReportData, pool: ImagePool, run: RunInfo, case_id: str, rows: l
             f"<figcaption><b>{esc(run.decoder)}</b><br>{_values(rows, metrics)}</figcaption></figure>")
 
 
-def grid_section(data: ReportData) -> str:
-    """The grid for every reference set used by a latest run."""
+def grid_section(data: ReportData, budget: int = IMAGE_BUDGET) -> str:
+    """The grid for every reference set used by a latest run, its images within ``budget`` bytes of base64."""
     if not data.latest:
         return ""
     metrics = _caption_metrics(data)
@@ -107,7 +107,7 @@ def grid_section(data: ReportData) -> str:
         parts.append('<p class="muted">no maps stored for the latest runs: no metric that produces a per-pixel '
                      "map (e.g. invented_detail) was computed</p>")
     parts.append('<div class="grids">')
-    pool = ImagePool()
+    pool = ImagePool(budget=budget)
     for sha, runs in by_set.items():
         cases = sorted({c for (r, c, k) in data.images if k == "reference" and any(r == x.run_id for x in runs)}
                        | {r.case_id for r in data.image_rows if any(r.run_id == x.run_id for x in runs)})

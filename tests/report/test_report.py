@@ -273,3 +273,26 @@ def test_a_pass_without_an_approved_run_never_shows_alone(report_store: ReportSt
         unanchored = "muted\">none</span>" in approved_cell
         assert ("against no approved baseline" in row) == unanchored, row
     assert any("against no approved baseline" in r for r in rows)
+
+
+def test_compare_view_and_grid_share_one_image_budget(report_store: ReportStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4 MB compare view leaves the grid IMAGE_BUDGET - 4 MB (the demo's store gave 15.6 MB pages before)."""
+    import qa.report.build as build
+    from qa.report.thumbs import IMAGE_BUDGET
+
+    budgets: list[int] = []
+    real_grid = build.grid_section
+
+    def spy(data, budget):  # noqa: ANN001, ANN202
+        budgets.append(budget)
+        return real_grid(data, budget)
+
+    big = "<p>" + "x" * 4_000_000 + "</p>"
+    monkeypatch.setattr(build, "compare_section", lambda data: big)
+    monkeypatch.setattr(build, "grid_section", spy)
+    write_report(report_store.store, out=report_store.root / "budget.html")
+    text_bytes = len(build.text_section(build.load(report_store.store, build.make_selection())))
+    assert budgets == [IMAGE_BUDGET - len(big) - text_bytes]
+    monkeypatch.setattr(build, "compare_section", lambda data: "<p>" + "x" * 20_000_000 + "</p>")
+    write_report(report_store.store, out=report_store.root / "budget2.html")
+    assert budgets[-1] == IMAGE_BUDGET // 4  # never less than a quarter: the grid stays usable
