@@ -77,6 +77,7 @@ SCHEDULE_STEPS = 4
 UPSTREAM_MODULES: dict[str, str] = {
     "hydra": "hydra-core", "omegaconf": "omegaconf", "fvcore": "fvcore", "iopath": "iopath", "loguru": "loguru",
     "termcolor": "termcolor", "einops": "einops", "transformers": "transformers", "attrs": "attrs",
+    "wandb": "wandb",  # imported by the checkpoint loader (imaginaire.utils.callback), not only for training
 }
 
 CONFIG_FILE = "pid/_src/configs/pid/config.py"
