@@ -17,6 +17,7 @@ from pathlib import Path
 
 from qa.gate.data import GateError
 from qa.gate.signing import TRUSTED_ENV, SigningError, TrustedKeys, load_trusted_keys
+from qa.gate.signoff_format import signs_evidence
 from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
 from qa.store import Store
 from qa.store import runs as store_runs
@@ -65,9 +66,10 @@ def latest_decisions(check: ChainCheck) -> dict[str, SignoffRow]:
 
 
 def approvals(check: ChainCheck) -> list[SignoffRow]:
-    """Counting format-3 approvals that are still their run's latest counting decision, newest first."""
+    """Counting approvals that sign evidence (row formats 3 and 4) and are still their run's latest counting
+    decision, newest first."""
     latest = latest_decisions(check)
-    return [r for r in reversed(check.rows) if r.decision == "approve" and r.format == 3
+    return [r for r in reversed(check.rows) if r.decision == "approve" and signs_evidence(r.format)
             and latest.get(r.run_id) is r]
 
 

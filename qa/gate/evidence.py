@@ -1,6 +1,6 @@
 """The evidence an approval signs: one sha256 over everything the gate reads of a run, in a canonical order.
 
-Covered (format 1, see ``docs/ci.md``):
+Covered (format 1, signed by sign-off rows of format 3; see ``docs/ci.md``):
 
 * the run's identity: decoder, family, backend, track, weights and encoder sha256, reference set name and
   content sha256, seeds, qa version, git commit, the effective settings (``config_json``), identity sha256,
@@ -11,6 +11,10 @@ Covered (format 1, see ``docs/ci.md``):
 * the sha256 of every stored image and map (case, seed, kind);
 * the gate the approval rests on (its row, the sha256 of its ``details_json`` and of its ``policy_json``) and
   the policy sha256 the approval was judged under.
+
+Format 2 (signed by sign-off rows of format 4) covers all of format 1 and what the report's crops show: every
+stored region of the run (where the crops look), every full-resolution image (size, tiling, pixel hash) and the
+sha256 of every stored tile of those images, so a tile edited after an approval breaks it like a result row.
 
 Floats enter as ``repr`` (exact, round-trips), times as ISO 8601. :func:`evidence` also re-hashes the stored
 ``policy_json`` and names a gate whose policy text no longer hashes to its ``policy_sha256``.
@@ -29,7 +33,10 @@ from qa.store import evidence as store_evidence
 from qa.store.db import Reader
 from qa.store.gates import gate_record
 
-EVIDENCE_FORMAT = 1
+#: the evidence format new approvals sign (sign-off row format 4); format 1 stays verifiable (row format 3)
+EVIDENCE_FORMAT = 2
+#: every evidence format this qa can recompute
+EVIDENCE_FORMATS = (1, 2)
 
 
 @dataclass
@@ -62,9 +69,11 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def evidence(db: Reader, run_id: str, gate_id: str, policy_sha256: str) -> Evidence:
-    """The evidence digest of ``run_id`` approved on gate ``gate_id`` ('' for an override without a gate) under
-    the policy ``policy_sha256``."""
+def evidence(db: Reader, run_id: str, gate_id: str, policy_sha256: str, fmt: int = EVIDENCE_FORMAT) -> Evidence:
+    """The evidence digest (format ``fmt``, one of :data:`EVIDENCE_FORMATS`) of ``run_id`` approved on gate
+    ``gate_id`` ('' for an override without a gate) under the policy ``policy_sha256``."""
+    if fmt not in EVIDENCE_FORMATS:
+        raise ValueError(f"unknown evidence format {fmt}")
     problems: list[str] = []
     run = store_evidence.run_fields(db, run_id)
     if run is None:
@@ -83,8 +92,8 @@ def evidence(db: Reader, run_id: str, gate_id: str, policy_sha256: str) -> Evide
                     "baseline_kind": g.baseline_kind, "policy_sha256": g.policy_sha256,
                     "policy_json_sha256": _sha(g.policy_json), "verdict": g.verdict,
                     "details_json_sha256": _sha(g.details_json), "decided_at": _v(g.decided_at)}
-    doc = {
-        "format": EVIDENCE_FORMAT,
+    doc: dict[str, Any] = {
+        "format": fmt,
         "run": {k: _v(v) for k, v in run.items()},
         "reference": _rows(store_evidence.reference_rows(db, str(run.get("reference_set_sha256") or ""))),
         "results": _rows(store_evidence.result_rows(db, run_id)),
@@ -93,5 +102,9 @@ def evidence(db: Reader, run_id: str, gate_id: str, policy_sha256: str) -> Evide
         "gate": gate,
         "policy_sha256": policy_sha256,
     }
+    if fmt >= 2:  # what the report's crops show
+        doc["regions"] = _rows(store_evidence.region_rows(db, run_id))
+        doc["pixels"] = _rows(store_evidence.pixel_rows(db, run_id))
+        doc["tiles"] = _rows(store_evidence.tile_hashes(db, run_id))
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return Evidence(run_id, _sha(text), problems)

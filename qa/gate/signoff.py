@@ -33,12 +33,15 @@ from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key
 from qa.gate.signoff_format import (
     DECISIONS,
+    EVIDENCE_FORMAT_OF_ROW,
     HEAD_DOMAIN,
     ROW_DOMAIN,
-    canonical_row_v3,
+    ROW_FORMAT,
+    canonical_row_v4,
     gate_passed,
     head_message,
     row_hash,
+    signs_evidence,
 )
 from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
 from qa.store import Store
@@ -184,13 +187,13 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
                               "pass --override with a --note that says why")
             if reason and not note:
                 raise QAError(f"overriding ({reason}) needs a note", "pass --note 'why this release is acceptable'")
-        ev = evidence(db, run.run_id, gate_id, policy_sha)
+        ev = evidence(db, run.run_id, gate_id, policy_sha, EVIDENCE_FORMAT_OF_ROW[ROW_FORMAT])
         if ev.problems:
             raise QAError(f"the evidence of run {run.run_id} cannot be signed: {ev.problems[0]}; nothing was recorded")
         head = check.head
         seq, prev = int(head["seq"]) + 1, str(head["hash"])
         signed_at = datetime.now(UTC).replace(tzinfo=None)
-        h = row_hash(prev, canonical_row_v3(seq, run.run_id, reviewer, decision, note, override, signed_at, prev,
+        h = row_hash(prev, canonical_row_v4(seq, run.run_id, reviewer, decision, note, override, signed_at, prev,
                                             gate_id, policy_sha, key.public, ev.sha256, run.decoder,
                                             run.reference_set, run.reference_set_sha256))
         new_head = {"seq": seq, "hash": h, "signer": key.public,
@@ -200,7 +203,7 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
         store_signoffs.append_signoff(con, NewSignoff(
             seq, run.run_id, reviewer, decision, note, bool(override), signed_at, prev, h, gate_id, policy_sha,
             key.public, key.sign(ROW_DOMAIN, h.encode()), ev.sha256, run.decoder, run.reference_set,
-            run.reference_set_sha256))
+            run.reference_set_sha256, ROW_FORMAT))
         finished["head"] = new_head
     return seq
 
@@ -217,7 +220,7 @@ def chain_report(store: Store, trusted: TrustedKeys | str | Path | None = None) 
         check = check_chain(db, store.path, trusted)
         evidence_found: list[str] = []
         for r in check.rows:
-            if r.decision == "approve" and r.format == 3 and r.seq not in check.not_counting:
+            if r.decision == "approve" and signs_evidence(r.format) and r.seq not in check.not_counting:
                 evidence_found += evidence_problems(db, r)
     return check, evidence_found
 

@@ -25,11 +25,14 @@ from typing import Any
 from qa.gate.evidence import evidence
 from qa.gate.signing import TrustedKeys, signature_valid
 from qa.gate.signoff_format import (
+    EVIDENCE_FORMAT_OF_ROW,
     HEAD_DOMAIN,
     ROW_DOMAIN,
+    ROW_FORMATS,
     canonical_row,
     canonical_row_v2,
     canonical_row_v3,
+    canonical_row_v4,
     gate_passed,
     head_message,
     row_hash,
@@ -79,8 +82,9 @@ def _canonical(r: SignoffRow) -> str:
         return canonical_row(*args)
     if r.format == 2:
         return canonical_row_v2(*args, r.prev_hash, r.gate_id, r.policy_sha256, r.signer)
-    return canonical_row_v3(*args, r.prev_hash, r.gate_id, r.policy_sha256, r.signer, r.evidence_sha256, r.decoder,
-                            r.reference_set, r.reference_set_sha256)
+    signed = (r.prev_hash, r.gate_id, r.policy_sha256, r.signer, r.evidence_sha256, r.decoder, r.reference_set,
+              r.reference_set_sha256)
+    return canonical_row_v3(*args, *signed) if r.format == 3 else canonical_row_v4(*args, *signed)
 
 
 def _row(check: ChainCheck, r: SignoffRow, trusted: TrustedKeys, signed_before: bool) -> None:
@@ -89,7 +93,7 @@ def _row(check: ChainCheck, r: SignoffRow, trusted: TrustedKeys, signed_before: 
     if r.signed_at is None:
         check.broken.append(f"{where}: signed_at is not a timestamp")
         return
-    if r.format not in (None, 2, 3):
+    if r.format not in ROW_FORMATS:
         check.broken.append(f"{where}: unknown row format {r.format} (written outside qa, or by a newer qa)")
         return
     if row_hash(r.prev_hash, _canonical(r)) != r.hash:
@@ -179,11 +183,12 @@ def check_chain(db: Reader, db_path: Path, trusted: TrustedKeys,
 
 
 def evidence_problems(db: Reader, row: SignoffRow) -> list[str]:
-    """What is wrong with the evidence a (format 3) approval signed: the run's evidence digest recomputed from
+    """What is wrong with the evidence an approval (row format 3 or 4) signed: the run's evidence digest, of the
+    evidence format its row format names, recomputed from
     ``db`` differs, the run or its gate is gone, the gate is not this run's under the signed policy, or did not
     pass (for an approval without override). Empty when the evidence is as signed."""
     where = f"sign-off seq {row.seq} (approval of run {row.run_id})"
-    ev = evidence(db, row.run_id, row.gate_id, row.policy_sha256)
+    ev = evidence(db, row.run_id, row.gate_id, row.policy_sha256, EVIDENCE_FORMAT_OF_ROW.get(row.format, 1))
     out = [f"{where}: {p}" for p in ev.problems]
     if row.gate_id:
         g = gate_record(db, row.gate_id)
@@ -195,5 +200,6 @@ def evidence_problems(db: Reader, row: SignoffRow) -> list[str]:
         out.append(f"{where}: approves without override and without a gate")
     if ev.sha256 != row.evidence_sha256:
         out.append(f"{where}: the evidence of run {row.run_id} changed after it was approved (its results, set "
-                   "results, images, run identity, reference manifest or gate differ from what was signed)")
+                   "results, images, run identity, reference manifest or gate differ from what was signed"
+                   + (", or the crops' regions and tiles" if row.format == 4 else "") + ")")
     return out

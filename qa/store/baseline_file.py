@@ -29,12 +29,16 @@ FILE_FORMAT = 1
 FORMAT_KEY = "qa_baseline_format"
 DIGEST_KEY = "qa_file_sha256"
 _ZEROS = "0" * 64
-#: tables a baseline file may hold (``meta``: one row about the export; ``image_digests``: images as hashes)
-TABLES = ("meta", "runs", "cases", "results", "set_results", "image_digests", "images", "gates", "signoffs",
-          "signoff_proofs")
+#: tables a baseline file may hold (``meta``: one row about the export; ``image_digests``: images as hashes;
+#: ``regions`` and ``pixels``: where the crops look and the full-resolution images' tiling; ``tile_digests``: the
+#: tiles as hashes, the tiles themselves stay in the store)
+TABLES = ("meta", "runs", "cases", "results", "set_results", "image_digests", "images", "regions", "pixels",
+          "tile_digests", "gates", "signoffs", "signoff_proofs")
 _EXTRA = ["create table meta (row varchar)",
           "create table image_digests (run_id varchar, case_id varchar, seed integer, kind varchar, sha256 varchar, "
-          "primary key (run_id, case_id, seed, kind))"]
+          "primary key (run_id, case_id, seed, kind))",
+          "create table tile_digests (image_sha256 varchar, tile_y integer, tile_x integer, sha256 varchar, "
+          "primary key (image_sha256, tile_y, tile_x))"]
 
 
 def _jsonable(x: Any) -> Any:
@@ -62,6 +66,11 @@ def export_rows(store: Store, run_id: str, gate_ids: list[str], with_images: boo
         out += [("set_results", r, None) for r in _dicts(con, "select * from set_results where run_id = ?", [run_id])]
         out += [("image_digests", r, None) for r in _dicts(
             con, "select run_id, case_id, seed, kind, sha256(png) as sha256 from images where run_id = ?", [run_id])]
+        out += [("regions", r, None) for r in _dicts(con, "select * from regions where run_id = ?", [run_id])]
+        out += [("pixels", r, None) for r in _dicts(con, "select * from pixels where run_id = ?", [run_id])]
+        out += [("tile_digests", r, None) for r in _dicts(
+            con, "select image_sha256, tile_y, tile_x, sha256(data) as sha256 from tiles where image_sha256 in "
+            "(select image_sha256 from pixels where run_id = ?)", [run_id])]
         if with_images:
             for r in _dicts(con, "select * from images where run_id = ?", [run_id]):
                 png = r.pop("png")

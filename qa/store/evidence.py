@@ -63,3 +63,35 @@ def image_hashes(db: Reader, run_id: str) -> list[tuple[Any, ...]]:
 
 def _key(r: tuple[Any, ...]) -> tuple[str, int, str]:
     return (str(r[0]), int(r[1]), str(r[2]))
+
+
+def region_rows(db: Reader, run_id: str) -> list[tuple[Any, ...]]:
+    """(case_id, seed, map_kind, rank, x, y, side, score, crop_x, crop_y, crop_w, crop_h) of every stored region
+    of the run (where the report's crops look), in key order; empty on a file older than the ``regions`` table."""
+    if "run_id" not in _columns(db, "regions"):
+        return []
+    return db.query("select case_id, seed, map_kind, rank, x, y, side, score, crop_x, crop_y, crop_w, crop_h "
+                    "from regions where run_id = ? order by case_id, seed, map_kind, rank", [run_id])
+
+
+def pixel_rows(db: Reader, run_id: str) -> list[tuple[Any, ...]]:
+    """(case_id, seed, kind, width, height, tile_side, image_sha256) of every full-resolution image of the run."""
+    if "run_id" not in _columns(db, "pixels"):
+        return []
+    return db.query("select case_id, seed, kind, width, height, tile_side, image_sha256 from pixels "
+                    "where run_id = ? order by case_id, seed, kind", [run_id])
+
+
+def tile_hashes(db: Reader, run_id: str) -> list[tuple[Any, ...]]:
+    """(image_sha256, tile_y, tile_x, sha256 hex of the tile's bytes) of every stored tile of the run's images.
+
+    In a loaded baseline file (a ``tile_digests`` table: tiles travel as hashes) the listed hashes are used."""
+    if "sha256" in _columns(db, "tile_digests"):
+        return db.query("select image_sha256, tile_y, tile_x, sha256 from tile_digests where image_sha256 in "
+                        "(select image_sha256 from pixels where run_id = ?) order by image_sha256, tile_y, tile_x",
+                        [run_id])
+    if "data" not in _columns(db, "tiles"):
+        return []
+    return db.query("select image_sha256, tile_y, tile_x, sha256(data) from tiles where image_sha256 in "
+                    "(select image_sha256 from pixels where run_id = ?) order by image_sha256, tile_y, tile_x",
+                    [run_id])

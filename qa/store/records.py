@@ -223,7 +223,7 @@ class SignoffRow:
 
 @dataclass(frozen=True)
 class NewSignoff:
-    """A signed sign-off to append: its ``signoffs`` row and its ``signoff_proofs`` row (format 3)."""
+    """A signed sign-off to append: its ``signoffs`` row and its ``signoff_proofs`` row (row ``format``)."""
 
     seq: int
     run_id: str
@@ -242,6 +242,7 @@ class NewSignoff:
     decoder: str
     reference_set: str
     reference_set_sha256: str
+    format: int
 
 
 @dataclass(frozen=True)

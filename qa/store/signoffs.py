@@ -63,11 +63,11 @@ def _s(x: object) -> str:
 
 
 def append_signoff(con: duckdb.DuckDBPyConnection, s: NewSignoff) -> None:
-    """Insert a signed sign-off's row and its proof (format 3), inside the caller's transaction."""
+    """Insert a signed sign-off's row and its proof (of ``s.format``), inside the caller's transaction."""
     con.execute("insert into signoffs values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [s.seq, s.run_id, s.reviewer, s.decision, s.note, bool(s.override), s.signed_at, s.prev_hash,
                  s.hash])
     con.execute("insert into signoff_proofs (seq, format, gate_id, policy_sha256, signer, signature, evidence_sha256, "
-                "decoder, reference_set, reference_set_sha256) values (?, 3, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [s.seq, s.gate_id, s.policy_sha256, s.signer, s.signature, s.evidence_sha256, s.decoder,
+                "decoder, reference_set, reference_set_sha256) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [s.seq, s.format, s.gate_id, s.policy_sha256, s.signer, s.signature, s.evidence_sha256, s.decoder,
                  s.reference_set, s.reference_set_sha256])

@@ -19,7 +19,7 @@ from qa.gate.evaluate import gate_run
 from qa.gate.policy import PolicyError, load_policy, parse_policy
 from qa.gate.signing import generate_key, load_signing_key
 from qa.gate.signoff import anchor_path, record_signoff, verify_chain
-from qa.gate.signoff_format import canonical_row_v2, canonical_row_v3, row_hash
+from qa.gate.signoff_format import canonical_row_v2, canonical_row_v4, row_hash
 from qa.gate.status import status_output
 from qa.store import Store
 from qa.store.anchor import read_anchor, write_anchor
@@ -184,7 +184,7 @@ def test_an_edited_row_with_recomputed_hashes_and_anchor_fails_its_signature(wor
             "select s.seq, s.run_id, s.reviewer, s.decision, s.note, s.override, s.signed_at, p.evidence_sha256, "
             "p.decoder, p.reference_set, p.reference_set_sha256 from signoffs s join signoff_proofs p using (seq) "
             "order by seq"):
-        h = row_hash(prev, canonical_row_v3(seq, run_id, reviewer, "approve", note, True, at, prev, "", "", signer,
+        h = row_hash(prev, canonical_row_v4(seq, run_id, reviewer, "approve", note, True, at, prev, "", "", signer,
                                             ev, dec, rs, rsha))
         _sql(store, "update signoffs set decision = 'approve', override = true, prev_hash = ?, hash = ? where seq = ?",
              [prev, h, seq])

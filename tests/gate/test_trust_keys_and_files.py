@@ -226,7 +226,7 @@ def _reseal(path: Path, change) -> None:  # noqa: ANN001
     store_file.write_file(path, rows)
 
 
-@pytest.mark.parametrize("what", ["psnr_value", "approval_decoder", "drop_image_hash", "other_head"])
+@pytest.mark.parametrize("what", ["psnr_value", "approval_decoder", "drop_image_hash", "other_head", "tile_digest"])
 def test_a_resealed_baseline_file_with_edited_content_is_exit_2(w, capsys, tmp_path, what) -> None:
     """A hostile edit that also recomputes the file's digest: the signatures and the evidence still name it."""
     path = tmp_path / "b.parquet"
@@ -237,6 +237,8 @@ def test_a_resealed_baseline_file_with_edited_content_is_exit_2(w, capsys, tmp_p
             row["value"] += 1.0
         if what == "approval_decoder" and table == "signoff_proofs":
             row["decoder"] = "other"
+        if what == "tile_digest" and table == "tile_digests":  # a crop's tile other than the one approved
+            row["sha256"] = "0" * 64
         if what == "other_head" and table == "meta":
             row["head"]["hash"] = "0" * 64
         return row
@@ -253,7 +255,8 @@ def test_a_resealed_baseline_file_with_edited_content_is_exit_2(w, capsys, tmp_p
                     "--db", str(fresh.path))
     assert rc == 2 and str(path) in err, err
     assert {"psnr_value": "changed after it was approved", "approval_decoder": "hash mismatch",
-            "drop_image_hash": "changed after it was approved", "other_head": "anchor"}[what] in err, err
+            "drop_image_hash": "changed after it was approved", "other_head": "anchor",
+            "tile_digest": "changed after it was approved"}[what] in err, err
 
 
 def test_a_baseline_file_of_another_decoder_is_refused(w, capsys, tmp_path) -> None:
