@@ -188,7 +188,7 @@ def evidence_problems(db: Reader, row: SignoffRow) -> list[str]:
     ``db`` differs, the run or its gate is gone, the gate is not this run's under the signed policy, or did not
     pass (for an approval without override). Empty when the evidence is as signed."""
     where = f"sign-off seq {row.seq} (approval of run {row.run_id})"
-    ev = evidence(db, row.run_id, row.gate_id, row.policy_sha256, EVIDENCE_FORMAT_OF_ROW.get(row.format, 1))
+    ev = evidence(db, row.run_id, row.gate_id, row.policy_sha256, EVIDENCE_FORMAT_OF_ROW.get(row.format or 0, 1))
     out = [f"{where}: {p}" for p in ev.problems]
     if row.gate_id:
         g = gate_record(db, row.gate_id)
