@@ -179,13 +179,23 @@ def test_a_store_without_full_resolution_pixels_reports_without_crops(planted: P
 
     import duckdb
 
-    from qa.store.anchor import anchor_path
+    from qa.gate import signoff as signoff_module
+    from qa.gate.signoff_format import canonical_row_v3
+    from qa.store.anchor import GENESIS, write_anchor
     from qa.store.schema import MIGRATIONS
 
     version = next(v for v, about, _ in MIGRATIONS if about.startswith("full-resolution pixels"))
     old = tmp_path / "old.duckdb"
     shutil.copy(planted.store.path, old)
-    shutil.copy(anchor_path(Path(planted.store.path)), anchor_path(old))  # the sign-off chain's anchor goes along
+    with duckdb.connect(str(old)) as con:  # the approval as a qa of that schema signed it: row format 3
+        con.execute("delete from signoff_proofs")
+        con.execute("delete from signoffs")
+    write_anchor(old, dict(GENESIS))  # the anchor of that empty chain
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signoff_module, "ROW_FORMAT", 3)
+        mp.setattr(signoff_module, "canonical_row_v4", canonical_row_v3)
+        record_signoff(Store(old), planted.approved, "ana", "approve", "first release of the test decoder",
+                       override=True)
     with duckdb.connect(str(old)) as con:
         for table in ("regions", "pixels", "tiles"):
             con.execute(f"drop table {table}")
