@@ -162,20 +162,27 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
                          peak.to(zero.device), peak_at)
 
 
-def analyse_identical(images: torch.Tensor) -> InventedBatch:
+def analyse_identical(images: torch.Tensor, energy: torch.Tensor | None = None) -> InventedBatch:
     """:func:`analyse` of pairs whose output and reference are the same pixels ((N, 3, H, W), [0, 1]): nothing
-    is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them) and
-    the floors the absolute floor (:func:`analyse` on equal images: invented and peak 0, lost about 1e-6 from
-    the ridge, floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs baseline)."""
+    is invented or lost, so no fit runs. The energies are the three bands' (as :func:`analyse` sums them; given
+    as ``energy`` (N,) float64 when an analysis of the same images already summed them, then nothing is
+    filtered) and the floors the absolute floor (:func:`analyse` on equal images: invented and peak 0, lost
+    about 1e-6 from the ridge, floors ``ABS_FLOOR``). Used for a decoder whose baseline is itself (output vs
+    baseline)."""
     n, _, h, w = images.shape
-    ys = dispatch.luma(images.float())
-    energy = torch.zeros(n, dtype=torch.float64, device=ys.device)
-    for s in BAND_SIGMAS:
-        energy += (dispatch.blur2d(ys, s) - dispatch.blur2d(ys, 2.0 * s)).square().sum(dim=(1, 2), dtype=torch.float64)
+    dev = images.device
+    if energy is None:
+        ys = dispatch.luma(images.float())
+        energy = torch.zeros(n, dtype=torch.float64, device=dev)
+        for s in BAND_SIGMAS:
+            band = dispatch.blur2d(ys, s) - dispatch.blur2d(ys, 2.0 * s)
+            energy += band.square().sum(dim=(1, 2), dtype=torch.float64)
+    energy = energy.to(device=dev, dtype=torch.float64)
     zero = torch.zeros_like(energy)
-    floors = torch.full((n, len(BAND_SIGMAS)), ABS_FLOOR, dtype=torch.float64, device=ys.device)
-    return InventedBatch(torch.zeros_like(ys), zero, zero.clone(), energy, energy.clone(), floors, zero.clone(),
-                         zero.clone(), torch.zeros((n, 2), dtype=torch.int64, device=ys.device))
+    floors = torch.full((n, len(BAND_SIGMAS)), ABS_FLOOR, dtype=torch.float64, device=dev)
+    return InventedBatch(torch.zeros((n, h, w), dtype=torch.float32, device=dev), zero, zero.clone(), energy,
+                         energy.clone(), floors, zero.clone(), zero.clone(),
+                         torch.zeros((n, 2), dtype=torch.int64, device=dev))
 
 
 def distortion(outputs: torch.Tensor, references: torch.Tensor, sigma: float = DISTORTION_SIGMA) -> torch.Tensor:

@@ -59,6 +59,7 @@ class AnalysisCache:
         self._held: list[Any] = []  # keeps the scoped arrays alive, so their ids stay unique
         self._digests: dict[int, str] = {}  # id of a held array -> hash of its pixels (hashed once per scope)
         self._scoped: dict[str, Any] = {}
+        self._energy: dict[str, float] = {}  # pixel hash -> the three bands' summed energy (an analysis's)
         self._unscoped: dict[str, Any] = {}
 
     # -- scoping -----------------------------------------------------------------------------------------------
@@ -66,11 +67,12 @@ class AnalysisCache:
         """Start (or continue) the scope ``scope``; a different object than the current one drops old results."""
         if self._scope != id(scope):
             self._scope = id(scope)
-            self._held, self._digests, self._scoped = [scope], {}, {}
+            self._held, self._digests, self._scoped, self._energy = [scope], {}, {}, {}
 
     def clear(self) -> None:
         """Forget everything (the engine's scope ends; tests)."""
         self._scope, self._held, self._digests, self._scoped, self._unscoped = None, [], {}, {}, {}
+        self._energy = {}
 
     def _key(self, kind: str, arrays: tuple[np.ndarray, ...]) -> str:
         """``kind`` + the pixel hashes: equal images (e.g. the identical seeds of a deterministic decoder) share a
@@ -103,12 +105,18 @@ class AnalysisCache:
         differ: list[tuple[np.ndarray, ...]] = []
         for p in todo:
             (same if self._digests[id(p[0])] == self._digests[id(p[1])] else differ).append(p)
-        for group in _by_size(same):
-            res = analysis.analyse_identical(to_batch([p[0] for p in group], dev))
-            for i, p in enumerate(group):
-                self._store("inv", p, res.result(i))
         for group in _by_size(differ):
             res = analysis.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev))
+            for i, p in enumerate(group):
+                result = res.result(i)
+                self._store("inv", p, result)
+                self._energy[self._digests[id(p[0])]] = result.out_energy
+                self._energy[self._digests[id(p[1])]] = result.ref_energy
+        for group in _by_size(same):
+            # the band energies of an image some analysis of this scope has summed are not filtered again
+            known = [self._energy.get(self._digests[id(p[0])]) for p in group]
+            energy = None if None in known else torch.tensor(known, dtype=torch.float64)
+            res = analysis.analyse_identical(to_batch([p[0] for p in group], dev), energy)
             for i, p in enumerate(group):
                 self._store("inv", p, res.result(i))
         for group in _by_size(self._missing("hf", [(im,) for im in hf])):

@@ -56,3 +56,34 @@ def test_cache_does_not_fit_an_identical_pair(monkeypatch: pytest.MonkeyPatch) -
     assert CACHE.invented(x, x.copy(), "cpu").invented == 0.0
     assert fitted == [1]
     CACHE.clear()
+
+
+def test_identical_pair_reuses_the_band_energies_an_analysis_summed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image analysed against another in the scope (output vs reference) has its three bands' energies
+    summed already: its identical pair (output vs baseline, a later prepare) filters nothing, and its energies
+    are those the filtering gives."""
+    x = _photo()
+    y = np.clip(x * 0.9 + 0.05, 0, 1).astype(np.float32)
+    filtered = analysis.analyse_identical(to_batch([x], torch.device("cpu"))).result(0)
+    CACHE.clear()
+    scope: list[object] = []
+    CACHE.prefill(scope, [(x, y)], "cpu")  # x's energy: this analysis's out_energy
+    blurs: list[float] = []
+    real_blur = analysis.dispatch.blur2d
+
+    def counting(t: torch.Tensor, sigma: float) -> torch.Tensor:
+        blurs.append(sigma)
+        return real_blur(t, sigma)
+
+    monkeypatch.setattr(analysis.dispatch, "blur2d", counting)
+    CACHE.prefill(scope, [(x, x.copy())], "cpu")
+    assert blurs == []
+    got = CACHE.invented(x, x.copy(), "cpu")
+    assert got.invented == 0.0 and got.lost == 0.0 and not got.map.any()
+    assert got.out_energy == got.ref_energy == pytest.approx(filtered.out_energy, rel=1e-6)
+    assert got.noise_floor == filtered.noise_floor
+    CACHE.clear()
+    # a scope whose analyses never saw the image filters it
+    CACHE.prefill([], [(x, x.copy())], "cpu")
+    assert blurs != []
+    CACHE.clear()
