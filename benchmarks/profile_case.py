@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import torch
 
 TIMES: dict[str, float] = defaultdict(float)
 _DEPTH = [0]  # nested timers (an analysis inside a metric's prepare) are counted in both lines
@@ -53,6 +52,9 @@ def instrument(runner: Any) -> None:
         m.update = timed(f"set metric {m.name} (update)", m.update)
     runner._decode_cases = timed("decode (excluded from the total)", runner._decode_cases)
     shard.png_bytes = timed("image encoding (thumbnails, maps)", shard.png_bytes)
+    pixels = getattr(shard, "full_pixels", None)  # issue 31's full-resolution tiles (absent in older trees)
+    if pixels is not None:
+        pixels.keep = timed("full-resolution tiles and regions (engine.pixels.keep)", pixels.keep)
     for name in ("analyse", "analyse_identical", "hf_energy", "distortion"):
         setattr(analysis, name, timed(f"  of which analysis.{name}", getattr(analysis, name)))
 
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=0, help="cases counted (default: the rest of the set)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
+    importlib.import_module("qa")  # first: what qa sets for the process (OMP_WAIT_POLICY) precedes torch's OpenMP
+    import torch
+
     torch.set_num_threads(args.threads)
 
     try:
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.process_time()
         out = runner.run(cases)  # one shard, as the engine runs them (8 cases by default)
         t1 = time.process_time()
-        store_results.commit_shard(store, "profile", 0, out.rows, out.images, out.n_cases, "profile")
+        full = {"regions": out.regions, "tiled": out.tiled} if hasattr(out, "tiled") else {}  # issue 31's tiles
+        store_results.commit_shard(store, "profile", 0, out.rows, out.images, out.n_cases, "profile", **full)
         TIMES["storage (DuckDB commit)"] += time.process_time() - t1
         total = time.process_time() - t0
     n = max(1, len(rest))

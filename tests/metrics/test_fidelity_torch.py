@@ -71,6 +71,26 @@ def test_filter_valid_tiers_agree_and_match_scipy() -> None:
         assert dispatch.filter_valid(planes, taps).shape == compiled.shape
 
 
+def test_window_moments_tiers_agree_with_the_filtered_product_planes() -> None:
+    """The fused kernel (products formed inside the filter) gives the same sums as filtering the five planes;
+    the torch tier agrees to float32 rounding; the compiled formula reads the fused layout without a copy."""
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.random((3, 61, 77)).astype(np.float32))
+    y = torch.from_numpy(rng.random((3, 61, 77)).astype(np.float32))
+    for taps in (T.GAUSS_TAPS, T.BOX_TAPS):
+        k = len(taps)
+        fused = cpu_passes.window_moments(x, y, taps)
+        planes = cpu_passes.filter_valid(tensor_filters.moment_planes(x, y), taps)
+        conv = tensor_filters.window_moments(x, y, [float(t) for t in taps])
+        assert fused.shape == planes.shape == conv.shape == (5, 3, 61 - k + 1, 77 - k + 1)
+        assert torch.equal(fused, planes)
+        assert np.abs(conv.numpy() - planes.numpy()).max() < 1e-6 * float(np.sum(taps))
+        assert dispatch.window_moments(x, y, taps).shape == fused.shape
+        got, _ = cpu_passes.ssim_means(fused, 1e-4, 9e-4, 1.0, True, False)
+        want, _ = cpu_passes.ssim_means(planes.contiguous(), 1e-4, 9e-4, 1.0, True, False)
+        assert torch.equal(got, want)
+
+
 def test_identical_pairs_are_exactly_one_and_infinite() -> None:
     out, _ = _photo_pair(1, 256)
     twin = out.copy()

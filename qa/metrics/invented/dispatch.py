@@ -90,6 +90,16 @@ def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
     return tensor_filters.filter_valid(x, [float(t) for t in taps])
 
 
+def window_moments(x: torch.Tensor, y: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
+    """The SSIM family's window means of a pair: x, y, x^2, y^2 and xy of two (C, H, W) images filtered by
+    ``outer(taps, taps)`` (symmetric, odd length k), valid region only: (5, C, H - k + 1, W - k + 1) (kernel:
+    the products formed row by row inside the filter, in the layout :func:`ssim_means` reads; torch: the five
+    planes, then :func:`filter_valid`)."""
+    if kernels_take(x, y) and x.ndim == 3 and x.shape == y.shape:
+        return cpu_passes.window_moments(x, y, taps)
+    return tensor_filters.window_moments(x, y, [float(t) for t in taps])
+
+
 def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float = 1.0, full: bool = True,
                want_map: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The SSIM family's per-pixel formula on the window means ``m`` (5, C, h, w) of x, y, x^2, y^2, xy:

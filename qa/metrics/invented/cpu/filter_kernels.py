@@ -49,15 +49,19 @@ def blur_w(x: np.ndarray, g: np.ndarray, idx: np.ndarray, stride: int, out: np.n
 @njit(cache=True, inline="always")
 def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, idx: np.ndarray,
                  lo: int, stride: int, fr: np.ndarray, ph: np.ndarray, dest: np.ndarray) -> None:
-    """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` filtered along W into ``dest``
-    (P, n_out): each feature row reflect-extended (``idx``, ``lo``: see :func:`gather`) and split into its
-    phases in one pass (``fr``: (F, stride, width); ``ph``: (stride, width) scratch), the products formed phase
-    by phase (contiguous, vectorised) straight into the buffer the taps read."""
+    """Row ``y`` of image ``n`` of every product ``feats[ia[p]] * feats[ib[p]]`` (``feats[ia[p]]`` itself where
+    ``ib[p] < 0``) filtered along W into ``dest`` (P, n_out): each feature row reflect-extended (``idx``, ``lo``:
+    see :func:`gather`) and split into its phases in one pass (``fr``: (F, stride, width); ``ph``: (stride,
+    width) scratch), the products formed phase by phase (contiguous, vectorised) straight into the buffer the
+    taps read."""
     n_out = dest.shape[1]
     width = fr.shape[2]
     for f in range(len(feats)):
         gather(feats[f][n, y], idx, lo, stride, fr[f])
     for p in range(ia.shape[0]):
+        if ib[p] < 0:  # the feature itself, filtered from its phases (no product)
+            phase_taps(fr[ia[p]], g, stride, n_out, dest[p])
+            continue
         for q in range(stride):
             a = fr[ia[p], q]
             b = fr[ib[p], q]
@@ -71,7 +75,8 @@ def _product_row(feats: tuple, n: int, y: int, ia: np.ndarray, ib: np.ndarray, g
 def window_products(feats: tuple, ia: np.ndarray, ib: np.ndarray, g: np.ndarray, cols: np.ndarray,
                     rows: np.ndarray, stride: int, n_parts: int, out: np.ndarray) -> None:
     """Gaussian-window means of products, decimated along both axes: ``out[i, p, n, j] = sum_{k, l} g[k] g[l]
-    f_a[n, rows[stride i + k], cols[stride j + l]] f_b[...]`` with ``a, b = ia[p], ib[p]``; ``feats``: a tuple
+    f_a[n, rows[stride i + k], cols[stride j + l]] f_b[...]`` with ``a, b = ia[p], ib[p]`` (``f_b = 1`` where
+    ``ib[p] < 0``: a window mean of ``f_a`` itself); ``feats``: a tuple
     of (N, H, W) arrays, ``out`` (h', P, N, w'); ``rows``/``cols``: the reflect-extended indices of each axis.
 
     Each of ``n_parts`` parts of the output rows (per image) runs on one thread, in order: the W-filtered

@@ -114,14 +114,32 @@ def filter_valid(x: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
     return out
 
 
+def window_moments(x: torch.Tensor, y: torch.Tensor, taps: np.ndarray) -> torch.Tensor:
+    """Valid-region window means (separable ``outer(taps, taps)``, symmetric, odd length k) of x, y, x^2, y^2
+    and xy of two (C, H, W) images: (5, C, H - k + 1, W - k + 1), a permuted view of a contiguous (h, 5, C, w)
+    tensor (what :func:`ssim_means` reads). One pass of :func:`filter_kernels.window_products`: the products
+    are formed row by row in the cache, never as planes; the same sums as :func:`filter_valid` of the planes."""
+    n_c, h, w = x.shape
+    k = len(taps)
+    ia = np.array([0, 1, 0, 1, 0], dtype=np.int64)
+    ib = np.array([-1, -1, 0, 1, 1], dtype=np.int64)  # x, y (themselves), x x, y y, x y
+    out = torch.empty((h - k + 1, 5, n_c, w - k + 1), dtype=x.dtype)
+    with launch():
+        filter_kernels.window_products((x.contiguous().numpy(), y.contiguous().numpy()), ia, ib,
+                                       np.asarray(taps, np.float32), np.arange(w, dtype=np.int64),
+                                       np.arange(h, dtype=np.int64), 1, numba.get_num_threads(), out.numpy())
+    return out.permute(1, 2, 0, 3)
+
+
 def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy): per-channel means
-    (C,) float64 of the contrast-structure term (``full``: the SSIM) and, when asked, its (C, h, w) map."""
+    (C,) float64 of the contrast-structure term (``full``: the SSIM) and, when asked, its (C, h, w) map. Read in
+    the (h, 5, C, w) layout :func:`window_moments` makes (any other is copied into it first)."""
     _, n_c, h, w = m.shape
     sums = np.empty((n_c, h), dtype=np.float64)
     out = torch.empty((n_c, h, w) if want_map else (0, 0, 0), dtype=torch.float32)
     with launch():
-        ssim_kernels.ssim_rows(m.contiguous().numpy(), float(c1), float(c2), float(cov_norm), bool(full),
-                               out.numpy(), sums)
+        ssim_kernels.ssim_rows(m.permute(2, 0, 1, 3).contiguous().numpy(), float(c1), float(c2), float(cov_norm),
+                               bool(full), out.numpy(), sums)
     return torch.from_numpy(sums.sum(axis=1) / (h * w)), (out if want_map else None)

@@ -12,21 +12,23 @@ from numba import njit, prange
 @njit(cache=True, parallel=True)
 def ssim_rows(m: np.ndarray, c1: float, c2: float, cov_norm: float, full: bool, out_map: np.ndarray,
               sums: np.ndarray) -> None:
-    """For ``m`` (5, C, h, w) float32 window means: ``v = cov_norm (E - mu mu)`` for x, y and xy, ``cs = (2 v_xy
-    + c2) / (v_x + v_y + c2)``, and with ``full`` the SSIM ``cs (2 mx my + c1) / (mx^2 + my^2 + c1)``; ``sums``
-    (C, h) float64 gets each row's sum; ``out_map`` (C, h, w) float32 each value, unless it is empty."""
-    n_c, h, w = m.shape[1], m.shape[2], m.shape[3]
+    """For ``m`` (h, 5, C, w) float32 window means (row i's five moments of every channel together, the layout
+    :func:`~qa.metrics.invented.cpu.filter_kernels.window_products` writes): ``v = cov_norm (E - mu mu)`` for x,
+    y and xy, ``cs = (2 v_xy + c2) / (v_x + v_y + c2)``, and with ``full`` the SSIM ``cs (2 mx my + c1) / (mx^2
+    + my^2 + c1)``; ``sums`` (C, h) float64 gets each row's sum; ``out_map`` (C, h, w) float32 each value, unless
+    it is empty."""
+    h, n_c, w = m.shape[0], m.shape[2], m.shape[3]
     write = out_map.size > 0
     for t in prange(n_c * h):
         c = t // h
         i = t % h
         acc = 0.0
         for j in range(w):
-            mx = np.float64(m[0, c, i, j])
-            my = np.float64(m[1, c, i, j])
-            vx = cov_norm * (np.float64(m[2, c, i, j]) - mx * mx)
-            vy = cov_norm * (np.float64(m[3, c, i, j]) - my * my)
-            vxy = cov_norm * (np.float64(m[4, c, i, j]) - mx * my)
+            mx = np.float64(m[i, 0, c, j])
+            my = np.float64(m[i, 1, c, j])
+            vx = cov_norm * (np.float64(m[i, 2, c, j]) - mx * mx)
+            vy = cov_norm * (np.float64(m[i, 3, c, j]) - my * my)
+            vxy = cov_norm * (np.float64(m[i, 4, c, j]) - mx * my)
             v = (2.0 * vxy + c2) / (vx + vy + c2)
             if full:
                 v *= (2.0 * mx * my + c1) / (mx * mx + my * my + c1)

@@ -128,6 +128,23 @@ def filter_valid(x: torch.Tensor, taps: Sequence[float]) -> torch.Tensor:
     return out.reshape(*x.shape[:-2], h - k + 1, w - k + 1)
 
 
+def moment_planes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(5, *x.shape): x, y, x^2, y^2, xy written into one tensor (no temporaries, no concatenation copy)."""
+    planes = torch.empty((5, *x.shape), dtype=x.dtype, device=x.device)
+    planes[0].copy_(x)
+    planes[1].copy_(y)
+    torch.mul(x, x, out=planes[2])
+    torch.mul(y, y, out=planes[3])
+    torch.mul(x, y, out=planes[4])
+    return planes
+
+
+def window_moments(x: torch.Tensor, y: torch.Tensor, taps: Sequence[float]) -> torch.Tensor:
+    """Valid-region window means (separable ``outer(taps, taps)``) of x, y, x^2, y^2, xy of two (C, H, W)
+    images: (5, C, H - k + 1, W - k + 1) (:func:`filter_valid` of :func:`moment_planes`)."""
+    return filter_valid(moment_planes(x, y), taps)
+
+
 def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy), float32 element-wise
