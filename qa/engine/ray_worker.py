@@ -22,6 +22,7 @@ from qa.decoders.factory import make_decoder
 from qa.engine.cases import Case, load_case
 from qa.engine.plan import make_metrics
 from qa.engine.shard import ShardOutput, ShardRunner
+from qa.engine.shard_features import ShippedFeatureCache
 from qa.errors import QAError
 from qa.hashing import sha256_file
 from qa.metrics.base import Metric, SetMetric
@@ -153,43 +154,6 @@ def export_states(set_metrics: list[SetMetric]) -> tuple[dict[str, Any], dict[st
         except Exception as exc:  # noqa: BLE001 - recorded as this metric's error row
             errors[m.name] = f"exporting its per-shard state on {socket.gethostname()} failed: {type(exc).__name__}: {exc}"
     return states, errors
-
-
-class ShippedFeatureCache:
-    """Stands in for ``qa.metrics.feature_cache.FeatureCache`` inside a worker: serves the vectors the driver
-    shipped (references, keyed by file sha256) and keeps the ones computed here for the driver to store.
-
-    ``alias`` maps the pixel sha256 of this shard's uncropped references to their file sha256, so a metric that
-    keys a reference by its pixels still finds (and stores) it under the file's key.
-    """
-
-    def __init__(self, key: FeatureKey, shipped: dict[str, np.ndarray]) -> None:
-        self.key = key
-        self.shipped = shipped
-        self.alias: dict[str, str] = {}
-        self.new: dict[str, np.ndarray] = {}
-
-    def get(self, shas: list[str]) -> dict[str, np.ndarray]:
-        """Vectors known for those of ``shas`` that are present (computed here or shipped)."""
-        found = {}
-        for s in shas:
-            k = self.alias.get(s, s)
-            v = self.new.get(k)
-            if v is None:
-                v = self.shipped.get(k)
-            if v is not None:
-                found[s] = v
-        return found
-
-    def put(self, items: dict[str, np.ndarray]) -> None:
-        """Keep computed vectors (references under their file sha256) until :meth:`drain`."""
-        for s, v in items.items():
-            self.new[self.alias.get(s, s)] = np.asarray(v, np.float32)
-
-    def drain(self) -> dict[str, np.ndarray]:
-        """The vectors computed since the last drain (forgotten here)."""
-        new, self.new = self.new, {}
-        return new
 
 
 def _reference_aliases(cases: list[Case]) -> dict[str, str]:

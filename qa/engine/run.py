@@ -44,6 +44,7 @@ from qa.engine.plan import (
 )
 from qa.engine.provenance import git_commit, identity_sha256
 from qa.engine.shard import ShardOutput, ShardRunner
+from qa.engine.shard_features import ShardFeatures
 from qa.errors import QAError, StoreError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.refset.manifest import ReferenceSet, load_reference_set
@@ -204,10 +205,14 @@ class RunEngine:
                              progress=bar.update)
         try:
             with above_bar():  # warnings (weights loading lazily, mid-run) on their own lines, not inside the bar
+                # the store is not opened while a shard is scored (see qa.engine.shard_features)
+                features = ShardFeatures(self.store, [*runner.image_metrics, *runner.set_metrics])
                 for index in todo:
                     cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
+                    features.fetch(cases)
                     output = runner.run(cases)
                     self.commit_shard(run_id, index, output)
+                    features.store_new()
                     self.on_shard(index)
         except BaseException as exc:
             bar.close()
