@@ -7,7 +7,10 @@ Runs the engine's own :class:`~qa.engine.shard.ShardRunner` on a reference set (
 metric's own work and the shared analyses it triggers), each invented-detail analysis call, image encoding
 (thumbnails and maps) and the commit to a DuckDB file. The first ``--warmup`` cases are run first and not
 counted (one-off compilation, model loading); the counted cases are one shard, committed once (as the engine
-does with up to 8 cases a shard). CPU = ``time.process_time()`` around each step.
+does with up to 8 cases a shard). CPU = ``time.process_time()`` around each step. As in ``qa run``, the metrics
+get a store (the text metrics' feature cache), and a tree with :mod:`qa.engine.shard_features` fetches and stores
+the shard's features around it as its engine does; issue 31's full-resolution tiles are timed and committed.
+A profile of an older tree: run this file by path with ``PYTHONPATH=<tree>``.
 
     PYTHONPATH=. .venv/bin/python -m benchmarks.profile_case --reference-set /path/to/2048px-set --threads 2
 """
@@ -59,6 +62,16 @@ def instrument(runner: Any) -> None:
         setattr(analysis, name, timed(f"  of which analysis.{name}", getattr(analysis, name)))
 
 
+def _shard_features(store: Any, runner: Any) -> Any:
+    """The engine's per-shard feature caches (``qa.engine.shard_features``), None in a tree without them (its
+    metrics then read and write the store's feature cache directly, as its engine did)."""
+    try:
+        from qa.engine.shard_features import ShardFeatures
+    except ImportError:
+        return None
+    return ShardFeatures(store, [*runner.image_metrics, *runner.set_metrics])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference-set", default="default")
@@ -87,25 +100,36 @@ def main(argv: list[str] | None = None) -> int:
 
     refset = load_reference_set(args.reference_set)
     decoder = make_decoder(args.decoder, args.device)
-    metrics = make_metrics(args.metrics.split(",") if args.metrics else None, None, args.device)
-    runner = ShardRunner(decoder, metrics, [0, 1])
-    multiple = decoder.encoder.factor if decoder.encoder is not None else 1
-    items = refset.items
-    warm, rest = items[: args.warmup], items[args.warmup :]
-    if args.cases:
-        rest = rest[: args.cases]
     with tempfile.TemporaryDirectory() as tmp:
+        # the metrics get a store, as in `qa run` (the text metrics' feature cache reads and writes it)
         store = Store(Path(tmp) / "profile.duckdb")
+        with store.transaction():
+            pass  # the file made and migrated, as a run's store is before its metrics read it
+        metrics = make_metrics(args.metrics.split(",") if args.metrics else None, store, args.device)
+        runner = ShardRunner(decoder, metrics, [0, 1])
+        features = _shard_features(store, runner)
+        multiple = decoder.encoder.factor if decoder.encoder is not None else 1
+        items = refset.items
+        warm, rest = items[: args.warmup], items[args.warmup :]
+        if args.cases:
+            rest = rest[: args.cases]
         for item in warm:
-            runner.run([load_case(item, multiple)])
+            warm_cases = [load_case(item, multiple)]
+            if features is not None:
+                features.fetch(warm_cases)
+            runner.run(warm_cases)
         instrument(runner)
         TIMES.clear()
         cases = [load_case(item, multiple) for item in rest]
         t0 = time.process_time()
+        if features is not None:  # as the engine does around a shard (qa.engine.shard_features, when present)
+            features.fetch(cases)
         out = runner.run(cases)  # one shard, as the engine runs them (8 cases by default)
         t1 = time.process_time()
         full = {"regions": out.regions, "tiled": out.tiled} if hasattr(out, "tiled") else {}  # issue 31's tiles
         store_results.commit_shard(store, "profile", 0, out.rows, out.images, out.n_cases, "profile", **full)
+        if features is not None:
+            features.store_new()
         TIMES["storage (DuckDB commit)"] += time.process_time() - t1
         total = time.process_time() - t0
     n = max(1, len(rest))
