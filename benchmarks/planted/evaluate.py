@@ -56,6 +56,7 @@ def score_one(c: Case) -> dict[str, object]:
     return {
         "name": c.name, "kind": c.kind, "group": c.group, "mask": c.mask, "map": res.map,
         "invented_detail": res.invented, "invented_peak": res.peak, "fine_invented": res.fine_invented,
+        "peak_region": res.region, "peak_spectral": res.spectral,
         "lost_detail": res.lost,
         "distortion": oracle.distortion(c.output, c.reference),
         "psnr": psnr(c.output, c.reference), "ssim": ssim(c.output, c.reference),
@@ -73,7 +74,8 @@ def score(cases: list[Case], jobs: int = 1) -> list[dict[str, object]]:
 
 
 #: the per-case scalars :func:`save` writes (float64 arrays of length N, in case order)
-SAVED_SCALARS = ("invented_detail", "invented_peak", "fine_invented", "lost_detail", "distortion", "psnr", "ssim")
+SAVED_SCALARS = ("invented_detail", "invented_peak", "peak_region", "peak_spectral", "fine_invented", "lost_detail",
+                 "distortion", "psnr", "ssim")
 #: the two per-image scores of invented detail the tables report (the share and the region score)
 SCORES = ("invented_detail", "invented_peak")
 

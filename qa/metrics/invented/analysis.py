@@ -51,6 +51,7 @@ from qa.metrics.invented.model import (
     InventedResult,
 )
 from qa.metrics.invented.region_score import region_score
+from qa.metrics.invented.spectral import spectral_score
 from qa.metrics.invented.surround import coarse_excused
 from qa.metrics.torch_memory import keep_freed_memory
 
@@ -63,8 +64,9 @@ class InventedBatch:
     ``dispatch.region_map``: the square root of its region closing, luma RMS amplitude). ``invented``/``lost``: (N,) float64 fractions in [0, 1].
     ``out_energy``/``ref_energy``: (N,) summed energies of the three bands (luma^2). ``noise_floor``: (N,
     bands), the share's per-band floor (luma^2). ``fine_invented``: (N,) the finest band's
-    share of ``invented``. ``peak``: (N,) float64 region score in [0, inf); ``peak_at``: (N, 2) int64, its
-    region's centre (y, x).
+    share of ``invented``. ``peak``: (N,) float64 region score in [0, inf), the larger of ``region`` (the
+    strongest region's reading; ``peak_at``: (N, 2) int64, its centre (y, x)) and ``spectral`` (the spectral
+    rule's reading, :mod:`qa.metrics.invented.spectral`).
     """
 
     invented_energy: torch.Tensor
@@ -76,6 +78,8 @@ class InventedBatch:
     fine_invented: torch.Tensor
     peak: torch.Tensor
     peak_at: torch.Tensor
+    region: torch.Tensor
+    spectral: torch.Tensor
 
     def result(self, i: int) -> InventedResult:
         """Image ``i`` as an :class:`~qa.metrics.invented.model.InventedResult` (numpy, on the CPU)."""
@@ -91,6 +95,8 @@ class InventedBatch:
             fine_invented=float(self.fine_invented[i]),
             peak=float(self.peak[i]),
             peak_at=(int(self.peak_at[i, 0]), int(self.peak_at[i, 1])),
+            region=float(self.region[i]),
+            spectral=float(self.spectral[i]),
         )
 
 
@@ -147,7 +153,9 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         ref_sum += energy[n:].to(ref_sum.device)
     assert inv is not None and local is not None and ref_coarse is not None  # BAND_SIGMAS is not empty
     finest = dispatch.sub(ys, low[FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
-    fine, fine_ref = fine_invented(finest[:n], finest[n:])
+    fine, fine_ref, fine_residual = fine_invented(finest[:n], finest[n:])
+    spectral = spectral_score(fine_residual, finest[n:])
+    del fine_residual
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
     inv_full = dispatch.codec_cap(ys[:n], ys[n:], inv, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
     local_full = dispatch.codec_cap(ys[:n], ys[n:], local, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
@@ -157,9 +165,10 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
     fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
-    peak, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
+    region, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
+    region, spectral = region.to(zero.device), spectral.to(zero.device)
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
-                         peak.to(zero.device), peak_at)
+                         torch.maximum(region, spectral), peak_at, region, spectral)
 
 
 def analyse_identical(images: torch.Tensor, energy: torch.Tensor | None = None) -> InventedBatch:
@@ -182,7 +191,7 @@ def analyse_identical(images: torch.Tensor, energy: torch.Tensor | None = None) 
     floors = torch.full((n, len(BAND_SIGMAS)), ABS_FLOOR, dtype=torch.float64, device=dev)
     return InventedBatch(torch.zeros((n, h, w), dtype=torch.float32, device=dev), zero, zero.clone(), energy,
                          energy.clone(), floors, zero.clone(), zero.clone(),
-                         torch.zeros((n, 2), dtype=torch.int64, device=dev))
+                         torch.zeros((n, 2), dtype=torch.int64, device=dev), zero.clone(), zero.clone())
 
 
 def distortion(outputs: torch.Tensor, references: torch.Tensor, sigma: float = DISTORTION_SIGMA) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 
 from qa.metrics.invented.coefficients import INTERP_HALF
 from qa.metrics.invented.cpu import passes as cpu_passes
+from qa.metrics.invented.cpu import spectral as cpu_spectral
 from qa.metrics.invented.cpu import steps as cpu_steps
 from qa.metrics.invented.cpu.threads import torch_serial
 from qa.metrics.invented.model import MAP_CLOSING
@@ -31,6 +32,7 @@ from qa.metrics.invented.tensor import fit as tensor_fit
 from qa.metrics.invented.tensor import interp as tensor_interp
 from qa.metrics.invented.tensor import pointwise as tensor_pointwise
 from qa.metrics.invented.tensor import region_map as tensor_map
+from qa.metrics.invented.tensor import spectral as tensor_spectral
 
 #: run float32 CPU steps on the compiled kernels; False: the torch tier everywhere (the tests compare the two)
 USE_KERNELS = True
@@ -269,3 +271,19 @@ def region_map(energy: torch.Tensor) -> torch.Tensor:
     if energy.ndim == 3 and kernels_take(energy):
         return cpu_steps.region_map(energy, MAP_CLOSING)
     return tensor_map.region_map(energy, MAP_CLOSING)
+
+
+
+# -- the spectral rule ---------------------------------------------------------------------------------------
+def periodograms(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, side: int) -> torch.Tensor:
+    """(K, side, side // 2 + 1) Hann half periodograms of the ``side`` px windows of (H, W) ``x`` at origins
+    (``ys``, ``xs``) (torch tier only: FFTs)."""
+    return tensor_spectral.periodograms(x, ys, xs, side)
+
+
+def narrowband_energy(p: torch.Tensor, q: torch.Tensor, envelope: int, peak: float, ref: float) -> torch.Tensor:
+    """(K,) per window: the residual's (``p``) narrowband energy the reference (``q``) lacks, from half
+    periodograms (K, n, n // 2 + 1)."""
+    if kernels_take(p, q) and p.ndim == 3:
+        return cpu_spectral.narrowband_energy(p, q, envelope, peak, ref)
+    return tensor_spectral.narrowband_energy(p, q, envelope, peak, ref)

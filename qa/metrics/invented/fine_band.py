@@ -34,11 +34,12 @@ FIT_STRIDE = 2
 PRED_STRIDE = 2
 
 
-def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Invented energy of the finest band per pixel (N, H, W), luma^2 >= 0, from the output's and reference's
     finest bands ``fo``, ``fr`` (``y - G_FINE_SIGMA * y``): the oracle's ``fine_channel(all_fine_stats(...))``,
     placed where the pointwise residual lies (``G_MAP_SIGMA * r^2 / G_FINE_WINDOW * r^2``); and the reference's
-    finest-band energy (N, H, W) in its window (``G_FINE_WINDOW * fr^2``, the oracle's ``FineStats.ref``)."""
+    finest-band energy (N, H, W) in its window (``G_FINE_WINDOW * fr^2``, the oracle's ``FineStats.ref``); and the
+    pointwise residual ``r`` (N, H, W) of the fit (the oracle's ``FineStats.point``, what the spectral rule reads)."""
     h, w = fo.shape[-2:]
     feats = features(fr)
     fit = local_lsq(fo, feats, stride=FIT_STRIDE)
@@ -55,4 +56,4 @@ def fine_invented(fo: torch.Tensor, fr: torch.Tensor) -> tuple[torch.Tensor, tor
     level = surround.level(surround.robust_first(u))
     inv = dispatch.fine_combine(u, ref, pred, level, dispatch.blur2d(r2, MAP_SIGMA), ABS_FLOOR, FINE_TOLERANCE,
                                 PERIODIC_MIN, SURROUND_FACTOR)
-    return inv, ref
+    return inv, ref, r

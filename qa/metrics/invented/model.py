@@ -67,6 +67,21 @@ REGION_SIGMA = 8.0
 #: masking floor (luma^2) of the region score's denominator: invented amplitude is measured against the region's
 #: reference detail plus (4/255)^2, so flat ground (sky, walls) has a finite, small denominator
 REGION_FLOOR = (4.0 / 255.0) ** 2
+#: the spectral rule (narrowband structure the reference does not have): side and step (pixels) of the square
+#: Hann windows whose periodograms are compared (windows on a grid of that step, the last flush with the image)
+SPECTRAL_WINDOW = 32
+SPECTRAL_STEP = 16
+#: side (bins) of the square median that is a periodogram's local spectral envelope (circular in frequency)
+SPECTRAL_ENVELOPE = 5
+#: a bin of the residual's periodogram is narrowband structure where it exceeds SPECTRAL_PEAK x the envelope plus
+#: SPECTRAL_REFERENCE x the reference's finest-band periodogram at the same bin. The bins of a smooth spectrum
+#: (noise, grain) are exponential about their local mean, whose median is ln 2 x the mean: one exceeds 16 x the
+#: median by chance with probability 2^-16, so a 32 x 32 window has a chance bin in 1.6% of windows and the median
+#: window none (8 x: 0.4% of bins, four per window: noise read as 0.3 grey levels on flat ground)
+SPECTRAL_PEAK = 16.0
+SPECTRAL_REFERENCE = 4.0
+#: masking floor (luma^2) of the spectral reading: one 8-bit grey level; see docs/hallucination.md
+SPECTRAL_FLOOR = (1.0 / 255.0) ** 2
 #: codec block side (pixels); blocks are aligned to the image origin, as a codec of the whole image has them
 CODEC_BLOCK = 8
 #: per-coefficient slack (orthonormal DCT, luma in [0, 1]) for 8-bit rounding of output and reference
@@ -85,11 +100,13 @@ class InventedResult:
     three bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference
     band energy, in [0, 1]. ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
     ``noise_floor``: the share's floor per band (the three coarse ones), luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
-    ``peak``: the region score (its three coarser bands cut at the surround's benign level instead of the
-    image-wide floor), the largest ratio over the image of the RMS invented amplitude in a Gaussian
-    region (sigma :data:`REGION_SIGMA`) to the RMS of the reference's detail there plus :data:`REGION_FLOOR`,
-    ``sqrt(max_x G * E / (G * R + floor))``, in [0, inf) (0 = nothing invented); ``peak_at``: that region's
-    centre (y, x), pixels.
+    ``region``: the strongest region's reading (its three coarser bands cut at the surround's benign level
+    instead of the image-wide floor), the largest ratio over the image of the RMS invented amplitude in a
+    Gaussian region (sigma :data:`REGION_SIGMA`) to the RMS of the reference's detail there plus
+    :data:`REGION_FLOOR`, ``sqrt(max_x G * E / (G * R + floor))``, in [0, inf) (0 = nothing invented);
+    ``peak_at``: that region's centre (y, x), pixels. ``spectral``: the spectral rule's reading (narrowband
+    structure the reference lacks, the median window's RMS amplitude relative to the reference's finest-band
+    detail plus :data:`SPECTRAL_FLOOR`), in [0, inf). ``peak``: the region score, the larger of the two.
     """
 
     map: np.ndarray
@@ -102,3 +119,5 @@ class InventedResult:
     fine_invented: float = 0.0
     peak: float = 0.0
     peak_at: tuple[int, int] = (0, 0)
+    region: float = 0.0
+    spectral: float = 0.0

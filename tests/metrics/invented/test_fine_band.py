@@ -64,7 +64,7 @@ def test_fine_channel_matches_the_oracle(photo: np.ndarray) -> None:
         st = all_fine_stats(yo, yr)
         want = fine_channel(st) * st.sharpen  # method v3: placed where the pointwise residual lies
         to = torch.from_numpy(yo).float()[None]
-        got_inv, got_ref = fine_band.fine_invented(to - dispatch.blur2d(to, model.FINE_SIGMA), fr)
+        got_inv, got_ref, _ = fine_band.fine_invented(to - dispatch.blur2d(to, model.FINE_SIGMA), fr)
         got = got_inv[0].double().numpy()
         assert np.allclose(got_ref[0].double().numpy(), st.ref, rtol=1e-4, atol=1e-9), kind
         peak = max(float(want.max()), 1e-12)

@@ -21,6 +21,7 @@ from qa.metrics.invented.oracle.codec import codec_cap, codec_excess
 from qa.metrics.invented.oracle.fine import FineStats, all_fine_stats, fine_channel
 from qa.metrics.invented.oracle.gaussian import gaussian
 from qa.metrics.invented.oracle.region_map import region_map, region_score
+from qa.metrics.invented.oracle.spectral import spectral_score
 from qa.metrics.invented.oracle.surround import benign_level
 
 
@@ -37,7 +38,10 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     that invents everywhere cannot raise its own tolerance; for the region score (``peak``) at
     ``SURROUND_FACTOR`` x the surround's benign level ``a + b R``
     (:func:`~qa.metrics.invented.oracle.surround.benign_level`), so what is spread like noise or codec error
-    (grain, WebP, AVIF) is excused and what stands out from its surround counts, on flat ground too."""
+    (grain, WebP, AVIF) is excused and what stands out from its surround counts, on flat ground too. The region
+    score (``peak``) is the larger of the strongest region's reading and the spectral rule's
+    (:func:`~qa.metrics.invented.oracle.spectral.spectral_score` of the finest band's residual, when ``fine`` is
+    given): narrowband structure the reference lacks, over most of the image."""
     inv = np.zeros_like(stats[0].out)
     local = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
@@ -65,7 +69,8 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     invented = float(min(1.0, inv.sum() / denom)) if denom > 0 else 0.0
     fine_share = float(min(1.0, inv_fine.sum() / denom)) if denom > 0 else 0.0
     lost_frac = float(min(1.0, lost.sum() / ref_e)) if ref_e > 0 else 0.0
-    peak, peak_at = region_score(local, ref_detail)
+    region, peak_at = region_score(local, ref_detail)
+    spectral = spectral_score(fine.point, fine.ref_point) if fine is not None else 0.0
     return InventedResult(
         map=region_map(inv),
         invented=invented,
@@ -75,8 +80,10 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         ref_energy=ref_e,
         noise_floor=tuple(floors),
         fine_invented=fine_share,
-        peak=peak,
+        peak=max(region, spectral),
         peak_at=peak_at,
+        region=region,
+        spectral=spectral,
     )
 
 

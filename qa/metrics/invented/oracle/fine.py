@@ -57,12 +57,16 @@ class FineStats:
     the output's finest band minus its local least-squares prediction from the reference's (same four features
     and window as the other bands); ``ref`` = the reference's finest-band energy (same window);
     ``predictability`` = :func:`predictability` of that residual, in [0, 1]; ``sharpen`` = G_MAP_SIGMA * r^2 /
-    G_FINE_WINDOW * r^2 of the pointwise residual ``r`` (as :class:`~qa.metrics.invented.oracle.bands.BandStats`)."""
+    G_FINE_WINDOW * r^2 of the pointwise residual ``r`` (as :class:`~qa.metrics.invented.oracle.bands.BandStats`);
+    ``point`` = ``r`` itself and ``ref_point`` the reference's finest band (luma; what the spectral rule,
+    :mod:`~qa.metrics.invented.oracle.spectral`, reads)."""
 
     residual: np.ndarray
     ref: np.ndarray
     predictability: np.ndarray
     sharpen: np.ndarray
+    point: np.ndarray
+    ref_point: np.ndarray
 
 
 def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
@@ -72,7 +76,7 @@ def fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
     coef, _ = local_lsq(fo, feats, WINDOW_SIGMA)
     r = fo - sum(coef[..., i] * f for i, f in enumerate(feats))
     return FineStats(residual=gaussian(r * r, FINE_WINDOW), ref=gaussian(fr * fr, FINE_WINDOW),
-                     predictability=predictability(r), sharpen=sharpen(r, FINE_WINDOW))
+                     predictability=predictability(r), sharpen=sharpen(r, FINE_WINDOW), point=r, ref_point=fr)
 
 
 def fine_channel(st: FineStats) -> np.ndarray:
@@ -100,7 +104,7 @@ def all_fine_stats(y_out: np.ndarray, y_ref: np.ndarray) -> FineStats:
     if y_out.shape != y_ref.shape:
         raise ValueError(f"output {y_out.shape} and reference {y_ref.shape} differ in size")
     h, w = y_out.shape
-    fields = {n: np.empty((h, w)) for n in ("residual", "ref", "predictability", "sharpen")}
+    fields = {n: np.empty((h, w)) for n in ("residual", "ref", "predictability", "sharpen", "point", "ref_point")}
     for outer, inner, dest in tiles(h, w):
         st = fine_stats(y_out[outer], y_ref[outer])
         for n in fields:
