@@ -43,6 +43,19 @@ KEEP_LATEST = 2
 REGION_MAPS = ("invented_detail", "invented_detail_baseline")
 #: the image a map compares the output with, where it is not the reference
 MAP_COMPARED = {"invented_detail_baseline": "baseline"}
+#: the metric that located the strongest invented region of a map (its ``peak_y``, ``peak_x``): the first crop
+#: goes there, so the report shows the region the worst-images rule read (regions are located once)
+MAP_LOCATED_BY = {"invented_detail": "invented_peak"}
+
+
+def located(name: str, extras: Mapping[str, Mapping[str, float]], h: int, w: int) -> tuple[int, int] | None:
+    """The centre (y, x) of map ``name``'s strongest region as :data:`MAP_LOCATED_BY` located it, when that
+    metric ran and gave a centre inside the (h, w) map; else None."""
+    extra = extras.get(MAP_LOCATED_BY.get(name, ""), {})
+    if "peak_y" not in extra or "peak_x" not in extra:
+        return None
+    y, x = int(extra["peak_y"]), int(extra["peak_x"])
+    return (y, x) if 0 <= y < h and 0 <= x < w else None
 
 
 def _encode(tile: np.ndarray) -> bytes:
@@ -106,11 +119,13 @@ def region_map(maps: Mapping[str, np.ndarray]) -> str | None:
 
 
 def keep(case_id: str, seed: int, output: np.ndarray, compared: Mapping[str, np.ndarray | None],
-         maps: Mapping[str, np.ndarray]) -> tuple[list[RegionRow], list[TiledImage]]:
+         maps: Mapping[str, np.ndarray], extras: Mapping[str, Mapping[str, float]] | None = None,
+         ) -> tuple[list[RegionRow], list[TiledImage]]:
     """The regions and tiled images of one case: ``output`` float (H, W, 3) in [0, 1]; ``compared``: the images
     a map may compare it with (``reference``, ``baseline``; None where there is none); ``maps``: metric -> its
-    (H, W) map of this output. Without an invented-detail map (:data:`REGION_MAPS`) of the output's size only the
-    output is kept (a later run's crops can still show it at their places)."""
+    (H, W) map of this output; ``extras``: metric -> its side numbers of this output (the first region is the
+    one :data:`MAP_LOCATED_BY`'s metric located). Without an invented-detail map (:data:`REGION_MAPS`) of the
+    output's size only the output is kept (a later run's crops can still show it at their places)."""
     images = [tiled(case_id, seed, "output", to_uint8(output))]
     name = region_map({k: v for k, v in maps.items() if v is not None and v.shape == output.shape[:2]})
     if name is None:
@@ -122,7 +137,8 @@ def keep(case_id: str, seed: int, output: np.ndarray, compared: Mapping[str, np.
     images.append(tiled(case_id, seed, f"map:{name}", stored))
     h, w = stored.shape
     # regions of the map as stored (what the report reads back), in the stored map's units / MAP_SCALE
-    found = strongest_regions(stored.astype(np.float32) / MAP_SCALE, k=TOP_REGIONS, side=min(REGION_SIDE, h, w))
+    found = strongest_regions(stored.astype(np.float32) / MAP_SCALE, k=TOP_REGIONS, side=min(REGION_SIDE, h, w),
+                              first=located(name, extras or {}, h, w))
     rows = [RegionRow(case_id, seed, f"map:{name}", rank, r.x, r.y, r.side, r.score, *crop_box(r, w, h))
             for rank, r in enumerate(found)]
     return rows, images

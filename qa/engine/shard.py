@@ -273,6 +273,7 @@ class ShardRunner:
         same = {seed for seed, sample in samples.items() if seed != first_seed and _same_inputs(sample, samples[first_seed])}
         self._prepare([sample for seed, sample in samples.items() if seed not in same])
         maps: dict[str, np.ndarray] = {}  # metric -> its map of the first seed's output (or across seeds)
+        extras: dict[str, dict[str, float]] = {}  # metric -> its side numbers of the first seed's output
         for m in self.image_metrics:
             targets = [(ALL_SEEDS, samples[first_seed])] if m.level == "case" else list(samples.items())
             first_row: ResultRow | None = None
@@ -282,7 +283,7 @@ class ShardRunner:
                     # same row (value, status, reason), so it is copied rather than computed again
                     out.rows.append(replace(first_row, seed=seed))
                     continue
-                row = self._score_one(m, sample, seed, out, first_seed, maps)
+                row = self._score_one(m, sample, seed, out, first_seed, maps, extras)
                 if seed == first_seed:
                     first_row = row
                 out.rows.append(row)
@@ -299,7 +300,8 @@ class ShardRunner:
                 # the source pipeline's image of the same prompt and seed: what the output is compared with
                 out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
             regions, tiled = full_pixels.keep(case.case_id, first_seed, outputs[first_seed],
-                                              {"reference": reference, "baseline": by_seed.get(first_seed)}, maps)
+                                              {"reference": reference, "baseline": by_seed.get(first_seed)}, maps,
+                                              extras)
             out.regions += regions
             out.tiled += tiled
 
@@ -315,8 +317,10 @@ class ShardRunner:
                     pass
 
     def _score_one(self, m: ImageMetric, sample: ImageSample, seed: int, out: ShardOutput, first_seed: int,
-                   maps: dict[str, np.ndarray]) -> ResultRow:
+                   maps: dict[str, np.ndarray], extras: dict[str, dict[str, float]]) -> ResultRow:
         scored = score_sample(m, sample, self.unavailable[m.name])
+        if scored.extra and (seed == first_seed or seed == ALL_SEEDS):
+            extras[m.name] = scored.extra
         if scored.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
             maps[m.name] = scored.map
             out.images.append((sample.case_id, seed, f"map:{m.name}",

@@ -12,7 +12,7 @@ detail, for ``qa run`` (the engine's shards) and ``qa score`` alike.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -25,12 +25,13 @@ Status = Literal["ok", "missing", "error"]
 @dataclass(frozen=True)
 class Scored:
     """One metric's answer for one sample. ``value`` None unless ``status`` is ``ok``; ``map``: the metric's
-    (H, W) map, when it made one."""
+    (H, W) map, when it made one; ``extra``: its named side numbers (e.g. where its strongest region lies)."""
 
     value: float | None
     status: Status
     detail: str
     map: np.ndarray | None = None
+    extra: dict[str, float] = field(default_factory=dict)
 
 
 def score_sample(metric: ImageMetric, sample: ImageSample, unavailable: str | None = None) -> Scored:
@@ -48,4 +49,4 @@ def score_sample(metric: ImageMetric, sample: ImageSample, unavailable: str | No
     value = float(res.value)
     if math.isnan(value):
         return Scored(None, "error", f"{sample.case_id}: metric returned NaN")
-    return Scored(value, "ok", res.detail, res.map)
+    return Scored(value, "ok", res.detail, res.map, dict(res.extra))

@@ -80,6 +80,23 @@ def test_keep_without_an_invented_detail_map_keeps_the_output_only() -> None:
         "invented_detail_baseline"
 
 
+def test_the_first_region_is_where_invented_peak_located_it() -> None:
+    """The strongest invented region is located once (``invented_peak``'s ``peak_y``, ``peak_x``): the first
+    crop goes there even where the share's map is stronger elsewhere; without a usable centre the map's
+    strongest window comes first."""
+    out = np.full((256, 320, 3), 0.5, np.float32)
+    inv = np.zeros((256, 320), np.float32)
+    inv[180:230, 240:300] = 0.05  # the map's strongest place
+    inv[20:50, 20:50] = 0.02  # where the region score found its strongest region
+    maps = {"invented_detail": inv}
+    regions, _ = pixels.keep("c", 0, out, {"reference": out}, maps, {"invented_peak": {"peak_y": 35, "peak_x": 35}})
+    assert (regions[0].x, regions[0].y) == (3, 3) and 236 <= regions[1].x + 32 <= 300
+    for extras in (None, {}, {"invented_peak": {}}, {"invented_peak": {"peak_y": 900, "peak_x": 35}},
+                   {"ssim": {"peak_y": 35, "peak_x": 35}}):
+        regions, _ = pixels.keep("c", 0, out, {"reference": out}, maps, extras)
+        assert 236 <= regions[0].x + 32 <= 300 and 176 <= regions[0].y + 32 <= 230, extras
+
+
 def test_a_run_keeps_the_planted_place_and_the_reference_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(DECODERS._targets, "planted", PlantedIdentity)  # noqa: SLF001 - test-only registration
     monkeypatch.chdir(tmp_path)

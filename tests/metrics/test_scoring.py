@@ -96,3 +96,18 @@ def test_qa_run_and_qa_score_give_the_same_rows(tmp_path: Path, monkeypatch: pyt
         assert (engine[name].status, engine[name].detail) == (row.status, row.detail), name
     assert engine["returns_nan"].status == "error" and engine["returns_nan"].value is None
     assert engine["perfect"].value == math.inf and float(scored.loc["perfect"].value) == math.inf
+
+
+class Located(ImageMetric):
+    name = "located"
+    needs = ()
+
+    def compute(self, sample: ImageSample) -> MetricValue:
+        return MetricValue(0.5, extra={"peak_y": 3.0, "peak_x": 4.0})
+
+
+def test_a_metrics_side_numbers_reach_the_caller_and_errors_have_none() -> None:
+    """``Scored.extra``: what the engine reads to put the first crop where ``invented_peak`` located its region."""
+    sample = ImageSample(case_id="c", output=np.zeros((4, 4, 3), np.float32))
+    assert score_sample(Located(), sample).extra == {"peak_y": 3.0, "peak_x": 4.0}
+    assert score_sample(Raises(), sample).extra == {} and score_sample(ReturnsNaN(), sample).extra == {}

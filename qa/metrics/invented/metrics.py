@@ -93,16 +93,23 @@ class InventedDetail(OnDevice):
 
 
 class InventedPeak(OnDevice):
-    """How strong the strongest invented region of the image is, in [0, inf), lower is better: the RMS luma
-    amplitude of invented detail averaged over a fixed-size Gaussian region (sigma 8 px, about 28 x 28 px: a
-    word, a logo, a small object) relative to the RMS of the reference's detail there plus 4/255 (what masks
-    it), at the image's strongest region. 0 = nothing invented; about 1 = invention as strong as the detail
-    around it (or, on flat ground, of about 4/255).
+    """How strong the strongest invented structure of the image is, in [0, inf), lower is better: the larger of
+    two readings of RMS invented luma amplitude relative to what masks it.
 
-    Unlike ``invented_detail`` (a share of the whole image's detail energy) it does not shrink with the area
-    of what was invented: a word or an object in one corner scores as it would in a small crop. It reads the
-    same analysis and map as ``invented_detail``; ``extra`` holds the region's centre (``peak_y``, ``peak_x``,
-    pixels). The release gate's worst-images rule reads it (``suites/README.md``).
+    - the strongest region: invented detail averaged over a fixed-size Gaussian region (sigma 8 px, about
+      28 x 28 px: a word, a logo, a small object) relative to the RMS of the reference's detail there plus
+      4/255, at the image's strongest region;
+    - the spectral reading: narrowband structure of the finest band (periods 2 to about 5 px: gratings,
+      checkerboards, moire) that the reference does not have, in the median 32-px window, relative to the
+      reference's fine detail there plus 1/255 (one grey level: a periodic pattern over most of the image).
+
+    0 = nothing invented; about 1 = invention as strong as the detail around it (or, on flat ground, a region of
+    about 4/255, or a pattern of about 1/255 RMS over most of the image). Unlike ``invented_detail`` (a share of
+    the whole image's detail energy) it does not shrink with the area of what was invented: a word or an object
+    in one corner scores as it would in a small crop. It reads the same analysis as ``invented_detail``;
+    ``extra`` holds the strongest region's centre (``peak_y``, ``peak_x``, pixels; where that region's reading
+    is above 0), where the engine puts the first crop of the map. The release gate's worst-images rule reads it
+    (``suites/README.md``).
     """
 
     name = "invented_peak"
@@ -110,14 +117,16 @@ class InventedPeak(OnDevice):
     higher_is_better = False
     value_range = (0.0, float("inf"))
     needs = ("reference",)
-    unit = "RMS invented / (RMS reference detail + 4/255), strongest 8-px region"
+    unit = "RMS invented / (RMS reference detail + floor): strongest 8-px region, or narrowband over the image"
     description = "strength of the strongest invented region against the reference detail that masks it there"
     analyses = (("output", "reference"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, ref = _reference(self, sample)
         res = invented_result(out, ref, self.device)
-        return MetricValue(res.peak, extra={"peak_y": res.peak_at[0], "peak_x": res.peak_at[1]})
+        # the strongest region's centre, where its reading found invention (the engine's first crop goes there)
+        where = {"peak_y": float(res.peak_at[0]), "peak_x": float(res.peak_at[1])} if res.region > 0 else {}
+        return MetricValue(res.peak, extra=where)
 
 
 class InventedDetailBaseline(OnDevice):

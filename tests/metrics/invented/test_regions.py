@@ -8,14 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from qa.metrics.invented.regions import (
-    REGION_SIDE,
-    Region,
-    strongest_region_score,
-    strongest_regions,
-    window_means,
-    window_quantiles,
-)
+from qa.metrics.invented.regions import REGION_SIDE, Region, strongest_regions, window_means
 
 
 def _brute_means(values: np.ndarray, side: int) -> np.ndarray:
@@ -75,31 +68,30 @@ def test_default_separation_gives_disjoint_windows_strongest_first() -> None:
 
 def test_empty_and_tiny_maps() -> None:
     assert strongest_regions(np.zeros((50, 80))) == []
-    assert strongest_region_score(np.zeros((50, 80))) == 0.0
     assert strongest_regions(np.zeros((0, 5))) == []
     one = np.zeros((10, 12))
     one[3, 4] = 2.0
     # the window is clipped to the map's shorter side
     assert strongest_regions(one, k=2, side=64) == [Region(0, 0, 10, 2.0 / 100)]
-    assert strongest_region_score(one, side=1) == 2.0
+    assert strongest_regions(one, k=1, side=1) == [Region(4, 3, 1, 2.0)]
 
 
-def test_quantile_scores_match_numpy_and_prefer_filled_windows() -> None:
-    rng = np.random.default_rng(7)
-    values = rng.random((40, 50)).astype(np.float32)
-    ys, xs, scores = window_quantiles(values, 8, 0.9, stride=5)
-    assert ys[-1] == 32 and xs[-1] == 42  # the last window is flush with the map's end
-    for i, j in [(0, 0), (3, 4), (len(ys) - 1, len(xs) - 1)]:
-        want = np.quantile(values[ys[i]:ys[i] + 8, xs[j]:xs[j] + 8], 0.9)
-        assert scores[i, j] == pytest.approx(want)
-    planted = np.zeros((256, 256), np.float32)
-    planted[16:80, 16:80] = 0.1  # a filled 64-px region of moderate amplitude
-    planted[180, 180] = 5.0  # one very bright pixel
-    best = strongest_regions(planted, k=1, side=64, quantile=0.5, stride=8)[0]
-    # the median of a window more than half inside the region is 0.1; the bright pixel's windows score 0
-    assert best.score == pytest.approx(0.1) and best.x <= 16 + 32 and best.y <= 16 + 32
-    by_mean = strongest_regions(planted, k=1, side=64)[0]
-    assert by_mean.score == pytest.approx(0.1)  # 0.1 filled beats 5.0 / 4096 as well
+def test_the_located_region_comes_first_and_suppresses_its_neighbours() -> None:
+    """``first``: the region score located the strongest region (its centre); its window comes first even where
+    the map's mean is lower than elsewhere, clipped to the map, and no later window overlaps it."""
+    values = np.zeros((300, 400), np.float32)
+    values[200:240, 300:340] = 0.5  # the map's strongest window
+    values[20:60, 20:60] = 0.2
+    got = strongest_regions(values, k=3, side=64, first=(40, 40))
+    assert (got[0].x, got[0].y) == (8, 8) and got[0].score == pytest.approx(0.2 * 40 * 40 / 64**2)
+    assert 276 <= got[1].x <= 300 and 176 <= got[1].y <= 200
+    assert len(got) == 2  # nothing else touches a non-zero pixel
+    # a centre near the border: the window is clipped to the map; an empty map still shows the located region
+    assert strongest_regions(values, k=1, side=64, first=(299, 2)) == [Region(0, 236, 64, 0.0)]
+    assert strongest_regions(np.zeros((50, 80)), k=3, side=16, first=(10, 76)) == [Region(64, 2, 16, 0.0)]
+    # with the located region elsewhere, the same windows follow it as without one
+    alone = strongest_regions(values, k=2, side=64)
+    assert strongest_regions(values, k=3, side=64, first=(150, 180))[1:] == alone
 
 
 @pytest.mark.parametrize(("bad", "match"), [
@@ -116,8 +108,6 @@ def test_bad_parameters_are_refused() -> None:
     values = np.ones((8, 8))
     with pytest.raises(ValueError, match="at least one"):
         strongest_regions(values, k=0)
-    with pytest.raises(ValueError, match="quantile"):
-        strongest_regions(values, quantile=1.5)
     with pytest.raises(ValueError, match="separation"):
         strongest_regions(values, separation=0)
     with pytest.raises(ValueError, match="window side"):
