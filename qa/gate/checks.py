@@ -224,6 +224,9 @@ class GateContext:
         base_metric = base_metric or metric
         cand = self.data(self.run.run_id, metric)
         base = self.data(baseline.run_id, base_metric, baseline=True)
+        mixed = version_problem(metric, cand, base, baseline.run_id) if base_metric == metric else ""
+        if mixed:
+            return {}, {}, mixed
         lost = sorted(set(base.per_case) - set(cand.per_case))
         if lost:  # the baseline scored these cases and the candidate did not: counts against it
             return {}, {}, (f"cases {', '.join(lost[:5])} have {base_metric} values in baseline run "
@@ -282,6 +285,9 @@ class GateContext:
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
+            mixed = version_problem(metric, cand, base, baseline.run.run_id) if base_metric == metric else ""
+            if mixed:
+                return self._closed(res, mixed, rule)
             iv = unpaired_interval(goodness_interval(cand.set_value, target),
                                    goodness_interval(base.set_value, target), True, self.policy.confidence)
             res.baseline_mean = base.set_value[0]
@@ -342,6 +348,18 @@ class GateContext:
                        f"{named} over {len(c)} paired images: {judged.text(unit)} "
                        f"-> {judged.verdict}")
         return self._emit(res)
+
+
+def version_problem(metric: str, cand: MetricData, base: MetricData, baseline_run_id: str) -> str:
+    """Why the candidate's and the baseline's values of ``metric`` are not comparable: computed by different
+    versions of the metric (a method change, e.g. invented detail version 5 against 6, moves values with no change
+    of the decoder); '' when both have the one same version (or a file that records none)."""
+    known_c, known_b = cand.versions - {""}, base.versions - {""}
+    if not known_c or not known_b or (len(known_c) == 1 and known_c == known_b):
+        return ""
+    return (f"{metric} values of different metric versions are not compared: the candidate's are version "
+            f"{', '.join(sorted(known_c))}, baseline run {baseline_run_id}'s version {', '.join(sorted(known_b))}; "
+            f"run that baseline's decoder again with this qa and approve the new run (docs/ci.md)")
 
 
 def overall_verdict(results: list[CheckResult]) -> str:

@@ -70,6 +70,7 @@ class MetricData:
     ``problems``: case id -> reason, for every case with a missing/error row (the row's detail).
     ``set_value``: (value, ci_low, ci_high) from ``set_results`` for set-level metrics, else None.
     ``set_problem``: why a set-level value is missing, '' if none.
+    ``versions``: the metric versions its rows were computed with (one, unless a run mixed qa versions).
     """
 
     metric: str
@@ -78,6 +79,7 @@ class MetricData:
     set_value: tuple[float, float, float] | None = None
     set_problem: str = ""
     n_rows: int = 0
+    versions: frozenset[str] = frozenset()
 
     @property
     def has_rows(self) -> bool:
@@ -88,7 +90,7 @@ def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
     """Per-case values and problems of ``metric`` in ``run_id`` (NaN values count as problems); ``store`` is the
     candidate's store or a loaded baseline file."""
     rows = store_results.metric_rows(store, run_id, metric)
-    data = MetricData(metric=metric, n_rows=len(rows))
+    data = MetricData(metric=metric, n_rows=len(rows), versions=frozenset(r.metric_version for r in rows))
     sums: dict[str, list[float]] = {}
     for row in rows:
         cid, seed, value, status = row.case_id, row.seed, row.value, row.status
@@ -103,6 +105,7 @@ def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
     if not rows:
         srow = store_results.set_result(store, run_id, metric)
         if srow is not None:
+            data.versions = frozenset({srow.metric_version})
             if srow.status == "ok" and srow.value is not None and not math.isnan(srow.value):
                 data.set_value = (srow.value, _f(srow.ci_low), _f(srow.ci_high))
             else:

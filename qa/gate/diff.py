@@ -78,8 +78,11 @@ def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: flo
     if diffs[i] < 0:
         out.worst_case, out.worst_by = order[i], -float(diffs[i])
     lost = len(set(da.per_case) ^ set(dbm.per_case))
-    if lost:
-        out.note = f"{lost} image(s) with a value in only one run left out"
+    notes = [f"{lost} image(s) with a value in only one run left out"] if lost else []
+    va, vb = sorted(da.versions - {""}), sorted(dbm.versions - {""})
+    if va and vb and va != vb:  # shown, not judged (the gate refuses such a comparison)
+        notes.append(f"metric versions differ: A {', '.join(va)}, B {', '.join(vb)}")
+    out.note = "; ".join(notes)
     return out
 
 

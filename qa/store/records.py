@@ -118,6 +118,8 @@ class MetricRow:
     value: float | None
     status: str
     detail: str
+    #: the metric's version when the row was computed ('' in a file that does not record it)
+    metric_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class SetRow:
     n: int | None
     status: str
     detail: str
+    #: the metric's version when the value was computed ('' where not read)
+    metric_version: str = ""
 
 
 @dataclass

@@ -83,7 +83,7 @@ def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> N
 
 # -- reading ------------------------------------------------------------------------------------------------------
 #: the columns :func:`_metric_row` reads (by name)
-METRIC_ROW_FIELDS = ("case_id", "seed", "metric", "value", "status", "detail")
+METRIC_ROW_FIELDS = ("case_id", "seed", "metric", "value", "status", "detail", "metric_version")
 METRIC_ROW_COLS = ", ".join(METRIC_ROW_FIELDS)
 
 
@@ -91,7 +91,8 @@ def _metric_row(values: tuple[object, ...]) -> MetricRow:
     r = dict(zip(METRIC_ROW_FIELDS, values, strict=True))
     return MetricRow(case_id=str(r["case_id"]), seed=int(str(r["seed"])), metric=str(r["metric"]),
                      value=None if r["value"] is None else float(str(r["value"])), status=str(r["status"]),
-                     detail="" if r["detail"] is None else str(r["detail"]))
+                     detail="" if r["detail"] is None else str(r["detail"]),
+                     metric_version="" if r["metric_version"] is None else str(r["metric_version"]))
 
 
 def image_metric_rows(db: Reader, run_id: str) -> list[MetricRow]:
@@ -110,13 +111,13 @@ def metric_rows(db: Reader, run_id: str, metric: str) -> list[MetricRow]:
 
 def set_result(db: Reader, run_id: str, metric: str) -> SetRow | None:
     """The ``set_results`` row of one metric of the run, or None."""
-    rows = db.query("select value, ci_low, ci_high, n, status, detail from set_results where run_id = ? "
-                    "and metric = ?", [run_id, metric])
+    rows = db.query("select value, ci_low, ci_high, n, status, detail, metric_version from set_results "
+                    "where run_id = ? and metric = ?", [run_id, metric])
     if not rows:
         return None
-    v, lo, hi, n, status, detail = rows[0]
+    v, lo, hi, n, status, detail, version = rows[0]
     return SetRow(_opt(v), _opt(lo), _opt(hi), None if n is None else int(str(n)), str(status),
-                  "" if detail is None else str(detail))
+                  "" if detail is None else str(detail), "" if version is None else str(version))
 
 
 def set_results_of(db: Reader, run_ids: list[str]) -> dict[str, dict[str, SetRow]]:
