@@ -205,6 +205,9 @@ class GateContext:
                 return self._emit(res), "skipped"
             return self._closed(res, f"no baseline run: {baseline.note}", rule), "closed"
         reason = self._unavailable(metric)
+        if not reason and not baseline.metric_prefix:  # a plain decode is the candidate's own run: same versions
+            reason = version_problem(metric, self.data(self.run.run_id, metric),
+                                     self.data(baseline.run.run_id, metric, baseline=True), baseline.run.run_id)
         if reason:
             return self._closed(res, reason, rule), "closed"
         target, _ = metric_target_unit(metric)
@@ -224,9 +227,6 @@ class GateContext:
         base_metric = base_metric or metric
         cand = self.data(self.run.run_id, metric)
         base = self.data(baseline.run_id, base_metric, baseline=True)
-        mixed = version_problem(metric, cand, base, baseline.run_id) if base_metric == metric else ""
-        if mixed:
-            return {}, {}, mixed
         lost = sorted(set(base.per_case) - set(cand.per_case))
         if lost:  # the baseline scored these cases and the candidate did not: counts against it
             return {}, {}, (f"cases {', '.join(lost[:5])} have {base_metric} values in baseline run "
@@ -285,9 +285,6 @@ class GateContext:
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
-            mixed = version_problem(metric, cand, base, baseline.run.run_id) if base_metric == metric else ""
-            if mixed:
-                return self._closed(res, mixed, rule)
             iv = unpaired_interval(goodness_interval(cand.set_value, target),
                                    goodness_interval(base.set_value, target), True, self.policy.confidence)
             res.baseline_mean = base.set_value[0]
