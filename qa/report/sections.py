@@ -129,11 +129,13 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
 def changes_section(data: ReportData) -> str:
     """Metric deltas of each decoder's latest run against its comparison run."""
     parts = []
+    first = [d for d in data.decoders if data.comparison.get(d) is None]
+    if first:  # said once for all of them (a first demo has only first runs)
+        parts.append(f"<p class='muted'>first run of {esc(', '.join(first))}: nothing to compare yet</p>")
     for decoder in data.decoders:
         run = data.latest[decoder]
         prev = data.comparison.get(decoder)
         if prev is None:
-            parts.append(f"<h3>{esc(decoder)}</h3><p class='muted'>first run of this decoder: nothing to compare</p>")
             continue
         old, new = data.set_results.get(prev.run_id, {}), data.set_results.get(run.run_id, {})
         rows = [r for m in sorted(set(old) | set(new)) if (r := _change(m, old.get(m), new.get(m)))]

@@ -296,3 +296,25 @@ def test_compare_view_and_grid_share_one_image_budget(report_store: ReportStore,
     monkeypatch.setattr(build, "compare_section", lambda data: "<p>" + "x" * 20_000_000 + "</p>")
     write_report(report_store.store, out=report_store.root / "budget2.html")
     assert budgets[-1] == IMAGE_BUDGET // 4  # never less than a quarter: the grid stays usable
+
+
+def test_first_runs_are_said_once_and_compared_runs_keep_their_table() -> None:
+    """A first demo has only first runs: "nothing to compare" is one line naming them all (escaped), not a
+    heading and a line per decoder; a decoder with a comparison run keeps its heading and delta table."""
+    from types import SimpleNamespace
+
+    from qa.report.data import SetRow
+    from qa.report.sections import changes_section
+
+    old, new = SetRow(30.0, 29.0, 31.0, 4, "ok", ""), SetRow(28.0, 27.0, 29.0, 4, "ok", "")
+    data = SimpleNamespace(
+        decoders=["pid", XSS, "vae"],
+        latest={"pid": SimpleNamespace(run_id="r2"), XSS: SimpleNamespace(run_id="r3"),
+                "vae": SimpleNamespace(run_id="r4")},
+        comparison={"pid": SimpleNamespace(run_id="r1")}, comparison_kind={"pid": "approved"},
+        set_results={"r1": {"psnr": old}, "r2": {"psnr": new}},
+    )
+    text = changes_section(data)  # type: ignore[arg-type]
+    assert text.count("nothing to compare") == 1 and XSS not in text
+    assert f"first run of {html.escape(XSS)}, vae: nothing to compare" in text
+    assert "<h3>pid</h3>" in text and "<h3>vae</h3>" not in text and "<td>psnr" in text and "worse" in text
