@@ -80,12 +80,16 @@ class InventedBatch:
     peak_at: torch.Tensor
     region: torch.Tensor
     spectral: torch.Tensor
+    #: (N, H, W) output minus reference luma: bounds the map pixel by pixel (``dispatch.region_map``); None: no
+    #: bound (nothing changed)
+    change: torch.Tensor | None = None
 
     def result(self, i: int) -> InventedResult:
         """Image ``i`` as an :class:`~qa.metrics.invented.model.InventedResult` (numpy, on the CPU)."""
         inv = self.invented_energy[i].detach().cpu().numpy()
+        change = None if self.change is None else self.change[i : i + 1]
         return InventedResult(
-            map=dispatch.region_map(self.invented_energy[i : i + 1])[0].cpu().numpy(),
+            map=dispatch.region_map(self.invented_energy[i : i + 1], change)[0].cpu().numpy(),
             invented=float(self.invented[i]),
             lost=float(self.lost[i]),
             invented_energy=inv,
@@ -97,6 +101,7 @@ class InventedBatch:
             peak_at=(int(self.peak_at[i, 0]), int(self.peak_at[i, 1])),
             region=float(self.region[i]),
             spectral=float(self.spectral[i]),
+            change=None if change is None else change[0].detach().cpu().numpy(),
         )
 
 
@@ -168,7 +173,7 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     region, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
     region, spectral = region.to(zero.device), spectral.to(zero.device)
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
-                         torch.maximum(region, spectral), peak_at, region, spectral)
+                         torch.maximum(region, spectral), peak_at, region, spectral, dispatch.sub(ys[:n], ys[n:]))
 
 
 def analyse_identical(images: torch.Tensor, energy: torch.Tensor | None = None) -> InventedBatch:

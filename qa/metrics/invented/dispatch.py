@@ -264,14 +264,31 @@ def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine:
     return tensor_codec.codec_cap(y_out, y_ref, inv, fine, block, slack, factor)
 
 
-def region_map(energy: torch.Tensor) -> torch.Tensor:
+def region_map(energy: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
     """The map of (N, H, W) invented energy (luma^2): the square root of its grey closing by a (2
     ``MAP_CLOSING`` + 1)-px square, float32 luma units; samples beyond the edges are ignored (the oracle's
-    ``nearest`` edge rule, for a square)."""
+    ``nearest`` edge rule, for a square). ``change`` (N, H, W), output minus reference luma, bounds the energy
+    first (``min(energy, change^2)``, pixel by pixel); the closing's holes are filled last (:func:`fill_holes`)."""
+    if change is not None:
+        energy = change_bound(energy, change)
     if energy.ndim == 3 and kernels_take(energy):
-        return cpu_steps.region_map(energy, MAP_CLOSING)
-    return tensor_map.region_map(energy, MAP_CLOSING)
+        return fill_holes(cpu_steps.region_map(energy, MAP_CLOSING))
+    return fill_holes(tensor_map.region_map(energy, MAP_CLOSING))
 
+
+def fill_holes(maps: torch.Tensor) -> torch.Tensor:
+    """The grey hole filling of (N, H, W) maps (reconstruction by erosion from the border, 8-connected), a new
+    tensor."""
+    if maps.ndim == 3 and kernels_take(maps):
+        return cpu_steps.fill_holes(maps)
+    return tensor_map.fill_holes(maps)
+
+
+def change_bound(energy: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """``min(energy, change^2)`` of (N, H, W) invented energy and output minus reference luma, a new tensor."""
+    if energy.ndim == 3 and kernels_take(energy, change):
+        return cpu_steps.change_bound(energy, change)
+    return tensor_map.change_bound(energy, change)
 
 
 # -- the spectral rule ---------------------------------------------------------------------------------------

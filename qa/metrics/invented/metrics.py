@@ -316,9 +316,11 @@ def _denominator(res: InventedResult) -> float:
     return max(res.out_energy, res.ref_energy)
 
 
-def _region_map(energy: np.ndarray) -> np.ndarray:
-    """The map of an (H, W) float32 invented-energy field, as the analysis makes its own (on the CPU)."""
-    return dispatch.region_map(torch.from_numpy(np.ascontiguousarray(energy))[None])[0].numpy()
+def _region_map(energy: np.ndarray, res: InventedResult) -> np.ndarray:
+    """The map of an (H, W) float32 invented-energy field, a part of ``res``'s, as the analysis makes its own (on
+    the CPU; bounded by ``res``'s change)."""
+    change = None if res.change is None else torch.from_numpy(np.ascontiguousarray(res.change))[None]
+    return dispatch.region_map(torch.from_numpy(np.ascontiguousarray(energy))[None], change)[0].numpy()
 
 
 class InventedContradicting(OnDevice):
@@ -337,7 +339,7 @@ class InventedContradicting(OnDevice):
     def compute(self, sample: ImageSample) -> MetricValue:
         res, contra = split_invented(sample, self.name, self.device)
         den = _denominator(res)
-        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(contra))
+        return MetricValue(float(contra.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(contra, res))
 
 
 class InventedConsistent(OnDevice):
@@ -357,7 +359,7 @@ class InventedConsistent(OnDevice):
         res, contra = split_invented(sample, self.name, self.device)
         cons = np.maximum(res.invented_energy - contra, 0.0)
         den = _denominator(res)
-        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(cons))
+        return MetricValue(float(cons.sum(dtype=np.float64) / den) if den > 0 else 0.0, map=_region_map(cons, res))
 
 
 class SeedVariance(OnDevice):

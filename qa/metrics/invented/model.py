@@ -94,8 +94,8 @@ CODEC_FACTOR = 4.0
 class InventedResult:
     """Everything the analysis computes for one output/reference pair.
 
-    ``map``: (H, W) float32 RMS amplitude of invented band-pass detail, luma units (0 = none), after the
-    region closing (:data:`MAP_CLOSING`); ``invented_energy`` (H, W) is the energy before it (what ``invented``
+    ``map``: (H, W) float32 RMS amplitude of invented band-pass detail, luma units (0 = none), bounded pixel by
+    pixel by the change (``change``), after the region closing (:data:`MAP_CLOSING`); ``invented_energy`` (H, W) is the energy before it (what ``invented``
     sums). ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the
     three bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference
     band energy, in [0, 1]. ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
@@ -121,3 +121,6 @@ class InventedResult:
     peak_at: tuple[int, int] = (0, 0)
     region: float = 0.0
     spectral: float = 0.0
+    #: (H, W) float32 output minus reference luma, the bound of every map drawn from this pair's invented energy
+    #: (the latent split's too); None where the pair's change is not kept
+    change: np.ndarray | None = None

@@ -1,5 +1,5 @@
-"""Compiled CPU kernels (numba) of the invented-detail map's region closing: max and min filters over a
-square, each a row and a column pass, and the square root. The same values as the torch tier's
+"""Compiled CPU kernels (numba) of the invented-detail map: the energy's bound by the squared change, the region
+closing (max and min filters over a square, each a row and a column pass) and the square root. The same values as the torch tier's
 :func:`qa.metrics.invented.tensor.region_map.region_map` (max and min are exact), without its padded copies and
 elementwise maxima per doubling step."""
 
@@ -86,3 +86,14 @@ def closing_sqrt(energy: np.ndarray, r: int, out: np.ndarray, scratch: np.ndarra
     _extreme_w(out, r, False, scratch)
     _extreme_h(scratch, r, False, out)
     _sqrt_clamped(out)
+
+
+@njit(cache=True, parallel=True)
+def change_bound(energy: np.ndarray, change: np.ndarray, out: np.ndarray) -> None:
+    """``out = min(energy, change^2)`` of (N, H, W) float32 invented energy and output minus reference luma."""
+    n_img, h, w = energy.shape
+    for t in prange(n_img * h):
+        e, c, o = energy[t // h, t % h], change[t // h, t % h], out[t // h, t % h]
+        for j in range(w):
+            c2 = c[j] * c[j]
+            o[j] = c2 if c2 < e[j] else e[j]

@@ -1,9 +1,9 @@
 """The compiled analysis steps with torch tensors in and out: the local fit's solve, residual and placed
 excess, the band features, the codec cap, the finest band's block means, level and combination, percentiles,
-the map's closing and the pointwise steps (luma, bands, differences, squares, plane sums, neighbour pairs).
+the map's bound, closing and hole filling and the pointwise steps (luma, bands, differences, squares, plane sums, neighbour pairs).
 
 Each runs its kernel (:mod:`~qa.metrics.invented.cpu.fit_kernels`, ``codec_kernels``, ``fine_kernels``,
-``pointwise_kernels``, ``map_kernels``) on numpy views of float32 CPU tensors, with the signature and, up to
+``pointwise_kernels``, ``map_kernels``, ``hole_kernels``) on numpy views of float32 CPU tensors, with the signature and, up to
 float32 rounding, the numbers of the torch tier's step of the same name (the fit's solve runs in float64); the
 dispatcher (:mod:`qa.metrics.invented.dispatch`) decides where they apply.
 """
@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from qa.metrics.invented.coefficients import cubic_matrix, dct_matrix, interp_taps
-from qa.metrics.invented.cpu import codec_kernels, fine_kernels, fit_kernels, map_kernels, pointwise_kernels
+from qa.metrics.invented.cpu import (
+    codec_kernels,
+    fine_kernels,
+    fit_kernels,
+    hole_kernels,
+    map_kernels,
+    pointwise_kernels,
+)
 from qa.metrics.invented.cpu.threads import launch
 
 
@@ -160,6 +167,26 @@ def region_map(energy: torch.Tensor, r: int) -> torch.Tensor:
     scratch = torch.empty_like(x)
     with launch():
         map_kernels.closing_sqrt(x.numpy(), r, out.numpy(), scratch.numpy())
+    return out
+
+
+def change_bound(energy: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """``min(energy, change^2)`` of (N, H, W) float32 invented energy and output minus reference luma
+    (:func:`qa.metrics.invented.cpu.map_kernels.change_bound`), a new tensor."""
+    e = energy.contiguous()
+    out = torch.empty_like(e)
+    with launch():
+        map_kernels.change_bound(e.numpy(), change.contiguous().numpy(), out.numpy())
+    return out
+
+
+def fill_holes(maps: torch.Tensor) -> torch.Tensor:
+    """The grey hole filling of (N, H, W) float32 maps (:func:`qa.metrics.invented.cpu.hole_kernels.fill_holes`),
+    a new tensor."""
+    x = maps.contiguous()
+    out = torch.empty_like(x)
+    with launch():
+        hole_kernels.fill_holes(x.numpy(), out.numpy())
     return out
 
 

@@ -26,7 +26,7 @@ from qa.metrics.invented.oracle.surround import benign_level
 
 
 def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
-                        codec: np.ndarray | None = None) -> InventedResult:
+                        codec: np.ndarray | None = None, change: np.ndarray | None = None) -> InventedResult:
     """Apply the noise floors to per-band statistics, add the finest band's invented energy
     (:func:`~qa.metrics.invented.oracle.fine.fine_channel`, when ``fine`` is given), cap every 8 x 8 block at
     what a block codec cannot explain (:func:`~qa.metrics.invented.oracle.codec.codec_cap`, when ``codec`` = the
@@ -41,7 +41,8 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     (grain, WebP, AVIF) is excused and what stands out from its surround counts, on flat ground too. The region
     score (``peak``) is the larger of the strongest region's reading and the spectral rule's
     (:func:`~qa.metrics.invented.oracle.spectral.spectral_score` of the finest band's residual, when ``fine`` is
-    given): narrowband structure the reference lacks, over most of the image."""
+    given): narrowband structure the reference lacks, over most of the image. ``change`` (output minus reference
+    luma, (H, W)) bounds the map (:func:`~qa.metrics.invented.oracle.region_map.region_map`), never a scalar."""
     inv = np.zeros_like(stats[0].out)
     local = np.zeros_like(stats[0].out)
     lost = np.zeros_like(stats[0].out)
@@ -72,7 +73,7 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
     region, peak_at = region_score(local, ref_detail)
     spectral = spectral_score(fine.point, fine.ref_point) if fine is not None else 0.0
     return InventedResult(
-        map=region_map(inv),
+        map=region_map(inv, change),
         invented=invented,
         lost=lost_frac,
         invented_energy=inv,
@@ -84,13 +85,15 @@ def invented_from_stats(stats: list[BandStats], fine: FineStats | None = None,
         peak_at=peak_at,
         region=region,
         spectral=spectral,
+        change=None if change is None else np.asarray(change, np.float32),
     )
 
 
 def invented_detail(output: np.ndarray, reference: np.ndarray) -> InventedResult:
     """Invented and lost detail of ``output`` against ``reference`` (both (H, W, 3) in [0, 1], same size)."""
     y_out, y_ref = luma(output), luma(reference)
-    return invented_from_stats(all_band_stats(y_out, y_ref), all_fine_stats(y_out, y_ref), codec_excess(y_out, y_ref))
+    return invented_from_stats(all_band_stats(y_out, y_ref), all_fine_stats(y_out, y_ref), codec_excess(y_out, y_ref),
+                               y_out - y_ref)
 
 
 def distortion(output: np.ndarray, reference: np.ndarray, sigma: float = DISTORTION_SIGMA) -> float:
