@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: version of the invented-detail method (the metric classes that run it declare it; stored with every value)
-METHOD_VERSION = "6"
+METHOD_VERSION = "7"
 
 #: luma weights (Rec. 601)
 LUMA = (0.299, 0.587, 0.114)
