@@ -164,3 +164,12 @@ def test_what_invented_detail_encloses_is_its_region() -> None:
     broken = e * ~((np.abs(yy - 32) < 8) & (xx > 30))  # a 15-px gap in the outline on the right
     mb = oracle.region_map(broken)
     assert np.median(mb[r < 6]) < 0.005  # the inside is open to the outside: not filled
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_hole_filling_ends_on_a_map_with_nan(monkeypatch: pytest.MonkeyPatch, kernels: bool) -> None:
+    """The analysis rejects NaN images before any map exists; a NaN map must still not hang the fill."""
+    monkeypatch.setattr(dispatch, "USE_KERNELS", kernels)
+    f = torch.rand(1, 20, 20)
+    f[0, 5, 5] = float("nan")
+    assert dispatch.fill_holes(f).shape == f.shape
