@@ -95,10 +95,11 @@ class InventedResult:
     """Everything the analysis computes for one output/reference pair.
 
     ``map``: (H, W) float32 RMS amplitude of invented band-pass detail, luma units (0 = none), bounded pixel by
-    pixel by the change (``change``), after the region closing (:data:`MAP_CLOSING`); ``invented_energy`` (H, W) is the energy before it (what ``invented``
-    sums). ``invented``: invented energy (three bands and the finest) / max(output, reference) energy of the
-    three bands, clipped to [0, 1]. ``lost``: reference band energy the output does not reproduce / reference
-    band energy, in [0, 1]. ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
+    pixel by the change (``change``), after the region closing (:data:`MAP_CLOSING`) and its hole filling;
+    ``invented_energy`` (H, W) is the energy before them (what ``invented`` sums). ``invented``: invented
+    energy (three bands and the finest) / max(output, reference) energy of the three bands, clipped to [0, 1].
+    ``lost``: reference band energy the output does not reproduce / reference band energy, in [0, 1].
+    ``out_energy``/``ref_energy``: summed energies of the three bands (luma^2).
     ``noise_floor``: the share's floor per band (the three coarse ones), luma^2. ``fine_invented``: the finest band's share of ``invented``, in [0, 1].
     ``region``: the strongest region's reading (its three coarser bands cut at the surround's benign level
     instead of the image-wide floor), the largest ratio over the image of the RMS invented amplitude in a

@@ -1,7 +1,7 @@
 """Compiled CPU kernels (numba) of the invented-detail map: the energy's bound by the squared change, the region
-closing (max and min filters over a square, each a row and a column pass) and the square root. The same values as the torch tier's
-:func:`qa.metrics.invented.tensor.region_map.region_map` (max and min are exact), without its padded copies and
-elementwise maxima per doubling step."""
+closing (max and min filters over a square, each a row and a column pass) and the square root. The same values
+as the torch tier's :func:`qa.metrics.invented.tensor.region_map.region_map` (max and min are exact), without its
+padded copies and elementwise maxima per doubling step."""
 
 from __future__ import annotations
 

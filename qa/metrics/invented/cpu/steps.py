@@ -1,11 +1,12 @@
 """The compiled analysis steps with torch tensors in and out: the local fit's solve, residual and placed
 excess, the band features, the codec cap, the finest band's block means, level and combination, percentiles,
-the map's bound, closing and hole filling and the pointwise steps (luma, bands, differences, squares, plane sums, neighbour pairs).
+the map's bound, closing and hole filling and the pointwise steps (luma, bands, differences, squares, plane
+sums, neighbour pairs).
 
 Each runs its kernel (:mod:`~qa.metrics.invented.cpu.fit_kernels`, ``codec_kernels``, ``fine_kernels``,
-``pointwise_kernels``, ``map_kernels``, ``hole_kernels``) on numpy views of float32 CPU tensors, with the signature and, up to
-float32 rounding, the numbers of the torch tier's step of the same name (the fit's solve runs in float64); the
-dispatcher (:mod:`qa.metrics.invented.dispatch`) decides where they apply.
+``pointwise_kernels``, ``map_kernels``, ``hole_kernels``) on numpy views of float32 CPU tensors, with the
+signature and, up to float32 rounding, the numbers of the torch tier's step of the same name (the fit's solve
+runs in float64); the dispatcher (:mod:`qa.metrics.invented.dispatch`) decides where they apply.
 """
 
 from __future__ import annotations
