@@ -61,3 +61,28 @@ def test_equal_images_share_one_analysis(photo: np.ndarray, monkeypatch: pytest.
     values = [m.compute(s).value for s in samples]
     assert sizes == [1] and values[0] == values[1]
     CACHE.clear()
+
+
+def test_a_cpu_analyses_at_most_cpu_batch_pixels_per_call(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU the pairs go in calls of at most ``CPU_BATCH_PIXELS`` per image slot (one 2048 px pair a call),
+    with the same numbers as one batched call."""
+    from qa.metrics.invented import cache
+
+    big = np.broadcast_to(np.float32(0.5), (2048, 2048, 3))
+    groups = cache._by_size([(big, big)] * 3, cache.CPU_BATCH_PIXELS)
+    assert [len(g) for g in groups] == [1, 1, 1]
+    assert [len(g) for g in cache._by_size([(big, big)] * 3)] == [2, 1]  # other devices: BATCH_PIXELS
+    outs = [add_luma(photo, 0.05 * texture(i) * box(10, 50, 20, 60)) for i in range(3)]
+    samples = [ImageSample(f"c{i}", o, reference=photo) for i, o in enumerate(outs)]
+    m = METRICS.create("invented_detail")
+    CACHE.clear()
+    m.prepare(samples)
+    together = [m.compute(s).value for s in samples]
+    sizes: list[int] = []
+    real = analysis.analyse
+    monkeypatch.setattr(analysis, "analyse", lambda o, r: (sizes.append(o.shape[0]), real(o, r))[1])
+    monkeypatch.setattr(cache, "CPU_BATCH_PIXELS", 2 * photo.shape[0] * photo.shape[1])
+    CACHE.clear()
+    m.prepare(list(samples))
+    assert sizes == [2, 1] and [m.compute(s).value for s in samples] == together
+    CACHE.clear()
