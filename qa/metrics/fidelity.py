@@ -98,6 +98,9 @@ class SSIM(OnDeviceFidelity):
     unit = ""
     description = "SSIM (Wang et al.; MATLAB rgb2gray on uint8, Gaussian sigma 1.5 window, population cov.)"
 
+    #: whether the value comes with its dissimilarity map
+    with_map = True
+
     def __init__(self, downsample: bool = False, device: str = "cpu") -> None:
         super().__init__(device)
         self.downsample = downsample
@@ -107,7 +110,7 @@ class SSIM(OnDeviceFidelity):
         out, ref = paired(self, sample)
         if self.downsample:
             return MetricValue(float(np.mean(F.ssim_map(out, ref, downsample=True))))
-        return ssim_on(self.device, self.name, out, ref, with_map=True)
+        return ssim_on(self.device, self.name, out, ref, with_map=self.with_map)
 
 
 class SSIMSkimage(OnDeviceFidelity):

@@ -46,6 +46,7 @@ class BaselineSSIM(SSIM):
     name = "baseline_ssim"
     needs = ("reference", "baseline")  # type: ignore[assignment]
     description = "SSIM of the decoder's plain decode (its baseline image) against the reference"
+    with_map = False
 
     def compute(self, sample: ImageSample) -> MetricValue:
         return MetricValue(super().compute(as_baseline(sample, self.name)).value)

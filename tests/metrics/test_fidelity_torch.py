@@ -104,16 +104,53 @@ def test_identical_pairs_are_exactly_one_and_infinite() -> None:
     assert T.ssim_skimage_value(planes, T.ImagePlanes(twin)) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_scope_shares_planes_by_array_and_forgets_on_a_new_scope() -> None:
+def test_scope_shares_planes_by_pixels_and_forgets_on_a_new_scope() -> None:
     out, ref = _photo_pair(2, 64)
     scope: list[object] = []
     T.enter_scope(scope)
     try:
         a = T.planes_of(out)
         assert T.planes_of(out) is a and T.planes_of(ref) is not a
-        assert T.planes_of(out.copy()) is not a  # another array (even with equal pixels) is another entry
+        assert T.planes_of(out.copy()) is a  # another array with the same pixels shares them
+        changed = out.copy()
+        changed[-1, -1, 0] += 0.5 / 255.0  # one value in the last row differs
+        assert T.planes_of(changed) is not a
+        assert T.planes_of(out.astype(np.float64)) is not a  # another dtype: its own planes
         T.enter_scope([])
         assert T.planes_of(out) is not a
     finally:
         T.SCOPE.clear()
     assert T.planes_of(out) is not T.planes_of(out)  # outside a scope nothing is kept
+
+
+def test_a_pairs_ssim_is_computed_once_per_scope_and_equals_a_fresh_one() -> None:
+    out, ref = _photo_pair(0, 96)
+    fresh_value, fresh_map = T.ssim_gray(T.ImagePlanes(out), T.ImagePlanes(ref), want_map=True)
+    T.enter_scope([])
+    try:
+        a, b = T.planes_of(out), T.planes_of(ref)
+        plain = T.ssim_gray(a, b)
+        assert plain[1] is None and plain[0] == fresh_value
+        with_map = T.ssim_gray(a, b, want_map=True)  # a map asked for later is made then
+        assert with_map[1] is not None and torch.equal(with_map[1], fresh_map)
+        # a baseline equal to the output (another array) is the same pair: the same result, not recomputed
+        assert T.ssim_gray(T.planes_of(out.copy()), T.planes_of(ref), want_map=True) is with_map
+        assert T.ssim_gray(a, b) is with_map
+    finally:
+        T.SCOPE.clear()
+    assert T.ssim_gray(T.ImagePlanes(out), T.ImagePlanes(ref))[0] == fresh_value  # outside a scope: computed
+
+
+def test_baseline_ssim_of_a_baseline_equal_to_the_output_is_the_outputs_ssim_without_a_map() -> None:
+    from qa.metrics.plain_baseline import BaselineSSIM
+
+    out, ref = _photo_pair(1, 96)
+    sample = ImageSample("c", out, ref, baseline=out.copy())
+    metrics = [SSIM(), BaselineSSIM()]
+    try:
+        for m in metrics:
+            m.prepare([sample])
+        plain, base = SSIM().compute(sample), BaselineSSIM().compute(sample)
+    finally:
+        T.SCOPE.clear()
+    assert base.value == plain.value and base.map is None and plain.map is not None

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
+from qa.metrics.base import same_pixels
 from qa.metrics.functional.fidelity import (
     _K1,
     _K2,
@@ -86,32 +87,42 @@ class ImagePlanes:
 
 class _Scope:
     """The :class:`ImagePlanes` of the arrays of one scope (the samples a metric's ``prepare`` was given), by
-    array identity; the arrays are held, so an id names one array while the scope lasts."""
+    array identity; the arrays are held, so an id names one array while the scope lasts. Arrays with the same
+    pixels (a decoder's plain decode equal to its output) share one :class:`ImagePlanes`, and a pair's SSIM is
+    computed once (``ssim`` and ``baseline_ssim`` of such a decoder are the same pair of planes)."""
 
     def __init__(self) -> None:
         self.key: int | None = None
         self.planes: dict[tuple[int, str], tuple[np.ndarray, ImagePlanes]] = {}
+        self.ssim: dict[tuple[int, int], tuple[float, torch.Tensor | None]] = {}
 
     def enter(self, scope: object) -> None:
         if self.key != id(scope):
-            self.key, self.planes = id(scope), {}
+            self.key, self.planes, self.ssim = id(scope), {}, {}
 
     def clear(self) -> None:
-        self.key, self.planes = None, {}
+        self.key, self.planes, self.ssim = None, {}, {}
+
+    def held(self, planes: ImagePlanes) -> bool:
+        """Whether ``planes`` belongs to this scope (so its id names it while the scope lasts)."""
+        return any(p is planes for _, p in self.planes.values())
 
 
 SCOPE = _Scope()
 
 
 def planes_of(pixels: np.ndarray, device: str | torch.device = "cpu") -> ImagePlanes:
-    """The :class:`ImagePlanes` of ``pixels``: shared within the current scope (``enter_scope``), else new."""
+    """The :class:`ImagePlanes` of ``pixels``: shared within the current scope (``enter_scope``) by every array
+    with the same pixels (dtype and shape), else new."""
     dev = torch.device(device)
     if SCOPE.key is None:
         return ImagePlanes(pixels, dev)
     key = (id(pixels), str(dev))
     held = SCOPE.planes.get(key)
     if held is None or held[0] is not pixels:
-        held = (pixels, ImagePlanes(pixels, dev))
+        twin = next((p for arr, p in SCOPE.planes.values()
+                     if p.device == dev and arr.dtype == pixels.dtype and same_pixels(arr, pixels)), None)
+        held = (pixels, twin if twin is not None else ImagePlanes(pixels, dev))
         SCOPE.planes[key] = held
     return held[1]
 
@@ -123,7 +134,19 @@ def enter_scope(scope: object) -> None:
 
 
 def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[float, torch.Tensor | None]:
-    """The MATLAB SSIM of two images' luma and, when asked, its map (valid region, (H - 10, W - 10) float32)."""
+    """The MATLAB SSIM of two images' luma and, when asked, its map (valid region, (H - 10, W - 10) float32);
+    computed once per pair of a scope's planes (the map kept when one was made; never written to)."""
+    key = (id(a), id(b))
+    known = SCOPE.ssim.get(key)
+    if known is not None and (known[1] is not None or not want_map):
+        return known
+    result = _ssim_gray(a, b, want_map)
+    if SCOPE.held(a) and SCOPE.held(b):
+        SCOPE.ssim[key] = result
+    return result
+
+
+def _ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool) -> tuple[float, torch.Tensor | None]:
     c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
     mx, exx = a.gray_moments
     my, eyy = b.gray_moments
