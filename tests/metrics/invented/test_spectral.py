@@ -134,3 +134,22 @@ def test_images_smaller_than_a_window_have_no_spectral_reading() -> None:
     assert oracle.invented_detail(_with_luma(small, _grating((20, 40), 4 / 255, 3.0)), small).spectral == 0.0
     z = torch.zeros((2, 20, 40))
     assert torch.equal(product.spectral_score(z, z), torch.zeros(2, dtype=torch.float64))
+
+
+def test_the_tiers_make_the_same_periodograms_bit_for_bit() -> None:
+    """The compiled windows (gather and taper in one pass) are the torch tier's float32 products exactly, so both
+    tiers' periodograms are the same numbers; origins with the flush last window."""
+    x = torch.from_numpy(np.random.default_rng(5).normal(size=(70, 101)).astype(np.float32))
+    oy, ox = product.window_origins(70), product.window_origins(101)
+    ys = torch.tensor(oy).repeat_interleave(len(ox))
+    xs = torch.tensor(ox).repeat(len(oy))
+    got = []
+    for kernels in (True, False):
+        dispatch.USE_KERNELS = kernels
+        try:
+            got.append(dispatch.periodograms(x, ys, xs, model.SPECTRAL_WINDOW))
+        finally:
+            dispatch.USE_KERNELS = True
+    assert got[0].shape == (len(oy) * len(ox), 32, 17) and torch.equal(got[0], got[1])
+    want = spectral.periodograms(np.stack([x.double().numpy()[y : y + 32, c : c + 32] for y, c in zip(ys.tolist(), xs.tolist(), strict=True)]))
+    assert np.allclose(got[0].double().numpy(), want[..., :17], rtol=1e-4, atol=1e-7)

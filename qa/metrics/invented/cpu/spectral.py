@@ -1,5 +1,6 @@
-"""The spectral rule's compiled step with torch tensors in and out (:mod:`~qa.metrics.invented.cpu.spectral_kernels`):
-the narrowband energy of each window, with the signature and numbers of the torch tier's step of the same name."""
+"""The spectral rule's compiled steps with torch tensors in and out (:mod:`~qa.metrics.invented.cpu.spectral_kernels`):
+the tapered windows and the narrowband energy of each window, with the signatures and numbers of the torch
+tier's steps of the same names."""
 
 from __future__ import annotations
 
@@ -15,4 +16,14 @@ def narrowband_energy(p: torch.Tensor, q: torch.Tensor, envelope: int, peak: flo
     with launch():
         spectral_kernels.narrowband_energy(p.contiguous().numpy(), q.contiguous().numpy(), int(envelope),
                                            float(peak), float(ref), out.numpy())
+    return out
+
+
+def hann_windows(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """(K, side, side) float32 windows of (H, W) float32 ``x`` at origins (``ys``, ``xs``) (K,), times ``taps``."""
+    side = taps.shape[0]
+    out = torch.empty((ys.shape[0], side, side), dtype=torch.float32)
+    with launch():
+        spectral_kernels.hann_windows(x.contiguous().numpy(), ys.to(torch.int64).contiguous().numpy(),
+                                      xs.to(torch.int64).contiguous().numpy(), taps.contiguous().numpy(), out.numpy())
     return out

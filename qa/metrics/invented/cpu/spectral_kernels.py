@@ -1,4 +1,5 @@
-"""Compiled CPU kernel (numba) of the spectral rule's narrowband energy: the torch tier's
+"""Compiled CPU kernels (numba) of the spectral rule: its tapered windows (a gather and a product, in one pass)
+and its narrowband energy: the torch tier's
 :func:`qa.metrics.invented.tensor.spectral.narrowband_energy` on half periodograms. Per window the full
 periodogram is unfolded once into a circularly padded buffer; each bin's envelope test (at least (e^2 + 1) / 2 of
 its e x e neighbours below ``(P - ref Q) / peak``, i.e. their median is) is evaluated once per conjugate pair of
@@ -49,3 +50,16 @@ def narrowband_energy(p: np.ndarray, q: np.ndarray, envelope: int, peak: float, 
                     # bins of column 0 and (n even) column n / 2 are their own conjugates' column: counted once
                     total += val if kx == 0 or 2 * kx == n else 2.0 * val
         out[k] = total
+
+
+@njit(cache=True, parallel=True)
+def hann_windows(x: np.ndarray, ys: np.ndarray, xs: np.ndarray, taps: np.ndarray, out: np.ndarray) -> None:
+    """``out[k, i, j] = x[ys[k] + i, xs[k] + j] * taps[i, j]`` (float32) for (H, W) ``x``, origins (K,) and
+    (side, side) ``taps``."""
+    side = taps.shape[0]
+    for k in prange(ys.shape[0]):
+        y0, x0 = ys[k], xs[k]
+        for i in range(side):
+            row = x[y0 + i]
+            for j in range(side):
+                out[k, i, j] = row[x0 + j] * taps[i, j]

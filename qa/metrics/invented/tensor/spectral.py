@@ -10,21 +10,41 @@ counts its neighbours below ``t`` (25 comparisons of shifted, circularly padded 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
 
+@lru_cache(maxsize=8)
+def hann_taps(side: int, device: str = "cpu") -> tuple[torch.Tensor, float]:
+    """(side, side) float32 2-D Hann taps ``sin^2(pi (i + 1/2) / side)`` (the outer product taken in float64) and
+    the periodogram's normaliser ``side^2 sum(taps^2)`` (float64 taps)."""
+    k = torch.arange(side, dtype=torch.float64)
+    hann = torch.sin(math.pi * (k + 0.5) / side).square()
+    taps = torch.outer(hann, hann)
+    return taps.float().to(device), float(side * side) * float(taps.square().sum())
+
+
+def hann_windows(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """(K, side, side) float32: the ``side`` px windows of ``x`` (H, W) at origins (``ys[k]``, ``xs[k]``) (K,)
+    int64, times ``taps`` (side, side) float32."""
+    k = torch.arange(taps.shape[0], device=x.device)
+    win = x[(ys[:, None, None] + k[None, :, None]), (xs[:, None, None] + k[None, None, :])]
+    return win.float() * taps
+
+
+def half_power(win: torch.Tensor, norm: float) -> torch.Tensor:
+    """(K, side, side // 2 + 1) float32 half periodograms (``rfft2``) of tapered windows (K, side, side) / ``norm``."""
+    spec = torch.fft.rfft2(win)
+    return (spec.real.square() + spec.imag.square()) / norm
+
+
 def periodograms(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, side: int) -> torch.Tensor:
     """(K, side, side // 2 + 1) float32 half periodograms (``rfft2``) of the ``side`` px windows of ``x`` (H, W)
-    at origins (``ys[k]``, ``xs[k]``) (K,) int64, under the 2-D Hann taps ``sin^2(pi (i + 1/2) / side)``,
-    normalised so that a window's full spectrum sums to its Hann^2-weighted mean square (luma^2)."""
-    k = torch.arange(side, device=x.device)
-    hann = torch.sin(math.pi * (k.to(torch.float64) + 0.5) / side).square()
-    taps = torch.outer(hann, hann)
-    norm = float(side * side) * float(taps.square().sum())
-    win = x[(ys[:, None, None] + k[None, :, None]), (xs[:, None, None] + k[None, None, :])]
-    spec = torch.fft.rfft2(win.float() * taps.float().to(x.device))
-    return (spec.real.square() + spec.imag.square()) / norm
+    at origins (``ys[k]``, ``xs[k]``) (K,) int64, under the 2-D Hann taps (:func:`hann_taps`), normalised so that
+    a window's full spectrum sums to its Hann^2-weighted mean square (luma^2)."""
+    taps, norm = hann_taps(side, str(x.device))
+    return half_power(hann_windows(x, ys, xs, taps), norm)
 
 
 def full_spectrum(half: torch.Tensor) -> torch.Tensor:
