@@ -291,6 +291,15 @@ def change_bound(energy: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
     return tensor_map.change_bound(energy, change)
 
 
+def window_sums(values: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(float64 sums, bool "holds a non-zero value") of every ``side`` x ``side`` window of an (H, W) numpy map,
+    for :mod:`qa.metrics.invented.regions` (kernel: a float32 or float64 map, numpy's integral-image numbers);
+    None where no kernel runs (the caller's numpy integral image)."""
+    if USE_KERNELS and values.ndim == 2 and values.dtype in (np.float32, np.float64):
+        return cpu_steps.window_sums(values, side)
+    return None
+
+
 # -- the spectral rule ---------------------------------------------------------------------------------------
 def periodograms(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, side: int) -> torch.Tensor:
     """(K, side, side // 2 + 1) Hann half periodograms of the ``side`` px windows of (H, W) ``x`` at origins

@@ -13,8 +13,7 @@ windows that touch a non-zero map pixel count: a map that is zero everywhere, wi
 region. ``side`` (:data:`REGION_SIDE`, 64 px) is the size of a word, a logo or a small object at release
 resolution.
 
-Pure numpy, no torch; the engine (which crops are stored) and the report (where the compare view looks) call
-this.
+numpy, and a compiled kernel for the window sums (``dispatch.window_sums``: numpy's numbers); the engine calls this (which crops are stored).
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from qa.metrics.invented import dispatch
 
 #: side (pixels) of a region window: the size of a word, a logo or a small object at release resolution
 REGION_SIDE = 64
@@ -55,12 +56,23 @@ def _box_sums(values: np.ndarray, side: int) -> np.ndarray:
     return integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side] + integral[:-side, :-side]
 
 
+def _window_sums(arr: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sums, nonzero) of every ``side`` x ``side`` window of a checked (H, W) map: float64 sums as
+    :func:`_box_sums` gives them and whether the window holds a non-zero value (compiled for float32 and float64
+    maps, the same numbers; numpy otherwise)."""
+    compiled = dispatch.window_sums(arr, side)
+    if compiled is not None:
+        return compiled
+    # the count is exact (integers), where a float sum may not be 0
+    return _box_sums(arr, side), _box_sums((arr != 0).astype(np.float64), side) > 0.5
+
+
 def window_means(values: np.ndarray, side: int) -> np.ndarray:
     """(H - side + 1, W - side + 1) mean of ``values`` over the window whose top-left corner is each pixel."""
     arr = _checked(values)
     if not 1 <= side <= min(arr.shape):
         raise ValueError(f"window side {side} must be in [1, {min(arr.shape)}] for a map of shape {arr.shape}")
-    return _box_sums(arr, side) / float(side * side)
+    return _window_sums(arr, side)[0] / float(side * side)
 
 
 def _centred(y: int, x: int, side: int, h: int, w: int) -> tuple[int, int]:
@@ -89,9 +101,10 @@ def strongest_regions(values: np.ndarray, k: int = 3, side: int = REGION_SIDE, s
     sep = side if separation is None else int(separation)
     if sep < 1:
         raise ValueError(f"separation {sep} must be >= 1 pixel")
-    # a window with no non-zero pixel is empty; the count is exact (integers), where a float sum may not be 0
-    means = window_means(arr, side)
-    scores = np.where(_box_sums((arr != 0).astype(np.float64), side) > 0.5, means, -np.inf)
+    # a window with no non-zero pixel is empty
+    sums, nonzero = _window_sums(arr, side)
+    means = sums / float(side * side)
+    scores = np.where(nonzero, means, -np.inf)
     found: list[Region] = []
 
     def choose(y: int, x: int) -> None:

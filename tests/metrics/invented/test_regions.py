@@ -131,3 +131,19 @@ def test_the_analysis_map_points_at_a_planted_grating_in_a_release_size_image() 
     top = found[0]
     assert abs(top.x - x0) <= 16 and abs(top.y - y0) <= 16, top
     assert len(found) == 1 or found[1].score < 0.2 * top.score, found
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,side,density", [((130, 97), 64, 0.002), ((40, 33), 7, 0.3), ((16, 16), 16, 0.5),
+                                                ((5, 9), 1, 0.5), ((50, 40), 8, 0.0)])
+def test_the_compiled_window_sums_are_numpys_integral_image(dtype: type, shape: tuple[int, int], side: int,
+                                                             density: float) -> None:
+    """The kernel's window sums are numpy's cumsum-based float64 numbers bit for bit (so the regions and their
+    scores are unchanged), and its non-zero test the exact count's."""
+    from qa.metrics.invented import regions
+
+    rng = np.random.default_rng(side)
+    arr = (rng.random(shape) * (rng.random(shape) < density)).astype(dtype)
+    sums, nonzero = regions._window_sums(arr, side)
+    assert np.array_equal(sums, regions._box_sums(arr, side))
+    assert np.array_equal(nonzero, regions._box_sums((arr != 0).astype(np.float64), side) > 0.5)

@@ -18,6 +18,7 @@ import torch
 
 from qa.metrics.invented.coefficients import cubic_matrix, dct_matrix, interp_taps
 from qa.metrics.invented.cpu import (
+    box_kernels,
     codec_kernels,
     fine_kernels,
     fit_kernels,
@@ -239,3 +240,13 @@ def plane_sums(x: torch.Tensor) -> torch.Tensor:
     with launch():
         pointwise_kernels.plane_sums(x.contiguous().numpy(), out)
     return torch.from_numpy(out)
+
+
+def window_sums(values: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 sums, bool non-zero) of every ``side`` x ``side`` window of an (H, W) float32 or float64 map
+    (:func:`qa.metrics.invented.cpu.box_kernels.window_sums`)."""
+    out = (values.shape[0] - side + 1, values.shape[1] - side + 1)
+    sums, nonzero = np.empty(out, np.float64), np.empty(out, np.bool_)
+    with launch():
+        box_kernels.window_sums(np.ascontiguousarray(values), int(side), sums, nonzero)
+    return sums, nonzero
