@@ -8,6 +8,11 @@ case). CPU = user + system seconds of the child process (``resource.getrusage``)
 wall time more than the CPU count. Runs are interleaved across trees and repeated; the minimum (``--stat min``)
 or the median (``--stat median``, for a machine shared with other work) over the repeats is kept.
 
+``--store cold`` (default): every run starts from an empty store, so nothing is found in its caches (the
+references' OCR readings and features, their full-resolution tiles). ``--store warm``: a weekly run against the
+same reference set: per tree, one untimed run of the whole set (every metric, one seed: another run identity, so
+it is not reused) fills a store with that tree's own code, and every timed run starts from a copy of it.
+
     .venv/bin/python -m benchmarks.run_per_case --tree before=/path/to/old/checkout --tree now=. [--repeats 2]
 
 A tree is any checkout of qa; it runs with ``PYTHONPATH=<tree>`` and this interpreter (the same packages).
@@ -72,6 +77,19 @@ def subset(tree: Path, reference_set: str, k: int, dest: Path) -> Path:
     return dest
 
 
+def warm_store(tmp: Path, name: str) -> Path:
+    """The store a tree's warm runs start from (filled once per tree)."""
+    return tmp / f"{name}-warm.duckdb"
+
+
+def copy_store(src: Path, dest: Path) -> None:
+    """A copy of a closed DuckDB file (and its write-ahead log, when one was left)."""
+    shutil.copy2(src, dest)
+    wal = src.with_name(src.name + ".wal")
+    if wal.exists():
+        shutil.copy2(wal, dest.with_name(dest.name + ".wal"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", action="append", required=True, help="NAME=PATH of a qa checkout (repeatable)")
@@ -85,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="CPU seconds, or wall seconds (GPU)")
     ap.add_argument("--warmup", type=int, default=1,
                     help="untimed runs of the small set per tree first (one-off kernel compilation; default 1)")
+    ap.add_argument("--store", choices=("cold", "warm"), default="cold",
+                    help="cold: each run's store starts empty; warm: from a copy of one filled by an earlier run of "
+                         "the same set with the same tree (see above)")
     ap.add_argument("--must-beat", type=float, default=None,
                     help="exit 1 when the last tree's metrics per case exceed this many seconds")
     args = ap.parse_args(argv)
@@ -101,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                 cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2", "--no-progress",
                        "--device", args.device, "--reference-set", str(small), "--db", str(Path(tmp) / f"w{w}.duckdb")]
                 print(f"warm-up {w + 1}: {name}: {cpu_of(cmd, env, tree, args.clock):.2f} {unit}", flush=True)
+            if args.store == "warm":
+                cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "1", "--no-progress",
+                       "--device", args.device, "--reference-set", str(reference_folder(tree, args.reference_set)),
+                       "--db", str(warm_store(Path(tmp), name))]
+                print(f"store filled: {name}: {cpu_of(cmd, env, tree, args.clock):.2f} {unit}", flush=True)
         for rep in range(args.repeats):
             for name, tree in trees:
                 sets = {"whole": reference_folder(tree, args.reference_set),
@@ -110,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                     counts[(name, size)] = count_cases(folder)
                     for label, extra in (("all", []), ("psnr", ["--metrics", "psnr"])):
                         db = Path(tmp) / f"{name}-{size}-{label}-{rep}.duckdb"
+                        if args.store == "warm":
+                            copy_store(warm_store(Path(tmp), name), db)
                         cmd = [sys.executable, "-c", RUNNER, "run", "--decoder", args.decoder, "--seeds", "2",
                                "--no-progress", "--device", args.device, "--reference-set", str(folder),
                                "--db", str(db), *extra]
@@ -119,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"repeat {rep + 1}: {name} {size} ({counts[(name, size)]} cases) {label}: "
                               f"{cpu:.2f} {unit}", flush=True)
     best = {key: float(pick(values)) for key, values in cpus.items()}
-    print(f"\n{args.stat} over {args.repeats} repeats, device {args.device}, {args.threads} threads")
+    print(f"\n{args.stat} over {args.repeats} repeats, device {args.device}, {args.threads} threads, "
+          f"{args.store} store")
     print(f"\n| tree | all metrics: whole / small {unit} | psnr only: whole / small {unit} | per case all / psnr "
           f"| metrics per case ({unit}) |\n|---|---|---|---|---|")
     per: dict[str, float] = {}
