@@ -162,8 +162,8 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
     spectral = spectral_score(fine_residual, finest[n:])
     del fine_residual
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
-    inv_full = dispatch.codec_cap(ys[:n], ys[n:], inv, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
-    local_full = dispatch.codec_cap(ys[:n], ys[n:], local, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
+    inv_full, local_full = dispatch.codec_caps(ys[:n], ys[n:], [inv, local], fine, CODEC_BLOCK, CODEC_SLACK,
+                                               CODEC_FACTOR)
     fine_sum, inv_sum = dispatch.plane_sums(fine), dispatch.plane_sums(inv_full)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)

@@ -255,13 +255,21 @@ def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: 
     return tensor_fine.fine_combine(u, ref, pred, level, near, floor, tol, pmin, factor)
 
 
+def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor, block: int,
+               slack: float, factor: float) -> list[torch.Tensor]:
+    """The codec cap of each of ``totals`` in turn (the blocks' codec excess of the pair computed once): ``fine``
+    scaled per block in place (the next field sees it scaled), each field's scaled total ``(field + fine) x
+    scale`` returned (written over it; kernel: contiguous fields and ``fine``)."""
+    if kernels_take(y_out, y_ref, fine, *totals) and fine.is_contiguous() and all(t.is_contiguous() for t in totals):
+        return cpu_steps.codec_caps(y_out, y_ref, totals, fine, block, slack, factor)
+    return tensor_codec.codec_caps(y_out, y_ref, totals, fine, block, slack, factor)
+
+
 def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine: torch.Tensor, block: int,
               slack: float, factor: float) -> torch.Tensor:
     """The codec cap: ``fine`` scaled per block in place, the scaled total ``(inv + fine) x scale`` returned
-    (written over ``inv``; kernel: contiguous ``inv`` and ``fine``)."""
-    if kernels_take(y_out, y_ref, inv, fine) and inv.is_contiguous() and fine.is_contiguous():
-        return cpu_steps.codec_cap(y_out, y_ref, inv, fine, block, slack, factor)
-    return tensor_codec.codec_cap(y_out, y_ref, inv, fine, block, slack, factor)
+    (written over ``inv``; :func:`codec_caps` of one field)."""
+    return codec_caps(y_out, y_ref, [inv], fine, block, slack, factor)[0]
 
 
 def region_map(energy: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:

@@ -158,11 +158,29 @@ def test_codec_cap() -> None:
     want_fine = fine * scale
     want_inv = inv * scale + want_fine
     got_inv, got_fine = inv.clone(), fine.clone()
-    cpu_steps.codec_cap(y_out, y_ref, got_inv, got_fine, model.CODEC_BLOCK, model.CODEC_SLACK, model.CODEC_FACTOR)
+    cpu_steps.codec_caps(y_out, y_ref, [got_inv], got_fine, model.CODEC_BLOCK, model.CODEC_SLACK, model.CODEC_FACTOR)
     _close(got_fine, want_fine, 1e-5)
     _close(got_inv, want_inv, 1e-5)
     assert float(got_inv[0, :8, :8].abs().max()) == 0.0
     assert torch.equal(got_inv[:, 16:, :], (inv + fine)[:, 16:, :])
+
+
+@pytest.mark.parametrize("kernels", [True, False])
+def test_codec_caps_of_two_fields_are_two_caps_in_turn(kernels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pair's codec excess computed once serves every field: the same numbers, bit for bit, as capping the
+    fields one call each (the second seeing ``fine`` as the first left it)."""
+    monkeypatch.setattr(dispatch, "USE_KERNELS", kernels)
+    y_ref = _rand(2, 21, 30, seed=12).abs() * 0.1
+    y_out = y_ref + 0.02 * _rand(2, 21, 30, seed=13)
+    fields = [_rand(2, 21, 30, seed=s).abs() * 1e-3 for s in (14, 16)]
+    fine = _rand(2, 21, 30, seed=15).abs() * 1e-3
+    args = (model.CODEC_BLOCK, model.CODEC_SLACK, model.CODEC_FACTOR)
+    one_fine = fine.clone()
+    one = [dispatch.codec_cap(y_out, y_ref, f.clone(), one_fine, *args) for f in fields]
+    both_fine = fine.clone()
+    both = dispatch.codec_caps(y_out, y_ref, [f.clone() for f in fields], both_fine, *args)
+    assert all(torch.equal(a, b) for a, b in zip(one, both, strict=True)) and torch.equal(one_fine, both_fine)
+    assert not torch.equal(one[0], fields[0] + fine)  # the cap binds somewhere
 
 
 def test_block_means_and_percentile() -> None:

@@ -1,5 +1,6 @@
-"""Compiled CPU kernel (numba) of the block-DCT codec cap (:mod:`qa.metrics.invented.tensor.codec`'s rule):
-the 8 x 8 DCTs of a row of blocks, their codec excess and the per-block scale, applied in place."""
+"""Compiled CPU kernels (numba) of the block-DCT codec cap (:mod:`qa.metrics.invented.tensor.codec`'s rule):
+the 8 x 8 DCTs of a row of blocks and their codec excess (once per pair), and the per-block scale, applied in
+place (once per field capped)."""
 
 from __future__ import annotations
 
@@ -39,25 +40,27 @@ def _strip_dct(y: np.ndarray, y0: int, d: np.ndarray, wb: int, col: np.ndarray, 
 
 
 @njit(cache=True, parallel=True)
-def codec_cap(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float, factor: float,
-              inv: np.ndarray, fine: np.ndarray) -> None:
-    """The codec cap of :mod:`qa.metrics.invented.tensor.codec` applied in place, one row of b x b blocks per work
-    item (``d``: the (b, b) orthonormal DCT-II matrix, float32): each whole block's scale ``min(1, factor x mean
-    codec excess energy / mean (inv + fine))`` multiplies ``fine``, and ``inv`` becomes ``(inv + fine) x scale``
-    (scale 1 on the partial blocks at the right and bottom edges). All (N, H, W) float32."""
-    n_img, h, w = inv.shape
+def codec_excess(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float, excess: np.ndarray) -> None:
+    """``excess[n, r, q]``: the summed codec excess energy of whole block (r, q) of image n (float64, luma^2; see
+    :mod:`qa.metrics.invented.tensor.codec`), one row of b x b blocks per work item (``d``: the (b, b)
+    orthonormal DCT-II matrix, float32; ``y_out``, ``y_ref``: (N, H, W) float32 luma; ``excess``: (N, H // b,
+    W // b))."""
+    n_img, h, w = y_out.shape
     b = d.shape[0]
     hb = h // b
     wb = w // b
     for t in prange(n_img * hb):
         n = t // hb
-        y0 = (t % hb) * b
+        r = t % hb
+        y0 = r * b
         col = np.empty((b, b, wb), dtype=np.float32)
         co = np.empty((b, b, wb), dtype=np.float32)
         cr = np.empty((b, b, wb), dtype=np.float32)
         _strip_dct(y_out[n], y0, d, wb, col, co)
         _strip_dct(y_ref[n], y0, d, wb, col, cr)
-        excess = np.zeros(wb)
+        out = excess[n, r]
+        for q in range(wb):
+            out[q] = 0.0
         for k in range(b):
             for m in range(b):
                 a = co[k, m]
@@ -68,7 +71,22 @@ def codec_cap(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float,
                         e = max(ao - np.float32(2.0) * abs(c[q]) - np.float32(slack), np.float32(0.0))
                     else:
                         e = max(ao - np.float32(slack), np.float32(0.0))
-                    excess[q] += e * e
+                    out[q] += e * e
+
+
+@njit(cache=True, parallel=True)
+def codec_apply(excess: np.ndarray, b: int, factor: float, inv: np.ndarray, fine: np.ndarray) -> None:
+    """The codec cap applied in place with the blocks' summed excess ``excess`` (N, H // b, W // b) (from
+    :func:`codec_excess`): each whole block's scale ``min(1, factor x mean codec excess energy / mean (inv +
+    fine))`` multiplies ``fine``, and ``inv`` becomes ``(inv + fine) x scale`` (scale 1 on the partial blocks at
+    the right and bottom edges). ``inv``, ``fine``: (N, H, W) float32."""
+    n_img, h, w = inv.shape
+    hb = h // b
+    wb = w // b
+    for t in prange(n_img * hb):
+        n = t // hb
+        y0 = (t % hb) * b
+        ex = excess[n, t % hb]
         total = np.zeros(wb)
         for i in range(y0, y0 + b):
             ri = inv[n, i]
@@ -83,7 +101,7 @@ def codec_cap(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: float,
             rf = fine[n, i]
             for q in range(wb):
                 mean = total[q] / (b * b)
-                s32 = np.float32(min(1.0, factor * (excess[q] / (b * b)) / max(mean, 1e-30)))
+                s32 = np.float32(min(1.0, factor * (ex[q] / (b * b)) / max(mean, 1e-30)))
                 for j in range(b * q, b * q + b):
                     f = rf[j] * s32
                     rf[j] = f

@@ -91,15 +91,19 @@ def features(rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return gx, gy, lap
 
 
-def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine: torch.Tensor, block: int,
-              slack: float, factor: float) -> torch.Tensor:
-    """The codec cap in place (all (N, H, W) contiguous float32): ``fine`` scaled per block, ``inv`` replaced by
-    the scaled total ``(inv + fine) x scale`` and returned."""
+def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor,
+               block: int, slack: float, factor: float) -> list[torch.Tensor]:
+    """The codec cap of each of ``totals`` in turn, in place (all (N, H, W) contiguous float32): the blocks'
+    codec excess computed once, then for each field ``fine`` scaled per block and the field replaced by the
+    scaled total ``(field + fine) x scale`` (the next field sees the scaled ``fine``); the fields returned."""
     d = dct_matrix(block, "cpu").numpy()
+    n, h, w = y_out.shape
+    excess = np.empty((n, h // block, w // block), np.float64)
     with launch():
-        codec_kernels.codec_cap(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack),
-                                float(factor), inv.numpy(), fine.numpy())
-    return inv
+        codec_kernels.codec_excess(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), excess)
+        for inv in totals:
+            codec_kernels.codec_apply(excess, int(block), float(factor), inv.numpy(), fine.numpy())
+    return totals
 
 
 def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: torch.Tensor, near: torch.Tensor,

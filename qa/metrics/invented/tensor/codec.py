@@ -43,10 +43,16 @@ def block_scale(inv: torch.Tensor, excess: torch.Tensor, block: int = CODEC_BLOC
     return out
 
 
-def codec_cap(y_out: torch.Tensor, y_ref: torch.Tensor, inv: torch.Tensor, fine: torch.Tensor, block: int,
-              slack: float, factor: float) -> torch.Tensor:
-    """The cap applied to the three bands' ``inv`` and the finest band's ``fine`` invented energy: both scaled
-    per block (``fine`` in place); returns the scaled total ``(inv + fine) x scale`` (written over ``inv``)."""
-    scale = block_scale(inv + fine, codec_excess(y_out, y_ref, block, slack), block, factor)
-    fine.mul_(scale)
-    return inv.mul_(scale).add_(fine).contiguous()
+def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor,
+               block: int, slack: float, factor: float) -> list[torch.Tensor]:
+    """The cap applied to each of ``totals`` (the three bands' invented energy) in turn with the finest band's
+    ``fine``: the blocks' codec excess computed once; per field, both scaled per block (``fine`` in place, so the
+    next field sees it scaled) and the scaled total ``(field + fine) x scale`` written over the field; the fields
+    returned."""
+    excess = codec_excess(y_out, y_ref, block, slack)
+    out = []
+    for inv in totals:
+        scale = block_scale(inv + fine, excess, block, factor)
+        fine.mul_(scale)
+        out.append(inv.mul_(scale).add_(fine).contiguous())
+    return out
