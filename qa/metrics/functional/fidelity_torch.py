@@ -135,13 +135,15 @@ def enter_scope(scope: object) -> None:
 
 def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[float, torch.Tensor | None]:
     """The MATLAB SSIM of two images' luma and, when asked, its map (valid region, (H - 10, W - 10) float32);
-    computed once per pair of a scope's planes (the map kept when one was made; never written to)."""
+    computed once per pair of a scope's planes, with its map (whichever metric asks first: ``baseline_ssim``
+    wants none, ``ssim`` after it does; shared, never written to)."""
     key = (id(a), id(b))
     known = SCOPE.ssim.get(key)
-    if known is not None and (known[1] is not None or not want_map):
+    if known is not None:
         return known
-    result = _ssim_gray(a, b, want_map)
-    if SCOPE.held(a) and SCOPE.held(b):
+    scoped = SCOPE.held(a) and SCOPE.held(b)
+    result = _ssim_gray(a, b, want_map or scoped)
+    if scoped:
         SCOPE.ssim[key] = result
     return result
 
