@@ -25,7 +25,8 @@ from PIL import Image
 
 from qa.imageio import to_uint8
 from qa.metrics.invented.regions import REGION_SIDE, Region, strongest_regions
-from qa.store.pixels import MAP_SCALE
+from qa.store.db import Store
+from qa.store.pixels import MAP_SCALE, tiled_references
 from qa.store.records import RegionRow, TiledImage
 
 #: side of a stored tile, pixels
@@ -118,21 +119,47 @@ def region_map(maps: Mapping[str, np.ndarray]) -> str | None:
     return next((name for name in REGION_MAPS if name in maps), None)
 
 
+def reference_sha256(pixels: np.ndarray) -> str:
+    """The hash that names a float (H, W, 3) reference's stored tiles (:func:`pixel_sha256` of its 8 bits)."""
+    return pixel_sha256(to_uint8(pixels))
+
+
+def stored_references(store: Store, references: Mapping[str, np.ndarray | None]) -> dict[str, str]:
+    """Case id -> the pixel hash of its reference (``references``: case id -> float (H, W, 3) image) where the
+    store already holds that reference's tiles (an earlier run of the same set): :func:`keep` names them instead
+    of encoding them again. Read before a shard (the store is not opened while one is scored); a reference is
+    hashed only when some stored reference of its case could match."""
+    known = tiled_references(store, [c for c, ref in references.items() if ref is not None])
+    out = {}
+    for case_id, shas in known.items():
+        ref = references[case_id]
+        if ref is not None and (sha := reference_sha256(ref)) in shas:
+            out[case_id] = sha
+    return out
+
+
 def keep(case_id: str, seed: int, output: np.ndarray, compared: Mapping[str, np.ndarray | None],
          maps: Mapping[str, np.ndarray], extras: Mapping[str, Mapping[str, float]] | None = None,
-         ) -> tuple[list[RegionRow], list[TiledImage]]:
+         stored_reference: str | None = None) -> tuple[list[RegionRow], list[TiledImage]]:
     """The regions and tiled images of one case: ``output`` float (H, W, 3) in [0, 1]; ``compared``: the images
     a map may compare it with (``reference``, ``baseline``; None where there is none); ``maps``: metric -> its
     (H, W) map of this output; ``extras``: metric -> its side numbers of this output (the first region is the
-    one :data:`MAP_LOCATED_BY`'s metric located). Without an invented-detail map (:data:`REGION_MAPS`) of the
-    output's size only the output is kept (a later run's crops can still show it at their places)."""
+    one :data:`MAP_LOCATED_BY`'s metric located); ``stored_reference``: the reference's pixel hash when the store
+    holds its tiles already (:func:`stored_references`: it is named, not encoded). Without an invented-detail map
+    (:data:`REGION_MAPS`) of the output's size only the output is kept (a later run's crops can still show it at
+    their places)."""
     images = [tiled(case_id, seed, "output", to_uint8(output))]
     name = region_map({k: v for k, v in maps.items() if v is not None and v.shape == output.shape[:2]})
     if name is None:
         return [], images
-    other = compared.get(MAP_COMPARED.get(name, "reference"))
+    kind = MAP_COMPARED.get(name, "reference")
+    other = compared.get(kind)
     if other is not None and other.shape == output.shape:
-        images.append(tiled(case_id, seed, MAP_COMPARED.get(name, "reference"), to_uint8(other)))
+        if kind == "reference" and stored_reference is not None:
+            h, w = other.shape[:2]
+            images.append(TiledImage(case_id, seed, kind, int(w), int(h), TILE_SIDE, stored_reference, None))
+        else:
+            images.append(tiled(case_id, seed, kind, to_uint8(other)))
     stored = map_pixels(maps[name])
     images.append(tiled(case_id, seed, f"map:{name}", stored))
     h, w = stored.shape

@@ -33,7 +33,7 @@ from qa.engine.identity import (
     check_unique_ids,
     identity_changes,
 )
-from qa.engine.pixels import KEEP_LATEST
+from qa.engine.pixels import KEEP_LATEST, stored_references
 from qa.engine.plan import (
     EnsuredRun,
     RunConfig,
@@ -210,6 +210,8 @@ class RunEngine:
                 for index in todo:
                     cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
                     features.fetch(cases)
+                    if config.thumbnails and decoder.reference_aligned:  # references whose tiles are stored
+                        runner.stored_references = stored_references(self.store, {c.case_id: c.pixels for c in cases})
                     output = runner.run(cases)
                     self.commit_shard(run_id, index, output)
                     features.store_new()

@@ -114,6 +114,9 @@ class ShardRunner:
         # (RunEngine.set_metric_result checks it first), so it is not fed: feeding it would try to load the
         # missing model once per shard
         self.fed_set_metrics = [m for m in self.set_metrics if not m.unavailable_reason()]
+        #: case id -> the pixel hash of its reference where the store holds its tiles already (set by the local
+        #: engine before each shard: ``qa.engine.pixels.stored_references``); empty: every reference is encoded
+        self.stored_references: dict[str, str] = {}
 
     # -- decoding -------------------------------------------------------------------------------------------
     def _decode_cases(self, cases: list[Case]) -> dict[str, DecodedCase]:
@@ -301,7 +304,7 @@ class ShardRunner:
                 out.images.append((case.case_id, first_seed, "baseline", png_bytes(by_seed[first_seed], THUMB_SIDE)))
             regions, tiled = full_pixels.keep(case.case_id, first_seed, outputs[first_seed],
                                               {"reference": reference, "baseline": by_seed.get(first_seed)}, maps,
-                                              extras)
+                                              extras, self.stored_references.get(case.case_id))
             out.regions += regions
             out.tiled += tiled
 

@@ -89,6 +89,20 @@ def has_pixels(db: Reader) -> bool:
     return bool(db.query("select 1 from information_schema.tables where table_name = 'regions'"))
 
 
+def tiled_references(db: Reader, case_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Case id -> the pixel hashes of the references any run stored for it whose tiles are still stored (a run
+    whose reference has one of them need not encode its tiles again)."""
+    if not case_ids or not has_pixels(db):
+        return {}
+    ids = sorted(set(case_ids))
+    out: dict[str, set[str]] = {}
+    for r in db.query(
+            "select distinct p.case_id, p.image_sha256 from pixels p where p.kind = 'reference' "
+            f"and p.case_id in {marks(ids)} and p.image_sha256 in (select image_sha256 from tiles)", tuple(ids)):
+        out.setdefault(str(r[0]), set()).add(str(r[1]))
+    return out
+
+
 def regions_of(db: Reader, run_ids: Sequence[str]) -> dict[str, list[RegionRow]]:
     """run id -> its region rows, ordered by case, seed, map kind and rank."""
     out: dict[str, list[RegionRow]] = {}

@@ -167,3 +167,38 @@ def test_older_runs_lose_their_tiles_but_approved_and_latest_keep_them(tmp_path:
     with store.snapshot() as db:
         assert runs[1] in store_pixels.regions_of(db, runs)  # coordinates and scores stay
     assert store_pixels.prune(store, 2) == 0  # nothing more to drop
+
+
+def test_a_reference_whose_tiles_are_stored_is_not_encoded_again(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run of the same set (another decoder setting) names its references' stored tiles instead of
+    encoding them again: the same rows, the same pixels read back; a changed reference is encoded."""
+    monkeypatch.setitem(DECODERS._targets, "planted", PlantedIdentity)  # noqa: SLF001 - test-only registration
+    monkeypatch.chdir(tmp_path)
+    refset = photo_refset(tmp_path / "set", 320, 200, n=2)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder="planted", reference_set=str(refset), metrics=["invented_detail"], progress=False)
+    encoded: list[str] = []
+    real = pixels.tiled
+    monkeypatch.setattr(pixels, "tiled", lambda c, s, kind, px: (encoded.append(kind), real(c, s, kind, px))[1])
+    first = RunEngine(store).start(cfg)
+    assert encoded.count("reference") == 2
+    assert pixels.stored_references(Store(tmp_path / "empty.duckdb"), {"photo00": None}) == {}
+    encoded.clear()
+    (tmp_path / "qa.toml").write_text("[decoders.planted]\nplant = 0.1\n")
+    second = RunEngine(store).start(cfg)
+    assert "reference" not in encoded and encoded.count("output") == 2
+    with store.snapshot() as db:
+        images = store_pixels.images_of(db, [first, second])
+        for case in ("photo00", "photo01"):
+            a, b = images[(first, case, "reference")], images[(second, case, "reference")]
+            assert (a.image_sha256, a.width, a.height, a.tile_side) == (b.image_sha256, b.width, b.height, b.tile_side)
+        ref = images[(second, "photo00", "reference")]
+        got = _assemble(ref, store_pixels.tiles(db, [(ref.image_sha256, ty, tx) for ty in range(2) for tx in range(3)]))
+    assert np.array_equal(got, to_uint8(load_image(refset / "photo00.png").pixels))
+    # a reference whose pixels changed (same case id) has no stored tiles: it is encoded
+    changed = load_image(refset / "photo00.png").pixels.copy()
+    changed[0, 0] = 1.0 - changed[0, 0]
+    assert pixels.stored_references(store, {"photo00": changed, "photo01": None}) == {}
+    assert pixels.stored_references(store, {"photo00": load_image(refset / "photo00.png").pixels}) == {
+        "photo00": images[(first, "photo00", "reference")].image_sha256}
