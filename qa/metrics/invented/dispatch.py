@@ -311,11 +311,11 @@ def window_sums(values: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray] 
 # -- the spectral rule ---------------------------------------------------------------------------------------
 def periodograms(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, side: int) -> torch.Tensor:
     """(K, side, side // 2 + 1) Hann half periodograms of the ``side`` px windows of (H, W) ``x`` at origins
-    (``ys``, ``xs``) (kernel: the tapered windows, gathered and multiplied in one pass, of a 2-D ``x``; the FFTs
-    in torch on both tiers)."""
+    (``ys``, ``xs``) (kernel: the tapered windows, gathered and multiplied in one pass, and the power of a 2-D
+    ``x``; the FFTs in torch on both tiers)."""
     taps, norm = tensor_spectral.hann_taps(side, str(x.device))
     if kernels_take(x) and x.ndim == 2:
-        return tensor_spectral.half_power(cpu_spectral.hann_windows(x, ys, xs, taps), norm)
+        return cpu_spectral.periodograms(x, ys, xs, taps, norm)
     return tensor_spectral.half_power(tensor_spectral.hann_windows(x, ys, xs, taps), norm)
 
 

@@ -1,6 +1,6 @@
 """The spectral rule's compiled steps with torch tensors in and out (:mod:`~qa.metrics.invented.cpu.spectral_kernels`):
-the tapered windows and the narrowband energy of each window, with the signatures and numbers of the torch
-tier's steps of the same names."""
+the periodograms (tapered windows and power compiled, torch's FFTs) and the narrowband energy of each window,
+with the signatures and numbers of the torch tier's steps of the same names."""
 
 from __future__ import annotations
 
@@ -26,4 +26,15 @@ def hann_windows(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, taps: torc
     with launch():
         spectral_kernels.hann_windows(x.contiguous().numpy(), ys.to(torch.int64).contiguous().numpy(),
                                       xs.to(torch.int64).contiguous().numpy(), taps.contiguous().numpy(), out.numpy())
+    return out
+
+
+def periodograms(x: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, taps: torch.Tensor, norm: float) -> torch.Tensor:
+    """(K, side, side // 2 + 1) float32 half periodograms of the windows of (H, W) float32 ``x`` at origins
+    (``ys``, ``xs``) under ``taps`` (side, side), / ``norm``: the tapered windows and the power compiled, the FFTs
+    torch's (``rfft2``)."""
+    spec = torch.view_as_real(torch.fft.rfft2(hann_windows(x, ys, xs, taps)))
+    out = torch.empty(spec.shape[:-1], dtype=torch.float32)
+    with launch():
+        spectral_kernels.half_power(spec.contiguous().numpy(), float(norm), out.numpy())
     return out

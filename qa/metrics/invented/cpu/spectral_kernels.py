@@ -1,5 +1,5 @@
-"""Compiled CPU kernels (numba) of the spectral rule: its tapered windows (a gather and a product, in one pass)
-and its narrowband energy: the torch tier's
+"""Compiled CPU kernels (numba) of the spectral rule: its tapered windows (a gather and a product, in one pass),
+the power of their spectra, and its narrowband energy: the torch tier's
 :func:`qa.metrics.invented.tensor.spectral.narrowband_energy` on half periodograms. Per window the full
 periodogram is unfolded once into a circularly padded buffer; each bin's envelope test (at least (e^2 + 1) / 2 of
 its e x e neighbours below ``(P - ref Q) / peak``, i.e. their median is) is evaluated once per conjugate pair of
@@ -63,3 +63,16 @@ def hann_windows(x: np.ndarray, ys: np.ndarray, xs: np.ndarray, taps: np.ndarray
             row = x[y0 + i]
             for j in range(side):
                 out[k, i, j] = row[x0 + j] * taps[i, j]
+
+
+@njit(cache=True, parallel=True)
+def half_power(spec: np.ndarray, norm: float, out: np.ndarray) -> None:
+    """``out = (re^2 + im^2) / norm`` in float32 (the torch tier's arithmetic: the normaliser rounded to float32)
+    of half spectra ``spec`` (K, n, m, 2) float32 (real and imaginary parts) into (K, n, m)."""
+    d = np.float32(norm)
+    for k in prange(spec.shape[0]):
+        for i in range(spec.shape[1]):
+            for j in range(spec.shape[2]):
+                re = spec[k, i, j, 0]
+                im = spec[k, i, j, 1]
+                out[k, i, j] = (re * re + im * im) / d
