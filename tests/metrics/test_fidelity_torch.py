@@ -130,12 +130,13 @@ def test_a_pairs_ssim_is_computed_once_per_scope_and_equals_a_fresh_one() -> Non
     try:
         a, b = T.planes_of(out), T.planes_of(ref)
         plain = T.ssim_gray(a, b)
-        assert plain[0] == fresh_value
+        assert plain == (fresh_value, None)  # no map where none was asked for
         with_map = T.ssim_gray(a, b, want_map=True)  # the map was made with the first call, for a later one
-        assert with_map is plain and with_map[1] is not None and torch.equal(with_map[1], fresh_map)
+        assert with_map is T.SCOPE.ssim[(id(a), id(b))] and with_map[1] is not None
+        assert with_map[0] == fresh_value and torch.equal(with_map[1], fresh_map)
         # a baseline equal to the output (another array) is the same pair: the same result, not recomputed
         assert T.ssim_gray(T.planes_of(out.copy()), T.planes_of(ref), want_map=True) is with_map
-        assert T.ssim_gray(a, b) is with_map
+        assert T.ssim_gray(a, b) == (fresh_value, None)
     finally:
         T.SCOPE.clear()
     assert T.ssim_gray(T.ImagePlanes(out), T.ImagePlanes(ref))[0] == fresh_value  # outside a scope: computed
@@ -154,3 +155,18 @@ def test_baseline_ssim_of_a_baseline_equal_to_the_output_is_the_outputs_ssim_wit
     finally:
         T.SCOPE.clear()
     assert base.value == plain.value and base.map is None and plain.map is not None
+
+
+def test_a_metric_without_a_map_gets_none_in_a_scope() -> None:
+    """The scope keeps a pair's map for a later metric that wants it; one that wants none gets none (no map row
+    is stored for it): agreement_ssim of a baseline that differs from the output."""
+    out, ref = _photo_pair(2, 96)
+    sample = ImageSample("c", out, ref, baseline=ref.copy())
+    metric = AgreementSSIM()
+    try:
+        metric.prepare([sample])
+        got = metric.compute(sample)
+        again = SSIM().compute(ImageSample("c", out, sample.baseline))  # the same pair, with its map
+    finally:
+        T.SCOPE.clear()
+    assert got.map is None and again.map is not None and got.value == again.value < 1.0

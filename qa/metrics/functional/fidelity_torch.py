@@ -138,14 +138,13 @@ def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[f
     computed once per pair of a scope's planes, with its map (whichever metric asks first: ``baseline_ssim``
     wants none, ``ssim`` after it does; shared, never written to)."""
     key = (id(a), id(b))
-    known = SCOPE.ssim.get(key)
-    if known is not None:
-        return known
-    scoped = SCOPE.held(a) and SCOPE.held(b)
-    result = _ssim_gray(a, b, want_map or scoped)
-    if scoped:
-        SCOPE.ssim[key] = result
-    return result
+    result = SCOPE.ssim.get(key)
+    if result is None:
+        scoped = SCOPE.held(a) and SCOPE.held(b)
+        result = _ssim_gray(a, b, want_map or scoped)
+        if scoped:
+            SCOPE.ssim[key] = result
+    return result if want_map else (result[0], None)
 
 
 def _ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool) -> tuple[float, torch.Tensor | None]:
