@@ -5,8 +5,9 @@ dispatcher (:mod:`qa.metrics.invented.dispatch`) runs these; everywhere else the
 
 Two layers: the ``*_kernels`` modules are the numba functions on numpy arrays (``filter_kernels``,
 ``interp_kernels``, ``fit_kernels``, ``codec_kernels``, ``fine_kernels``, ``pointwise_kernels``, ``map_kernels``,
-``box_kernels``: the window sums of :mod:`qa.metrics.invented.regions`; their shared inner loops in ``loops``), and :mod:`~qa.metrics.invented.cpu.passes` (filters, interpolation) and
-:mod:`~qa.metrics.invented.cpu.steps` (everything else) call them with torch tensors in and out, on the threads
+``box_kernels``: the window sums of :mod:`qa.metrics.invented.regions`; their shared inner loops in ``loops``),
+and :mod:`~qa.metrics.invented.cpu.passes` (filters, interpolation) and :mod:`~qa.metrics.invented.cpu.steps`
+(everything else) call them with torch tensors in and out, on the threads
 of :mod:`~qa.metrics.invented.cpu.threads`. The kernels compile once per machine (numba's on-disk cache, next
 to each module or in ``NUMBA_CACHE_DIR``). It imports nothing from the torch tier.
 """
