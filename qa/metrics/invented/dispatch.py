@@ -257,9 +257,10 @@ def fine_combine(u: torch.Tensor, ref: torch.Tensor, pred: torch.Tensor, level: 
 
 def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor, block: int,
                slack: float, factor: float) -> list[torch.Tensor]:
-    """The codec cap of each of ``totals`` in turn (the blocks' codec excess of the pair computed once): ``fine``
-    scaled per block in place (the next field sees it scaled), each field's scaled total ``(field + fine) x
-    scale`` returned (written over it; kernel: contiguous fields and ``fine``)."""
+    """The codec cap of each of ``totals`` (the blocks' codec excess of the pair computed once): each field's
+    scaled total ``(field + fine) x scale``, with the unscaled ``fine``, returned (written over it), then ``fine``
+    scaled per block in place by the first field's scale, as the oracle caps the share's total and the region
+    score's separately (kernel: contiguous fields and ``fine``)."""
     if kernels_take(y_out, y_ref, fine, *totals) and fine.is_contiguous() and all(t.is_contiguous() for t in totals):
         return cpu_steps.codec_caps(y_out, y_ref, totals, fine, block, slack, factor)
     return tensor_codec.codec_caps(y_out, y_ref, totals, fine, block, slack, factor)

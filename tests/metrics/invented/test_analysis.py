@@ -104,6 +104,28 @@ def test_analysis_matches_the_oracle_batched(photo: np.ndarray) -> None:
     assert batch.result(0).invented == 0.0  # identical images: nothing invented
 
 
+@pytest.mark.parametrize("quality", [5, 15])
+def test_the_region_score_of_a_low_quality_jpeg_matches_the_oracle(quality: int) -> None:
+    """Low-quality JPEG 4:2:0, where the codec cap binds in most blocks for both the share's total and the
+    region score's: the product caps each with the unscaled finest band, as the oracle does (capping the
+    region score's field after the share's cap had scaled the finest band read rocket at q15 0.020 against
+    the oracle's 0.040)."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    ref = skimage.data.rocket()[:256, :256]
+    buf = io.BytesIO()
+    Image.fromarray(ref).save(buf, "JPEG", quality=quality, subsampling=2)
+    r = (ref / 255.0).astype(np.float32)
+    o = (np.asarray(Image.open(buf)) / 255.0).astype(np.float32)
+    want, got = oracle.invented_detail(o, r), analysis.analyse(_t(o), _t(r)).result(0)
+    assert want.region > 0.03  # the cap binds and the comparison is not between zeros
+    assert got.region == pytest.approx(want.region, rel=0.01)
+    assert got.fine_invented == pytest.approx(want.fine_invented, rel=0.01, abs=1e-6)
+
+
 def test_distortion_hf_seed_std_match_the_oracle(photo: np.ndarray) -> None:
     cases = list(_cases(photo).values())
     refs = [photo] * len(cases)

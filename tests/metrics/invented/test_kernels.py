@@ -14,6 +14,7 @@ import torch
 from qa.metrics.invented import analysis, dispatch, fine_band, local_fit, model
 from qa.metrics.invented.cpu import steps as cpu_steps
 from qa.metrics.invented.cpu import threads as cpu_threads
+from qa.metrics.invented.oracle import codec as oracle_codec
 from qa.metrics.invented.tensor import codec as tensor_codec
 
 
@@ -166,21 +167,28 @@ def test_codec_cap() -> None:
 
 
 @pytest.mark.parametrize("kernels", [True, False])
-def test_codec_caps_of_two_fields_are_two_caps_in_turn(kernels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pair's codec excess computed once serves every field: the same numbers, bit for bit, as capping the
-    fields one call each (the second seeing ``fine`` as the first left it)."""
+def test_codec_caps_cap_each_field_with_the_unscaled_fine_band(kernels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pair's codec excess computed once serves every field, each capped as the oracle caps it: the share's
+    total ``field + fine`` and the region score's ``local + fine`` each with the unscaled finest band (a field
+    capped after ``fine`` was already scaled by another's cap read low wherever both caps bind in a block), and
+    ``fine`` left scaled by the first field's cap only (its share of the share's total)."""
     monkeypatch.setattr(dispatch, "USE_KERNELS", kernels)
     y_ref = _rand(2, 21, 30, seed=12).abs() * 0.1
     y_out = y_ref + 0.02 * _rand(2, 21, 30, seed=13)
     fields = [_rand(2, 21, 30, seed=s).abs() * 1e-3 for s in (14, 16)]
     fine = _rand(2, 21, 30, seed=15).abs() * 1e-3
     args = (model.CODEC_BLOCK, model.CODEC_SLACK, model.CODEC_FACTOR)
-    one_fine = fine.clone()
-    one = [dispatch.codec_cap(y_out, y_ref, f.clone(), one_fine, *args) for f in fields]
-    both_fine = fine.clone()
-    both = dispatch.codec_caps(y_out, y_ref, [f.clone() for f in fields], both_fine, *args)
-    assert all(torch.equal(a, b) for a, b in zip(one, both, strict=True)) and torch.equal(one_fine, both_fine)
-    assert not torch.equal(one[0], fields[0] + fine)  # the cap binds somewhere
+    got_fine = fine.clone()
+    got = dispatch.codec_caps(y_out, y_ref, [f.clone() for f in fields], got_fine, *args)
+    for i in range(2):
+        excess = oracle_codec.codec_excess(y_out[i].double().numpy(), y_ref[i].double().numpy())
+        want = [oracle_codec.codec_cap((f[i] + fine[i]).double().numpy(), excess) for f in fields]
+        for g, w in zip(got, want, strict=True):
+            _close(g[i], torch.from_numpy(w), 1e-6)
+        share = want[0] / (fields[0][i] + fine[i]).double().numpy()
+        _close(got_fine[i], torch.from_numpy(fine[i].double().numpy() * share), 1e-6)
+    assert not torch.equal(got[0], fields[0] + fine)  # the cap binds somewhere
+    assert not torch.equal(got_fine, fine)
 
 
 def test_block_means_and_percentile() -> None:

@@ -75,11 +75,12 @@ def codec_excess(y_out: np.ndarray, y_ref: np.ndarray, d: np.ndarray, slack: flo
 
 
 @njit(cache=True, parallel=True)
-def codec_apply(excess: np.ndarray, b: int, factor: float, inv: np.ndarray, fine: np.ndarray) -> None:
+def codec_apply(excess: np.ndarray, b: int, factor: float, inv: np.ndarray, fine: np.ndarray,
+                scale_fine: bool) -> None:
     """The codec cap applied in place with the blocks' summed excess ``excess`` (N, H // b, W // b) (from
-    :func:`codec_excess`): each whole block's scale ``min(1, factor x mean codec excess energy / mean (inv +
-    fine))`` multiplies ``fine``, and ``inv`` becomes ``(inv + fine) x scale`` (scale 1 on the partial blocks at
-    the right and bottom edges). ``inv``, ``fine``: (N, H, W) float32."""
+    :func:`codec_excess`): with each whole block's scale ``min(1, factor x mean codec excess energy / mean (inv +
+    fine))``, ``inv`` becomes ``(inv + fine) x scale`` and, where ``scale_fine``, ``fine`` is multiplied by it
+    (scale 1 on the partial blocks at the right and bottom edges). ``inv``, ``fine``: (N, H, W) float32."""
     n_img, h, w = inv.shape
     hb = h // b
     wb = w // b
@@ -104,7 +105,8 @@ def codec_apply(excess: np.ndarray, b: int, factor: float, inv: np.ndarray, fine
                 s32 = np.float32(min(1.0, factor * (ex[q] / (b * b)) / max(mean, 1e-30)))
                 for j in range(b * q, b * q + b):
                     f = rf[j] * s32
-                    rf[j] = f
+                    if scale_fine:
+                        rf[j] = f
                     ri[j] = ri[j] * s32 + f
     # partial blocks: scale 1
     for t in prange(n_img * h):

@@ -93,16 +93,16 @@ def features(rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor,
                block: int, slack: float, factor: float) -> list[torch.Tensor]:
-    """The codec cap of each of ``totals`` in turn, in place (all (N, H, W) contiguous float32): the blocks'
-    codec excess computed once, then for each field ``fine`` scaled per block and the field replaced by the
-    scaled total ``(field + fine) x scale`` (the next field sees the scaled ``fine``); the fields returned."""
+    """The codec cap of each of ``totals``, in place (all (N, H, W) contiguous float32): the blocks' codec
+    excess computed once, each field replaced by its scaled total ``(field + fine) x scale`` with the unscaled
+    ``fine``, then ``fine`` scaled per block by the first field's scale; the fields returned."""
     d = dct_matrix(block, "cpu").numpy()
     n, h, w = y_out.shape
     excess = np.empty((n, h // block, w // block), np.float64)
     with launch():
         codec_kernels.codec_excess(y_out.contiguous().numpy(), y_ref.contiguous().numpy(), d, float(slack), excess)
-        for inv in totals:
-            codec_kernels.codec_apply(excess, int(block), float(factor), inv.numpy(), fine.numpy())
+        for k in range(len(totals) - 1, -1, -1):  # the first field last: it scales ``fine``
+            codec_kernels.codec_apply(excess, int(block), float(factor), totals[k].numpy(), fine.numpy(), k == 0)
     return totals
 
 

@@ -45,14 +45,13 @@ def block_scale(inv: torch.Tensor, excess: torch.Tensor, block: int = CODEC_BLOC
 
 def codec_caps(y_out: torch.Tensor, y_ref: torch.Tensor, totals: list[torch.Tensor], fine: torch.Tensor,
                block: int, slack: float, factor: float) -> list[torch.Tensor]:
-    """The cap applied to each of ``totals`` (the three bands' invented energy) in turn with the finest band's
-    ``fine``: the blocks' codec excess computed once; per field, both scaled per block (``fine`` in place, so the
-    next field sees it scaled) and the scaled total ``(field + fine) x scale`` written over the field; the fields
+    """The cap applied to each of ``totals`` (the bands' invented energy of the share, then of the region score)
+    with the finest band's ``fine``: the blocks' codec excess computed once; each field's scaled total ``(field +
+    fine) x scale`` (the unscaled ``fine`` for every field) written over it, then ``fine`` scaled per block, in
+    place, by the first field's scale (the finest band keeps its share of the share's total); the fields
     returned."""
     excess = codec_excess(y_out, y_ref, block, slack)
-    out = []
-    for inv in totals:
-        scale = block_scale(inv + fine, excess, block, factor)
-        fine.mul_(scale)
-        out.append(inv.mul_(scale).add_(fine).contiguous())
+    scales = [block_scale(inv + fine, excess, block, factor) for inv in totals]
+    out = [inv.mul_(scale).add_(fine * scale).contiguous() for inv, scale in zip(totals, scales, strict=True)]
+    fine.mul_(scales[0])
     return out
