@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Mapping
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -90,6 +91,11 @@ def tiled(case_id: str, seed: int, kind: str, pixels: np.ndarray) -> TiledImage:
     return TiledImage(case_id, seed, kind, int(w), int(h), TILE_SIDE, pixel_sha256(pixels), tiles)
 
 
+def _tiles_of(case_id: str, seed: int, kind: str, image: np.ndarray) -> dict[tuple[int, int], bytes]:
+    """The tiles of a float (H, W, 3) image (:func:`tiled`), for a :class:`TiledImage` named by its hash."""
+    return tiled(case_id, seed, kind, to_uint8(image)).tiles or {}
+
+
 def map_pixels(values: np.ndarray) -> np.ndarray:
     """A float map (H, W) >= 0 as stored: uint16 round(clip(v, 0, 1) x :data:`MAP_SCALE`), NaN as 0."""
     return (np.clip(np.nan_to_num(np.asarray(values, np.float64)), 0.0, 1.0) * MAP_SCALE + 0.5).astype(np.uint16)
@@ -157,7 +163,8 @@ def keep(case_id: str, seed: int, output: np.ndarray, compared: Mapping[str, np.
     if other is not None and other.shape == output.shape:
         if kind == "reference" and stored_reference is not None:
             h, w = other.shape[:2]
-            images.append(TiledImage(case_id, seed, kind, int(w), int(h), TILE_SIDE, stored_reference, None))
+            images.append(TiledImage(case_id, seed, kind, int(w), int(h), TILE_SIDE, stored_reference, None,
+                                     partial(_tiles_of, case_id, seed, kind, other)))
         else:
             images.append(tiled(case_id, seed, kind, to_uint8(other)))
     stored = map_pixels(maps[name])

@@ -47,14 +47,16 @@ def insert(con: duckdb.DuckDBPyConnection, run_id: str, regions: Sequence[Region
         "tile_side": pa.array([i.tile_side for i in images], pa.int32()),
         "image_sha256": pa.array([i.image_sha256 for i in images], pa.string()),
     }))
-    shas = sorted({i.image_sha256 for i in images if i.tiles})
+    shas = sorted({i.image_sha256 for i in images if i.tiles or i.encode})
     stored = {str(r[0]) for r in con.execute(
         f"select distinct image_sha256 from tiles where image_sha256 in {marks(shas)}", shas).fetchall()} if shas else set()
     new: dict[tuple[str, int, int], bytes] = {}
     for img in images:
-        if img.image_sha256 not in stored:
-            for (ty, tx), blob in (img.tiles or {}).items():
+        if img.image_sha256 not in stored:  # named by its hash but deleted since: encoded now (``encode``)
+            tiles = (img.tiles if img.tiles or img.encode is None else img.encode()) or {}
+            for (ty, tx), blob in tiles.items():
                 new.setdefault((img.image_sha256, ty, tx), blob)
+            stored.add(img.image_sha256)
     if new:
         insert_arrow(con, "insert or ignore into tiles", pa.table({
             "image_sha256": pa.array([k[0] for k in new], pa.string()),

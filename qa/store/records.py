@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -276,7 +277,9 @@ class TiledImage:
     ``kind``: ``reference``, ``baseline``, ``output`` or ``map:<metric>``; ``image_sha256``: the hash of its
     decoded pixels, which names its tiles (an image stored by several runs is stored once); ``tiles``: (tile row,
     tile column) -> encoded tile (lossless WebP or PNG) of ``tile_side`` pixels (edge tiles are smaller), empty
-    when read back without them."""
+    when read back without them; ``encode``: where the image is named by the hash of tiles the store held when
+    its shard began (not encoded, ``tiles`` None), what encodes them after all if they were deleted before the
+    shard's commit (a concurrent run's prune): the store calls it inside that commit."""
 
     case_id: str
     seed: int
@@ -286,6 +289,7 @@ class TiledImage:
     tile_side: int
     image_sha256: str
     tiles: dict[tuple[int, int], bytes] | None = None
+    encode: Callable[[], dict[tuple[int, int], bytes]] | None = field(default=None, compare=False, repr=False)
 
 
 def parse_json(text: object) -> tuple[Any, str]:

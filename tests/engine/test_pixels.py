@@ -202,3 +202,35 @@ def test_a_reference_whose_tiles_are_stored_is_not_encoded_again(tmp_path: Path,
     assert pixels.stored_references(store, {"photo00": changed, "photo01": None}) == {}
     assert pixels.stored_references(store, {"photo00": load_image(refset / "photo00.png").pixels}) == {
         "photo00": images[(first, "photo00", "reference")].image_sha256}
+
+
+def test_a_named_reference_whose_tiles_a_concurrent_prune_deleted_is_encoded_at_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store held a reference's tiles when the shard began (so the run named them by hash), but another
+    run's prune deleted them before the shard's commit: the commit encodes them after all, and the run's
+    reference reads back whole (no pixel row naming tiles that are not there)."""
+    import qa.engine.run as engine_run
+
+    monkeypatch.setitem(DECODERS._targets, "planted", PlantedIdentity)  # noqa: SLF001 - test-only registration
+    monkeypatch.chdir(tmp_path)
+    refset = photo_refset(tmp_path / "set", 320, 200, n=2)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder="planted", reference_set=str(refset), metrics=["invented_detail"], progress=False)
+    RunEngine(store).start(cfg)
+    named: dict[str, str] = {}
+
+    def named_then_pruned(st: Store, refs: dict[str, np.ndarray | None]) -> dict[str, str]:
+        named.update(pixels.stored_references(st, refs))
+        with st.transaction() as con:  # what a concurrent prune does between this read and the shard's commit
+            for sha in named.values():
+                con.execute("delete from tiles where image_sha256 = ?", [sha])
+        return named
+
+    monkeypatch.setattr(engine_run, "stored_references", named_then_pruned)
+    (tmp_path / "qa.toml").write_text("[decoders.planted]\nplant = 0.1\n")
+    second = RunEngine(store).start(cfg)
+    assert set(named) == {"photo00", "photo01"}
+    with store.snapshot() as db:
+        ref = store_pixels.images_of(db, [second])[(second, "photo00", "reference")]
+        got = _assemble(ref, store_pixels.tiles(db, [(ref.image_sha256, ty, tx) for ty in range(2) for tx in range(3)]))
+    assert np.array_equal(got, to_uint8(load_image(refset / "photo00.png").pixels))
