@@ -52,10 +52,11 @@ def to_full(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WI
 
 def full_sum(coarse: torch.Tensor, h: int, w: int, sigma: float, stride: int = WINDOW_STRIDE) -> torch.Tensor:
     """(N,) float64 sum over the full-resolution pixels of the field :func:`to_full` would make from ``coarse``
-    (N, h', w'), without making it."""
+    (N, h', w'), without making it: ``wy . coarse[n] . wx`` image by image, so an image's sum has the same bits
+    whatever else is in the batch (a batched contraction's blocking, and so its rounding, depends on N)."""
     wy = axis_weights(h, stride, float(sigma), EXTRA).to(coarse.device)
     wx = axis_weights(w, stride, float(sigma), EXTRA).to(coarse.device)
-    return torch.einsum("nij,i,j->n", coarse.double(), wy, wx)
+    return torch.stack([wy @ (c @ wx) for c in coarse.double()])
 
 
 def inside(coarse: torch.Tensor, h: int, w: int, stride: int = WINDOW_STRIDE) -> torch.Tensor:

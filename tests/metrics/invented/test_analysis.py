@@ -167,3 +167,24 @@ def test_cuda_matches_cpu(photo: np.ndarray) -> None:
     sample = ImageSample("c", cases["texture"], reference=photo)
     value = InventedDetail(device="cuda").compute(sample).value
     assert value == pytest.approx(oracle.invented_detail(cases["texture"], photo).invented, abs=2e-4)
+
+
+def test_a_pairs_analysis_has_the_same_bits_alone_and_in_a_batch() -> None:
+    """What else is batched with a pair (the engine groups pairs by size, and a share-only pair goes in a call of
+    its own) never changes its numbers: every field of a pair analysed alone equals its row of a batch of four,
+    bit for bit (lost detail's float64 sum was a batched contraction whose rounding depended on the batch; a
+    default tile's size, 256 px, showed it)."""
+    import skimage.data
+
+    photo = (skimage.data.astronaut()[:256, :256] / 255.0).astype(np.float32)
+    rng = np.random.default_rng(4)
+    outs = [np.clip(photo + 0.02 * rng.standard_normal(photo.shape), 0, 1).astype(np.float32) for _ in range(3)]
+    planted = photo.copy()
+    planted[40:100, 60:140] += 0.05 * np.sin(np.arange(80) * 2.1)[None, :, None].astype(np.float32)
+    outs.insert(1, np.clip(planted, 0, 1))
+    alone = analysis.analyse(_t(outs[1]), _t(photo))
+    batch = analysis.analyse(_t(*outs), _t(*[photo] * 4))
+    for field in ("invented_energy", "invented", "lost", "out_energy", "ref_energy", "noise_floor", "fine_invented",
+                  "peak", "peak_at", "region", "spectral", "change"):
+        assert torch.equal(getattr(alone, field)[0], getattr(batch, field)[1]), field
+    assert float(alone.lost[0]) > 0.0 and float(alone.invented[0]) > 0.0
