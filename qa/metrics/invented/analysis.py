@@ -66,7 +66,8 @@ class InventedBatch:
     bands), the share's per-band floor (luma^2). ``fine_invented``: (N,) the finest band's
     share of ``invented``. ``peak``: (N,) float64 region score in [0, inf), the larger of ``region`` (the
     strongest region's reading; ``peak_at``: (N, 2) int64, its centre (y, x)) and ``spectral`` (the spectral
-    rule's reading, :mod:`qa.metrics.invented.spectral`).
+    rule's reading, :mod:`qa.metrics.invented.spectral`); NaN, and ``peak_at`` -1, in a share-only batch
+    (``analyse(..., readings=False)``).
     """
 
     invented_energy: torch.Tensor
@@ -105,16 +106,21 @@ class InventedBatch:
         )
 
 
-def analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
-    """Invented and lost detail of every output against its reference ((N, 3, H, W), same size, [0, 1])."""
+def analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = True) -> InventedBatch:
+    """Invented and lost detail of every output against its reference ((N, 3, H, W), same size, [0, 1]).
+
+    ``readings=False``: the share only (invented energy, ``invented``, ``lost``, energies and floors, each the
+    same bits as a whole analysis gives), without the region score's surround field, the spectral rule and the
+    strongest region: ``peak``, ``region`` and ``spectral`` are NaN and ``peak_at`` is -1 (never a reading of 0).
+    For a pair whose consumers read only the invented energy (the latent split's re-decoded/baseline pair)."""
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
     with dispatch.threads_for(outputs):
-        return _analyse(outputs, references)
+        return _analyse(outputs, references, readings)
 
 
-def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
+def _analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = True) -> InventedBatch:
     keep_freed_memory()
     n, _, h, w = outputs.shape
     ys = torch.empty((2 * n, h, w), dtype=torch.float32, device=outputs.device)  # outputs' luma, references'
@@ -140,8 +146,9 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         floor = (NOISE_FLOOR_FACTOR * dispatch.percentile(flat, NOISE_FLOOR_PERCENTILE).double()).clamp_min(ABS_FLOOR)
         floors.append(floor)
         # the region score's: SURROUND_FACTOR x the surround's benign level a + b R
-        excused = coarse_excused(st.unexplained, st.ref, h, w)
-        ref_coarse = st.ref.clone() if ref_coarse is None else ref_coarse.add_(st.ref)
+        excused = coarse_excused(st.unexplained, st.ref, h, w) if readings else None
+        if readings:
+            ref_coarse = st.ref.clone() if ref_coarse is None else ref_coarse.add_(st.ref)
         # the excess over the tolerance (and the surround) is smooth (a window statistic): interpolated, then cut
         # at the floor, placed where the fit's pointwise residual lies: G_1(r^2) / G_4(r^2), the window's one
         # smooth (coarse)
@@ -151,26 +158,34 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor) -> InventedBatch:
         near = near_energy(r)
         over = st.unexplained - LOCAL_TOLERANCE * st.ref
         inv = place_excess(over, floor, near, wide, inv)
-        local = place_excess(over.sub_(excused), abs_floor, near, wide, local)
+        if excused is not None:
+            local = place_excess(over.sub_(excused), abs_floor, near, wide, local)
         del near, wide, over, excused
         lost += full_sum((st.ref - st.explained).clamp_min(0.0), h, w, WINDOW_SIGMA)
         out_sum += energy[:n].to(out_sum.device)
         ref_sum += energy[n:].to(ref_sum.device)
-    assert inv is not None and local is not None and ref_coarse is not None  # BAND_SIGMAS is not empty
+    assert inv is not None  # BAND_SIGMAS is not empty
     finest = dispatch.sub(ys, low[FINE_SIGMA])  # the finest band y - G_0.8(y), outputs then references
     fine, fine_ref, fine_residual = fine_invented(finest[:n], finest[n:])
-    spectral = spectral_score(fine_residual, finest[n:])
+    spectral = spectral_score(fine_residual, finest[n:]) if readings else None
     del fine_residual
-    # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it
-    inv_full, local_full = dispatch.codec_caps(ys[:n], ys[n:], [inv, local], fine, CODEC_BLOCK, CODEC_SLACK,
-                                               CODEC_FACTOR)
+    # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it (the first
+    # field's scale: the share's, so its total is the same with or without the region score's field)
+    capped = dispatch.codec_caps(ys[:n], ys[n:], [inv] if local is None else [inv, local], fine, CODEC_BLOCK,
+                                 CODEC_SLACK, CODEC_FACTOR)
+    inv_full = capped[0]
     fine_sum, inv_sum = dispatch.plane_sums(fine), dispatch.plane_sums(inv_full)
     denom = torch.maximum(out_sum, ref_sum)
     zero = torch.zeros_like(denom)
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
     fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
-    region, peak_at = region_score(local_full, fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
+    if local is None or ref_coarse is None or spectral is None:  # the share only: no reading was made
+        unread = torch.full_like(denom, float("nan"))
+        return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
+                             unread, torch.full((n, 2), -1, dtype=torch.int64, device=denom.device), unread.clone(),
+                             unread.clone(), dispatch.sub(ys[:n], ys[n:]))
+    region, peak_at = region_score(capped[1], fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
     region, spectral = region.to(zero.device), spectral.to(zero.device)
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
                          torch.maximum(region, spectral), peak_at, region, spectral, dispatch.sub(ys[:n], ys[n:]))

@@ -7,6 +7,11 @@ the results for that group (*scope*: the list object passed to ``prepare``; a ne
 drops the old results). Results are keyed by a hash of the pixels, so equal images share one analysis (the
 identical seeds of a deterministic decoder) and a changed array is never served a stale result; within a scope
 each array is hashed once. Outside a scope (``qa score``, direct ``compute`` calls) the last few are kept.
+
+A pair whose consumers read only the share (the latent split's redecoded/baseline pair, output/baseline) is
+analysed without the region score and spectral readings (``analyse(..., readings=False)``: about 30% of an
+analysis), kept apart from whole analyses: a whole lookup is never served a share-only result, and a share
+lookup takes the whole analysis where the scope has one.
 """
 
 from __future__ import annotations
@@ -98,25 +103,36 @@ class AnalysisCache:
 
     # -- batched filling ---------------------------------------------------------------------------------------
     def prefill(self, scope: object, pairs: Iterable[tuple[np.ndarray, np.ndarray]], device: str,
-                hf: Iterable[np.ndarray] = (), distortion: Iterable[tuple[np.ndarray, np.ndarray]] = ()) -> None:
+                hf: Iterable[np.ndarray] = (), distortion: Iterable[tuple[np.ndarray, np.ndarray]] = (),
+                shares: Iterable[tuple[np.ndarray, np.ndarray]] = ()) -> None:
         """Analyse every pair not yet known in ``scope``, batched by image size: invented detail of ``pairs``
-        (output, reference), HF energy of the images ``hf``, distortion of the pairs ``distortion``."""
+        (output, reference), the share only (:meth:`invented_share`) of the pairs ``shares``, HF energy of the
+        images ``hf``, distortion of the pairs ``distortion``."""
         self.enter(scope)
         dev = torch.device(device)
         cap = CPU_BATCH_PIXELS if dev.type == "cpu" else BATCH_PIXELS
         todo = self._missing("inv", pairs)
+        whole = {self._key("inv", p) for p in todo}
+        # a pair wanted whole, or analysed whole already, is not analysed again for its share
+        share_todo = [p for p in self._missing("share", shares) if self._key("inv", p) not in whole
+                      and self._key("inv", p) not in self._scoped]
         # output and reference with the same pixels (a decoder whose baseline is itself): no fit to run
         same: list[tuple[np.ndarray, ...]] = []
         differ: list[tuple[np.ndarray, ...]] = []
+        share_differ: list[tuple[np.ndarray, ...]] = []
         for p in todo:
             (same if self._digests[id(p[0])] == self._digests[id(p[1])] else differ).append(p)
-        for group in _by_size(differ, cap):
-            res = analysis.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev))
-            for i, p in enumerate(group):
-                result = res.result(i)
-                self._store("inv", p, result)
-                self._energy[self._digests[id(p[0])]] = result.out_energy
-                self._energy[self._digests[id(p[1])]] = result.ref_energy
+        for p in share_todo:
+            (same if self._digests[id(p[0])] == self._digests[id(p[1])] else share_differ).append(p)
+        for kind, items in (("inv", differ), ("share", share_differ)):
+            for group in _by_size(items, cap):
+                res = analysis.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev),
+                                       readings=kind == "inv")
+                for i, p in enumerate(group):
+                    result = res.result(i)
+                    self._store(kind, p, result)
+                    self._energy[self._digests[id(p[0])]] = result.out_energy
+                    self._energy[self._digests[id(p[1])]] = result.ref_energy
         for group in _by_size(same, cap):
             # the band energies of an image some analysis of this scope has summed are not filtered again
             known = [self._energy.get(self._digests[id(p[0])]) for p in group]
@@ -160,6 +176,21 @@ class AnalysisCache:
                 return analysis.analyse_identical(to_batch([output], dev)).result(0)
             return analysis.analyse(to_batch([output], dev), to_batch([reference], dev)).result(0)
         return self._lookup("inv", (output, reference), one)  # type: ignore[no-any-return]
+
+    def invented_share(self, output: np.ndarray, reference: np.ndarray, device: str) -> InventedResult:
+        """The analysis of ``output`` against ``reference`` for a consumer of the share only (invented energy,
+        ``invented``, ``lost``, energies, map): the whole analysis where this scope has it, else one made with
+        ``readings=False`` (``peak``, ``region`` and ``spectral`` NaN, see
+        :func:`~qa.metrics.invented.analysis.analyse`)."""
+        whole = self._key("inv", (output, reference))
+        if whole in self._scoped:
+            return self._scoped[whole]  # type: ignore[no-any-return]
+        def one() -> InventedResult:
+            dev = torch.device(device)
+            if output.shape == reference.shape and np.array_equal(output, reference):
+                return analysis.analyse_identical(to_batch([output], dev)).result(0)
+            return analysis.analyse(to_batch([output], dev), to_batch([reference], dev), readings=False).result(0)
+        return self._lookup("share", (output, reference), one)  # type: ignore[no-any-return]
 
     def hf_energy(self, image: np.ndarray, device: str) -> float:
         """Mean squared high-pass luma of ``image`` (luma^2), see :func:`qa.metrics.invented.analysis.hf_energy`."""
@@ -214,6 +245,8 @@ class OnDevice(ImageMetric):
 
     #: (first, second) sample fields analysed together, e.g. ("output", "reference")
     analyses: tuple[tuple[str, str], ...] = ()
+    #: the same for pairs whose consumer reads only the share (:meth:`AnalysisCache.invented_share`)
+    shares: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
@@ -221,4 +254,5 @@ class OnDevice(ImageMetric):
     def prepare(self, samples: list[ImageSample]) -> None:
         """Analyse every pair these samples will ask for, batched per size (results shared in :data:`CACHE`)."""
         pairs = [p for first, second in self.analyses for p in sample_pairs(samples, first, second)]
-        CACHE.prefill(samples, pairs, self.device)
+        shares = [p for first, second in self.shares for p in sample_pairs(samples, first, second)]
+        CACHE.prefill(samples, pairs, self.device, shares=shares)

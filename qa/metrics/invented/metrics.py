@@ -145,14 +145,14 @@ class InventedDetailBaseline(OnDevice):
     needs = ("baseline",)
     unit = "fraction of band energy"
     description = "band-pass energy in the output that no local gain/shift/blur of the baseline explains"
-    analyses = (("output", "baseline"),)
+    shares = (("output", "baseline"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         reason = self.missing_needs(sample)
         if reason is not None or sample.baseline is None:
             raise NotApplicable(reason or "not applicable: needs baseline")
         out = _checked(self.name, "output", sample.output)
-        res = invented_result(out, _checked(self.name, "baseline", sample.baseline, out.shape), self.device)
+        res = CACHE.invented_share(out, _checked(self.name, "baseline", sample.baseline, out.shape), self.device)
         return MetricValue(res.invented, map=res.map, extra={"map_max": float(res.map.max()), "lost": res.lost})
 
 
@@ -308,7 +308,7 @@ def split_invented(sample: ImageSample, name: str, device: str = "cpu") -> tuple
     base = _checked(name, "baseline", sample.baseline, out.shape)
     red = _checked(name, "redecoded", sample.redecoded, out.shape)
     res = invented_result(out, ref, device)
-    contra = invented_result(red, base, device)
+    contra = CACHE.invented_share(red, base, device)
     return res, np.minimum(res.invented_energy, contra.invented_energy)
 
 
@@ -334,7 +334,8 @@ class InventedContradicting(OnDevice):
     needs = ("reference", "baseline")
     unit = "fraction of band energy"
     description = "invented detail that re-encodes to a different latent"
-    analyses = (("output", "reference"), ("redecoded", "baseline"))
+    analyses = (("output", "reference"),)
+    shares = (("redecoded", "baseline"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         res, contra = split_invented(sample, self.name, self.device)
@@ -353,7 +354,8 @@ class InventedConsistent(OnDevice):
     needs = ("reference", "baseline")
     unit = "fraction of band energy"
     description = "invented detail that re-encodes to the same latent"
-    analyses = (("output", "reference"), ("redecoded", "baseline"))
+    analyses = (("output", "reference"),)
+    shares = (("redecoded", "baseline"),)
 
     def compute(self, sample: ImageSample) -> MetricValue:
         res, contra = split_invented(sample, self.name, self.device)

@@ -132,6 +132,26 @@ def test_whole_analysis(both_paths, photo: np.ndarray) -> None:
     assert float(got.peak[0]) > 0.0 and torch.equal(got.peak_at, want.peak_at)
 
 
+def test_the_share_alone_is_the_whole_analysis_share_bit_for_bit(both_paths, photo: np.ndarray) -> None:
+    """``readings=False`` (a pair whose consumers read the share only) gives the same bits as the whole analysis
+    for every share field, on each tier, and no reading: peak, region and spectral NaN, peak_at -1 (never 0)."""
+    ref = torch.from_numpy(photo).permute(2, 0, 1)[None].contiguous()
+    out = dispatch.blur2d(ref[0], 0.7)[None] + 0.01 * _rand(1, 3, *ref.shape[-2:], seed=11)
+    out[..., 20:40, 30:50] += 0.05 * torch.sin(torch.arange(20.0) * 2.1)[None, None, :, None]
+    out = out.clamp(0, 1)
+    outs, refs = torch.cat([out, ref.flip(-1)]), torch.cat([ref, ref])  # a batch of two pairs
+    for whole, share in both_paths(lambda: (analysis.analyse(outs, refs), analysis.analyse(outs, refs, readings=False))):
+        for field in ("invented_energy", "invented", "lost", "out_energy", "ref_energy", "noise_floor",
+                      "fine_invented", "change"):
+            assert torch.equal(getattr(share, field), getattr(whole, field)), field
+        assert float(whole.invented[0]) > 0.0 and bool(torch.isfinite(whole.peak).all())
+        for field in ("peak", "region", "spectral"):
+            assert bool(torch.isnan(getattr(share, field)).all()), field
+        assert bool((share.peak_at == -1).all())
+        got = share.result(0)
+        assert np.array_equal(got.map, whole.result(0).map) and np.isnan(got.peak) and got.peak_at == (-1, -1)
+
+
 @pytest.mark.parametrize("shape", [(2, 9, 7), (1, 2, 2), (1, 3, 40)])
 def test_features(both_paths, shape: tuple[int, ...]) -> None:
     """numpy's gradient and scipy's reflect Laplacian, in one pass."""
