@@ -170,12 +170,8 @@ class AnalysisCache:
     # -- lookups (compute on a miss) ---------------------------------------------------------------------------
     def invented(self, output: np.ndarray, reference: np.ndarray, device: str) -> InventedResult:
         """The analysis of ``output`` against ``reference`` ((H, W, 3), same size)."""
-        def one() -> InventedResult:
-            dev = torch.device(device)
-            if output.shape == reference.shape and np.array_equal(output, reference):
-                return analysis.analyse_identical(to_batch([output], dev)).result(0)
-            return analysis.analyse(to_batch([output], dev), to_batch([reference], dev)).result(0)
-        return self._lookup("inv", (output, reference), one)  # type: ignore[no-any-return]
+        return self._lookup("inv", (output, reference),  # type: ignore[no-any-return]
+                            lambda: _analyse_pair(output, reference, device, readings=True))
 
     def invented_share(self, output: np.ndarray, reference: np.ndarray, device: str) -> InventedResult:
         """The analysis of ``output`` against ``reference`` for a consumer of the share only (invented energy,
@@ -185,12 +181,8 @@ class AnalysisCache:
         whole = self._key("inv", (output, reference))
         if whole in self._scoped:
             return self._scoped[whole]  # type: ignore[no-any-return]
-        def one() -> InventedResult:
-            dev = torch.device(device)
-            if output.shape == reference.shape and np.array_equal(output, reference):
-                return analysis.analyse_identical(to_batch([output], dev)).result(0)
-            return analysis.analyse(to_batch([output], dev), to_batch([reference], dev), readings=False).result(0)
-        return self._lookup("share", (output, reference), one)  # type: ignore[no-any-return]
+        return self._lookup("share", (output, reference),  # type: ignore[no-any-return]
+                            lambda: _analyse_pair(output, reference, device, readings=False))
 
     def hf_energy(self, image: np.ndarray, device: str) -> float:
         """Mean squared high-pass luma of ``image`` (luma^2), see :func:`qa.metrics.invented.analysis.hf_energy`."""
@@ -202,6 +194,14 @@ class AnalysisCache:
             dev = torch.device(device)
             return float(analysis.distortion(to_batch([output], dev), to_batch([reference], dev))[0])
         return self._lookup("dist", (output, reference), one)  # type: ignore[no-any-return]
+
+
+def _analyse_pair(output: np.ndarray, reference: np.ndarray, device: str, readings: bool) -> InventedResult:
+    """One pair's analysis outside a prepared scope (an identical pair is not fitted)."""
+    dev = torch.device(device)
+    if output.shape == reference.shape and np.array_equal(output, reference):
+        return analysis.analyse_identical(to_batch([output], dev)).result(0)
+    return analysis.analyse(to_batch([output], dev), to_batch([reference], dev), readings=readings).result(0)
 
 
 def _by_size(items: list[tuple[np.ndarray, ...]], max_pixels: int = BATCH_PIXELS) -> list[list[tuple[np.ndarray, ...]]]:
