@@ -112,7 +112,8 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = Tr
     ``readings=False``: the share only (invented energy, ``invented``, ``lost``, energies and floors, each the
     same bits as a whole analysis gives), without the region score's surround field, the spectral rule and the
     strongest region: ``peak``, ``region`` and ``spectral`` are NaN and ``peak_at`` is -1 (never a reading of 0).
-    For a pair whose consumers read only the invented energy (the latent split's re-decoded/baseline pair)."""
+    For a pair whose consumers read only the share (the latent split's re-decoded/baseline pair, the
+    output/baseline pair of ``invented_detail_baseline``)."""
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
@@ -171,8 +172,8 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = T
     del fine_residual
     # the codec cap scales every whole 8 x 8 block's total; the finest band keeps its share of it (the first
     # field's scale: the share's, so its total is the same with or without the region score's field)
-    capped = dispatch.codec_caps(ys[:n], ys[n:], [inv] if local is None else [inv, local], fine, CODEC_BLOCK,
-                                 CODEC_SLACK, CODEC_FACTOR)
+    fields = [inv, local] if local is not None else [inv]
+    capped = dispatch.codec_caps(ys[:n], ys[n:], fields, fine, CODEC_BLOCK, CODEC_SLACK, CODEC_FACTOR)
     inv_full = capped[0]
     fine_sum, inv_sum = dispatch.plane_sums(fine), dispatch.plane_sums(inv_full)
     denom = torch.maximum(out_sum, ref_sum)
@@ -180,11 +181,12 @@ def _analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = T
     invented = torch.where(denom > 0, (inv_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
     lost_frac = torch.where(ref_sum > 0, (lost / ref_sum.clamp_min(1e-300)).clamp_max(1.0), zero)
     fine_share = torch.where(denom > 0, (fine_sum / denom.clamp_min(1e-300)).clamp_max(1.0), zero)
-    if local is None or ref_coarse is None or spectral is None:  # the share only: no reading was made
+    if not readings:  # the share only: no reading was made
         unread = torch.full_like(denom, float("nan"))
         return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
                              unread, torch.full((n, 2), -1, dtype=torch.int64, device=denom.device), unread.clone(),
                              unread.clone(), dispatch.sub(ys[:n], ys[n:]))
+    assert ref_coarse is not None and spectral is not None  # made with the readings
     region, peak_at = region_score(capped[1], fine_ref.add_(to_full(ref_coarse, h, w, WINDOW_SIGMA)))
     region, spectral = region.to(zero.device), spectral.to(zero.device)
     return InventedBatch(inv_full, invented, lost_frac, out_sum, ref_sum, torch.stack(floors, 1), fine_share,
