@@ -16,6 +16,7 @@ import torch
 from qa.decoders.base import DecodeBatch, Decoder
 from qa.engine import pixels as full_pixels
 from qa.engine.cases import Case
+from qa.engine.groups import Group, group_pixels, scoring_device
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
@@ -60,6 +61,23 @@ class ShardOutput:
     n_cases: int = 0
     regions: list[RegionRow] = field(default_factory=list)  # the strongest regions of each case's map
     tiled: list[TiledImage] = field(default_factory=list)  # full-resolution images (qa.engine.pixels)
+
+
+@dataclass
+class CaseSamples:
+    """A decoded case's samples by seed, its first seed, and the seeds whose every per-seed input equals the first
+    seed's (their rows are copies of the first seed's)."""
+
+    samples: dict[int, ImageSample]
+    first_seed: int
+    same: set[int]
+    #: the case's image (the reference, also on a track without a pixel-aligned one)
+    pixels: np.ndarray
+
+    @property
+    def unique(self) -> list[ImageSample]:
+        """The samples the metrics score (the first seed's and every seed that differs from it)."""
+        return [sample for seed, sample in self.samples.items() if seed not in self.same]
 
 
 def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -114,6 +132,8 @@ class ShardRunner:
         # (RunEngine.set_metric_result checks it first), so it is not fed: feeding it would try to load the
         # missing model once per shard
         self.fed_set_metrics = [m for m in self.set_metrics if not m.unavailable_reason()]
+        #: the most sample pixels scored as one group (:mod:`qa.engine.groups`; 0: every case alone)
+        self.group_pixels = group_pixels(scoring_device(self.image_metrics))
         #: case id -> the pixel hash of its reference where the store holds its tiles already (set by the local
         #: engine before each shard: ``qa.engine.pixels.stored_references``); empty: every reference is encoded
         self.stored_references: dict[str, str] = {}
@@ -223,14 +243,33 @@ class ShardRunner:
                 self._error_rows(out, c.case_id, c.error or f"{c.case_id}: image not loaded")
                 self.progress(1)
         decoded = self._decode_cases(good) if good else {}
+        group: Group[tuple[Case, DecodedCase, CaseSamples]] = Group(self.group_pixels)
         for case in good:
             r = decoded[case.case_id]
             if r.error:
+                group = self._score_group(out, group)
                 self._error_rows(out, case.case_id, r.error)
-            else:
-                self._score_case(out, case, r)
-            self.progress(1)
+                self.progress(1)
+                continue
+            cs = self._case_samples(case, r)
+            first = cs.samples[cs.first_seed].output
+            size, pixels = (int(first.shape[0]), int(first.shape[1])), sum(s.output.size // 3 for s in cs.unique)
+            if not group.takes(size, pixels):
+                group = self._score_group(out, group)
+            group.add((case, r, cs), size, pixels)
+        self._score_group(out, group)
         return out
+
+    def _score_group(self, out: ShardOutput, group: Group[tuple[Case, DecodedCase, CaseSamples]]
+                     ) -> Group[tuple[Case, DecodedCase, CaseSamples]]:
+        """Score a group's cases (every metric prepared once over all of their samples); an empty group to fill
+        next."""
+        if group.members:
+            self._prepare([s for _, _, cs in group.members for s in cs.unique])
+            for case, r, cs in group.members:
+                self._score_case(out, case, r, cs)
+                self.progress(1)
+        return Group(self.group_pixels)
 
     def _error_rows(self, out: ShardOutput, case_id: str, message: str) -> None:
         out.rows.append(ResultRow(case_id, ALL_SEEDS, "case", None, "error", message))
@@ -239,7 +278,8 @@ class ShardRunner:
             for seed in seeds:
                 out.rows.append(ResultRow(case_id, seed, m.name, None, "error", message, m.version))
 
-    def _score_case(self, out: ShardOutput, case: Case, r: DecodedCase) -> None:
+    def _case_samples(self, case: Case, r: DecodedCase) -> CaseSamples:
+        """A decoded case's samples, one per seed (what every metric scores)."""
         outputs = r.outputs
         pixels = case.pixels
         if pixels is None:  # run() scores loaded cases only
@@ -248,7 +288,6 @@ class ShardRunner:
         note = ""
         if not self.decoder.reference_aligned:
             reference, note = None, f"{self.decoder.track} track: no pixel-aligned reference"
-        out.rows.append(ResultRow(case.case_id, ALL_SEEDS, "case", 1.0, "ok", "; ".join(case.notes)))
         seed_list = list(outputs.values())
         by_seed = r.baseline_by_seed
         seed_bases = [by_seed[s] for s in outputs] if all(s in by_seed for s in outputs) else []
@@ -274,7 +313,13 @@ class ShardRunner:
         }
         first_seed = next(iter(outputs))
         same = {seed for seed, sample in samples.items() if seed != first_seed and _same_inputs(sample, samples[first_seed])}
-        self._prepare([sample for seed, sample in samples.items() if seed not in same])
+        return CaseSamples(samples, first_seed, same, pixels)
+
+    def _score_case(self, out: ShardOutput, case: Case, r: DecodedCase, cs: CaseSamples) -> None:
+        """Score a case's samples (its group prepared) and keep its thumbnails and full-resolution images."""
+        outputs, samples, first_seed, same = r.outputs, cs.samples, cs.first_seed, cs.same
+        pixels, reference, by_seed = cs.pixels, samples[first_seed].reference, r.baseline_by_seed
+        out.rows.append(ResultRow(case.case_id, ALL_SEEDS, "case", 1.0, "ok", "; ".join(case.notes)))
         maps: dict[str, np.ndarray] = {}  # metric -> its map of the first seed's output (or across seeds)
         extras: dict[str, dict[str, float]] = {}  # metric -> its side numbers of the first seed's output
         for m in self.image_metrics:
@@ -309,9 +354,9 @@ class ShardRunner:
             out.tiled += tiled
 
     def _prepare(self, samples: list[ImageSample]) -> None:
-        """Let each metric batch its work over the samples of one case (its seeds) before scoring them, e.g. the
-        invented-detail family analyses each pair once for all of its metrics. A failure here is ignored:
-        ``compute`` redoes the work per sample and reports its own error."""
+        """Let each metric batch its work over the samples of a scoring group (:mod:`qa.engine.groups`) before
+        scoring them, e.g. the invented-detail family analyses each pair once for all of its metrics. A failure
+        here is ignored: ``compute`` redoes the work per sample and reports its own error."""
         for m in self.image_metrics:
             if not self.unavailable[m.name]:
                 try:

@@ -26,6 +26,7 @@ class AgreementPSNR(OnDeviceFidelity):
     needs = ("baseline",)
     unit = "dB"
     description = "PSNR against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
+    batched = ("psnr", ("output", "baseline"))
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
@@ -41,6 +42,8 @@ class AgreementSSIM(OnDeviceFidelity):
     value_range = (-1.0, 1.0)
     needs = ("baseline",)
     description = "SSIM against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
+    batched = ("ssim", ("output", "baseline"))
+    min_side = 11
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
@@ -66,8 +69,15 @@ class AgreementLPIPS(ImageMetric):
     def unavailable_reason(self) -> str | None:
         return self._lpips.unavailable_reason()
 
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Where the device batches, every (output, baseline) pair in one network call per image size."""
+        self._lpips.prefill(samples, "output", "baseline", spatial=False)
+
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
+        done = self._lpips.prefilled(out, base)
+        if done is not None:
+            return MetricValue(done[0])
         value, _ = self._lpips.compute_batch([out], [base])
         return MetricValue(float(value[0]))
 

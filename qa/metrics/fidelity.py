@@ -21,20 +21,36 @@ from qa.metrics.base import (
     paired,
     same_pixels,
 )
+from qa.metrics.batching import batches_on, sample_pairs
 from qa.metrics.functional import fidelity as F
 from qa.metrics.functional import fidelity_torch as T
 
 
 class OnDeviceFidelity(ImageMetric):
     """A fidelity metric with a torch ``device`` whose ``prepare`` shares per-image planes across the samples'
-    pairs (:func:`qa.metrics.functional.fidelity_torch.planes_of`)."""
+    pairs (:func:`qa.metrics.functional.fidelity_torch.planes_of`) and, on a device that batches
+    (:func:`qa.metrics.batching.batches_on`: not a CPU), computes the value of every pair it will be asked for
+    in one torch call per image size (:func:`~qa.metrics.functional.fidelity_torch.prefill`)."""
+
+    #: what ``prepare`` batches: the kind of value (see ``fidelity_torch.prefill``) and the sample fields it
+    #: compares; None: nothing
+    batched: tuple[str, tuple[str, str]] | None = None
+    #: the smallest image side the kind's window needs (smaller pairs are left to ``compute``'s error)
+    min_side = 1
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
 
     def prepare(self, samples: list[ImageSample]) -> None:
-        """Start sharing the images' planes among the metrics scoring ``samples``."""
+        """Start sharing the images' planes among the metrics scoring ``samples``; batch their pairs where the
+        device batches (valid pairs of different pixels only: ``compute`` answers or rejects the others)."""
         T.enter_scope(samples)
+        if self.batched is None or not batches_on(self.device):
+            return
+        kind, (first, second) = self.batched
+        pairs = [(a, b) for a, b in sample_pairs(samples, first, second)
+                 if min(a.shape[:2]) >= self.min_side and not same_pixels(a, b)]
+        T.prefill(kind, pairs, self.device)
 
 
 def psnr_on(device: str, out: np.ndarray, other: np.ndarray) -> float:
@@ -76,6 +92,7 @@ class PSNR(OnDeviceFidelity):
     needs = ("reference",)
     unit = "dB"
     description = "PSNR over RGB, data range 1 ([0,1] floats); +inf when identical"
+    batched = ("psnr", ("output", "reference"))
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """PSNR of ``sample.output`` against ``sample.reference`` in dB."""
@@ -97,6 +114,8 @@ class SSIM(OnDeviceFidelity):
     needs = ("reference",)
     unit = ""
     description = "SSIM (Wang et al.; MATLAB rgb2gray on uint8, Gaussian sigma 1.5 window, population cov.)"
+    batched: tuple[str, tuple[str, str]] | None = ("ssim", ("output", "reference"))
+    min_side = 11
 
     #: whether the value comes with its dissimilarity map
     with_map = True
@@ -104,6 +123,8 @@ class SSIM(OnDeviceFidelity):
     def __init__(self, downsample: bool = False, device: str = "cpu") -> None:
         super().__init__(device)
         self.downsample = downsample
+        if downsample:  # the 2009 variant runs in numpy, a pair at a time
+            self.batched = None
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """Mean SSIM plus the dissimilarity map (the 2009 downsampling variant: numpy, no map)."""
@@ -123,6 +144,8 @@ class SSIMSkimage(OnDeviceFidelity):
     needs = ("reference",)
     unit = ""
     description = "SSIM as skimage.metrics.structural_similarity defaults (7x7 uniform, ddof 1, RGB mean)"
+    batched = ("ssim_skimage", ("output", "reference"))
+    min_side = T.SKIMAGE_WIN
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """Mean SSIM over RGB channels."""
@@ -137,7 +160,8 @@ class SSIMSkimage(OnDeviceFidelity):
 
 
 class MSSSIM(OnDeviceFidelity):
-    """Multi-scale SSIM (Wang 2003), 5 scales on RGB, data range 1. Images need both sides > 160 pixels."""
+    """Multi-scale SSIM (Wang 2003), 5 scales on RGB, data range 1. Images need both sides >= 176 pixels
+    (``MS_SSIM_MIN_SIDE``: the window fits the coarsest scale)."""
 
     name = "ms_ssim"
     version = "1"
@@ -145,14 +169,17 @@ class MSSSIM(OnDeviceFidelity):
     value_range = (0.0, 1.0)
     needs = ("reference",)
     unit = ""
-    description = "MS-SSIM, 5 scales, Gaussian sigma 1.5, RGB mean; needs sides > 160 px"
+    description = "MS-SSIM, 5 scales, Gaussian sigma 1.5, RGB mean; needs sides >= 176 px"
+    batched = ("ms_ssim", ("output", "reference"))
+    min_side = F.MS_SSIM_MIN_SIDE
 
     def compute(self, sample: ImageSample) -> MetricValue:
         """MS-SSIM (torch float32 on the run's device; within about 1e-6 of the float64
         :func:`qa.metrics.functional.fidelity.ms_ssim`); :class:`NotApplicable` for images too small for 5 scales."""
         out, ref = paired(self, sample)
-        if min(out.shape[:2]) <= 160:
-            raise NotApplicable(f"not applicable: ms_ssim needs both sides > 160 px, image is {out.shape[:2]}")
+        if min(out.shape[:2]) < F.MS_SSIM_MIN_SIDE:
+            raise NotApplicable(f"not applicable: ms_ssim needs both sides >= {F.MS_SSIM_MIN_SIDE} px, image is "
+                                f"{out.shape[:2]}")
         F.check_ms_ssim_pair(out, ref)
         if same_pixels(out, ref):
             return MetricValue(1.0)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from qa.metrics.base import ImageMetric, ImageSample, MetricValue, NotApplicable
+from qa.metrics.batching import ScopedValues, batches_on, by_size, sample_pairs
 from qa.metrics.functional.fidelity import check_pair
 from qa.metrics.functional.lpips import LPIPSNet
 from qa.weights import store
@@ -25,6 +26,10 @@ class _LPIPS(ImageMetric):
     value_range = (0.0, float("inf"))
     needs = ("reference",)
     unit = ""
+    #: the sample fields compared (the baseline variant: baseline and reference)
+    pair = ("output", "reference")
+    #: whether the value comes with its map (the baseline variant keeps none)
+    with_map = True
 
     def __init__(
         self, backbone_path: str | Path | None = None, heads_path: str | Path | None = None, device: str = "cpu"
@@ -33,6 +38,7 @@ class _LPIPS(ImageMetric):
         self.heads_path = Path(heads_path) if heads_path else None
         self.device = torch.device(device)
         self._model: LPIPSNet | None = None
+        self._batched = ScopedValues()  # (value, map) of the pairs prepare computed together
 
     def unavailable_reason(self) -> str | None:
         """Why LPIPS cannot run here (weights absent or wrong) plus the fix command, or None."""
@@ -53,12 +59,38 @@ class _LPIPS(ImageMetric):
             self._model = m.to(self.device)
         return self._model
 
+    def prepare(self, samples: list[ImageSample]) -> None:
+        """Where the device batches (:func:`qa.metrics.batching.batches_on`: not a CPU), every pair of
+        ``samples`` in one network call per image size."""
+        self.prefill(samples, *self.pair, spatial=self.with_map)
+
+    def prefill(self, samples: list[ImageSample], first: str, second: str, spatial: bool) -> None:
+        """Compute the (value, map or None: ``spatial``) of every valid (``first``, ``second``) pair of
+        ``samples`` in calls of one image size (at most :data:`~qa.metrics.batching.BATCH_PIXELS` per image
+        slot), kept for :meth:`prefilled` while ``samples`` is the scope; nothing on a CPU."""
+        self._batched.enter(samples)
+        if not batches_on(self.device):
+            return
+        todo = {(id(a), id(b)): (a, b) for a, b in sample_pairs(samples, first, second)
+                if self._batched.get(a, b) is None}
+        for group in by_size(list(todo.values())):
+            values, maps = self.compute_batch([a for a, _ in group], [b for _, b in group], spatial=spatial)
+            for i, (a, b) in enumerate(group):
+                self._batched.put(a, b, (float(values[i]), maps[i] if maps is not None else None))
+
+    def prefilled(self, a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray | None] | None:
+        """The (value, map) :meth:`prefill` computed for the pair (``a``, ``b``) in this scope, or None."""
+        return self._batched.get(a, b)  # type: ignore[no-any-return]
+
     def compute(self, sample: ImageSample) -> MetricValue:
         """LPIPS distance (0 = identical) and its (H, W) map."""
         reason = self.missing_needs(sample)
         if reason is not None or sample.reference is None:
             raise NotApplicable(reason or "not applicable: needs reference")
         check_pair(sample.output, sample.reference, self.name)
+        done = self.prefilled(sample.output, sample.reference)
+        if done is not None:
+            return MetricValue(done[0], map=done[1])
         value, maps = self.compute_batch([sample.output], [sample.reference], spatial=True)
         return MetricValue(float(value[0]), map=maps[0] if maps is not None else None)
 

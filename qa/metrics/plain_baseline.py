@@ -35,6 +35,7 @@ class BaselinePSNR(PSNR):
     name = "baseline_psnr"
     needs = ("reference", "baseline")  # type: ignore[assignment]
     description = "PSNR of the decoder's plain decode (its baseline image) against the reference"
+    batched = ("psnr", ("baseline", "reference"))
 
     def compute(self, sample: ImageSample) -> MetricValue:
         return MetricValue(super().compute(as_baseline(sample, self.name)).value)
@@ -46,6 +47,7 @@ class BaselineSSIM(SSIM):
     name = "baseline_ssim"
     needs = ("reference", "baseline")  # type: ignore[assignment]
     description = "SSIM of the decoder's plain decode (its baseline image) against the reference"
+    batched = ("ssim", ("baseline", "reference"))
     with_map = False
 
     def compute(self, sample: ImageSample) -> MetricValue:
@@ -58,6 +60,8 @@ class BaselineLPIPSAlex(LPIPSAlex):
     name = "baseline_lpips_alex"
     needs = ("reference", "baseline")  # type: ignore[assignment]
     description = "LPIPS (AlexNet) of the decoder's plain decode (its baseline image) against the reference"
+    pair = ("baseline", "reference")
+    with_map = False
 
     def compute(self, sample: ImageSample) -> MetricValue:
         return MetricValue(super().compute(as_baseline(sample, self.name)).value)

@@ -94,12 +94,14 @@ def _compare_devices(device: str) -> list[str]:
     for name in names:
         a, b = cpu[name], gpu[name]
         assert isinstance(a, ImageMetric) and isinstance(b, ImageMetric)
-        a.prepare([sample])
+        if a.unavailable_reason() is None:  # as the engine: a metric without its weights is not prepared
+            a.prepare([sample])
         want = score_sample(a, sample, a.unavailable_reason())
         _TORCH_TIER[0] = True
         try:
             _clear_caches()
-            b.prepare([sample])
+            if b.unavailable_reason() is None:
+                b.prepare([sample])
             got = score_sample(b, sample, b.unavailable_reason())
         finally:
             _TORCH_TIER[0] = False
@@ -128,7 +130,10 @@ def test_every_default_per_image_metric_on_cuda_matches_the_cpu() -> None:
 
 
 def test_the_torch_tier_on_the_cpu_matches_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What runs on a GPU (the torch tier of every step) run here on the CPU: the same rows as the kernels."""
+    """What runs on a GPU (the torch tier of every step, the pairs batched in ``prepare``) run here on the CPU:
+    the same rows as the kernels a pair at a time."""
+    from qa.metrics import fidelity, perceptual
+    from qa.metrics.functional import fidelity_torch
     from qa.metrics.invented import dispatch
 
     real = dispatch.kernels_take
@@ -141,8 +146,15 @@ def test_the_torch_tier_on_the_cpu_matches_the_kernels(monkeypatch: pytest.Monke
         return real(*xs)
 
     monkeypatch.setattr(dispatch, "kernels_take", torch_tier_for_marked)
+    for module in (fidelity, perceptual):
+        monkeypatch.setattr(module, "batches_on", lambda device: _TORCH_TIER[0])
+    prefilled: list[str] = []
+    real_prefill = fidelity_torch.prefill
+    monkeypatch.setattr(fidelity_torch, "prefill", lambda kind, pairs, device: (
+        prefilled.append(kind), real_prefill(kind, pairs, device))[1])
     assert NO_WEIGHTS <= set(_compare_devices("cpu"))
     assert calls["torch"] > 0
+    assert {"psnr", "ssim", "ssim_skimage", "ms_ssim"} <= set(prefilled)
 
 
 _TORCH_TIER = [False]  # True while the second device scores: the patched dispatcher then picks torch

@@ -175,8 +175,22 @@ def test_bad_inputs_raise_clear_errors() -> None:
         SSIM().compute(ImageSample("c", np.zeros((21, 20, 3), np.float32), ref))
     with pytest.raises(NotApplicable, match="reference"):
         PSNR().compute(ImageSample("c", ref, None))
-    with pytest.raises(NotApplicable, match="160"):
+    with pytest.raises(NotApplicable, match="176"):
         MSSSIM().compute(ImageSample("c", ref, ref))
+
+
+@pytest.mark.parametrize("side", [161, 168, 175])
+def test_ms_ssim_refuses_sides_whose_coarsest_scale_is_narrower_than_the_window(side: int) -> None:
+    """floor(side / 16) < 11 at the fifth scale: the window does not fit (these sides gave NaN)."""
+    rng = np.random.default_rng(side)
+    ref = rng.random((side, 200, 3)).astype(np.float32)
+    out = np.clip(ref + 0.05, 0, 1).astype(np.float32)
+    with pytest.raises(NotApplicable, match="176"):
+        MSSSIM().compute(ImageSample("c", out, ref))
+    with pytest.raises(MetricInputError, match="176"):
+        F.ms_ssim(out, ref)
+    big = rng.random((176, 200, 3)).astype(np.float32)
+    assert np.isfinite(MSSSIM().compute(ImageSample("c", np.clip(big + 0.05, 0, 1), big)).value)
 
 
 def test_parallel_plane_filter_is_bit_identical_to_one_call() -> None:

@@ -32,6 +32,10 @@ RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 #: MS-SSIM's Gaussian window: side (pixels) and sigma (pixels)
 MS_SSIM_WINDOW, MS_SSIM_SIGMA = 11, 1.5
+#: the smallest image side MS-SSIM takes (pixels): the window must fit the coarsest scale, floor(side / 16) after
+#: the four 2x2 poolings (the common "> 160 px" rule is for implementations that skip the filter along an axis
+#: shorter than the window; this one does not, so sides of 161-175 px gave NaN)
+MS_SSIM_MIN_SIDE = MS_SSIM_WINDOW * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 _K1, _K2 = 0.01, 0.03
 
 
@@ -226,19 +230,16 @@ def ssim_skimage(
 
 
 def check_ms_ssim_pair(output: np.ndarray, reference: np.ndarray) -> None:
-    """:func:`check_pair`, and both sides larger than the window after the last of the 5 scales' poolings
-    (> 160 px): :class:`MetricInputError` otherwise."""
+    """:func:`check_pair`, and both sides at least :data:`MS_SSIM_MIN_SIDE` (the window fits the coarsest of
+    the 5 scales): :class:`MetricInputError` otherwise."""
     check_pair(output, reference, "ms_ssim")
-    levels = len(MS_SSIM_WEIGHTS)
-    min_side = (MS_SSIM_WINDOW - 1) * 2 ** (levels - 1)
-    if min(output.shape[:2]) <= min_side:
-        raise MetricInputError(
-            f"ms_ssim: image {output.shape[:2]} too small; needs both sides > {min_side} for {levels} scales"
-        )
+    if min(output.shape[:2]) < MS_SSIM_MIN_SIDE:
+        raise MetricInputError(f"ms_ssim: image {output.shape[:2]} too small; needs both sides >= {MS_SSIM_MIN_SIDE} "
+                               f"for {len(MS_SSIM_WEIGHTS)} scales")
 
 
 def ms_ssim(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> float:
-    """Multi-scale SSIM on RGB (5 scales, per-channel then averaged); in [0, 1]. Needs min side > 160."""
+    """Multi-scale SSIM on RGB (5 scales, per-channel then averaged); in [0, 1]. Needs both sides >= :data:`MS_SSIM_MIN_SIDE`."""
     check_ms_ssim_pair(output, reference)
     levels = len(MS_SSIM_WEIGHTS)
     k = gaussian_kernel1d(MS_SSIM_WINDOW, MS_SSIM_SIGMA)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as tf
 
 from qa.metrics.base import same_pixels
+from qa.metrics.batching import by_size
 from qa.metrics.functional.fidelity import (
     _K1,
     _K2,
@@ -89,19 +90,21 @@ class _Scope:
     """The :class:`ImagePlanes` of the arrays of one scope (the samples a metric's ``prepare`` was given), by
     array identity; the arrays are held, so an id names one array while the scope lasts. Arrays with the same
     pixels (a decoder's plain decode equal to its output) share one :class:`ImagePlanes`, and a pair's SSIM is
-    computed once (``ssim`` and ``baseline_ssim`` of such a decoder are the same pair of planes)."""
+    computed once (``ssim`` and ``baseline_ssim`` of such a decoder are the same pair of planes). ``values``:
+    what :func:`prefill` computed for pairs of planes, by (kind, id, id)."""
 
     def __init__(self) -> None:
         self.key: int | None = None
         self.planes: dict[tuple[int, str], tuple[np.ndarray, ImagePlanes]] = {}
         self.ssim: dict[tuple[int, int], tuple[float, torch.Tensor | None]] = {}
+        self.values: dict[tuple[str, int, int], float] = {}
 
     def enter(self, scope: object) -> None:
         if self.key != id(scope):
-            self.key, self.planes, self.ssim = id(scope), {}, {}
+            self.key, self.planes, self.ssim, self.values = id(scope), {}, {}, {}
 
     def clear(self) -> None:
-        self.key, self.planes, self.ssim = None, {}, {}
+        self.key, self.planes, self.ssim, self.values = None, {}, {}, {}
 
     def held(self, planes: ImagePlanes) -> bool:
         """Whether ``planes`` belongs to this scope (so its id names it while the scope lasts)."""
@@ -136,42 +139,67 @@ def enter_scope(scope: object) -> None:
 def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[float, torch.Tensor | None]:
     """The MATLAB SSIM of two images' luma and, when asked, its map (valid region, (H - 10, W - 10) float32);
     computed once per pair of a scope's planes, with its map (whichever metric asks first: ``baseline_ssim``
-    wants none, ``ssim`` after it does; shared, never written to)."""
+    wants none, ``ssim`` after it does; or :func:`prefill`; shared, never written to)."""
     key = (id(a), id(b))
     result = SCOPE.ssim.get(key)
     if result is None:
         scoped = SCOPE.held(a) and SCOPE.held(b)
-        result = _ssim_gray(a, b, want_map or scoped)
+        value, smap = _ssim_gray([a], [b], want_map or scoped)
+        result = (value[0], smap[0] if smap is not None else None)
         if scoped:
             SCOPE.ssim[key] = result
     return result if want_map else (result[0], None)
 
 
-def _ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool) -> tuple[float, torch.Tensor | None]:
+def _ssim_gray(a: list[ImagePlanes], b: list[ImagePlanes], want_map: bool) -> tuple[list[float], torch.Tensor | None]:
+    """The MATLAB SSIM of N pairs of one size: N values and, when asked, the (N, H - 10, W - 10) maps."""
     c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
-    mx, exx = a.gray_moments
-    my, eyy = b.gray_moments
-    exy = filter_valid((a.gray * b.gray)[None], GAUSS_TAPS)[0]
-    # (h, 5, 1, w): the layout the compiled formula reads (window_moments'), viewed as (5, 1, h, w)
-    moments = torch.stack([mx, my, exx, eyy, exy], dim=1)[:, :, None].permute(1, 2, 0, 3)
+    gx, gy = [p.gray for p in a], [p.gray for p in b]
+    prods = torch.stack([x * y for x, y in zip(gx, gy, strict=True)]) if len(a) > 1 else (gx[0] * gy[0])[None]
+    exy = filter_valid(prods, GAUSS_TAPS)  # (N, h, w)
+    # (h, 5, N, w): the layout the compiled formula reads (window_moments'), viewed as (5, N, h, w)
+    moments = torch.empty((exy.shape[1], 5, len(a), exy.shape[2]), dtype=exy.dtype, device=exy.device)
+    for i, (pa, pb) in enumerate(zip(a, b, strict=True)):
+        for k, plane in enumerate((pa.gray_moments[0], pb.gray_moments[0], pa.gray_moments[1], pb.gray_moments[1])):
+            moments[:, k, i].copy_(plane)
+    moments[:, 4].copy_(exy.permute(1, 0, 2))
+    moments = moments.permute(1, 2, 0, 3)
     means, smap = ssim_means(moments, c1, c2, full=True, want_map=want_map)
-    return float(means[0]), (smap[0] if smap is not None else None)
+    return [float(v) for v in means], smap
+
+
+def _rgb(planes: list[ImagePlanes]) -> torch.Tensor:
+    """The images' RGB planes as one (3 N, H, W) float32 tensor (the one image's own planes when N is 1)."""
+    return planes[0].chw if len(planes) == 1 else torch.cat([p.chw for p in planes])
 
 
 def ssim_skimage_value(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
     """scikit-image's default SSIM (7x7 uniform window, ddof 1, mean of the RGB channels' valid-region means)."""
+    done = SCOPE.values.get(("ssim_skimage", id(a), id(b)))
+    return done if done is not None else _ssim_skimage([a], [b], data_range)[0]
+
+
+def _ssim_skimage(a: list[ImagePlanes], b: list[ImagePlanes], data_range: float = 1.0) -> list[float]:
+    """:func:`ssim_skimage_value` of N pairs of one size."""
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     npix = SKIMAGE_WIN**2
-    moments = window_moments(a.chw, b.chw, BOX_TAPS).div_(float(npix))
+    moments = window_moments(_rgb(a), _rgb(b), BOX_TAPS).div_(float(npix))
     means, _ = ssim_means(moments, c1, c2, cov_norm=npix / (npix - 1.0), full=True)
-    return float(means.mean())
+    return [float(v) for v in means.view(len(a), 3).mean(dim=1)]
 
 
 def ms_ssim_planes(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
-    """MS-SSIM of two images (both sides > 160 px, checked by the caller), in [0, 1]."""
+    """MS-SSIM of two images (both sides >= ``MS_SSIM_MIN_SIDE``, checked by the caller), in [0, 1]."""
+    done = SCOPE.values.get(("ms_ssim", id(a), id(b)))
+    return done if done is not None else _ms_ssim([a], [b], data_range)[0]
+
+
+def _ms_ssim(a: list[ImagePlanes], b: list[ImagePlanes], data_range: float = 1.0) -> list[float]:
+    """:func:`ms_ssim_planes` of N pairs of one size."""
     levels = len(MS_SSIM_WEIGHTS)
     keep_freed_memory()  # as the invented-detail analysis: intermediates reuse freed memory (process-wide)
-    x, y = a.chw, b.chw
+    n = len(a)
+    x, y = _rgb(a), _rgb(b)  # (3 N, H, W)
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     terms = []
     for lvl in range(levels):
@@ -180,14 +208,15 @@ def ms_ssim_planes(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> f
         terms.append(means.to(x.device).clamp(min=0))
         if lvl < levels - 1:
             h, w = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2
-            x = tf.avg_pool2d(x[None, :, :h, :w], 2)[0]
-            y = tf.avg_pool2d(y[None, :, :h, :w], 2)[0]
+            x = tf.avg_pool2d(x.view(n, 3, *x.shape[1:])[:, :, :h, :w], 2).view(3 * n, h // 2, w // 2)
+            y = tf.avg_pool2d(y.view(n, 3, *y.shape[1:])[:, :, :h, :w], 2).view(3 * n, h // 2, w // 2)
     weights = torch.tensor(MS_SSIM_WEIGHTS, dtype=torch.float64, device=x.device)
-    return float(torch.prod(torch.stack(terms) ** weights[:, None], dim=0).mean())
+    per_channel = torch.prod(torch.stack(terms) ** weights[:, None], dim=0)
+    return [float(v) for v in per_channel.view(n, 3).mean(dim=1)]
 
 
 def ms_ssim_torch(output: np.ndarray, reference: np.ndarray, data_range: float = 1.0, device: str = "cpu") -> float:
-    """MS-SSIM of two (H, W, 3) images (both sides > 160 px), in [0, 1]; float32 on ``device``."""
+    """MS-SSIM of two (H, W, 3) images (both sides >= ``MS_SSIM_MIN_SIDE``), in [0, 1]; float32 on ``device``."""
     check_ms_ssim_pair(output, reference)
     with torch.inference_mode():
         return ms_ssim_planes(planes_of(output, device), planes_of(reference, device), data_range)
@@ -195,6 +224,47 @@ def ms_ssim_torch(output: np.ndarray, reference: np.ndarray, data_range: float =
 
 def psnr_torch(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
     """PSNR in dB over RGB (squared differences summed in float64 on the device); +inf for identical images."""
-    d = (a.chw - b.chw).double()
-    mse = float((d * d).mean())
-    return float("inf") if mse == 0.0 else float(10.0 * np.log10(data_range**2 / mse))
+    done = SCOPE.values.get(("psnr", id(a), id(b)))
+    return done if done is not None else _psnr([a], [b], data_range)[0]
+
+
+def _psnr(a: list[ImagePlanes], b: list[ImagePlanes], data_range: float = 1.0) -> list[float]:
+    """:func:`psnr_torch` of N pairs of one size."""
+    d = (_rgb(a) - _rgb(b)).double().view(len(a), -1)
+    mse = (d * d).mean(dim=1).tolist()
+    return [float("inf") if m == 0.0 else float(10.0 * np.log10(data_range**2 / m)) for m in mse]
+
+
+#: the pair values :func:`prefill` computes, by kind: N pairs of planes of one size -> N values
+_BATCHED = {"psnr": _psnr, "ssim_skimage": _ssim_skimage, "ms_ssim": _ms_ssim}
+
+
+def prefill(kind: str, pairs: list[tuple[np.ndarray, np.ndarray]], device: str | torch.device) -> None:
+    """Compute ``kind`` ("psnr", "ssim": the MATLAB SSIM with its map, "ssim_skimage" or "ms_ssim") of every pair
+    of the current scope's arrays in torch calls of one image size (at most
+    :data:`~qa.metrics.batching.BATCH_PIXELS` per image slot) on ``device``, where the per-pair functions above
+    find them. ``pairs``: checked (H, W, 3) pairs of one size each, finite, not the same pixels, large enough
+    for the kind's window; pairs already computed in the scope are not computed again."""
+    if SCOPE.key is None:
+        raise ValueError("prefill needs a scope (enter_scope) to keep its values in")
+    dev = torch.device(device)
+    seen: set[tuple[int, int]] = set()
+    todo = []
+    for x, y in pairs:
+        pa, pb = planes_of(x, dev), planes_of(y, dev)
+        key = (id(pa), id(pb))
+        known = key in SCOPE.ssim if kind == "ssim" else (kind, *key) in SCOPE.values
+        if not known and key not in seen:
+            seen.add(key)
+            todo.append((x, pa, pb))
+    with torch.inference_mode():
+        for group in by_size(todo):
+            a, b = [g[1] for g in group], [g[2] for g in group]
+            if kind == "ssim":
+                values, smaps = _ssim_gray(a, b, want_map=True)
+                assert smaps is not None  # asked for
+                for pa, pb, v, m in zip(a, b, values, smaps, strict=True):
+                    SCOPE.ssim[(id(pa), id(pb))] = (v, m)
+                continue
+            for pa, pb, v in zip(a, b, _BATCHED[kind](a, b), strict=True):
+                SCOPE.values[(kind, id(pa), id(pb))] = v

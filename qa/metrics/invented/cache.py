@@ -16,22 +16,22 @@ lookup takes the whole analysis where the scope has one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import blake3
 import numpy as np
 import torch
 
-from qa.metrics.base import ImageMetric, ImageSample, all_finite
+from qa.metrics.base import ImageMetric, ImageSample
+from qa.metrics.batching import BATCH_PIXELS, by_size, sample_pairs
 from qa.metrics.invented import analysis
 from qa.metrics.invented.model import InventedResult
 
-#: images of one size analysed together, at most this many pixels per torch call (bounds device memory)
-BATCH_PIXELS = 8 * 1024 * 1024
-#: the same on a CPU, where the compiled kernels split each image over the threads already and a larger batch
-#: only grows the working set past the caches and the memory kept for reuse: 2048 px, two pairs, 2 threads:
-#: 3.3 CPU s together, 2.4 one at a time (page faults 124,000 and 0); 256 px: 16 pairs a call as fast as 8
+#: on a CPU, at most this many pixels per image slot of an analysis call (elsewhere
+#: :data:`qa.metrics.batching.BATCH_PIXELS`): the compiled kernels split each image over the threads already, and a
+#: larger batch only grows the working set past the caches and the memory kept for reuse: 2048 px, two pairs, 2
+#: threads: 3.3 CPU s together, 2.4 one at a time (page faults 124,000 and 0); 256 px: 16 pairs a call as fast as 8
 CPU_BATCH_PIXELS = 1024 * 1024
 #: results kept for calls outside a prepared scope (the metrics of one sample share them)
 UNSCOPED_KEEP = 4
@@ -125,7 +125,7 @@ class AnalysisCache:
         for p in share_todo:
             (same if self._digests[id(p[0])] == self._digests[id(p[1])] else share_differ).append(p)
         for kind, items in (("inv", differ), ("share", share_differ)):
-            for group in _by_size(items, cap):
+            for group in by_size(items, cap):
                 res = analysis.analyse(to_batch([p[0] for p in group], dev), to_batch([p[1] for p in group], dev),
                                        readings=kind == "inv")
                 for i, p in enumerate(group):
@@ -133,18 +133,18 @@ class AnalysisCache:
                     self._store(kind, p, result)
                     self._energy[self._digests[id(p[0])]] = result.out_energy
                     self._energy[self._digests[id(p[1])]] = result.ref_energy
-        for group in _by_size(same, cap):
+        for group in by_size(same, cap):
             # the band energies of an image some analysis of this scope has summed are not filtered again
             known = [self._energy.get(self._digests[id(p[0])]) for p in group]
             energy = None if None in known else torch.tensor(known, dtype=torch.float64)
             res = analysis.analyse_identical(to_batch([p[0] for p in group], dev), energy)
             for i, p in enumerate(group):
                 self._store("inv", p, res.result(i))
-        for group in _by_size(self._missing("hf", [(im,) for im in hf]), cap):
+        for group in by_size(self._missing("hf", [(im,) for im in hf]), cap):
             energies = analysis.hf_energy(to_batch([g[0] for g in group], dev)).cpu().tolist()
             for g, v in zip(group, energies, strict=True):
                 self._store("hf", g, float(v))
-        for group in _by_size(self._missing("dist", distortion), cap):
+        for group in by_size(self._missing("dist", distortion), cap):
             dists = analysis.distortion(to_batch([g[0] for g in group], dev), to_batch([g[1] for g in group], dev))
             for g, v in zip(group, dists.cpu().tolist(), strict=True):
                 self._store("dist", g, float(v))
@@ -204,39 +204,8 @@ def _analyse_pair(output: np.ndarray, reference: np.ndarray, device: str, readin
     return analysis.analyse(to_batch([output], dev), to_batch([reference], dev), readings=readings).result(0)
 
 
-def _by_size(items: list[tuple[np.ndarray, ...]], max_pixels: int = BATCH_PIXELS) -> list[list[tuple[np.ndarray, ...]]]:
-    """Items grouped by image shape, each group cut to at most ``max_pixels`` pixels per image slot (at least one
-    item)."""
-    groups: dict[tuple[int, ...], list[tuple[np.ndarray, ...]]] = {}
-    for it in items:
-        groups.setdefault(tuple(np.shape(it[0])), []).append(it)
-    out: list[list[tuple[np.ndarray, ...]]] = []
-    for shape, members in groups.items():
-        per = max(1, max_pixels // max(1, int(shape[0]) * int(shape[1])))
-        out.extend(members[i : i + per] for i in range(0, len(members), per))
-    return out
-
-
 #: the process-wide cache the metric classes share
 CACHE = AnalysisCache()
-
-
-def _valid(*arrays: np.ndarray | None) -> bool:
-    """All present, (H, W, 3) of one size and finite: worth batching (the rest get their error in compute)."""
-    present = [a for a in arrays if a is not None]
-    if len(present) < len(arrays):
-        return False
-    shapes = {np.shape(a) for a in present}
-    shape = next(iter(shapes))
-    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(all_finite(a) for a in present)
-
-
-def sample_pairs(samples: list[ImageSample], first: str, second: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The valid ``(sample.<first>, sample.<second>)`` pairs of ``samples`` (e.g. output and reference)."""
-    for s in samples:
-        a, b = getattr(s, first), getattr(s, second)
-        if _valid(a, b):
-            yield a, b
 
 
 class OnDevice(ImageMetric):

@@ -25,9 +25,10 @@ from qa.metrics.base import (
     all_finite,
     same_pixels,
 )
+from qa.metrics.batching import sample_pairs
 from qa.metrics.invented import dispatch
 from qa.metrics.invented.analysis import seed_std
-from qa.metrics.invented.cache import CACHE, OnDevice, sample_pairs, to_batch
+from qa.metrics.invented.cache import CACHE, OnDevice, to_batch
 from qa.metrics.invented.model import METHOD_VERSION, InventedResult
 
 #: map value (luma RMS amplitude of invented detail) shown as full white in map PNGs; fixed across images

@@ -9,6 +9,7 @@ import torch
 from qa.metrics.base import ImageSample
 from qa.metrics.catalog import METRICS
 from qa.metrics.invented import analysis, oracle
+from qa.metrics.batching import by_size
 from qa.metrics.invented.cache import CACHE, to_batch
 from tests.metrics.invented.synth import add_luma, box, texture
 
@@ -75,9 +76,9 @@ def test_a_cpu_analyses_at_most_cpu_batch_pixels_per_call(photo: np.ndarray, mon
     from qa.metrics.invented import cache
 
     big = np.broadcast_to(np.float32(0.5), (2048, 2048, 3))
-    groups = cache._by_size([(big, big)] * 3, cache.CPU_BATCH_PIXELS)
+    groups = by_size([(big, big)] * 3, cache.CPU_BATCH_PIXELS)
     assert [len(g) for g in groups] == [1, 1, 1]
-    assert [len(g) for g in cache._by_size([(big, big)] * 3)] == [2, 1]  # other devices: BATCH_PIXELS
+    assert [len(g) for g in by_size([(big, big)] * 3)] == [2, 1]  # other devices: BATCH_PIXELS
     outs = [add_luma(photo, 0.05 * texture(i) * box(10, 50, 20, 60)) for i in range(3)]
     samples = [ImageSample(f"c{i}", o, reference=photo) for i, o in enumerate(outs)]
     m = METRICS.create("invented_detail")
