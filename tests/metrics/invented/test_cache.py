@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from qa.metrics.base import ImageSample
+from qa.metrics.batching import by_size
 from qa.metrics.catalog import METRICS
 from qa.metrics.invented import analysis, oracle
-from qa.metrics.batching import by_size
 from qa.metrics.invented.cache import CACHE, to_batch
 from tests.metrics.invented.synth import add_luma, box, texture
 
