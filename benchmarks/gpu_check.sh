@@ -16,13 +16,16 @@ export PYTHONPATH=${PYTHONPATH:-$PWD}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 # 1. correctness on the GPU: every default per-image metric with device=cuda gives the CPU's rows; the CUDA test
 #    of the analysis (CPU vs GPU vs oracle) and the torch-vs-oracle tests
-"$PY" -m pytest -q -rs tests/metrics/test_device_paths.py tests/metrics/test_fidelity_torch.py
+"$PY" -m pytest -q -rs tests/metrics/test_device_paths.py tests/metrics/test_fidelity_torch.py tests/metrics/test_batched_pairs.py
+#    and the engine on CUDA: the shard scored as one group (every metric batched over its cases), the CPU's rows
+"$PY" -m pytest -q -rs tests/engine/test_scoring_groups.py
 "$PY" -m pytest -q -rs tests/metrics/invented/test_analysis.py tests/metrics/invented/test_fine_band.py tests/metrics/invented/test_speedups.py tests/metrics/invented/test_cache.py -m "not slow"
 # 2. timings: every per-image metric at 256..4096 px on the GPU (torchmetrics on the GPU too); the float64 oracle
 #    stays on the CPU, so its cells stop at --max-seconds (estimate x4 per doubling)
 "$PY" -m benchmarks.metrics_resolution --device cuda --threads 2 --repeats 3 --max-seconds 30
-# 3. the engine on CUDA: qa run per case at 256 px (32 default tiles, 2 seeds, every metric), psnr-only run to
-#    subtract decode, storage and start-up
+# 3. the engine on CUDA: qa run per case at 256 px (32 default tiles, 2 seeds, every metric; the 32 cases one
+#    scoring group, so each batching metric makes one call per pair kind), psnr-only run to subtract decode,
+#    storage and start-up
 DB=$(mktemp -d)
 for m in all psnr; do
   args=(); [ "$m" = psnr ] && args=(--metrics psnr)

@@ -38,10 +38,10 @@ def test_a_cpu_scores_each_case_alone_and_a_gpu_groups_them() -> None:
     assert not Group(10**9, ["a"], (64, 64), 4096).takes((64, 80), 5120)  # another size
 
 
-def _rows(tmp_path: Path, name: str) -> dict[tuple[str, int, str], tuple[float | None, str, str]]:
+def _rows(tmp_path: Path, name: str, device: str = "cpu") -> dict[tuple[str, int, str], tuple[float | None, str, str]]:
     store = Store(tmp_path / f"{name}.duckdb")
     run_id = RunEngine(store).start(RunConfig(decoder="bicubic", reference_set=str(tmp_path / "set"), seeds=[0, 1],
-                                              metrics=METRICS, progress=False))
+                                              metrics=METRICS, progress=False, device=device))
     got = store.query("select case_id, seed, metric, value, status, detail from results where run_id = ?", [run_id])
     return {(c, s, m): (v, st, d) for c, s, m, v, st, d in got}
 
@@ -68,3 +68,25 @@ def test_a_group_scores_what_one_case_at_a_time_does(tmp_path: Path, monkeypatch
         assert (v is None) == (value is None), key
         if value is not None:
             assert v == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (torch.cuda.is_available() is False)")
+def test_a_cuda_run_groups_the_shard_and_gives_the_cpu_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA the shard is one group (every metric prepared once, batched) and each row is the CPU's within the
+    metric's CUDA tolerance (tests/metrics/test_device_paths.py)."""
+    from tests.metrics.test_device_paths import TOLERANCE
+
+    make_refset(tmp_path / "set", n=4, side=192)
+    cpu = _rows(tmp_path, "cpu")
+    prepared: list[int] = []
+    real = shard.ShardRunner._prepare
+    monkeypatch.setattr(shard.ShardRunner, "_prepare",
+                        lambda self, samples: (prepared.append(len(samples)), real(self, samples))[1])
+    cuda = _rows(tmp_path, "cuda", device="cuda")
+    assert prepared == [4] and cuda.keys() == cpu.keys()
+    for key, (value, status, detail) in cpu.items():
+        v, st, _ = cuda[key]
+        assert st == status, (key, detail)
+        if value is not None and key[2] != "case":
+            atol, rtol = TOLERANCE[key[2]]
+            assert v == pytest.approx(value, abs=atol, rel=rtol), key
