@@ -45,18 +45,20 @@ def batches_on(device: str | torch.device) -> bool:
 
 
 def _valid(*arrays: np.ndarray | None) -> bool:
-    """All present, (H, W, 3) of one size and finite: worth batching (the rest get their error in compute)."""
+    """All present, (H, W, 3) of one size, at least 2 x 2 px and finite: worth batching (no batching metric
+    takes a side of 1 px; the rest get their answer or their error in compute)."""
     present = [a for a in arrays if a is not None]
     if len(present) < len(arrays):
         return False
     shapes = {np.shape(a) for a in present}
     shape = next(iter(shapes))
-    return len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and all(all_finite(a) for a in present)
+    return (len(shapes) == 1 and len(shape) == 3 and shape[2] == 3 and min(shape[:2]) >= 2
+            and all(all_finite(a) for a in present))
 
 
 def sample_pairs(samples: list[ImageSample], first: str, second: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The valid ``(sample.<first>, sample.<second>)`` pairs of ``samples`` (e.g. output and reference): both
-    present, (H, W, 3) of one size, finite."""
+    present, (H, W, 3) of one size, at least 2 x 2 px, finite."""
     for s in samples:
         a, b = getattr(s, first), getattr(s, second)
         if _valid(a, b):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qa.metrics.base import MetricInputError
 from qa.metrics.invented import dispatch
 from qa.metrics.invented.coefficients import INTERP_HALF
 from qa.metrics.invented.fine_band import fine_invented
@@ -45,6 +46,7 @@ from qa.metrics.invented.model import (
     FINE_SIGMA,
     HF_SIGMA,
     LOCAL_TOLERANCE,
+    MIN_SIDE,
     NOISE_FLOOR_FACTOR,
     NOISE_FLOOR_PERCENTILE,
     WINDOW_SIGMA,
@@ -117,6 +119,11 @@ def analyse(outputs: torch.Tensor, references: torch.Tensor, readings: bool = Tr
     if outputs.shape != references.shape or outputs.ndim != 4 or outputs.shape[1] != 3:
         raise ValueError(f"analyse: outputs {tuple(outputs.shape)} and references {tuple(references.shape)} must "
                          "both be (N, 3, H, W)")
+    if min(outputs.shape[2:]) < MIN_SIDE:
+        h, w = outputs.shape[2:]
+        raise MetricInputError(f"invented-detail analysis: the images are {w}x{h} px; it needs both sides >= "
+                               f"{MIN_SIDE} px (its derivative features take two samples per axis)",
+                               "score images of at least 2 x 2 px")
     with dispatch.threads_for(outputs):
         return _analyse(outputs, references, readings)
 

@@ -15,6 +15,9 @@ import numpy as np
 #: version of the invented-detail method (the metric classes that run it declare it; stored with every value)
 METHOD_VERSION = "7"
 
+#: the smallest image side the analysis takes (pixels): the derivative features need two samples per axis
+#: (``numpy.gradient``)
+MIN_SIDE = 2
 #: luma weights (Rec. 601)
 LUMA = (0.299, 0.587, 0.114)
 #: inner sigmas (pixels) of the difference-of-Gaussian bands; band s spans roughly 1/(2 pi 2s)..1/(2 pi s) cyc/px

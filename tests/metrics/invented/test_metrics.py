@@ -65,6 +65,21 @@ def test_size_mismatch_is_an_input_error(photo: np.ndarray) -> None:
         InventedDetail().compute(ImageSample("c", photo, reference=photo[:64, :64]))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 40), (40, 1)])
+def test_a_one_pixel_side_is_an_input_error_that_says_so(shape: tuple[int, int]) -> None:
+    """The derivative features need two samples per axis: a 1 px side gets a clear error (it was a torch
+    ``narrow()`` error), not a number; 2 x 2 px is analysed."""
+    ref = np.full((*shape, 3), 0.5, np.float32)
+    out = ref + np.float32(0.1)
+    for name in ("invented_detail", "invented_peak", "lost_detail", "invented_detail_baseline"):
+        m = METRICS.create(name)
+        m.prepare([ImageSample("c", out, reference=ref, baseline=ref)])  # the batch leaves it to compute
+        with pytest.raises(MetricInputError, match=r"needs both sides >= 2 px"):
+            m.compute(ImageSample("c", out, reference=ref, baseline=ref))
+    tiny = np.full((2, 2, 3), 0.5, np.float32)
+    assert InventedDetail().compute(ImageSample("c", tiny + np.float32(0.1), reference=tiny)).value == 0.0
+
+
 def test_invented_detail_value_and_map(photo: np.ndarray) -> None:
     m = box(40, 80, 40, 80)
     mv = InventedDetail().compute(ImageSample("c", add_luma(photo, 0.06 * texture(5) * m), reference=photo))
