@@ -1,4 +1,5 @@
-"""Cases: one reference item prepared for one decoder (pixels cropped to what the encoder needs)."""
+"""Cases: one reference item prepared for one decoder (pixels cropped to what the encoder needs), and its
+samples once decoded (one per seed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from qa.errors import BadImageError
 from qa.imageio import load_image
+from qa.metrics.base import ImageSample
 from qa.refset.manifest import ReferenceItem
 
 
@@ -57,3 +59,39 @@ def load_case(item: ReferenceItem, multiple: int) -> Case:
     case.pixels = np.ascontiguousarray(pixels)
     case.notes = list(loaded.notes) + ([note] if note else [])
     return case
+
+
+@dataclass
+class CaseSamples:
+    """A decoded case's samples by seed, its first seed, and the seeds whose every per-seed input equals the first
+    seed's (their rows are copies of the first seed's)."""
+
+    samples: dict[int, ImageSample]
+    first_seed: int
+    same: set[int]
+    #: the case's image (the reference, also on a track without a pixel-aligned one)
+    pixels: np.ndarray
+
+    @classmethod
+    def of(cls, samples: dict[int, ImageSample], pixels: np.ndarray) -> CaseSamples:
+        """The samples of a case by seed (the first key is the first seed) and the case's image."""
+        first = next(iter(samples))
+        same = {seed for seed, sample in samples.items() if seed != first and same_inputs(sample, samples[first])}
+        return cls(samples, first, same, pixels)
+
+    @property
+    def unique(self) -> list[ImageSample]:
+        """The samples the metrics score (the first seed's and every seed that differs from it)."""
+        return [sample for seed, sample in self.samples.items() if seed not in self.same]
+
+
+def same_inputs(a: ImageSample, b: ImageSample) -> bool:
+    """True when two seeds' samples of one case hold equal arrays in every per-seed field a metric may read
+    (output, latent, re-encoded latent, baseline, re-decoded output); the shared fields are the same objects."""
+    for name in ("output", "latent", "reencoded", "baseline", "redecoded"):
+        x, y = getattr(a, name), getattr(b, name)
+        if (x is None) != (y is None):
+            return False
+        if x is not None and not (x is y or (x.shape == y.shape and np.array_equal(x, y))):
+            return False
+    return True

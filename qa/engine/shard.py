@@ -15,7 +15,7 @@ import torch
 
 from qa.decoders.base import DecodeBatch, Decoder
 from qa.engine import pixels as full_pixels
-from qa.engine.cases import Case
+from qa.engine.cases import Case, CaseSamples
 from qa.engine.groups import Group, group_pixels, scoring_device
 from qa.errors import DecoderError
 from qa.imageio import png_bytes
@@ -61,23 +61,6 @@ class ShardOutput:
     n_cases: int = 0
     regions: list[RegionRow] = field(default_factory=list)  # the strongest regions of each case's map
     tiled: list[TiledImage] = field(default_factory=list)  # full-resolution images (qa.engine.pixels)
-
-
-@dataclass
-class CaseSamples:
-    """A decoded case's samples by seed, its first seed, and the seeds whose every per-seed input equals the first
-    seed's (their rows are copies of the first seed's)."""
-
-    samples: dict[int, ImageSample]
-    first_seed: int
-    same: set[int]
-    #: the case's image (the reference, also on a track without a pixel-aligned one)
-    pixels: np.ndarray
-
-    @property
-    def unique(self) -> list[ImageSample]:
-        """The samples the metrics score (the first seed's and every seed that differs from it)."""
-        return [sample for seed, sample in self.samples.items() if seed not in self.same]
 
 
 def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -311,9 +294,7 @@ class ShardRunner:
             )
             for seed, img in outputs.items()
         }
-        first_seed = next(iter(outputs))
-        same = {seed for seed, sample in samples.items() if seed != first_seed and _same_inputs(sample, samples[first_seed])}
-        return CaseSamples(samples, first_seed, same, pixels)
+        return CaseSamples.of(samples, pixels)
 
     def _score_case(self, out: ShardOutput, case: Case, r: DecodedCase, cs: CaseSamples) -> None:
         """Score a case's samples (its group prepared) and keep its thumbnails and full-resolution images."""
@@ -385,18 +366,6 @@ def _baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, 
     if shared is not None:
         return dict.fromkeys(seeds, shared)
     return {s: b for s in seeds if (b := dec.baseline(batch, s)) is not None}
-
-
-def _same_inputs(a: ImageSample, b: ImageSample) -> bool:
-    """True when two seeds' samples of one case hold equal arrays in every per-seed field a metric may read
-    (output, latent, re-encoded latent, baseline, re-decoded output); the shared fields are the same objects."""
-    for name in ("output", "latent", "reencoded", "baseline", "redecoded"):
-        x, y = getattr(a, name), getattr(b, name)
-        if (x is None) != (y is None):
-            return False
-        if x is not None and not (x is y or (x.shape == y.shape and np.array_equal(x, y))):
-            return False
-    return True
 
 
 def _describe_exception(case_id: str) -> str:
