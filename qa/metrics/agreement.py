@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from qa.metrics.base import ImageMetric, ImageSample, MetricInputError, MetricValue, NotApplicable, paired
-from qa.metrics.fidelity import OnDeviceFidelity, psnr_on, ssim_on
+from qa.metrics.fidelity import SSIM, OnDeviceFidelity, psnr_on, ssim_on
 
 
 class AgreementPSNR(OnDeviceFidelity):
@@ -43,7 +43,7 @@ class AgreementSSIM(OnDeviceFidelity):
     needs = ("baseline",)
     description = "SSIM against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
     batched = ("ssim", ("output", "baseline"))
-    min_side = 11
+    min_side = SSIM.min_side
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")

@@ -66,8 +66,9 @@ def ssim_on(device: str, name: str, out: np.ndarray, other: np.ndarray, with_map
     """The MATLAB SSIM of a pair (torch on ``device``) and, when asked, its dissimilarity map ``1 - SSIM``
     clipped to [0, 2] at the output's resolution (the valid region edge-padded back to (H, W))."""
     F.check_pair(out, other, name)
-    if min(out.shape[:2]) < 11:
-        raise MetricInputError(f"{name}: image {out.shape[:2]} is smaller than the 11x11 window")
+    if min(out.shape[:2]) < F.MS_SSIM_WINDOW:
+        raise MetricInputError(f"{name}: image {out.shape[:2]} is smaller than the {F.MS_SSIM_WINDOW}x{F.MS_SSIM_WINDOW} "
+                               "window")
     if same_pixels(out, other):
         return MetricValue(1.0, map=np.zeros(out.shape[:2], np.float32) if with_map else None)
     with torch.inference_mode():
@@ -115,7 +116,7 @@ class SSIM(OnDeviceFidelity):
     unit = ""
     description = "SSIM (Wang et al.; MATLAB rgb2gray on uint8, Gaussian sigma 1.5 window, population cov.)"
     batched: tuple[str, tuple[str, str]] | None = ("ssim", ("output", "reference"))
-    min_side = 11
+    min_side = F.MS_SSIM_WINDOW  # the MATLAB SSIM's Gaussian window (the taps MS-SSIM uses too)
 
     #: whether the value comes with its dissimilarity map
     with_map = True
