@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.averaging import mean_of
 from qa.errors import BadImageError, QAError
 from qa.imageio import load_image, save_png
 from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue
@@ -177,7 +178,7 @@ def _score_one(metric: ImageMetric, samples: list[ImageSample]) -> tuple[float, 
         parts.append(details[0])  # the metric's own detail, as the engine stores it (of the first seed)
     detail = "; ".join(parts)
     mean_map = np.mean(maps, axis=0) if len(maps) == len(values) and maps else None
-    return float(np.mean(values)), "ok", detail, mean_map
+    return mean_of(values, metric.averaged), "ok", detail, mean_map
 
 
 def score_folders(

@@ -20,11 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from qa import __version__
-from qa.bootstrap import bootstrap_mean
+from qa.averaging import interval_of, mean_of
 from qa.decoders.base import Decoder
 from qa.decoders.factory import make_decoder
 from qa.engine.cases import Case, load_case
@@ -264,7 +263,9 @@ class RunEngine:
                 per_case.setdefault(row.metric, {}).setdefault(row.case_id, []).append(row.value)
             else:
                 bad.setdefault(row.metric, Counter())[f"{row.status}: {_reason(row.detail)}"] += 1
-        by_metric = {m: [float(np.mean(v)) for v in cases.values()] for m, cases in per_case.items()}
+        # each metric averaged as it declares (qa.averaging: PSNR in noise power), over seeds and over cases
+        averaged = {m.name: m.averaged for m in image_metrics}
+        by_metric = {m: [mean_of(v, averaged.get(m, "value")) for v in cases.values()] for m, cases in per_case.items()}
         set_rows: list[SetResult] = []
         for m in image_metrics:
             vals = by_metric.get(m.name, [])
@@ -276,7 +277,7 @@ class RunEngine:
             if not vals:
                 set_rows.append(SetResult.missing(run_id, m.name, "missing", detail or "no values", m.version))
                 continue
-            iv = bootstrap_mean(np.asarray(vals))
+            iv = interval_of(vals, m.averaged)
             lo, hi = (iv.low, iv.high) if len(vals) >= 2 else (None, None)  # one case: a value, no interval
             set_rows.append(SetResult(run_id, m.name, iv.mean, nan_none(lo), nan_none(hi), len(vals), "ok", detail,
                                       m.version))

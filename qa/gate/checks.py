@@ -12,10 +12,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from qa.averaging import interval_of, mean_of, paired_interval
 from qa.bootstrap import Interval, bootstrap_mean
 from qa.gate import data as gate_data
 from qa.gate.baseline import Baseline
-from qa.gate.data import MetricData, RunInfo, case_problems, load_metric, problems_text, run_cases, run_metric_names
+from qa.gate.data import (
+    MetricData,
+    RunInfo,
+    case_problems,
+    load_metric,
+    metric_averaging,
+    problems_text,
+    run_cases,
+    run_metric_names,
+)
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.result import CheckResult
 from qa.gate.stats import paired_differences, paired_verdict, unpaired_interval
@@ -124,9 +134,7 @@ class GateContext:
             v, lo, hi = d.set_value
             return Interval(v, lo, hi, 1, self.policy.confidence)
         vals = [d.per_case[c] for c in sorted(d.per_case)]
-        import numpy as np
-
-        return bootstrap_mean(np.asarray(vals), self.policy.confidence, self.policy.n_boot, self.policy.seed)
+        return interval_of(vals, metric_averaging(metric), self.policy.confidence, self.policy.n_boot, self.policy.seed)
 
     # -- checks ---------------------------------------------------------------------------------------------
     def cases_ok(self) -> CheckResult:
@@ -274,11 +282,17 @@ class GateContext:
             if why:
                 return self._closed(res, why, self.policy.rule(metric))
             keys = sorted(c)
-            diffs, _ = paired_differences(c, b, True)
-            iv = bootstrap_mean(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
             base_vals = self.data(baseline.run.run_id, base_metric, baseline=True).per_case
-            res.baseline_mean = float(np.mean([base_vals[k] for k in keys]))
-            base_goodness = float(np.mean([b[k] for k in keys]))
+            averaging = metric_averaging(base_metric)
+            res.baseline_mean = mean_of([base_vals[k] for k in keys], averaging)
+            if averaging == "value":
+                diffs, _ = paired_differences(c, b, True)
+                iv = bootstrap_mean(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
+                base_goodness = float(np.mean([b[k] for k in keys]))
+            else:  # a noise-power mean (higher is better by declaration): the difference of the two means
+                iv = paired_interval([c[k] for k in keys], [b[k] for k in keys], self.policy.confidence,
+                                     self.policy.n_boot, self.policy.seed)
+                base_goodness = res.baseline_mean
             how = f"over {len(keys)} paired images"
         else:
             base = self.data(baseline.run.run_id, base_metric, baseline=True)

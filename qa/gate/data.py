@@ -10,7 +10,9 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from qa.averaging import Averaged, mean_of
 from qa.errors import QAError
+from qa.metrics.declarations import declaration
 from qa.store import Store
 from qa.store import results as store_results
 from qa.store import runs as store_runs
@@ -86,6 +88,16 @@ class MetricData:
         return self.n_rows > 0 or self.set_value is not None or bool(self.set_problem)
 
 
+def metric_averaging(metric: str) -> Averaged:
+    """How ``metric``'s values are averaged over seeds and cases (its declaration, :mod:`qa.averaging`); ``"value"``
+    for a name not registered here or not describable (such a metric cannot be gated: its direction problem says
+    why)."""
+    try:
+        return declaration(metric).averaged
+    except QAError:
+        return "value"
+
+
 def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
     """Per-case values and problems of ``metric`` in ``run_id`` (NaN values count as problems); ``store`` is the
     candidate's store or a loaded baseline file."""
@@ -99,9 +111,10 @@ def load_metric(store: Reader, run_id: str, metric: str) -> MetricData:
             data.problems.setdefault(cid, f"{why} (seed {seed})" if seed >= 0 and "seed" not in why else why)
             continue
         sums.setdefault(cid, []).append(value)
+    how = metric_averaging(metric)
     for cid, vals in sums.items():
-        if cid not in data.problems:
-            data.per_case[cid] = sum(vals) / len(vals)  # equal infinities stay that infinity
+        if cid not in data.problems:  # seeds averaged as the metric declares (equal infinities stay that infinity)
+            data.per_case[cid] = mean_of(vals, how)
     if not rows:
         srow = store_results.set_result(store, run_id, metric)
         if srow is not None:

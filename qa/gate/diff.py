@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qa.averaging import mean_of, paired_interval
 from qa.bootstrap import bootstrap_mean
-from qa.gate.data import GateError, RunInfo, load_metric, run_metric_names
+from qa.gate.data import GateError, RunInfo, load_metric, metric_averaging, run_metric_names
 from qa.gate.formats import clean_json, md
 from qa.gate.stats import paired_differences
 from qa.gate.units import fmt_num, metric_target_unit
@@ -40,8 +41,8 @@ class MetricDiff:
     note: str = ""
 
 
-def _mean(values: dict[str, float], keys: list[str]) -> float | None:
-    return float(np.mean([values[k] for k in keys])) if keys else None
+def _mean(values: dict[str, float], keys: list[str], metric: str) -> float | None:
+    return mean_of([values[k] for k in keys], metric_averaging(metric)) if keys else None
 
 
 def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: float = 0.95) -> MetricDiff:
@@ -64,14 +65,17 @@ def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: flo
             problems = [p for p in (da.set_problem, dbm.set_problem) if p]
             out.note = "; ".join(dict.fromkeys(problems)) or "no paired values"  # the same reason said once
         return out
-    out.a_mean, out.b_mean, out.n = _mean(da.per_case, keys), _mean(dbm.per_case, keys), len(keys)
+    out.a_mean, out.b_mean, out.n = _mean(da.per_case, keys, metric), _mean(dbm.per_case, keys, metric), len(keys)
     if not target.has_direction:
         out.note = "no direction (target none): means only"
         return out
     good_a = {k: target.goodness(da.per_case[k]) for k in keys}
     good_b = {k: target.goodness(dbm.per_case[k]) for k in keys}
     diffs, order = paired_differences(good_b, good_a, True)  # positive = B better
-    iv = bootstrap_mean(diffs, confidence)
+    if metric_averaging(metric) == "value":
+        iv = bootstrap_mean(diffs, confidence)
+    else:  # a noise-power mean (higher is better by declaration): the difference of the two means
+        iv = paired_interval([good_b[k] for k in order], [good_a[k] for k in order], confidence)
     out.worse_by, out.worse_by_ci = -iv.mean + 0.0, (-iv.high + 0.0, -iv.low + 0.0)
     out.n_worse = int(np.sum(diffs < 0))
     i = int(np.argmin(diffs))

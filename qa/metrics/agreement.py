@@ -26,6 +26,7 @@ class AgreementPSNR(OnDeviceFidelity):
     needs = ("baseline",)
     unit = "dB"
     description = "PSNR against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
+    averaged = "noise_power"
     batched = ("psnr", ("output", "baseline"))
 
     def compute(self, sample: ImageSample) -> MetricValue:

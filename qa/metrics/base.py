@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from qa.averaging import Averaged
 from qa.errors import QAError
 
 Level = Literal["image", "case", "set"]
@@ -190,6 +191,9 @@ class Metric(ABC):  # noqa: B024 - a base of attributes; the two kinds below add
     weights: tuple[str, ...] = ()
     unit: str = ""
     description: str = ""
+    #: how values are averaged over a case's seeds and a set's cases (:mod:`qa.averaging`): "value", or
+    #: "noise_power" for a decibel ratio of signal to noise power (PSNR: the mean of 10^(-v/10), back in dB)
+    averaged: Averaged = "value"
 
     def unavailable_reason(self) -> str | None:
         """None when the metric can be computed here; else why not plus the command that fixes it."""

@@ -1,7 +1,8 @@
 """What a metric declares, read without importing it: the one reader used by the gate, the report and ``qa metrics``.
 
 A metric declares on its class (:class:`qa.metrics.base.Metric`) its direction (``higher_is_better``) or ``target``,
-its ``value_range``, ``level``, ``needs``, ``weights``, ``unit``, ``description`` and ``version``. A gate or a report
+its ``value_range``, ``level``, ``needs``, ``weights``, ``unit``, ``description``, ``version`` and how its values are
+``averaged`` (:mod:`qa.averaging`). A gate or a report
 needs those, not the metric's code, and the code of most metrics imports torch. So a catalogue target
 ``"module:Class"`` (:mod:`qa.metrics.catalog`, built-in or from the ``qa.metrics`` entry-point group) is read from
 the class's **source** with ``ast``: the module's file is located with importlib's path finder (no package
@@ -28,6 +29,7 @@ from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any, Literal
 
+from qa.averaging import Averaged, check
 from qa.errors import QAError
 from qa.metrics.base import Level, Metric, Target, declared_target
 from qa.metrics.catalog import METRICS
@@ -36,7 +38,7 @@ __all__ = ["Declaration", "MetricDeclarationError", "declaration"]
 
 #: the class attributes a metric declares (see :class:`qa.metrics.base.Metric`)
 DECLARED = ("name", "version", "higher_is_better", "target", "value_range", "level", "needs", "weights", "unit",
-            "description")
+            "description", "averaged")
 #: where every metric class's declarations start
 METRIC_BASE = ("qa.metrics.base", "Metric")
 
@@ -60,6 +62,7 @@ class Declaration:
     description: str
     version: str
     read: Literal["source", "class", "instance"]
+    averaged: Averaged = "value"
 
 
 def declaration(name: str) -> Declaration:
@@ -106,11 +109,16 @@ def _declaration(name: str, target: Any) -> Declaration:
 def _make(name: str, attrs: dict[str, Any], read: Literal["source", "class", "instance"]) -> Declaration:
     try:
         lo, hi = (float(x) for x in attrs["value_range"])
+        target = declared_target(attrs["target"], attrs["higher_is_better"])
+        averaged = check(str(attrs["averaged"]))
+        if averaged == "noise_power" and target.kind != "higher":
+            raise ValueError(f"averaged = 'noise_power' is for a decibel ratio of signal to noise power, which is "
+                             f"higher-is-better; this metric's target is {target.label()!r}")
         return Declaration(
-            name=name, target=declared_target(attrs["target"], attrs["higher_is_better"]), value_range=(lo, hi),
+            name=name, target=target, value_range=(lo, hi),
             level=attrs["level"], needs=tuple(attrs["needs"]), weights=tuple(attrs["weights"]),
             unit=str(attrs["unit"] or ""), description=str(attrs["description"] or ""), version=str(attrs["version"]),
-            read=read)
+            read=read, averaged=averaged)
     except (TypeError, ValueError) as exc:
         raise MetricDeclarationError(f"metric {name!r} declares a bad value: {exc}") from exc
 

@@ -84,6 +84,7 @@ class PSNR(OnDeviceFidelity):
     """Peak signal-to-noise ratio over RGB, data range 1 for [0, 1] images (= range 255 on uint8).
 
     Identical images give ``+inf`` (stored as a DuckDB double infinity; reports should show it as "identical").
+    Averaged over seeds and sets in noise power (:mod:`qa.averaging`): the PSNR of the mean squared error.
     """
 
     name = "psnr"
@@ -92,7 +93,8 @@ class PSNR(OnDeviceFidelity):
     value_range = (0.0, float("inf"))
     needs = ("reference",)
     unit = "dB"
-    description = "PSNR over RGB, data range 1 ([0,1] floats); +inf when identical"
+    description = "PSNR over RGB, data range 1 ([0,1] floats); +inf when identical; set mean: PSNR of the mean MSE"
+    averaged = "noise_power"
     batched = ("psnr", ("output", "reference"))
 
     def compute(self, sample: ImageSample) -> MetricValue:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from qa.averaging import mean_of
+from qa.gate.data import metric_averaging
 from qa.gate.policy import MetricRule, Policy
 from qa.report import crops
 from qa.report.data import ImageRow, ReportData, RunInfo, target_of
@@ -73,7 +75,7 @@ def _means(rows: list[ImageRow], run_id: str) -> dict[tuple[str, str], float]:
     for r in rows:
         if r.run_id == run_id and r.status == "ok" and r.value is not None and math.isfinite(float(r.value)):
             acc.setdefault((r.case_id, r.metric), []).append(float(r.value))
-    return {k: sum(v) / len(v) for k, v in acc.items()}
+    return {k: mean_of(v, metric_averaging(k[1])) for k, v in acc.items()}
 
 
 def ranking_metric(policy: Policy | None, available: set[str]) -> tuple[str, MetricRule | None]:

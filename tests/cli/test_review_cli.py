@@ -5,6 +5,7 @@ printed), `qa decoders` (effective settings), `qa diff` (nothing stored), `qa ex
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -78,10 +79,14 @@ def test_diff_compares_two_runs_and_stores_nothing(world, runs, capsys) -> None:
     rc, out, _ = _run(capsys, "diff", runs["x2"], runs["x4"], "--db", str(world["db"]), "--format", "json")
     assert rc == 0
     got = {d["metric"]: d for d in json.loads(out)["metrics"]}
-    a = results_frame(store, runs["x2"]).query("metric == 'psnr'").groupby("case_id")["value"].mean()
-    b = results_frame(store, runs["x4"]).query("metric == 'psnr'").groupby("case_id")["value"].mean()
-    # x4 from a 4x smaller input loses more than x2: B (x4) is worse by the mean paired psnr difference
-    assert got["psnr"]["worse_by"] == pytest.approx(float((a - b).mean()), rel=1e-9) and got["psnr"]["worse_by"] > 0
+    a, b = (results_frame(store, runs[r]).query("metric == 'psnr'").groupby("case_id")["value"].mean()
+            for r in ("x2", "x4"))
+    # x4 from a 4x smaller input loses more than x2: B (x4) is worse by the difference of the two runs' PSNRs of
+    # their mean squared error (PSNR is averaged in noise power, qa.averaging; computed here from the rows)
+    power = {r: (10 ** (-results_frame(store, runs[r]).query("metric == 'psnr'")["value"] / 10)).mean()
+             for r in ("x2", "x4")}
+    expected = 10 * math.log10(power["x4"] / power["x2"])
+    assert got["psnr"]["worse_by"] == pytest.approx(expected, rel=1e-9) and got["psnr"]["worse_by"] > 0
     lo, hi = got["psnr"]["worse_by_ci"]
     assert lo <= got["psnr"]["worse_by"] <= hi and got["psnr"]["n"] == 6
     assert got["psnr"]["n_worse"] == int(((a - b) > 0).sum())

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from qa.averaging import mean_of
 from qa.decoders.base import DecodeBatch
 from qa.decoders.catalog import DECODERS
 from qa.decoders.simple import BicubicDecoder
@@ -89,7 +90,7 @@ def test_plain_baseline_is_the_candidates_own_plain_decode(world, store) -> None
                              [world["runs"]["blurry-bicubic"]]))
     direct = dict(store.query("select case_id, value from results where run_id = ? and metric = 'psnr'", [bicubic]))
     assert plain.keys() == direct.keys() and all(plain[k] == pytest.approx(direct[k], abs=1e-9) for k in plain)
-    assert psnr.baseline_mean == pytest.approx(sum(direct.values()) / len(direct))
+    assert psnr.baseline_mean == pytest.approx(mean_of(direct.values(), "noise_power"))  # PSNR's averaging
 
 
 def test_plain_baseline_fits_any_factor(world, store) -> None:  # noqa: ANN001

@@ -27,9 +27,13 @@ def test_every_builtin_is_read_from_source_and_says_what_its_class_says() -> Non
         d = declaration(name)
         cls = METRICS.factory(name)  # imports the metric (and torch): the reference the source reading must equal
         assert d.read == "source", name
-        assert (d.target, d.value_range, d.level, d.needs, d.weights, d.unit, d.description, d.version) == (
+        assert (d.target, d.value_range, d.level, d.needs, d.weights, d.unit, d.description, d.version,
+                d.averaged) == (
             metric_target(cls), tuple(float(x) for x in cls.value_range), cls.level, tuple(cls.needs),
-            tuple(cls.weights), cls.unit, cls.description, cls.version), name
+            tuple(cls.weights), cls.unit, cls.description, cls.version, cls.averaged), name
+    # decibel ratios of signal to noise power are averaged in noise power (qa.averaging), the rest as they are
+    assert {n for n in builtins if declaration(n).averaged == "noise_power"} == {
+        "psnr", "baseline_psnr", "agreement_psnr"}
 
 
 def test_aliases_and_unknown_names() -> None:
@@ -43,6 +47,7 @@ def test_a_class_registered_at_run_time_is_read_from_its_attributes(monkeypatch:
 
     class Twin(PSNR):
         target = 30.0
+        averaged = "value"  # PSNR's noise-power averaging is for a higher-is-better ratio, not a target value
 
     METRICS.names()
     monkeypatch.setitem(METRICS._targets, "twin", Twin)  # noqa: SLF001 - test-only registration
@@ -52,6 +57,25 @@ def test_a_class_registered_at_run_time_is_read_from_its_attributes(monkeypatch:
     monkeypatch.setitem(METRICS._targets, "twin", lambda: 3)  # noqa: SLF001 - same name, another target: read again
     with pytest.raises(MetricDeclarationError, match="not a Metric"):
         declaration("twin")
+
+
+def test_an_averaging_nobody_defined_is_a_declaration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa.metrics.fidelity import PSNR
+
+    class Geometric(PSNR):
+        averaged = "geometric"  # type: ignore[assignment]
+
+    METRICS.names()
+    monkeypatch.setitem(METRICS._targets, "geometric", Geometric)  # noqa: SLF001 - test-only registration
+    with pytest.raises(MetricDeclarationError, match="unknown averaging 'geometric'; allowed: value, noise_power"):
+        declaration("geometric")
+
+    class LowerNoise(PSNR):
+        higher_is_better = False
+
+    monkeypatch.setitem(METRICS._targets, "geometric", LowerNoise)  # noqa: SLF001 - a decibel SNR that is "lower"
+    with pytest.raises(MetricDeclarationError, match="higher-is-better; this metric's target is 'lower'"):
+        declaration("geometric")
 
 
 PLUGIN = {
