@@ -1,7 +1,8 @@
 """Processing one shard of cases: encode, decode with every seed, re-encode, score. No storage here.
 
-Failures stay local: a case whose image is bad, whose decode raises or returns NaN/Inf, or whose metric
-raises becomes error rows naming the case, and the rest of the shard goes on.
+Failures stay local: a case whose image is bad, whose decode raises or returns NaN/Inf (or, for a decoder declared
+deterministic, differs between two seeds), or whose metric raises becomes error rows naming the case, and the rest
+of the shard goes on.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import numpy as np
 import torch
 
 from qa.decoders.base import DecodeBatch, Decoder
+from qa.engine import decoder_contract as contract
 from qa.engine import pixels as full_pixels
 from qa.engine.cases import Case, CaseSamples
 from qa.engine.groups import Group, group_pixels, scoring_device
-from qa.errors import DecoderError
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
 from qa.metrics.scoring import score_sample
@@ -79,16 +80,6 @@ def effective_seeds(decoder: Decoder, seeds: list[int]) -> list[int]:
     """The seeds a run decodes: all of them for a stochastic decoder; for a deterministic one the first two,
     so that its seed variance is measured (and must be zero) rather than assumed."""
     return list(seeds) if decoder.stochastic else list(seeds[:2])
-
-
-def _check_output(out: object, batch: DecodeBatch, size: tuple[int, int] | None) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor):
-        raise DecoderError(f"decoder returned {type(out).__name__}, expected a torch.Tensor (N, 3, H, W)")
-    if out.ndim != 4 or out.shape[0] != len(batch) or out.shape[1] != 3:
-        raise DecoderError(f"decoder returned shape {tuple(out.shape)}, expected ({len(batch)}, 3, H, W)")
-    if size is not None and tuple(out.shape[-2:]) != tuple(size):
-        raise DecoderError(f"decoder returned {out.shape[-1]}x{out.shape[-2]}, expected {size[1]}x{size[0]}")
-    return out
 
 
 class ShardRunner:
@@ -158,15 +149,15 @@ class ShardRunner:
                 case_ids=[c.case_id for c in cases], captions=[c.caption for c in cases], latents=latents, size=size
             )
             per_seed: dict[int, torch.Tensor] = {}
+            ids = batch.case_ids
             for seed in self.seeds:
-                out = _check_output(dec.decode(batch, seed), batch, size).float()
-                bad = (~torch.isfinite(out)).flatten(1).sum(1)
-                for i, case in enumerate(cases):
-                    if int(bad[i]):
-                        results[case.case_id].error = (
-                            f"{case.case_id}: decoder returned {int(bad[i])} NaN/Inf values (seed {seed})"
-                        )
+                out = contract.check_output(dec.decode(batch, seed), batch, size).float()
+                failed = contract.non_finite(out, ids, seed)
                 per_seed[seed] = torch.nan_to_num(out).clamp(0.0, 1.0)
+                failed = contract.unreproduced(dec, per_seed[seed], per_seed[self.seeds[0]], ids, seed,
+                                               self.seeds[0]) | failed  # NaN/Inf said first
+                for case_id, why in failed.items():
+                    results[case_id].error = results[case_id].error or why
             reenc: dict[int, torch.Tensor] = {}
             redec: dict[int, torch.Tensor] = {}
             # a source pipeline's latent and the baseline for the same prompt/latent and seed (where the decoder has them)

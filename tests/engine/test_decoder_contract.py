@@ -1,0 +1,86 @@
+"""The engine checks what a decoder declares: one declared deterministic whose seeds decode the same input
+differently fails its cases (and so the gate) with the reason; float noise far under half an 8-bit level, and the
+same decoder declared stochastic, do not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from qa.decoders.base import DecodeBatch, Decoder
+from qa.decoders.catalog import DECODERS
+from qa.decoders.simple import BicubicDecoder
+from qa.engine.decoder_contract import DETERMINISM_TOLERANCE, unreproduced
+from qa.engine.run import RunConfig, RunEngine
+from qa.gate.evaluate import gate_run
+from qa.gate.policy import parse_policy
+from qa.store import Store
+from qa.store import results as store_results
+from tests.helpers import make_refset
+
+
+class SeedNoiseBicubic(BicubicDecoder):
+    """Bicubic x4 plus seeded Gaussian noise of ``noise`` std: dropout left on, as far as a caller can tell."""
+
+    family = "seed-noise-bicubic"
+
+    def __init__(self, name: str | None = None, device: str = "cpu", noise: float = 0.02,
+                 **settings: object) -> None:
+        super().__init__(name, device, noise=float(noise), **settings)
+        self.noise = float(noise)
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = super().decode(batch, seed)
+        g = torch.Generator().manual_seed(1000 + seed)
+        return (out + self.noise * torch.randn(out.shape, generator=g, dtype=out.dtype)).clamp(0, 1)
+
+
+class StochasticSeedNoiseBicubic(SeedNoiseBicubic):
+    family = "stochastic-seed-noise-bicubic"
+    stochastic = True
+
+
+POLICY = parse_policy({"policy": {"track": "upscale", "n_boot": 200}, "metrics": {"psnr": {"min": 10.0}}})
+
+
+def _run(tmp_path: Path, decoder: Decoder) -> tuple[Store, str]:
+    for cls in (SeedNoiseBicubic, StochasticSeedNoiseBicubic):
+        if cls.family not in DECODERS:
+            DECODERS.register(cls.family, cls)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder=decoder.name, reference_set=str(make_refset(tmp_path / "set", n=3)),
+                    metrics=["psnr", "seed_variance"], seeds=[0, 1], progress=False)
+    return store, RunEngine(store).start(cfg, decoder)
+
+
+def test_a_deterministic_decoder_whose_seeds_differ_fails_every_case_and_the_gate(tmp_path: Path) -> None:
+    store, run = _run(tmp_path, SeedNoiseBicubic(name="seed-noise-bicubic", noise=0.02))
+    rows = store_results.metric_rows(store, run, "psnr")
+    assert rows and all(r.status == "error" for r in rows)
+    assert "declared deterministic, but seed 1 decoded the same input differently from seed 0" in rows[0].detail
+    assert "declare it stochastic" in rows[0].detail
+    result = gate_run(store, run, POLICY, "none")
+    cases = next(r for r in result.results if r.kind == "cases")
+    assert result.verdict == "fail" and cases.verdict == "fail" and "3 of 3 cases failed" in cases.message
+
+
+def test_float_noise_under_half_a_level_and_a_declared_stochastic_decoder_pass(tmp_path: Path) -> None:
+    store, run = _run(tmp_path / "a", SeedNoiseBicubic(name="seed-noise-bicubic", noise=1e-6))
+    assert all(r.status == "ok" for r in store_results.metric_rows(store, run, "psnr"))
+    store, run = _run(tmp_path / "b", StochasticSeedNoiseBicubic(name="stochastic-seed-noise-bicubic", noise=0.02))
+    assert all(r.status == "ok" for r in store_results.metric_rows(store, run, "psnr"))
+    variance = [r.value for r in store_results.metric_rows(store, run, "seed_variance")]
+    assert variance and all(v is not None and v > 0.005 for v in variance)
+
+
+@pytest.mark.parametrize(("gap", "fails"), [(DETERMINISM_TOLERANCE, False), (DETERMINISM_TOLERANCE + 1e-6, True)])
+def test_the_tolerance_is_half_an_8_bit_level(gap: float, fails: bool) -> None:
+    first = torch.full((2, 3, 8, 8), 0.5, dtype=torch.float64)
+    out = first.clone()
+    out[1, 2, 3, 4] += gap
+    dec = BicubicDecoder(name="bicubic")
+    assert set(unreproduced(dec, out, first, ["a", "b"], seed=1, first=0)) == ({"b"} if fails else set())
+    dec.stochastic = True
+    assert unreproduced(dec, out, first, ["a", "b"], seed=1, first=0) == {}
