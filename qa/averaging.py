@@ -18,7 +18,7 @@ is "dB lost on an image").
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal, get_args
 
 import numpy as np
@@ -105,3 +105,10 @@ def paired_interval(candidate: Iterable[float], baseline: Iterable[float], confi
     idx = resamples(c.size, n_boot, seed)
     lo, hi = percentile_ends(diff_db(c[idx].mean(axis=1), b[idx].mean(axis=1)), confidence)
     return Interval(mean, lo, hi, int(c.size), confidence)
+
+
+def set_interval(case_values: Mapping[str, Iterable[float]], how: str = "value") -> Interval:
+    """The set value of a per-image metric and its interval: each case's seed values averaged (:func:`mean_of`),
+    then the cases in the order given (:func:`interval_of`, default resamples): seeds of one case are not
+    independent samples. What the engine stores for a run, and what a report recomputes from the same rows."""
+    return interval_of([mean_of(v, how) for v in case_values.values()], how)

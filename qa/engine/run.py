@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from qa import __version__
-from qa.averaging import interval_of, mean_of
+from qa.averaging import set_interval
 from qa.decoders.base import Decoder
 from qa.decoders.factory import make_decoder
 from qa.engine.cases import Case, load_case
@@ -263,23 +263,20 @@ class RunEngine:
                 per_case.setdefault(row.metric, {}).setdefault(row.case_id, []).append(row.value)
             else:
                 bad.setdefault(row.metric, Counter())[f"{row.status}: {_reason(row.detail)}"] += 1
-        # each metric averaged as it declares (qa.averaging: PSNR in noise power), over seeds and over cases
-        averaged = {m.name: m.averaged for m in image_metrics}
-        by_metric = {m: [mean_of(v, averaged.get(m, "value")) for v in cases.values()] for m, cases in per_case.items()}
         set_rows: list[SetResult] = []
         for m in image_metrics:
-            vals = by_metric.get(m.name, [])
+            cases = per_case.get(m.name, {})
             reasons = bad.get(m.name, Counter())
             detail = ""
             if reasons:
                 top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
                 detail = f"{sum(reasons.values())} rows missing or failed ({top})"
-            if not vals:
+            if not cases:
                 set_rows.append(SetResult.missing(run_id, m.name, "missing", detail or "no values", m.version))
                 continue
-            iv = interval_of(vals, m.averaged)
-            lo, hi = (iv.low, iv.high) if len(vals) >= 2 else (None, None)  # one case: a value, no interval
-            set_rows.append(SetResult(run_id, m.name, iv.mean, nan_none(lo), nan_none(hi), len(vals), "ok", detail,
+            iv = set_interval(cases, m.averaged)  # averaged as the metric declares (PSNR in noise power)
+            lo, hi = (iv.low, iv.high) if len(cases) >= 2 else (None, None)  # one case: a value, no interval
+            set_rows.append(SetResult(run_id, m.name, iv.mean, nan_none(lo), nan_none(hi), len(cases), "ok", detail,
                                       m.version))
         for sm in set_metrics:
             override = (set_rows_override or {}).get(sm.name)

@@ -12,13 +12,15 @@ run's per-image rows and images are loaded too, for the candidate-vs-approved im
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from qa.averaging import set_interval
 from qa.errors import QAError, StoreError
+from qa.gate.data import metric_averaging
 from qa.gate.policy import Policy
 from qa.metrics.base import Target
 from qa.metrics.declarations import declaration
@@ -148,7 +150,7 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
             found = parsed.get("decoder_settings") if isinstance(parsed, dict) else None
             data.settings[run_id] = dict(found) if isinstance(found, dict) else None
         approved_ids = [r.run_id for d, r in data.approved.items() if data.latest[d].run_id != r.run_id]
-        data.set_results = store_results.set_results_of(db, all_ids)
+        data.set_results = reaveraged(db, store_results.set_results_of(db, all_ids))
         data.image_rows = store_results.image_rows_of(db, latest_ids)
         if approved_ids:
             data.approved_rows = store_results.image_rows_of(db, approved_ids)
@@ -159,6 +161,26 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
         data.policies = _shipped_policies({r.track for r in data.latest.values()})
         data.shipped_policy = {t: p.sha256() for t, p in data.policies.items()}
     return data
+
+
+def reaveraged(db: Reader, set_results: dict[str, dict[str, SetRow]]) -> dict[str, dict[str, SetRow]]:
+    """``set_results`` with the set values of metrics averaged in noise power (PSNR, :mod:`qa.averaging`) made again
+    from their per-image rows by the engine's own rule (:func:`qa.averaging.set_interval`): a run stored before
+    that rule holds the arithmetic mean of its dB, and a trend drawn through both would show a step no decoder made.
+    A run stored under the rule gets its stored value back."""
+    for run_id, rows in set_results.items():
+        for metric, row in rows.items():
+            if row.status != "ok" or metric_averaging(metric) == "value":
+                continue
+            cases: dict[str, list[float]] = {}
+            for r in store_results.metric_rows(db, run_id, metric):
+                if r.status == "ok" and r.value is not None:
+                    cases.setdefault(r.case_id, []).append(r.value)
+            if cases:
+                iv = set_interval(cases, metric_averaging(metric))
+                lo, hi = (iv.low, iv.high) if len(cases) >= 2 else (row.ci_low, row.ci_high)
+                rows[metric] = replace(row, value=iv.mean, ci_low=lo, ci_high=hi, n=len(cases))
+    return set_results
 
 
 def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:

@@ -4,6 +4,7 @@ longer lifts a set over the policy's floor, and an exact seed no longer hides th
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,26 @@ def test_qa_score_averages_seeds_in_noise_power(tmp_path: Path) -> None:
     assert row.status == "ok" and math.isfinite(row.value)
     # the exact seed adds no noise: the PSNR of the mean of (0, mse); qa computes in float32, hence 1e-4 dB
     assert row.value == pytest.approx(-10 * math.log10(mse / 2), abs=1e-4)
+
+
+def test_a_report_draws_psnr_by_the_same_rule_for_runs_stored_before_it(tmp_path: Path) -> None:
+    """The report's set values of PSNR are the engine's own for a run stored under the rule (bit for bit), and the
+    same rule's value for a run stored before it (which holds the arithmetic mean of its dB)."""
+    from qa.report.data import reaveraged
+
+    register()
+    refset = _refset_with_grey_card(tmp_path)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder="tunable", reference_set=str(refset), metrics=["psnr", "ssim"], progress=False)
+    new, old = (RunEngine(store).start(cfg, TunableBicubic(name="tunable", blur=b)) for b in (1.0, 2.0))
+    stored = {r: {m: store_results.set_result(store, r, m) for m in ("psnr", "ssim")} for r in (new, old)}
+    per_case = load_metric(store, old, "psnr").per_case
+    with store.transaction() as con:  # what a run made before the rule stored: the arithmetic mean of dB
+        con.execute("update set_results set value = ? where run_id = ? and metric = 'psnr'",
+                    [float(np.mean(list(per_case.values()))), old])
+    with store.snapshot() as db:
+        drawn = reaveraged(db, store_results.set_results_of(db, [new, old]))
+    assert drawn[new]["psnr"] == replace(stored[new]["psnr"], metric_version="")  # the report reads no version
+    assert drawn[old]["psnr"].value == pytest.approx(stored[old]["psnr"].value, abs=1e-12)
+    assert drawn[old]["psnr"].value == pytest.approx(mean_of(per_case.values(), "noise_power"), abs=1e-12)
+    assert drawn[old]["ssim"].value == stored[old]["ssim"].value  # other metrics: as stored
