@@ -141,6 +141,7 @@ class RunEngine:
                                 "metrics": [m.name for m in metrics], "host": socket.gethostname(),
                                 "metric_versions": {m.name: m.version for m in metrics},
                                 "decoder_settings": fields["settings"], "reference_set_kinds": refset.kinds,
+                                "stochastic": bool(decoder.stochastic),
                                 "base_identity_sha256": base_identity_sha256(fields)}
         store_runs.insert_run(self.store, NewRun(
             run_id=run_id, started_at=_now(), suite=config.suite, decoder=decoder.name, family=decoder.family,

@@ -162,6 +162,31 @@ def run_settings(store: Reader, run_id: str) -> dict[str, object] | None:
     return dict(found) if isinstance(found, dict) else None
 
 
+def draws_with_seeds(store: Reader, run_id: str) -> bool:
+    """Whether the run's decoder was declared stochastic (``config_json.stochastic``: its seeds are random draws);
+    True for a run stored before qa recorded it (unknown: a comparison must then be of the same seeds)."""
+    cfg = store_runs.run_config(store, run_id)
+    found = cfg.get("stochastic") if cfg is not None else None
+    return found if isinstance(found, bool) else True
+
+
+def require_same_seeds(candidate: RunInfo, store: Reader, baseline: RunInfo, baseline_reader: Reader) -> None:
+    """GateError when the baseline run decoded other seeds than the candidate and either decoder draws with its
+    seeds: other seeds are other random samples, and a candidate re-run with new seeds until its draws pass would
+    pass a gate that its first seeds failed."""
+    if tuple(candidate.seeds) == tuple(baseline.seeds):
+        return
+    if not (draws_with_seeds(store, candidate.run_id) or draws_with_seeds(baseline_reader, baseline.run_id)):
+        return
+    want = ",".join(str(s) for s in baseline.seeds)
+    raise GateError(
+        f"baseline run {baseline.run_id} decoded seeds {list(baseline.seeds)}, the candidate {candidate.run_id} seeds "
+        f"{list(candidate.seeds)}: the decoder draws with its seeds, so other seeds compare other random samples "
+        "(and a candidate re-run with new seeds until its draws pass would pass)",
+        f"run the candidate with the baseline's seeds (`qa run --decoder {candidate.decoder} --seeds {want}`, "
+        f"`pytest suites/ --seeds {want}`), or approve a new baseline made with the seeds you want")
+
+
 def reference_set_kinds(store: Reader, run_id: str) -> list[str]:
     """The kinds of reference set the run was made on (``config_json.reference_set_kinds``: ``["text"]`` for a
     text set), [] for a set of no particular kind or a run stored before qa recorded them."""

@@ -20,6 +20,7 @@ from qa.gate.data import (
     RunInfo,
     latest_finished_run,
     load_run,
+    require_same_seeds,
     run_settings,
     settings_diff,
     settings_diff_text,
@@ -70,6 +71,7 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
         from qa.gate.approved import approved_for
 
         found = approved_for(store, candidate, trusted)
+        require_same_seeds(candidate, store, found.run, found.reader)
         return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
     if spec == "none":
         return Baseline("none", None, NONE_NOTE)
@@ -77,6 +79,7 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
         from qa.gate.baseline_file import approved_from_file
 
         found = approved_from_file(Path(spec), candidate, trusted)
+        require_same_seeds(candidate, store, found.run, found.reader)
         return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
     if spec.startswith("decoder:"):
         name = spec.split(":", 1)[1].strip()
@@ -95,6 +98,7 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
         raise GateError(f"baseline run {run.run_id} is on reference set {run.reference_set!r} "
                         f"({run.reference_set_sha256[:12]}), the candidate on {candidate.reference_set!r} "
                         f"({candidate.reference_set_sha256[:12]}): no images pair", "pick a run on the same set")
+    require_same_seeds(candidate, store, run, store)
     return Baseline("run", run)
 
 

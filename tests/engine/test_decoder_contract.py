@@ -45,10 +45,14 @@ class StochasticSeedNoiseBicubic(SeedNoiseBicubic):
 POLICY = parse_policy({"policy": {"track": "upscale", "n_boot": 200}, "metrics": {"psnr": {"min": 10.0}}})
 
 
-def _run(tmp_path: Path, decoder: Decoder) -> tuple[Store, str]:
+def _register() -> None:
     for cls in (SeedNoiseBicubic, StochasticSeedNoiseBicubic):
         if cls.family not in DECODERS:
             DECODERS.register(cls.family, cls)
+
+
+def _run(tmp_path: Path, decoder: Decoder) -> tuple[Store, str]:
+    _register()
     store = Store(tmp_path / "qa.duckdb")
     cfg = RunConfig(decoder=decoder.name, reference_set=str(make_refset(tmp_path / "set", n=3)),
                     metrics=["psnr", "seed_variance"], seeds=[0, 1], progress=False)
