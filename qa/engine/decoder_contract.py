@@ -1,15 +1,23 @@
-"""What the engine checks of a decoder's output before anything scores it: its type and shape, finite values, and
-that a decoder declared deterministic gives every seed the same output. A violation is the case's error (a
-:class:`~qa.errors.DecoderError` for the whole batch, a message per case otherwise), never a number.
+"""What the engine checks of a decoder's output before anything scores it: its type and shape, finite values, that a
+decoder declared deterministic gives every seed the same output, and that a case's output does not depend on the
+other cases of its batch. A violation is the case's error (a :class:`~qa.errors.DecoderError` for the whole batch, a
+message per case otherwise), never a number.
 
 Why determinism is checked: the engine decodes a deterministic decoder with two seeds so that its seed variance is
 measured rather than assumed (:func:`qa.engine.shard.effective_seeds`). A decoder that says it is deterministic and
 is not (dropout left on, an unseeded noise draw) makes every comparison with an approved run partly a comparison of
 random draws, and a stochastic decoder's own checks (seed variance, several seeds averaged) never ran on it.
+Why batches are checked: the batch size is a memory setting, not part of a run's identity (a finished run made with
+another batch size stands in for a new one), so an output that depends on its batch mates (normalisation over the
+batch, one noise draw for the whole batch) would make runs differ for no change of the decoder. Once per shard the
+last case of a batch is decoded alone with the first seed and compared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 from qa.decoders.base import DecodeBatch, Decoder
@@ -19,6 +27,18 @@ from qa.errors import DecoderError
 #: half an 8-bit level, so the two round to 8-bit images at most one level apart. A GPU's non-deterministic float
 #: sums (about 1e-6) stay far under it; dropout left on or an unseeded noise draw (0.01 and more) do not
 DETERMINISM_TOLERANCE = 0.5 / 255
+
+
+def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack (H, W, 3) float arrays into (N, 3, H, W) on ``device``: what a decoder's encoder is given."""
+    arr = np.stack([np.asarray(p, dtype=np.float32) for p in pixels]).transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+
+def to_numpy(images: torch.Tensor) -> list[np.ndarray]:
+    """(N, 3, H, W) tensor to a list of float32 (H, W, 3) arrays."""
+    arr = images.detach().to("cpu", torch.float32).numpy().transpose(0, 2, 3, 1)
+    return [np.ascontiguousarray(a) for a in arr]
 
 
 def check_output(out: object, batch: DecodeBatch, size: tuple[int, int] | None) -> torch.Tensor:
@@ -53,3 +73,29 @@ def unreproduced(decoder: Decoder, out: torch.Tensor, first_out: torch.Tensor, c
                 "than half an 8-bit level); declare it stochastic (stochastic = True) if its output depends on the "
                 "seed, else make it reproducible (eval mode, no unseeded noise)")
             for i, c in enumerate(case_ids) if float(gaps[i]) > DETERMINISM_TOLERANCE}
+
+
+def batch_dependent(decoder: Decoder, alone: np.ndarray, batched: np.ndarray, case_id: str, n: int) -> str | None:
+    """Why a batch fails when case ``case_id`` decoded alone (``alone``) differs from its output in a batch of ``n``
+    cases (``batched``; both (H, W, 3) in [0, 1], the same seed) by more than :data:`DETERMINISM_TOLERANCE`;
+    None when they agree."""
+    gap = float(np.abs(alone.astype(np.float64) - batched).max()) if alone.shape == batched.shape else float("inf")
+    if gap <= DETERMINISM_TOLERANCE:
+        return None
+    return (f"decoder {decoder.name!r} gave {case_id} another output decoded alone than in a batch of {n} cases "
+            f"(largest difference {gap:.3g} of the [0, 1] range, more than half an 8-bit level): an output must "
+            "depend on its own input and seed only (normalise each item, draw noise per item, e.g. a generator "
+            "seeded per case); until then run with --batch-size 1")
+
+
+def decode_alone(decoder: Decoder, case_id: str, caption: str, pixels: np.ndarray, size: tuple[int, int],
+                 seed: int) -> np.ndarray:
+    """One case decoded in a batch of its own, as the engine decodes a batch (encode the (H, W, 3) reference where
+    the decoder decodes latents, decode with ``seed``, check, clip): its (H, W, 3) output in [0, 1]."""
+    with torch.inference_mode():
+        refs = to_tensor([pixels], decoder.device)
+        encoder = decoder.encoder
+        z = encoder.encode(refs) if encoder is not None and decoder.decodes_latents else None
+        batch = DecodeBatch(case_ids=[case_id], captions=[caption], latents=z, size=size)
+        out = check_output(decoder.decode(batch, seed), batch, size).float()
+    return to_numpy(torch.nan_to_num(out).clamp(0.0, 1.0))[0]

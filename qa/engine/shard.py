@@ -8,7 +8,7 @@ of the shard goes on.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -18,6 +18,7 @@ from qa.decoders.base import DecodeBatch, Decoder
 from qa.engine import decoder_contract as contract
 from qa.engine import pixels as full_pixels
 from qa.engine.cases import Case, CaseSamples
+from qa.engine.decoder_contract import to_numpy, to_tensor
 from qa.engine.groups import Group, group_pixels, scoring_device
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
@@ -62,18 +63,6 @@ class ShardOutput:
     n_cases: int = 0
     regions: list[RegionRow] = field(default_factory=list)  # the strongest regions of each case's map
     tiled: list[TiledImage] = field(default_factory=list)  # full-resolution images (qa.engine.pixels)
-
-
-def to_tensor(pixels: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Stack (H, W, 3) float arrays into (N, 3, H, W) on ``device``."""
-    arr = np.stack([np.asarray(p, dtype=np.float32) for p in pixels]).transpose(0, 3, 1, 2)
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
-
-
-def to_numpy(images: torch.Tensor) -> list[np.ndarray]:
-    """(N, 3, H, W) tensor to a list of float32 (H, W, 3) arrays."""
-    arr = images.detach().to("cpu", torch.float32).numpy().transpose(0, 2, 3, 1)
-    return [np.ascontiguousarray(a) for a in arr]
 
 
 def effective_seeds(decoder: Decoder, seeds: list[int]) -> list[int]:
@@ -135,7 +124,32 @@ class ShardRunner:
                             self._decode_chunk([item], size, results)
                         except Exception:  # noqa: BLE001
                             results[item[0].case_id].error = _describe_exception(item[0].case_id)
+        self._check_batch_invariance(by_size, results)
         return results
+
+    def _check_batch_invariance(self, by_size: dict[tuple[int, int], list[tuple[Case, np.ndarray]]],
+                                results: dict[str, DecodedCase]) -> None:
+        """Once per shard: the last case of its first batch of several (not the first: one noise draw for a whole
+        batch gives the first item what it gets alone), decoded alone with the first seed, must give its batched
+        output (:func:`qa.engine.decoder_contract.batch_dependent`); else that batch's cases fail."""
+        seed, dec = self.seeds[0], self.decoder
+        for size, group in by_size.items():
+            mates = group[: self.batch_size]
+            last = results[mates[-1][0].case_id]
+            if len(mates) < 2 or last.error or seed not in last.outputs:
+                continue
+            case, pixels = mates[-1]
+            try:
+                alone = contract.decode_alone(dec, case.case_id, case.caption, pixels, size, seed)
+            except Exception:  # noqa: BLE001 - it decoded in its batch; alone it fails: that is the finding
+                why = f"decoding {case.case_id} alone failed where its batch of {len(mates)} did: " + \
+                    _describe_exception(case.case_id)
+            else:
+                why = contract.batch_dependent(dec, alone, last.outputs[seed], case.case_id, len(mates)) or ""
+            for c, _ in mates:
+                if why and not results[c.case_id].error:
+                    results[c.case_id].error = f"{c.case_id}: {why}"
+            return
 
     def _decode_chunk(self, chunk: list[tuple[Case, np.ndarray]], size: tuple[int, int],
                       results: dict[str, DecodedCase]) -> None:

@@ -22,7 +22,8 @@ from tests.helpers import make_refset
 
 
 class SeedNoiseBicubic(BicubicDecoder):
-    """Bicubic x4 plus seeded Gaussian noise of ``noise`` std: dropout left on, as far as a caller can tell."""
+    """Bicubic x4 plus Gaussian noise of ``noise`` std, seeded per seed and case: dropout left on, as far as a caller
+    can tell (case ids ``tileNN``)."""
 
     family = "seed-noise-bicubic"
 
@@ -33,8 +34,10 @@ class SeedNoiseBicubic(BicubicDecoder):
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         out = super().decode(batch, seed)
-        g = torch.Generator().manual_seed(1000 + seed)
-        return (out + self.noise * torch.randn(out.shape, generator=g, dtype=out.dtype)).clamp(0, 1)
+        noise = [torch.randn(out.shape[1:], dtype=out.dtype,  # drawn per case: batch mates do not matter
+                             generator=torch.Generator().manual_seed(1000 * seed + int(c.removeprefix("tile"))))
+                 for c in batch.case_ids]
+        return (out + self.noise * torch.stack(noise)).clamp(0, 1)
 
 
 class StochasticSeedNoiseBicubic(SeedNoiseBicubic):
@@ -88,3 +91,50 @@ def test_the_tolerance_is_half_an_8_bit_level(gap: float, fails: bool) -> None:
     assert set(unreproduced(dec, out, first, ["a", "b"], seed=1, first=0)) == ({"b"} if fails else set())
     dec.stochastic = True
     assert unreproduced(dec, out, first, ["a", "b"], seed=1, first=0) == {}
+
+
+class BatchNoiseBicubic(StochasticSeedNoiseBicubic):
+    """Seeded noise drawn once for the whole batch: a case's noise depends on its place in the batch."""
+
+    family = "batch-noise-bicubic"
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = BicubicDecoder.decode(self, batch, seed)
+        g = torch.Generator().manual_seed(1000 + seed)
+        return (out + self.noise * torch.randn(out.shape, generator=g, dtype=out.dtype)).clamp(0, 1)
+
+
+class BatchNormBicubic(BicubicDecoder):
+    """Bicubic x4 brightened by the batch's mean brightness: normalisation over the batch (train-mode BatchNorm)."""
+
+    family = "batch-norm-bicubic"
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = super().decode(batch, seed)
+        return (out + 0.2 * (out.mean() - out.mean(dim=(1, 2, 3), keepdim=True))).clamp(0, 1)
+
+
+@pytest.mark.parametrize("cls", [BatchNoiseBicubic, BatchNormBicubic])
+def test_an_output_that_depends_on_its_batch_mates_fails_that_batch(tmp_path: Path, cls: type) -> None:
+    if cls.family not in DECODERS:
+        DECODERS.register(cls.family, cls)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder=cls.family, reference_set=str(make_refset(tmp_path / "set", n=5)), metrics=["psnr"],
+                    seeds=[0, 1], batch_size=3, progress=False)
+    run = RunEngine(store).start(cfg, cls(name=cls.family))
+    status = {r.case_id: (r.status, r.detail) for r in store_results.metric_rows(store, run, "psnr")}
+    failed = {c for c, (st, _) in status.items() if st == "error"}
+    assert failed == {"tile00", "tile01", "tile02"}  # the first batch of 3 (one check per shard)
+    assert "another output decoded alone than in a batch of 3 cases" in status["tile02"][1]
+    assert "--batch-size 1" in status["tile02"][1]
+
+
+def test_per_case_noise_passes_the_batch_check(tmp_path: Path) -> None:
+    cls = StochasticSeedNoiseBicubic
+    if cls.family not in DECODERS:
+        DECODERS.register(cls.family, cls)
+    store = Store(tmp_path / "qa.duckdb")
+    cfg = RunConfig(decoder=cls.family, reference_set=str(make_refset(tmp_path / "set", n=5)), metrics=["psnr"],
+                    seeds=[0, 1], batch_size=3, progress=False)
+    run = RunEngine(store).start(cfg, cls(name=cls.family))
+    assert all(r.status == "ok" for r in store_results.metric_rows(store, run, "psnr"))
