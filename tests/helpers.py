@@ -4,6 +4,7 @@ session, generate, ray, metrics)."""
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,14 @@ from qa.decoders.simple import BicubicDecoder
 from qa.hashing import sha256_file
 from qa.metrics.text import ocr
 from qa.refset.manifest import write_manifest
+
+
+def seeded_noise(out: torch.Tensor, case_ids: list[str], seed: int) -> torch.Tensor:
+    """Standard normal noise of ``out``'s (N, ...) shape, drawn per case from a generator seeded by ``seed`` and the
+    case id: a case's noise does not depend on its batch mates (the engine checks that of every decoder)."""
+    return torch.stack([torch.randn(out.shape[1:], dtype=out.dtype,
+                                    generator=torch.Generator().manual_seed(zlib.crc32(f"{seed}:{c}".encode())))
+                        for c in case_ids])
 
 
 def make_refset(root: Path, n: int = 6, side: int = 64, extra: list[dict[str, str]] | None = None) -> Path:

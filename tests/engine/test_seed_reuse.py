@@ -14,7 +14,7 @@ from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.metrics.fidelity import PSNR
 from qa.store import Store
-from tests.helpers import make_refset
+from tests.helpers import make_refset, seeded_noise
 
 
 class NoisyBicubic(BicubicDecoder):
@@ -25,8 +25,7 @@ class NoisyBicubic(BicubicDecoder):
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         out = super().decode(batch, seed)
-        gen = torch.Generator().manual_seed(seed)
-        return (out + torch.randn(out.shape, generator=gen) * (2 / 255)).clamp(0, 1)
+        return (out + seeded_noise(out, batch.case_ids, seed) * (2 / 255)).clamp(0, 1)
 
 
 def _rows(store: Store, run_id: str, metric: str) -> dict[tuple[str, int], tuple[float, str]]:

@@ -20,6 +20,7 @@ from qa.engine.run import RunConfig, RunEngine
 from qa.metrics.base import ImageMetric, ImageSample, MetricValue
 from qa.metrics.catalog import METRICS
 from qa.store import Store
+from tests.helpers import seeded_noise
 
 XSS = "<script>alert(1)</script>"
 #: strings that must never reach the HTML unescaped (the second would close a <script> element early)
@@ -41,8 +42,7 @@ class NoisyBicubic(BicubicDecoder):
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         out = super().decode(batch, seed)
-        g = torch.Generator().manual_seed(seed)
-        return (out + 0.03 * torch.randn(out.shape, generator=g)).clamp(0, 1)
+        return (out + 0.03 * seeded_noise(out, batch.case_ids, seed)).clamp(0, 1)
 
 
 class AbsDiffMap(ImageMetric):

@@ -31,7 +31,7 @@ from qa.report.charts import colours
 from qa.report.export import find_browser
 from qa.store import Store
 from tests.gate.helpers import TunableBicubic
-from tests.helpers import make_refset
+from tests.helpers import make_refset, seeded_noise
 from tests.report.helpers import MAP_METRIC, AbsDiffMap
 
 LONG_REASON = ("weights 'alexnet' absent; fix: `qa weights fetch alexnet` (downloads https://download.pytorch.org/"
@@ -43,11 +43,11 @@ class Loud(BicubicDecoder):
     """Bicubic x4 plus seeded noise of std 0.4: a decoder whose error is an order of magnitude above ``quiet``'s."""
 
     family = "loud"
+    stochastic = True  # its output depends on the seed
 
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
         out = super().decode(batch, seed)
-        g = torch.Generator().manual_seed(seed)
-        return (out + 0.4 * torch.randn(out.shape, generator=g)).clamp(0, 1)
+        return (out + 0.4 * seeded_noise(out, batch.case_ids, seed)).clamp(0, 1)
 
 
 class LongWeights(ImageMetric):
