@@ -97,14 +97,19 @@ def batch_dependent(decoder: Decoder, alone: np.ndarray, batched: np.ndarray, ca
             "seeded per case); until then run with --batch-size 1")
 
 
+def latents_of(decoder: Decoder, refs: torch.Tensor) -> torch.Tensor | None:
+    """The latents the decoder decodes for references ``refs`` (N, 3, H, W): its encoder's, None where it decodes
+    none (the generate track) or has no encoder."""
+    encoder = decoder.encoder
+    return encoder.encode(refs) if encoder is not None and decoder.decodes_latents else None
+
+
 def decode_alone(decoder: Decoder, case_id: str, caption: str, pixels: np.ndarray, size: tuple[int, int],
                  seed: int) -> np.ndarray:
     """One case decoded in a batch of its own, as the engine decodes a batch (encode the (H, W, 3) reference where
     the decoder decodes latents, decode with ``seed``, check, clip): its (H, W, 3) output in [0, 1]."""
     with torch.inference_mode():
-        refs = to_tensor([pixels], decoder.device)
-        encoder = decoder.encoder
-        z = encoder.encode(refs) if encoder is not None and decoder.decodes_latents else None
+        z = latents_of(decoder, to_tensor([pixels], decoder.device))
         batch = DecodeBatch(case_ids=[case_id], captions=[caption], latents=z, size=size)
         out = check_output(decoder.decode(batch, seed), batch, size).float()
     return to_numpy(torch.nan_to_num(out).clamp(0.0, 1.0))[0]

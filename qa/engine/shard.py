@@ -1,8 +1,8 @@
 """Processing one shard of cases: encode, decode with every seed, re-encode, score. No storage here.
 
-Failures stay local: a case whose image is bad, whose decode raises or returns NaN/Inf (or, for a decoder declared
-deterministic, differs between two seeds), or whose metric raises becomes error rows naming the case, and the rest
-of the shard goes on.
+Failures stay local: a case whose image is bad, whose decode raises or breaks the decoder contract
+(:mod:`qa.engine.decoder_contract`: NaN/Inf, two seeds of a deterministic decoder that differ, an output that depends
+on its batch mates), or whose metric raises becomes error rows naming the case, and the rest of the shard goes on.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class ShardRunner:
         refs = to_tensor([px for _, px in chunk], dec.device)
         encoder = dec.encoder
         with torch.inference_mode():
-            latents = encoder.encode(refs) if encoder is not None and dec.decodes_latents else None
+            latents = contract.latents_of(dec, refs)
             batch = DecodeBatch(
                 case_ids=[c.case_id for c in cases], captions=[c.caption for c in cases], latents=latents, size=size
             )

@@ -12,6 +12,7 @@ run's per-image rows and images are loaded too, for the candidate-vs-approved im
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,7 +175,7 @@ def reaveraged(db: Reader, set_results: dict[str, dict[str, SetRow]]) -> dict[st
                 continue
             cases: dict[str, list[float]] = {}
             for r in store_results.metric_rows(db, run_id, metric):
-                if r.status == "ok" and r.value is not None:
+                if r.status == "ok" and r.value is not None and not math.isnan(r.value):
                     cases.setdefault(r.case_id, []).append(r.value)
             if cases:
                 iv = set_interval(cases, metric_averaging(metric))
