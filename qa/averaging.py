@@ -81,18 +81,25 @@ def interval_of(values: Iterable[float], how: str = "value", confidence: float =
     return Interval(_to_db(iv.mean), _to_db(iv.high), _to_db(iv.low), iv.n, iv.confidence)
 
 
-def paired_interval(candidate: Iterable[float], baseline: Iterable[float], confidence: float = CONFIDENCE,
-                    n_boot: int = N_BOOT, seed: int = 0) -> Interval:
-    """How much higher the candidate's noise-power mean (dB) is than the baseline's over the same items (``candidate``
-    and ``baseline`` in one order), with the percentile bootstrap interval of resampling the pairs (the draws of
-    :func:`~qa.bootstrap.bootstrap_mean`): each resample's difference of its two dB means, so the difference is
-    the difference of the means a report shows. Two means of 0 noise (both identical) differ by 0; an identical
-    candidate against a noisy baseline by +inf, and the reverse -inf. ValueError for NaN values or unequal
-    lengths. (``"value"`` metrics pair per item: the mean of differences is the difference of means.)"""
-    c = _to_power(np.asarray(list(candidate), dtype=np.float64))
-    b = _to_power(np.asarray(list(baseline), dtype=np.float64))
+def paired_interval(candidate: Iterable[float], baseline: Iterable[float], how: str = "value",
+                    confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+    """How much higher the candidate's mean is than the baseline's over the same items (``candidate`` and
+    ``baseline`` in one order, the metric's units, averaged as ``how`` says), with the percentile bootstrap
+    interval of resampling the pairs (the draws of :func:`~qa.bootstrap.bootstrap_mean`), so the difference is the
+    difference of the means a report shows.
+
+    ``"value"``: the mean of the per-item differences (equal values, infinities included, differ by 0).
+    ``"noise_power"``: each resample's difference of its two dB means; two means of 0 noise (both identical)
+    differ by 0, an identical candidate against a noisy baseline by +inf, and the reverse -inf. ValueError for NaN
+    values or unequal lengths."""
+    c = np.asarray(list(candidate), dtype=np.float64)
+    b = np.asarray(list(baseline), dtype=np.float64)
     if c.shape != b.shape or np.isnan(c).any() or np.isnan(b).any():
         raise ValueError("paired_interval: the candidate and baseline values must be as many, without NaN")
+    if check(how) == "value":
+        with np.errstate(invalid="ignore"):
+            return bootstrap_mean(np.where(c == b, 0.0, c - b), confidence, n_boot, seed)
+    c, b = _to_power(c), _to_power(b)
     if c.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0, confidence)
 

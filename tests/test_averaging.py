@@ -13,6 +13,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from qa.averaging import interval_of, mean_of, paired_interval
 from qa.bootstrap import bootstrap_mean
 from qa.gate.data import metric_averaging
+from qa.gate.stats import paired_differences
 
 
 def _pairs() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -77,7 +78,7 @@ def test_unknown_averagings_and_metrics() -> None:
 def test_a_paired_noise_power_difference_is_the_difference_of_the_two_means_resampled_together() -> None:
     cand = [24.0, 30.5, math.inf, 19.0, 27.0]
     base = [25.0, 30.0, 40.0, 21.0, math.inf]
-    iv = paired_interval(cand, base, confidence=0.9, n_boot=400, seed=5)
+    iv = paired_interval(cand, base, "noise_power", confidence=0.9, n_boot=400, seed=5)
     assert iv.mean == pytest.approx(mean_of(cand, "noise_power") - mean_of(base, "noise_power"), abs=1e-12)
     # the interval: each resample's two means, from the same draws as the bootstrap of a mean (an explicit loop)
     idx = np.random.default_rng(5).integers(0, 5, size=(400, 5))
@@ -85,8 +86,12 @@ def test_a_paired_noise_power_difference_is_the_difference_of_the_two_means_resa
                    for i in idx)
     assert (iv.low, iv.high) == pytest.approx((stats[math.ceil(0.05 * 400) - 1], stats[math.ceil(0.95 * 400) - 1]))
     assert iv.low <= iv.mean <= iv.high and iv.n == 5
-    both_exact = paired_interval([math.inf, math.inf], [math.inf, math.inf])
+    both_exact = paired_interval([math.inf, math.inf], [math.inf, math.inf], "noise_power")
     assert (both_exact.mean, both_exact.low, both_exact.high) == (0.0, 0.0, 0.0)
-    assert paired_interval([math.inf], [30.0]).mean == math.inf and paired_interval([30.0], [math.inf]).mean == -math.inf
+    assert paired_interval([math.inf], [30.0], "noise_power").mean == math.inf
+    assert paired_interval([30.0], [math.inf], "noise_power").mean == -math.inf
     with pytest.raises(ValueError, match="as many"):
-        paired_interval([1.0, 2.0], [1.0])
+        paired_interval([1.0, 2.0], [1.0], "noise_power")
+    # averaged as they are: the bootstrap of the per-item differences, equal infinities 0 (gate.stats' rule)
+    diffs, _ = paired_differences({"a": 30.0, "b": math.inf, "c": 20.0}, {"a": 31.0, "b": math.inf, "c": 21.5}, True)
+    assert paired_interval([30.0, math.inf, 20.0], [31.0, math.inf, 21.5], n_boot=300) == bootstrap_mean(diffs, n_boot=300)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qa.averaging import interval_of, mean_of, paired_interval
-from qa.bootstrap import Interval, bootstrap_mean
+from qa.bootstrap import Interval
 from qa.gate import data as gate_data
 from qa.gate.baseline import Baseline
 from qa.gate.data import (
@@ -28,7 +28,7 @@ from qa.gate.data import (
 )
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.result import CheckResult
-from qa.gate.stats import paired_differences, paired_verdict, unpaired_interval
+from qa.gate.stats import paired_verdict, unpaired_interval
 from qa.gate.units import direction_problem, fmt_num, goodness_interval, margin_origin, metric_target_unit
 from qa.metrics.base import Target, says_not_applicable
 from qa.store import Store
@@ -285,14 +285,10 @@ class GateContext:
             base_vals = self.data(baseline.run.run_id, base_metric, baseline=True).per_case
             averaging = metric_averaging(base_metric)
             res.baseline_mean = mean_of([base_vals[k] for k in keys], averaging)
-            if averaging == "value":
-                diffs, _ = paired_differences(c, b, True)
-                iv = bootstrap_mean(diffs, self.policy.confidence, self.policy.n_boot, self.policy.seed)
-                base_goodness = float(np.mean([b[k] for k in keys]))
-            else:  # a noise-power mean (higher is better by declaration): the difference of the two means
-                iv = paired_interval([c[k] for k in keys], [b[k] for k in keys], self.policy.confidence,
-                                     self.policy.n_boot, self.policy.seed)
-                base_goodness = res.baseline_mean
+            iv = paired_interval([c[k] for k in keys], [b[k] for k in keys], averaging, self.policy.confidence,
+                                 self.policy.n_boot, self.policy.seed)
+            # a noise-power mean is higher-is-better by declaration: its goodness is its mean
+            base_goodness = float(np.mean([b[k] for k in keys])) if averaging == "value" else res.baseline_mean
             how = f"over {len(keys)} paired images"
         else:
             base = self.data(baseline.run.run_id, base_metric, baseline=True)

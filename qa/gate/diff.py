@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from qa.averaging import mean_of, paired_interval
-from qa.bootstrap import bootstrap_mean
 from qa.gate.data import GateError, RunInfo, load_metric, metric_averaging, run_metric_names
 from qa.gate.formats import clean_json, md
 from qa.gate.stats import paired_differences
@@ -72,10 +71,7 @@ def diff_metric(db: Reader, a: RunInfo, b: RunInfo, metric: str, confidence: flo
     good_a = {k: target.goodness(da.per_case[k]) for k in keys}
     good_b = {k: target.goodness(dbm.per_case[k]) for k in keys}
     diffs, order = paired_differences(good_b, good_a, True)  # positive = B better
-    if metric_averaging(metric) == "value":
-        iv = bootstrap_mean(diffs, confidence)
-    else:  # a noise-power mean (higher is better by declaration): the difference of the two means
-        iv = paired_interval([good_b[k] for k in order], [good_a[k] for k in order], confidence)
+    iv = paired_interval([good_b[k] for k in order], [good_a[k] for k in order], metric_averaging(metric), confidence)
     out.worse_by, out.worse_by_ci = -iv.mean + 0.0, (-iv.high + 0.0, -iv.low + 0.0)
     out.n_worse = int(np.sum(diffs < 0))
     i = int(np.argmin(diffs))
