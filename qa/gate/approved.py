@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.gate.data import GateError
+from qa.gate.policy import PolicyError, default_policy_path, load_policy
 from qa.gate.signing import TRUSTED_ENV, SigningError, TrustedKeys, load_trusted_keys
 from qa.gate.signoff_format import signs_evidence
 from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
@@ -40,7 +41,24 @@ class Approved:
 
     def describe(self) -> str:
         return (f"run {self.run.run_id}, approved by {self.row.reviewer} at {self.row.signed_at:%Y-%m-%d %H:%M} "
-                f"(sign-off seq {self.row.seq}, verified, from {self.origin})")
+                f"(sign-off seq {self.row.seq}, verified, from {self.origin}){approval_terms(self.row, self.run.track)}")
+
+
+def approval_terms(row: SignoffRow, track: str) -> str:
+    """What a reader of "approved by ..." must also know: '' for an approval that rests on a passing gate under
+    the track's shipped policy; else "; with an override" and/or "; under policy <sha> (not the shipped ...)".
+    A policy file passed to ``qa signoff --policy`` is the signer's choice and may be weaker than the shipped
+    one, so every place that names the approved run says so."""
+    out = "; with an override" if row.override else ""
+    try:
+        shipped = default_policy_path(track or "decode")
+        shipped_sha = load_policy(shipped).sha256()
+    except PolicyError:
+        return out
+    if row.policy_sha256 and row.policy_sha256 != shipped_sha:
+        out += (f"; under policy {row.policy_sha256[:12]}, not the shipped {shipped.name} ({shipped_sha[:12]}): "
+                "its rules may be weaker")
+    return out
 
 
 def resolve_trusted(trusted: TrustedKeys | str | Path | None) -> TrustedKeys:

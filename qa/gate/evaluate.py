@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from qa.errors import did_you_mean
 from qa.gate.checks import Baseline, CheckResult, GateContext, blocking, overall_verdict
 from qa.gate.data import (
     GateError,
@@ -196,10 +197,27 @@ def decoder_baseline(store: Store, run: RunInfo, policy: Policy) -> Baseline | N
     return resolve_baseline(store, run, f"decoder:{dec}")
 
 
+def _known_decoder(store: Store, spec: str) -> None:
+    """GateError (exit 2: the gate cannot be decided) when a requested ``decoder:NAME`` baseline names a decoder
+    with no run at all in the store (a typo, or a decoder never run here): no comparison is possible, and a
+    release verdict would blame the candidate for it."""
+    if not spec.startswith("decoder:"):
+        return
+    name = spec.split(":", 1)[1].strip()
+    if not name or name == PLAIN:
+        return
+    known = store_runs.decoder_names(store)
+    if name not in known:
+        raise GateError(f"baseline {spec!r}: no run of decoder {name!r} in {store.path} (decoders with runs: "
+                        f"{', '.join(known) or 'none'})",
+                        did_you_mean(name, known) or f"run it first: `qa run --decoder {name} --reference-set SET`")
+
+
 def baselines_for(store: Store, run: RunInfo, policy: Policy, spec: str | None, trusted: Any = None) -> list[Baseline]:
     """The requested baseline plus the policy's decoder baseline (deduplicated; not the candidate's decoder)."""
     out: list[Baseline] = []
     if spec:
+        _known_decoder(store, spec)
         out.append(resolve_baseline(store, run, spec, trusted))
     dec = decoder_baseline(store, run, policy)
     if dec is not None and all(b.kind != dec.kind for b in out):
@@ -252,10 +270,16 @@ def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> t
     return "", []
 
 
-def complete(policy: Policy, baselines: list[Baseline], results: list[CheckResult]) -> bool:
-    """Whether ``results`` hold every check :func:`evaluate` makes for these baselines (a pytest session run with
-    ``-k`` stores a partial gate: it never unlocks an approval)."""
+def complete(policy: Policy, baselines: list[Baseline], results: list[CheckResult], run: RunInfo | None = None
+             ) -> bool:
+    """Whether ``results`` hold every check :func:`evaluate` makes for these baselines and, given the candidate
+    ``run``, for the policy's decoder baseline (:func:`decoder_baseline`: required whether or not the caller had
+    it; a pytest session run with ``-k`` that deselects its tests, or any other check, stores a partial gate, and a
+    partial gate never unlocks an approval)."""
     want = {("cases", "case", "")} | {("bounds", m, "") for m in metrics_for(policy, "bounds")}
+    dec = policy.baseline_decoder
+    if run is not None and dec and dec != run.decoder and all(b.kind != f"decoder:{dec}" for b in baselines):
+        baselines = [*baselines, Baseline(f"decoder:{dec}")]
     for b in baselines:
         if b.is_decoder:
             want |= {("baseline", m, b.kind) for m in metrics_for(policy, "decoder_baseline")}
@@ -282,7 +306,7 @@ def store_gate(store: Store, run: RunInfo, policy: Policy, baselines: list[Basel
                       for b in baselines],
         "notes": list(notes or []),
         "blocks": blocking(results),
-        "complete": complete(policy, baselines, results),
+        "complete": complete(policy, baselines, results, run),
         "policy_source": policy.source,
         "settings": run_settings(store, run.run_id),
         "settings_diff": settings_against(store, run, baselines)[1],

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import QAError
-from qa.gate.approved import approved_run, broken_error, resolve_trusted
+from qa.gate.approved import approval_terms, approved_run, broken_error, resolve_trusted
 from qa.gate.baseline import Baseline
 from qa.gate.data import GateError, load_run
-from qa.gate.evaluate import NONE_NOTE, evaluate
+from qa.gate.evaluate import NONE_NOTE, decoder_baseline, evaluate
 from qa.gate.evidence import evidence
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.signing import SigningError, SigningKey, TrustedKeys, fingerprint, load_signing_key
@@ -43,7 +43,7 @@ from qa.gate.signoff_format import (
     row_hash,
     signs_evidence,
 )
-from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
+from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems, time_problem
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store import signoffs as store_signoffs
@@ -72,9 +72,14 @@ def _policy_of(track: str, policy: str | Path | None) -> tuple[Policy, str]:
 
 
 def _recomputed(db: Snapshot, run: RunInfo, policy: Policy, base: Baseline) -> str:
-    """Why the checks against the run baseline, recomputed now from the stored numbers, block ('' when they do
-    not): a gate row is not signed, so a "pass" written into ``gates`` by hand never unlocks an approval."""
-    ctx = evaluate(db, run, policy, [base])  # type: ignore[arg-type]  # a Snapshot reads like a Store
+    """Why the policy's checks against the run baseline and its decoder baseline, recomputed now from the stored
+    numbers, block ('' when they do not): a gate row is not signed, so a "pass" written into ``gates`` by hand, or
+    stored by a session that left checks out, never unlocks an approval."""
+    baselines = [base]
+    dec = decoder_baseline(db, run, policy)  # type: ignore[arg-type]  # a Snapshot reads like a Store
+    if dec is not None:
+        baselines.append(dec)
+    ctx = evaluate(db, run, policy, baselines)  # type: ignore[arg-type]
     failed = [r.title for r in ctx.results if r.blocks]
     return ", ".join(failed)
 
@@ -90,6 +95,9 @@ def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy
     policy_sha = policy.sha256()
     if run.status != "finished":
         return "", f"run {run.run_id} is not finished (status {run.status})"
+    if run.track and policy.track != run.track:  # another track's rules leave this track's checks out
+        return "", (f"{policy_name} is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}: "
+                    "its checks are not this track's")
     current = approved_run(db, check, run.decoder, run.reference_set, origin)
     if current is not None and current.run.run_id == run.run_id:
         return "", f"run {run.run_id} is already the approved run (sign-off seq {current.row.seq})"
@@ -193,6 +201,10 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
         head = check.head
         seq, prev = int(head["seq"]) + 1, str(head["hash"])
         signed_at = datetime.now(UTC).replace(tzinfo=None)
+        clock = time_problem(db, signed_at, gate_id, check.latest)
+        if clock:
+            raise QAError(f"this machine's clock cannot be right for a sign-off: {clock}; nothing was recorded",
+                          "set the clock right (e.g. NTP) and sign again")
         h = row_hash(prev, canonical_row_v4(seq, run.run_id, reviewer, decision, note, override, signed_at, prev,
                                             gate_id, policy_sha, key.public, ev.sha256, run.decoder,
                                             run.reference_set, run.reference_set_sha256))
@@ -222,6 +234,10 @@ def chain_report(store: Store, trusted: TrustedKeys | str | Path | None = None) 
         for r in check.rows:
             if r.decision == "approve" and signs_evidence(r.format) and r.seq not in check.not_counting:
                 evidence_found += evidence_problems(db, r)
+                run = store_runs.get_run(db, r.run_id)
+                terms = approval_terms(r, run.track) if run is not None else ""
+                if terms:  # counts, and says what it rests on
+                    check.notes.append(f"{check.where(r)} approves{terms.replace(';', ',', 1)}")
     return check, evidence_found
 
 

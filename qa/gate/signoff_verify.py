@@ -10,7 +10,10 @@ Two kinds of finding, as git treats signed history:
 * **does not count** (reported; the row is never used, the chain goes on): a row signed by a key the
   trusted-keys file does not list (revoked, or never trusted), outside the key's ``valid-after``/``valid-before``,
   by a key whose ``namespaces`` exclude ``qa`` or whose line qa refuses, a reviewer name that is not one of the
-  key's, a row of a qa without signatures, an approval signed before qa signed evidence (format 2).
+  key's, a row of a qa without signatures, an approval signed before qa signed evidence (format 2), a row whose
+  time cannot be true (:func:`time_problem`: dated before a counting row earlier in the chain or before the gate
+  it cites, or in the future; the signer's clock dates the row, and a key's validity window is checked at that
+  date, so a clock set back would let an expired key sign).
 
 Evidence (what an approval signs about its run) is checked by :func:`evidence_problems`: for one approval where
 a baseline is chosen (:mod:`qa.gate.approved`), for every approval by ``qa signoff verify``.
@@ -19,6 +22,7 @@ a baseline is chosen (:mod:`qa.gate.approved`), for every approval by ``qa signo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,12 @@ NO_EVIDENCE = ("approves with a signature made before qa signed the run's eviden
                "cannot be verified, so it never counts as the approved baseline; re-approve the run with this qa")
 
 
+#: how far a sign-off's date may lie before the rows earlier in the chain, before the gate it cites, or after the
+#: time it is verified: two machines' clocks disagree by seconds (NTP-synchronised ones by far less); more is a
+#: clock set back or forward
+CLOCK_SKEW = timedelta(minutes=10)
+
+
 @dataclass
 class ChainCheck:
     """The verified chain: rows by seq, what is broken, which rows do not count and why, and the head."""
@@ -59,6 +69,8 @@ class ChainCheck:
     not_counting: dict[int, str] = field(default_factory=dict)
     head: dict[str, Any] = field(default_factory=lambda: dict(GENESIS))
     notes: list[str] = field(default_factory=list)
+    #: the latest date of a counting row (UTC, naive): a new row may not be dated before it
+    latest: datetime | None = None
 
     def counts(self, row: SignoffRow) -> bool:
         """Whether ``row`` counts (signed by a trusted key, in its bounds, intact chain)."""
@@ -160,6 +172,33 @@ def _anchor(check: ChainCheck, db_path: Path, anchor: tuple[dict[str, Any] | Non
                            f"({check.not_counting[rows[-1].seq]}); the next sign-off by a trusted key re-anchors it")
 
 
+def time_problem(db: Reader, signed_at: datetime, gate_id: str, latest: datetime | None) -> str:
+    """Why a row dated ``signed_at`` (UTC, naive) citing gate ``gate_id`` cannot be that old or new, given the
+    latest date of a counting row before it (``latest``); '' when it can. :data:`CLOCK_SKEW` is allowed each way."""
+    when = f"{signed_at:%Y-%m-%d %H:%M:%S}"
+    if latest is not None and signed_at < latest - CLOCK_SKEW:
+        return f"it is dated {when}, before a sign-off earlier in the chain ({latest:%Y-%m-%d %H:%M:%S})"
+    g = gate_record(db, gate_id) if gate_id else None
+    if g is not None and signed_at < g.decided_at - CLOCK_SKEW:
+        return f"it is dated {when}, before the gate it cites ({gate_id}, decided {g.decided_at:%Y-%m-%d %H:%M:%S})"
+    if signed_at > datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW:
+        return f"it is dated {when}, in the future"
+    return ""
+
+
+def _dated(check: ChainCheck, db: Reader, r: SignoffRow) -> None:
+    """Marks a signed, otherwise counting row whose date cannot be true as not counting (its key's validity was
+    checked at that date); a counting row moves ``check.latest`` on."""
+    if r.format is None or r.seq in check.not_counting or r.signed_at is None:
+        return
+    why = time_problem(db, r.signed_at, r.gate_id or "", check.latest)
+    if why:
+        check.not_counting[r.seq] = (f"{why}: signed with a clock set wrong, so its key's validity window cannot "
+                                     "be checked")
+    else:
+        check.latest = max(check.latest or r.signed_at, r.signed_at)
+
+
 def check_chain(db: Reader, db_path: Path, trusted: TrustedKeys,
                 anchor: tuple[dict[str, Any] | None, dict[str, Any] | None, str] | None = None) -> ChainCheck:
     """Verify every row of the chain in ``db`` against ``trusted`` and the anchor (default: the file beside
@@ -176,6 +215,7 @@ def check_chain(db: Reader, db_path: Path, trusted: TrustedKeys,
             check.broken.append(f"sign-off seq {r.seq}: prev_hash does not match the hash of the row before it "
                                 "(a row was deleted or replaced)")
         _row(check, r, trusted, signed)
+        _dated(check, db, r)
         signed = signed or r.format is not None
         prev, expected, last_seq = r.hash, r.seq + 1, r.seq
     _anchor(check, db_path, anchor if anchor is not None else read_anchor(db_path))
