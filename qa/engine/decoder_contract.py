@@ -1,6 +1,6 @@
-"""What the engine checks of a decoder's output before anything scores it: its type and shape, finite values, that a
-decoder declared deterministic gives every seed the same output, and that a case's output does not depend on the
-other cases of its batch. A violation is the case's error (a :class:`~qa.errors.DecoderError` for the whole batch, a
+"""What the engine checks of a decoder's output before anything scores it: its type, shape and value range, finite
+values, that a decoder declared deterministic gives every seed the same output, and that a case's output does not
+depend on the other cases of its batch. A violation is the case's error (a :class:`~qa.errors.DecoderError` for the whole batch, a
 message per case otherwise), never a number.
 
 Why determinism is checked: the engine decodes a deterministic decoder with two seeds so that its seed variance is
@@ -31,6 +31,14 @@ from qa.errors import DecoderError
 DETERMINISM_TOLERANCE = 1.0 / 255
 
 
+#: largest RMS change (pixels in [0, 1]) that clipping an output to [0, 1] may make: a decoder's overshoot past
+#: black and white (a VAE's ringing at saturated edges: a few levels over a small share of the pixels, far under
+#: 0.01 RMS) is clipped as any 8-bit writer would; 0.05 (13 levels RMS over the whole image) is an output in
+#: another convention: [-1, 1] loses every value under mid-grey's place (0.2-0.4 RMS on a photo), 0..255 is
+#: clipped to white
+RANGE_TOLERANCE = 0.05
+
+
 def rms_difference(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
     """RMS of ``a - b`` per image: (N,) float64 for two (N, ...) arrays or tensors of one shape (computed where
     the tensors are, in float32: a tolerance check, not a metric)."""
@@ -59,7 +67,22 @@ def check_output(out: object, batch: DecodeBatch, size: tuple[int, int] | None) 
         raise DecoderError(f"decoder returned shape {tuple(out.shape)}, expected ({len(batch)}, 3, H, W)")
     if size is not None and tuple(out.shape[-2:]) != tuple(size):
         raise DecoderError(f"decoder returned {out.shape[-1]}x{out.shape[-2]}, expected {size[1]}x{size[0]}")
+    if not out.is_floating_point():
+        raise DecoderError(f"decoder returned {out.dtype} values, expected floating point in [0, 1]",
+                           "convert 8-bit pixels with x.float() / 255")
     return out
+
+
+def out_of_range(out: torch.Tensor, case_ids: list[str], seed: int) -> dict[str, str]:
+    """Case id -> why it fails, for each image of ``out`` (N, 3, H, W; finite values) that clipping to [0, 1]
+    would change by more than :data:`RANGE_TOLERANCE` (RMS): an output in another convention ([-1, 1], 0..255)
+    whose clipped remainder would be scored as if it were the decode."""
+    gaps = rms_difference(out, out.clamp(0.0, 1.0))
+    lo, hi = out.flatten(1).amin(1), out.flatten(1).amax(1)
+    return {c: (f"{c}: decoder returned values in [{float(lo[i]):.3g}, {float(hi[i]):.3g}] (seed {seed}); clipping "
+                f"to [0, 1] would change the image by {float(gaps[i]):.3g} RMS, more than a decoder's overshoot: "
+                "an output must be in [0, 1] (map [-1, 1] with (x + 1) / 2, 0..255 with x / 255)")
+            for i, c in enumerate(case_ids) if float(gaps[i]) > RANGE_TOLERANCE}
 
 
 def non_finite(out: torch.Tensor, case_ids: list[str], seed: int) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""What a run is: the fields that decide its numbers (its identity), and the checks a run's inputs must pass
-before it starts or resumes (seeds, unique case ids, an unchanged identity)."""
+"""What a run is: the fields that decide its numbers (its identity: decoder weights and settings, encoder,
+reference set, seeds, metrics, and the hash of qa's and the decoder's code), and the checks a run's inputs must
+pass before it starts or resumes (seeds, unique case ids, an unchanged identity)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 from qa import __version__
 from qa.decoders.base import Decoder
+from qa.engine import provenance
 from qa.engine.provenance import identity_sha256
 from qa.engine.shard import effective_seeds
 from qa.errors import ManifestError, QAError
@@ -39,13 +41,16 @@ def check_unique_ids(refset: ReferenceSet) -> None:
 
 
 def identity_fields(decoder: Decoder, refset: ReferenceSet, metrics: list[Metric], seeds: list[int]) -> dict[str, object]:
-    """The fields that decide a run's numbers; their hash (``identity_sha256``) lets a finished run be reused."""
+    """The fields that decide a run's numbers; their hash (``identity_sha256``) lets a finished run be reused.
+    ``code_sha256`` is the content hash of qa's source and the decoder's (:func:`qa.engine.provenance.code_sha256`):
+    a run made by other code is neither reused nor resumed."""
     encoder = decoder.encoder
     return {
         "decoder": decoder.name, "family": decoder.family, "backend": decoder.backend,
         "weights_sha256": decoder.weights_sha256(), "encoder_sha256": encoder.sha256() if encoder else "",
         "reference_set_sha256": refset.sha256, "seeds": seeds, "settings": decoder.settings,
         "metrics": sorted((m.name, m.version) for m in metrics),
+        "code_sha256": provenance.code_sha256(decoder),
     }
 
 
@@ -78,6 +83,10 @@ def identity_changes(stored: ResumeRow, cfg: dict, decoder: Decoder, refset: Ref
         out.append(f"metric versions changed ({', '.join(diff)})")
     if stored.qa_version != __version__:
         out.append(f"qa version changed ({stored.qa_version} -> {__version__})")
+    stored_code = str(cfg.get("code_sha256") or "")
+    if stored_code != now["code_sha256"]:
+        out.append("qa's code or the decoder's code changed since the run started (source sha256 "
+                   f"{stored_code[:12] or 'not recorded'} -> {str(now['code_sha256'])[:12]}): start a new run")
     if not out and identity_sha256(now) != stored.identity_sha256:
         out.append("the decoder's settings changed (same weights, different configuration)")
     return out

@@ -1,9 +1,10 @@
 """Planning a run: the decoder, reference set, metrics and seeds of a :class:`RunConfig`, built once.
 
 A :class:`RunPlan` is everything :meth:`qa.engine.run.RunEngine.create_run` stores and what reuse compares: its
-identity (decoder weights sha256, reference set sha256, seeds, metrics and their versions, decoder settings) and
-the identity without metrics. The decoder is built, the reference set hashed and the effective seeds applied once
-per plan; :meth:`RunEngine.ensure` reuses a finished run with that identity or runs the plan.
+identity (decoder weights sha256, reference set sha256, seeds, metrics and their versions, decoder settings, the
+hash of qa's and the decoder's source code) and the identity without metrics. The decoder is built, the reference
+set hashed and the effective seeds applied once per plan; :meth:`RunEngine.ensure` reuses a finished run with that
+identity (same code included) or runs the plan.
 """
 
 from __future__ import annotations

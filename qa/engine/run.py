@@ -115,8 +115,9 @@ class RunEngine:
 
     def ensure(self, config: RunConfig, decoder: Decoder | None = None) -> EnsuredRun:
         """Reuse a finished run with the identity ``config`` would get (same decoder weights and settings,
-        reference set, seeds, and every metric at the same version), or run it now. Raises QAError if it
-        cannot run. ``decoder``: an already built instance (the session's), else built here once."""
+        reference set, seeds, qa's and the decoder's code, and every metric at the same version), or run it now.
+        Raises QAError if it cannot run. ``decoder``: an already built instance (the session's), else built here
+        once."""
         plan = self.plan(config, decoder)
         found = find_reusable(self.store, plan.identity)
         if found:
@@ -142,7 +143,8 @@ class RunEngine:
                                 "metric_versions": {m.name: m.version for m in metrics},
                                 "decoder_settings": fields["settings"], "reference_set_kinds": refset.kinds,
                                 "stochastic": bool(decoder.stochastic),
-                                "base_identity_sha256": base_identity_sha256(fields)}
+                                "base_identity_sha256": base_identity_sha256(fields),
+                                "code_sha256": fields["code_sha256"]}
         store_runs.insert_run(self.store, NewRun(
             run_id=run_id, started_at=_now(), suite=config.suite, decoder=decoder.name, family=decoder.family,
             backend=decoder.backend, track=decoder.track, weights_sha256=str(fields["weights_sha256"]),
@@ -164,8 +166,8 @@ class RunEngine:
         """Load a stored run to finish it (status back to 'running').
 
         Refuses (QAError with every reason) when the run's identity changed since it started: the decoder's
-        weights, encoder or settings, the metrics or their versions, the seeds, the qa version or the reference
-        set; resuming would mix rows of two different runs."""
+        weights, encoder or settings, the metrics or their versions, the seeds, the qa version, qa's or the decoder's
+        code (``code_sha256``) or the reference set; resuming would mix rows of two different runs."""
         stored = store_runs.resume_row(self.store, run_id)
         if stored is None:
             raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")

@@ -115,14 +115,14 @@ class ShardRunner:
                 chunk = group[start : start + self.batch_size]
                 try:
                     self._decode_chunk(chunk, size, results)
-                except Exception:  # noqa: BLE001 - isolate the failing case(s) by retrying one by one
+                except DECODER_FAILURES:  # noqa: BLE001 - isolate the failing case(s) by retrying one by one
                     if len(chunk) == 1:
                         results[chunk[0][0].case_id].error = _describe_exception(chunk[0][0].case_id)
                         continue
                     for item in chunk:
                         try:
                             self._decode_chunk([item], size, results)
-                        except Exception:  # noqa: BLE001
+                        except DECODER_FAILURES:  # noqa: BLE001
                             results[item[0].case_id].error = _describe_exception(item[0].case_id)
         self._check_batch_invariance(by_size, results)
         return results
@@ -141,7 +141,7 @@ class ShardRunner:
             case, pixels = mates[-1]
             try:
                 alone = contract.decode_alone(dec, case.case_id, case.caption, pixels, size, seed)
-            except Exception:  # noqa: BLE001 - it decoded in its batch; alone it fails: that is the finding
+            except DECODER_FAILURES:  # noqa: BLE001 - it decoded in its batch; alone it fails: that is the finding
                 why = f"decoding {case.case_id} alone failed where its batch of {len(mates)} did: " + \
                     _describe_exception(case.case_id)
             else:
@@ -166,7 +166,7 @@ class ShardRunner:
             ids = batch.case_ids
             for seed in self.seeds:
                 out = contract.check_output(dec.decode(batch, seed), batch, size).float()
-                failed = contract.non_finite(out, ids, seed)
+                failed = contract.out_of_range(torch.nan_to_num(out), ids, seed) | contract.non_finite(out, ids, seed)
                 per_seed[seed] = torch.nan_to_num(out).clamp(0.0, 1.0)
                 failed = contract.unreproduced(dec, per_seed[seed], per_seed[self.seeds[0]], ids, seed,
                                                self.seeds[0]) | failed  # NaN/Inf said first
@@ -371,6 +371,12 @@ def _baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, 
     if shared is not None:
         return dict.fromkeys(seeds, shared)
     return {s: b for s in seeds if (b := dec.baseline(batch, s)) is not None}
+
+
+#: what a decoder may raise that fails its cases, not the run: any error, and ``SystemExit`` (a library calling
+#: ``sys.exit()`` inside ``decode`` would otherwise end the whole run without a word); ``KeyboardInterrupt``
+#: still stops the run (Ctrl-C: the run is marked interrupted and ``--resume`` finishes it)
+DECODER_FAILURES = (Exception, SystemExit)
 
 
 def _describe_exception(case_id: str) -> str:

@@ -138,3 +138,52 @@ def test_an_output_that_depends_on_its_batch_mates_fails_that_batch(tmp_path: Pa
 def test_per_case_noise_passes_the_batch_check(tmp_path: Path) -> None:
     status = _psnr_in_batches_of_3(tmp_path, StochasticSeedNoiseBicubic)
     assert len(status) == 5 and all(st == "ok" for st, _ in status.values())
+
+
+class Convention(BicubicDecoder):
+    """Bicubic x4 returned in another value convention (``convention``: "signed" = [-1, 1], "uint8" = 0..255 as
+    torch.uint8, "overshoot" = a VAE's ringing past white on a few pixels, "exit" = a library calling sys.exit)."""
+
+    family = "convention-bicubic"
+
+    def __init__(self, name: str | None = None, device: str = "cpu", convention: str = "signed",
+                 **settings: object) -> None:
+        super().__init__(name, device, convention=convention, **settings)
+        self.convention = convention
+
+    def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
+        out = super().decode(batch, seed)
+        if self.convention == "signed":
+            return out * 2 - 1
+        if self.convention == "uint8":
+            return (out * 255).round().to(torch.uint8)
+        if self.convention == "exit" and "1" in "".join(batch.case_ids):
+            raise SystemExit(3)
+        over = out.clone()
+        over[..., :2, :2] = 1.08  # a few pixels a few levels past white
+        return over
+
+
+@pytest.mark.parametrize(("convention", "says"), [
+    ("signed", "decoder returned values in [-"),
+    ("uint8", "decoder returned torch.uint8 values, expected floating point in [0, 1]"),
+    ("exit", "decoder failed: SystemExit: 3"),
+    ("overshoot", ""),
+])
+def test_an_output_in_another_value_convention_fails_its_cases(tmp_path: Path, convention: str, says: str) -> None:
+    """Audit 2026-12-07: a uint8 0..255 output was clipped to white and scored (invented_detail 0.0, the best
+    value); [-1, 1] lost every dark value without a word; a decoder calling sys.exit() ended the whole run. Now
+    each fails its cases with the reason, and the rest of the run goes on; a VAE's overshoot is clipped as
+    before."""
+    if Convention.family not in DECODERS:
+        DECODERS.register(Convention.family, Convention)
+    store, run = _run(tmp_path, Convention(name="convention-bicubic", convention=convention))
+    rows = store_results.metric_rows(store, run, "psnr")
+    assert len(rows) == 6  # 3 cases x 2 seeds
+    failed = [r for r in rows if r.status == "error"]
+    if convention == "overshoot":
+        assert not failed
+        return
+    assert failed and all(says in r.detail for r in failed)
+    if convention == "exit":  # only the cases whose id holds a "1"; the others are scored
+        assert any(r.status == "ok" for r in rows)
