@@ -19,6 +19,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from qa.errors import BadImageError
 from qa.hashing import sha256_bytes
+from qa.png_rows import missing_rows
 from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 
 #: Largest image qa decodes by default, in pixels (width x height): 64 Mpx, above a 4K (3840 x 2160) or 8K
@@ -72,6 +73,10 @@ def decode_image_bytes(
     """Decode encoded image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP) as in :func:`load_image`."""
     limit = max_pixels if max_pixels is not None else pixel_limit()
     digest = sha256_bytes(data)
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        # Pillow's own bomb guard (89.5 Mpx by default) would refuse first: a limit raised in qa.toml raises it
+        # too (never lowers it: other code in this process may rely on it)
+        Image.MAX_IMAGE_PIXELS = limit
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -94,14 +99,17 @@ def decode_image_bytes(
     except MemoryError as exc:
         raise BadImageError(f"{name}: not enough memory to decode it ({len(data)} bytes on disk)",
                             "lower max_image_pixels, or tile the image") from exc
-    except Image.DecompressionBombError as exc:
-        raise BadImageError(f"{name}: decompression bomb refused ({exc})") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise BadImageError(f"{name}: decompression bomb refused ({exc})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{name}: decompression bomb refused ({exc})",
+                            "tile or downscale the image, or raise max_image_pixels in qa.toml / [tool.qa] if it is "
+                            "genuine") from exc
     except UnidentifiedImageError as exc:
         raise BadImageError(f"{name}: not a recognised image file", "check the file type and its contents") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})", "re-export the file") from exc
+    short = missing_rows(data) if img.format == "PNG" else ""
+    if short:
+        raise BadImageError(f"{name}: truncated PNG: {short} (the rest would read as black)", "re-export the file")
     frames = ["multi-frame image: first frame used"] if getattr(img, "n_frames", 1) > 1 else []
     upright, applied = _apply_orientation(img, name)
     upright, colour = _apply_icc(upright)

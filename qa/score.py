@@ -3,7 +3,9 @@
 Pairing: a candidate file pairs with the reference file of the same relative path *without extension*
 (``a/b.png`` pairs with ``a/b.jpg``), so lossless re-exports of either side still pair. Several candidate
 folders are several samples (seeds) of one decoder: per-image metrics are averaged over the seeds that were
-readable (the ``detail`` column says so) and level "case" metrics (``seed_variance``) use all of them.
+readable (the ``detail`` column says so, and names a folder without the image) and level "case" metrics
+(``seed_variance``) use all of them. A reference that no candidate folder holds gets ``error`` rows (its relative
+path in ``image``): a decoder that produced nothing for it is not left out of the file.
 
 Output: one row per (image, metric) with columns ``image`` (the candidate's relative path), ``metric``,
 ``value``, ``status`` (``ok`` / ``missing`` / ``error``), ``detail``; written as ``.parquet`` or ``.csv``.
@@ -203,14 +205,20 @@ def score_folders(
     refs, refs_refused = _images(reference)
     listed = [_images(c) for c in candidates]
     cands = [found for found, _ in listed]
-    keys = sorted(set().union(*cands, *(refused for _, refused in listed)))
+    # every reference is scored too: one that no candidate folder holds is an error row, never left out
+    keys = sorted(set().union(*cands, *(refused for _, refused in listed), refs, refs_refused))
     rows: list[dict[str, object]] = []
     maps_written = 0
     for key in keys:
         present = [(c, found[key]) for c, found in zip(candidates, cands, strict=True) if key in found]
         problems = [refused[key] for _, refused in listed if key in refused]
-        if problems and not present:
-            rows += [_row(key, m.name, math.nan, "error", "; ".join(problems)) for m in chosen]
+        absent = [str(c) for c, found, (_, refused) in zip(candidates, cands, listed, strict=True)
+                  if key not in found and key not in refused]
+        lacking = f"no candidate file {key}.* in {', '.join(absent)}" if absent else ""
+        if not present:
+            image = refs[key][0].relative_to(reference).as_posix() if refs.get(key) and not problems else key
+            rows += [_row(image, m.name, math.nan, "error", "; ".join([*problems, lacking] if lacking else problems))
+                     for m in chosen]
             continue
         image = present[0][1][0].relative_to(present[0][0]).as_posix()
         outputs: list[np.ndarray] = []
@@ -229,7 +237,8 @@ def score_folders(
         samples = _samples(key, outputs, refs.get(key), reference, enc, refs_refused.get(key, ""))
         for m in chosen:
             value, status, detail, mp = _score_one(m, samples)  # type: ignore[arg-type]
-            rows.append(_row(image, m.name, value, status, detail))
+            # a seed folder without this image: the value rests on the others, and says so
+            rows.append(_row(image, m.name, value, status, "; ".join(d for d in (detail, lacking) if d)))
             if maps is not None and m.name == MAP_METRIC and mp is not None:
                 from qa.metrics.invented.metrics import MAP_FULL_SCALE
 

@@ -107,15 +107,25 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
     root = resolve_reference_set(name_or_path)
     manifest = root / MANIFEST
     try:
-        with open(manifest, newline="", encoding="utf-8") as fh:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark, which is not part of the first
+        # column's name; column names are matched without case or surrounding spaces ("ID", " file")
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in ("id", "file") if c not in (reader.fieldnames or [])]
+            header = list(reader.fieldnames or [])
+            names = [(h or "").strip().lower() for h in header]
+            reader.fieldnames = names
+            missing = [c for c in ("id", "file") if c not in names]
             if missing:
-                raise ManifestError(f"{manifest}: missing column(s) {', '.join(missing)}",
-                                    f"columns are {', '.join(COLUMNS)}")
+                raise ManifestError(f"{manifest}: missing column(s) {', '.join(missing)} (its header reads "
+                                    f"{header!r})", f"the first line names the columns, comma-separated: "
+                                    f"{','.join(COLUMNS)}")
             rows = list(reader)
-            text_set = TEXT_COLUMN in (reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            text_set = TEXT_COLUMN in names
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{manifest}: not UTF-8 text ({exc})",
+                            "save it as UTF-8 (a spreadsheet's \"CSV UTF-8\"), or rebuild it with `qa refset build`"
+                            ) from exc
+    except (OSError, csv.Error) as exc:
         raise ManifestError(f"{manifest}: cannot read ({exc})") from exc
     root_resolved = root.resolve()
     items: list[ReferenceItem] = []

@@ -141,6 +141,16 @@ def case_problems(db: Reader, run_id: str) -> dict[str, str]:
     return {str(c): str(d or "case failed") for c, d in rows}
 
 
+def failure_summary(db: Reader, run_id: str) -> str:
+    """One line when cases of the run failed (stored as errors; the gate fails on them): how many, the first
+    reason, and where to read the rest; '' when none did."""
+    bad = case_problems(db, run_id)
+    if not bad:
+        return ""
+    return (f"{len(bad)} of {len(run_cases(db, run_id))} cases of {run_id} failed (first: {bad[min(bad)]}); "
+            f"every reason: `qa gate --run {run_id}` or `qa report`")
+
+
 def run_cases(db: Reader, run_id: str) -> list[str]:
     """Every case id the run has a ``case`` row for."""
     return [str(r[0]) for r in db.query(

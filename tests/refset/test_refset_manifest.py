@@ -97,3 +97,21 @@ def test_unknown_set_name_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         resolve_reference_set(tmp_path / "nope")
     assert "qa refset build" in str(info.value)
+
+
+def test_a_spreadsheets_csv_loads_and_a_latin1_one_says_how_to_save_it(set_dir: Path) -> None:
+    """Audit 2026-12-07: a manifest saved as a spreadsheet's "CSV UTF-8" starts with a byte-order mark, and one
+    with a header "ID,File,Caption" was refused as "missing column(s) id". Both load as the plain file does (the
+    same content hash); a Latin-1 file says to save it as UTF-8."""
+    sha = _sha(set_dir / "a.png")
+    _write(set_dir, [f"a,a.png,Café au lait.,,,{sha}"])
+    plain = load_reference_set(set_dir)
+    text = (set_dir / "manifest.csv").read_text(encoding="utf-8")
+    (set_dir / "manifest.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("id,file,caption", "ID, File ,Caption")
+                                           .encode("utf-8"))
+    loaded = load_reference_set(set_dir)
+    assert not loaded.bad and loaded.sha256 == plain.sha256 and loaded.items[0].caption == "Café au lait."
+    (set_dir / "manifest.csv").write_bytes(text.encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8") as err:
+        load_reference_set(set_dir)
+    assert "CSV UTF-8" in str(err.value)

@@ -115,3 +115,24 @@ def test_metric_that_cannot_be_built_gives_error_rows(tmp_path: Path, photo: np.
     row = _get(df, "x.png", "boom_metric")
     assert row.status == "error" and "weights corrupt" in row.detail
     assert _get(df, "x.png", "psnr").status == "ok"
+
+
+def test_a_reference_no_folder_holds_is_an_error_row_and_a_missing_seed_is_named(tmp_path: Path,
+                                                                                  photo: np.ndarray) -> None:
+    """Audit 2026-12-07: a reference with no candidate in any folder got no row at all, and an image one seed
+    folder lacked was averaged over the others without a word. Now the first is an error row for every metric
+    (fail closed: the decoder produced nothing for it), the second says which folder lacks it."""
+    ref, c1, c2 = tmp_path / "ref", tmp_path / "s0", tmp_path / "s1"
+    for name in ("x", "y", "z"):
+        save_png(photo, ref / f"{name}.png")
+    save_png(photo, c1 / "x.png")
+    save_png(photo, c2 / "x.png")
+    save_png(photo, c1 / "y.png")  # s1 lacks y; nobody has z
+    summary = score_folders(ref, [c1, c2], tmp_path / "o.csv", metrics=["psnr"])
+    df = pd.read_csv(tmp_path / "o.csv")
+    assert summary.images == 3 and len(df) == 3
+    z = _get(df, "z.png", "psnr")
+    assert z.status == "error" and f"no candidate file z.* in {c1}, {c2}" in z.detail and np.isnan(z.value)
+    y = _get(df, "y.png", "psnr")
+    assert y.status == "ok" and f"no candidate file y.* in {c2}" in y.detail
+    assert _get(df, "x.png", "psnr").detail != y.detail
