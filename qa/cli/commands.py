@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError
+from qa.errors import QAError, UnknownNameError, did_you_mean
 from qa.store import Store
 from qa.store import runs as store_runs
+from qa.store.results import failure_summary
 
 
-def _store(args: argparse.Namespace) -> Store:
-    return Store(getattr(args, "db", None))
+def _store(args: argparse.Namespace, existing: bool = False) -> Store:
+    """The store of ``--db`` (``$QA_DB``, else the default). ``existing``: a command that reads runs refuses a
+    database that does not exist (a mistyped --db would otherwise create an empty one and report "no runs")."""
+    store = Store(getattr(args, "db", None))
+    if existing and not store.exists():
+        raise QAError(f"no database at {store.path}", "check --db / $QA_DB, or make runs first (`qa run`, `qa demo`)")
+    return store
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -21,6 +28,45 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     lines += ["  ".join(" ".join(str(c).split()).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
               for r in rows]
     return "\n".join(lines)
+
+
+def _metric_names(text: str | None) -> list[str] | None:
+    """``--metrics a,b`` as registered metric names (aliases resolved; None when not given). An unknown name is an
+    error (exit 2) naming every unknown one, with close matches and `qa metrics`."""
+    from qa.metrics.catalog import METRICS
+
+    names = [m.strip() for m in text.split(",") if m.strip()] if text else None
+    unknown = [m for m in names or [] if m not in METRICS]
+    if unknown:
+        close = [hint for m in unknown if (hint := did_you_mean(m, METRICS.names()))]
+        raise UnknownNameError(f"--metrics: unknown metric{'s' if len(unknown) > 1 else ''} "
+                               f"{', '.join(repr(m) for m in unknown)}",
+                               "; ".join([*close, "`qa metrics` lists the registered metrics"]))
+    return [METRICS.canonical(m) for m in names] if names is not None else None
+
+
+def _check_suffix(out: Path, *suffixes: str) -> str:
+    """``out``'s suffix (lower case); QAError (exit 2) unless it is one of ``suffixes``, before anything runs."""
+    suffix = out.suffix.lower()
+    if suffix not in suffixes:
+        raise QAError(f"--out {out}: the file must end in {' or '.join(suffixes)}")
+    return suffix
+
+
+def _known_decoders(store: Store, names: list[str]) -> None:
+    """QAError (exit 2) when a named decoder has no run in ``store``, naming the decoders that have runs."""
+    have = store_runs.decoder_names(store) if store.exists() else []
+    absent = [n for n in dict.fromkeys(names) if n not in have]
+    if absent:
+        close = [hint for n in absent if (hint := did_you_mean(n, have))]
+        raise QAError(f"no run of decoder{'s' if len(absent) > 1 else ''} {', '.join(repr(n) for n in absent)} in "
+                      f"{store.path}; decoders with runs there: {', '.join(have) or 'none'}",
+                      "; ".join([*close, "check the name and --db, or run it first (`qa run --decoder NAME`)"]))
+
+
+def _warn(line: str) -> None:
+    if line:
+        print(f"qa run: warning: {line}", file=sys.stderr)
 
 
 def _seeds(n: int) -> list[int]:
@@ -49,10 +95,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             engine.resume(args.resume, device=args.device, progress=not args.no_progress)
         print(args.resume)
+        _warn(failure_summary(store, args.resume))
         return 0
     if not args.decoder:
         raise QAError("no decoder given", "pass --decoder NAME (see `qa decoders`), or --resume RUN_ID")
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    metrics = _metric_names(args.metrics)
     overrides = parse_settings(args.settings)
     if overrides and args.engine == "ray":
         raise QAError("--set is not supported with --engine ray", "put the settings in qa.toml ([decoders.NAME])")
@@ -74,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             failed = True
             continue
         print(run_id, flush=True)
+        _warn(failure_summary(store, run_id))
     return 2 if failed else 0
 
 
@@ -121,19 +169,19 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from qa.gate import cli as gate
-    return int(gate.run_gate_command(_store(args), run=args.run, baseline=args.baseline, policy=args.policy,
+    return int(gate.run_gate_command(_store(args, existing=True), run=args.run, baseline=args.baseline, policy=args.policy,
                                      decoder=args.decoder, fmt=args.fmt, trusted=args.trusted_keys))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from qa.gate.data import load_run
-    from qa.gate.diff import diff_output, diff_runs
+    from qa.gate.diff import diff_output, diff_runs, pairing_note
 
-    store = _store(args)
+    metrics = _metric_names(args.metrics)
+    store = _store(args, existing=True)
     a, b = load_run(store, args.run_a, args.decoder), load_run(store, args.run_b, args.decoder)
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     with store.snapshot() as db:
-        print(diff_output(a, b, diff_runs(db, a, b, metrics), args.fmt))
+        print(diff_output(a, b, diff_runs(db, a, b, metrics), args.fmt, pairing_note(db, a, b)))
     return 0
 
 
@@ -141,10 +189,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from qa.gate.data import load_run
     from qa.store.frames import RUN_COLUMNS, results_frame, runs_frame
 
-    suffix = args.out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise QAError(f"--out {args.out}: the file must end in .parquet or .csv")
-    store = _store(args)
+    suffix = _check_suffix(args.out, ".parquet", ".csv")
+    store = _store(args, existing=True)
     run = load_run(store, args.run, args.decoder)
     with store.snapshot() as db:
         df = results_frame(db, run.run_id)
@@ -172,14 +218,20 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         return 0
     if not (args.decoder and args.out):
         raise QAError("qa baseline export needs --decoder NAME and --out FILE")
-    print(baseline_file.export_baseline(_store(args), args.decoder, args.out, args.trusted_keys,
+    _check_suffix(args.out, ".parquet")
+    print(baseline_file.export_baseline(_store(args, existing=True), args.decoder, args.out, args.trusted_keys,
                                         reference_set=args.reference_set, thumbnails=args.thumbnails))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from qa.report import build as report
-    path = report.write_report(_store(args), out=args.out, weekly=args.weekly, since=args.since,
+
+    _check_suffix(args.out, ".html")
+    store = _store(args, existing=True)
+    if args.decoder:
+        _known_decoders(store, args.decoder)
+    path = report.write_report(store, out=args.out, weekly=args.weekly, since=args.since,
                                decoders=args.decoder, png_dir=args.png, trusted=args.trusted_keys)
     print(path)
     return 0
@@ -196,7 +248,7 @@ def cmd_signoff(args: argparse.Namespace) -> int:
         print(f"wrote {path} (private: keep it to yourself) and {path}.pub")
         print(f"add this line to the trusted-keys file (reviewed like code):\n{line}")
         return 0
-    store = _store(args)
+    store = _store(args, existing=True)
     if args.action == "verify":
         return _verify(signoff, store, args)
     if args.action in ("list", "show"):
@@ -266,13 +318,15 @@ def _print_signoffs(signoff: Any, store: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, existing=True)
     fmt = getattr(args, "fmt", "text")
     report = getattr(args, "report", None)
+    if args.decoder:
+        _known_decoders(store, [args.decoder])
     rows = [(r.run_id, r.decoder, r.backend, r.status, r.started_at, r.n_cases)
             for r in store_runs.recent_runs(store, args.decoder or None, limit=30)]
     if not rows and fmt == "text":
-        print("no runs" + (f" of decoder {args.decoder!r}" if args.decoder else ""))
+        print("no runs")
         return 0
     if fmt == "text":
         print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))

@@ -139,13 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Every metric both runs have: A's and B's means, how much worse B is than A (+ = "
                        "worse, in the metric's units) with the 95% bootstrap interval of the paired per-image "
                        "differences, how many images got worse and the worst one. No policy, no verdict, nothing "
-                       "stored (use `qa gate` to decide).",
+                       "stored (use `qa gate` to decide). Runs on other reference sets (or content) are compared "
+                       "by image id; the output says so once. Exit 0, or 2 for an unknown run or metric.",
                        epilog="examples:\n  qa diff pid-20261207-101500-ab12cd latest --decoder pid\n"
                        "  qa diff RUN_A RUN_B --metrics psnr,invented_detail --format markdown")
     p.add_argument("run_a", metavar="RUN_A", help="what B is compared with: a run id, or 'latest' (of --decoder)")
     p.add_argument("run_b", metavar="RUN_B", help="the candidate: a run id, or 'latest' (of --decoder)")
     p.add_argument("--decoder", default=None, metavar="NAME", help="scope 'latest' to this decoder")
-    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: every metric both have)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metric names (default: every metric both have; an unknown name: exit 2)")
     p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
                    help="output: text (default), json, or markdown")
     _add_db(p)
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", default=None, metavar="NAME", help="whose approved run to export")
     p.add_argument("--reference-set", default=None, metavar="NAME",
                    help="the reference set of the approval (default: that of the decoder's latest approval)")
-    p.add_argument("--out", type=Path, default=None, help="the file to write (.parquet)")
+    p.add_argument("--out", type=Path, default=None, help="the file to write (must end in .parquet)")
     p.add_argument("--thumbnails", action="store_true", help="also store the images themselves (else their sha256)")
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     _add_db(p)
@@ -188,11 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Writes one self-contained HTML file: summary, candidate vs approved run per "
                        "image, trends, gates and sign-offs of the selected runs. Approved runs are verified against "
                        "the trusted keys (--trusted-keys, $QA_TRUSTED_KEYS or the trusted_keys setting); without "
-                       "them the report names none and says why.")
+                       "them the report names none and says why. Exit 2 (nothing written) when --out does not end "
+                       "in .html or a --decoder has no run in the store (the error names the decoders that do).")
     p.add_argument("--weekly", action="store_true", help="the last 7 days")
     p.add_argument("--since", default=None, help="ISO date: only runs started since then")
-    p.add_argument("--decoder", action="append", default=None, help="only these decoders")
-    p.add_argument("--out", type=Path, default=Path("reports/report.html"), help="output file (default %(default)s)")
+    p.add_argument("--decoder", action="append", default=None, metavar="NAME",
+                   help="only this decoder (repeatable); each must have a run in the store")
+    p.add_argument("--out", type=Path, default=Path("reports/report.html"),
+                   help="output file, .html (default %(default)s)")
     p.add_argument("--png", type=Path, default=None, help="also export charts as PNG into this folder (needs kaleido + chromium)")
     p.add_argument("--trusted-keys", type=Path, default=None, metavar="FILE", help=TRUSTED_HELP)
     _add_db(p)
@@ -234,8 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="runs, gates and sign-offs of a decoder",
                        description="Runs of a decoder with their latest gate, sign-offs and the approved run; for "
-                       "the newest run: its failed checks, its settings against the approved run, and a report link.")
-    p.add_argument("decoder", nargs="?", default=None)
+                       "the newest run: its failed checks, its settings against the approved run, and a report link. "
+                       "Without DECODER: every decoder with runs. Exit 0; 2 when DECODER has no run in the store "
+                       "(the error names the decoders that do) or the sign-off chain does not verify.")
+    p.add_argument("decoder", nargs="?", default=None, metavar="DECODER",
+                   help="a decoder with runs in the store (default: every decoder with runs)")
     p.add_argument("--format", dest="fmt", choices=["text", "json", "markdown"], default="text",
                    help="output: text (default), json, or markdown (for CI job summaries)")
     p.add_argument("--report", type=Path, default=Path("reports/report.html"),
@@ -256,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="manage model weights (only `fetch` uses the network)",
                        description="list: known weights and whether they are present; import PATH: check a file's "
                        "sha256 against the official one and store it; verify: re-check every stored file; fetch "
-                       "NAME: download (the only command that uses the network).")
+                       "NAME: download (the only command that uses the network). Exit 0 done; 1 verify found a "
+                       "file whose hash differs, import refused a file (hash or contents) or fetch failed; 2 "
+                       "wrong usage (unknown NAME, no such PATH).")
     p.add_argument("action", choices=["list", "import", "verify", "fetch"])
     p.add_argument("target", nargs="?", help="PATH for import, NAME for fetch")
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from qa.gate.checks import CheckResult
+from qa.gate.data import GateError
 from qa.gate.evaluate import GateOutcome
+from qa.gate.units import metric_target_unit
 
 FORMATS = ("text", "json", "markdown")
 
@@ -19,13 +22,24 @@ FORMATS = ("text", "json", "markdown")
 def _num(x: float | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{x:.4g}"
+    return f"{x + 0.0:.4g}"  # + 0.0: never "-0"
 
 
 def md(text: object) -> str:
-    """A value made safe for one Markdown table cell."""
+    """A value made safe for one Markdown table cell: no table, code, HTML, link or image syntax survives (a
+    sign-off note's ``![x](https://...)`` would otherwise put an outside image in a CI job summary)."""
     s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+    s = s.replace("[", "\\[").replace("]", "\\]")
     return s.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def md_code(text: object) -> str:
+    """A value as one Markdown code span (safe in a table cell): shown literally, so nothing in it is escaped but
+    the table's pipes, and its fence is one backtick longer than its longest run of backticks."""
+    s = str(text).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
+    pad = " " if s[:1] == "`" or s[-1:] == "`" else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def check_name(r: CheckResult) -> str:
@@ -48,8 +62,22 @@ def outcome_dict(outcome: GateOutcome) -> dict[str, Any]:
                       for b in outcome.baselines],
         "settings": outcome.settings, "notes": outcome.notes,
         "failed": [check_name(r) for r in failed_checks(outcome.results)],
-        "checks": [r.to_dict() | {"name": check_name(r)} for r in outcome.results],
+        "checks": [_check_dict(r) for r in outcome.results],
     }
+
+
+def _check_dict(r: CheckResult) -> dict[str, Any]:
+    """One check as a reader of the JSON needs it: one sign (``worse_by``, + = worse; the internal goodness
+    difference ``diff_mean``/``diff_ci``, + = better, is left out), the metric's ``unit`` and what ``better``
+    means (higher, lower, closer to a value, or none)."""
+    out = {k: v for k, v in r.to_dict().items() if k not in ("diff_mean", "diff_ci")} | {"name": check_name(r)}
+    if r.kind != "cases":
+        try:
+            target, unit = metric_target_unit(r.metric)
+            out |= {"unit": unit, "better": target.label()}
+        except GateError:
+            out |= {"unit": "", "better": "unknown (metric not registered here)"}
+    return out
 
 
 def clean_json(value: Any) -> Any:
@@ -71,7 +99,7 @@ def outcome_json(outcome: GateOutcome) -> str:
 def outcome_markdown(outcome: GateOutcome) -> str:
     """A heading with the verdict, the failed checks named, notes, then one table row per check."""
     failed = failed_checks(outcome.results)
-    head = (f"### qa gate: {outcome.verdict.upper()} for `{md(outcome.run.run_id)}` ({md(outcome.run.decoder)})"
+    head = (f"### qa gate: {outcome.verdict.upper()} for {md_code(outcome.run.run_id)} ({md(outcome.run.decoder)})"
             + (" (blocks the release)" if outcome.blocks else ""))
     lines = [head, ""]
     if failed:
@@ -101,5 +129,5 @@ def outcome_markdown(outcome: GateOutcome) -> str:
         lines += ["", "<details><summary>Why each check failed or was skipped</summary>", ""]
         lines += [f"- **{md(check_name(r))}** ({md(r.verdict)}): {md(r.message)}" for r in reasons]
         lines += ["", "</details>"]
-    lines += ["", f"gate id `{md(outcome.gate_id)}`, policy `{md(outcome.policy.source)}`"]
+    lines += ["", f"gate id {md_code(outcome.gate_id)}, policy {md_code(outcome.policy.source)}"]
     return "\n".join(lines)

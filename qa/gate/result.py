@@ -52,11 +52,11 @@ class CheckResult:
     @property
     def worse_by(self) -> float | None:
         """How much worse than the baseline (metric units, positive = worse): the reading of every output."""
-        return None if self.diff_mean is None else -self.diff_mean
+        return None if self.diff_mean is None else -self.diff_mean + 0.0  # + 0.0: never "-0"
 
     @property
     def worse_by_ci(self) -> tuple[float, float] | None:
-        return None if self.diff_ci is None else (-self.diff_ci[1], -self.diff_ci[0])
+        return None if self.diff_ci is None else (-self.diff_ci[1] + 0.0, -self.diff_ci[0] + 0.0)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self) | {"worse_by": self.worse_by, "worse_by_ci": self.worse_by_ci}

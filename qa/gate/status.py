@@ -10,6 +10,7 @@ evidence that changed stops the command (GateError, exit 2).
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,8 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         latest["settings_vs_approved"] = settings_diff_text(mine, theirs)
         latest["settings_diff"] = [[k, a, b] for k, a, b in settings_diff(mine, theirs)]
     latest["report"] = (f"{report.resolve().as_uri()}" if report is not None and report.is_file() else
-                        f"no report yet: `qa report --decoder {decoder} --out {report or 'reports/report.html'}`")
+                        f"no report yet: `qa report --decoder {shlex.quote(decoder)} --out "
+                        f"{shlex.quote(str(report or 'reports/report.html'))}`")
     out["latest"] = latest
     return out
 
@@ -157,14 +159,14 @@ def _text(st: dict[str, Any]) -> list[str]:
 
 
 def _markdown(st: dict[str, Any]) -> list[str]:
-    from qa.gate.formats import md
+    from qa.gate.formats import md, md_code
 
     lines = [f"### qa status: {md(st['decoder'])}", ""]
     if not st["runs"]:
         return lines + ["no runs"]
     lt = st["latest"]
-    lines.append(f"**Newest run** `{md(lt['run_id'])}`: {md(lt['gate'])}; approved run: "
-                 f"`{md(st['approved_run'] or 'none')}` ({md(st['approved'])})")
+    lines.append(f"**Newest run** {md_code(lt['run_id'])}: {md(lt['gate'])}; approved run: "
+                 f"{md_code(st['approved_run'] or 'none')} ({md(st['approved'])})")
     if lt["failed"]:
         lines += ["", "**Failed checks:**"] + [f"- {md(f['check'])}: {md(f['message'])}" for f in lt["failed"]]
     if "settings_vs_approved" in lt:
@@ -175,7 +177,7 @@ def _markdown(st: dict[str, Any]) -> list[str]:
         lines += [f"| {md(c['metric'])} | {md(c['baseline_kind'])} | {_num(c['baseline'])} | {_num(c['candidate'])} | "
                   f"{_num(c['worse_by'])} | {md(c['verdict'])} |" for c in lt["changes"]]
     lines += ["", "| run | status | started | gate | sign-offs |", "|---|---|---|---|---|"]
-    lines += [f"| `{md(r['run_id'])}` | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
+    lines += [f"| {md_code(r['run_id'])} | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
               f"{md('; '.join(r['signoffs']))} |" for r in st["runs"]]
     lines += ["", f"report: {md(lt['report'])}"]
     return lines

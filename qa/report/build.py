@@ -127,7 +127,7 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
         body += [
             ("summary", "Summary: failed checks, gate verdicts and sign-off", sections.summary_section(data)),
             ("compare", "Candidate vs approved, per image (worst first)", compare),
-            ("changes", "What changed against the approved run", sections.changes_section(data)),
+            ("changes", "What changed against the approved run (else the previous run)", sections.changes_section(data)),
             ("metrics", "Metrics of the latest runs (mean [95% bootstrap interval])",
              sections.set_results_section(data)),
             ("trends", "Metric trends, run by run (anchored on the approved run)", blocks["trends"][1] + blocks["trends"][0]),

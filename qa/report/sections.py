@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from qa.metrics.base import says_not_applicable
-from qa.report.data import ReportData, SetRow, SignoffRow, target_of
+from qa.report.data import ReportData, SetRow, SignoffRow, target_of, unit_of
 from qa.report.gates import blocking_checks, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
@@ -112,18 +112,24 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
         return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
     delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
     target = target_of(metric)
+    unit = unit_of(metric)
+    # one sign everywhere qa compares: "worse by", + = worse (the gate's and `qa diff`'s); a metric without a
+    # direction shows its plain change, said so
+    change = f"now - before {delta:+.4g}"
     if delta == 0:
         verdict = '<span class="muted">unchanged</span>'
+        change = f"{0.0:.4g}"
     elif target is None:
         verdict = '<span class="muted">direction unknown (metric not registered)</span>'
     elif not target.has_direction:
         verdict = '<span class="muted">changed (no better or worse: target none)</span>'
     else:
-        better = target.goodness(float(new.value)) > target.goodness(float(old.value))  # type: ignore[arg-type]
-        verdict = '<span class="verdict ok">better</span>' if better else '<span class="verdict bad">worse</span>'
+        worse_by = target.goodness(float(old.value)) - target.goodness(float(new.value)) + 0.0  # type: ignore[arg-type]
+        change = f"{worse_by:+.4g}"
+        verdict = '<span class="verdict ok">better</span>' if worse_by < 0 else '<span class="verdict bad">worse</span>'
         if finite(new.ci_low) and finite(new.ci_high) and new.ci_low <= old.value <= new.ci_high:  # type: ignore[operator]
             verdict += ' <span class="muted">(previous value inside the new interval)</span>'
-    return [esc(metric), value_html(old), value_html(new), esc(f"{delta:+.4g}"), verdict]
+    return [esc(metric), value_html(old), value_html(new), esc(change + (f" {unit}" if unit else "")), verdict]
 
 
 def changes_section(data: ReportData) -> str:
@@ -141,7 +147,7 @@ def changes_section(data: ReportData) -> str:
         rows = [r for m in sorted(set(old) | set(new)) if (r := _change(m, old.get(m), new.get(m)))]
         head = (f"<h3>{esc(decoder)}</h3><p><code>{esc(run.run_id)}</code> against "
                 f"<code>{esc(prev.run_id)}</code> ({esc(data.comparison_kind.get(decoder, ''))})</p>")
-        body = _table(["metric", "before", "now", "delta", "change"], rows) if rows else \
+        body = _table(["metric", "before", "now", "worse by (+ = worse)", "change"], rows) if rows else \
             "<p class='muted'>no metric changed</p>"
         parts.append(head + body)
     return "".join(parts)

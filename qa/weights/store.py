@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from qa.errors import QAError, WeightsMissingError
 from qa.hashing import sha256_file
@@ -204,12 +205,19 @@ def cli_list(out=sys.stdout) -> int:  # noqa: ANN001
     return 0
 
 
-def cli_import(path: str, out=sys.stdout) -> int:  # noqa: ANN001
-    """`qa weights import PATH`: copy after the sha256 check; exit 1 when refused."""
+def cli_import(path: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`qa weights import PATH`: copy after the sha256 check. A missing file is a usage error (:class:`QAError`,
+    exit 2); a file refused by its hash or contents: exit 1, the reason on ``err`` (default: ``out`` when given,
+    else stderr)."""
+    out, err = _streams(out, err)
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise QAError(f"{src}: no such file" if not src.exists() else f"{src}: not a file",
+                      "qa weights import PATH: a weights file you downloaded (see `qa weights list`)")
     try:
-        name, dest = import_file(path)
+        name, dest = import_file(src)
     except QAError as exc:
-        print(f"error: {exc}", file=out)
+        print(f"qa weights: error: {exc}", file=err)
         return 1
     print(f"imported {name} -> {dest}", file=out)
     return 0
@@ -224,12 +232,21 @@ def cli_verify(out=sys.stdout) -> int:  # noqa: ANN001
     return 1 if bad else 0
 
 
-def cli_fetch(name: str, out=sys.stdout) -> int:  # noqa: ANN001
-    """`qa weights fetch NAME`: the explicit download; exit 1 on failure."""
+def cli_fetch(name: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """`qa weights fetch NAME`: the explicit download. An unknown NAME is a usage error (:class:`QAError`, exit 2);
+    a failed or mismatching download: exit 1, the reason on ``err`` (default: ``out`` when given, else stderr)."""
+    out, err = _streams(out, err)
+    spec(name)  # unknown: QAError naming the known ones, before any network access
     try:
         dest = fetch(name, log=lambda m: print(m, file=out))
     except (QAError, OSError) as exc:
-        print(f"error: {exc}", file=out)
+        print(f"qa weights: error: {exc}", file=err)
         return 1
     print(f"fetched {name} -> {dest}", file=out)
     return 0
+
+
+def _streams(out: TextIO | None, err: TextIO | None) -> tuple[TextIO, TextIO]:
+    """(out, err) of a `qa weights` command: stdout and stderr, or everything on ``out`` when only it is given."""
+    out = sys.stdout if out is None else out
+    return out, (err if err is not None else out if out is not sys.stdout else sys.stderr)

@@ -80,6 +80,7 @@ def test_one_sign_convention_worse_by_positive_when_worse(outcome, store) -> Non
     for c in d["checks"]:  # JSON: every check carries worse_by; the stored gate reads back the same way
         if c["kind"] in ("baseline", "worst_images"):
             assert c["worse_by"] > 0 and worse_by(c)[0] == c["worse_by"]
+            assert "diff_mean" not in c and c["unit"] == "dB" and c["better"] == "higher"  # one sign, a unit
     html = checks_table(d["checks"])
     assert "worse by (+ = worse) [CI]" in html and "+ = better" not in html
     assert all(f"<li>{case} " in html for case in TILES)  # the report's "why" lists every image too

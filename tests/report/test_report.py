@@ -318,3 +318,27 @@ def test_first_runs_are_said_once_and_compared_runs_keep_their_table() -> None:
     assert text.count("nothing to compare") == 1 and XSS not in text
     assert f"first run of {html.escape(XSS)}, vae: nothing to compare" in text
     assert "<h3>pid</h3>" in text and "<h3>vae</h3>" not in text and "<td>psnr" in text and "worse" in text
+
+
+def test_what_changed_uses_the_one_sign_worse_by_with_units() -> None:
+    """Audit D1: the table said "delta" (new - old: psnr +3 "better", distortion -0.002 "better") beside a gate
+    table saying "worse by" -3 for the same comparison. Now every directed metric shows worse by (+ = worse) in
+    its unit; a metric without a direction shows its plain change, said so."""
+    from types import SimpleNamespace
+
+    from qa.report.data import SetRow
+    from qa.report.sections import changes_section
+
+    rows = {"psnr": (SetRow(25.0, 24.0, 26.0, 4, "ok", ""), SetRow(28.0, 27.5, 28.5, 4, "ok", "")),
+            "invented_detail": (SetRow(0.01, 0.0, 0.02, 4, "ok", ""), SetRow(0.03, 0.025, 0.035, 4, "ok", "")),
+            "seed_variance": (SetRow(0.01, 0.0, 0.02, 4, "ok", ""), SetRow(0.02, 0.015, 0.025, 4, "ok", ""))}
+    data = SimpleNamespace(decoders=["pid"], latest={"pid": SimpleNamespace(run_id="r2")},
+                           comparison={"pid": SimpleNamespace(run_id="r1")}, comparison_kind={"pid": "approved"},
+                           set_results={"r1": {m: o for m, (o, _) in rows.items()},
+                                        "r2": {m: n for m, (_, n) in rows.items()}})
+    text = changes_section(data)  # type: ignore[arg-type]
+    assert "worse by (+ = worse)" in text and "delta" not in text
+    cells = {m: text.split(f"<td>{m}")[1].split("</tr>")[0] for m in rows}
+    assert "<td>-3 dB</td>" in cells["psnr"] and "better" in cells["psnr"]
+    assert "<td>+0.02 fraction of band energy</td>" in cells["invented_detail"] and "worse" in cells["invented_detail"]
+    assert "now - before +0.01" in cells["seed_variance"] and "no better or worse" in cells["seed_variance"]
