@@ -135,11 +135,13 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if SESSION_KEY not in session.config.stash:
         return
-    lines = session.config.stash[SESSION_KEY].finish()
+    lines, partial = session.config.stash[SESSION_KEY].finish()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         for line in lines:
             reporter.write_line(line)
+    if partial and session.exitstatus == pytest.ExitCode.OK:  # a partial gate is no pass (fail closed)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="module")

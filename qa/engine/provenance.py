@@ -7,7 +7,8 @@ import hashlib
 import inspect
 import json
 import subprocess
-from functools import lru_cache
+import sys
+from functools import cache, lru_cache
 from pathlib import Path
 
 import qa
@@ -62,31 +63,65 @@ def source_sha256() -> str:
 
 
 def _decoder_source(decoder: object) -> Path | None:
-    """The source file of ``decoder``'s class when it lies outside the qa package (a plugin's or a test's
-    decoder), else None (qa's own decoders are in :func:`source_sha256`; so is a class without a file)."""
+    """Where the code of ``decoder``'s class lives when it is outside the qa package: the folder of its module's
+    top-level package (a plugin package: its helper modules too), or its module's file when it is no package's;
+    None for qa's own decoders (in :func:`source_sha256`) and a class without a file."""
     try:
-        found = inspect.getsourcefile(type(decoder))
+        cls = type(decoder)
+        found = inspect.getsourcefile(cls)
         if not found:
             return None
         path = Path(found).resolve()
-        return None if path.is_relative_to(qa_package_root()) or not path.is_file() else path
+        if path.is_relative_to(qa_package_root()) or not path.is_file():
+            return None
+        top = sys.modules.get(cls.__module__.split(".")[0])
+        top_file = getattr(top, "__file__", None)
+        if "." in cls.__module__ and top_file and Path(top_file).name == "__init__.py":
+            return Path(top_file).resolve().parent
+        return path
     except (TypeError, OSError):
         return None
 
 
+def _source_hash(path: Path) -> str:
+    """sha256 of a file's bytes, or :func:`tree_sha256` of a folder (read again only when a file's size or
+    modification time changed)."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    stamp = tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in path.rglob("*") if p.is_file()))
+    return _tree_hash(path, stamp)
+
+
+@cache
+def _tree_hash(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    return tree_sha256(path)
+
+
+def library_versions() -> str:
+    """The versions of the libraries every metric and decoder computes with (their numbers change with them)."""
+    import numpy
+    import PIL
+    import scipy
+    import torch
+
+    return f"python {sys.version.split()[0]}; torch {torch.__version__}; numpy {numpy.__version__}; " \
+           f"scipy {scipy.__version__}; pillow {PIL.__version__}"
+
+
 def code_sha256(decoder: object) -> str:
-    """The hash of the code that makes ``decoder``'s run: qa's (:func:`source_sha256`) combined with the content
-    of the decoder class's source file when it lies outside the qa package (failures to find or read that file
-    leave qa's hash alone). Part of a run's identity: its numbers depend on both."""
-    qa_hash = source_sha256()
+    """The hash of the code that makes ``decoder``'s run: qa's (:func:`source_sha256`), the library versions
+    (:func:`library_versions`) and, when the decoder's class lives outside qa, its package's or file's content
+    (:func:`_decoder_source`; failures to read it leave it out). Part of a run's identity: its numbers depend on
+    all of them. Code a plugin imports from another package is not covered: a limit of any hash short of the
+    whole environment's."""
+    parts = [source_sha256(), library_versions()]
     path = _decoder_source(decoder)
-    if path is None:
-        return qa_hash
-    try:
-        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return qa_hash
-    return hashlib.sha256(f"{qa_hash}\0{file_hash}".encode()).hexdigest()
+    if path is not None:
+        try:
+            parts.append(_source_hash(path))
+        except OSError:
+            pass
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def identity_sha256(fields: dict[str, object]) -> str:

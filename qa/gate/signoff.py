@@ -201,6 +201,13 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
         head = check.head
         seq, prev = int(head["seq"]) + 1, str(head["hash"])
         signed_at = datetime.now(UTC).replace(tzinfo=None)
+        if check.future:
+            r = check.future[0]
+            raise QAError(f"{check.where(r)} is dated {r.signed_at:%Y-%m-%d %H:%M}, in the future, by a key the "
+                          "trusted-keys file still lists: a row appended after it would stop counting once that "
+                          "date passed; nothing was recorded",
+                          f"remove the key of {r.reviewer!r} from {trusted.path} (revoke it: its rows stop counting), "
+                          "then sign again")
         clock = time_problem(db, signed_at, gate_id, check.latest)
         if clock:
             raise QAError(f"this machine's clock cannot be right for a sign-off: {clock}; nothing was recorded",

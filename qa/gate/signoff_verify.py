@@ -71,6 +71,9 @@ class ChainCheck:
     notes: list[str] = field(default_factory=list)
     #: the latest date of a counting row (UTC, naive): a new row may not be dated before it
     latest: datetime | None = None
+    #: rows by trusted keys dated in the future: nothing is appended after them (once their date passed they
+    #: would count, and every row appended meanwhile, dated before them, would stop counting)
+    future: list[SignoffRow] = field(default_factory=list)
 
     def counts(self, row: SignoffRow) -> bool:
         """Whether ``row`` counts (signed by a trusted key, in its bounds, intact chain)."""
@@ -192,6 +195,8 @@ def _dated(check: ChainCheck, db: Reader, r: SignoffRow) -> None:
     if r.format is None or r.seq in check.not_counting or r.signed_at is None:
         return
     why = time_problem(db, r.signed_at, r.gate_id or "", check.latest)
+    if why.endswith("in the future"):
+        check.future.append(r)
     if why:
         check.not_counting[r.seq] = (f"{why}: signed with a clock set wrong, so its key's validity window cannot "
                                      "be checked")

@@ -18,10 +18,12 @@ from qa.gate.approved import Approved, approved_run, chain_of
 from qa.gate.data import run_settings, settings_diff, settings_diff_text
 from qa.gate.signing import SigningError
 from qa.gate.signoff_verify import ChainCheck
+from qa.gate.standing import shipped_policy_sha, speaking_gate, verdict_words
 from qa.gate.worse import worse_by
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.gates import gates_of
+from qa.store.records import GateRow
 
 #: runs listed per decoder
 MAX_RUNS = 10
@@ -91,7 +93,12 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         return out
     check, unverified = chain if chain is not None else verified_chain(store)
     ids = [r.run_id for r in runs]
-    gates = {g.run_id: g for g in gates_of(store, ids)}  # oldest first: the last one wins, the latest gate
+    by_run: dict[str, list[GateRow]] = {}
+    for row in gates_of(store, ids):  # oldest first
+        by_run.setdefault(row.run_id, []).append(row)
+    shipped = {r.run_id: shipped_policy_sha(r.track) for r in runs}
+    # the gate that speaks for each run (qa.gate.standing): a complete one under the shipped policy when any
+    gates = {rid: found for rid, gs in by_run.items() if (found := speaking_gate(gs, shipped[rid])) is not None}
     signs: dict[str, list[str]] = {}
     for s in (check.rows if check is not None else []):
         if s.run_id not in ids:
@@ -106,7 +113,8 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         out["runs"].append({
             "run_id": rid, "status": run.status, "reference_set": run.reference_set,
             "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
-            "gate": _gate_text(g.baseline_kind, g.baseline_run_id, g.verdict) + f" ({g.gate_id})" if g else "not gated",
+            "gate": _gate_text(g.baseline_kind, g.baseline_run_id, verdict_words(g, shipped[rid])) + f" ({g.gate_id})"
+            if g else "not gated",
             "gate_id": g.gate_id if g else None, "verdict": g.verdict if g else None, "signoffs": signs.get(rid, [])})
     approved = _approved(store, check, decoder, runs[0].reference_set)
     out["approved_run"] = approved.run.run_id if approved else None

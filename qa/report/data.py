@@ -69,6 +69,9 @@ class ReportData:
     uncounted: list[tuple[SignoffRow, str]] = field(default_factory=list)  # sign-offs that do not count, and why
     approval_note: str = ""  # why no approved run is named ('' when approvals were verified)
     approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
+    #: decoder -> what its approval rests on beyond a passing gate under the shipped policy ('' when nothing):
+    #: an override, a policy file other than the shipped one (:func:`qa.gate.approved.approval_terms`)
+    approval_terms: dict[str, str] = field(default_factory=dict)
     approved_rows: list[ImageRow] = field(default_factory=list)  # per-image rows of the approved runs
     settings: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # run -> decoder settings (None: old)
     #: track -> sha256 of its shipped policy (gates decided under it are the ones the report leads with)
@@ -187,7 +190,7 @@ def reaveraged(db: Reader, set_results: dict[str, dict[str, SetRow]]) -> dict[st
 def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:
     """decoder -> its verified approved run on the latest run's reference set; the window's sign-offs, those
     that count apart from those that do not. A broken chain or changed approved evidence raises GateError."""
-    from qa.gate.approved import approved_run, chain_of
+    from qa.gate.approved import approval_terms, approved_run, chain_of
     from qa.gate.signing import SigningError, TrustedKeys
     from qa.gate.signoff_verify import check_chain
 
@@ -210,6 +213,7 @@ def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:
         found = approved_run(db, check, decoder, latest.reference_set, f"the store {db.path}")
         if found is not None:
             data.approved[decoder] = found.run
+            data.approval_terms[decoder] = approval_terms(found.row, found.run.track)
 
 
 def _load_comparison(db: Reader, selection: Selection, data: ReportData) -> None:

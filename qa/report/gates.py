@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from qa.gate.standing import caveats, speaking_gate
 from qa.gate.worse import image_text, worse_by
 from qa.report.data import GateRow, ReportData
 from qa.report.safe import esc, fmt
@@ -77,12 +78,19 @@ def entries_table(entries: list[dict[str, Any]]) -> str:
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def gate_block(gate: GateRow, decoder: str) -> str:
-    """One gate: header line, per-metric entries, other fields."""
+def caveats_html(gate: GateRow, shipped: str) -> str:
+    """The gate's caveats (:func:`qa.gate.standing.caveats`) after its verdict, '' when it has none."""
+    found = caveats(gate, shipped)
+    return f' <span class="bad-text">({esc("; ".join(found))})</span>' if found else ""
+
+
+def gate_block(gate: GateRow, decoder: str, shipped: str = "") -> str:
+    """One gate: header line, per-metric entries, other fields (``shipped``: the sha256 of its track's shipped
+    policy, for its caveats)."""
     when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
     base = gate.baseline_run_id or "none"
     kind = f" ({esc(gate.baseline_kind)})" if gate.baseline_kind else ""
-    parts = [f'<div class="gate"><p>{verdict_html(gate.verdict)} <b>{esc(decoder)}</b> run '
+    parts = [f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped)} <b>{esc(decoder)}</b> run '
              f"<code>{esc(gate.run_id)}</code> against baseline <code>{esc(base)}</code>{kind}, decided {esc(when)}"
              f" &middot; gate <code>{esc(gate.gate_id)}</code></p>"]
     if gate.details_error:
@@ -143,10 +151,10 @@ def checks_table(checks: list[dict[str, Any]]) -> str:
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _compact(gate: GateRow, decoder: str) -> str:
+def _compact(gate: GateRow, decoder: str, shipped: str = "") -> str:
     checks = gate.details.get("checks") if isinstance(gate.details, dict) else None
     if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
-        return gate_block(gate, decoder)
+        return gate_block(gate, decoder, shipped)
     when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
     base = f"against {esc(gate.baseline_kind)} <code>{esc(gate.baseline_run_id)}</code>" if gate.baseline_run_id \
         else "against no approved or run baseline (bounds and decoder baselines only)"
@@ -155,18 +163,16 @@ def _compact(gate: GateRow, decoder: str) -> str:
     notes = gate.details.get("notes") if isinstance(gate.details, dict) else None
     note_html = "".join(f'<p class="reason">{esc(n)}</p>' for n in notes if isinstance(n, str)) \
         if isinstance(notes, list) else ""
-    return (f'<div class="gate"><p>{verdict_html(gate.verdict)} <b>{esc(decoder)}</b> run '
+    return (f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped)} <b>{esc(decoder)}</b> run '
             f"<code>{esc(gate.run_id)}</code> {base}, decided {esc(when)} &middot; gate <code>{esc(gate.gate_id)}"
             f"</code></p>{named}{note_html}{checks_table(checks)}</div>")
 
 
 def gate_of_run(data: ReportData, run_id: str, track: str = "") -> GateRow | None:
-    """The gate a report shows for ``run_id``: its latest under the shipped policy of ``track``, else its latest."""
+    """The gate a report shows for ``run_id`` (:func:`qa.gate.standing.speaking_gate`): its latest complete gate
+    under the shipped policy of ``track`` against another run or none, else its latest (shown with its caveats)."""
     found = [g for g in data.gates if g.run_id == run_id]
-    shipped = data.shipped_policy.get(track)
-    under = [g for g in found if shipped and g.policy_sha256 == shipped]
-    chosen = under or found
-    return chosen[-1] if chosen else None
+    return speaking_gate(found, data.shipped_policy.get(track, ""))
 
 
 def gates_section(data: ReportData) -> str:
@@ -178,9 +184,10 @@ def gates_section(data: ReportData) -> str:
         shown = gate_of_run(data, run.run_id, run.track)
         if shown is None:
             continue
-        parts.append(_compact(shown, run.decoder))
+        shipped = data.shipped_policy.get(run.track, "")
+        parts.append(_compact(shown, run.decoder, shipped))
         older = [g for g in reversed(data.gates) if g.run_id == run.run_id and g is not shown]
         if older:
             parts.append(f"<details><summary>{len(older)} other gate(s) of this run (other policies or "
-                         f"earlier)</summary>{''.join(_compact(g, run.decoder) for g in older)}</details>")
+                         f"earlier)</summary>{''.join(_compact(g, run.decoder, shipped) for g in older)}</details>")
     return "".join(parts)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+from qa.gate.standing import caveats, verdict_words
 from qa.metrics.base import says_not_applicable
 from qa.report.data import ReportData, SetRow, SignoffRow, target_of, unit_of
-from qa.report.gates import blocking_checks, check_title, gate_of_run, verdict_html
+from qa.report.gates import blocking_checks, caveats_html, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
 #: how many distinct reasons the missing-values table lists per (decoder, metric, status)
@@ -79,7 +80,12 @@ def summary_section(data: ReportData) -> str:
         run = data.latest[decoder]
         gate = gate_of_run(data, run.run_id, run.track)
         verdict = verdict_html(gate.verdict) if gate else '<span class="verdict muted">not gated</span>'
+        shipped = data.shipped_policy.get(run.track, "")
+        verdict += caveats_html(gate, shipped) if gate else ""
         failed = [check_title(c) for c in blocking_checks(gate)] if gate else []
+        if gate and not failed and caveats(gate, shipped):  # a pass that is no release decision is not "no failures"
+            failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: no release decision: its "
+                            f"gate is {esc(verdict_words(gate, shipped))}</li>")
         if failed:
             failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: "
                             + ", ".join(f'<span class="failed-check">{esc(f)}</span>' for f in failed) + "</li>")
@@ -95,7 +101,9 @@ def summary_section(data: ReportData) -> str:
                      esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
                      esc(run.n_cases), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',
                      signoff_status(data, run.run_id),
-                     f"<code>{esc(approved.run_id)}</code>" if approved else '<span class="muted">none</span>',
+                     f"<code>{esc(approved.run_id)}</code>" + (
+                         f' <span class="bad-text">{esc(data.approval_terms.get(decoder, "").lstrip("; "))}</span>'
+                         if data.approval_terms.get(decoder) else "") if approved else '<span class="muted">none</span>',
                      esc(settings_text(data, run.run_id, approved.run_id if approved else None))])
     head = ("<div class='headline'><b>Failed checks</b><ul>" + "".join(failures) + "</ul></div>") if failures else \
         "<p class='headline ok-text'>No failed checks in the latest gate of any decoder.</p>"

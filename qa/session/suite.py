@@ -22,6 +22,7 @@ from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summa
 from qa.gate.evaluate import (
     PLAIN,
     PLAIN_PREFIX,
+    complete,
     gate_notes,
     metrics_for,
     mismatch_text,
@@ -318,18 +319,25 @@ class SuiteSession:
         if key in self._contexts:
             self._contexts[key].read_from(baseline)
 
-    def finish(self) -> list[str]:
-        """Store one gate row per (run, policy) that had checks; returns summary lines."""
-        lines = []
+    def finish(self) -> tuple[list[str], bool]:
+        """Store one gate row per (run, policy) that had checks; returns summary lines and whether any stored
+        gate is partial (not every check of its policy ran: ``-k``, ``-m``, ``--deselect``, one file of the
+        suites). A partial gate decides nothing: its line says so and the session fails (see the plugin)."""
+        lines, partial = [], False
         for key, ctx in self._contexts.items():
             if not ctx.results:
                 continue
             baselines = sorted(self._baselines.get(key, []), key=lambda b: b.is_decoder)
             notes = gate_notes(ctx.run, ctx.policy, baselines)
             gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
-            lines.append(f"qa gate {gate_id}: {verdict} for run {ctx.run.run_id} ({ctx.run.decoder}) under "
-                         f"{ctx.policy.source}" + "".join(f"; {n}" for n in notes))
-        return lines
+            whole = complete(ctx.policy, baselines, ctx.results, ctx.run)
+            partial |= not whole
+            lines.append(f"qa gate {gate_id}: {verdict}" + ("" if whole else
+                         " (partial: not every check of the policy ran; this gate decides nothing and unlocks no "
+                         "approval: run the suites without -k/-m/--deselect)")
+                         + f" for run {ctx.run.run_id} ({ctx.run.decoder}) under {ctx.policy.source}"
+                         + "".join(f"; {n}" for n in notes))
+        return lines, partial
 
 
 def metric_properties(run: RunHandle) -> list[tuple[str, str]]:

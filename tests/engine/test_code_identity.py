@@ -45,7 +45,7 @@ def test_a_finished_run_is_reused_only_by_the_same_code(tmp_path: Path, monkeypa
     first = engine.ensure(_config(refset, ["psnr", "ssim"]))
     assert not first.reused
     cfg = json.loads(str(store.query("select config_json from runs where run_id = ?", [first.run_id])[0][0]))
-    assert cfg["code_sha256"] == code_sha256(BicubicDecoder()) == source_sha256()
+    assert cfg["code_sha256"] == code_sha256(BicubicDecoder()) != source_sha256()  # + the library versions
     assert engine.ensure(_config(refset, ["psnr", "ssim"])) == EnsuredRun(first.run_id, True)
     assert engine.ensure(_config(refset, ["psnr"])) == EnsuredRun(first.run_id, True)  # fewer metrics, same code
     with monkeypatch.context() as m:
@@ -73,11 +73,12 @@ def test_resume_refuses_a_run_started_by_other_code(tmp_path: Path, monkeypatch:
     with pytest.raises(Stop):
         RunEngine(store, on_shard=_stop).start(_config(refset, ["psnr"]))
     run_id = str(store.query("select run_id from runs")[0][0])
-    now = source_sha256()
+    now = code_sha256(BicubicDecoder())
     with monkeypatch.context() as m:
         m.setattr("qa.engine.provenance.source_sha256", lambda: OTHER_CODE)
+        then = code_sha256(BicubicDecoder())
         with pytest.raises(QAError, match=r"cannot be resumed: qa's code or the decoder's code changed since the run "
-                                          rf"started \(source sha256 {now[:12]} -> {OTHER_CODE[:12]}\): start a new run"):
+                                          rf"started \(source sha256 {now[:12]} -> {then[:12]}\): start a new run"):
             RunEngine(store).resume(run_id, progress=False)
     cfg = json.loads(str(store.query("select config_json from runs where run_id = ?", [run_id])[0][0]))
     _set_config(store, run_id, {k: v for k, v in cfg.items() if k != "code_sha256"})
@@ -136,8 +137,27 @@ def test_a_decoder_outside_qa_adds_its_source_file(tmp_path: Path, monkeypatch: 
     spec.loader.exec_module(module)
     decoder = module.Plugin()
     before = code_sha256(decoder)
-    assert before != source_sha256() == code_sha256(BicubicDecoder())
+    assert before != code_sha256(BicubicDecoder())
     path.write_text(path.read_text() + "    # a one-line change\n")
     assert code_sha256(decoder) != before
-    path.unlink()  # an unreadable source file leaves qa's hash
-    assert code_sha256(decoder) == source_sha256()
+    path.unlink()  # an unreadable source file leaves qa's hash and the libraries'
+    assert code_sha256(decoder) == code_sha256(BicubicDecoder())
+
+
+def test_a_plugin_packages_helper_modules_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit round 2 (N5): a plugin decoder importing a helper module of its package reused a run after the
+    helper was edited. A decoder in a package is hashed with its whole top-level package."""
+    pkg = tmp_path / "plugin_pkg_for_code_identity"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("GAIN = 1.0\n")
+    (pkg / "models" / "decoder.py").write_text(
+        "from qa.decoders.simple import BicubicDecoder\n\n\nclass Plugin(BicubicDecoder):\n    family = 'plugin'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("plugin_pkg_for_code_identity.models.decoder")
+    decoder = module.Plugin()
+    before = code_sha256(decoder)
+    assert before != code_sha256(BicubicDecoder())
+    (pkg / "helpers.py").write_text("GAIN = 1.5  # the helper the decoder imports, edited\n")
+    assert code_sha256(decoder) != before

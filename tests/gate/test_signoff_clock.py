@@ -89,3 +89,25 @@ def test_an_approval_under_a_policy_that_is_not_shipped_says_so_wherever_it_is_n
     other.write_text('[policy]\ntrack = "decode"\n[metrics.psnr]\nmin = 1.0\n')
     with pytest.raises(QAError, match="is for track 'decode'"):
         record_signoff(w["store"], w["runs"]["I"], "bob", "approve", "", key=w["bob"], policy=other)
+
+
+def test_nothing_is_appended_after_a_row_dated_in_the_future_until_its_key_is_revoked(w, capsys, monkeypatch) -> None:
+    """Audit round 2 (N1): bob signs with his clock 3 days ahead (by a qa that did not refuse it). The row does not
+    count, but honest rows appended after it, dated before it, would stop counting once its date passed (the
+    approved run silently falling back). So `qa signoff` refuses to append until bob's key is revoked; then it
+    signs on and the future row never counts."""
+    runs, store, trusted = w["runs"], w["store"], Path(str(w["trusted"]))
+    assert gate(w, capsys, runs["I"])[0] == 0
+    checked = signoff_module.time_problem
+    _clock(monkeypatch, timedelta(days=3))
+    monkeypatch.setattr(signoff_module, "time_problem", lambda *a: "")
+    assert _bob_approves_i(w) == 2
+    monkeypatch.setattr(signoff_module, "time_problem", checked)
+    monkeypatch.setattr(signoff_module, "datetime", datetime)
+    assert any("in the future" in f for f in verify_chain(store))
+    with pytest.raises(QAError, match="in the future, by a key the trusted-keys file still lists") as err:
+        record_signoff(store, runs["C"], None, "reject", "too blurry")
+    assert "remove the key of 'bob'" in str(err.value)
+    trusted.write_text("\n".join(t for t in trusted.read_text().splitlines() if not t.startswith("bob ")) + "\n")
+    assert record_signoff(store, runs["C"], None, "reject", "too blurry") == 3
+    assert f"approved run: run {runs['A']}" in status_output(store, "tunable")

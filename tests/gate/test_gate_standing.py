@@ -1,0 +1,32 @@
+"""The gate that speaks for a run in `qa status` and the report (audit round 2, N3 and N6, 2026-12-07): a failed
+gate against the approved run followed by a passing gate against the run itself showed "pass" and "No failed
+checks"; an approval under a policy file that is not the shipped one was named without saying so in the report.
+Same world as test_trust_reproductions.py (conftest ``w``: every gate there is under the tests' own policy)."""
+
+from __future__ import annotations
+
+from qa.gate.standing import caveats
+from qa.gate.status import status_output
+from qa.report.build import write_report
+from qa.store.gates import gates_of
+from tests.gate.test_trust_reproductions import gate
+
+
+def test_a_later_gate_against_itself_does_not_speak_for_a_failed_run(w, capsys) -> None:
+    runs, store = w["runs"], w["store"]
+    assert gate(w, capsys, runs["C"])[0] == 1  # against the approved run A: clearly worse
+    assert gate(w, capsys, runs["C"], runs["C"])[0] == 0  # against itself: cannot fail
+    both = gates_of(store, [runs["C"]])
+    assert [g.verdict for g in both] == ["fail", "pass"]
+    assert "against the run itself" in caveats(both[1], "") and not caveats(both[0], "")
+    text = status_output(store, "tunable")
+    line = next(t for t in text.splitlines() if runs["C"] in t and "gate" in t)
+    assert "gate fail (under a policy that is not the shipped one) vs approved" in line and both[0].gate_id in line
+    html = write_report(store, out=w["tmp"] / "r.html").read_text()
+    assert html.index(both[0].gate_id) < html.index(both[1].gate_id)  # the failed gate speaks, the other folded
+    assert "against the run itself" in html  # with its caveat
+
+
+def test_the_report_says_the_approval_rests_on_another_policy(w) -> None:
+    html = write_report(w["store"], out=w["tmp"] / "r.html").read_text()
+    assert "not the shipped policy_upscale.toml" in html
