@@ -19,7 +19,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from qa.errors import BadImageError
 from qa.hashing import sha256_bytes
-from qa.png_rows import missing_rows
+from qa.png16 import COLOUR_TYPES, decode_png16
+from qa.png_rows import missing_rows, png_chunks
 from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 
 #: Largest image qa decodes by default, in pixels (width x height): 64 Mpx, above a 4K (3840 x 2160) or 8K
@@ -110,11 +111,15 @@ def decode_image_bytes(
     short = missing_rows(data) if img.format == "PNG" else ""
     if short:
         raise BadImageError(f"{name}: truncated PNG: {short} (the rest would read as black)", "re-export the file")
+    if img.format == "PNG":
+        deep = _png16(data)
+        if deep is not None:
+            return LoadedImage(pixels=deep[0], sha256=digest, mode=img.mode, notes=tuple(deep[1]))
     frames = ["multi-frame image: first frame used"] if getattr(img, "n_frames", 1) > 1 else []
     upright, applied = _apply_orientation(img, name)
     upright, colour = _apply_icc(upright)
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in (2, 6):
-        upright.info["qa_bits"] = 16
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in COLOUR_TYPES:
+        upright.info["qa_bits"] = 16  # a 16-bit colour PNG _png16 could not read: Pillow's 8 bits, said so
     pixels, notes = _to_rgb_float(upright)
     notes = frames + [n for n in (applied, colour) if n] + notes
     if not np.isfinite(pixels).all():
@@ -172,6 +177,28 @@ def _apply_icc(img: Image.Image) -> tuple[Image.Image, str]:
     return converted, f"ICC profile {desc!r} converted to sRGB"
 
 
+def _png16(data: bytes) -> tuple[np.ndarray, list[str]] | None:
+    """A 16-bit RGB, RGBA or grey + alpha PNG at full precision (:mod:`qa.png16`) as float32 RGB in [0, 1] (alpha
+    flattened onto white) with its notes; None for any other file, or one with an ICC profile or an orientation
+    (Pillow's path applies those, at 8 bits, and says so)."""
+    header, _, kinds = png_chunks(data)
+    if header is None or header[2] != 16 or header[3] not in COLOUR_TYPES or {b"iCCP", b"eXIf"} & kinds:
+        return None
+    samples = decode_png16(data)
+    if samples is None:
+        return None
+    values = samples.astype(np.float64) / 65535.0
+    notes = ["16-bit PNG read at full precision"]
+    colour, alpha = (values[..., :-1], values[..., -1:]) if samples.shape[2] in (2, 4) else (values, None)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+        notes.append("grayscale replicated to RGB")
+    if alpha is not None:
+        colour = colour * alpha + (1.0 - alpha)
+        notes.append("alpha flattened onto white")
+    return colour.astype(np.float32), notes
+
+
 def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
     """Convert any PIL mode to float32 RGB in [0, 1]; returns the pixels and notes on what was done."""
     notes: list[str] = []
@@ -182,8 +209,9 @@ def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
         gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
         notes.append(f"{mode} integer image scaled by 1/{int(scale)}")
         return np.repeat(gray[..., None], 3, axis=2), notes
-    if mode == "RGB" and img.info.get("qa_bits") == 16:
-        notes.append("16-bit RGB reduced to 8 bits per channel by the PNG decoder")
+    if img.info.get("qa_bits") == 16:
+        notes.append(f"16-bit {mode} PNG reduced to 8 bits per channel (interlaced, or with an ICC profile or "
+                     "orientation: read by Pillow)")
     if mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         notes.append("float image clipped to [0, 1]")

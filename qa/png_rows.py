@@ -40,15 +40,16 @@ def expected_bytes(width: int, height: int, bits_per_pixel: int, interlaced: boo
     return ends
 
 
-def missing_rows(data: bytes) -> str:
-    """'' when ``data`` (a whole PNG file) holds every row its header declares, or is no PNG, or cannot be parsed
-    here (Pillow reports those); else what is missing, e.g. "its image data ends after 2 of 64 rows"."""
+def png_chunks(data: bytes) -> tuple[tuple[int, ...] | None, bytes, set[bytes]]:
+    """(IHDR fields (width, height, depth, colour type, compression, filter, interlace) or None, the image data
+    of every IDAT chunk joined, the kinds of every chunk) of a PNG file; (None, b"", set()) for no PNG."""
     if not data.startswith(PNG_SIGNATURE):
-        return ""
-    pos, header, idat = len(PNG_SIGNATURE), None, bytearray()
+        return None, b"", set()
+    pos, header, idat, kinds = len(PNG_SIGNATURE), None, bytearray(), set()
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         chunk = data[pos + 8:pos + 8 + length]
+        kinds.add(kind)
         if kind == b"IHDR" and len(chunk) >= 13:
             header = struct.unpack(">IIBBBBB", chunk[:13])
         elif kind == b"IDAT":
@@ -56,6 +57,13 @@ def missing_rows(data: bytes) -> str:
         elif kind == b"IEND":
             break
         pos += 12 + length
+    return header, bytes(idat), kinds
+
+
+def missing_rows(data: bytes) -> str:
+    """'' when ``data`` (a whole PNG file) holds every row its header declares, or is no PNG, or cannot be parsed
+    here (Pillow reports those); else what is missing, e.g. "its image data ends after 2 of 64 rows"."""
+    header, idat, _ = png_chunks(data)
     if header is None or not idat:
         return ""
     width, height, depth, colour, _, _, interlace = header
@@ -65,7 +73,7 @@ def missing_rows(data: bytes) -> str:
     if not ends:
         return ""
     try:
-        raw = zlib.decompressobj().decompress(bytes(idat), ends[-1])
+        raw = zlib.decompressobj().decompress(idat, ends[-1])
     except zlib.error:
         return ""  # corrupt data: Pillow says so
     if len(raw) >= ends[-1]:

@@ -222,23 +222,27 @@ def score_folders(
             continue
         image = present[0][1][0].relative_to(present[0][0]).as_posix()
         outputs: list[np.ndarray] = []
+        read: list[str] = []  # how the files were read (16-bit, alpha, palette...): said in every row's detail
         for folder, files in present:
             if len(files) > 1:
                 problems.append(f"{folder}: several files for {key}: {', '.join(f.name for f in files)}")
                 continue
             try:
-                outputs.append(load_image(files[0]).pixels)
+                loaded = load_image(files[0])
             except BadImageError as exc:
                 problems.append(str(exc))
+                continue
+            outputs.append(loaded.pixels)
+            read += [f"candidate read: {n}" for n in loaded.notes if f"candidate read: {n}" not in read]
         if not outputs or (problems and len(outputs) < len(present)):
             detail = "; ".join(problems) or f"no readable candidate for {key}"
             rows += [_row(image, m.name, math.nan, "error", detail) for m in chosen]
             continue
-        samples = _samples(key, outputs, refs.get(key), reference, enc, refs_refused.get(key, ""))
+        samples = _samples(key, outputs, refs.get(key), reference, enc, refs_refused.get(key, ""), read)
         for m in chosen:
             value, status, detail, mp = _score_one(m, samples)  # type: ignore[arg-type]
             # a seed folder without this image: the value rests on the others, and says so
-            rows.append(_row(image, m.name, value, status, "; ".join(d for d in (detail, lacking) if d)))
+            rows.append(_row(image, m.name, value, status, "; ".join(d for d in (detail, lacking, *read) if d)))
             if maps is not None and m.name == MAP_METRIC and mp is not None:
                 from qa.metrics.invented.metrics import MAP_FULL_SCALE
 
@@ -254,9 +258,10 @@ def score_folders(
 
 def _samples(
     key: str, outputs: list[np.ndarray], ref_files: list[Path] | None, ref_dir: Path, enc: _AreaEncoding | None,
-    refused: str = "",
+    refused: str = "", read: list[str] | None = None,
 ) -> list[ImageSample]:
-    """One ImageSample per seed output, with the reference (and latent quantities) where available."""
+    """One ImageSample per seed output, with the reference (and latent quantities) where available; how the
+    reference was read goes into ``read``."""
     reference: np.ndarray | None = None
     note = ""
     if refused:
@@ -267,7 +272,10 @@ def _samples(
         note = f"several reference files for {key}: {', '.join(f.name for f in ref_files)}"
     else:
         try:
-            reference = load_image(ref_files[0]).pixels
+            ref_loaded = load_image(ref_files[0])
+            reference = ref_loaded.pixels
+            if read is not None:
+                read += [f"reference read: {n}" for n in ref_loaded.notes]
         except BadImageError as exc:
             note = f"reference unreadable: {exc}"
         if reference is not None and reference.shape != outputs[0].shape:

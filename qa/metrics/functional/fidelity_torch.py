@@ -51,7 +51,13 @@ BOX_TAPS = np.ones(SKIMAGE_WIN, np.float32)
 class ImagePlanes:
     """One (H, W, 3) float image in [0, 1] and what every SSIM-family pair it is in shares, made on first use:
     ``chw`` (3, H, W) float32 on ``device``, ``gray`` (H, W) MATLAB luma levels 0..255 (float32, exact
-    integers) and ``gray_moments`` (2, H - 10, W - 10): the Gaussian window means of the luma and its square."""
+    integers) and ``gray_moments`` (2, H - 10, W - 10): the Gaussian window means of the luma and its square.
+
+    The SSIM family's moments are taken of the image centred by a constant (``gray_shift``: its mean luma level,
+    rounded, so the centred levels stay exact integers; ``rgb_shift``: each channel's mean, as float32): a
+    window's variance E[x^2] - E[x]^2 is the same for any shift, but in float32 a bright, flat window's two terms
+    nearly cancel (an SSIM above 1 on a flat 0.9 card, 6e-5 off); centred, they are small. The shift is added
+    back to the means where the luminance term needs them (``ssim_means(..., shift=...)``)."""
 
     def __init__(self, pixels: np.ndarray, device: str | torch.device = "cpu") -> None:
         self.pixels = pixels
@@ -59,6 +65,8 @@ class ImagePlanes:
         self._chw: torch.Tensor | None = None
         self._gray: torch.Tensor | None = None
         self._gray_moments: torch.Tensor | None = None
+        self._centred: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._gray_shift: float | None = None
 
     @property
     def chw(self) -> torch.Tensor:
@@ -78,12 +86,28 @@ class ImagePlanes:
         return self._gray
 
     @property
+    def gray_shift(self) -> float:
+        """The luma level the gray planes are centred by: the image's mean level, rounded (0..255)."""
+        if self._gray_shift is None:
+            self._gray_shift = float(round(float(self.gray.double().mean())))
+        return self._gray_shift
+
+    @property
     def gray_moments(self) -> torch.Tensor:
-        """(2, H - 10, W - 10): Gaussian window means of the luma and of its square."""
+        """(2, H - 10, W - 10): Gaussian window means of the centred luma (``gray - gray_shift``, exact integers)
+        and of its square."""
         if self._gray_moments is None:
-            g = self.gray
+            g = self.gray - self.gray_shift
             self._gray_moments = filter_valid(torch.stack([g, g * g]), GAUSS_TAPS)
         return self._gray_moments
+
+    @property
+    def centred(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(``chw`` minus each channel's mean, the (3,) float32 means): what the RGB SSIMs take moments of."""
+        if self._centred is None:
+            shift = self.chw.double().mean(dim=(1, 2)).float()
+            self._centred = (self.chw - shift[:, None, None], shift)
+        return self._centred
 
 
 class _Scope:
@@ -154,7 +178,7 @@ def ssim_gray(a: ImagePlanes, b: ImagePlanes, want_map: bool = False) -> tuple[f
 def _ssim_gray(a: list[ImagePlanes], b: list[ImagePlanes], want_map: bool) -> tuple[list[float], torch.Tensor | None]:
     """The MATLAB SSIM of N pairs of one size: N values and, when asked, the (N, H - 10, W - 10) maps."""
     c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
-    gx, gy = [p.gray for p in a], [p.gray for p in b]
+    gx, gy = [p.gray - p.gray_shift for p in a], [p.gray - p.gray_shift for p in b]  # centred: see ImagePlanes
     prods = torch.stack([x * y for x, y in zip(gx, gy, strict=True)]) if len(a) > 1 else (gx[0] * gy[0])[None]
     exy = filter_valid(prods, GAUSS_TAPS)  # (N, h, w)
     # (h, 5, N, w): the layout the compiled formula reads (window_moments'), viewed as (5, N, h, w)
@@ -164,13 +188,25 @@ def _ssim_gray(a: list[ImagePlanes], b: list[ImagePlanes], want_map: bool) -> tu
             moments[:, k, i].copy_(plane)
     moments[:, 4].copy_(exy.permute(1, 0, 2))
     moments = moments.permute(1, 2, 0, 3)
-    means, smap = ssim_means(moments, c1, c2, full=True, want_map=want_map)
+    shift = (torch.tensor([p.gray_shift for p in a], dtype=torch.float64),
+             torch.tensor([p.gray_shift for p in b], dtype=torch.float64))
+    means, smap = ssim_means(moments, c1, c2, full=True, want_map=want_map, shift=shift)
     return [float(v) for v in means], smap
 
 
 def _rgb(planes: list[ImagePlanes]) -> torch.Tensor:
     """The images' RGB planes as one (3 N, H, W) float32 tensor (the one image's own planes when N is 1)."""
     return planes[0].chw if len(planes) == 1 else torch.cat([p.chw for p in planes])
+
+
+def _centred_rgb(planes: list[ImagePlanes]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images' centred RGB planes (3 N, H, W) and their (3 N,) float64 shifts (:attr:`ImagePlanes.centred`)."""
+    if len(planes) == 1:
+        x, shift = planes[0].centred
+    else:
+        x = torch.cat([p.centred[0] for p in planes])
+        shift = torch.cat([p.centred[1] for p in planes])
+    return x, shift.double().cpu()
 
 
 def ssim_skimage_value(a: ImagePlanes, b: ImagePlanes, data_range: float = 1.0) -> float:
@@ -183,8 +219,9 @@ def _ssim_skimage(a: list[ImagePlanes], b: list[ImagePlanes], data_range: float 
     """:func:`ssim_skimage_value` of N pairs of one size."""
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     npix = SKIMAGE_WIN**2
-    moments = window_moments(_rgb(a), _rgb(b), BOX_TAPS).div_(float(npix))
-    means, _ = ssim_means(moments, c1, c2, cov_norm=npix / (npix - 1.0), full=True)
+    (x, sx), (y, sy) = _centred_rgb(a), _centred_rgb(b)
+    moments = window_moments(x, y, BOX_TAPS).div_(float(npix))
+    means, _ = ssim_means(moments, c1, c2, cov_norm=npix / (npix - 1.0), full=True, shift=(sx, sy))
     return [float(v) for v in means.view(len(a), 3).mean(dim=1)]
 
 
@@ -199,12 +236,13 @@ def _ms_ssim(a: list[ImagePlanes], b: list[ImagePlanes], data_range: float = 1.0
     levels = len(MS_SSIM_WEIGHTS)
     keep_freed_memory()  # as the invented-detail analysis: intermediates reuse freed memory (process-wide)
     n = len(a)
-    x, y = _rgb(a), _rgb(b)  # (3 N, H, W)
+    # (3 N, H, W), centred (ImagePlanes): 2 x 2 means of a centred image are the centred means, one shift a level
+    (x, sx), (y, sy) = _centred_rgb(a), _centred_rgb(b)
     c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
     terms = []
     for lvl in range(levels):
         moments = window_moments(x, y, GAUSS_TAPS)
-        means, _ = ssim_means(moments, c1, c2, full=lvl == levels - 1)  # cs, and the whole SSIM at the last
+        means, _ = ssim_means(moments, c1, c2, full=lvl == levels - 1, shift=(sx, sy))  # cs; the SSIM at the last
         terms.append(means.to(x.device).clamp(min=0))
         if lvl < levels - 1:
             h, w = (x.shape[1] // 2) * 2, (x.shape[2] // 2) * 2

@@ -103,13 +103,19 @@ def window_moments(x: torch.Tensor, y: torch.Tensor, taps: np.ndarray) -> torch.
 
 
 def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float = 1.0, full: bool = True,
-               want_map: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+               want_map: bool = False, shift: tuple[torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The SSIM family's per-pixel formula on the window means ``m`` (5, C, h, w) of x, y, x^2, y^2, xy:
     per-channel means (C,) float64 of the contrast-structure term (``full``: times the luminance term, the SSIM)
-    and, when ``want_map``, its (C, h, w) values (kernel: one fused pass; torch: element-wise ops)."""
+    and, when ``want_map``, its (C, h, w) values (kernel: one fused pass; torch: element-wise ops). ``shift``:
+    the constants (C,) the images were centred by before their moments were taken (none: 0), added back to the
+    means of the luminance term."""
+    if shift is None:
+        zero = torch.zeros(m.shape[1], dtype=torch.float64)
+        shift = (zero, zero)
     if kernels_take(m):
-        return cpu_passes.ssim_means(m, c1, c2, cov_norm, full, want_map)
-    return tensor_filters.ssim_means(m, c1, c2, cov_norm, full, want_map)
+        return cpu_passes.ssim_means(m, c1, c2, cov_norm, full, want_map, shift)
+    return tensor_filters.ssim_means(m, c1, c2, cov_norm, full, want_map, shift)
 
 
 def window_products(feats: Sequence[torch.Tensor], pairs: list[tuple[int, int]], sigma: float, stride: int,

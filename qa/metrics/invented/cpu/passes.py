@@ -131,8 +131,8 @@ def window_moments(x: torch.Tensor, y: torch.Tensor, taps: np.ndarray) -> torch.
     return out.permute(1, 2, 0, 3)
 
 
-def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool,
+               shift: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy): per-channel means
     (C,) float64 of the contrast-structure term (``full``: the SSIM) and, when asked, its (C, h, w) map. Read in
     the (h, 5, C, w) layout :func:`window_moments` makes (any other is copied into it first)."""
@@ -141,5 +141,6 @@ def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: boo
     out = torch.empty((n_c, h, w) if want_map else (0, 0, 0), dtype=torch.float32)
     with launch():
         ssim_kernels.ssim_rows(m.permute(2, 0, 1, 3).contiguous().numpy(), float(c1), float(c2), float(cov_norm),
-                               bool(full), out.numpy(), sums)
+                               bool(full), shift[0].double().cpu().numpy(), shift[1].double().cpu().numpy(),
+                               out.numpy(), sums)
     return torch.from_numpy(sums.sum(axis=1) / (h * w)), (out if want_map else None)

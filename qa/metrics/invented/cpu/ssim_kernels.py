@@ -10,13 +10,15 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def ssim_rows(m: np.ndarray, c1: float, c2: float, cov_norm: float, full: bool, out_map: np.ndarray,
-              sums: np.ndarray) -> None:
+def ssim_rows(m: np.ndarray, c1: float, c2: float, cov_norm: float, full: bool, sx: np.ndarray, sy: np.ndarray,
+              out_map: np.ndarray, sums: np.ndarray) -> None:
     """For ``m`` (h, 5, C, w) float32 window means (row i's five moments of every channel together, the layout
     :func:`~qa.metrics.invented.cpu.filter_kernels.window_products` writes): ``v = cov_norm (E - mu mu)`` for x,
     y and xy, ``cs = (2 v_xy + c2) / (v_x + v_y + c2)``, and with ``full`` the SSIM ``cs (2 mx my + c1) / (mx^2
     + my^2 + c1)``; ``sums`` (C, h) float64 gets each row's sum; ``out_map`` (C, h, w) float32 each value, unless
-    it is empty."""
+    it is empty. The moments are of images centred by a constant per channel (``sx``, ``sy``: (C,) float64, added
+    back to the means of the luminance term): the variances are the same, without float32's loss where a bright,
+    flat window's E[x^2] and E[x]^2 nearly cancel."""
     h, n_c, w = m.shape[0], m.shape[2], m.shape[3]
     write = out_map.size > 0
     for t in prange(n_c * h):
@@ -31,7 +33,9 @@ def ssim_rows(m: np.ndarray, c1: float, c2: float, cov_norm: float, full: bool, 
             vxy = cov_norm * (np.float64(m[i, 4, c, j]) - mx * my)
             v = (2.0 * vxy + c2) / (vx + vy + c2)
             if full:
-                v *= (2.0 * mx * my + c1) / (mx * mx + my * my + c1)
+                ux = mx + sx[c]
+                uy = my + sy[c]
+                v *= (2.0 * ux * uy + c1) / (ux * ux + uy * uy + c1)
             if write:
                 out_map[c, i, j] = v
             acc += v

@@ -145,14 +145,17 @@ def window_moments(x: torch.Tensor, y: torch.Tensor, taps: Sequence[float]) -> t
     return filter_valid(moment_planes(x, y), taps)
 
 
-def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy), float32 element-wise
-    ops on ``m``'s device: per-channel means (C,) float64 of the contrast-structure term (``full``: the SSIM)
-    and, when asked, its (C, h, w) map."""
+def ssim_means(m: torch.Tensor, c1: float, c2: float, cov_norm: float, full: bool, want_map: bool,
+               shift: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The SSIM family's formula on window means ``m`` (5, C, h, w) (x, y, x^2, y^2, xy) of images centred by
+    ``shift`` ((C,) each, added back to the means of the luminance term), float32 element-wise ops on ``m``'s
+    device: per-channel means (C,) float64 of the contrast-structure term (``full``: the SSIM) and, when asked,
+    its (C, h, w) map."""
     mx, my, exx, eyy, exy = m
     sxx, syy, sxy = cov_norm * (exx - mx * mx), cov_norm * (eyy - my * my), cov_norm * (exy - mx * my)
     v = (2 * sxy + c2) / (sxx + syy + c2)
     if full:
-        v = v * ((2 * mx * my + c1) / (mx * mx + my * my + c1))
+        ux = mx + shift[0].to(mx.device, mx.dtype)[:, None, None]
+        uy = my + shift[1].to(my.device, my.dtype)[:, None, None]
+        v = v * ((2 * ux * uy + c1) / (ux * ux + uy * uy + c1))
     return v.sum(dim=(1, 2), dtype=torch.float64) / (v.shape[1] * v.shape[2]), (v if want_map else None)
