@@ -138,7 +138,7 @@ def test_approved_baseline_and_status(world, store, policy_path) -> None:
     outcome = gate_run(store, runs["bicubic2"], load_policy(policy_path), "approved")
     assert outcome.verdict == "pass" and outcome.baselines[0].run_id == runs["bicubic1"]
     text = status_output(store, "bicubic")
-    assert f"approved run: run {runs['bicubic1']}" in text and "reject by bo" in text and "gate pass vs approved" in text
+    assert f"approved run: run {runs['bicubic1']}" in text and "reject by bo" in text and "gate pass (under a policy that is not the shipped one) vs approved" in text
 
 
 def test_signoff_chain_detects_edit_and_delete(world, store, tmp_path) -> None:

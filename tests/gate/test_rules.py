@@ -105,7 +105,7 @@ def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, ca
     assert "### qa status: bicubic" in text and "approved run: `" + runs["bicubic2"] in text
     js = json.loads(status_output(store, "blurry-bicubic", "json"))
     assert js[0]["latest"]["failed"][0]["check"] == "psnr vs decoder:bicubic"
-    assert js[0]["runs"][0]["gate"].startswith("gate fail vs no baseline (--baseline none")  # not "vs approved"
+    assert js[0]["runs"][0]["gate"].startswith("gate fail (under a policy that is not the shipped one) vs no baseline (--baseline none")  # not "vs approved"
     assert "no report yet" in js[0]["latest"]["report"]
 
 
