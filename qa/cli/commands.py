@@ -65,8 +65,7 @@ def _known_decoders(store: Store, names: list[str]) -> None:
 
 
 def _warn(line: str) -> None:
-    if line:
-        print(f"qa run: warning: {line}", file=sys.stderr)
+    print(f"qa run: warning: {line}", file=sys.stderr) if line else None
 
 
 def _seeds(n: int) -> list[int]:
@@ -367,13 +366,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
             d = declaration(name)
             reason = METRICS.create(name).unavailable_reason()  # availability needs the metric itself
         except Exception as exc:  # noqa: BLE001 - listing must show every entry
-            rows.append([name, "?", "?", "?", "?", "?", f"broken: {exc}"])
+            rows.append([name, "?", "?", "?", "?", "?", "?", f"broken: {exc}"])
             continue
         shown = name + "".join(f" (alias {a})" for a in sorted(aliases.get(name, [])))
-        rows.append([shown, d.target.label(), f"[{d.value_range[0]}, {d.value_range[1]}]",
+        unit = d.unit if len(d.unit) <= 32 else d.unit[:d.unit.find(":")] if ":" in d.unit else d.unit[:31] + "…"
+        rows.append([shown, d.target.label(), f"[{d.value_range[0]}, {d.value_range[1]}]", unit or "-",
                      d.level, ",".join(d.needs) or "-", ",".join(d.weights) or "-",
                      "available" if not reason else f"missing: {reason}"])
-    print(_table(rows, ["metric", "better", "range", "level", "needs", "weights", "availability"]))
+    print(_table(rows, ["metric", "better", "range", "unit", "level", "needs", "weights", "availability"]))
     return 0
 
 

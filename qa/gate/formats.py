@@ -66,6 +66,16 @@ def outcome_dict(outcome: GateOutcome) -> dict[str, Any]:
     }
 
 
+def unit_of(r: CheckResult) -> str:
+    """The unit of a check's numbers ('' for the every-case check or an unregistered metric)."""
+    if r.kind == "cases":
+        return ""
+    try:
+        return metric_target_unit(r.metric)[1]
+    except GateError:
+        return ""
+
+
 def _check_dict(r: CheckResult) -> dict[str, Any]:
     """One check as a reader of the JSON needs it: one sign (``worse_by``, + = worse; the internal goodness
     difference ``diff_mean``/``diff_ci``, + = better, is left out), the metric's ``unit`` and what ``better``
@@ -110,14 +120,14 @@ def outcome_markdown(outcome: GateOutcome) -> str:
     if outcome.settings:
         lines.append(f"- settings vs {md(outcome.baselines[0].kind)}: {md(outcome.settings)}")
     lines += [f"- {md(n)}" for n in outcome.notes]
-    lines += ["", "| check | verdict | candidate | baseline | worse by (+ = worse) [CI] | allowed | n |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| check | verdict | candidate | baseline | worse by (+ = worse) [CI] | allowed | n | unit |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(outcome.results, key=lambda r: (not r.blocks, r.verdict == "skipped")):
         ci = f" [{_num(r.worse_by_ci[0])}, {_num(r.worse_by_ci[1])}]" if r.worse_by_ci else ""
         which = f" (worst image: {md(r.worst_case)})" if r.worst_case else ""
         lines.append(f"| {md(check_name(r))}{which} | {md(r.verdict)} | {_num(r.candidate_mean)} | "
                      f"{_num(r.baseline_mean)} | {_num(r.worse_by) if r.worse_by is not None else ''}{ci} | "
-                     f"{_num(r.margin) if r.margin is not None else ''} | {r.n} |")
+                     f"{_num(r.margin) if r.margin is not None else ''} | {r.n} | {md(unit_of(r))} |")
     for r in [r for r in outcome.results if r.images]:  # every image, folded: never cut at the message's few
         lines += ["", f"<details><summary>{md(check_name(r))}: {len(r.images)} image(s) worse than allowed</summary>",
                   "", "| image | baseline | candidate | worse by | allowed |", "|---|---|---|---|---|"]

@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from qa.errors import QAError
 from qa.gate.approved import Approved, approved_run, chain_of
 from qa.gate.data import run_settings, settings_diff, settings_diff_text
 from qa.gate.signing import SigningError
@@ -27,6 +28,16 @@ from qa.store.records import GateRow
 
 #: runs listed per decoder
 MAX_RUNS = 10
+
+
+def _unit(metric: str) -> str:
+    """``metric``'s unit from its declaration ('' when it is not registered here)."""
+    from qa.metrics.declarations import declaration
+
+    try:
+        return declaration(metric).unit
+    except QAError:
+        return ""
 
 
 def _gate_text(kind: str, base: str, verdict: str) -> str:
@@ -180,10 +191,10 @@ def _markdown(st: dict[str, Any]) -> list[str]:
     if "settings_vs_approved" in lt:
         lines += ["", f"**Settings vs approved:** {md(lt['settings_vs_approved'])}"]
     if lt["changes"]:
-        lines += ["", "| metric | baseline | approved/baseline | candidate | worse by (+ = worse) | verdict |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "| metric | baseline | approved/baseline | candidate | worse by (+ = worse) | verdict | unit |",
+                  "|---|---|---|---|---|---|---|"]
         lines += [f"| {md(c['metric'])} | {md(c['baseline_kind'])} | {_num(c['baseline'])} | {_num(c['candidate'])} | "
-                  f"{_num(c['worse_by'])} | {md(c['verdict'])} |" for c in lt["changes"]]
+                  f"{_num(c['worse_by'])} | {md(c['verdict'])} | {md(_unit(c['metric']))} |" for c in lt["changes"]]
     lines += ["", "| run | status | started | gate | sign-offs |", "|---|---|---|---|---|"]
     lines += [f"| {md_code(r['run_id'])} | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
               f"{md('; '.join(r['signoffs']))} |" for r in st["runs"]]

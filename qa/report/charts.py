@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qa.report.data import ReportData, RunInfo, SetRow, target_of
+from qa.report.data import ReportData, RunInfo, SetRow, target_of, unit_of
 from qa.report.safe import finite, fmt
 from qa.report.safe import label as esc  # Plotly labels: quotes as numeric references, not &quot;
 
@@ -36,8 +36,12 @@ def colours(decoders: Iterable[str]) -> dict[str, str]:
 
 
 def _direction(metric: str) -> str:
+    """" (dB, higher is better)": the metric's unit and direction for a title ('' when it is not registered)."""
     target = target_of(metric)
-    return "" if target is None else f" ({target.phrase()})"
+    if target is None:
+        return ""
+    unit = unit_of(metric)
+    return f" ({unit + ', ' if unit else ''}{target.phrase()})"
 
 
 def _stamp(run: RunInfo) -> str:
@@ -163,7 +167,8 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
                 hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
             shown.add(decoder)
     fig.update_xaxes(title_text="run # (per decoder)", dtick=1)
-    fig.update_yaxes(title_text="worse by, % of approved", zeroline=True, zerolinecolor="#999")
+    fig.update_yaxes(title_text="worse by, % of approved" + (" (or first) run" if unanchored else ""),
+                     zeroline=True, zerolinecolor="#999")
     notes.append("y: how much worse than the decoder's approved value, in % of it (+ = worse, 0 = the approved "
                  "run; each decoder on its own scale, so small metrics stay visible); shaded: the loss the policy "
                  "allows; x: run number per decoder (time and value on hover); stars: approved, crosses: rejected")

@@ -193,7 +193,8 @@ def set_results_section(data: ReportData) -> str:
 
     rows = []
     for m in (m for m in metrics if m not in inapplicable):
-        cells = [f"{esc(m)}{target_mark(m)}"]
+        unit = unit_of(m)
+        cells = [f"{esc(m)}{target_mark(m)}" + (f' <span class="muted">({esc(unit)})</span>' if unit else "")]
         for d in data.decoders:
             run_id = data.latest[d].run_id
             row = data.set_results.get(run_id, {}).get(m)

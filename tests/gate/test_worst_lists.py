@@ -75,6 +75,7 @@ def test_one_sign_convention_worse_by_positive_when_worse(outcome, store) -> Non
     md = outcome_markdown(outcome)
     assert "| worse by (+ = worse) [CI] | allowed |" in md and "+ = better" not in md
     row = next(line for line in md.splitlines() if line.startswith("| psnr worst images vs run"))
+    assert "| n | unit |" in md and row.endswith("| dB |")  # audit D2: every number with its unit
     assert f"(worst image: {worst.worst_case})" in row and "n/a" not in row and f"| {worst.worse_by:.4g} |" in row
     d = outcome_dict(outcome)
     for c in d["checks"]:  # JSON: every check carries worse_by; the stored gate reads back the same way

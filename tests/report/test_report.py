@@ -246,6 +246,7 @@ def test_metrics_that_apply_to_no_run_are_listed_once_not_as_rows() -> None:
     assert "<td>psnr" not in table and "psnr" in note and "Not applicable to any of these runs" in note
     assert "<td>fid" in table and "weights" in note  # missing for a fixable reason: stays a row, reason below
     assert "<td>seed_alignment" in table and "not applicable" in note  # applies to one run: a row for both
+    assert "agreement_psnr &uarr; <span class=\"muted\">(dB)</span>" in table  # audit D2: each metric's unit
 
 
 def test_plotly_labels_escape_quotes_as_numeric_references() -> None:
