@@ -20,7 +20,12 @@ EPILOG = """examples:
   qa report --weekly --out reports/weekly.html
   qa decoders | qa metrics | qa weights list
 
-The database defaults to reports/qa.duckdb ($QA_DB overrides it; --db wins over both)."""
+The database defaults to reports/qa.duckdb ($QA_DB overrides it; --db wins over both).
+
+exit status (every command): 0 done; 1 a finding: a blocked release (qa gate), a sign-off chain with problems
+(qa signoff verify), a weights file refused or a download that failed (qa weights); 2 qa could not do what was
+asked (a wrong option, a missing file or run, a baseline file that does not verify, a decoder that could not run,
+a file qa refset build skipped): the error says what to do next."""
 
 
 GATE_EPILOG = """exit status:
@@ -156,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="One row per (image, seed, metric) of the run: value (empty where it is missing "
                        "or failed), status, detail, metric version, and the run's provenance (decoder, backend, "
-                       "weights sha256, reference set sha256, qa version, git commit). From Python, "
+                       "weights sha256, reference set sha256, qa version, git commit). seed is -1 on the rows "
+                       "of per-case metrics (seed_variance, seed_alignment: one value over every seed) and on the "
+                       "'case' rows (metric 'case', one per image: ok, or why it produced no output); value is "
+                       "inf for the PSNR of identical images (written 'inf' in CSV). From Python, "
                        "qa.store.frames returns the same as pandas DataFrames (see README, 'Reading results').",
                        epilog="examples:\n  qa export --run latest --decoder pid --out pid.parquet\n"
                        "  qa export --run RUN_ID --out run.csv")
