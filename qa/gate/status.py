@@ -146,7 +146,7 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         latest["settings_diff"] = [[k, a, b] for k, a, b in settings_diff(mine, theirs)]
     latest["report"] = (f"{report.resolve().as_uri()}" if report is not None and report.is_file() else
                         f"no report yet: `qa report --decoder {shlex.quote(decoder)} --out "
-                        f"{shlex.quote(str(report or 'reports/report.html'))}`")
+                        f"{shlex.quote(str(report or 'reports/report.html'))} --db {shlex.quote(str(store.path))}`")
     out["latest"] = latest
     return out
 

@@ -106,7 +106,7 @@ def test_gate_formats_self_gate_warning_and_status(world, store, policy_path, ca
     js = json.loads(status_output(store, "blurry-bicubic", "json"))
     assert js[0]["latest"]["failed"][0]["check"] == "psnr vs decoder:bicubic"
     assert js[0]["runs"][0]["gate"].startswith("gate fail (under a policy that is not the shipped one) vs no baseline (--baseline none")  # not "vs approved"
-    assert "no report yet" in js[0]["latest"]["report"]
+    assert "no report yet" in js[0]["latest"]["report"] and "--db " in js[0]["latest"]["report"]  # audit D16
 
 
 def test_gate_help_lists_exit_codes(capsys) -> None:  # noqa: ANN001
