@@ -53,6 +53,15 @@ class ScoreSummary:
     maps_written: int = 0
     notes: list[str] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        """What `qa score` prints: where the rows went, how many of each status, the maps and notes."""
+        from qa.metrics.invented.metrics import MAP_FULL_SCALE
+
+        maps = (f"; {self.maps_written} maps (brightness: the invented-detail amplitude, luma RMS, linear from 0; "
+                f"white = {MAP_FULL_SCALE:g} or more)" if self.maps_written else "")
+        return (f"wrote {self.rows} rows for {self.images} images to {self.out}: {self.ok} ok, {self.missing} "
+                f"missing, {self.error} error{maps}" + "".join(f"\nnote: {n}" for n in self.notes))
+
 
 def _images(folder: Path) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Image files under ``folder`` keyed by relative posix path without extension, and the refused ones (a
@@ -246,7 +255,9 @@ def score_folders(
             if maps is not None and m.name == MAP_METRIC and mp is not None:
                 from qa.metrics.invented.metrics import MAP_FULL_SCALE
 
-                save_png(np.clip(mp / MAP_FULL_SCALE, 0.0, 1.0), Path(maps) / Path(key).with_suffix(".png"))
+                # key: the relative path without its suffix; "shot.1" keeps its ".1" (with_suffix cut it, and
+                # shot.1 and shot.2 overwrote one map)
+                save_png(np.clip(mp / MAP_FULL_SCALE, 0.0, 1.0), Path(maps) / f"{key}.png")
                 maps_written += 1
     if maps is not None and MAP_METRIC not in {m.name for m in chosen}:
         notes.append(f"no maps written: --maps needs the {MAP_METRIC} metric")

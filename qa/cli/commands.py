@@ -232,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _known_decoders(store, args.decoder)
     path = report.write_report(store, out=args.out, weekly=args.weekly, since=args.since,
                                decoders=args.decoder, png_dir=args.png, trusted=args.trusted_keys)
-    print(path)
+    print(f"{path}" + ("\n" + note if (note := report.linked_crops_note(path)) else ""))
     return 0
 
 

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Pairs candidate files with reference files by relative path and writes one "
                        "row per (image, metric): image, metric, value, status (ok|missing|error), detail. Several "
                        "--candidate folders are several seeds of one decoder. --maps writes one grayscale PNG per "
-                       "image whose brightness is the local amount of invented detail (0 = none).")
+                       "image, at the candidate's size, whose brightness is the local invented-detail amplitude "
+                       "(luma RMS, linear from 0 = none; white = 0.05 or more, the same scale for every image).")
     p.add_argument("--reference", type=Path, required=True, help="folder of reference images")
     p.add_argument("--candidate", type=Path, action="append", required=True, help="folder of outputs (repeatable: seeds)")
     p.add_argument("--out", type=Path, required=True, help="results file, .parquet or .csv")
@@ -196,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a self-contained HTML report from the store",
                        description="Writes one self-contained HTML file: summary, candidate vs approved run per "
-                       "image, trends, gates and sign-offs of the selected runs. Approved runs are verified against "
+                       "image, trends, gates and sign-offs of the selected runs. Past a size budget (about 4 MB of "
+                       "images) the 1:1 crops are files in <name>_crops/ beside it, which must travel with it (the "
+                       "command then prints that folder too, and the page says so). Approved runs are verified against "
                        "the trusted keys (--trusted-keys, $QA_TRUSTED_KEYS or the trusted_keys setting); without "
                        "them the report names none and says why. Exit 2 (nothing written) when --out does not end "
                        "in .html or a --decoder has no run in the store (the error names the decoders that do).")

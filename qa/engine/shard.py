@@ -27,8 +27,10 @@ from qa.store.records import RegionRow, ResultRow, TiledImage
 
 #: longest side of thumbnails stored for reports, in pixels
 THUMB_SIDE = 160
-#: fixed scale of stored maps: map value v is drawn as brightness min(v / MAP_FULL_SCALE, 1)
-MAP_FULL_SCALE = 1.0
+#: fixed scale of the maps a run stores (its thumbnails): map value v (in the metric's own unit) is stored as
+#: brightness min(v / STORED_MAP_SCALE, 1), so the report reads the value back; not the display scale of
+#: ``qa score --maps`` (:data:`qa.metrics.invented.metrics.MAP_FULL_SCALE`, brightened for the eye)
+STORED_MAP_SCALE = 1.0
 
 
 @dataclass
@@ -358,7 +360,7 @@ class ShardRunner:
         if scored.map is not None and self.thumbnails and (seed == first_seed or seed == ALL_SEEDS):
             maps[m.name] = scored.map
             out.images.append((sample.case_id, seed, f"map:{m.name}",
-                               png_bytes(scored.map, THUMB_SIDE, scale=1.0 / MAP_FULL_SCALE)))
+                               png_bytes(scored.map, THUMB_SIDE, scale=1.0 / STORED_MAP_SCALE)))
         return ResultRow(sample.case_id, seed, m.name, scored.value, scored.status, scored.detail, m.version)
 
 

@@ -159,7 +159,11 @@ def render(data: ReportData, figs: dict[str, tuple[go.Figure | None, str]] | Non
     # the compare view's crops last: embedded within what the rest of the page leaves of its size budget
     head, _, tail = page.rpartition(CROPS_MARK)  # the last one: data is escaped and cannot hold a "<"
     crop_css = data.crops.css(len(head.encode()) + len(tail.encode()))
-    return head + (f"<style>{crop_css}</style>" if crop_css else "") + tail
+    linked = len(data.crops.linked)
+    note = (f'<p class="linked-crops">{linked} of the 1:1 crops are files in <code>{esc(data.crops.folder)}/</code> '
+            "beside this report (past its size budget): copy that folder with it, or they show blank</p>"
+            if linked else "")
+    return head + (f"<style>{crop_css}</style>" if crop_css else "") + note + tail
 
 
 def crop_folder(out: Path) -> Path:
@@ -169,6 +173,13 @@ def crop_folder(out: Path) -> Path:
 
 #: files qa writes into a crop folder (and so may delete there): a hash and an image suffix
 _CROP_FILE = re.compile(r"[0-9a-f]{24}\.(png|webp)")
+
+
+def linked_crops_note(out: Path) -> str:
+    """What `qa report` prints after the report's path when crops of ``out`` are files beside it ('' when none)."""
+    folder = crop_folder(out)
+    n = sum(1 for p in folder.iterdir() if _CROP_FILE.fullmatch(p.name)) if folder.is_dir() else 0
+    return f"crops: {folder} ({n} files the report links past its size budget: keep the folder beside it)" if n else ""
 
 
 def write_crops(folder: Path, files: dict[str, bytes]) -> None:

@@ -60,6 +60,7 @@ image-rendering:pixelated;image-rendering:crisp-edges}
 .crop b.win{position:absolute;border:1px dashed #4dd0e1;box-sizing:border-box;pointer-events:none}
 .crops .only-appr{display:none}.crops .flip:checked~.crop-body .only-cand{display:none}
 .crops .flip:checked~.crop-body .only-appr{display:block}
+.linked-crops{position:sticky;bottom:0;margin:0;padding:6px 10px;background:#5a2a00;color:#ffe0c0;font-size:13px}
 """
 
 

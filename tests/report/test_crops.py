@@ -220,9 +220,17 @@ def test_crops_over_the_budget_are_linked_beside_the_report(planted: Planted, tm
     files = sorted(p.name for p in folder.iterdir())
     text = out.read_text(encoding="utf-8")
     assert files and all(f"url({folder.name}/{name})" in text for name in files)
+    # review audit 2026-12-07: the page alone showed blank crops without a word; now it says where they are,
+    # and so does the command
+    assert f'<p class="linked-crops">{len(files)} of the 1:1 crops are files in <code>{folder.name}/</code>' in text
+    from qa.report.build import linked_crops_note
+
+    assert linked_crops_note(out) == (f"crops: {folder} ({len(files)} files the report links past its size budget: "
+                                      "keep the folder beside it)")
     (folder / "notes.txt").write_text("not ours")
     page = _screen(out, "linked")
     assert match_template(page, _template(planted)).max() > 0.99
     monkeypatch.setattr(crops_module, "CROP_EMBED_BUDGET", 4_000_000)
     write_report(planted.store, out=out)
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]  # only qa's own files are removed
+    assert "linked-crops" not in out.read_text(encoding="utf-8").split("</style>")[-1]

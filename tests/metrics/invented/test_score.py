@@ -136,3 +136,26 @@ def test_a_reference_no_folder_holds_is_an_error_row_and_a_missing_seed_is_named
     y = _get(df, "y.png", "psnr")
     assert y.status == "ok" and f"no candidate file y.* in {c2}" in y.detail
     assert _get(df, "x.png", "psnr").detail != y.detail
+
+
+def test_maps_of_names_with_dots_do_not_overwrite_each_other(tmp_path: Path, photo: np.ndarray) -> None:
+    """Review audit 2026-12-07: shot.1.png and shot.2.png both wrote maps/shot.png (the last won, and an image
+    with a planted region was shown by another's empty map)."""
+    ref, out, maps = tmp_path / "ref", tmp_path / "out", tmp_path / "maps"
+    m = box(30, 70, 30, 70)
+    for name, planted in (("shot.1", True), ("shot.2", False)):
+        save_png(photo, ref / f"{name}.png")
+        save_png(add_luma(photo, 0.06 * texture(1) * m) if planted else photo, out / f"{name}.png")
+    summary = score_folders(ref, [out], tmp_path / "o.csv", maps=maps, metrics=["invented_detail"])
+    assert summary.maps_written == 2 and sorted(p.name for p in maps.iterdir()) == ["shot.1.png", "shot.2.png"]
+    assert np.asarray(Image.open(maps / "shot.1.png")).max() > 0 == np.asarray(Image.open(maps / "shot.2.png")).max()
+
+
+def test_the_summary_says_what_was_written(tmp_path: Path, photo: np.ndarray) -> None:
+    """Review audit 2026-12-07: `qa score` printed a ScoreSummary(...) repr."""
+    save_png(photo, tmp_path / "r" / "x.png")
+    save_png(photo, tmp_path / "c" / "x.png")
+    text = str(score_folders(tmp_path / "r", [tmp_path / "c"], tmp_path / "o.csv", maps=tmp_path / "m",
+                             metrics=["psnr", "invented_detail"]))
+    assert text.startswith(f"wrote 2 rows for 1 images to {tmp_path / 'o.csv'}: 2 ok, 0 missing, 0 error; 1 maps")
+    assert "white = 0.05 or more" in text and "ScoreSummary" not in text
