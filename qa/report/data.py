@@ -69,6 +69,8 @@ class ReportData:
     uncounted: list[tuple[SignoffRow, str]] = field(default_factory=list)  # sign-offs that do not count, and why
     approval_note: str = ""  # why no approved run is named ('' when approvals were verified)
     approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
+    #: run id -> the kinds of its reference set (``["text"]`` for a text set; [] for none or an older run)
+    set_kinds: dict[str, list[str]] = field(default_factory=dict)
     #: decoder -> what its approval rests on beyond a passing gate under the shipped policy ('' when nothing):
     #: an override, a policy file other than the shipped one (:func:`qa.gate.approved.approval_terms`)
     approval_terms: dict[str, str] = field(default_factory=dict)
@@ -153,6 +155,8 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
             parsed, _ = parse_json(cfg)
             found = parsed.get("decoder_settings") if isinstance(parsed, dict) else None
             data.settings[run_id] = dict(found) if isinstance(found, dict) else None
+            kinds = parsed.get("reference_set_kinds") if isinstance(parsed, dict) else None
+            data.set_kinds[run_id] = [str(k) for k in kinds] if isinstance(kinds, list) else []
         approved_ids = [r.run_id for d, r in data.approved.items() if data.latest[d].run_id != r.run_id]
         data.set_results = reaveraged(db, store_results.set_results_of(db, all_ids))
         data.image_rows = store_results.image_rows_of(db, latest_ids)

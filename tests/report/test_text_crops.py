@@ -46,3 +46,16 @@ def test_report_shows_reference_says_output_says_for_a_replaced_word(tmp_path: P
                                      metrics=["text_cer", "text_invented"]))
     html = write_report(store, out=tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="text"' in html and "the output reads as the reference" in html
+
+
+def test_on_a_photo_set_a_stray_glyph_does_not_outrank_a_garbled_sign_and_is_called_noise() -> None:
+    """Review audit 2026-12-07: on a set without a text column, "A" read on a coffee photo (text_cer 1) was listed
+    above a sign the decoder garbled (0.95), with no word that such readings are ungated OCR noise."""
+    rows = [ImageRow("r1", "coffee", 0, "text_cer", 1.0, "ok", json.dumps({"reference": "", "output": "A"})),
+            ImageRow("r1", "sign", 0, "text_cer", 0.95, "ok",
+                     json.dumps({"reference": "EMERGENCY", "output": "ESM SCENWCY"}))]
+    data = _data(rows)
+    html = text_section(data)
+    assert html.index("sign") < html.index("coffee") and "Not a text set" in html
+    data.set_kinds = {"r1": ["text"]}
+    assert "Not a text set" not in text_section(data)
