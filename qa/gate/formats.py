@@ -15,6 +15,7 @@ from qa.gate.checks import CheckResult
 from qa.gate.data import GateError
 from qa.gate.evaluate import GateOutcome
 from qa.gate.units import metric_target_unit
+from qa.metrics.declarations import declared_unit
 
 FORMATS = ("text", "json", "markdown")
 
@@ -64,16 +65,6 @@ def outcome_dict(outcome: GateOutcome) -> dict[str, Any]:
         "failed": [check_name(r) for r in failed_checks(outcome.results)],
         "checks": [_check_dict(r) for r in outcome.results],
     }
-
-
-def unit_of(r: CheckResult) -> str:
-    """The unit of a check's numbers ('' for the every-case check or an unregistered metric)."""
-    if r.kind == "cases":
-        return ""
-    try:
-        return metric_target_unit(r.metric)[1]
-    except GateError:
-        return ""
 
 
 def _check_dict(r: CheckResult) -> dict[str, Any]:
@@ -127,7 +118,7 @@ def outcome_markdown(outcome: GateOutcome) -> str:
         which = f" (worst image: {md(r.worst_case)})" if r.worst_case else ""
         lines.append(f"| {md(check_name(r))}{which} | {md(r.verdict)} | {_num(r.candidate_mean)} | "
                      f"{_num(r.baseline_mean)} | {_num(r.worse_by) if r.worse_by is not None else ''}{ci} | "
-                     f"{_num(r.margin) if r.margin is not None else ''} | {r.n} | {md(unit_of(r))} |")
+                     f"{_num(r.margin) if r.margin is not None else ''} | {r.n} | {md('' if r.kind == 'cases' else declared_unit(r.metric))} |")
     for r in [r for r in outcome.results if r.images]:  # every image, folded: never cut at the message's few
         lines += ["", f"<details><summary>{md(check_name(r))}: {len(r.images)} image(s) worse than allowed</summary>",
                   "", "| image | baseline | candidate | worse by | allowed |", "|---|---|---|---|---|"]

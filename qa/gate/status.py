@@ -14,13 +14,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError
 from qa.gate.approved import Approved, approved_run, chain_of
 from qa.gate.data import run_settings, settings_diff, settings_diff_text
 from qa.gate.signing import SigningError
 from qa.gate.signoff_verify import ChainCheck
 from qa.gate.standing import shipped_policy_sha, speaking_gate, verdict_words
 from qa.gate.worse import worse_by
+from qa.metrics.declarations import declared_unit
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.gates import gates_of
@@ -28,16 +28,6 @@ from qa.store.records import GateRow
 
 #: runs listed per decoder
 MAX_RUNS = 10
-
-
-def _unit(metric: str) -> str:
-    """``metric``'s unit from its declaration ('' when it is not registered here)."""
-    from qa.metrics.declarations import declaration
-
-    try:
-        return declaration(metric).unit
-    except QAError:
-        return ""
 
 
 def _gate_text(kind: str, base: str, verdict: str) -> str:
@@ -194,7 +184,7 @@ def _markdown(st: dict[str, Any]) -> list[str]:
         lines += ["", "| metric | baseline | approved/baseline | candidate | worse by (+ = worse) | verdict | unit |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {md(c['metric'])} | {md(c['baseline_kind'])} | {_num(c['baseline'])} | {_num(c['candidate'])} | "
-                  f"{_num(c['worse_by'])} | {md(c['verdict'])} | {md(_unit(c['metric']))} |" for c in lt["changes"]]
+                  f"{_num(c['worse_by'])} | {md(c['verdict'])} | {md(declared_unit(c['metric']))} |" for c in lt["changes"]]
     lines += ["", "| run | status | started | gate | sign-offs |", "|---|---|---|---|---|"]
     lines += [f"| {md_code(r['run_id'])} | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
               f"{md('; '.join(r['signoffs']))} |" for r in st["runs"]]

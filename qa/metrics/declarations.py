@@ -78,6 +78,15 @@ def declaration(name: str) -> Declaration:
         return _declaration(canonical, target)
 
 
+def declared_unit(name: str) -> str:
+    """The unit metric ``name`` declares, for a label beside its numbers ('' when it declares none, is not
+    registered here or cannot be described)."""
+    try:
+        return declaration(name).unit
+    except QAError:
+        return ""
+
+
 @lru_cache(maxsize=1024)
 def _cached(name: str, target: Any) -> Declaration:
     """Cached per (name, target): registering another target under a name (a test, a plugin) reads it afresh."""

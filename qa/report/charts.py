@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qa.report.data import ReportData, RunInfo, SetRow, target_of, unit_of
+from qa.metrics.declarations import declared_unit
+from qa.report.data import ReportData, RunInfo, SetRow, target_of
 from qa.report.safe import finite, fmt
 from qa.report.safe import label as esc  # Plotly labels: quotes as numeric references, not &quot;
 
@@ -40,7 +41,7 @@ def _direction(metric: str) -> str:
     target = target_of(metric)
     if target is None:
         return ""
-    unit = unit_of(metric)
+    unit = declared_unit(metric)
     return f" ({unit + ', ' if unit else ''}{target.phrase()})"
 
 

@@ -252,14 +252,6 @@ def _shipped_policies(tracks: set[str]) -> dict[str, Policy]:
     return out
 
 
-def unit_of(name: str) -> str:
-    """The unit of metric ``name`` from its declaration ('' when unregistered or unitless)."""
-    try:
-        return declaration(name).unit
-    except QAError:
-        return ""
-
-
 def target_of(name: str) -> Target | None:
     """What "better" means for metric ``name``, from its declaration (:mod:`qa.metrics.declarations`: read from
     its source, no metric code runs); None when the metric is not registered here or cannot be described (the

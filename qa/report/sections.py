@@ -10,7 +10,8 @@ from collections import Counter
 
 from qa.gate.standing import caveats, verdict_words
 from qa.metrics.base import says_not_applicable
-from qa.report.data import ReportData, SetRow, SignoffRow, target_of, unit_of
+from qa.metrics.declarations import declared_unit
+from qa.report.data import ReportData, SetRow, SignoffRow, target_of
 from qa.report.gates import blocking_checks, caveats_html, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
@@ -120,7 +121,7 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
         return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
     delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
     target = target_of(metric)
-    unit = unit_of(metric)
+    unit = declared_unit(metric)
     # one sign everywhere qa compares: "worse by", + = worse (the gate's and `qa diff`'s); a metric without a
     # direction shows its plain change, said so
     change = f"now - before {delta:+.4g}"
@@ -193,7 +194,7 @@ def set_results_section(data: ReportData) -> str:
 
     rows = []
     for m in (m for m in metrics if m not in inapplicable):
-        unit = unit_of(m)
+        unit = declared_unit(m)
         cells = [f"{esc(m)}{target_mark(m)}" + (f' <span class="muted">({esc(unit)})</span>' if unit else "")]
         for d in data.decoders:
             run_id = data.latest[d].run_id
