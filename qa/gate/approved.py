@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.gate.data import GateError
-from qa.gate.policy import PolicyError, default_policy_path, load_policy
+from qa.gate.policy import default_policy_path
 from qa.gate.signing import TRUSTED_ENV, SigningError, TrustedKeys, load_trusted_keys
 from qa.gate.signoff_format import signs_evidence
 from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems
+from qa.gate.standing import shipped_policy_sha
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.db import Reader
@@ -50,14 +51,10 @@ def approval_terms(row: SignoffRow, track: str) -> str:
     A policy file passed to ``qa signoff --policy`` is the signer's choice and may be weaker than the shipped
     one, so every place that names the approved run says so."""
     out = "; with an override" if row.override else ""
-    try:
-        shipped = default_policy_path(track or "decode")
-        shipped_sha = load_policy(shipped).sha256()
-    except PolicyError:
-        return out
-    if row.policy_sha256 and row.policy_sha256 != shipped_sha:
-        out += (f"; under policy {row.policy_sha256[:12]}, not the shipped {shipped.name} ({shipped_sha[:12]}): "
-                "its rules may be weaker")
+    shipped_sha = shipped_policy_sha(track)  # '' when the track has no shipped policy here
+    if shipped_sha and row.policy_sha256 and row.policy_sha256 != shipped_sha:
+        out += (f"; under policy {row.policy_sha256[:12]}, not the shipped "
+                f"{default_policy_path(track or 'decode').name} ({shipped_sha[:12]}): its rules may be weaker")
     return out
 
 
