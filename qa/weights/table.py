@@ -1,8 +1,10 @@
 """The official weight files qa knows: name, file name, sha256, size, source URL, licence, users.
 
-Where the publisher gives a full sha256 we pin it. torchvision publishes only the first 8 hex digits of the
-sha256 in the file name (torch hub checks exactly that prefix); those entries pin the prefix and say so. The
-LPIPS v0.1 linear heads ship inside the ``lpips`` package; their sha256 is of the files in lpips 0.1.4.
+Every entry pins the file's full sha256. torchvision publishes only the first 8 hex digits in the file name
+(torch hub checks exactly that prefix, 32 bits: a forged file with the same prefix takes minutes to make), so
+for its AlexNet and VGG16 files the full digest and size of the published bytes are pinned here, as recorded
+independently by several projects that downloaded them. The LPIPS v0.1 linear heads ship inside the ``lpips``
+package; their sha256 is of the files in lpips 0.1.4.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from dataclasses import dataclass
 class WeightsSpec:
     """One official weight file.
 
-    ``sha256``: full hex digest, or ``None`` when only ``sha256_prefix`` is published. ``size``: bytes, 0 if
-    not pinned. ``aliases``: other file names the same bytes go by in other tools' caches. ``fmt``: how qa
+    ``sha256``: the full hex digest (a file matches only on all 64 digits). ``size``: bytes, 0 if not pinned. ``aliases``: other file names the same bytes go by in other tools' caches. ``fmt``: how qa
     loads it: ``torch`` (``torch.load(weights_only=True)``), ``state-dict`` (the same, and the file must be a
     plain ``{name: tensor}`` dict; checked again at import), ``torchscript-verified`` (OpenAI CLIP archives,
     read only after the full sha256 matched). ``metrics``: the metrics or decoders that use the file.
@@ -26,23 +27,20 @@ class WeightsSpec:
     url: str
     licence: str
     metrics: tuple[str, ...]
-    sha256: str | None = None
-    sha256_prefix: str = ""
+    sha256: str
     size: int = 0
     aliases: tuple[str, ...] = ()
     fmt: str = "torch"
     note: str = ""
 
     def matches(self, digest: str) -> bool:
-        """Whether a file's full sha256 ``digest`` is this official file."""
-        if self.sha256 is not None:
-            return digest == self.sha256
-        return bool(self.sha256_prefix) and digest.startswith(self.sha256_prefix)
+        """Whether a file's full sha256 ``digest`` (64 hex digits) is this official file."""
+        return len(self.sha256) == 64 and digest.lower() == self.sha256
 
     @property
     def pinned(self) -> str:
-        """The pinned hash as text (full, or ``prefix...`` when only a prefix is published)."""
-        return self.sha256 if self.sha256 is not None else f"{self.sha256_prefix}... (prefix, as torch hub)"
+        """The pinned hash as text."""
+        return self.sha256
 
 
 KNOWN: dict[str, WeightsSpec] = {
@@ -63,7 +61,8 @@ KNOWN: dict[str, WeightsSpec] = {
             name="alexnet",
             filename="alexnet-owt-7be5be79.pth",
             url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-            sha256_prefix="7be5be79",
+            sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+            size=244_408_911,
             licence="BSD-3-Clause (torchvision)",
             metrics=("lpips_alex",),
             note="torchvision AlexNet ImageNet weights (LPIPS backbone)",
@@ -72,7 +71,8 @@ KNOWN: dict[str, WeightsSpec] = {
             name="vgg16",
             filename="vgg16-397923af.pth",
             url="https://download.pytorch.org/models/vgg16-397923af.pth",
-            sha256_prefix="397923af",
+            sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+            size=553_433_881,
             licence="BSD-3-Clause (torchvision); CC BY 4.0 (VGG authors)",
             metrics=("lpips_vgg",),
             note="torchvision VGG16 ImageNet weights (LPIPS backbone)",

@@ -26,10 +26,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_table_pins_hashes() -> None:
     for spec in W.KNOWN.values():
-        assert spec.sha256 is None or len(spec.sha256) == 64
-        assert spec.sha256 is not None or len(spec.sha256_prefix) == 8
+        assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0 and spec.sha256 == spec.sha256.lower()
         assert spec.url.startswith("https://") and spec.licence and spec.metrics
-    assert W.KNOWN["inception-fid"].sha256.startswith("6726825d")  # torch hub's prefix in the file name
+    # torch hub's 8-digit prefix in the file name is part of the full pin, never the pin itself
+    for name in ("inception-fid", "alexnet", "vgg16"):
+        spec = W.KNOWN[name]
+        assert spec.sha256.startswith(spec.filename.rsplit("-", 1)[1].split(".")[0])
+
+
+def test_a_file_sharing_only_torch_hubs_prefix_is_refused(home: Path) -> None:
+    """Audit F4: torchvision names its files by the first 8 hex digits of their sha256; a forged AlexNet whose
+    digest shares those 32 bits (minutes of brute force) was imported as official and set lpips_alex to 0."""
+    spec = W.KNOWN["alexnet"]
+    forged = spec.sha256[:8] + "0" * 56
+    assert not spec.matches(forged) and spec.matches(spec.sha256) and spec.matches(spec.sha256.upper())
+    assert not any(s.matches(forged) for s in W.KNOWN.values())
 
 
 def test_import_checks_sha_and_refuses_mismatch(home: Path) -> None:
@@ -72,3 +83,21 @@ def test_fetch_says_network_and_verifies(home: Path, monkeypatch: pytest.MonkeyP
     assert W.cli_fetch("lpips-vgg-v0.1", out=out) == 1 and "expected" in out.getvalue()
     assert not (home / "qa-weights" / "vgg.pth").exists()
     assert not list((home / "qa-weights").glob("*.part"))
+
+
+def test_import_and_discovery_refuse_a_forged_prefix_match(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through `qa weights import` and the torch hub cache: the forged digest is computed for the file
+    (brute-forcing 32 bits here would take minutes), and both refuse it."""
+    import qa.weights.store as store
+
+    forged = W.KNOWN["alexnet"].sha256[:8] + "f" * 56
+    monkeypatch.setattr(store, "sha256_file", lambda _p: forged)
+    monkeypatch.setattr(store, "cached_sha256", lambda _p: forged)
+    fake = home / "alexnet-owt-7be5be79.pth"
+    fake.write_bytes(b"zeros where AlexNet's filters should be")
+    with pytest.raises(QAError, match="refused"):
+        W.import_file(fake)
+    hub = home / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    shutil.copyfile(fake, hub / fake.name)
+    assert W.locate("alexnet").status == "mismatch"
