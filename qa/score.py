@@ -34,6 +34,7 @@ from qa.errors import BadImageError, QAError
 from qa.imageio import load_image, save_png
 from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue
 from qa.metrics.scoring import score_sample
+from qa.plain_text import csv_frame
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 COLUMNS = ("image", "metric", "value", "status", "detail")
@@ -323,4 +324,4 @@ def _write(rows: list[dict[str, object]], out: Path) -> None:
     if out.suffix.lower() == ".parquet":
         df.to_parquet(out, index=False)
     else:
-        df.to_csv(out, index=False)
+        csv_frame(df).to_csv(out, index=False)  # a formula-like file name is text in a spreadsheet

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any
 
 from qa.errors import QAError
+from qa.plain_text import refusal
 
 #: environment variables qa reads (and nothing else of the environment decides a setting)
 DB_ENV = "QA_DB"
@@ -88,6 +89,8 @@ def _entries(path: Path, table: object) -> dict[str, DecoderConfig]:
         raise ConfigError(f"{path}: the decoders table must be a table of tables, got {type(table).__name__}")
     out = {}
     for name, entry in table.items():
+        if refused := refusal("decoder name", name):
+            raise ConfigError(f"{path}: {refused}")
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: decoder {name!r} must be a table ([...decoders.{name}]), got {entry!r}")
         settings = dict(entry)

@@ -35,14 +35,15 @@ FORBIDDEN: dict[str, set[str]] = {
 }
 #: parts that may import only these parts of qa (transitively)
 ONLY: dict[str, set[str]] = {
-    "store": {"settings", "errors"},
-    "settings": {"errors"},
+    "store": {"settings", "errors", "plain_text"},
+    "settings": {"errors", "plain_text"},
     "errors": set(),
+    "plain_text": set(),
 }
 #: front ends: nothing else in qa imports them
 FRONT_ENDS = {"cli", "pytest_plugin"}
 #: parts whose import never imports torch (a gate, a report and the store read numbers; they run no network)
-TORCH_FREE = {"gate", "report", "store", "settings", "errors"}
+TORCH_FREE = {"gate", "report", "store", "settings", "errors", "plain_text"}
 #: packages outside qa that nothing in qa may import
 NEVER_IMPORTED = {"training"}
 #: method names that talk SQL to a DuckDB connection or a Store

@@ -186,8 +186,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from qa.gate.data import load_run
+    from qa.plain_text import csv_frame
     from qa.store.frames import RUN_COLUMNS, results_frame, runs_frame
-
     suffix = _check_suffix(args.out, ".parquet", ".csv")
     store = _store(args, existing=True)
     run = load_run(store, args.run, args.decoder)
@@ -202,7 +202,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if suffix == ".parquet":
         df.to_parquet(args.out, index=False)
     else:
-        df.to_csv(args.out, index=False)
+        csv_frame(df).to_csv(args.out, index=False)  # a formula-like id is text in a spreadsheet
     print(f"wrote {len(df)} rows of run {run.run_id} ({run.decoder}) to {args.out}")
     return 0
 

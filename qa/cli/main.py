@@ -9,6 +9,7 @@ from pathlib import Path
 
 from qa import __version__
 from qa.errors import QAError
+from qa.plain_text import EscapingStream, raw_stream
 
 EPILOG = """examples:
   qa demo                                   run the embedded decoders on reference_sets/default, gate, report
@@ -115,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "row per (image, metric): image, metric, value, status (ok|missing|error), detail. Several "
                        "--candidate folders are several seeds of one decoder. --maps writes one grayscale PNG per "
                        "image, at the candidate's size, whose brightness is the local invented-detail amplitude "
-                       "(luma RMS, linear from 0 = none; white = 0.05 or more, the same scale for every image).")
+                       "(luma RMS, linear from 0 = none; white = 0.05 or more, the same scale for every image). In CSV "
+                       "an image name that starts with = + - @, tab or CR starts with ' (a spreadsheet would run it "
+                       "as a formula).")
     p.add_argument("--reference", type=Path, required=True, help="folder of reference images")
     p.add_argument("--candidate", type=Path, action="append", required=True, help="folder of outputs (repeatable: seeds)")
     p.add_argument("--out", type=Path, required=True, help="results file, .parquet or .csv")
@@ -165,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "weights sha256, reference set sha256, qa version, git commit). seed is -1 on the rows "
                        "of per-case metrics (seed_variance, seed_alignment: one value over every seed) and on the "
                        "'case' rows (metric 'case', one per image: ok, or why it produced no output); value is "
-                       "inf for the PSNR of identical images (written 'inf' in CSV). From Python, "
+                       "inf for the PSNR of identical images (written 'inf' in CSV). In CSV a text cell that starts with = + - @, "
+                       "tab or CR (which a spreadsheet would run as a formula) starts with ' (Parquet keeps the text "
+                       "as it is). From Python, "
                        "qa.store.frames returns the same as pandas DataFrames (see README, 'Reading results').",
                        epilog="examples:\n  qa export --run latest --decoder pid --out pid.parquet\n"
                        "  qa export --run RUN_ID --out run.csv")
@@ -301,6 +306,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qa.cli import commands
 
     handler: Callable[[argparse.Namespace], int] = getattr(commands, f"cmd_{args.command}")
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(sys.stdout), EscapingStream(sys.stderr)  # names are shown, not obeyed
+    try:
+        return _run(handler, args)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``handler(args)`` with qa's errors turned into messages and exit statuses."""
     try:
         return handler(args)
     except QAError as exc:
@@ -315,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "qa with its extras (`pip install -e '.[ray,clip,export]'`)", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
+        raw_stream(sys.stderr).close()
         return 0
     except KeyboardInterrupt:
         print(f"qa {args.command}: interrupted", file=sys.stderr)

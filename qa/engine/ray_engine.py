@@ -43,6 +43,7 @@ from qa.engine.ray_worker import ShardResult, ShardWorker, WorkerSpec, can_merge
 from qa.engine.run import PreparedRun, RunConfig, RunEngine, raise_with_run_id
 from qa.errors import QAError
 from qa.metrics.base import ImageMetric, SetMetric
+from qa.plain_text import raw_stream
 from qa.refset.manifest import ReferenceItem
 from qa.settings import WORKERS_ENV, get_settings
 from qa.store import Store
@@ -193,7 +194,7 @@ def _run_on_ray(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions)
             except Exception as exc:  # noqa: BLE001 - an error in the actors' constructor
                 raise QAError(f"Ray workers could not start for decoder {run.config.decoder!r}: {exc}") from exc
             bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{run.decoder.name} (ray x{n})", unit="case",
-                       disable=not run.config.progress, file=sys.stderr, dynamic_ncols=True)
+                       disable=not run.config.progress, file=raw_stream(sys.stderr), dynamic_ncols=True)
             states = _drive(ray, engine, run, opts, actors, todo, shards, items, bar)
         overrides = _set_rows(engine, run.run_id, set_metrics, states, todo, resumed=bool(done))
         engine.finalize(run.run_id, image_metrics, set_metrics, resumed=bool(done), set_rows_override=overrides)

@@ -46,6 +46,7 @@ from qa.engine.shard import ShardOutput, ShardRunner
 from qa.engine.shard_features import ShardFeatures
 from qa.errors import QAError, StoreError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
+from qa.plain_text import escaped, raw_stream
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
 from qa.store import pixels as store_pixels
@@ -80,7 +81,8 @@ def above_bar() -> Iterator[None]:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
              line: str | None = None) -> None:
-        tqdm.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), file=sys.stderr)
+        text = warnings.formatwarning(message, category, filename, lineno, line).rstrip()
+        tqdm.write(escaped(text, keep="\n\t"), file=raw_stream(sys.stderr))  # the bar's own stream, so it is cleared
 
     # the root logger and every library logger with a console handler of its own (diffusers, transformers)
     loggers = [logging.root] + [lg for lg in logging.root.manager.loggerDict.values()
@@ -202,7 +204,7 @@ class RunEngine:
         multiple = encoder.factor if encoder is not None else 1
         todo = [i for i in range(len(shards)) if i not in done]
         bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{decoder.name}", unit="case",
-                   disable=not config.progress, file=sys.stderr, dynamic_ncols=True)
+                   disable=not config.progress, file=raw_stream(sys.stderr), dynamic_ncols=True)
         runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
                              progress=bar.update)
         try:

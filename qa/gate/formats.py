@@ -16,6 +16,7 @@ from qa.gate.data import GateError
 from qa.gate.evaluate import GateOutcome
 from qa.gate.units import metric_target_unit
 from qa.metrics.declarations import declared_unit
+from qa.plain_text import one_line
 
 FORMATS = ("text", "json", "markdown")
 
@@ -27,9 +28,10 @@ def _num(x: float | None) -> str:
 
 
 def md(text: object) -> str:
-    """A value made safe for one Markdown table cell: no table, code, HTML, link or image syntax survives (a
+    """A value made safe for one Markdown table cell: no line break (``\\r``, ``U+2028`` and the like are spaces, so
+    a hostile id cannot start a heading of its own), table, code, HTML, link or image syntax survives (a
     sign-off note's ``![x](https://...)`` would otherwise put an outside image in a CI job summary)."""
-    s = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+    s = one_line(str(text)).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     s = s.replace("[", "\\[").replace("]", "\\]")
     return s.replace("<", "&lt;").replace(">", "&gt;")
 
@@ -37,7 +39,7 @@ def md(text: object) -> str:
 def md_code(text: object) -> str:
     """A value as one Markdown code span (safe in a table cell): shown literally, so nothing in it is escaped but
     the table's pipes, and its fence is one backtick longer than its longest run of backticks."""
-    s = str(text).replace("\n", " ").replace("|", "\\|")
+    s = one_line(str(text)).replace("|", "\\|")
     fence = "`" * (max((len(r) for r in re.findall(r"`+", s)), default=0) + 1)
     pad = " " if s[:1] == "`" or s[-1:] == "`" else ""
     return f"{fence}{pad}{s}{pad}{fence}"

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from qa.errors import QAError
+from qa.plain_text import is_unsafe
 
 #: environment variables: the default private key, the default trusted-keys file, a key passphrase
 KEY_ENV = "QA_SIGNING_KEY"
@@ -122,8 +123,9 @@ def generate_key(path: str | Path, principal: str) -> tuple[Path, str]:
     pub = p.with_name(p.name + ".pub")
     if p.exists() or pub.exists():
         raise SigningError(f"{p} or {pub.name} exists already; not overwriting a key", "pass another --key PATH")
-    if not principal or any(c.isspace() or c == "," for c in principal):
-        raise SigningError(f"reviewer name {principal!r} must be one word without commas", "pass --reviewer NAME")
+    if not principal or any(c.isspace() or c == "," or is_unsafe(c) for c in principal):
+        raise SigningError(f"reviewer name {principal!r} must be one word without commas or control characters",
+                           "pass --reviewer NAME")
     key = Ed25519PrivateKey.generate()
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                              serialization.NoEncryption())

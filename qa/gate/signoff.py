@@ -44,6 +44,7 @@ from qa.gate.signoff_format import (
     signs_evidence,
 )
 from qa.gate.signoff_verify import ChainCheck, check_chain, evidence_problems, time_problem
+from qa.plain_text import refusal
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store import signoffs as store_signoffs
@@ -164,7 +165,10 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
     key = key if isinstance(key, SigningKey) else load_signing_key(key)
     trusted = resolve_trusted(trusted)
     reviewer = _reviewer_of(key, trusted, reviewer)
-    note = (note or "").strip()
+    note = (note or "").replace("\r\n", "\n").strip()
+    for what, text, allow in (("reviewer name", reviewer, ""), ("note", note, "\n\t")):
+        if refused := refusal(what, text, allow):
+            raise QAError(f"{refused}; nothing was recorded")
     if decision not in DECISIONS:
         raise QAError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
     try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from qa.errors import ManifestError
 from qa.hashing import sha256_file
+from qa.plain_text import refusal
 from qa.settings import get_settings
 
 MANIFEST = "manifest.csv"
@@ -143,6 +144,9 @@ def load_reference_set(name_or_path: str | Path, verify_hashes: bool = True) -> 
         if not item_id:
             item_id = f"line-{n}"
             problem = f"{manifest}:{n}: empty id"
+        elif refused := refusal("id", item_id):  # it would be obeyed in a terminal, a CI summary, a log
+            item_id = f"line-{n}"
+            problem = f"{manifest}:{n}: {refused}"
         elif item_id in seen:
             problem = (f"{manifest}:{n}: {DUPLICATE} {item_id!r} (file {rel!r}); line {seen[item_id]} has the same "
                        "id: every row needs its own id")
