@@ -29,6 +29,12 @@ from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 MAX_PIXELS = DEFAULT_MAX_PIXELS
 #: Smallest side qa accepts: SSIM's 11x11 window and a 4x downsampling need at least this many pixels.
 MIN_SIDE = 16
+#: Largest RMS change (pixels in [0, 1]) that clipping a float image to [0, 1] may make: the rule a decoder's output
+#: follows (:data:`qa.engine.decoder_contract.RANGE_TOLERANCE`). A little overshoot past black and white is clipped
+#: with a note saying how much; more (0..255 clips nearly everything to white) is another scale, and is refused.
+CLIP_TOLERANCE = 0.05
+#: Largest value of an integer (mode I) image: qa reads integer pixels as unsigned 8 or 16 bits.
+MAX_INTEGER = 65535
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ def load_image(path: str | Path, max_pixels: int | None = None, min_side: int = 
 
     Converts 16-bit, grayscale, palette and alpha images to RGB and says so in ``notes``. Raises
     :class:`BadImageError` (naming the file) for missing, corrupt, truncated, non-image, too large or too
-    small files.
+    small files, and for float or 32-bit integer images on another scale (:data:`CLIP_TOLERANCE`,
+    :data:`MAX_INTEGER`).
     """
     path = Path(path)
     try:
@@ -120,7 +127,7 @@ def decode_image_bytes(
     upright, colour = _apply_icc(upright)
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in COLOUR_TYPES:
         upright.info["qa_bits"] = 16  # a 16-bit colour PNG _png16 could not read: Pillow's 8 bits, said so
-    pixels, notes = _to_rgb_float(upright)
+    pixels, notes = _to_rgb_float(upright, name)
     notes = frames + [n for n in (applied, colour) if n] + notes
     if not np.isfinite(pixels).all():
         raise BadImageError(f"{name}: contains NaN or Inf values")
@@ -199,23 +206,20 @@ def _png16(data: bytes) -> tuple[np.ndarray, list[str]] | None:
     return colour.astype(np.float32), notes
 
 
-def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
-    """Convert any PIL mode to float32 RGB in [0, 1]; returns the pixels and notes on what was done."""
+def _to_rgb_float(img: Image.Image, name: str = "<image>") -> tuple[np.ndarray, list[str]]:
+    """Convert any PIL mode to float32 RGB in [0, 1]; returns the pixels and notes on what was done.
+    :class:`BadImageError` (naming ``name``) for an integer or float image on a scale that would be clipped."""
     notes: list[str] = []
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        gray = np.clip(arr / scale, 0.0, 1.0).astype(np.float32)
-        notes.append(f"{mode} integer image scaled by 1/{int(scale)}")
-        return np.repeat(gray[..., None], 3, axis=2), notes
+        gray, note = _integer_gray(np.asarray(img), mode, name)
+        return np.repeat(gray[..., None], 3, axis=2), [note]
     if img.info.get("qa_bits") == 16:
         notes.append(f"16-bit {mode} PNG reduced to 8 bits per channel (interlaced, or with an ICC profile or "
                      "orientation: read by Pillow)")
     if mode == "F":
-        arr = np.asarray(img, dtype=np.float32)
-        notes.append("float image clipped to [0, 1]")
-        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2), notes
+        gray, note = _float_gray(np.asarray(img, dtype=np.float32), name)
+        return np.repeat(gray[..., None], 3, axis=2), notes + [note]
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
         notes.append("palette expanded")
@@ -232,6 +236,51 @@ def _to_rgb_float(img: Image.Image) -> tuple[np.ndarray, list[str]]:
         notes.append(f"{mode} converted to RGB")
     rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     return rgb, notes
+
+
+def _integer_gray(arr: np.ndarray, mode: str, name: str) -> tuple[np.ndarray, str]:
+    """An integer image (H, W) as float32 in [0, 1] and its note: I;16 modes and mode I holding a value above 255 by
+    1/65535, mode I up to 255 by 1/255. :class:`BadImageError` for negative values or values above
+    :data:`MAX_INTEGER` (clipping them would lose them)."""
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > MAX_INTEGER:
+        share = float(np.count_nonzero((arr < 0) | (arr > MAX_INTEGER))) / arr.size
+        raise BadImageError(
+            f"{name}: {mode} integer image with values in [{lo}, {hi}]: qa reads integer pixels as unsigned 8 or "
+            f"16 bits (0..{MAX_INTEGER}), and {share:.1%} of them are outside that range (clipping would lose them)",
+            "save the image as 8- or 16-bit unsigned (PNG or TIFF), or as a float TIFF scaled to 0..1")
+    if mode.startswith("I;16"):
+        scale, why = MAX_INTEGER, "16-bit"
+    elif hi > 255:
+        scale, why = MAX_INTEGER, f"read as 16-bit: its largest value {hi} is above 255"
+    else:
+        scale, why = 255, f"read as 8-bit: its largest value {hi} is at most 255"
+    gray = (arr.astype(np.float64) / scale).astype(np.float32)
+    return gray, f"{mode} integer image scaled by 1/{scale} ({why})"
+
+
+def _float_gray(arr: np.ndarray, name: str) -> tuple[np.ndarray, str]:
+    """A float image (H, W, values meant in [0, 1]) as float32 clipped to [0, 1] and its note saying how much was
+    clipped; :class:`BadImageError` when clipping changes it by more than :data:`CLIP_TOLERANCE` (RMS). NaN or Inf
+    are returned as they are (the caller refuses them)."""
+    if not np.isfinite(arr).all():
+        return arr, "float image read as [0, 1]"
+    clipped = np.clip(arr, 0.0, 1.0)
+    outside = int(np.count_nonzero(arr != clipped))
+    if not outside:
+        return clipped, "float image read as [0, 1] (nothing outside it)"
+    excess = arr - clipped
+    np.square(excess, out=excess)
+    gap = math.sqrt(float(excess.sum(dtype=np.float64)) / arr.size)
+    where = (f"values in [{float(arr.min()):.4g}, {float(arr.max()):.4g}], {outside} of {arr.size} "
+             f"({outside / arr.size:.2%}) outside [0, 1]")
+    if gap > CLIP_TOLERANCE:
+        raise BadImageError(
+            f"{name}: float image with {where}: qa reads float pixels as [0, 1], and clipping would change the image "
+            f"by {gap:.3g} RMS, more than the {CLIP_TOLERANCE} allowed for overshoot: its values are on another "
+            "scale (e.g. 0..255)",
+            "save the image as 8- or 16-bit (PNG or TIFF), or scale its values to 0..1 (e.g. divide 0..255 by 255)")
+    return clipped, f"float image: {where} clipped to [0, 1] (an RMS change of {gap:.2g})"
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ STORE_NAMES: dict[str, tuple[str, str]] = {"taef2": ("taef2-encoder", "taef2-dec
 
 def load_halves(encoder_file: Path, decoder_file: Path, variant: Variant) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Both networks with the files' weights (float32, CPU, eval, no grad); DecoderError when a file is not a
-    plain weights-only state dict or does not have ``variant``'s layout."""
+    plain weights-only state dict, does not have ``variant``'s layout, or holds tensors that are not floating
+    point (any float dtype is cast to float32: the released files are float16)."""
     enc_sd = load_state_dict(encoder_file)
     dec_sd = load_state_dict(decoder_file)
     found = detect_variant(enc_sd, dec_sd, f"{encoder_file.name} + {decoder_file.name}")
@@ -54,9 +55,25 @@ def load_halves(encoder_file: Path, decoder_file: Path, variant: Variant) -> tup
     nets = []
     for sd, build, source in ((enc_sd, build_encoder, encoder_file), (dec_sd, build_decoder, decoder_file)):
         net = build(variant)
+        refuse_non_float(sd, net.state_dict(), source)
         load_into(net, {k: v.float() for k, v in sd.items()}, source)
         nets.append(net.eval().requires_grad_(False))
     return nets[0], nets[1]
+
+
+def refuse_non_float(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: Path) -> None:
+    """:class:`DecoderError` naming the tensors and their dtype when ``state`` (read from ``source``) holds a tensor
+    that is not floating point (int8, uint8, bool, ...) where the network's ``expected`` state is floating point
+    or has no tensor of that name: ``.float()`` would cast it without a word, and the network computes something
+    else."""
+    bad = [f"{k} {str(v.dtype).removeprefix('torch.')}" for k, v in sorted(state.items())
+           if not v.is_floating_point() and (k not in expected or expected[k].is_floating_point())]
+    if bad:
+        raise DecoderError(
+            f"{source}: {len(bad)} tensor(s) are not floating point, e.g. {', '.join(bad[:3])}: the network "
+            "computes in floating point, and integer weights cast to float give another network",
+            "use the released floating-point files (float16 or float32); a quantised checkpoint is not supported",
+        )
 
 
 class TAESDEncoder(Encoder):

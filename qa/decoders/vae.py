@@ -92,6 +92,7 @@ def load_diffusers_vae(folder: Path, device: torch.device, dtype: torch.dtype = 
             f"{folder}: no .safetensors weights" + (f" (found {', '.join(others)})" if others else ""),
             "qa loads only safetensors; convert with model.save_pretrained(folder, safe_serialization=True)",
         )
+    check_float_weights(folder)
     try:
         model, info = cls.from_pretrained(
             str(folder), local_files_only=True, use_safetensors=True, output_loading_info=True, torch_dtype=dtype
@@ -107,6 +108,36 @@ def load_diffusers_vae(folder: Path, device: torch.device, dtype: torch.dtype = 
         summary = "; ".join(f"{k}: {list(v)[:3]}" for k, v in bad.items())
         raise DecoderError(f"{folder}: weights do not fit config.json ({summary})")
     return model.to(device).eval().requires_grad_(False)
+
+
+#: the one integer tensor a floating-point torch model saves: BatchNorm's update counter (Flux2's ``bn``)
+INTEGER_BUFFERS: tuple[str, ...] = ("num_batches_tracked",)
+
+
+def check_float_weights(folder: Path) -> None:
+    """:class:`DecoderError` naming the tensors and their dtype when a ``.safetensors`` file of ``folder`` holds a
+    tensor that is not floating point (int8, uint8, bool, ...) other than an :data:`INTEGER_BUFFERS` counter:
+    loading would cast it to float without a word (or fail obscurely when dtypes are mixed), and the model
+    would compute something else. Reads the files' headers only; a file whose header cannot be read is left to
+    the loader, which refuses it with its own error."""
+    from safetensors import safe_open
+
+    bad: list[str] = []
+    for file in weight_files(folder, SAFETENSORS_SUFFIXES):
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                found = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+        except Exception:  # noqa: BLE001 - a corrupt file: the loader names the problem
+            continue
+        bad += [f"{file.name}:{k} {dtype}" for k, dtype in sorted(found.items())
+                if not dtype.startswith(("F", "BF")) and k.rsplit(".", 1)[-1] not in INTEGER_BUFFERS]
+    if bad:
+        raise DecoderError(
+            f"{folder}: {len(bad)} tensor(s) are not floating point, e.g. {', '.join(bad[:3])}: the model computes "
+            "in floating point, and integer weights cast to float give another network",
+            "use the floating-point checkpoint (float32, float16 or bfloat16); a quantised checkpoint is not "
+            "supported",
+        )
 
 
 class VAEEncoder(Encoder):
@@ -191,6 +222,7 @@ class VAEDecoder(Decoder):
             raise WeightsMissingError(reason, "the zoo VAE is trained by training.zoo.train_vae")
         from qa.zoo import models as zoo
 
+        check_float_weights(self.folder)
         try:
             vae = zoo.load_zoo_vae(self.device, path=self.folder)
         except zoo.ZooWeightsError as exc:

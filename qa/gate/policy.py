@@ -9,8 +9,8 @@ A policy file looks like::
                                    # a latent decoder: `baseline_<metric>`), which fits every candidate and needs
                                    # no other run; or a decoder NAME: its latest run (skipped at another scale)
     confidence = 0.95              # bootstrap interval coverage
-    n_boot = 2000                  # bootstrap resamples
-    seed = 0                       # bootstrap seed
+    n_boot = 2000                  # bootstrap resamples (100 to 100,000)
+    seed = 0                       # bootstrap seed (an integer >= 0)
 
     [metrics.psnr]
     group = "fidelity"             # fidelity | realism | invented
@@ -49,6 +49,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from qa.bootstrap import MAX_N_BOOT, N_BOOT
 from qa.errors import QAError, did_you_mean
 from qa.settings import get_settings
 from qa.tracks import TRACKS
@@ -222,11 +223,14 @@ def parse_policy(data: dict[str, object], source: str = "<policy>") -> Policy:
     if confidence is None or confidence >= 1.0:
         raise PolicyError(f"{source} [policy] confidence: must be in [0.5, 1), got {confidence!r}")
     n_boot = head.get("n_boot", 2000)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise PolicyError(f"{source} [policy] n_boot: expected an integer >= 100, got {n_boot!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 100 <= n_boot <= MAX_N_BOOT:
+        raise PolicyError(f"{source} [policy] n_boot: expected an integer from 100 to {MAX_N_BOOT:,}, got {n_boot!r}",
+                          f"the bootstrap holds about 16 bytes x n_boot x images in memory; {N_BOOT} is the usual "
+                          "choice")
     seed = head.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PolicyError(f"{source} [policy] seed: expected an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise PolicyError(f"{source} [policy] seed: expected an integer >= 0, got {seed!r}",
+                          "the bootstrap seed is a non-negative integer, e.g. seed = 0")
     raw_metrics = data.get("metrics", {})
     if not isinstance(raw_metrics, dict) or not raw_metrics:
         raise PolicyError(f"{source}: no [metrics.NAME] tables", "a policy must name at least one metric")

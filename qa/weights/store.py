@@ -7,9 +7,11 @@ refused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -127,21 +129,47 @@ def import_file(path: str | Path) -> tuple[str, Path]:
     src = Path(path).expanduser()
     if not src.is_file():
         raise QAError(f"{src}: no such file")
-    digest = sha256_file(src)
+    try:
+        digest = sha256_file(src)
+    except OSError as exc:
+        raise QAError(f"{src}: cannot read it ({exc})", "check the file's permissions") from exc
     for s in KNOWN.values():
         if s.matches(digest) and (s.sha256 is not None or src.name in (s.filename, *s.aliases)):
             if s.fmt == "state-dict":
                 check_plain_state_dict(src)
             dest = weights_dir() / s.filename
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_suffix(dest.suffix + ".part")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            _copy_into(src, dest)
             return s.name, dest
     by_name = [s for s in KNOWN.values() if src.name in (s.filename, *s.aliases)]
     hint = (f"it is named like {by_name[0].name!r}, whose official sha256 is {by_name[0].pinned}"
             if by_name else "see `qa weights list` for the files qa knows")
     raise QAError(f"{src}: sha256 {digest} matches no official weights file; refused", hint)
+
+
+def _copy_into(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` through a temporary ``.part`` file of its own beside it, renamed last (``dest`` is
+    never half-written) and removed on any failure; :class:`QAError` saying what failed and that nothing was
+    imported when the folder cannot be written or the copy fails (disk full, file-size limit)."""
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(tmp, "xb")  # closed by the `with` below
+    except OSError as exc:
+        what = ("is a file, not a folder" if dest.parent.exists() and not dest.parent.is_dir()
+                else f"cannot be written ({exc.strerror or exc})")
+        raise QAError(f"weights folder {dest.parent} {what}; nothing imported",
+                      f"make it a writable folder, or set ${WEIGHTS_ENV} to one") from exc
+    try:
+        with out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise QAError(f"copying {src} to {dest} failed ({exc.strerror or exc}); nothing imported",
+                      f"check that {dest.parent} is writable and has space (or set ${WEIGHTS_ENV} to another "
+                      "folder), then import again") from exc
+    finally:
+        with contextlib.suppress(OSError):  # the copy's own error is the one to report
+            tmp.unlink(missing_ok=True)
 
 
 def check_plain_state_dict(path: Path) -> None:
