@@ -1,8 +1,11 @@
 """Which stored gate speaks for a run, and what a reader must know about it.
 
-A run may have several gates: against the approved run, against itself, under a policy file of someone's choice,
-a pytest session that made only some checks (``-k``). Only a complete gate under the track's shipped policy
-against another run (or none, for a first release) says what the release decision says; `qa status` and the
+A run may have several gates: against the approved run, against itself or a run of someone's choice, against
+no baseline, under a policy file of someone's choice, a pytest session that made only some checks (``-k``). Only a
+complete gate under the track's shipped policy against the approved run (or none, for a first release) says what
+the release decision says; a gate against no baseline yields to one against the approved run whatever their
+order (it compared nothing: a regression gated `--baseline none` after failing against the approved run must not
+read "pass"); `qa status` and the
 report show that one when there is one, and any other with its caveats beside the verdict ("pass (partial: ...)"),
 never a bare "pass" (audit 2026-12-07: a failed gate against the approved run followed by a passing gate against
 the run itself showed "pass" and "No failed checks").
@@ -32,17 +35,20 @@ def caveats(gate: GateRow, shipped_sha: str) -> list[str]:
         out.append("partial: not every check of the policy ran")
     if gate.baseline_run_id and gate.baseline_run_id == gate.run_id:
         out.append("against the run itself")
+    elif gate.baseline_kind not in ("approved", "none"):
+        chosen = f" {gate.baseline_run_id}" if gate.baseline_run_id else ""
+        out.append(f"against {gate.baseline_kind}{chosen}, not the approved run")
     if shipped_sha and gate.policy_sha256 and gate.policy_sha256 != shipped_sha:
         out.append("under a policy that is not the shipped one")
     return out
 
 
 def speaking_gate(gates: list[GateRow], shipped_sha: str) -> GateRow | None:
-    """The latest of a run's ``gates`` (oldest first) with the fewest caveats (none, when one has none); None
-    when there is no gate."""
+    """The latest of a run's ``gates`` (oldest first) with the fewest caveats (none, when one has none), a gate
+    against no baseline counting one more; None when there is no gate."""
     if not gates:
         return None
-    counts = [len(caveats(g, shipped_sha)) for g in gates]
+    counts = [len(caveats(g, shipped_sha)) + (g.baseline_kind == "none") for g in gates]  # none: compared nothing
     return [g for g, n in zip(gates, counts, strict=True) if n == min(counts)][-1]
 
 

@@ -30,3 +30,21 @@ def test_a_later_gate_against_itself_does_not_speak_for_a_failed_run(w, capsys) 
 def test_the_report_says_the_approval_rests_on_another_policy(w) -> None:
     html = write_report(w["store"], out=w["tmp"] / "r.html").read_text()
     assert "not the shipped policy_upscale.toml" in html
+
+
+def test_a_later_gate_against_no_baseline_or_a_chosen_run_does_not_speak_for_a_failed_run(w, capsys) -> None:
+    """Report audit H3 (2026-12-07): a regression failed against the approved run, then gated against a run of
+    the reviewer's choice (or `--baseline none`), was shown by `qa status` and the report with that later gate's
+    verdict only: the failures against the approved run were gone."""
+    from qa.gate.standing import speaking_gate
+
+    runs, store = w["runs"], w["store"]
+    assert gate(w, capsys, runs["C"])[0] == 1  # against the approved run A: clearly worse
+    assert gate(w, capsys, runs["C"], "none")[0] == 0  # absolute bounds only: nothing compared
+    gate(w, capsys, runs["C"], runs["I"])  # against a run of one's choice
+    rows = gates_of(store, [runs["C"]])
+    assert [g.baseline_kind for g in rows] == ["approved", "none", "run"]
+    assert any("not the approved run" in c for c in caveats(rows[2], ""))
+    assert speaking_gate(rows, "") is rows[0] and speaking_gate(rows[1:2], "") is rows[1]  # alone: a first release
+    line = next(t for t in status_output(store, "tunable").splitlines() if runs["C"] in t and "gate" in t)
+    assert "gate fail" in line and rows[0].gate_id in line
