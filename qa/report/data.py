@@ -69,6 +69,8 @@ class ReportData:
     uncounted: list[tuple[SignoffRow, str]] = field(default_factory=list)  # sign-offs that do not count, and why
     approval_note: str = ""  # why no approved run is named ('' when approvals were verified)
     approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
+    #: decoder -> its approved run when that is on other content of the latest run's set name (not compared)
+    approved_elsewhere: dict[str, RunInfo] = field(default_factory=dict)
     #: run id -> the kinds of its reference set (``["text"]`` for a text set; [] for none or an older run)
     set_kinds: dict[str, list[str]] = field(default_factory=dict)
     #: decoder -> what its approval rests on beyond a passing gate under the shipped policy ('' when nothing):
@@ -215,7 +217,9 @@ def _load_approved(db: Reader, data: ReportData, trusted: Any) -> None:
                       if r.run_id in window and r.seq in check.not_counting]
     for decoder, latest in data.latest.items():
         found = approved_run(db, check, decoder, latest.reference_set, f"the store {db.path}")
-        if found is not None:
+        if found is not None and found.run.reference_set_sha256 != latest.reference_set_sha256:
+            data.approved_elsewhere[decoder] = found.run  # other images under the same set name: nothing pairs
+        elif found is not None:
             data.approved[decoder] = found.run
             data.approval_terms[decoder] = approval_terms(found.row, found.run.track)
 
@@ -229,10 +233,11 @@ def _load_comparison(db: Reader, selection: Selection, data: ReportData) -> None
             data.comparison_kind[decoder] = "the approved run"
             continue
         if selection.since is not None:
-            row = store_runs.finished_before(db, decoder, selection.since)
+            row = store_runs.finished_before(db, decoder, selection.since, latest.reference_set_sha256)
             kind = "latest run before the report window (what the previous report showed)"
         if row is None:
-            row = store_runs.previous_finished(db, decoder, latest.run_id, latest.started_at)
+            row = store_runs.previous_finished(db, decoder, latest.run_id, latest.started_at,
+                                               latest.reference_set_sha256)
             kind = "previous finished run"
         if row is not None:
             data.comparison[decoder] = row

@@ -104,7 +104,7 @@ def summary_section(data: ReportData) -> str:
                      signoff_status(data, run.run_id),
                      f"<code>{esc(approved.run_id)}</code>" + (
                          f' <span class="bad-text">{esc(data.approval_terms.get(decoder, "").lstrip("; "))}</span>'
-                         if data.approval_terms.get(decoder) else "") if approved else '<span class="muted">none</span>',
+                         if data.approval_terms.get(decoder) else "") if approved else _elsewhere(data, decoder),
                      esc(settings_text(data, run.run_id, approved.run_id if approved else None))])
     head = ("<div class='headline'><b>Failed checks</b><ul>" + "".join(failures) + "</ul></div>") if failures else \
         "<p class='headline ok-text'>No failed checks in the latest gate of any decoder.</p>"
@@ -141,12 +141,23 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
     return [esc(metric), value_html(old), value_html(new), esc(change + (f" {unit}" if unit else "")), verdict]
 
 
+def _elsewhere(data: ReportData, decoder: str) -> str:
+    """The approved-run cell of a decoder with no approved run on its latest run's images."""
+    other = data.approved_elsewhere.get(decoder)
+    if other is None:
+        return '<span class="muted">none</span>'
+    return (f'<code>{esc(other.run_id)}</code> <span class="bad-text">on other images of set '
+            f"{esc(other.reference_set)} ({esc(other.reference_set_sha256[:12])}, the latest run "
+            f"{esc(data.latest[decoder].reference_set_sha256[:12])}): not compared</span>")
+
+
 def changes_section(data: ReportData) -> str:
     """Metric deltas of each decoder's latest run against its comparison run."""
     parts = []
     first = [d for d in data.decoders if data.comparison.get(d) is None]
     if first:  # said once for all of them (a first demo has only first runs)
-        parts.append(f"<p class='muted'>first run of {esc(', '.join(first))}: nothing to compare yet</p>")
+        parts.append(f"<p class='muted'>no earlier finished run of {esc(', '.join(first))} on the same reference "
+                     "images (set content): nothing to compare yet (means over other images are not a change)</p>")
     for decoder in data.decoders:
         run = data.latest[decoder]
         prev = data.comparison.get(decoder)

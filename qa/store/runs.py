@@ -195,17 +195,21 @@ def runs_in_window(db: Reader, since: datetime | None, decoders: tuple[str, ...]
     return runs_where(db, " and ".join(where), params, order="started_at, run_id")
 
 
-def finished_before(db: Reader, decoder: str, before: datetime) -> RunInfo | None:
-    """The latest finished run of ``decoder`` started before ``before``."""
-    found = runs_where(db, "decoder = ? and status = 'finished' and started_at < ?", [decoder, before],
-                       order="started_at desc, run_id desc", limit=1)
+def finished_before(db: Reader, decoder: str, before: datetime, reference_set_sha256: str) -> RunInfo | None:
+    """The latest finished run of ``decoder`` on the reference content ``reference_set_sha256`` started before
+    ``before`` (a run on other images is no "before": its means are of other images)."""
+    found = runs_where(db, "decoder = ? and status = 'finished' and started_at < ? and reference_set_sha256 = ?",
+                       [decoder, before, reference_set_sha256], order="started_at desc, run_id desc", limit=1)
     return found[0] if found else None
 
 
-def previous_finished(db: Reader, decoder: str, run_id: str, started_at: datetime | None) -> RunInfo | None:
-    """The latest finished run of ``decoder`` other than ``run_id`` started no later than ``started_at``."""
-    found = runs_where(db, "decoder = ? and status = 'finished' and run_id != ? and started_at <= ?",
-                       [decoder, run_id, started_at], order="started_at desc, run_id desc", limit=1)
+def previous_finished(db: Reader, decoder: str, run_id: str, started_at: datetime | None,
+                      reference_set_sha256: str) -> RunInfo | None:
+    """The latest finished run of ``decoder`` on the reference content ``reference_set_sha256``, other than
+    ``run_id``, started no later than ``started_at``."""
+    found = runs_where(db, "decoder = ? and status = 'finished' and run_id != ? and started_at <= ? and "
+                       "reference_set_sha256 = ?", [decoder, run_id, started_at, reference_set_sha256],
+                       order="started_at desc, run_id desc", limit=1)
     return found[0] if found else None
 
 

@@ -317,7 +317,7 @@ def test_first_runs_are_said_once_and_compared_runs_keep_their_table() -> None:
     )
     text = changes_section(data)  # type: ignore[arg-type]
     assert text.count("nothing to compare") == 1 and XSS not in text
-    assert f"first run of {html.escape(XSS)}, vae: nothing to compare" in text
+    assert f"no earlier finished run of {html.escape(XSS)}, vae on the same reference images" in text
     assert "<h3>pid</h3>" in text and "<h3>vae</h3>" not in text and "<td>psnr" in text and "worse" in text
 
 
