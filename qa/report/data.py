@@ -69,6 +69,8 @@ class ReportData:
     uncounted: list[tuple[SignoffRow, str]] = field(default_factory=list)  # sign-offs that do not count, and why
     approval_note: str = ""  # why no approved run is named ('' when approvals were verified)
     approved: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> its approved run (any time)
+    #: latest run id -> (cases with a stored outcome, cases that failed: no output, the reason in their row)
+    case_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: decoder -> its approved run when that is on other content of the latest run's set name (not compared)
     approved_elsewhere: dict[str, RunInfo] = field(default_factory=dict)
     #: run id -> the kinds of its reference set (``["text"]`` for a text set; [] for none or an older run)
@@ -162,6 +164,8 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
         approved_ids = [r.run_id for d, r in data.approved.items() if data.latest[d].run_id != r.run_id]
         data.set_results = reaveraged(db, store_results.set_results_of(db, all_ids))
         data.image_rows = store_results.image_rows_of(db, latest_ids)
+        data.case_counts = {i: (len(store_results.run_cases(db, i)), len(store_results.case_problems(db, i)))
+                            for i in latest_ids}
         if approved_ids:
             data.approved_rows = store_results.image_rows_of(db, approved_ids)
         data.images = store_results.report_images(db, latest_ids + approved_ids)

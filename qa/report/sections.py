@@ -11,7 +11,7 @@ from collections import Counter
 from qa.gate.standing import caveats, verdict_words
 from qa.metrics.base import says_not_applicable
 from qa.metrics.declarations import declared_unit
-from qa.report.data import ReportData, SetRow, SignoffRow, target_of
+from qa.report.data import ReportData, RunInfo, SetRow, SignoffRow, target_of
 from qa.report.gates import blocking_checks, caveats_html, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
@@ -93,6 +93,10 @@ def summary_section(data: ReportData) -> str:
         elif gate and gate.verdict == "fail":
             failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: gate failed (details in "
                             f"the gate table)</li>")
+        done, bad = data.case_counts.get(run.run_id, (run.n_cases, 0))
+        if bad and not failed:  # a run with failed cases is never "no failed checks", gated or not
+            failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: {bad} of {done} cases failed "
+                            "(no output; the reasons are in the images section and `qa gate`)</li>")
         status = esc(run.status) + (f' <span class="reason">{esc(run.error)}</span>' if run.error else "")
         approved = data.approved.get(decoder)
         if gate and approved is None and str(gate.verdict).lower() == "pass":
@@ -100,7 +104,7 @@ def summary_section(data: ReportData) -> str:
             verdict += ' <span class="reason">against no approved baseline</span>'
         rows.append([f"<b>{esc(decoder)}</b>", f"<code>{esc(run.run_id)}</code>",
                      esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
-                     esc(run.n_cases), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',
+                     _cases(data, run), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',
                      signoff_status(data, run.run_id),
                      f"<code>{esc(approved.run_id)}</code>" + (
                          f' <span class="bad-text">{esc(data.approval_terms.get(decoder, "").lstrip("; "))}</span>'
@@ -139,6 +143,17 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
         if finite(new.ci_low) and finite(new.ci_high) and new.ci_low <= old.value <= new.ci_high:  # type: ignore[operator]
             verdict += ' <span class="muted">(previous value inside the new interval)</span>'
     return [esc(metric), value_html(old), value_html(new), esc(change + (f" {unit}" if unit else "")), verdict]
+
+
+def _cases(data: ReportData, run: RunInfo) -> str:
+    """The cases cell: planned, and how many have an outcome and how many failed when that is not all of them."""
+    done, bad = data.case_counts.get(run.run_id, (run.n_cases, 0))
+    text = esc(run.n_cases)
+    if done != run.n_cases:
+        text += f' <span class="bad-text">({done} with an outcome: the run did not finish them all)</span>'
+    if bad:
+        text += f' <span class="bad-text">({bad} failed)</span>'
+    return text
 
 
 def _elsewhere(data: ReportData, decoder: str) -> str:

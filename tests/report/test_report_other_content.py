@@ -55,3 +55,19 @@ def test_runs_on_other_images_of_the_same_set_name_are_not_compared(tmp_path: Pa
     assert f"<code>{second}</code> against" not in changes  # no unpaired means of other images
     assert "no earlier finished run of bicubic on the same reference images" in changes
     assert "on other images of set default" in html and "not compared" in html  # the approved run, with why
+
+
+def test_failed_cases_are_counted_in_the_summary_and_named_in_the_headline(tmp_path: Path) -> None:
+    """Report audit M1: the summary's cases column showed the planned 32 for a run with 2 failed cases, and with
+    that run ungated the headline read "No failed checks"."""
+    from tests.helpers import register_test_decoders
+
+    register_test_decoders()
+    root = make_refset(tmp_path / "set", n=4)
+    db = tmp_path / "qa.duckdb"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        main(["run", "--decoder", "raising", "--reference-set", str(root), "--metrics", "psnr", "--db", str(db),
+              "--no-progress"])  # tile02 raises
+    html = write_report(Store(db), out=tmp_path / "r.html").read_text()
+    assert "(1 failed)" in html and "1 of 4 cases failed" in html
+    assert "No failed checks" not in html
