@@ -29,6 +29,12 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 #: subplot columns in the trend and distribution grids
 COLUMNS = 3
+#: line styles of a decoder's further trend lines (other reference set content or metric version), in order
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+
+#: one trend line: (decoder, reference set content sha256, metric version); runs on other images or under another
+#: definition of the metric are not comparable, so they never share a line
+Line = tuple[str, str, str]
 
 
 def colours(decoders: Iterable[str]) -> dict[str, str]:
@@ -76,13 +82,15 @@ def _decisions(data: ReportData) -> dict[str, str]:
     return out
 
 
-def _anchor(data: ReportData, decoder: str, metric: str, points: list[tuple[int, RunInfo, SetRow]]
+def _anchor(data: ReportData, line: Line, metric: str, points: list[tuple[int, RunInfo, SetRow]]
             ) -> tuple[float, str]:
-    """(value, what it is) every point of ``decoder`` is drawn against: its approved run's value, else its
-    first run's in the window."""
+    """(value, what it is) every point of ``line`` is drawn against: the decoder's approved run's value when that
+    run is on the line's reference set content and metric version, else the line's first run's in the window."""
+    decoder, sha, version = line
     approved = data.approved.get(decoder)
     row = data.set_results.get(approved.run_id, {}).get(metric) if approved else None
-    if row is not None and row.status == "ok" and finite(row.value):
+    if row is not None and row.status == "ok" and finite(row.value) and approved is not None \
+            and _set_key(approved) == sha and row.metric_version == version:
         return float(row.value), "approved"  # type: ignore[arg-type]
     return float(points[0][2].value), "first run"  # type: ignore[arg-type]
 
@@ -107,18 +115,46 @@ def _band(data: ReportData, run: RunInfo, metric: str, anchor: float) -> float |
     return None if allowed is None else 100.0 * allowed / (abs(anchor) if abs(anchor) > 1e-12 else 1.0)
 
 
+def _set_key(run: RunInfo) -> str:
+    """What identifies the run's reference images: the set's content sha256 (its name for a run without one)."""
+    return run.reference_set_sha256 or f"name:{run.reference_set}"
+
+
+def _line_names(by_metric: dict[str, dict[Line, list[tuple[int, RunInfo, SetRow]]]]) -> dict[tuple[str, Line], str]:
+    """(metric, line) -> its legend name: the decoder, and where the decoder's runs span several reference set
+    contents, the set's name and short sha256; where they span several versions of the metric, the version."""
+    sets: dict[str, set[str]] = {}
+    versions: dict[tuple[str, str], set[str]] = {}
+    for metric, lines in by_metric.items():
+        for decoder, sha, version in lines:
+            sets.setdefault(decoder, set()).add(sha)
+            versions.setdefault((metric, decoder), set()).add(version)
+    out = {}
+    for metric, lines in by_metric.items():
+        for line, points in lines.items():
+            decoder, sha, version = line
+            run = points[0][1]
+            name = decoder + (f" · set {run.reference_set} {sha[:8]}" if len(sets[decoder]) > 1 else "")
+            out[(metric, line)] = name + (f" · {metric} v{version or '?'}" if len(versions[(metric, decoder)]) > 1
+                                          else "")
+    return out
+
+
 def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
     """Every metric per run as **how much worse than the decoder's approved value** (in % of that value; + =
     worse, the sign every gate output uses), so decoders of very different scales share one axis and a 5% change
     of a small metric is as tall as one of a large metric. x = the run's number within its decoder (time and the
-    absolute value on hover); one line per decoder; approved runs are stars, rejected ones crosses; the loss
-    the track's policy allows against the approved run is a shaded band from 0 up to it. Without an approved
-    run, a decoder is anchored on its first run in the window (said in the note). Metrics with fewer than two
+    absolute value on hover); one line per decoder, reference set content (sha256) and metric version: runs on
+    other images or under another definition of the metric are on a line of their own (dashed, named by set and
+    version in the legend, said in the note), never joined into a step no decoder made. Approved runs are stars,
+    rejected ones crosses; the loss the track's policy allows against the approved run is a shaded band from 0 up
+    to it. A line without the approved run's set content and metric version is anchored on its first run in the
+    window (said in the note). Metrics with fewer than two
     runs of every decoder are not drawn (named in the note: "needs two runs").
 
     Returns the figure (None when nothing is plottable) and a note on what was left out.
     """
-    by_metric: dict[str, dict[str, list[tuple[int, RunInfo, SetRow]]]] = {}
+    by_metric: dict[str, dict[Line, list[tuple[int, RunInfo, SetRow]]]] = {}
     skipped = 0
     seq: dict[str, int] = {}
     for run in data.runs:
@@ -127,7 +163,8 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
             if row.status != "ok" or not finite(row.value):
                 skipped += row.status == "ok"
                 continue
-            by_metric.setdefault(metric, {}).setdefault(run.decoder, []).append((seq[run.decoder], run, row))
+            line = (run.decoder, _set_key(run), row.metric_version)
+            by_metric.setdefault(metric, {}).setdefault(line, []).append((seq[run.decoder], run, row))
     single = sorted(m for m, d in by_metric.items() if all(len(p) < 2 for p in d.values()))
     notes = [f"needs two runs of a decoder (not drawn): {', '.join(single)}"] if single else []
     notes += [f"{skipped} non-finite set value(s) not plotted"] if skipped else []
@@ -139,13 +176,26 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
     col = colours(data.decoders)
     shown: set[str] = set()
     unanchored: set[str] = set()
+    names = _line_names(by_metric)
+    split: dict[str, set[str]] = {}  # decoder -> why its runs are on several lines
     for i, metric in enumerate(metrics):
         r, c = divmod(i, COLUMNS)
-        for decoder, points in sorted(by_metric[metric].items()):
-            anchor, what = _anchor(data, decoder, metric, points)
+        lines = sorted(by_metric[metric].items(), key=lambda kv: (kv[0][0], kv[1][0][0]))  # decoder, first run
+        for line, points in lines:
+            decoder = line[0]
+            own = [k for k, _ in lines if k[0] == decoder]
+            dash = DASHES[own.index(line) % len(DASHES)]
+            if len({k[1] for k in own}) > 1:
+                split.setdefault(decoder, set()).add("reference set content")
+            if len({k[2] for k in own}) > 1:
+                split.setdefault(decoder, set()).add(f"{metric} version")
+            name = names[(metric, line)]
+            anchor, what = _anchor(data, line, metric, points)
             if what != "approved":
-                unanchored.add(decoder)
-            hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC<br>{esc(metric)} = "
+                unanchored.add(name)
+            hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC<br>set "
+                     f"{esc(run.reference_set)} ({esc(run.reference_set_sha256[:12])})<br>{esc(metric)} "
+                     f"v{esc(row.metric_version or '?')} = "
                      f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]<br>{what}: {fmt(anchor)}"
                      + (f"<br>{esc(decision[run.run_id])}d" if run.run_id in decision else "")
                      for n, run, row in points]
@@ -157,24 +207,29 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
                 fig.add_trace(go.Scatter(
                     x=[xs[0], xs[-1], xs[-1], xs[0]], y=[0, 0, band, band], fill="toself", mode="lines",
                     line={"width": 0}, fillcolor=col.get(decoder), opacity=0.12, showlegend=False,
-                    legendgroup=esc(decoder), hoverinfo="text",
+                    legendgroup=esc(name), hoverinfo="text",
                     hovertext=f"{esc(decoder)}: allowed loss against the approved run ({band:.3g}%)"),
                     row=r + 1, col=c + 1)
             fig.add_trace(go.Scatter(
                 x=xs, y=[_worse_pct(metric, float(row.value), anchor) for _, _, row in points],  # type: ignore[arg-type]
-                mode="lines+markers", name=esc(decoder), legendgroup=esc(decoder), showlegend=decoder not in shown,
-                line={"color": col.get(decoder)}, marker={"symbol": symbols, "size": [13 if s != "circle" else 7
+                mode="lines+markers", name=esc(name), legendgroup=esc(name), showlegend=name not in shown,
+                line={"color": col.get(decoder), "dash": dash}, marker={"symbol": symbols, "size": [13 if s != "circle" else 7
                                                                                        for s in symbols]},
                 hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
-            shown.add(decoder)
+            shown.add(name)
     fig.update_xaxes(title_text="run # (per decoder)", dtick=1)
     fig.update_yaxes(title_text="worse by, % of approved" + (" (or first) run" if unanchored else ""),
                      zeroline=True, zerolinecolor="#999")
     notes.append("y: how much worse than the decoder's approved value, in % of it (+ = worse, 0 = the approved "
                  "run; each decoder on its own scale, so small metrics stay visible); shaded: the loss the policy "
                  "allows; x: run number per decoder (time and value on hover); stars: approved, crosses: rejected")
+    if split:
+        notes.append("lines split (dashed: another line of the same decoder; set and version in the legend and on "
+                     "hover), since means over other images or under another definition of a metric are no change "
+                     "of the decoder: " + ", ".join(f"{d} ({' and '.join(sorted(w))})" for d, w in sorted(split.items())))
     if unanchored:
-        notes.append(f"no approved run, anchored on their first run here: {', '.join(sorted(unanchored))}")
+        notes.append("no approved run on the line's reference set content and metric version, anchored on the "
+                     f"line's first run here: {', '.join(sorted(unanchored))}")
     return fig, "; ".join(notes)
 
 

@@ -123,6 +123,10 @@ def _change(metric: str, old: SetRow | None, new: SetRow | None) -> list[str] | 
         if old and new and old.status == new.status and (old.status != "ok" or old.value == new.value):
             return None  # unchanged: missing both times, or the same non-finite value
         return [esc(metric), value_html(old), value_html(new), "", '<span class="muted">not comparable</span>']
+    if (old.metric_version or "") != (new.metric_version or ""):  # another definition: a change of the metric
+        return [esc(metric), value_html(old), value_html(new), "",
+                f'<span class="muted">not comparable: metric version {esc(old.metric_version or "?")} -> '
+                f"{esc(new.metric_version or '?')}</span>"]
     delta = float(new.value) - float(old.value)  # type: ignore[arg-type]
     target = target_of(metric)
     unit = declared_unit(metric)

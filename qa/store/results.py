@@ -121,16 +121,16 @@ def set_result(db: Reader, run_id: str, metric: str) -> SetRow | None:
 
 
 def set_results_of(db: Reader, run_ids: list[str]) -> dict[str, dict[str, SetRow]]:
-    """run id -> metric -> its set result, for these runs (metrics in name order)."""
+    """run id -> metric -> its set result (with the metric's version), for these runs (metrics in name order)."""
     out: dict[str, dict[str, SetRow]] = {}
     if not run_ids:
         return out
-    for run_id, metric, value, lo, hi, n, status, detail in db.query(
-            f"select run_id, metric, value, ci_low, ci_high, n, status, detail from set_results "
+    for run_id, metric, value, lo, hi, n, status, detail, version in db.query(
+            f"select run_id, metric, value, ci_low, ci_high, n, status, detail, metric_version from set_results "
             f"where run_id in {marks(run_ids)} order by run_id, metric", list(run_ids)):
         out.setdefault(str(run_id), {})[str(metric)] = SetRow(
             _opt(value), _opt(lo), _opt(hi), None if n is None else int(str(n)), str(status or "missing"),
-            str(detail or ""))
+            str(detail or ""), str(version or ""))
     return out
 
 

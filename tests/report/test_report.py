@@ -343,3 +343,15 @@ def test_what_changed_uses_the_one_sign_worse_by_with_units() -> None:
     assert "<td>-3 dB</td>" in cells["psnr"] and "better" in cells["psnr"]
     assert "<td>+0.02 fraction of band energy</td>" in cells["invented_detail"] and "worse" in cells["invented_detail"]
     assert "now - before +0.01" in cells["seed_variance"] and "no better or worse" in cells["seed_variance"]
+
+
+def test_what_changed_does_not_compare_across_metric_versions() -> None:
+    """Report audit H2: a metric whose definition changed between the runs is not a change of the decoder."""
+    from qa.report.data import SetRow
+    from qa.report.sections import _change
+
+    old, new = SetRow(30.0, 29.0, 31.0, 4, "ok", "", "1"), SetRow(28.0, 27.0, 29.0, 4, "ok", "", "2")
+    row = _change("psnr", old, new)
+    assert row is not None and "not comparable: metric version 1 -> 2" in row[-1] and "worse" not in row[-1]
+    same = _change("psnr", old, SetRow(28.0, 27.0, 29.0, 4, "ok", "", "1"))
+    assert same is not None and "worse" in same[-1]
