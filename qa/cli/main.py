@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a decoder setting for this run, replacing qa.toml's (repeatable; VALUE as in TOML: 0.3, "
                    "true, \"x4plus\"; a bare word is a string), e.g. --set degrade_sigma=0.3; stored with the run")
     p.add_argument("--resume", metavar="RUN_ID", default=None,
-                   help="finish an interrupted run (RUN_ID, or 'latest': the latest run of --decoder)")
+                   help="finish an interrupted run (RUN_ID, or 'latest': the latest run of --decoder; a finished run is refused)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_db(p)
 

@@ -92,6 +92,28 @@ def non_finite(out: torch.Tensor, case_ids: list[str], seed: int) -> dict[str, s
             for i, c in enumerate(case_ids) if int(bad[i])}
 
 
+def checked_baselines(bases: dict[int, torch.Tensor], batch: DecodeBatch
+                      ) -> tuple[dict[int, torch.Tensor], dict[str, str]]:
+    """A decoder's baselines (seed -> (N, 3, H, W)) held to the output's contract: (the baselines in [0, 1], case id
+    -> why it fails) where a case's baseline (its plain decode) holds NaN/Inf or lies outside [0, 1] (its checks
+    against the plain decode would otherwise pass over the other images: scale audit 2026-12-07); not (N, 3, H, W)
+    floating point raises :class:`DecoderError` (the batch fails; its size may differ from the output's, which
+    the metrics that pair them report). A tensor shared by seeds stays shared."""
+    done: dict[int, torch.Tensor] = {}
+    failed: dict[str, str] = {}
+    for seed, base in bases.items():
+        if id(base) in done:
+            continue
+        checked = check_output(base, batch, None).float()
+        finite = torch.nan_to_num(checked)
+        bad = {**out_of_range(finite, batch.case_ids, seed), **non_finite(checked, batch.case_ids, seed)}
+        for case_id, why in bad.items():
+            failed.setdefault(case_id, why.replace(": decoder returned", ": the decoder's baseline (its plain decode) "
+                                                   "returned", 1))
+        done[id(base)] = finite.clamp(0.0, 1.0)
+    return {seed: done[id(base)] for seed, base in bases.items()}, failed
+
+
 def unreproduced(decoder: Decoder, out: torch.Tensor, first_out: torch.Tensor, case_ids: list[str], seed: int,
                  first: int) -> dict[str, str]:
     """Case id -> why it fails, where ``decoder`` is declared deterministic and ``out`` (seed ``seed``) differs from

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 import uuid
 import warnings
 from collections import Counter
@@ -93,6 +95,25 @@ def above_bar() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled, `timeout`, a container stopped) raises KeyboardInterrupt while a run scores, so
+    the run is marked interrupted and says how to finish it, as on Ctrl-C; without this Python dies at once and the
+    run stays 'running' for ever. Only in the main thread (elsewhere signals cannot be handled); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum} (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _shards(cases: list[str], size: int) -> list[list[str]]:
     return [cases[i : i + size] for i in range(0, len(cases), max(1, size))]
 
@@ -173,6 +194,10 @@ class RunEngine:
         stored = store_runs.resume_row(self.store, run_id)
         if stored is None:
             raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
+        if stored.status == "finished":  # redoing its set results would change its evidence, breaking a sign-off
+            raise QAError(f"run {run_id} finished already: there is nothing to resume, and it was left as it is",
+                          "a plain `qa run` with the same decoder, set and metrics reuses it; `qa status` lists runs "
+                          "(resume one that is interrupted, failed or still marked running)")
         cfg = json.loads(stored.config_json)
         config = RunConfig(**{k: cfg[k] for k in RunConfig.__dataclass_fields__ if k in cfg})
         config.progress = progress
@@ -208,7 +233,7 @@ class RunEngine:
         runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
                              progress=bar.update)
         try:
-            with above_bar():  # warnings (weights loading lazily, mid-run) on their own lines, not inside the bar
+            with above_bar(), sigterm_interrupts():  # warnings on their own lines; a CI cancel is an interruption
                 # the store is not opened while a shard is scored (see qa.engine.shard_features)
                 features = ShardFeatures(self.store, [*runner.image_metrics, *runner.set_metrics])
                 for index in todo:
@@ -239,6 +264,9 @@ class RunEngine:
             store_runs.set_stopped(self.store, run_id, status, text)
         except QAError as second:
             print(f"qa: could not mark run {run_id} {status}: {str(second).splitlines()[0]}", file=sys.stderr)
+            return
+        print(f"qa: run {run_id} {status}; the shards committed so far are kept: finish it with "
+              f"`qa run --resume {run_id}`", file=sys.stderr)
 
     def commit_shard(self, run_id: str, index: int, output: ShardOutput, worker: str = "") -> bool:
         """Write one shard's rows, images and ``shards`` row in one transaction.

@@ -178,7 +178,9 @@ class ShardRunner:
             redec: dict[int, torch.Tensor] = {}
             # a source pipeline's latent and the baseline for the same prompt/latent and seed (where the decoder has them)
             src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
-            seed_base = _baselines(dec, batch, list(per_seed))
+            seed_base, bad_base = contract.checked_baselines(_baselines(dec, batch, list(per_seed)), batch)
+            for case_id, why in bad_base.items():
+                results[case_id].error = results[case_id].error or why
             if encoder is not None and latents is None:
                 for seed in src:
                     reenc[seed] = encoder.encode(per_seed[seed])
