@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-set", default="default", metavar="NAME|PATH", help="reference set (default %(default)s)")
     p.add_argument("--seeds", type=int, default=2, metavar="N", help="seeds 0..N-1 for stochastic decoders (default %(default)s)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=None, help="cases per forward pass (default: the decoder's)")
+    p.add_argument("--batch-size", type=int, default=None, help="cases per forward pass at every image size (default: the "
+                   "decoder's count for 256 x 256, scaled down by pixels: 8 at 256 px is 1 at 1024 px and up)")
     p.add_argument("--shard-size", type=int, default=8, help="cases per committed shard (default %(default)s)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all; see `qa metrics`)")
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="where shards run (default %(default)s)")

@@ -82,7 +82,8 @@ class Decoder(ABC):
     inputs: tuple[str, ...] = ("latent",)
     stochastic: bool = False
     scale: int = 1
-    #: cases per forward pass that fit comfortably in memory at 256x256 on a CPU
+    #: cases per forward pass that fit comfortably in memory at 256x256 on a CPU (the engine scales it down by
+    #: pixels for larger images; ``--batch-size`` replaces it at every size)
     max_batch: int = 8
 
     def __init__(self, name: str | None = None, device: str = "cpu", **settings: object) -> None:

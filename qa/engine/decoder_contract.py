@@ -92,6 +92,17 @@ def non_finite(out: torch.Tensor, case_ids: list[str], seed: int) -> dict[str, s
             for i, c in enumerate(case_ids) if int(bad[i])}
 
 
+def baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, torch.Tensor]:
+    """seed -> the decoder's baseline for ``batch``. A baseline that does not depend on the seed answers
+    ``baseline(batch, None)`` (the :meth:`Decoder.baseline` contract) and is computed once for every seed (a
+    stochastic decoder's plain VAE decode is the same for all of its seeds); one that does returns None there
+    and is computed per seed (the generate track's source pipeline: same prompt, same seed)."""
+    shared = dec.baseline(batch, None)
+    if shared is not None:
+        return dict.fromkeys(seeds, shared)
+    return {s: b for s in seeds if (b := dec.baseline(batch, s)) is not None}
+
+
 def checked_baselines(bases: dict[int, torch.Tensor], batch: DecodeBatch
                       ) -> tuple[dict[int, torch.Tensor], dict[str, str]]:
     """A decoder's baselines (seed -> (N, 3, H, W)) held to the output's contract: (the baselines in [0, 1], case id

@@ -31,6 +31,8 @@ THUMB_SIDE = 160
 #: brightness min(v / STORED_MAP_SCALE, 1), so the report reads the value back; not the display scale of
 #: ``qa score --maps`` (:data:`qa.metrics.invented.metrics.MAP_FULL_SCALE`, brightened for the eye)
 STORED_MAP_SCALE = 1.0
+#: the image size (pixels) a decoder's ``max_batch`` is declared for: 256 x 256 (:meth:`ShardRunner.batch_for`)
+BATCH_PIXELS_AT = 256 * 256
 
 
 @dataclass
@@ -90,6 +92,7 @@ class ShardRunner:
         self.set_metrics = [m for m in metrics if isinstance(m, SetMetric)]
         self.seeds = effective_seeds(decoder, seeds)
         self.batch_size = max(1, batch_size or decoder.max_batch)
+        self.batch_given = batch_size is not None  # --batch-size: as given at every size
         self.thumbnails = thumbnails
         self.progress = progress or (lambda n: None)
         self.unavailable = {m.name: m.unavailable_reason() for m in self.image_metrics}
@@ -104,6 +107,14 @@ class ShardRunner:
         self.stored_references: dict[str, str] = {}
 
     # -- decoding -------------------------------------------------------------------------------------------
+    def batch_for(self, size: tuple[int, int]) -> int:
+        """Cases per forward pass at ``size`` (H, W, the reference's): ``--batch-size`` as given; else the decoder's
+        ``max_batch``, declared for 256 x 256, as a budget of pixels (8 at 256 px is 2 at 512, 1 at 1024 and up:
+        the 256-px count at 2048 px held 15 GB in one taef2 batch)."""
+        if self.batch_given:
+            return self.batch_size
+        return max(1, min(self.batch_size, self.batch_size * BATCH_PIXELS_AT // max(1, size[0] * size[1])))
+
     def _decode_cases(self, cases: list[Case]) -> dict[str, DecodedCase]:
         """Encode + decode every seed; one :class:`DecodedCase` per case id (``error`` set where it failed)."""
         results = {c.case_id: DecodedCase() for c in cases}
@@ -113,8 +124,9 @@ class ShardRunner:
                 raise ValueError(f"{c.case_id}: image not loaded (pass loaded cases only)")
             by_size.setdefault((int(c.pixels.shape[0]), int(c.pixels.shape[1])), []).append((c, c.pixels))
         for size, group in by_size.items():
-            for start in range(0, len(group), self.batch_size):
-                chunk = group[start : start + self.batch_size]
+            n = self.batch_for(size)
+            for start in range(0, len(group), n):
+                chunk = group[start : start + n]
                 try:
                     self._decode_chunk(chunk, size, results)
                 except DECODER_FAILURES:  # noqa: BLE001 - isolate the failing case(s) by retrying one by one
@@ -136,7 +148,7 @@ class ShardRunner:
         output (:func:`qa.engine.decoder_contract.batch_dependent`); else that batch's cases fail."""
         seed, dec = self.seeds[0], self.decoder
         for size, group in by_size.items():
-            mates = group[: self.batch_size]
+            mates = group[: self.batch_for(size)]
             last = results[mates[-1][0].case_id]
             if len(mates) < 2 or last.error or seed not in last.outputs:
                 continue
@@ -178,7 +190,7 @@ class ShardRunner:
             redec: dict[int, torch.Tensor] = {}
             # a source pipeline's latent and the baseline for the same prompt/latent and seed (where the decoder has them)
             src = {s: z for s in per_seed if (z := dec.source_latents(batch, s)) is not None}
-            seed_base, bad_base = contract.checked_baselines(_baselines(dec, batch, list(per_seed)), batch)
+            seed_base, bad_base = contract.checked_baselines(contract.baselines(dec, batch, list(per_seed)), batch)
             for case_id, why in bad_base.items():
                 results[case_id].error = results[case_id].error or why
             if encoder is not None and latents is None:
@@ -364,17 +376,6 @@ class ShardRunner:
             out.images.append((sample.case_id, seed, f"map:{m.name}",
                                png_bytes(scored.map, THUMB_SIDE, scale=1.0 / STORED_MAP_SCALE)))
         return ResultRow(sample.case_id, seed, m.name, scored.value, scored.status, scored.detail, m.version)
-
-
-def _baselines(dec: Decoder, batch: DecodeBatch, seeds: list[int]) -> dict[int, torch.Tensor]:
-    """seed -> the decoder's baseline for ``batch``. A baseline that does not depend on the seed answers
-    ``baseline(batch, None)`` (the :meth:`Decoder.baseline` contract) and is computed once for every seed (a
-    stochastic decoder's plain VAE decode is the same for all of its seeds); one that does returns None there
-    and is computed per seed (the generate track's source pipeline: same prompt, same seed)."""
-    shared = dec.baseline(batch, None)
-    if shared is not None:
-        return dict.fromkeys(seeds, shared)
-    return {s: b for s in seeds if (b := dec.baseline(batch, s)) is not None}
 
 
 #: what a decoder may raise that fails its cases, not the run: any error, and ``SystemExit`` (a library calling

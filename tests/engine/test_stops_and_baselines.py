@@ -92,3 +92,12 @@ def test_sigterm_marks_the_run_interrupted_and_says_how_to_finish_it(tmp_path: P
     register_test_decoders()
     RunEngine(Store(db)).resume(str(run_id), progress=False)
     assert Store(db).query("select status from runs")[0][0] == "finished"
+
+
+def test_the_decoders_batch_is_a_pixel_budget_unless_given() -> None:
+    """Scale audit M1: a batch declared for 256-px tiles was used at 2048 px (taef2: 15 GB for 4 images)."""
+    from qa.engine.shard import ShardRunner
+
+    runner = ShardRunner(BicubicDecoder(), [], [0])
+    assert [runner.batch_for((s, s)) for s in (128, 256, 512, 1024, 2048)] == [32, 32, 8, 2, 1]
+    assert ShardRunner(BicubicDecoder(), [], [0], batch_size=4).batch_for((2048, 2048)) == 4  # --batch-size
