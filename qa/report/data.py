@@ -57,7 +57,9 @@ class ReportData:
     db_path: str
     generated_at: datetime
     runs: list[RunInfo] = field(default_factory=list)  # in the window, oldest first
-    latest: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> latest run in the window
+    latest: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> latest finished run in the window (else latest)
+    #: decoder -> its runs after its latest finished one that did not finish (running, killed, interrupted, failed)
+    unfinished: dict[str, list[RunInfo]] = field(default_factory=dict)
     comparison: dict[str, RunInfo] = field(default_factory=dict)  # decoder -> comparison run
     comparison_kind: dict[str, str] = field(default_factory=dict)  # decoder -> how it was chosen
     set_results: dict[str, dict[str, SetRow]] = field(default_factory=dict)
@@ -146,8 +148,14 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
     data = ReportData(selection=selection, db_path=str(store.path), generated_at=now_utc())
     with store.snapshot() as db:
         data.runs = store_runs.runs_in_window(db, selection.since, selection.decoders)
-        for run in data.runs:
-            data.latest[run.decoder] = run  # oldest first, so the last one wins
+        for run in data.runs:  # oldest first, so the last one wins; a finished run before one that is not
+            current = data.latest.get(run.decoder)
+            if run.status == "finished" or current is None or current.status != "finished":
+                data.latest[run.decoder] = run
+                if run.status == "finished":
+                    data.unfinished.pop(run.decoder, None)
+            else:  # still running, killed (stays 'running'), interrupted or failed: shown, not the decoder's latest
+                data.unfinished.setdefault(run.decoder, []).append(run)
         if not data.latest:
             return data
         window_ids = [r.run_id for r in data.runs]

@@ -112,6 +112,13 @@ def summary_section(data: ReportData) -> str:
                      esc(settings_text(data, run.run_id, approved.run_id if approved else None))])
     head = ("<div class='headline'><b>Failed checks</b><ul>" + "".join(failures) + "</ul></div>") if failures else \
         "<p class='headline ok-text'>No failed checks in the latest gate of any decoder.</p>"
+    later = [f"<b>{esc(d)}</b> <code>{esc(r.run_id)}</code> ({esc(r.status)}, started "
+             f"{esc(f'{r.started_at:%Y-%m-%d %H:%M}' if r.started_at else '?')})"
+             for d in data.decoders for r in data.unfinished.get(d, [])]
+    if later:  # the latest *finished* run speaks; a newer one that did not finish is named, never silently absent
+        head += (f"<p class='reason'>newer runs that did not finish, so not shown as their decoder's latest: "
+                 f"{'; '.join(later)}. A run killed outright stays 'running': finish one with "
+                 "<code>qa run --resume RUN_ID</code>.</p>")
     return head + _table(["decoder", "latest run", "started (UTC)", "status", "cases", "gate", "failed checks",
                           "sign-off", "approved run", "settings (vs approved)"], rows)
 

@@ -71,3 +71,22 @@ def test_failed_cases_are_counted_in_the_summary_and_named_in_the_headline(tmp_p
     html = write_report(Store(db), out=tmp_path / "r.html").read_text()
     assert "(1 failed)" in html and "1 of 4 cases failed" in html
     assert "No failed checks" not in html
+
+
+def test_a_run_that_did_not_finish_is_named_not_taken_as_the_latest(tmp_path: Path) -> None:
+    """Report audit M2: a run killed outright stays 'running'; the report took it as the decoder's latest (its
+    "What changed" read "not computed in this run" 31 times)."""
+    root = make_refset(tmp_path / "set", n=3)
+    db = tmp_path / "qa.duckdb"
+    first = _run(root, db)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["run", "--decoder", "bicubic", "--reference-set", str(root), "--metrics", "psnr", "--db",
+                     str(db), "--no-progress"]) == 0  # other metrics: a new run
+    store = Store(db)
+    killed = store.query("select run_id from runs where run_id != ?", [first])[0][0]
+    with store.transaction() as con:  # what a SIGKILL leaves: the row says running, nobody runs it
+        con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [killed])
+    html = write_report(store, out=tmp_path / "r.html").read_text()
+    summary = html[html.index('id="summary"'):html.index('id="changes"')]
+    assert f"<code>{first}</code>" in summary and "newer runs that did not finish" in summary
+    assert f"<code>{killed}</code> (running" in summary
