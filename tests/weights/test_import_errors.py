@@ -18,14 +18,6 @@ lpips = pytest.importorskip("lpips")
 ALEX_HEADS = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    return tmp_path
-
-
 @pytest.mark.parametrize(("where", "why"), [("file", "is a file, not a folder"),
                                             ("file/sub", "cannot be written (Not a directory)")])
 def test_a_weights_folder_that_is_a_file_is_a_clear_error(home: Path, monkeypatch: pytest.MonkeyPatch,

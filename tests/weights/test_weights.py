@@ -15,15 +15,6 @@ lpips = pytest.importorskip("lpips")
 ALEX_HEADS = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("QA_WEIGHTS_DIR", str(tmp_path / "qa-weights"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    return tmp_path
-
-
 def test_table_pins_hashes() -> None:
     for spec in W.KNOWN.values():
         assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0 and spec.sha256 == spec.sha256.lower()
