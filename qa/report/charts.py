@@ -197,7 +197,7 @@ def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
                      f"{esc(run.reference_set)} ({esc(run.reference_set_sha256[:12])})<br>{esc(metric)} "
                      f"v{esc(row.metric_version or '?')} = "
                      f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]<br>{what}: {fmt(anchor)}"
-                     + (f"<br>{esc(decision[run.run_id])}d" if run.run_id in decision else "")
+                     + (f"<br>{esc(decision[run.run_id].removesuffix('e'))}ed" if run.run_id in decision else "")
                      for n, run, row in points]
             symbols = ["star" if decision.get(run.run_id) == "approve" else "x" if decision.get(run.run_id) == "reject"
                        else "circle" for _, run, _ in points]

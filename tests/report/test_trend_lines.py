@@ -103,3 +103,16 @@ def test_each_line_is_drawn_against_its_own_first_run(trends: tuple[list[dict[st
     ys = {tuple(_runs(t)): t["y"] for t in _psnr_lines(trends[0])}
     assert list(ys[("vae-2",)]) == [0.0] and list(ys[("bic-2",)]) == [0.0]  # no -33 % "regression" from the set
     assert list(ys[("vae-1", "vae-3")])[0] == 0.0
+
+
+def test_the_hover_names_each_decision_in_words(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Report audit L2: a rejected run's hover read "rejectd"."""
+    store = Store(tmp_path / "qa.duckdb")
+    _run(store, "vae-1", 0, "vae", "default", DEFAULT_A, {"psnr": (30.0, "1")})
+    _run(store, "vae-2", 1, "vae", "default", DEFAULT_A, {"psnr": (29.0, "1")})
+    monkeypatch.delenv(TRUSTED_ENV, raising=False)
+    data = load(store, Selection())
+    monkeypatch.setattr(charts, "_decisions", lambda _data: {"vae-1": "approve", "vae-2": "reject"})
+    fig, _ = charts.trends_figure(data)
+    hovers = [h for t in fig.data if not t.fill for h in t.hovertext]  # type: ignore[union-attr]
+    assert any(h.endswith("<br>approved") for h in hovers) and any(h.endswith("<br>rejected") for h in hovers)
