@@ -28,8 +28,10 @@ def shipped_policy_sha(track: str) -> str:
         return ""
 
 
-def caveats(gate: GateRow, shipped_sha: str) -> list[str]:
-    """What keeps ``gate`` from speaking for its run's release (empty when nothing does)."""
+def caveats(gate: GateRow, shipped_sha: str, approved: str = "") -> list[str]:
+    """What keeps ``gate`` from speaking for its run's release (empty when nothing does). ``approved``: the
+    decoder's approved run now ('' when not known): a gate against an earlier approved run is stale (unless its
+    run is the approved one: then it is the gate the approval rested on)."""
     out = []
     if not (isinstance(gate.details, dict) and gate.details.get("complete") is True):
         out.append("partial: not every check of the policy ran")
@@ -38,21 +40,24 @@ def caveats(gate: GateRow, shipped_sha: str) -> list[str]:
     elif gate.baseline_kind not in ("approved", "none"):
         chosen = f" {gate.baseline_run_id}" if gate.baseline_run_id else ""
         out.append(f"against {gate.baseline_kind}{chosen}, not the approved run")
+    if (approved and gate.baseline_kind == "approved" and gate.baseline_run_id not in ("", approved)
+            and gate.run_id != approved):
+        out.append(f"against {gate.baseline_run_id}, the approved run then; it is now {approved}")
     if shipped_sha and gate.policy_sha256 and gate.policy_sha256 != shipped_sha:
         out.append("under a policy that is not the shipped one")
     return out
 
 
-def speaking_gate(gates: list[GateRow], shipped_sha: str) -> GateRow | None:
+def speaking_gate(gates: list[GateRow], shipped_sha: str, approved: str = "") -> GateRow | None:
     """The latest of a run's ``gates`` (oldest first) with the fewest caveats (none, when one has none), a gate
     against no baseline counting one more; None when there is no gate."""
     if not gates:
         return None
-    counts = [len(caveats(g, shipped_sha)) + (g.baseline_kind == "none") for g in gates]  # none: compared nothing
+    counts = [len(caveats(g, shipped_sha, approved)) + (g.baseline_kind == "none") for g in gates]  # none: compared nothing
     return [g for g, n in zip(gates, counts, strict=True) if n == min(counts)][-1]
 
 
-def verdict_words(gate: GateRow, shipped_sha: str) -> str:
+def verdict_words(gate: GateRow, shipped_sha: str, approved: str = "") -> str:
     """The verdict with its caveats: "fail", "pass (partial: not every check of the policy ran)"."""
-    found = caveats(gate, shipped_sha)
+    found = caveats(gate, shipped_sha, approved)
     return gate.verdict + (f" ({'; '.join(found)})" if found else "")

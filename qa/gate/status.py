@@ -99,7 +99,9 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         by_run.setdefault(row.run_id, []).append(row)
     shipped = {r.run_id: shipped_policy_sha(r.track) for r in runs}
     # the gate that speaks for each run (qa.gate.standing): a complete one under the shipped policy when any
-    gates = {rid: found for rid, gs in by_run.items() if (found := speaking_gate(gs, shipped[rid])) is not None}
+    approved = _approved(store, check, decoder, runs[0].reference_set)
+    now = approved.run.run_id if approved else ""
+    gates = {rid: found for rid, gs in by_run.items() if (found := speaking_gate(gs, shipped[rid], now)) is not None}
     signs: dict[str, list[str]] = {}
     for s in (check.rows if check is not None else []):
         if s.run_id not in ids:
@@ -114,10 +116,9 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         out["runs"].append({
             "run_id": rid, "status": run.status, "reference_set": run.reference_set,
             "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
-            "gate": _gate_text(g.baseline_kind, g.baseline_run_id, verdict_words(g, shipped[rid])) + f" ({g.gate_id})"
+            "gate": _gate_text(g.baseline_kind, g.baseline_run_id, verdict_words(g, shipped[rid], now)) + f" ({g.gate_id})"
             if g else "not gated",
             "gate_id": g.gate_id if g else None, "verdict": g.verdict if g else None, "signoffs": signs.get(rid, [])})
-    approved = _approved(store, check, decoder, runs[0].reference_set)
     out["approved_run"] = approved.run.run_id if approved else None
     out["approved"] = approved.describe() if approved else (
         f"not verified: {unverified}" if check is None else f"none on reference set {runs[0].reference_set!r}")

@@ -78,19 +78,19 @@ def entries_table(entries: list[dict[str, Any]]) -> str:
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def caveats_html(gate: GateRow, shipped: str) -> str:
+def caveats_html(gate: GateRow, shipped: str, approved: str = "") -> str:
     """The gate's caveats (:func:`qa.gate.standing.caveats`) after its verdict, '' when it has none."""
-    found = caveats(gate, shipped)
+    found = caveats(gate, shipped, approved)
     return f' <span class="bad-text">({esc("; ".join(found))})</span>' if found else ""
 
 
-def gate_block(gate: GateRow, decoder: str, shipped: str = "") -> str:
+def gate_block(gate: GateRow, decoder: str, shipped: str = "", approved: str = "") -> str:
     """One gate: header line, per-metric entries, other fields (``shipped``: the sha256 of its track's shipped
     policy, for its caveats)."""
     when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
     base = gate.baseline_run_id or "none"
     kind = f" ({esc(gate.baseline_kind)})" if gate.baseline_kind else ""
-    parts = [f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped)} <b>{esc(decoder)}</b> run '
+    parts = [f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped, approved)} <b>{esc(decoder)}</b> run '
              f"<code>{esc(gate.run_id)}</code> against baseline <code>{esc(base)}</code>{kind}, decided {esc(when)}"
              f" &middot; gate <code>{esc(gate.gate_id)}</code></p>"]
     if gate.details_error:
@@ -151,10 +151,10 @@ def checks_table(checks: list[dict[str, Any]]) -> str:
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _compact(gate: GateRow, decoder: str, shipped: str = "") -> str:
+def _compact(gate: GateRow, decoder: str, shipped: str = "", approved: str = "") -> str:
     checks = gate.details.get("checks") if isinstance(gate.details, dict) else None
     if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
-        return gate_block(gate, decoder, shipped)
+        return gate_block(gate, decoder, shipped, approved)
     when = f"{gate.decided_at:%Y-%m-%d %H:%M}" if gate.decided_at else "unknown time"
     base = f"against {esc(gate.baseline_kind)} <code>{esc(gate.baseline_run_id)}</code>" if gate.baseline_run_id \
         else "against no approved or run baseline (bounds and decoder baselines only)"
@@ -163,7 +163,7 @@ def _compact(gate: GateRow, decoder: str, shipped: str = "") -> str:
     notes = gate.details.get("notes") if isinstance(gate.details, dict) else None
     note_html = "".join(f'<p class="reason">{esc(n)}</p>' for n in notes if isinstance(n, str)) \
         if isinstance(notes, list) else ""
-    return (f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped)} <b>{esc(decoder)}</b> run '
+    return (f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped, approved)} <b>{esc(decoder)}</b> run '
             f"<code>{esc(gate.run_id)}</code> {base}, decided {esc(when)} &middot; gate <code>{esc(gate.gate_id)}"
             f"</code></p>{named}{note_html}{checks_table(checks)}</div>")
 
@@ -172,7 +172,14 @@ def gate_of_run(data: ReportData, run_id: str, track: str = "") -> GateRow | Non
     """The gate a report shows for ``run_id`` (:func:`qa.gate.standing.speaking_gate`): its latest complete gate
     under the shipped policy of ``track`` against another run or none, else its latest (shown with its caveats)."""
     found = [g for g in data.gates if g.run_id == run_id]
-    return speaking_gate(found, data.shipped_policy.get(track, ""))
+    return speaking_gate(found, data.shipped_policy.get(track, ""), approved_now(data, run_id))
+
+
+def approved_now(data: ReportData, run_id: str) -> str:
+    """The approved run (now) of ``run_id``'s decoder, '' when it has none (or the run is not in the window)."""
+    decoder = next((r.decoder for r in data.runs if r.run_id == run_id), None)
+    approved = data.approved.get(decoder) if decoder is not None else None
+    return approved.run_id if approved is not None else ""
 
 
 def gates_section(data: ReportData) -> str:
@@ -184,10 +191,10 @@ def gates_section(data: ReportData) -> str:
         shown = gate_of_run(data, run.run_id, run.track)
         if shown is None:
             continue
-        shipped = data.shipped_policy.get(run.track, "")
-        parts.append(_compact(shown, run.decoder, shipped))
+        shipped, now = data.shipped_policy.get(run.track, ""), approved_now(data, run.run_id)
+        parts.append(_compact(shown, run.decoder, shipped, now))
         older = [g for g in reversed(data.gates) if g.run_id == run.run_id and g is not shown]
         if older:
             parts.append(f"<details><summary>{len(older)} other gate(s) of this run (other policies or "
-                         f"earlier)</summary>{''.join(_compact(g, run.decoder, shipped) for g in older)}</details>")
+                         f"earlier)</summary>{''.join(_compact(g, run.decoder, shipped, now) for g in older)}</details>")
     return "".join(parts)

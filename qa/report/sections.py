@@ -12,7 +12,7 @@ from qa.gate.standing import caveats, verdict_words
 from qa.metrics.base import says_not_applicable
 from qa.metrics.declarations import declared_unit
 from qa.report.data import ReportData, RunInfo, SetRow, SignoffRow, target_of
-from qa.report.gates import blocking_checks, caveats_html, check_title, gate_of_run, verdict_html
+from qa.report.gates import approved_now, blocking_checks, caveats_html, check_title, gate_of_run, verdict_html
 from qa.report.safe import esc, finite, fmt
 
 #: how many distinct reasons the missing-values table lists per (decoder, metric, status)
@@ -82,11 +82,12 @@ def summary_section(data: ReportData) -> str:
         gate = gate_of_run(data, run.run_id, run.track)
         verdict = verdict_html(gate.verdict) if gate else '<span class="verdict muted">not gated</span>'
         shipped = data.shipped_policy.get(run.track, "")
-        verdict += caveats_html(gate, shipped) if gate else ""
+        now = approved_now(data, run.run_id)
+        verdict += caveats_html(gate, shipped, now) if gate else ""
         failed = [check_title(c) for c in blocking_checks(gate)] if gate else []
-        if gate and not failed and caveats(gate, shipped):  # a pass that is no release decision is not "no failures"
+        if gate and not failed and caveats(gate, shipped, now):  # a pass that is no release decision is not "no failures"
             failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: no release decision: its "
-                            f"gate is {esc(verdict_words(gate, shipped))}</li>")
+                            f"gate is {esc(verdict_words(gate, shipped, now))}</li>")
         if failed:
             failures.append(f"<li><b>{esc(decoder)}</b> <code>{esc(run.run_id)}</code>: "
                             + ", ".join(f'<span class="failed-check">{esc(f)}</span>' for f in failed) + "</li>")

@@ -48,3 +48,21 @@ def test_a_later_gate_against_no_baseline_or_a_chosen_run_does_not_speak_for_a_f
     assert speaking_gate(rows, "") is rows[0] and speaking_gate(rows[1:2], "") is rows[1]  # alone: a first release
     line = next(t for t in status_output(store, "tunable").splitlines() if runs["C"] in t and "gate" in t)
     assert "gate fail" in line and rows[0].gate_id in line
+
+
+def test_a_gate_against_an_earlier_approved_run_is_shown_stale(w, capsys) -> None:
+    """Report audit M3: after another run was approved, a run's "pass" against the earlier approved run (and its
+    "change vs approved" numbers) read as current in `qa status` and the report."""
+    from qa.gate.signoff import record_signoff
+
+    runs, store = w["runs"], w["store"]
+    assert gate(w, capsys, runs["I"])[0] == 0  # I passes against the approved run A
+    record_signoff(store, runs["C"], "ana", "approve", "accepted with its blur", override=True, policy=w["policy"])
+    row = gates_of(store, [runs["I"]])[-1]
+    stale = f"against {runs['A']}, the approved run then; it is now {runs['C']}"
+    assert stale in caveats(row, "", runs["C"]) and not caveats(row, "", runs["A"])
+    line = next(t for t in status_output(store, "tunable").splitlines() if runs["I"] in t and "gate" in t)
+    assert stale in line
+    assert stale in write_report(store, out=w["tmp"] / "r.html").read_text()
+    c_row = gates_of(store, [runs["C"]])
+    assert not c_row or all("it is now" not in " ".join(caveats(g, "", runs["C"])) for g in c_row)  # its own basis
