@@ -32,7 +32,7 @@ import torch
 from qa.decoders._common import finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
 from qa.decoders.taesd_layout import FACTOR, VARIANTS, Variant, build_decoder, build_encoder, detect_variant
-from qa.decoders.weights import files_sha256, load_into, load_state_dict
+from qa.decoders.weights import files_sha256, load_into, load_state_dict, non_float_error
 from qa.errors import DecoderError, WeightsMissingError
 
 #: weights-store entries (encoder, decoder) of the variants whose official files qa knows
@@ -69,11 +69,7 @@ def refuse_non_float(state: dict[str, torch.Tensor], expected: dict[str, torch.T
     bad = [f"{k} {str(v.dtype).removeprefix('torch.')}" for k, v in sorted(state.items())
            if not v.is_floating_point() and (k not in expected or expected[k].is_floating_point())]
     if bad:
-        raise DecoderError(
-            f"{source}: {len(bad)} tensor(s) are not floating point, e.g. {', '.join(bad[:3])}: the network "
-            "computes in floating point, and integer weights cast to float give another network",
-            "use the released floating-point files (float16 or float32); a quantised checkpoint is not supported",
-        )
+        raise non_float_error(source, bad)
 
 
 class TAESDEncoder(Encoder):

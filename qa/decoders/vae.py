@@ -23,7 +23,7 @@ import torch
 
 from qa.decoders._common import finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
-from qa.decoders.weights import SAFETENSORS_SUFFIXES, folder_weights_sha256, weight_files
+from qa.decoders.weights import SAFETENSORS_SUFFIXES, folder_weights_sha256, non_float_error, weight_files
 from qa.errors import DecoderError, WeightsMissingError
 from qa.zoo.models import ZOO_VAE_DIR
 
@@ -132,12 +132,7 @@ def check_float_weights(folder: Path) -> None:
         bad += [f"{file.name}:{k} {dtype}" for k, dtype in sorted(found.items())
                 if not dtype.startswith(("F", "BF")) and k.rsplit(".", 1)[-1] not in INTEGER_BUFFERS]
     if bad:
-        raise DecoderError(
-            f"{folder}: {len(bad)} tensor(s) are not floating point, e.g. {', '.join(bad[:3])}: the model computes "
-            "in floating point, and integer weights cast to float give another network",
-            "use the floating-point checkpoint (float32, float16 or bfloat16); a quantised checkpoint is not "
-            "supported",
-        )
+        raise non_float_error(folder, bad)
 
 
 class VAEEncoder(Encoder):

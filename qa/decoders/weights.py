@@ -104,3 +104,14 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source
             "the checkpoint belongs to another architecture or configuration",
         )
     module.load_state_dict(dict(state), strict=True)
+
+
+def non_float_error(source: str | Path, bad: list[str]) -> DecoderError:
+    """The error for a checkpoint whose tensors ``bad`` ("name dtype", at least one) are not floating point: loading
+    would cast them to float without a word (or fail obscurely with mixed dtypes), and the network would compute
+    something else."""
+    return DecoderError(
+        f"{source}: {len(bad)} tensor(s) are not floating point, e.g. {', '.join(bad[:3])}: the network computes in "
+        "floating point, and integer weights cast to float give another network",
+        "use the released floating-point checkpoint (float32, float16 or bfloat16); a quantised checkpoint is not "
+        "supported")

@@ -219,7 +219,7 @@ class ShardRunner:
             if seed in seed_base:
                 key = id(seed_base[seed])
                 if key not in base_arrays:
-                    base_arrays[key] = to_numpy(seed_base[seed].clamp(0, 1))
+                    base_arrays[key] = to_numpy(seed_base[seed])  # in [0, 1]: decoder_contract.checked_baselines
                 base_np = base_arrays[key]
             src_np = list(src[seed].float().cpu().numpy()) if seed in src else None
             re_np = reenc[seed].float().cpu().numpy() if seed in reenc else None
