@@ -40,9 +40,11 @@ def caveats(gate: GateRow, shipped_sha: str, approved: str = "") -> list[str]:
     elif gate.baseline_kind not in ("approved", "none"):
         chosen = f" {gate.baseline_run_id}" if gate.baseline_run_id else ""
         out.append(f"against {gate.baseline_kind}{chosen}, not the approved run")
-    if (approved and gate.baseline_kind == "approved" and gate.baseline_run_id not in ("", approved)
-            and gate.run_id != approved):
-        out.append(f"against {gate.baseline_run_id}, the approved run then; it is now {approved}")
+    if approved and gate.run_id != approved:  # the approved run's own gates are what its approval rested on
+        if gate.baseline_kind == "approved" and gate.baseline_run_id not in ("", approved):
+            out.append(f"against {gate.baseline_run_id}, the approved run then; it is now {approved}")
+        elif gate.baseline_kind == "none":  # no baseline speaks for a first release only
+            out.append(f"against no baseline, though {approved} is approved")
     if shipped_sha and gate.policy_sha256 and gate.policy_sha256 != shipped_sha:
         out.append("under a policy that is not the shipped one")
     return out

@@ -66,3 +66,20 @@ def test_a_gate_against_an_earlier_approved_run_is_shown_stale(w, capsys) -> Non
     assert stale in write_report(store, out=w["tmp"] / "r.html").read_text()
     c_row = gates_of(store, [runs["C"]])
     assert not c_row or all("it is now" not in " ".join(caveats(g, "", runs["C"])) for g in c_row)  # its own basis
+
+
+def test_a_gate_against_no_baseline_does_not_outrank_a_stale_failure_once_a_run_is_approved(w, capsys) -> None:
+    """A failure against the earlier approved run, made stale by a new approval, must not yield to a later pass
+    against no baseline: `--baseline none` speaks for a first release only (found reading this change)."""
+    from qa.gate.signoff import record_signoff
+    from qa.gate.standing import speaking_gate
+
+    runs, store = w["runs"], w["store"]
+    assert gate(w, capsys, runs["C"])[0] == 1  # fails against the approved run A
+    record_signoff(store, runs["I"], "ana", "approve", "next release", override=True, policy=w["policy"])
+    assert gate(w, capsys, runs["C"], "none")[0] == 0
+    rows = gates_of(store, [runs["C"]])
+    assert f"against no baseline, though {runs['I']} is approved" in caveats(rows[1], "", runs["I"])
+    assert speaking_gate(rows, "", runs["I"]) is rows[0]
+    line = next(t for t in status_output(store, "tunable").splitlines() if runs["C"] in t and "gate" in t)
+    assert "gate fail" in line and rows[0].gate_id in line
