@@ -45,11 +45,24 @@ def resamples(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def order_statistic(values: np.ndarray, q: float) -> float:
+    """The inverted-CDF ``q`` quantile of ``values``: their ``ceil(q * n)``-th smallest (the first for q = 0); NaN
+    when any value is NaN or there are none.
+
+    ``q * n`` is rounded to 9 decimals before the ceiling, so the rule does not depend on how ``q`` was rounded in
+    binary: ``(1 - 0.95) / 2`` is 0.025000000000000022, and 0.025 x 2000 must select the 50th of 2000, not the 51st.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0 or bool(np.isnan(v).any()):
+        return math.nan
+    k = min(max(math.ceil(round(q * v.size, 9)), 1), v.size)
+    return float(np.partition(v, k - 1)[k - 1])
+
+
 def percentile_ends(stats: np.ndarray, confidence: float) -> tuple[float, float]:
     """The (low, high) inverted-CDF quantiles of resampled statistics for a two-sided ``confidence`` interval."""
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(np.asarray(stats, dtype=np.float64), [alpha, 1.0 - alpha], method="inverted_cdf")
-    return float(lo), float(hi)
+    return order_statistic(stats, alpha), order_statistic(stats, 1.0 - alpha)
 
 
 def bootstrap_mean(values: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = 0) -> Interval:

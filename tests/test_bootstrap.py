@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from qa.bootstrap import Interval, bootstrap_mean, bootstrap_statistic, percentile_ends, resamples
+from qa.bootstrap import Interval, bootstrap_mean, bootstrap_statistic, order_statistic, percentile_ends, resamples
 
 
 def test_bootstrap_matches_scipy_percentile_bootstrap() -> None:
@@ -52,9 +52,22 @@ def test_the_ends_are_inverted_cdf_order_statistics() -> None:
     stats = np.random.default_rng(3).normal(size=1000)
     lo, hi = percentile_ends(stats, 0.95)
     ordered = np.sort(stats)
-    alpha = (1 - 0.95) / 2
-    assert (lo, hi) == (ordered[math.ceil(alpha * 1000) - 1], ordered[math.ceil((1 - alpha) * 1000) - 1])
+    assert (lo, hi) == (ordered[25 - 1], ordered[975 - 1])  # 0.025 x 1000 and 0.975 x 1000
     assert lo in stats and hi in stats
+
+
+def test_the_documented_order_statistic_does_not_depend_on_binary_rounding() -> None:
+    """(1 - 0.95) / 2 is 0.025000000000000022 in binary: the low end of 2000 is still the 50th, not the 51st;
+    and the rule holds at every confidence a policy may name (report audit L3)."""
+    stats = np.arange(1.0, 2001.0)  # the k-th order statistic is k
+    assert percentile_ends(stats, 0.95) == (50.0, 1950.0)
+    assert percentile_ends(stats, 0.90) == (100.0, 1900.0)
+    assert percentile_ends(stats, 0.99) == (10.0, 1990.0)
+    assert percentile_ends(np.arange(1.0, 1001.0), 0.8) == (100.0, 900.0)
+    assert order_statistic(stats, 0.0) == 1.0 and order_statistic(stats, 1.0) == 2000.0
+    assert math.isnan(order_statistic(np.array([1.0, math.nan]), 0.5))
+    assert math.isnan(order_statistic(np.array([]), 0.5))
+    assert order_statistic(np.array([1.0, math.inf, 2.0]), 1.0) == math.inf
 
 
 def test_a_statistic_and_the_mean_share_the_resamples_and_the_ends() -> None:

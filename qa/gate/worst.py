@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qa.bootstrap import order_statistic
 from qa.gate.policy import MetricRule
 from qa.gate.worse import FOLD_AT, image_text
 from qa.metrics.base import Target
@@ -82,8 +83,8 @@ def judge_worst_images(candidate: dict[str, float], baseline: dict[str, float], 
         out.offenders.sort(key=lambda o: o[4] - o[3])
     if rule.tail_quantile is not None:
         q = rule.tail_quantile
-        b_q = float(np.quantile([baseline[k] for k in keys], 1.0 - q, method="inverted_cdf"))
-        c_q = float(np.quantile([candidate[k] for k in keys], 1.0 - q, method="inverted_cdf"))
+        b_q = order_statistic(np.array([baseline[k] for k in keys]), 1.0 - q)
+        c_q = order_statistic(np.array([candidate[k] for k in keys]), 1.0 - q)
         allow = rule.allowed_loss(b_q, decoder=False) or 0.0
         out.tail = (q, b_q, c_q, allow)
         out.tail_fails = b_q - c_q > allow
