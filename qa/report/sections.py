@@ -101,8 +101,11 @@ def summary_section(data: ReportData) -> str:
         status = esc(run.status) + (f' <span class="reason">{esc(run.error)}</span>' if run.error else "")
         approved = data.approved.get(decoder)
         if gate and approved is None and str(gate.verdict).lower() == "pass":
-            # nothing verified-approved to compare with: absolute bounds only, never a bare "pass"
-            verdict += ' <span class="reason">against no approved baseline</span>'
+            # nothing verified-approved to compare with: absolute bounds only, never a bare "pass"; a gate against an
+            # approval this report could not verify (no trusted keys) is not one against no baseline
+            verdict += (' <span class="reason">against an approved run this report could not verify</span>'
+                        if gate.baseline_kind == "approved" and data.approval_note
+                        else ' <span class="reason">against no approved baseline</span>')
         rows.append([f"<b>{esc(decoder)}</b>", f"<code>{esc(run.run_id)}</code>",
                      esc(f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""), status,
                      _cases(data, run), verdict, esc(", ".join(failed)) or '<span class="muted">none</span>',
