@@ -228,15 +228,31 @@ class RunEngine:
         encoder = decoder.encoder
         multiple = encoder.factor if encoder is not None else 1
         todo = [i for i in range(len(shards)) if i not in done]
-        bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{decoder.name}", unit="case",
-                   disable=not config.progress, file=raw_stream(sys.stderr), dynamic_ncols=True)
+        total = sum(len(shards[i]) for i in todo)
+        # the id to resume with, before anything can stop the run (stdout keeps one run id a line, at the end)
+        print(f"qa: run {run_id} ({decoder.name}): {total} case(s) in {len(todo)} shard(s) to do", file=sys.stderr,
+              flush=True)
+        bar = tqdm(total=total, desc=f"{decoder.name}", unit="case", disable=not config.progress,
+                   file=raw_stream(sys.stderr), dynamic_ncols=True)
+        shown = {"shard": "", "note": " (a machine's first run also compiles the CPU kernels here: about a minute)"}
+
+        def stage(what: str) -> None:  # what a shard is doing while no case finishes (2K-4K decodes take minutes)
+            bar.set_postfix_str(f"{shown['shard']}: {what}" + (shown["note"] if what == "scoring" else ""))
+
+        def progressed(n: int) -> None:
+            if shown["note"]:  # a case was scored: the kernels are compiled
+                shown["note"] = ""
+                bar.set_postfix_str(f"{shown['shard']}: scoring", refresh=False)
+            bar.update(n)
+
         runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
-                             progress=bar.update)
+                             progress=progressed, stage=stage)
         try:
             with above_bar(), sigterm_interrupts():  # warnings on their own lines; a CI cancel is an interruption
                 # the store is not opened while a shard is scored (see qa.engine.shard_features)
                 features = ShardFeatures(self.store, [*runner.image_metrics, *runner.set_metrics])
                 for index in todo:
+                    shown["shard"] = f"shard {index + 1}/{len(shards)}"
                     cases: list[Case] = [load_case(items[cid], multiple) for cid in shards[index] if cid in items]
                     features.fetch(cases)
                     if config.thumbnails and decoder.reference_aligned:  # references whose tiles are stored
