@@ -140,89 +140,161 @@ def _line_names(by_metric: dict[str, dict[Line, list[tuple[int, RunInfo, SetRow]
     return out
 
 
-def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
-    """Every metric per run as **how much worse than the decoder's approved value** (in % of that value; + =
-    worse, the sign every gate output uses), so decoders of very different scales share one axis and a 5% change
-    of a small metric is as tall as one of a large metric. x = the run's number within its decoder (time and the
-    absolute value on hover); one line per decoder, reference set content (sha256) and metric version: runs on
-    other images or under another definition of the metric are on a line of their own (dashed, named by set and
-    version in the legend, said in the note), never joined into a step no decoder made. Approved runs are stars,
-    rejected ones crosses; the loss the track's policy allows against the approved run is a shaded band from 0 up
-    to it. A line without the approved run's set content and metric version is anchored on its first run in the
-    window (said in the note). Metrics with fewer than two
-    runs of every decoder are not drawn (named in the note: "needs two runs").
+#: a trend panel's allowed-loss band widens its y-range only when at most this many times the span of its points
+BAND_SPAN = 10.0
 
-    Returns the figure (None when nothing is plottable) and a note on what was left out.
-    """
-    by_metric: dict[str, dict[Line, list[tuple[int, RunInfo, SetRow]]]] = {}
-    skipped = 0
+
+def _trend_runs(data: ReportData) -> list[tuple[int, RunInfo]]:
+    """(x, run) of every run the trends draw: each decoder's approved run from before the window at x = 0 (its
+    trend is read against it), then the window's runs numbered 1, 2, ... per decoder, oldest first."""
+    out = [(0, run) for run in data.approved_before().values()]
     seq: dict[str, int] = {}
     for run in data.runs:
         seq[run.decoder] = seq.get(run.decoder, 0) + 1
+        out.append((seq[run.decoder], run))
+    return out
+
+
+def _gaps(data: ReportData, runs: list[tuple[int, RunInfo]], line: Line, metric: str, first: int, last: int
+          ) -> list[tuple[int, RunInfo, None]]:
+    """The runs of ``line``'s decoder and reference set content between x ``first`` and ``last`` without a finite
+    value of ``metric`` (not measured, missing, failed, non-finite): gaps in the line (y None), never bridged. A
+    run with the metric under another version is on a line of its own, no gap of this one."""
+    out: list[tuple[int, RunInfo, None]] = []
+    for n, run in runs:
+        row = data.set_results.get(run.run_id, {}).get(metric)
+        if run.decoder == line[0] and _set_key(run) == line[1] and first < n < last \
+                and (row is None or row.status != "ok" or not finite(row.value)):
+            out.append((n, run, None))
+    return out
+
+
+def _y_range(ys: list[float], bands: list[float]) -> tuple[float, float]:
+    """A trend panel's y-range, set by its points and 0 (the anchor), padded by 8% (+-0.5 when all are 0). An
+    allowed-loss band widens it only when it is at most BAND_SPAN times the points' span (a span of 0 counts as 1
+    percentage point), so the points keep at least 1/11 of the panel's height: a wider band (an absolute margin of
+    0.0002 against an approved mean of 4.9e-7 is 4e4 %) would flatten every point onto 0. It is clipped to the
+    range instead, and the note says so."""
+    lo, hi = min(0.0, *ys), max(0.0, *ys)
+    span = (hi - lo) or 1.0
+    for b in bands:
+        if abs(b) <= BAND_SPAN * span:
+            lo, hi = min(lo, b), max(hi, b)
+    pad = 0.08 * (hi - lo) if hi > lo else 0.5
+    return lo - pad, hi + pad
+
+
+def trends_figure(data: ReportData) -> tuple[go.Figure | None, str]:
+    """Every metric per run as **how much worse than the decoder's approved value** (in % of that value; + =
+    worse, the sign every gate output uses), so decoders of very different scales share one axis and a 5% change
+    of a small metric is as tall as one of a large metric. x = the run's number within its decoder in the window
+    (time and the absolute value on hover); the decoder's approved run is drawn too, a star at x = 0 when it is
+    older than the window, so a decoder that runs once a week still has a line. One line per decoder, reference set
+    content (sha256) and metric version: runs on other images or under another definition of the metric are on a
+    line of their own (dashed, named by set and version in the legend, said in the note), never joined into a step
+    no decoder made. A run of the line without a finite value of the metric is a gap, never bridged. Approved runs
+    are stars, rejected ones crosses; the loss the track's policy allows against the approved run is a shaded band
+    from 0 up to it (clipped to the points' range when it would flatten them, see :func:`_y_range`). A line
+    without the approved run's set content and metric version is anchored on its first run (said in the note).
+    Metrics with fewer than two runs of every decoder are not drawn (named in the note: "needs two runs").
+
+    Returns the figure (None when nothing is plottable) and a note on what was left out.
+    """
+    runs = _trend_runs(data)
+    before = data.approved_before()
+    by_metric: dict[str, dict[Line, list[tuple[int, RunInfo, SetRow]]]] = {}
+    skipped = 0
+    for n, run in runs:
         for metric, row in data.set_results.get(run.run_id, {}).items():
             if row.status != "ok" or not finite(row.value):
                 skipped += row.status == "ok"
                 continue
             line = (run.decoder, _set_key(run), row.metric_version)
-            by_metric.setdefault(metric, {}).setdefault(line, []).append((seq[run.decoder], run, row))
+            by_metric.setdefault(metric, {}).setdefault(line, []).append((n, run, row))
     single = sorted(m for m, d in by_metric.items() if all(len(p) < 2 for p in d.values()))
     notes = [f"needs two runs of a decoder (not drawn): {', '.join(single)}"] if single else []
     notes += [f"{skipped} non-finite set value(s) not plotted"] if skipped else []
     metrics = sorted(m for m in by_metric if m not in single)
     if not metrics:
         return None, "; ".join(notes) or "no finite set-level values in the selected runs"
-    decision = _decisions(data)
+    decision = _decisions(data) | {r.run_id: "approve" for r in before.values()}
     fig = _grid(len(metrics), [esc(m) + esc(_direction(m)) for m in metrics])
     col = colours(data.decoders)
     shown: set[str] = set()
     unanchored: set[str] = set()
     names = _line_names(by_metric)
     split: dict[str, set[str]] = {}  # decoder -> why its runs are on several lines
+    clipped: list[str] = []
+    gapped = False
     for i, metric in enumerate(metrics):
         r, c = divmod(i, COLUMNS)
         lines = sorted(by_metric[metric].items(), key=lambda kv: (kv[0][0], kv[1][0][0]))  # decoder, first run
+        drawn = []
         for line, points in lines:
             decoder = line[0]
             own = [k for k, _ in lines if k[0] == decoder]
-            dash = DASHES[own.index(line) % len(DASHES)]
             if len({k[1] for k in own}) > 1:
                 split.setdefault(decoder, set()).add("reference set content")
             if len({k[2] for k in own}) > 1:
                 split.setdefault(decoder, set()).add(f"{metric} version")
-            name = names[(metric, line)]
             anchor, what = _anchor(data, line, metric, points)
             if what != "approved":
-                unanchored.add(name)
-            hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC<br>set "
-                     f"{esc(run.reference_set)} ({esc(run.reference_set_sha256[:12])})<br>{esc(metric)} "
-                     f"v{esc(row.metric_version or '?')} = "
-                     f"{fmt(row.value)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]<br>{what}: {fmt(anchor)}"
-                     + (f"<br>{esc(decision[run.run_id].removesuffix('e'))}ed" if run.run_id in decision else "")
-                     for n, run, row in points]
-            symbols = ["star" if decision.get(run.run_id) == "approve" else "x" if decision.get(run.run_id) == "reject"
-                       else "circle" for _, run, _ in points]
-            xs = [n for n, _, _ in points]
-            band = _band(data, points[-1][1], metric, anchor) if what == "approved" else None
-            if band is not None and len(points) > 1:
+                unanchored.add(names[(metric, line)])
+            gaps = _gaps(data, runs, line, metric, points[0][0], points[-1][0])
+            gapped |= bool(gaps)
+            pts: list[tuple[int, RunInfo, SetRow | None]] = sorted([*points, *gaps], key=lambda p: p[0])
+            ys = [None if row is None else _worse_pct(metric, float(row.value), anchor)  # type: ignore[arg-type]
+                  for _, _, row in pts]
+            band = _band(data, points[-1][1], metric, anchor) if what == "approved" and len(points) > 1 else None
+            drawn.append((line, DASHES[own.index(line) % len(DASHES)], anchor, what, pts, ys, band))
+        lo, hi = _y_range([y for d in drawn for y in d[5] if y is not None], [d[6] for d in drawn if d[6] is not None])
+        for line, dash, anchor, what, pts, ys, band in drawn:
+            decoder, name = line[0], names[(metric, line)]
+            xs = [n for n, _, _ in pts]
+            if band is not None:
+                top = min(max(band, lo), hi)
+                clipped += [f"{metric} ({decoder}: {band:.3g}%)"] if top != band else []
                 fig.add_trace(go.Scatter(
-                    x=[xs[0], xs[-1], xs[-1], xs[0]], y=[0, 0, band, band], fill="toself", mode="lines",
+                    x=[xs[0], xs[-1], xs[-1], xs[0]], y=[0, 0, top, top], fill="toself", mode="lines",
                     line={"width": 0}, fillcolor=col.get(decoder), opacity=0.12, showlegend=False,
                     legendgroup=esc(name), hoverinfo="text",
-                    hovertext=f"{esc(decoder)}: allowed loss against the approved run ({band:.3g}%)"),
+                    hovertext=f"{esc(decoder)}: allowed loss against the approved run ({band:.3g}%)"
+                              + ("; beyond the panel, clipped" if top != band else "")),
                     row=r + 1, col=c + 1)
+            hover = [f"{esc(decoder)} run #{n}<br>{esc(run.run_id)}<br>{esc(_stamp(run))} UTC"
+                     + (" (before the window)" if n == 0 else "") + "<br>"
+                     + (f"no finite {esc(metric)} value (a gap: see the tables)" if row is None else
+                        f"set {esc(run.reference_set)} ({esc(run.reference_set_sha256[:12])})<br>{esc(metric)} "
+                        f"v{esc(row.metric_version or '?')} = {fmt(row.value)} [{fmt(row.ci_low)}, "
+                        f"{fmt(row.ci_high)}]<br>{what}: {fmt(anchor)}")
+                     + (f"<br>{esc(decision[run.run_id].removesuffix('e'))}ed" if run.run_id in decision else "")
+                     for n, run, row in pts]
+            symbols = ["star" if decision.get(run.run_id) == "approve" else "x" if decision.get(run.run_id) == "reject"
+                       else "circle" for _, run, _ in pts]
             fig.add_trace(go.Scatter(
-                x=xs, y=[_worse_pct(metric, float(row.value), anchor) for _, _, row in points],  # type: ignore[arg-type]
-                mode="lines+markers", name=esc(name), legendgroup=esc(name), showlegend=name not in shown,
-                line={"color": col.get(decoder), "dash": dash}, marker={"symbol": symbols, "size": [13 if s != "circle" else 7
-                                                                                       for s in symbols]},
+                x=xs, y=ys, mode="lines+markers", connectgaps=False, name=esc(name), legendgroup=esc(name),
+                showlegend=name not in shown, line={"color": col.get(decoder), "dash": dash},
+                marker={"symbol": symbols, "size": [13 if s != "circle" else 7 for s in symbols]},
                 hovertext=hover, hoverinfo="text"), row=r + 1, col=c + 1)
             shown.add(name)
-    fig.update_xaxes(title_text="run # (per decoder)", dtick=1)
+        fig.update_yaxes(range=[lo, hi], row=r + 1, col=c + 1)
+    zero = "; 0: the approved run, from before the window" if before else ""
+    fig.update_xaxes(title_text=f"run # (per decoder{zero})", dtick=1)
     fig.update_yaxes(title_text="worse by, % of approved" + (" (or first) run" if unanchored else ""),
                      zeroline=True, zerolinecolor="#999")
     notes.append("y: how much worse than the decoder's approved value, in % of it (+ = worse, 0 = the approved "
                  "run; each decoder on its own scale, so small metrics stay visible); shaded: the loss the policy "
-                 "allows; x: run number per decoder (time and value on hover); stars: approved, crosses: rejected")
+                 f"allows; x: run number per decoder in the window{zero} (time and value on hover); stars: approved, "
+                 "crosses: rejected")
+    if before:
+        notes.append("approved run outside the window, drawn at run # 0: " + ", ".join(
+            f"{d} ({r.run_id}, {r.started_at:%Y-%m-%d})" if r.started_at else d for d, r in before.items()))
+    if gapped:
+        notes.append("a gap in a line: a run on it without a finite value of that metric (not measured, missing "
+                     "or failed: the tables say why)")
+    if clipped:
+        notes.append(f"allowed-loss band over {BAND_SPAN:g}x the points' spread, clipped to the panel (the points "
+                     f"set the y-range): {', '.join(clipped)}")
     if split:
         notes.append("lines split (dashed: another line of the same decoder; set and version in the legend and on "
                      "hover), since means over other images or under another definition of a metric are no change "

@@ -2,7 +2,9 @@
 
 The selection is a time window (``since``, naive UTC like ``runs.started_at``) and an optional decoder list.
 Per decoder the *latest* run in the window feeds the summary, the distributions and the image grid; every run in
-the window feeds the trends and the perception-distortion plane. "What changed" compares each latest run with a
+the window feeds the perception-distortion plane, and the trends with each decoder's approved run besides (drawn
+even when it is older than the window: a decoder that runs once a week has one run in a weekly window, and the
+approved run is what its trend is read against). "What changed" compares each latest run with a
 *comparison run*: the decoder's approved release (the verified approved run on the latest run's reference set,
 :mod:`qa.gate.approved`; sign-offs that do not count are listed apart and never used; without a trusted-keys
 file none is named, and the report says so) when there is one and it is not the latest run itself; else the latest finished run before the window (the
@@ -89,6 +91,11 @@ class ReportData:
     #: track -> its shipped policy (what the compare view ranks by: the metric its worst-images rule gates)
     policies: dict[str, Policy] = field(default_factory=dict)
 
+    def approved_before(self) -> dict[str, RunInfo]:
+        """decoder -> its approved run when that is not in the window (older than it): the trends draw it too."""
+        window = {r.run_id for r in self.runs}
+        return {d: r for d, r in sorted(self.approved.items()) if r.run_id not in window}
+
     @property
     def decoders(self) -> list[str]:
         """Decoders with a run in the window, sorted."""
@@ -162,7 +169,8 @@ def _load(store: Store, selection: Selection, trusted: Any) -> ReportData:
         latest_ids = [r.run_id for r in data.latest.values()]
         _load_approved(db, data, trusted)
         _load_comparison(db, selection, data)
-        all_ids = list(dict.fromkeys(window_ids + [r.run_id for r in data.comparison.values()]))
+        all_ids = list(dict.fromkeys(window_ids + [r.run_id for r in data.comparison.values()]
+                                     + [r.run_id for r in data.approved_before().values()]))  # trend anchors
         for run_id, cfg in store_runs.run_configs(db, all_ids).items():
             parsed, _ = parse_json(cfg)
             found = parsed.get("decoder_settings") if isinstance(parsed, dict) else None
