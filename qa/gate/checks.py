@@ -77,7 +77,8 @@ class GateContext:
     def _run_problem(self) -> str:
         if self.run.status != "finished":
             err = f": {self.run.error}" if self.run.error else ""
-            return f"run {self.run.run_id} of {self.run.decoder} did not finish (status {self.run.status}{err})"
+            return (f"run {self.run.run_id} of {self.run.decoder} did not finish (status {self.run.status}{err}): "
+                    f"finish it with `qa run --resume {self.run.run_id}`, then gate it again")
         return ""
 
     def _unavailable(self, metric: str) -> str:

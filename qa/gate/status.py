@@ -26,8 +26,9 @@ from qa.store import runs as store_runs
 from qa.store.gates import gates_of
 from qa.store.records import GateRow
 
-#: runs listed per decoder
+#: runs listed per decoder, and in the table of every decoder's runs above them (how many are left out is said)
 MAX_RUNS = 10
+RUNS_LISTED = 30
 
 
 def _gate_text(kind: str, base: str, verdict: str) -> str:
@@ -89,7 +90,8 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
     """Everything ``qa status DECODER`` shows, as plain data. ``chain``: :func:`verified_chain` (computed here
     when None, with ``$QA_TRUSTED_KEYS`` or the setting)."""
     runs = store_runs.recent_runs(store, decoder, limit=MAX_RUNS)
-    out: dict[str, Any] = {"decoder": decoder, "runs": [], "approved_run": None, "latest": None}
+    out: dict[str, Any] = {"decoder": decoder, "runs": [], "approved_run": None, "latest": None,
+                           "runs_total": store_runs.count_runs(store, decoder)}
     if not runs:
         return out
     check, unverified = chain if chain is not None else verified_chain(store)
@@ -110,11 +112,12 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
         why = check.not_counting.get(s.seq) if check is not None else None
         signs.setdefault(s.run_id, []).append(text + (f": {s.note}" if s.note else "")
                                               + (f" [does not count: {why}]" if why else ""))
+    unfinished = _unfinished(store, [r.run_id for r in runs if r.status != "finished"])
     for run in runs:
         rid = run.run_id
         g = gates.get(rid)
         out["runs"].append({
-            "run_id": rid, "status": run.status, "reference_set": run.reference_set,
+            "run_id": rid, "status": run.status, "progress": unfinished.get(rid, ""), "reference_set": run.reference_set,
             "started_at": f"{run.started_at:%Y-%m-%d %H:%M}",
             "gate": _gate_text(g.baseline_kind, g.baseline_run_id, verdict_words(g, shipped[rid], now)) + f" ({g.gate_id})"
             if g else "not gated",
@@ -142,8 +145,32 @@ def decoder_status(store: Store, decoder: str, report: Path | None = None,
     return out
 
 
+def _unfinished(store: Store, run_ids: list[str]) -> dict[str, str]:
+    """run id -> how far a run that did not finish got and how to finish it (scale audit M3: a run whose process
+    was killed outright stays 'running', and nothing told it from a live one)."""
+    from qa.store.records import parse_json
+    from qa.store.results import done_shards
+
+    out = {}
+    with store.snapshot() as db:
+        for rid, text in store_runs.run_configs(db, run_ids).items():
+            cfg, _ = parse_json(text)
+            shards = cfg.get("shards") if isinstance(cfg, dict) else None
+            total = f" of {len(shards)}" if isinstance(shards, list) else ""
+            out[rid] = (f"{len(done_shards(db, rid))}{total} shards committed; finish it with `qa run --resume "
+                        f"{shlex.quote(rid)}` (a run still 'running' with no process behind it was killed)")
+    return out
+
+
 def _num(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, int | float) else "n/a"
+
+
+def _older(st: dict[str, Any]) -> str:
+    """'' when every run of the decoder is listed; else how many older runs the list leaves out and where they are."""
+    left = st.get("runs_total", 0) - len(st["runs"])
+    return (f"... and {left} older run(s) not listed (the newest {len(st['runs'])} are): `qa report --decoder "
+            f"{shlex.quote(st['decoder'])}` shows every run, `qa export --run RUN_ID` one run's rows") if left > 0 else ""
 
 
 def _text(st: dict[str, Any]) -> list[str]:
@@ -152,7 +179,10 @@ def _text(st: dict[str, Any]) -> list[str]:
         return lines + ["  no runs"]
     for r in st["runs"]:
         lines.append(f"  {r['run_id']}  [{r['status']}, set {r['reference_set']}, {r['started_at']}]  {r['gate']}")
+        lines += [f"      {r['progress']}"] if r["progress"] else []
         lines += [f"      sign-off: {s}" for s in r["signoffs"]]
+    if (older := _older(st)):
+        lines.append(f"  {older}")
     lines.append(f"  approved run: {st['approved']}" if st["approved_run"] else f"  no approved run ({st['approved']})")
     lt = st["latest"]
     lines.append(f"  newest run {lt['run_id']}: {lt['gate']}")
@@ -187,8 +217,11 @@ def _markdown(st: dict[str, Any]) -> list[str]:
         lines += [f"| {md(c['metric'])} | {md(c['baseline_kind'])} | {_num(c['baseline'])} | {_num(c['candidate'])} | "
                   f"{_num(c['worse_by'])} | {md(c['verdict'])} | {md(declared_unit(c['metric']))} |" for c in lt["changes"]]
     lines += ["", "| run | status | started | gate | sign-offs |", "|---|---|---|---|---|"]
-    lines += [f"| {md_code(r['run_id'])} | {md(r['status'])} | {md(r['started_at'])} | {md(r['gate'])} | "
+    lines += [f"| {md_code(r['run_id'])} | {md(r['status'] + (': ' + r['progress'] if r['progress'] else ''))} | "
+              f"{md(r['started_at'])} | {md(r['gate'])} | "
               f"{md('; '.join(r['signoffs']))} |" for r in st["runs"]]
+    if (older := _older(st)):
+        lines += ["", md(older)]
     lines += ["", f"report: {md(lt['report'])}"]
     return lines
 

@@ -146,6 +146,13 @@ def recent_runs(db: Reader, decoder: str | None = None, limit: int = 30) -> list
     return runs_where(db, limit=limit)
 
 
+def count_runs(db: Reader, decoder: str | None = None) -> int:
+    """How many runs the store holds (of ``decoder`` when given): what a list cut to the newest few left out."""
+    rows = db.query("select count(*) from runs where decoder = ?", [decoder]) if decoder else \
+        db.query("select count(*) from runs")
+    return int(str(rows[0][0]))
+
+
 def finished_runs(db: Reader, decoder: str, reference_set_sha256: str,
                   among: list[str] | None = None) -> list[RunInfo]:
     """Finished runs of ``decoder`` on this reference set, newest first (only those in ``among`` when given)."""
