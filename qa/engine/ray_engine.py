@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from qa.decoders.factory import make_decoder
 from qa.engine.ray_worker import ShardResult, ShardWorker, WorkerSpec, can_merge
-from qa.engine.run import PreparedRun, RunConfig, RunEngine, raise_with_run_id
+from qa.engine.run import PreparedRun, RunConfig, RunEngine, raise_with_run_id, sigterm_interrupts
 from qa.errors import QAError
 from qa.metrics.base import ImageMetric, SetMetric
 from qa.plain_text import raw_stream
@@ -195,7 +195,8 @@ def _run_on_ray(ray: Any, engine: RunEngine, run: PreparedRun, opts: RayOptions)
                 raise QAError(f"Ray workers could not start for decoder {run.config.decoder!r}: {exc}") from exc
             bar = tqdm(total=sum(len(shards[i]) for i in todo), desc=f"{run.decoder.name} (ray x{n})", unit="case",
                        disable=not run.config.progress, file=raw_stream(sys.stderr), dynamic_ncols=True)
-            states = _drive(ray, engine, run, opts, actors, todo, shards, items, bar)
+            with sigterm_interrupts():  # a cancelled CI job marks the run interrupted, as on a single machine
+                states = _drive(ray, engine, run, opts, actors, todo, shards, items, bar)
         overrides = _set_rows(engine, run.run_id, set_metrics, states, todo, resumed=bool(done))
         engine.finalize(run.run_id, image_metrics, set_metrics, resumed=bool(done), set_rows_override=overrides)
     except BaseException as exc:

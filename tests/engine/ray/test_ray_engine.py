@@ -224,3 +224,35 @@ def test_a_set_state_that_cannot_be_exported_is_an_error_not_a_crash() -> None:
 
     states, errors = ray_worker.export_states([Broken()])
     assert states == {} and "planted export failure" in errors["broken-export"]
+
+
+class _Terminated(Exception):  # noqa: N818 - what SIGTERM raises here when the driver does not handle it
+    pass
+
+
+def test_sigterm_to_the_driver_marks_the_run_interrupted(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    """Scale audit (2026-12-07): a cancelled CI job (SIGTERM) left a Ray run 'running' for ever; the single-machine
+    engine already marked it interrupted. The test's own handler stands in for Python's default (which would end
+    the test process) and would mark the run failed."""
+    import os
+    import signal
+
+    refset = make_refset(tmp_path / "set", n=4)
+    store = Store(tmp_path / "qa.duckdb")
+
+    def terminated(_signum: int, _frame: object) -> None:
+        raise _Terminated
+
+    def term_after_first(_index: int) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            ray_engine.start(store, config(refset, "noisy-bicubic", batch_size=1), num_workers=1,
+                             worker_setup=setup, on_shard=term_after_first)
+        assert signal.getsignal(signal.SIGTERM) is terminated  # restored after the run
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    run_id, status, error = store.query("select run_id, status, error from runs")[0]
+    assert status == "interrupted" and "SIGTERM" in str(error)
