@@ -83,8 +83,9 @@ def judge_worst_images(candidate: dict[str, float], baseline: dict[str, float], 
         out.offenders.sort(key=lambda o: o[4] - o[3])
     if rule.tail_quantile is not None:
         q = rule.tail_quantile
-        b_q = order_statistic(np.array([baseline[k] for k in keys]), 1.0 - q)
-        c_q = order_statistic(np.array([candidate[k] for k in keys]), 1.0 - q)
+        # the q quantile of the badness (-goodness), inverted CDF: its ceil(q n)-th smallest (the 19th of 20 at 0.95)
+        b_q = -order_statistic(-np.array([baseline[k] for k in keys]), q)
+        c_q = -order_statistic(-np.array([candidate[k] for k in keys]), q)
         allow = rule.allowed_loss(b_q, decoder=False) or 0.0
         out.tail = (q, b_q, c_q, allow)
         out.tail_fails = b_q - c_q > allow

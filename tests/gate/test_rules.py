@@ -73,6 +73,18 @@ def test_tail_quantile_rule() -> None:
     assert got.verdict == "fail" and -got.tail[2] == pytest.approx(0.40)  # type: ignore[index]
 
 
+def test_the_tail_quantile_is_the_documented_order_statistic_of_the_worse_side() -> None:
+    """The q quantile of the per-image badness, inverted CDF: its ceil(q n)-th smallest. Read on the goodness side
+    as its (1 - q) quantile it depended on binary rounding: (1 - 0.9) x 100 = 9.999999999999998 took the 91st of
+    100 (report audit L3's rule, here in the worst-images tail)."""
+    lower = Target("lower")
+    for n, q, k in ((100, 0.9, 90), (20, 0.95, 19), (10, 0.7, 7), (1000, 0.99, 990)):
+        base = {f"i{j}": float(j) for j in range(1, n + 1)}  # badness j: the k-th smallest is k
+        got = judge_worst_images({i: -v for i, v in base.items()}, {i: -v for i, v in base.items()},
+                                 MetricRule("m", relative_margin=0.05, tail_quantile=q), lower)
+        assert got.tail is not None and -got.tail[1] == float(k), (n, q, got.tail)
+
+
 def test_targets_and_aliases() -> None:
     hf = metric_target(METRICS.factory("hf_energy_ratio"))
     assert hf == Target("value", 1.0) and hf.label() == "closer to 1"
