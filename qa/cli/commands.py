@@ -185,25 +185,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from qa.gate.data import load_run
-    from qa.plain_text import csv_frame
-    from qa.store.frames import RUN_COLUMNS, results_frame, runs_frame
-    suffix = _check_suffix(args.out, ".parquet", ".csv")
-    store = _store(args, existing=True)
-    run = load_run(store, args.run, args.decoder)
-    with store.snapshot() as db:
-        df = results_frame(db, run.run_id)
-        info = runs_frame(db).set_index("run_id").loc[run.run_id]
-    for col in ("decoder", "backend", "weights_sha256", "reference_set", "reference_set_sha256", "qa_version",
-                "git_commit"):
-        if col in RUN_COLUMNS:
-            df[col] = info[col]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".parquet":
-        df.to_parquet(args.out, index=False)
-    else:
-        csv_frame(df).to_csv(args.out, index=False)  # a formula-like id is text in a spreadsheet
-    print(f"wrote {len(df)} rows of run {run.run_id} ({run.decoder}) to {args.out}")
+    from qa.cli.export_run import export_run
+
+    _check_suffix(args.out, ".parquet", ".csv")
+    print(export_run(_store(args, existing=True), args.run, args.decoder, args.out))
     return 0
 
 

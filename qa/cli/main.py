@@ -165,8 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write one run's per-image results to a Parquet or CSV file",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="One row per (image, seed, metric) of the run: value (empty where it is missing "
-                       "or failed), status, detail, metric version, and the run's provenance (decoder, backend, "
-                       "weights sha256, reference set sha256, qa version, git commit). seed is -1 on the rows "
+                       "or failed), status, detail, metric version, and what identifies the run, the same on every row: "
+                       "decoder, family, backend, track, scale, run_status (finished, interrupted, running...), "
+                       "started_at and finished_at (ISO 8601, UTC), reference_set and reference_set_sha256, seeds and "
+                       "decoder_settings (canonical JSON text, empty when the run did not record them), "
+                       "weights_sha256, encoder_sha256, identity_sha256, qa_version, git_commit, device and suite. "
+                       "seed is -1 on the rows "
                        "of per-case metrics (seed_variance, seed_alignment: one value over every seed) and on the "
                        "'case' rows (metric 'case', one per image: ok, or why it produced no output); value is "
                        "inf for the PSNR of identical images (written 'inf' in CSV). In CSV a text cell that starts with = + - @, "

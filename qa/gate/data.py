@@ -9,6 +9,8 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from qa.averaging import Averaged, mean_of
 from qa.errors import QAError
@@ -21,8 +23,8 @@ from qa.store.records import RunInfo
 from qa.store.results import case_problems, run_cases, run_metric_names
 
 __all__ = ["GateError", "MetricData", "RunInfo", "case_problems", "latest_finished_run", "load_metric", "load_run",
-           "reference_set_kinds", "run_cases", "run_metric_names", "run_settings", "set_summary", "settings_diff",
-           "settings_diff_text"]
+           "reference_set_kinds", "run_cases", "run_metric_names", "run_provenance", "run_settings", "set_summary",
+           "settings_diff", "settings_diff_text", "settings_json"]
 
 
 class GateError(QAError):
@@ -160,6 +162,33 @@ def run_settings(store: Reader, run_id: str) -> dict[str, object] | None:
     cfg = store_runs.run_config(store, run_id)
     found = cfg.get("decoder_settings") if cfg is not None else None
     return dict(found) if isinstance(found, dict) else None
+
+
+def settings_json(settings: dict[str, object] | None) -> str | None:
+    """Decoder settings as canonical JSON text (keys sorted, no spaces: equal settings, equal text), None when the
+    run's settings were not recorded."""
+    return None if settings is None else json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def utc_text(when: datetime | None) -> str | None:
+    """A stored time (naive UTC) as ISO 8601 with its offset ("2026-11-16T09:00:05.123456+00:00"), None if unknown."""
+    return None if when is None else when.replace(tzinfo=UTC).isoformat()
+
+
+def run_provenance(store: Reader, run: RunInfo) -> dict[str, Any]:
+    """What identifies ``run`` (read from ``store``, the candidate's store or a loaded baseline file), as plain JSON
+    types: decoder, family, backend, track, scale, status, start and end (UTC), reference set and its content
+    sha256, seeds, weights and encoder sha256, identity sha256, decoder settings (:func:`run_settings`), qa version,
+    git commit, device, suite. ``qa export`` writes it beside every row and the gate's JSON and Markdown name the
+    candidate's and baseline's."""
+    row = store_runs.resume_row(store, run.run_id)
+    return {"run_id": run.run_id, "decoder": run.decoder, "family": run.family, "backend": run.backend,
+            "track": run.track, "scale": run.scale, "status": run.status, "started_at": utc_text(run.started_at),
+            "finished_at": utc_text(run.finished_at), "reference_set": run.reference_set,
+            "reference_set_sha256": run.reference_set_sha256, "seeds": list(run.seeds),
+            "weights_sha256": run.weights_sha256, "encoder_sha256": row.encoder_sha256 if row else "",
+            "identity_sha256": run.identity_sha256, "decoder_settings": run_settings(store, run.run_id),
+            "qa_version": run.qa_version, "git_commit": run.git_commit, "device": run.device, "suite": run.suite}
 
 
 def draws_with_seeds(store: Reader, run_id: str) -> bool:

@@ -22,6 +22,7 @@ from qa.gate.data import (
     latest_finished_run,
     load_run,
     require_same_seeds,
+    run_provenance,
     run_settings,
     settings_diff,
     settings_diff_text,
@@ -116,6 +117,8 @@ class GateOutcome:
     notes: list[str] = field(default_factory=list)
     #: "degrade_sigma 0.0 -> 0.3" against the first baseline with a run ('' when there is none)
     settings: str = ""
+    #: what identifies the runs (:func:`gate_provenance`): ``candidate``, and ``baseline`` (None without a run)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def blocks(self) -> bool:
@@ -270,6 +273,15 @@ def settings_against(store: Store, run: RunInfo, baselines: list[Baseline]) -> t
     return "", []
 
 
+def gate_provenance(store: Store, run: RunInfo, baselines: list[Baseline]) -> dict[str, Any]:
+    """:func:`run_provenance` of the candidate and of the first baseline with a run of its own (not the candidate's
+    own plain decode), that baseline's ``kind`` added; ``baseline`` None when there is none."""
+    found = next((b for b in baselines if b.run is not None and not b.metric_prefix), None)
+    base = None if found is None or found.run is None else \
+        {"kind": found.kind, **run_provenance(found.reader or store, found.run)}
+    return {"candidate": run_provenance(store, run), "baseline": base}
+
+
 def complete(policy: Policy, baselines: list[Baseline], results: list[CheckResult], run: RunInfo | None = None
              ) -> bool:
     """Whether ``results`` hold every check :func:`evaluate` makes for these baselines and, given the candidate
@@ -327,4 +339,4 @@ def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "
     ctx = evaluate(store, run, policy, baselines)
     gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)
     return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes,
-                       settings_against(store, run, baselines)[0])
+                       settings_against(store, run, baselines)[0], gate_provenance(store, run, baselines))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import PurePath
 from typing import Any
 
 from qa.gate.checks import CheckResult
-from qa.gate.data import GateError
+from qa.gate.data import GateError, settings_json
 from qa.gate.evaluate import GateOutcome
 from qa.gate.units import metric_target_unit
 from qa.metrics.declarations import declared_unit
@@ -64,6 +65,7 @@ def outcome_dict(outcome: GateOutcome) -> dict[str, Any]:
         "baselines": [{"kind": b.kind, "run_id": b.run_id, "note": b.note, "inapplicable": b.inapplicable}
                       for b in outcome.baselines],
         "settings": outcome.settings, "notes": outcome.notes,
+        "candidate": outcome.provenance.get("candidate"), "baseline": outcome.provenance.get("baseline"),
         "failed": [check_name(r) for r in failed_checks(outcome.results)],
         "checks": [_check_dict(r) for r in outcome.results],
     }
@@ -92,6 +94,29 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [clean_json(v) for v in value]
     return value
+
+
+def provenance_line(role: str, p: dict[str, Any]) -> str:
+    """One Markdown list item naming what identifies a run (:func:`qa.gate.data.run_provenance`); every stored
+    value escaped (a code span for ids, hashes and the settings' JSON)."""
+    settings = settings_json(p.get("decoder_settings"))
+    seeds = ",".join(str(s) for s in p.get("seeds") or [])
+    return (f"- {md(role)} {md_code(p.get('run_id', ''))} ({md(p.get('status') or 'unknown status')}, started "
+            f"{md(p.get('started_at') or 'unknown')}, device {md(p.get('device') or 'unknown')}): "
+            f"commit {md_code(p.get('git_commit') or 'unknown')}, weights sha256 {md_code(p.get('weights_sha256') or 'none')}, "
+            f"reference set {md(p.get('reference_set', ''))} sha256 {md_code(p.get('reference_set_sha256', ''))}, "
+            f"seeds {md_code(seeds or 'none')}, decoder settings "
+            + (md_code(settings) if settings is not None else "not recorded"))
+
+
+def provenance_lines(outcome: GateOutcome) -> list[str]:
+    """The provenance block: candidate, baseline run (when there is one), policy file name and sha256."""
+    cand, base = outcome.provenance.get("candidate"), outcome.provenance.get("baseline")
+    lines = ["**Provenance**", ""]
+    lines += [provenance_line("candidate", cand)] if cand else []
+    lines += [provenance_line(f"baseline ({base.get('kind', '')})", base)] if base else []
+    name = PurePath(outcome.policy.source).name if outcome.policy.source else "policy"
+    return [*lines, f"- policy {md_code(name)} sha256 {md_code(outcome.policy.sha256())}"]
 
 
 def outcome_json(outcome: GateOutcome) -> str:
@@ -132,5 +157,6 @@ def outcome_markdown(outcome: GateOutcome) -> str:
         lines += ["", "<details><summary>Why each check failed or was skipped</summary>", ""]
         lines += [f"- **{md(check_name(r))}** ({md(r.verdict)}): {md(r.message)}" for r in reasons]
         lines += ["", "</details>"]
-    lines += ["", f"gate id {md_code(outcome.gate_id)}, policy {md_code(outcome.policy.source)}"]
+    lines += ["", *provenance_lines(outcome)]
+    lines += ["", f"gate id {md_code(outcome.gate_id)}, policy sha256 {md_code(outcome.policy.sha256()[:12])}"]
     return "\n".join(lines)

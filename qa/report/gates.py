@@ -13,6 +13,7 @@ level is shown as a key/value line. Every value is escaped.
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Any
 
 from qa.gate.standing import caveats, speaking_gate
@@ -84,6 +85,18 @@ def caveats_html(gate: GateRow, shipped: str, approved: str = "") -> str:
     return f' <span class="bad-text">({esc("; ".join(found))})</span>' if found else ""
 
 
+def policy_html(gate: GateRow, shipped: str = "") -> str:
+    """The policy a gate was judged under, at the end of its header line (" &middot; policy <file name> sha256
+    <12 hex> (shipped)"): the file name it was read from (``details_json``'s ``policy_source``, without the
+    runner-local folder) and its sha256; "(shipped)" when it is the shipped policy of the run's track (another
+    one is a caveat beside the verdict)."""
+    source = gate.details.get("policy_source") if isinstance(gate.details, dict) else None
+    name = f" <code>{esc(PurePath(source).name)}</code>" if isinstance(source, str) and source else ""
+    sha = f" sha256 <code>{esc(gate.policy_sha256[:12])}</code>" if gate.policy_sha256 else " sha256 unknown"
+    which = " (shipped)" if shipped and gate.policy_sha256 == shipped else ""
+    return f" &middot; policy{name}{sha}{which}"
+
+
 def gate_block(gate: GateRow, decoder: str, shipped: str = "", approved: str = "") -> str:
     """One gate: header line, per-metric entries, other fields (``shipped``: the sha256 of its track's shipped
     policy, for its caveats)."""
@@ -92,7 +105,7 @@ def gate_block(gate: GateRow, decoder: str, shipped: str = "", approved: str = "
     kind = f" ({esc(gate.baseline_kind)})" if gate.baseline_kind else ""
     parts = [f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped, approved)} <b>{esc(decoder)}</b> run '
              f"<code>{esc(gate.run_id)}</code> against baseline <code>{esc(base)}</code>{kind}, decided {esc(when)}"
-             f" &middot; gate <code>{esc(gate.gate_id)}</code></p>"]
+             f" &middot; gate <code>{esc(gate.gate_id)}</code>{policy_html(gate, shipped)}</p>"]
     if gate.details_error:
         parts.append(f'<p class="warn">{esc(gate.details_error)}</p>')
     entries, rest = entries_of(gate.details)
@@ -165,7 +178,7 @@ def _compact(gate: GateRow, decoder: str, shipped: str = "", approved: str = "")
         if isinstance(notes, list) else ""
     return (f'<div class="gate"><p>{verdict_html(gate.verdict)}{caveats_html(gate, shipped, approved)} <b>{esc(decoder)}</b> run '
             f"<code>{esc(gate.run_id)}</code> {base}, decided {esc(when)} &middot; gate <code>{esc(gate.gate_id)}"
-            f"</code></p>{named}{note_html}{checks_table(checks)}</div>")
+            f"</code>{policy_html(gate, shipped)}</p>{named}{note_html}{checks_table(checks)}</div>")
 
 
 def gate_of_run(data: ReportData, run_id: str, track: str = "") -> GateRow | None:
