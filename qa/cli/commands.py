@@ -307,14 +307,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = getattr(args, "report", None)
     if args.decoder:
         _known_decoders(store, [args.decoder])
+    from qa.gate import status
+
     rows = [(r.run_id, r.decoder, r.backend, r.status, r.started_at, r.n_cases)
-            for r in store_runs.recent_runs(store, args.decoder or None, limit=30)]
+            for r in store_runs.recent_runs(store, args.decoder or None, limit=status.RUNS_LISTED)]
     if not rows and fmt == "text":
         print("no runs")
         return 0
     if fmt == "text":
         print(_table([[str(c) for c in r] for r in rows], ["run", "decoder", "backend", "status", "started", "cases"]))
-    from qa.gate import status
+        if (left := store_runs.count_runs(store, args.decoder or None) - len(rows)) > 0:
+            print(f"... and {left} older run(s) not listed (the newest {len(rows)} are): `qa report` shows every run")
 
     print(status.status_output(store, args.decoder, fmt, report, getattr(args, "trusted_keys", None)))
     return 0
