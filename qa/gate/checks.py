@@ -209,6 +209,9 @@ class GateContext:
         if baseline.run is None:
             res.message = f"{metric}: no baseline to compare with: {baseline.note}"
             if baseline.kind == "none":  # chosen explicitly (the first release): bounds and decoder baselines only
+                reason = self._unavailable(metric)
+                if reason:  # yet a required metric must be there: a first release approved without it anchors none
+                    return self._closed(res, reason, rule), "closed"
                 res.verdict = "skipped"
                 res.notes.append("no baseline (--baseline none)")
                 return self._emit(res), "skipped"

@@ -193,6 +193,19 @@ def test_approving_a_failed_gate_needs_override_and_note(world, store, policy_pa
     assert verify_chain(store) == []
 
 
+def test_a_first_release_without_a_required_metric_fails(world, store) -> None:  # noqa: ANN001
+    """CI audit H2 (2026-12-08): a run made with `--metrics psnr,ssim`, gated with `--baseline none`, passed: the
+    required invented-detail metrics, having only margins against a baseline, were "skipped: no baseline to compare
+    with", and the run could be approved as the first release, anchoring every later gate on nothing."""
+    from qa.gate.policy import default_policy_path
+
+    out = gate_run(store, world["runs"]["bicubic1"], load_policy(default_policy_path("upscale")), "none")
+    assert out.verdict == "fail"
+    missing = {r.metric for r in out.results if r.verdict == "fail" and "required metric missing" in r.message}
+    assert {"invented_detail", "invented_peak", "lost_detail"} <= missing
+    assert all("has no" in r.message for r in out.results if r.metric in missing and r.verdict == "fail")
+
+
 def test_planned_identity_matches_the_engine(world, store) -> None:
     cfg = RunConfig(decoder="bicubic", reference_set=str(world["refset"]), metrics=["psnr", "ssim"], progress=False)
     stored = store.query("select identity_sha256 from runs where run_id = ?", [world["runs"]["bicubic1"]])[0][0]
@@ -202,8 +215,10 @@ def test_planned_identity_matches_the_engine(world, store) -> None:
 
 
 def test_demo_gates_each_run_in_one_line(world, store) -> None:
-    # the demo's runs compute every metric, so also the plain decode's that the upscale policy compares with
-    metrics = ["psnr", "ssim", "baseline_psnr", "baseline_ssim"]
+    # the demo's runs compute every metric, so also the plain decode's that the upscale policy compares with, and
+    # every metric it requires (a first release without one fails: CI audit H2)
+    metrics = ["psnr", "ssim", "baseline_psnr", "baseline_ssim", "invented_detail", "invented_peak", "lost_detail",
+               "invented_contradicting"]
     runs = {k: RunEngine(store).start(RunConfig(decoder=d, reference_set=str(world["refset"]), metrics=metrics,
                                                 progress=False)) for k, d in (("bicubic", "bicubic"),
                                                                               ("blurry", "blurry-bicubic"))}
