@@ -4,6 +4,8 @@ It loads through PiD's ``load_model_from_checkpoint`` and samples with ``generat
 cfg_scale, num_steps, seed, shift, image_size)`` where ``data_batch = {caption key: [...], "LQ_latent",
 "degrade_sigma"}``, as PiD's ``from_clean`` demo does (the latent forward-noised at ``degrade_sigma`` with PiD's
 ``add_noise``). Its encoder is area downsampling by the checkpoint's scale followed by PiD's ``encode_lq_latent``.
+A checkpoint must fit the net exactly (:mod:`qa.decoders.pid_checkpoint_keys`), and every case needs a caption
+(PiD is caption-conditioned; its demo refuses a sample without one) unless ``allow_empty_caption`` is set.
 See docs/pid.md for the setup and the backbone x checkpoint-type table.
 """
 
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from qa.decoders import pid_upstream_env as env
 from qa.decoders._common import ChainEncoder, check_sigma, finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
+from qa.decoders.pid_checkpoint_keys import check_fits, checkpoint_keys
 from qa.decoders.weights import files_sha256, load_state_dict
 from qa.errors import DecoderError
 
@@ -50,7 +53,8 @@ class UpstreamPiD(Decoder):
     ``experiment`` / ``config_file`` / ``experiment_opts`` (extra Hydra overrides), ``degrade_sigma`` (0..1,
     default 0), ``steps`` (1..4, default 4), ``cfg_scale`` (1.0), ``shift`` (None = model's), ``dtype`` of the
     encoder input (bfloat16), ``load_ema_to_reg`` (False), ``trust_dcp`` (False: a DCP folder's metadata is a
-    pickle, so reading one needs this set).
+    pickle, so reading one needs this set), ``allow_empty_caption`` (False: a case without a caption is that
+    case's error; True decodes it with the empty caption, which PiD was not trained for).
     """
 
     family = "pid"
@@ -68,7 +72,7 @@ class UpstreamPiD(Decoder):
         experiment: str | None = None, config_file: str | Path | None = None,
         experiment_opts: list[str] | tuple[str, ...] = (), degrade_sigma: float = 0.0, steps: int = 4,
         cfg_scale: float = 1.0, shift: float | None = None, dtype: str = "bfloat16", load_ema_to_reg: bool = False,
-        trust_dcp: bool = False, **settings: object,
+        trust_dcp: bool = False, allow_empty_caption: bool = False, **settings: object,
     ) -> None:
         label = name or "pid"
         if settings:
@@ -76,7 +80,7 @@ class UpstreamPiD(Decoder):
                 f"decoder {label!r}: unknown setting(s) {', '.join(sorted(settings))}",
                 "the upstream pid takes repo, checkpoint, vae_path, text_encoder_path, backbone, checkpoint_type, "
                 "experiment, config_file, experiment_opts, degrade_sigma, steps, cfg_scale, shift, dtype, "
-                "load_ema_to_reg, trust_dcp",
+                "load_ema_to_reg, trust_dcp, allow_empty_caption",
             )
         check_sigma(label, degrade_sigma, steps)
         if int(steps) > env.SCHEDULE_STEPS:
@@ -97,6 +101,7 @@ class UpstreamPiD(Decoder):
             name, device, backend="upstream", repo=str(repo or ""), checkpoint=str(checkpoint or ""),
             vae_path=str(vae_path or ""), text_encoder_path=str(text_encoder_path or ""), backbone=backbone,
             checkpoint_type=checkpoint_type, degrade_sigma=float(degrade_sigma), steps=int(steps),
+            allow_empty_caption=bool(allow_empty_caption),
         )
         if self.device.type != "cuda":
             self.device = torch.device("cuda")
@@ -113,6 +118,7 @@ class UpstreamPiD(Decoder):
         self.cfg_scale, self.shift = float(cfg_scale), shift
         self.dtype = parse_dtype(dtype, self.name)
         self.load_ema_to_reg, self.trust_dcp = bool(load_ema_to_reg), bool(trust_dcp)
+        self.allow_empty_caption = bool(allow_empty_caption)
         self.scale = 8 if backbone == "siglip" else 4
         self._model: Any = None
         self._add_noise: Any = None
@@ -237,6 +243,9 @@ class UpstreamPiD(Decoder):
             )
         finally:
             names.pop(str(te), None)
+        if ckpt.name.endswith(".pth"):  # PiD loaded it with strict=False: refuse what does not fit (fail closed)
+            check_fits(ckpt, checkpoint_keys(ckpt), model.net.state_dict().keys(),
+                       f"PiD's {self.backbone}/{self.checkpoint_type} net")
         t_list = getattr(model.config, "student_t_list", None)
         if t_list is not None and self.steps > len(t_list) - 1:
             raise DecoderError(f"decoder {self.name!r}: steps = {self.steps}, but {ckpt}'s schedule has "
@@ -264,17 +273,33 @@ class UpstreamPiD(Decoder):
         f = env.COMPRESSION[self.backbone] * self.scale
         return (z.shape[-2] * f, z.shape[-1] * f)
 
+    def _captions(self, batch: DecodeBatch, n: int) -> list[str]:
+        """Each case's caption; DecoderError naming the first case without one unless ``allow_empty_caption``."""
+        captions = [batch.captions[i] if i < len(batch.captions) else "" for i in range(n)]
+        empty = [batch.case_ids[i] if i < len(batch.case_ids) else str(i) for i, c in enumerate(captions)
+                 if not c.strip()]
+        if empty and not self.allow_empty_caption:
+            raise DecoderError(
+                f"decoder {self.name!r}: case {empty[0]!r} has no caption, and PiD is caption-conditioned (trained "
+                "with captions; its own demo refuses a sample without one)",
+                "give every image a caption in the reference set's manifest.csv (the 'caption' column; qa refset "
+                f"build FOLDER --captions FILE), or set allow_empty_caption = true for decoder {self.name!r} to "
+                "decode it unconditioned",
+            )
+        return captions
+
     @torch.no_grad()
     def decode(self, batch: DecodeBatch, seed: int) -> torch.Tensor:
-        model = self.model
         z = require_latents(batch, self.name)
+        captions = self._captions(batch, len(z))  # before loading: a missing caption needs no model to tell
+        model = self.model
         size = self._size(z)
         outs = []
         for i in range(len(z)):
             g = torch.Generator(device=self.device).manual_seed(int(seed))
             lat = self._add_noise(z[i : i + 1].to(self.device).float(), self.degrade_sigma, g, self.backbone)
             data_batch = {
-                model.config.input_caption_key: [batch.captions[i] if i < len(batch.captions) else ""],
+                model.config.input_caption_key: [captions[i]],
                 "LQ_latent": lat.to(self.dtype),
                 "degrade_sigma": torch.tensor([self.degrade_sigma], device=self.device, dtype=torch.float32),
             }

@@ -1,6 +1,11 @@
 """The tiny-autoencoder (TAESD family) network layout, written from the layer facts of the original state dicts.
 
-Members (latent channels at 1/8 of the image side; raw latents, no scaling or shift; pixels RGB in [0, 1]):
+Members (latent channels at 1/8 of the image side; pixels RGB in [0, 1]). Which latents a member takes differs:
+taesd, taesdxl, taesd3 and taef1 take the diffusion model's *scaled* latents, the ones its denoiser works on (the
+VAE's latent after its scaling factor and shift, e.g. SD's ``0.18215 * z``: the TAESD README's ``scale_factor`` is
+1 where the SD VAE's is 0.18215); taef2 takes raw FLUX.2 VAE latents (before the pipeline's 2x2 patchify and
+batch-norm, which the ``vae`` adapter applies). qa pairs each decoder with its own encoder, so its numbers do not
+depend on this; a member fed the VAE's unscaled latents (SD's ``z`` rather than ``0.18215 * z``) decodes wrongly.
 
 ========  ========  ==========================================================
 variant   channels  mid blocks

@@ -45,6 +45,39 @@ def test_generates_seeded_images_that_follow_the_prompt(l2p):
     assert l2p.rand_device == "cpu" and l2p.settings["rand_device"] == "cpu"
 
 
+@pytest.fixture(scope="module")
+def upstream_pipe(l2p_folder: Path):
+    """The fork's pipeline loaded here as its own inference.py does (bfloat16; DiT, text encoder, tokenizer)."""
+    from diffsynth.pipelines.z_image_L2P import ModelConfig, ZImagePipeline
+
+    return ZImagePipeline.from_pretrained(
+        torch_dtype=torch.bfloat16, device="cpu",
+        model_configs=[ModelConfig(path=[str(l2p_folder / "l2p_tiny.safetensors")]),
+                       ModelConfig(path=[str(l2p_folder / "text_encoder/model.safetensors")])],
+        tokenizer_config=ModelConfig(path=str(l2p_folder / "tokenizer")),
+    )
+
+
+@pytest.mark.parametrize(("steps", "cfg_scale", "seed"), [(2, 2.0, 0), (3, 3.5, 5)])
+def test_generate_equals_the_forks_own_call(l2p_folder: Path, upstream_pipe, steps, cfg_scale, seed):
+    """Golden: qa's image against ``pipe(prompt, seed, rand_device, num_inference_steps, cfg_scale, height,
+    width)`` (the fork's inference.py:27-35) on a pipeline loaded separately, as 8-bit RGB / 255. Equal bit for
+    bit: the same operations on the same inputs, on the CPU (the same-seed images above are equal bit for bit)."""
+    import numpy as np
+
+    from qa.decoders.l2p import make_l2p
+    from tests.upstream.cpu_shim import bf16_conv_in_fp32
+
+    dec = make_l2p(backend="upstream", path=l2p_folder, steps=steps, cfg_scale=cfg_scale, height=SIDE, width=SIDE)
+    ours = _decode(dec, "a red cat", seed)
+    with bf16_conv_in_fp32():
+        img = upstream_pipe(prompt="a red cat", seed=seed, rand_device="cpu", num_inference_steps=steps,
+                            cfg_scale=cfg_scale, height=SIDE, width=SIDE)
+    theirs = torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    assert float(theirs.std()) > 0.01
+    assert torch.equal(ours, theirs), float((ours - theirs).abs().max())
+
+
 def test_weights_sha256_covers_dit_and_text_encoder(l2p, l2p_folder: Path):
     import hashlib
 

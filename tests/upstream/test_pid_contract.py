@@ -200,3 +200,59 @@ def test_upstream_base_exceptions_become_decoder_errors(pid_parts: PidParts, cpu
     cause = info.value.__cause__
     assert type(cause).__name__ == "CheckpointException" and not isinstance(cause, Exception)
     assert os.getcwd() != str(pid_parts.repo)
+
+
+@pytest.mark.parametrize(("sigma", "steps", "seed"), [(0.5, 4, 7), (0.0, 2, 3), (0.25, 1, 0)])
+def test_decode_equals_pids_own_from_clean_path(pid_parts: PidParts, cpu_for_cuda, sigma, steps, seed):
+    """Golden: qa's decode against PiD's from_clean sequence (``pid/_src/inference/from_clean.py:169-190``) run
+    here on the same loaded model: ``add_noise`` (flux: flow-matching) with a CUDA generator seeded with the seed,
+    bf16, ``generate_samples_from_batch(cfg_scale, num_steps, seed, shift, image_size)``, then
+    ``(clamp(-1, 1) + 1) / 2``; one case at a time with the run's seed. Equal bit for bit: both sides run the same
+    operations on the same inputs (the same-seed decodes above are asserted equal bit for bit as well)."""
+    from pid._src.inference.decoder import add_noise  # imported by the loaded model (no path needed)
+
+    dec = _make(pid_parts, degrade_sigma=sigma, steps=steps, cfg_scale=1.0)
+    z = torch.randn(2, 16, 2, 3, generator=torch.Generator().manual_seed(11))
+    captions = ["a red cat", "a blue house"]
+    ours = dec.decode(_batch(z, captions), seed=seed)
+    m = dec.model
+    theirs = []
+    for i in range(2):
+        gen = torch.Generator(device="cuda").manual_seed(seed)
+        latent = add_noise(z[i : i + 1].to("cuda").float(), float(sigma), gen, "flux").to(dtype=torch.bfloat16)
+        data_batch = {
+            m.config.input_caption_key: [captions[i]],
+            "LQ_latent": latent.to(dtype=torch.bfloat16, device="cuda"),
+            "degrade_sigma": torch.tensor([float(sigma)], device="cuda", dtype=torch.float32),
+        }
+        out = m.generate_samples_from_batch(data_batch, cfg_scale=1.0, num_steps=steps, seed=seed, shift=None,
+                                            image_size=(64, 96))
+        theirs.append((out[:, :, 0].float().cpu().clamp(-1, 1) + 1) / 2)
+    expected = torch.cat(theirs)
+    assert ours.shape == expected.shape == (2, 3, 64, 96)
+    assert float(expected.std()) > 0.01 and float(expected.min()) < 0.4  # a real image, not a clipped one
+    assert torch.equal(ours, expected), float((ours - expected).abs().max())
+
+
+def test_a_checkpoint_whose_keys_do_not_fit_is_refused(pid_parts: PidParts, cpu_for_cuda, tmp_path: Path):
+    """PiD loads with strict=False: a renamed or half-missing checkpoint would decode with random weights. qa
+    refuses it naming the file and the counts; the right checkpoint (the other tests) loads and decodes."""
+    sd = torch.load(pid_parts.checkpoint, weights_only=True)
+    n = len(sd)
+    renamed, half = tmp_path / "renamed.pth", tmp_path / "half.pth"
+    torch.save({k.replace("net.", "net.renamed.", 1): v for k, v in sd.items()}, renamed)
+    torch.save({k: sd[k] for k in sorted(sd)[: n // 2]}, half)
+    z = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(DecoderError) as info:
+        _make(pid_parts, checkpoint=renamed).decode(_batch(z), seed=0)
+    assert f"renamed.pth: does not fit PiD's flux/2k net: {n} of the net's {n} weights missing" in str(info.value)
+    assert f"{n} unexpected keys (e.g. renamed." in str(info.value)
+    with pytest.raises(DecoderError, match=rf"half.pth: does not fit .*: {n - n // 2} of the net's {n} weights "
+                                           r"missing \(e.g. .*\); PiD would decode with random weights"):
+        _make(pid_parts, checkpoint=half).decode(_batch(z), seed=0)
+    no_lq = tmp_path / "no_lq.pth"
+    torch.save({k: v for k, v in sd.items() if "lq_proj" not in k}, no_lq)
+    with pytest.raises(DecoderError, match="no_lq.pth: .*no LQ-projection .lq_proj. weights"):
+        _make(pid_parts, checkpoint=no_lq).decode(_batch(z), seed=0)
+    good = _make(pid_parts).decode(_batch(z), seed=0)
+    assert good.shape == (1, 3, 64, 64) and float(good.std()) > 0.01

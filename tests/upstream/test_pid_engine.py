@@ -58,3 +58,31 @@ def test_unloadable_pid_gives_error_rows_and_the_run_finishes(pid_parts: PidPart
         rows = _rows(store, run.run_id)
         assert len(rows) == 2 and all(s == "error" and phrase in d for _, s, d in rows), rows
         assert store.query("select status from runs where run_id = ?", [run.run_id])[0][0] == "finished"
+
+
+def test_a_case_without_a_caption_is_that_cases_error_and_the_run_finishes(pid_parts: PidParts, cpu_for_cuda,
+                                                                           tmp_path: Path):
+    """PiD is caption-conditioned: the uncaptioned case gets an error row saying so (and how to add captions);
+    the captioned cases of the same run decode. With allow_empty_caption = true it decodes too."""
+    import csv
+
+    from qa.refset.manifest import write_manifest
+
+    refset = make_refset(tmp_path / "set", n=3, side=64)
+    with (refset / "manifest.csv").open(newline="") as f:
+        items = list(csv.DictReader(f))
+    items[1]["caption"] = ""
+    write_manifest(refset, items)
+    store = Store(tmp_path / "qa.duckdb")
+    engine = RunEngine(store)
+    _register("pid-contract-captions", pid_parts)
+    _register("pid-contract-captions-allowed", pid_parts, allow_empty_caption=True)
+    for name, errors in (("pid-contract-captions", {"tile01"}), ("pid-contract-captions-allowed", set())):
+        run = engine.create_run(RunConfig(decoder=name, reference_set=str(refset), metrics=["psnr"], seeds=[0],
+                                          progress=False))
+        engine.run_prepared(run)
+        rows = {c: (s, d) for c, s, d in _rows(store, run.run_id)}
+        assert {c for c, (s, _) in rows.items() if s == "error"} == errors, rows
+        if errors:
+            assert "has no caption" in rows["tile01"][1] and "'caption' column" in rows["tile01"][1]
+        assert store.query("select status from runs where run_id = ?", [run.run_id])[0][0] == "finished"
