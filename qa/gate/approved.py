@@ -49,12 +49,14 @@ def approval_terms(row: SignoffRow, track: str) -> str:
     """What a reader of "approved by ..." must also know: '' for an approval that rests on a passing gate under
     the track's shipped policy; else "; with an override" and/or "; under policy <sha> (not the shipped ...)".
     A policy file passed to ``qa signoff --policy`` is the signer's choice and may be weaker than the shipped
-    one, so every place that names the approved run says so."""
+    one, or the shipped file may have been edited since (a gate under it then cannot pass against this approval:
+    :meth:`qa.gate.baseline.Baseline.policy_problem`), so every place that names the approved run says so."""
     out = "; with an override" if row.override else ""
     shipped_sha = shipped_policy_sha(track)  # '' when the track has no shipped policy here
     if shipped_sha and row.policy_sha256 and row.policy_sha256 != shipped_sha:
         out += (f"; under policy {row.policy_sha256[:12]}, not the shipped "
-                f"{default_policy_path(track or 'decode').name} ({shipped_sha[:12]}): its rules may be weaker")
+                f"{default_policy_path(track or 'decode').name} as it is now ({shipped_sha[:12]}): it was judged by "
+                "other rules, and either may be the weaker")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from qa.store.records import RunInfo
@@ -33,6 +34,22 @@ class Baseline:
     #: the baseline's values of metric M are its run's ``metric_prefix + M`` (``baseline_psnr`` for the plain
     #: decode in the candidate's own run, ``decoder:plain``); '' = the same metric
     metric_prefix: str = ""
+    #: an approved baseline: the sha256 of the policy its approval was signed under ('' for other kinds). A gate
+    #: under another policy cannot compare with it (:meth:`qa.gate.checks.GateContext` fails those checks): an
+    #: approval holds for the rules it was judged by, and a loosened policy file must not turn a regression green
+    policy_sha256: str = ""
+
+    def policy_problem(self, policy_sha256: str, policy_source: str = "") -> str:
+        """Why a gate under the policy with this sha256 cannot compare with this approved baseline ('' when it can):
+        the approval was signed under another policy, so its rules are not the ones judging now."""
+        if not self.policy_sha256 or self.policy_sha256 == policy_sha256:
+            return ""
+        name = PurePath(policy_source).name if policy_source else "this policy"
+        return (f"the approved baseline {self.run_id or ''} was approved under policy {self.policy_sha256[:12]}, "
+                f"this gate runs under {name} ({policy_sha256[:12]}): an approval holds only for the rules it was "
+                "judged by, so a changed policy cannot pass against it. Gate under the policy it was approved under; "
+                "for a reviewed policy change, a reviewer approves a run under the new policy (`qa signoff approve "
+                "RUN --policy FILE --override --note WHY`)")
 
     def metric_of(self, metric: str) -> str:
         """The metric whose values stand for ``metric`` on the baseline's side."""

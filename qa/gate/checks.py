@@ -206,6 +206,10 @@ class GateContext:
             res.verdict = "fail"
             res.message = f"{metric} [{kind}]: cannot compare with baseline {baseline.kind}: {baseline.error}"
             return self._emit(res), "closed"
+        changed = baseline.policy_problem(self.policy.sha256(), self.policy.source)
+        if changed:  # the same words for every metric: pytest folds them into one line
+            res.verdict, res.message = "fail", changed
+            return self._emit(res), "closed"
         if baseline.run is None:
             res.message = f"{metric}: no baseline to compare with: {baseline.note}"
             if baseline.kind == "none":  # chosen explicitly (the first release): bounds and decoder baselines only

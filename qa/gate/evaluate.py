@@ -74,7 +74,8 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
 
         found = approved_for(store, candidate, trusted)
         require_same_seeds(candidate, store, found.run, found.reader)
-        return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
+        return Baseline("approved", found.run, reader=found.reader, origin=found.describe(),
+                        policy_sha256=found.row.policy_sha256)
     if spec == "none":
         return Baseline("none", None, NONE_NOTE)
     if is_baseline_file(spec):
@@ -82,7 +83,8 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
 
         found = approved_from_file(Path(spec), candidate, trusted)
         require_same_seeds(candidate, store, found.run, found.reader)
-        return Baseline("approved", found.run, reader=found.reader, origin=found.describe())
+        return Baseline("approved", found.run, reader=found.reader, origin=found.describe(),
+                        policy_sha256=found.row.policy_sha256)
     if spec.startswith("decoder:"):
         name = spec.split(":", 1)[1].strip()
         if not name:

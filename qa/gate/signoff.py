@@ -120,7 +120,8 @@ def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy
                            "check of the policy (a pytest session with -k?): gate it with `qa gate`")
     if not gate_passed(g.verdict, g.details_json):
         return g.gate_id, f"the latest gate of run {run.run_id} under {policy_name} against {against} ({g.gate_id}) is {g.verdict}"
-    failed = _recomputed(db, run, policy, Baseline("approved", current.run) if current is not None
+    failed = _recomputed(db, run, policy, Baseline("approved", current.run, policy_sha256=current.row.policy_sha256)
+                         if current is not None
                          else Baseline("none", None, NONE_NOTE))
     if failed:
         return g.gate_id, (f"gate {g.gate_id} says {g.verdict}, but its checks recomputed from the stored numbers "
