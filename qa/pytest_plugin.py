@@ -1,7 +1,7 @@
 """pytest plugin for release suites: options, fixtures and hooks only; the logic is in :mod:`qa.session.suite`.
 
 Options (group ``qa``): ``--decoder``, ``--reference-set``, ``--baseline``, ``--trusted-keys``, ``--db``,
-``--seeds``, ``--policy``.
+``--seeds``, ``--policy``, ``--fresh-run``, ``--gate-summary``.
 Fixtures: ``qa_run`` (the candidate run, run now or reused), ``qa_baseline`` (from ``--baseline``),
 ``qa_decoder_baseline`` (the policy's decoder baseline), ``qa_policy``, ``gate`` and ``qa_metric`` (parametrized
 over the policy's metrics that the test's check applies to). A suite module names its policy file in
@@ -9,11 +9,17 @@ over the policy's metrics that the test's check applies to). A suite module name
 "decoder_baseline" | "worst_images")`` runs for the metrics :func:`qa.gate.evaluate.metrics_for` names (the ones
 ``qa gate`` checks), other tests for every metric of the policy. With ``--decoder``, the suites of other tracks
 and the tests of a check the policy asks of no metric are deselected (one summary line says why), not skipped.
-Every metric's set value and interval goes into the JUnit XML; gate verdicts go into the ``gates`` table.
+Collecting a release suite without ``--decoder``, with an empty one (an unset CI variable) or an unknown one is a
+usage error (exit 4). One more test item, ``qa::release_gate``, runs after the suites: it stores the session's
+gate and fails when that gate decides nothing (partial: ``-k``, ``-m``, ``--deselect``; or no gate at all), so the
+reason is a failed testcase in the JUnit XML too; its properties name the gate and the run it judged.
+Every metric's set value and interval goes into the JUnit XML; gate verdicts go into the ``gates`` table;
+``--gate-summary FILE`` writes the session's gate as Markdown (for a CI step summary).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,11 +34,16 @@ if TYPE_CHECKING:  # the gate package imports torch; load it only when a suite n
 SESSION_KEY = pytest.StashKey["SuiteSession"]()
 RECORDED_KEY = pytest.StashKey[set[str]]()
 DESELECTED_KEY = pytest.StashKey[list[str]]()
+GATED_KEY = pytest.StashKey[bool]()  # a release suite was collected: the session gates
+USAGE_KEY = pytest.StashKey[str]()  # why --decoder cannot be used (also written to --gate-summary)
+#: the plugin's fixtures: a test using one (directly or through ``gate``) belongs to a release suite
+QA_FIXTURES = frozenset({"qa_policy", "qa_run", "qa_baseline", "qa_decoder_baseline", "qa_metric"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qa", "qa release gates (see suites/)")
-    group.addoption("--decoder", default=None, help="decoder to gate (see `qa decoders`); without it suites skip")
+    group.addoption("--decoder", default=None, help="decoder to gate (see `qa decoders`); the release suites need "
+                    "it: without it, or empty, or unknown, pytest stops with a usage error")
     group.addoption("--reference-set", default="default", help="reference set name or folder (default: default)")
     group.addoption("--baseline", default="approved",
                     help="'approved' (the verified approved run of this decoder), a baseline FILE from `qa baseline "
@@ -44,6 +55,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--db", default=None, type=Path, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
     group.addoption("--seeds", default=2, type=int, help="seeds 0..N-1 for stochastic decoders (default 2)")
     group.addoption("--policy", default=None, type=Path, help="policy TOML (default: each suite's own)")
+    group.addoption("--fresh-run", action="store_true", default=False,
+                    help="decode the candidate now, even when a finished run with the same identity is stored")
+    group.addoption("--gate-summary", default=None, type=Path, metavar="FILE",
+                    help="write the gate this session decided (or why it decided none) as Markdown to FILE, e.g. "
+                    "for $GITHUB_STEP_SUMMARY")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,6 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "qa_check(kind): parametrize qa_metric over the policy's metrics that the "
                             "check kind applies to: bounds, baseline, decoder_baseline or worst_images")
     config.addinivalue_line("markers", "qa_no_metric: a qa check no metric of the policy asks for (deselected)")
+    out = config.getoption("--gate-summary")
+    if out is not None:  # a job killed before the end leaves this, never an earlier session's summary
+        from qa.session.ci import UNDECIDED
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"{UNDECIDED}\n\npytest stopped before it decided a gate: see the job's log\n")
 
 
 def _session(config: pytest.Config) -> SuiteSession:
@@ -61,7 +83,8 @@ def _session(config: pytest.Config) -> SuiteSession:
         opts = SuiteOptions(decoder=config.getoption("--decoder"), reference_set=config.getoption("--reference-set"),
                             baseline=config.getoption("--baseline"), db=config.getoption("--db"),
                             seeds=config.getoption("--seeds"), policy=config.getoption("--policy"),
-                            trusted_keys=config.getoption("--trusted-keys"))
+                            trusted_keys=config.getoption("--trusted-keys"),
+                            fresh_run=config.getoption("--fresh-run"))
         config.stash[SESSION_KEY] = SuiteSession(opts)
     return config.stash[SESSION_KEY]
 
@@ -94,17 +117,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("qa_metric", names, ids=ids)
 
 
+def _in_release_suite(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    return bool(QA_FIXTURES & set(getattr(item, "fixturenames", ()))) or getattr(module, "QA_POLICY", None) is not None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m/--deselect: whether a release suite was collected at all
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With ``--decoder``: deselect the suites of other tracks and the tests whose check no metric has."""
-    if not config.getoption("--decoder"):
+    """A usage error when release suites were collected without a usable ``--decoder`` (none, empty, unknown);
+    with one, deselect the suites of other tracks and the tests whose check no metric has."""
+    decoder: str | None = config.getoption("--decoder")
+    given = decoder is not None and bool(decoder.strip())
+    gated = any(_in_release_suite(item) for item in items)
+    if not gated and (decoder is None or given):
         return
+    from qa.session.ci import decoder_problem
+
+    problem = decoder_problem(decoder, _session(config) if given else None)
+    if problem:
+        config.stash[USAGE_KEY] = problem
+        raise pytest.UsageError(problem)
+    config.stash[GATED_KEY] = True
     keep: list[pytest.Item] = []
     gone: list[pytest.Item] = []
     why: dict[str, str] = {}
     track = ""
     try:
         track = _session(config).decoder_track()
-    except Exception:  # noqa: BLE001 - an unknown decoder: every test runs and fails with the reason
+    except Exception:  # noqa: BLE001 - a decoder that cannot be built: every test runs and fails with the reason
         track = ""
     for item in items:
         module = getattr(item, "module", None)
@@ -127,29 +167,76 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         config.stash[DESELECTED_KEY] = [f"deselected {where}: {reason}" for where, reason in why.items()]
 
 
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")  # after -k/-m/--deselect: never dropped
+def pytest_collection_modifyitems_release_gate(session: pytest.Session, config: pytest.Config,
+                                               items: list[pytest.Item]) -> None:
+    """Appends the ``qa::release_gate`` item (:class:`ReleaseGateItem`) to a session that gates."""
+    if config.stash.get(GATED_KEY, False):
+        items.append(ReleaseGateItem.from_parent(session, name="release_gate", nodeid="qa::release_gate"))
+
+
+class GateNotDecided(Exception):
+    """The session's gate decides nothing (partial, or none stored); the message says why."""
+
+
+class ReleaseGateItem(pytest.Item):
+    """The session's gate as one test: stores it, names it in its JUnit properties (gate id, the run it judged,
+    verdict, whether whole) and fails when it decides nothing. The checks' own verdicts are the suites' tests."""
+
+    def runtest(self) -> None:
+        from qa.session.ci import gate_properties
+
+        sess = _session(self.config)
+        sess.finish()
+        self.user_properties += gate_properties(sess.gates or [])
+        problem = sess.gate_problem()
+        if problem:
+            raise GateNotDecided(problem)
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        if isinstance(excinfo.value, GateNotDecided):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, "qa release gate: every check of the policy ran"
+
+
 def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
     lines: list[str] = config.stash.get(DESELECTED_KEY, [])
     return lines
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if SESSION_KEY not in session.config.stash:
+    config = session.config
+    usage = config.stash.get(USAGE_KEY, "")
+    out: Path | None = config.getoption("--gate-summary")
+    if SESSION_KEY not in config.stash:
+        if out is not None and (usage or config.stash.get(GATED_KEY, False)):
+            from qa.session.ci import summary_markdown
+
+            out.write_text(summary_markdown([], usage, config.getoption("--decoder")))
         return
-    lines, partial = session.config.stash[SESSION_KEY].finish()
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    sess = config.stash[SESSION_KEY]
+    lines, partial = sess.finish()
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         for line in lines:
             reporter.write_line(line)
     if partial and session.exitstatus == pytest.ExitCode.OK:  # a partial gate is no pass (fail closed)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if out is not None:
+        from qa.session.ci import summary_markdown
+
+        out.write_text(summary_markdown(sess.gates or [], usage or sess.gate_problem(), sess.options.decoder))
 
 
 @pytest.fixture(scope="module")
 def qa_policy(request: pytest.FixtureRequest) -> Policy:
     """The policy of this module (``--policy`` overrides ``QA_POLICY``)."""
     sess = _session(request.config)
-    if not request.config.getoption("--decoder"):
-        pytest.skip("no --decoder given: pass --decoder NAME (see `qa decoders`) to run the release suites")
+    if not request.config.getoption("--decoder"):  # a usage error at collection; fail closed if it gets here
+        pytest.fail("no --decoder given: pass --decoder NAME (see `qa decoders`) to run the release suites")
     return sess.policy_for(_module_policy_path(request.module))
 
 
@@ -172,9 +259,9 @@ def qa_run(request: pytest.FixtureRequest, qa_policy: Policy, record_testsuite_p
     started = time.monotonic()
     run = sess.candidate(qa_policy)
     if fresh:
-        what = (f"no run: {run.error}" if not run.ok else
-                f"{'reused' if run.reused else 'made'} run {run.run_id} in {time.monotonic() - started:.0f} s")
-        _say(request.config, f"qa: {sess.options.decoder}: {what}")
+        from qa.session.ci import run_line
+
+        _say(request.config, f"qa: {sess.options.decoder}: {run_line(run, time.monotonic() - started)}")
     recorded = request.config.stash[RECORDED_KEY]
     if (run.run_id or run.error) not in recorded:
         recorded.add(run.run_id or run.error)
@@ -232,9 +319,13 @@ def gate(request: pytest.FixtureRequest, qa_run: RunHandle, qa_policy: Policy) -
 
 
 def _say(config: pytest.Config, text: str) -> None:
-    """One progress line on the terminal (pytest prints nothing else while a decoder runs for minutes)."""
+    """One progress line on the terminal (pytest prints nothing else while a decoder runs for minutes), past
+    pytest's output capture (inside a fixture it would only show in a failing test's captured output)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    if reporter is None:
+        return
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
         reporter.ensure_newline()
         reporter.write_line(text)
 

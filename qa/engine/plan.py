@@ -4,7 +4,7 @@ A :class:`RunPlan` is everything :meth:`qa.engine.run.RunEngine.create_run` stor
 identity (decoder weights sha256, reference set sha256, seeds, metrics and their versions, decoder settings, the
 hash of qa's and the decoder's source code) and the identity without metrics. The decoder is built, the reference
 set hashed and the effective seeds applied once per plan; :meth:`RunEngine.ensure` reuses a finished run with that
-identity (same code included) or runs the plan.
+identity (same code included) none of whose cases failed, or runs the plan.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from qa.metrics.base import Metric
 from qa.metrics.catalog import METRICS
 from qa.refset.manifest import ReferenceSet, load_reference_set
 from qa.store import Store
+from qa.store import results as store_results
 from qa.store import runs as store_runs
 
 
@@ -110,14 +111,21 @@ def plan_run(config: RunConfig, store: Store | None = None, decoder: Decoder | N
 
 def find_reusable(store: Store, identity: str | PlannedIdentity) -> str | None:
     """The latest finished run with this identity, else (given a :class:`PlannedIdentity`) the latest finished
-    run with the same identity apart from its metrics that computed every planned metric at the same version."""
+    run with the same identity apart from its metrics that computed every planned metric at the same version.
+
+    A run any of whose cases failed to decode is never reused (the failure may have been transient: an out-of-memory
+    error, a flaky mount; reused, it would fail every later session): the latest clean run that fits is, else None
+    (run afresh)."""
     planned = identity if isinstance(identity, PlannedIdentity) else None
     found = store_runs.finished_with_identity(store, planned.identity if planned else str(identity))
-    if found or planned is None:
+    if found and not store_results.case_problems(store, found):
         return found
+    if planned is None:
+        return None
     for run_id, cfg in store_runs.finished_with_base_identity(store, planned.base):
         versions = cfg.get("metric_versions") or {}
-        if all(versions.get(name) == version for name, version in planned.metric_versions.items()):
+        if (all(versions.get(name) == version for name, version in planned.metric_versions.items())
+                and not store_results.case_problems(store, run_id)):
             return run_id
     return None
 

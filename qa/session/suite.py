@@ -22,16 +22,20 @@ from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summa
 from qa.gate.evaluate import (
     PLAIN,
     PLAIN_PREFIX,
+    GateOutcome,
     complete,
     gate_notes,
+    gate_provenance,
     metrics_for,
     mismatch_text,
     plain_baseline,
     resolve_baseline,
+    settings_against,
     store_gate,
 )
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.worse import image_lines
+from qa.session.ci import StoredGate, gate_problem
 from qa.store import Store
 
 
@@ -48,6 +52,8 @@ class SuiteOptions:
     device: str = "cpu"
     #: the trusted-keys file that verifies an ``approved`` or file baseline (None: $QA_TRUSTED_KEYS, the setting)
     trusted_keys: Path | None = None
+    #: decode the candidate now even when a finished run with its identity is stored (``--fresh-run``)
+    fresh_run: bool = False
 
 
 @dataclass
@@ -189,6 +195,9 @@ class SuiteSession:
         self._contexts: dict[tuple[str, str], GateContext] = {}
         self._baselines: dict[tuple[str, str], list[Baseline]] = {}
         self._policies: dict[Path, Policy] = {}
+        #: the gates :meth:`finish` stored (None until it ran) and its summary lines
+        self.gates: list[StoredGate] | None = None
+        self._lines: list[str] = []
 
     # -- decoder, policy, runs --------------------------------------------------------------------------------
     def decoder(self, name: str) -> Decoder:
@@ -250,15 +259,21 @@ class SuiteSession:
         metrics = self.run_metrics(policy)
         key = (decoder, tuple(metrics))
         if key not in self._runs:
-            self._runs[key] = self._ensure(decoder, metrics)
+            self._runs[key] = self._ensure(decoder, metrics, fresh=self.options.fresh_run)
         return self._runs[key]
 
-    def _ensure(self, decoder: str, metrics: list[str]) -> RunHandle:
+    def _ensure(self, decoder: str, metrics: list[str], fresh: bool = False) -> RunHandle:
+        """Reuse a finished run with the identity the config would get and no failed case
+        (:func:`qa.engine.plan.find_reusable`), or run it now; ``fresh``: run it now in any case."""
         handle = RunHandle(decoder=decoder, store=self.store, metrics=metrics)
         try:
-            got = self.engine.ensure(self._config(decoder, metrics), self.decoder(decoder))
-            handle.run_id, handle.reused = got.run_id, got.reused
-            handle.info = load_run(self.store, got.run_id)
+            config = self._config(decoder, metrics)
+            if fresh:
+                handle.run_id = self.engine.start(config, self.decoder(decoder))
+            else:
+                got = self.engine.ensure(config, self.decoder(decoder))
+                handle.run_id, handle.reused = got.run_id, got.reused
+            handle.info = load_run(self.store, handle.run_id)
         except QAError as exc:
             handle.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - a decoder that cannot run fails the tests, never pytest
@@ -320,10 +335,13 @@ class SuiteSession:
             self._contexts[key].read_from(baseline)
 
     def finish(self) -> tuple[list[str], bool]:
-        """Store one gate row per (run, policy) that had checks; returns summary lines and whether any stored
-        gate is partial (not every check of its policy ran: ``-k``, ``-m``, ``--deselect``, one file of the
-        suites). A partial gate decides nothing: its line says so and the session fails (see the plugin)."""
-        lines, partial = [], False
+        """Store one gate row per (run, policy) that had checks (once: later calls return the same); returns
+        summary lines and whether any stored gate is partial (not every check of its policy ran: ``-k``, ``-m``,
+        ``--deselect``, one file of the suites). A partial gate decides nothing: its line says so and the session
+        fails (see the plugin). :attr:`gates` holds what was stored."""
+        if self.gates is not None:
+            return self._lines, any(not g.complete for g in self.gates)
+        self.gates = []
         for key, ctx in self._contexts.items():
             if not ctx.results:
                 continue
@@ -331,13 +349,22 @@ class SuiteSession:
             notes = gate_notes(ctx.run, ctx.policy, baselines)
             gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
             whole = complete(ctx.policy, baselines, ctx.results, ctx.run)
-            partial |= not whole
-            lines.append(f"qa gate {gate_id}: {verdict}" + ("" if whole else
-                         " (partial: not every check of the policy ran; this gate decides nothing and unlocks no "
-                         "approval: run the suites without -k/-m/--deselect)")
-                         + f" for run {ctx.run.run_id} ({ctx.run.decoder}) under {ctx.policy.source}"
-                         + "".join(f"; {n}" for n in notes))
-        return lines, partial
+            outcome = GateOutcome(run=ctx.run, baselines=baselines, policy=ctx.policy, results=list(ctx.results),
+                                  verdict=verdict, gate_id=gate_id, notes=notes,
+                                  settings=settings_against(self.store, ctx.run, baselines)[0],
+                                  provenance=gate_provenance(self.store, ctx.run, baselines))
+            self.gates.append(StoredGate(outcome, whole))
+            self._lines.append(f"qa gate {gate_id}: {verdict}" + ("" if whole else
+                               " (partial: not every check of the policy ran; this gate decides nothing and unlocks "
+                               "no approval: run the suites without -k/-m/--deselect)")
+                               + f" for run {ctx.run.run_id} ({ctx.run.decoder}) under {ctx.policy.source}"
+                               + "".join(f"; {n}" for n in notes))
+        return self._lines, any(not g.complete for g in self.gates)
+
+    def gate_problem(self) -> str:
+        """Why this session's gate decides nothing, '' when it does (call after :meth:`finish`)."""
+        errors = [f"decoder {h.decoder!r} produced no run: {h.error}" for h in self._runs.values() if h.error]
+        return gate_problem(self.gates or [], errors)
 
 
 def metric_properties(run: RunHandle) -> list[tuple[str, str]]:
