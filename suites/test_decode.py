@@ -1,6 +1,7 @@
 """Release gate of the decode track: `pytest suites/ --decoder=NAME` (thresholds in policy_decode.toml).
 
-Tests skip with the reason when no --decoder is given; with one, the suites of other tracks are deselected. Each
+Without a usable --decoder (none, empty, unknown) pytest stops with a usage error; with one, the suites of
+other tracks are deselected. Each
 metric of the policy is checked against its absolute bounds, against --baseline (default: the last approved run),
 where the policy names one against the baseline decoder's run on the same reference set, and on its worst images
 against --baseline; each test runs for the metrics whose rule asks for its check (`qa_check`), like `qa gate`.
