@@ -193,9 +193,10 @@ class GateContext:
         res = CheckResult(metric=metric, kind=kind, verdict="pass", message="", required=rule.required,
                           allow_review=rule.allow_review, baseline_kind=baseline.kind,
                           baseline_run_id=baseline.run_id)
-        if not has_rule:
-            res.verdict, res.message = "skipped", (f"{metric}: the policy sets no {which} against {baseline.kind} "
-                                                   f"baselines" + (f" ({rule.note})" if rule.note else ""))
+        if not has_rule:  # a rule limited to other kinds of set says that, not "no margin" (CI audit L3)
+            res.verdict, res.message = "skipped", (f"{metric}: not checked: its rule {rule.note}" if rule.applies_to
+                                                   and rule.note else f"{metric}: the policy sets no {which} against "
+                                                   f"{baseline.kind} baselines" + (f" ({rule.note})" if rule.note else ""))
             return self._emit(res), "skipped"
         if baseline.inapplicable:
             res.verdict = "skipped"

@@ -48,6 +48,7 @@ def test_text_rules_are_required_on_a_text_set_and_skipped_elsewhere(sets, tmp_p
     assert verdict == "skipped" and "applies to text reference sets only" in message
     verdict, message = _gate(store, sets["plain"], ["psnr", "text_cer"], "text_cer")  # computed, not gated
     assert verdict == "skipped" and "applies to text reference sets only" in message
+    assert "sets no margin" not in message  # the policy does set one (CI audit L3): the set's kind is the reason
     kinds = {r.reference_set: reference_set_kinds(store, r.run_id)
              for r in [load_run(store, rid) for (rid,) in store.query("select run_id from runs")]}
     assert kinds == {"text": ["text"], "plain": []}
