@@ -20,6 +20,7 @@ from qa.engine import pixels as full_pixels
 from qa.engine.cases import Case, CaseSamples
 from qa.engine.decoder_contract import to_numpy, to_tensor
 from qa.engine.groups import Group, group_pixels, scoring_device
+from qa.engine.shard_features import set_metric_samples
 from qa.imageio import png_bytes
 from qa.metrics.base import ALL_SEEDS, ImageMetric, ImageSample, Metric, SetMetric
 from qa.metrics.scoring import score_sample
@@ -342,7 +343,7 @@ class ShardRunner:
                     first_row = row
                 out.rows.append(row)
         for sm in self.fed_set_metrics:
-            for sample in samples.values():
+            for sample in set_metric_samples(cs):
                 try:
                     sm.update(sample)
                 except Exception as exc:  # noqa: BLE001 - recorded at compute time as an error

@@ -6,15 +6,17 @@ comes back); the local engine does not open it while a shard is scored either (:
 DuckDB session, however small, ends with DuckDB handing the C library's free memory back to the kernel
 (``malloc_trim``), so a store lookup between two cases made the next case page-fault its whole working memory
 in again (at 2048 px about 0.8 CPU s per case, a sixth of the metrics; docs/benchmarks.md, issue 29).
+
+What a shard feeds the set metrics (whose features these are): :func:`set_metric_samples`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from qa.engine.cases import Case
-from qa.metrics.base import Metric
-from qa.metrics.feature_cache import FeatureKey, UsesFeatureCache, pixels_sha256
+from qa.engine.cases import Case, CaseSamples
+from qa.metrics.base import ImageSample, Metric, SetMetric, same_pixels
+from qa.metrics.feature_cache import FeatureKey, QueuesFeatures, UsesFeatureCache, pixels_sha256
 from qa.store.db import Store
 from qa.store.features import features_of_images, put_feature_groups
 
@@ -60,20 +62,29 @@ class ShippedFeatureCache:
 class ShardFeatures:
     """The local engine's feature caches for one run: each metric's cached extractor reads and fills an
     in-memory :class:`ShippedFeatureCache` instead of the store, filled before each shard (:meth:`fetch`) and
-    stored after it (:meth:`store_new`). Metrics without a store, without a key or unavailable are left alone."""
+    stored after it (:meth:`store_new`). Metrics without a store, without a key or unavailable are left alone.
+
+    A metric that queues images (:class:`QueuesFeatures`: FID, KID, CMMD, CLIP score batch 32 at a time) has its
+    queue computed in :meth:`store_new`, so every vector of a shard is stored with that shard: none is left to a
+    later shard (whose fetch does not hold this shard's references) or to the end of the run (never stored)."""
 
     def __init__(self, store: Store, metrics: list[Metric]) -> None:
         self.store = store
         self.caches: list[ShippedFeatureCache] = []
+        self.queued: list[QueuesFeatures] = []
         for m in metrics:
             if not isinstance(m, UsesFeatureCache) or m.store is None or m.unavailable_reason():
                 continue
             ext = m.extractor()
             if ext.key is None:
                 continue
-            cache = ShippedFeatureCache(ext.key, {})
+            cache = next((c for c in self.caches if c.key == ext.key), None)
+            if cache is None:  # one cache per key: FID and KID share their Inception vectors
+                cache = ShippedFeatureCache(ext.key, {})
+                self.caches.append(cache)
             ext.cache = cache
-            self.caches.append(cache)
+            if isinstance(m, QueuesFeatures):
+                self.queued.append(m)
 
     def fetch(self, cases: list[Case]) -> None:
         """Every stored vector of the references of ``cases``, under the key the samples name them by: the
@@ -88,7 +99,33 @@ class ShardFeatures:
             cache.shipped = found.get(cache.key, {})
 
     def store_new(self) -> None:
-        """Store the vectors the shard computed (one transaction), and forget them here."""
+        """Compute the queued images' vectors, store the vectors the shard computed (one transaction), and
+        forget them here. A metric whose queue fails records it as its update error (its set value is then an
+        error, as for a failure inside the shard)."""
+        for m in self.queued:
+            try:
+                m.flush_features()
+            except Exception as exc:  # noqa: BLE001 - recorded as the metric's error, as in the shard
+                if not isinstance(m, SetMetric):
+                    raise
+                m.record_update_error(f"computing the features queued in a shard: {type(exc).__name__}: {exc}")
         new: list[tuple[FeatureKey, dict[str, np.ndarray]]] = [(c.key, v) for c in self.caches if (v := c.drain())]
         if new:
             put_feature_groups(self.store, new)
+
+
+def set_metric_samples(cs: CaseSamples) -> list[ImageSample]:
+    """The samples of a case that the set metrics (FID, KID, CMMD, CLIP score) are fed: each distinct output once.
+
+    So a set metric's ``n`` is the number of distinct outputs: one per case for a deterministic decoder (its
+    seeds must agree, and repeating them would count each output as several samples: FID of the identity
+    decoder went from ~0 with one seed to thousands with two), and one per case and seed for a stochastic one
+    (the samples over seeds; two seeds that decoded to bit-identical pixels count once). The local engine and the
+    Ray workers both feed the set metrics here (both run :class:`qa.engine.shard.ShardRunner`), so their ``n`` agree.
+    """
+    kept: list[ImageSample] = []
+    for seed, sample in cs.samples.items():
+        if seed in cs.same or any(same_pixels(sample.output, k.output) for k in kept):
+            continue
+        kept.append(sample)
+    return kept

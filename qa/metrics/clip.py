@@ -3,7 +3,8 @@
 The official weights are OpenAI's CLIP files (``qa weights list``). They are TorchScript archives: qa reads one
 only after its full sha256 matched OpenAI's published hash, takes its state dict, and builds the open_clip
 architecture from it. Tests and users may pass an already built open_clip model instead (``model=``, with
-``model_sha256`` naming its weights for the feature cache).
+``model_sha256`` naming its weights for the feature cache). A model without a weights sha256 has no cache key:
+its features are never read from or written to the cache (two such models would share one key).
 
 Preprocessing (named in the cache key): resize the shorter side to the model's input size (bicubic, antialias),
 centre crop, normalise with the OpenAI CLIP mean/std.
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from qa.bootstrap import bootstrap_statistic
+from qa.bootstrap import bootstrap_statistic, centred_bootstrap
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
 from qa.metrics.feature_cache import (
     CachedExtractor,
@@ -119,9 +120,12 @@ class _CLIPSetMetric(SetMetric):
                             res[i] = e[j].float().cpu().numpy()
                 return np.stack(list(res))
 
+            # no weights sha256 (a model given without model_sha256): nothing names its features, so none are
+            # cached (the key would be shared with any other unnamed model of this architecture)
             cache = (FeatureCache(self.store, f"open_clip:{self.model_name}:image", self.model_sha256, prep)
-                     if self.store is not None else None)
-            self._extractor = CachedExtractor(embed, cache)
+                     if self.store is not None and self.model_sha256 else None)
+            dim = getattr(self.model().visual, "output_dim", None)
+            self._extractor = CachedExtractor(embed, cache, dim=dim if isinstance(dim, int) else None)
         return self._extractor
 
     def reset(self) -> None:
@@ -154,10 +158,18 @@ class _CLIPSetMetric(SetMetric):
     def _take(self, queue: list[tuple[str, str, np.ndarray, str]], feats: np.ndarray) -> None:
         raise NotImplementedError
 
+    def flush_features(self) -> None:
+        """Compute the embeddings of every queued image now (the engine: at the end of each shard)."""
+        self._flush()
+
     def _flush(self) -> None:
         if self._queue:
             queue, self._queue = self._queue, []
-            self._take(queue, self.extractor()([q[1] for q in queue], [q[2] for q in queue]))
+            feats = self.extractor()([q[1] for q in queue], [q[2] for q in queue])
+            if not np.isfinite(feats).all():
+                raise MetricInputError(f"{self.name}: the CLIP embeddings of {len(queue)} queued image(s) contain "
+                                       "NaN or Inf values")
+            self._take(queue, feats)
 
     def _check_output(self, sample: ImageSample) -> None:
         if not np.isfinite(sample.output).all():
@@ -248,12 +260,20 @@ class CMMD(_CLIPSetMetric):
                 self.emb[role].append(feats[rows])
 
     def compute(self) -> SetValue:
-        """CMMD with a percentile bootstrap CI over the outputs (references held fixed)."""
+        """CMMD with a bias-corrected percentile bootstrap CI over the outputs (references held fixed).
+
+        Like FID and KID: fewer than 2 reference images is not applicable, fewer than 2 outputs an error (one
+        image against one is no distribution distance). The interval: resampling repeats outputs, and each
+        repeat adds a kernel value of 1 to the V-statistic, which moves the plain percentile interval above the
+        value at small n; :func:`qa.bootstrap.centred_bootstrap` removes that shift.
+        """
         self._flush()
-        if not self.emb["ref"]:
-            raise NotApplicable("not applicable: cmmd needs reference images")
-        if not self.emb["cand"]:
-            raise MetricInputError("cmmd: no outputs")
+        n_ref = sum(len(e) for e in self.emb["ref"])
+        n_out = sum(len(e) for e in self.emb["cand"])
+        if n_ref < 2:
+            raise NotApplicable(f"not applicable: cmmd needs at least 2 reference images, have {n_ref}")
+        if n_out < 2:
+            raise MetricInputError(f"cmmd: needs at least 2 outputs, have {n_out}")
         x = np.concatenate(self.emb["ref"]).astype(np.float64)
         y = np.concatenate(self.emb["cand"]).astype(np.float64)
         value = R.cmmd(x, y)
@@ -263,5 +283,7 @@ class CMMD(_CLIPSetMetric):
         def stat(idx: np.ndarray) -> float:
             return float(1000.0 * (kxx + kyy[np.ix_(idx, idx)].mean() - 2 * kxy[:, idx].mean()))
 
-        lo, hi = bootstrap_statistic(y.shape[0], stat, self.n_bootstrap, seed=self.seed)
-        return SetValue(value, lo, hi, n=y.shape[0], detail=f"open_clip {self.model_name}; sigma 10; x1000")
+        lo, hi = centred_bootstrap(y.shape[0], stat, value, self.n_bootstrap, seed=self.seed)
+        lo = max(lo, 0.0)  # a V-statistic MMD^2 is >= 0; NaN stays NaN
+        return SetValue(value, lo, hi, n=y.shape[0],
+                        detail=f"open_clip {self.model_name}; sigma 10; x1000; bias-corrected percentile CI")

@@ -18,8 +18,8 @@ from qa.metrics.base import ImageSample, MetricInputError
 from qa.store.db import Store
 from qa.store.features import FeatureKey, get_features, put_features
 
-__all__ = ["CachedExtractor", "FeatureCache", "FeatureKey", "FeatureVectors", "KeyedExtractor", "UsesFeatureCache",
-           "merge_seen_references", "new_reference", "pixels_sha256", "to_uint8"]
+__all__ = ["CachedExtractor", "FeatureCache", "FeatureKey", "FeatureVectors", "KeyedExtractor", "QueuesFeatures",
+           "UsesFeatureCache", "merge_seen_references", "new_reference", "pixels_sha256", "to_uint8"]
 
 
 class FeatureVectors(Protocol):
@@ -111,13 +111,22 @@ class CachedExtractor:
 
     ``n_forward`` counts images actually run through the extractor (0 on a rerun with nothing changed); an
     image that occurs several times in one call runs once.
+
+    The cache is used (read and written) only when :attr:`key` names the features completely: an extractor
+    without a weights sha256 (e.g. a CLIP model passed as ``model=`` without ``model_sha256``) never shares
+    vectors with another. A cached vector is checked before it is served: one that is not finite, not 1-d, or
+    (when ``dim`` is given) of another length is treated as absent, computed again and replaced
+    (``n_rejected`` counts them). A computed vector that is not finite is returned but never cached.
     """
 
-    def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureVectors | None) -> None:
+    def __init__(self, extract: Callable[[list[np.ndarray]], np.ndarray], cache: FeatureVectors | None,
+                 dim: int | None = None) -> None:
         self.extract = extract
         self.cache = cache
+        self.dim = dim
         self.n_forward = 0
         self.n_cached = 0
+        self.n_rejected = 0
 
     @property
     def key(self) -> FeatureKey | None:
@@ -131,9 +140,19 @@ class CachedExtractor:
             return None
         return key if all(isinstance(k, str) and k for k in key) else None
 
+    def usable(self, vector: np.ndarray) -> bool:
+        """Whether a cached vector may be served: 1-d, finite, and ``dim`` long when ``dim`` is known."""
+        v = np.asarray(vector)
+        return v.ndim == 1 and (self.dim is None or v.shape[0] == self.dim) and bool(np.isfinite(v).all())
+
     def __call__(self, shas: list[str], images: list[np.ndarray]) -> np.ndarray:
         """Features (len(shas), d) float32 in the order given; images are uint8 (H, W, 3)."""
-        found = self.cache.get(shas) if self.cache is not None else {}
+        cache = self.cache if self.key is not None else None  # an incomplete key: never read or written
+        found = cache.get(shas) if cache is not None else {}
+        bad = [s for s, v in found.items() if not self.usable(v)]
+        for s in bad:
+            del found[s]
+        self.n_rejected += len(bad)
         first: dict[str, int] = {}
         for i, s in enumerate(shas):  # identical images (same sha) run once
             if s not in found and s not in first:
@@ -144,10 +163,22 @@ class CachedExtractor:
             feats = np.asarray(self.extract([images[i] for i in todo]), np.float32)
             self.n_forward += len(todo)
             new = {shas[i]: feats[k] for k, i in enumerate(todo)}
-            if self.cache is not None:
-                self.cache.put(new)
+            keep = {s: v for s, v in new.items() if np.isfinite(v).all()}  # a NaN/Inf vector is never cached
+            if cache is not None and keep:
+                cache.put(keep)
         self.n_cached += sum(s in found for s in shas)
         return np.stack([found[s] if s in found else new[s] for s in shas])
+
+
+@runtime_checkable
+class QueuesFeatures(Protocol):
+    """A metric that queues images and computes their features in batches (FID, KID, CMMD, CLIP score): the
+    engine calls :meth:`flush_features` at the end of each shard, so the features of that shard's images are
+    computed (and stored) with it rather than in a later shard or at the end of the run."""
+
+    def flush_features(self) -> None:
+        """Compute the features of every queued image now."""
+        ...
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qa.bootstrap import bootstrap_statistic
+from qa.bootstrap import centred_bootstrap
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMetric, SetValue
 from qa.metrics.feature_cache import (
     CachedExtractor,
@@ -94,7 +94,7 @@ class _InceptionSetMetric(SetMetric):
             net = InceptionExtractor(self.weights_path or wstore.require("inception-fid"), self.resizer,
                                      self.device, self.batch_size)
             cache = FeatureCache(self.store, net.name, net.sha256, net.preprocessing) if self.store else None
-            self._extractor = CachedExtractor(net, cache)
+            self._extractor = CachedExtractor(net, cache, dim=DIM)
         return self._extractor
 
     def reset(self) -> None:
@@ -146,11 +146,18 @@ class _InceptionSetMetric(SetMetric):
         if len(self._queue) >= self.batch_size:
             self._flush()
 
+    def flush_features(self) -> None:
+        """Compute the features of every queued image now (the engine: at the end of each shard)."""
+        self._flush()
+
     def _flush(self) -> None:
         if not self._queue:
             return
         queue, self._queue = self._queue, []
         feats = self.extractor()([q[1] for q in queue], [q[2] for q in queue])
+        if not np.isfinite(feats).all():
+            raise MetricInputError(f"{self.name}: the Inception features of {len(queue)} queued image(s) contain "
+                                   "NaN or Inf values")
         for role in ("cand", "ref"):
             rows = [i for i, q in enumerate(queue) if q[0] == role]
             if rows:
@@ -172,9 +179,13 @@ class _InceptionSetMetric(SetMetric):
 class FID(_InceptionSetMetric):
     """Frechet Inception Distance (pool3, 2048-d), outputs vs references; lower is better, >= 0.
 
-    CI: percentile bootstrap over the outputs (the reference statistics are held fixed), from a uniform
-    reservoir of at most ``reservoir`` output features; when the reservoir is smaller than the set, half-widths
-    are scaled by sqrt(reservoir / n) around the full-set value, and ``detail`` says so.
+    CI: bias-corrected percentile bootstrap over the outputs (the reference statistics are held fixed;
+    :func:`qa.bootstrap.centred_bootstrap`: resampling repeats outputs, which shrinks the
+    covariance and pulls the plain percentile interval below the value at small n), from a uniform reservoir of
+    at most ``reservoir`` output features; when the reservoir is smaller than the set, half-widths are scaled by
+    sqrt(reservoir / n) around the full-set value, and ``detail`` says so. With far fewer images than 2048 the
+    value itself is biased upwards (SmallSampleWarning) and the interval, which describes resampling the outputs
+    only, says nothing about that bias: such an interval is rough, not tight.
     """
 
     name = "fid"
@@ -259,22 +270,30 @@ class FID(_InceptionSetMetric):
             if fac_r is None and m > DIM:
                 fac_r = R.psd_factor(cov_r)
 
-            lo, hi = bootstrap_statistic(m, stat, self.n_bootstrap, seed=self.seed)
+            center = value if m == self.cand.n else stat(np.arange(m))
+            lo, hi = centred_bootstrap(m, stat, center, self.n_bootstrap, seed=self.seed)
             if m < self.cand.n:
-                center = stat(np.arange(m))
                 f = np.sqrt(m / self.cand.n)
                 lo, hi = value - (center - lo) * f, value + (hi - center) * f
                 detail += f"; CI from a {m}-image reservoir, scaled by sqrt({m}/{self.cand.n})"
             lo = max(lo, 0.0)
-            detail += f"; {self.n_bootstrap} bootstrap resamples of the outputs"
+            detail += f"; bias-corrected percentile CI, {self.n_bootstrap} bootstrap resamples of the outputs"
         return SetValue(value, lo, hi, n=self.cand.n, detail=detail)
 
 
 class KID(_InceptionSetMetric):
     """Kernel Inception Distance (unbiased MMD^2, cubic polynomial kernel), averaged over random subsets.
 
-    ``ci_low``/``ci_high``: 2.5 / 97.5 percentiles of the per-subset values. ``subset_size`` above the number
-    of images is reduced to it (said in ``detail``).
+    ``subset_size`` above the number of images is reduced to it (said in ``detail``). ``ci_low``/``ci_high``:
+    the bias-corrected percentile bootstrap over the outputs, the references held fixed, as FID and CMMD
+    (:func:`qa.bootstrap.centred_bootstrap`): ``n_bootstrap`` resamples of at most
+    ``subset_size`` outputs (a seeded uniform sample when there are more; half-widths then scaled by
+    sqrt(sample / n) around the value) against at most ``subset_size`` references, the statistic the unbiased
+    MMD^2 of the resampled outputs (a repeated output is a self-pair and left out, as the estimator leaves out
+    k(a, a): :func:`qa.metrics.functional.realism.kid_resample_statistic`). Not the spread of the per-subset
+    values: with both sets at most ``subset_size`` images every subset is the whole set and that spread is zero,
+    an interval a gate would read as exact. NaN ends (no interval, ``detail`` says why) when ``n_bootstrap`` is
+    0 or there are fewer than 3 outputs: with 2, every resample with two distinct images is the set itself.
     """
 
     name = "kid"
@@ -284,9 +303,13 @@ class KID(_InceptionSetMetric):
     unit = ""
     description = "KID, InceptionV3 pool3, cubic polynomial kernel, unbiased MMD^2 over subsets"
 
-    def __init__(self, subsets: int = 100, subset_size: int = 1000, **kw: object) -> None:
+    def __init__(self, subsets: int = 100, subset_size: int = 1000, weights_path: str | Path | None = None,
+                 device: str = "cpu", batch_size: int = 32, store: Store | None = None,
+                 resizer: str = "tf1-bilinear", n_bootstrap: int = 50, seed: int = 0) -> None:
+        # the parameters are named (not **kw): the engine gives ``store`` and ``device`` to the metrics whose
+        # signature names them (qa.engine.plan.make_metrics), and KID's features went uncached and on the CPU
         self.subsets, self.subset_size = subsets, subset_size
-        super().__init__(**kw)  # type: ignore[arg-type]
+        super().__init__(weights_path, device, batch_size, store, resizer, n_bootstrap, seed)
 
     def _reset_state(self) -> None:
         self.feats: dict[str, list[np.ndarray]] = {"cand": [], "ref": []}
@@ -304,13 +327,32 @@ class KID(_InceptionSetMetric):
                 self.feats[role].append(arr)
 
     def compute(self) -> SetValue:
-        """KID mean over subsets with the subset spread as interval."""
+        """KID mean over subsets with a bootstrap interval over the outputs."""
         self._check_sizes()
         x = np.concatenate(self.feats["ref"])
         y = np.concatenate(self.feats["cand"])
-        value, vals, size = R.kid(x, y, self.subsets, self.subset_size, seed=self.seed)
+        value, _, size = R.kid(x, y, self.subsets, self.subset_size, seed=self.seed)
         detail = f"resizer {self.resizer}; {self.subsets} subsets of {size}"
         if size < self.subset_size:
             detail += f" (subset_size {self.subset_size} reduced to the set size)"
-        lo, hi = np.quantile(vals, [0.025, 0.975])
-        return SetValue(value, float(lo), float(hi), n=y.shape[0], detail=detail)
+        lo, hi, how = self._interval(x, y, value)
+        return SetValue(value, lo, hi, n=y.shape[0], detail=f"{detail}; {how}")
+
+    def _interval(self, x: np.ndarray, y: np.ndarray, value: float) -> tuple[float, float, str]:
+        """(low, high, how) of the bootstrap interval described in the class docstring."""
+        if self.n_bootstrap <= 0:
+            return float("nan"), float("nan"), "no CI (n_bootstrap 0)"
+        if len(y) < 3:
+            return float("nan"), float("nan"), f"no CI: a bootstrap interval needs at least 3 outputs, have {len(y)}"
+        rng = np.random.default_rng(self.seed)
+        m = min(len(y), self.subset_size)
+        xs = x if len(x) <= self.subset_size else x[np.sort(rng.choice(len(x), self.subset_size, replace=False))]
+        ys = y if m == len(y) else y[np.sort(rng.choice(len(y), m, replace=False))]
+        stat = R.kid_resample_statistic(xs, ys)
+        center = stat(np.arange(m))
+        lo, hi = centred_bootstrap(m, stat, center, self.n_bootstrap, seed=self.seed)
+        f = float(np.sqrt(m / len(y)))
+        how = f"bias-corrected percentile CI, {self.n_bootstrap} bootstrap resamples of the outputs"
+        if m < len(y):
+            how += f" (a {m}-image sample, scaled by sqrt({m}/{len(y)}))"
+        return value - (center - lo) * f, value + (hi - center) * f, how

@@ -2,6 +2,10 @@
 
 Key: (extractor name, extractor weights sha256, image sha256, preprocessing). Vectors are float32. This is the
 only place that reads or writes the table (the metrics' feature cache and the Ray engine both come here).
+
+A vector that is not finite is never stored (ValueError). Each vector is read back with its own length (rows of
+one key are not assumed to share one); whether a stored vector may be used (finite, the extractor's length) is
+checked by the reader (``qa.metrics.feature_cache.CachedExtractor``), which replaces a bad one.
 """
 
 from __future__ import annotations
@@ -36,15 +40,25 @@ def get_features(store: Store, key: FeatureKey, shas: list[str]) -> dict[str, np
         return {}
     names = tbl.column("image_sha256").to_pylist()
     vec = tbl.column("vector").combine_chunks()
-    flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    dim = len(flat) // len(names)
-    return dict(zip(names, flat.reshape(len(names), dim), strict=True))
+    valid = vec.is_valid().to_numpy(zero_copy_only=False)
+    offsets = vec.offsets.to_numpy()
+    values = vec.values.to_numpy(zero_copy_only=False).astype(np.float32)
+    return {name: values[offsets[i]:offsets[i + 1]] for i, name in enumerate(names) if valid[i]}
+
+
+def _checked_finite(key: FeatureKey, items: dict[str, np.ndarray]) -> None:
+    """ValueError naming the first image whose vector holds NaN or Inf (such a vector is never stored)."""
+    for sha, v in items.items():
+        if not np.isfinite(np.asarray(v, np.float32)).all():
+            raise ValueError(f"refusing to store a feature vector with NaN or Inf values ({key[0]}, image "
+                             f"{sha[:12]})")
 
 
 def put_features(store: Store, key: FeatureKey, items: dict[str, np.ndarray]) -> None:
     """Store vectors of ``key`` by image sha256 (replacing any with the same key), in one transaction."""
     if not items:
         return
+    _checked_finite(key, items)
     shas = list(items)
     vecs = np.stack([np.asarray(items[s], np.float32) for s in shas])
     n, d = vecs.shape
@@ -72,12 +86,16 @@ def features_of_images(store: Store, image_shas: list[str]) -> dict[FeatureKey, 
             "where image_sha256 in (select unnest(?))", [sorted(set(image_shas))]).fetchall()
     out: dict[FeatureKey, dict[str, np.ndarray]] = {}
     for ex, ex_sha, prep, sha, vec in rows:
+        if vec is None:
+            continue
         out.setdefault((str(ex), str(ex_sha), str(prep)), {})[str(sha)] = np.asarray(vec, np.float32)
     return out
 
 
 def put_feature_groups(store: Store, features: list[tuple[FeatureKey, dict[str, np.ndarray]]]) -> None:
     """Insert (or replace) several extractors' vectors (e.g. computed by a worker) in one transaction."""
+    for key, vecs in features:
+        _checked_finite(key, vecs)
     rows = [[k[0], k[1], sha, k[2], np.asarray(v, np.float32).tolist()] for k, vecs in features
             for sha, v in vecs.items()]
     if rows:
