@@ -304,11 +304,12 @@ class GateContext:
             if base.set_value is None or cand.set_value is None:
                 return self._closed(res, f"baseline run {baseline.run.run_id} has no {metric} set value "
                                          f"({base.set_problem or 'no rows'})", rule)
-            iv = unpaired_interval(goodness_interval(cand.set_value, target),
-                                   goodness_interval(base.set_value, target), True, self.policy.confidence)
+            iv = unpaired_interval(goodness_interval(cand.set_value, target), goodness_interval(base.set_value, target),
+                                   True, self.policy.confidence, points=self.policy.n_boot == 0)
             res.baseline_mean = base.set_value[0]
             base_goodness = target.goodness(base.set_value[0])
-            how = "set values, unpaired (interval from both runs' intervals)"
+            how = "set values, unpaired (interval from both runs' intervals" + (
+                "; an end is unknown, so unbounded)" if math.isinf(iv.low) or math.isinf(iv.high) else ")")
         if margin is None:
             margin = rule.allowed_loss(base_goodness, baseline.is_decoder)
         res.margin = margin

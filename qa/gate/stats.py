@@ -44,14 +44,22 @@ def paired_verdict(interval: Interval, margin: float) -> Verdict:
 
 
 def unpaired_interval(cand: tuple[float, float, float], base: tuple[float, float, float], higher_is_better: bool,
-                      confidence: float) -> Interval:
+                      confidence: float, points: bool = False) -> Interval:
     """Difference of two set-level values (value, ci_low, ci_high) when no per-image pairs exist (FID, KID).
 
     The interval is the conservative one from the two intervals' ends (candidate worst end minus baseline best
-    end, and so on); a value without an interval contributes its point value.
+    end, and so on). An end that is unknown (None or NaN: too few outputs for a bootstrap) is unbounded, so the
+    difference is not bounded on that side and the check cannot pass on it (fail closed); only with ``points``
+    (a policy with ``n_boot = 0``: point values by choice) does a value without an interval stand for its ends.
     """
-    cv, clo, chi = (x if x is not None and not math.isnan(x) else cand[0] for x in cand)
-    bv, blo, bhi = (x if x is not None and not math.isnan(x) else base[0] for x in base)
+    def ends(v: tuple[float, float, float]) -> tuple[float, float, float]:
+        known = [x is not None and not math.isnan(x) for x in v]
+        if points:
+            return tuple(x if k else v[0] for x, k in zip(v, known, strict=True))  # type: ignore[return-value]
+        return (v[0], v[1] if known[1] else -math.inf, v[2] if known[2] else math.inf)
+
+    cv, clo, chi = ends(cand)
+    bv, blo, bhi = ends(base)
     if higher_is_better:
         mean, lo, hi = cv - bv, clo - bhi, chi - blo
     else:

@@ -34,5 +34,17 @@ def test_unpaired_interval_is_conservative() -> None:
     # FID (lower is better): candidate 12 [11, 13], baseline 10 [9.5, 10.5] -> difference -2 in [-3.5, -0.5]
     iv = unpaired_interval((12.0, 11.0, 13.0), (10.0, 9.5, 10.5), higher_is_better=False, confidence=0.95)
     assert (iv.mean, iv.low, iv.high) == (-2.0, -3.5, -0.5)
-    iv = unpaired_interval((5.0, math.nan, math.nan), (5.0, math.nan, math.nan), True, 0.95)
+    # point values only where the policy chose them (n_boot = 0)
+    iv = unpaired_interval((5.0, math.nan, math.nan), (5.0, math.nan, math.nan), True, 0.95, points=True)
     assert (iv.mean, iv.low, iv.high) == (0.0, 0.0, 0.0)
+
+
+def test_a_set_value_without_an_interval_is_not_read_as_exact() -> None:
+    """Cache audit (2026-12-08): a set value whose interval could not be computed (KID of 2 outputs) was gated as
+    if exact, its point value standing for both ends: the difference's interval was a point, so a check passed on
+    numbers that bound nothing. An unknown end is unbounded now, so such a check needs review at best."""
+    iv = unpaired_interval((5.0, math.nan, math.nan), (5.0, 4.0, 6.0), True, 0.95)
+    assert iv.mean == 0.0 and iv.low == -math.inf and iv.high == math.inf
+    assert paired_verdict(iv, margin=0.5) == "needs-review"
+    iv = unpaired_interval((5.0, 4.5, 5.5), (5.0, math.nan, math.nan), False, 0.95)
+    assert (iv.low, iv.high) == (-math.inf, math.inf)
