@@ -180,7 +180,7 @@ class CLIPScore(_CLIPSetMetric):
     """CLIP score: mean over outputs of max(100 cos(image, caption), 0); higher is better; CI by bootstrap."""
 
     name = "clip_score"
-    version = "1"
+    version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = True
     value_range = (0.0, 100.0)
     needs = ("caption",)
@@ -226,7 +226,7 @@ class CMMD(_CLIPSetMetric):
     """CMMD: MMD^2 x 1000 between CLIP embeddings of outputs and references (RBF sigma 10); lower is better."""
 
     name = "cmmd"
-    version = "1"
+    version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = False
     value_range = (0.0, float("inf"))
     needs = ("reference",)

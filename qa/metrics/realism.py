@@ -189,7 +189,7 @@ class FID(_InceptionSetMetric):
     """
 
     name = "fid"
-    version = "1"
+    version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = False
     value_range = (0.0, float("inf"))
     unit = ""
@@ -297,7 +297,7 @@ class KID(_InceptionSetMetric):
     """
 
     name = "kid"
-    version = "1"
+    version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = False
     value_range = (float("-inf"), float("inf"))  # unbiased: can be slightly negative
     unit = ""
