@@ -11,26 +11,15 @@ from pathlib import Path
 import pytest
 
 from qa.cli.main import main
-from qa.decoders.catalog import DECODERS
 from qa.engine.run import RunConfig, RunEngine
 from qa.gate.status import status_output
-from qa.store import Store
 from qa.store import runs as store_runs
-from tests.engine.test_run_says_what_it_does import StopsOnSecondShard
-from tests.helpers import make_refset
+from tests.engine.test_run_says_what_it_does import interrupted_run
 
 
 def test_a_run_that_did_not_finish_says_how_far_it_got_and_how_to_finish(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    DECODERS.names()
-    monkeypatch.setitem(DECODERS._targets, "stops-on-second-shard", StopsOnSecondShard)  # noqa: SLF001
-    refset = make_refset(tmp_path / "set", n=4)
-    store = Store(tmp_path / "qa.duckdb")
-    with pytest.raises(KeyboardInterrupt):
-        RunEngine(store).start(RunConfig(decoder="stops-on-second-shard", reference_set=str(refset),
-                                         metrics=["psnr"], seeds=[0], batch_size=2, shard_size=2, progress=False))
-    run = store_runs.latest_run(store, "stops-on-second-shard")
-    assert run is not None
+    store, run, refset = interrupted_run(tmp_path, monkeypatch, progress=False)
     store_runs.set_running(store, run.run_id)  # as a SIGKILL leaves it: no process marks it stopped
     hint = f"finish it with `qa run --resume {run.run_id}`"
     text = status_output(store, "stops-on-second-shard")

@@ -16,6 +16,7 @@ from qa.decoders.simple import BicubicDecoder
 from qa.engine.run import RunConfig, RunEngine
 from qa.store import Store
 from qa.store import runs as store_runs
+from qa.store.records import RunInfo
 from tests.helpers import make_refset
 
 
@@ -30,17 +31,23 @@ class StopsOnSecondShard(BicubicDecoder):
         return super().decode(batch, seed)
 
 
-def test_the_run_id_is_said_before_the_run_can_stop_and_the_bar_says_each_shards_stage(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def interrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progress: bool) -> tuple[Store, RunInfo, Path]:
+    """A run of 4 cases in shards of 2 stopped while its second shard decodes: (store, run, reference set)."""
     DECODERS.names()
     monkeypatch.setitem(DECODERS._targets, "stops-on-second-shard", StopsOnSecondShard)  # noqa: SLF001
     refset = make_refset(tmp_path / "set", n=4)
     store = Store(tmp_path / "qa.duckdb")
     with pytest.raises(KeyboardInterrupt):
         RunEngine(store).start(RunConfig(decoder="stops-on-second-shard", reference_set=str(refset),
-                                         metrics=["psnr"], seeds=[0], batch_size=2, shard_size=2, progress=True))
+                                         metrics=["psnr"], seeds=[0], batch_size=2, shard_size=2, progress=progress))
     run = store_runs.latest_run(store, "stops-on-second-shard")
     assert run is not None and run.status == "interrupted"
+    return store, run, refset
+
+
+def test_the_run_id_is_said_before_the_run_can_stop_and_the_bar_says_each_shards_stage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, run, _ = interrupted_run(tmp_path, monkeypatch, progress=True)
     err = capsys.readouterr().err
     lines = [s for s in re.split(r"[\r\n]", err) if s.strip()]
     said = [i for i, s in enumerate(lines) if s.startswith(f"qa: run {run.run_id} (stops-on-second-shard): 4 case(s) "

@@ -29,6 +29,7 @@ from qa.refset.manifest import load_reference_set
 from qa.store import Store
 from qa.weights import store as wstore
 from tests.helpers import make_refset, seeded_noise
+from tests.metrics.clip_helpers import tiny_clip
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -42,14 +43,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def clip_model() -> torch.nn.Module:
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(0)
-    return open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=64, head_width=32, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-    ).eval()
+    return tiny_clip(0)
 
 
 @pytest.fixture(scope="module")

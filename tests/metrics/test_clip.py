@@ -8,26 +8,15 @@ import torch
 
 from qa.metrics.base import ImageSample, MetricInputError
 from qa.metrics.clip import CMMD, MEAN, STD, CLIPScore
+from tests.metrics.clip_helpers import random_images, tiny_clip
 
 open_clip = pytest.importorskip("open_clip")
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+    return tiny_clip(0)
 
-    torch.manual_seed(0)
-    m = open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=64, head_width=32, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-    )
-    return m.eval()
-
-
-def _images(seed: int, n: int) -> np.ndarray:
-    # exact multiples of 1/255, so the uint8 rounding inside qa is lossless and the test can skip it
-    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3)).astype(np.float32) / 255.0
 
 
 def _embed(model: torch.nn.Module, imgs: np.ndarray) -> torch.Tensor:
@@ -38,7 +27,7 @@ def _embed(model: torch.nn.Module, imgs: np.ndarray) -> torch.Tensor:
 
 
 def test_clip_score_equals_independent(model: torch.nn.Module) -> None:
-    imgs = _images(0, 5)
+    imgs = random_images(0, 5)
     captions = ["a red bus", "two cats on a sofa", "mountain lake", "a bowl of soup", "city at night"]
     metric = CLIPScore(model=model, model_sha256="random-test-model", n_bootstrap=50)
     for i in range(5):
@@ -54,7 +43,7 @@ def test_clip_score_equals_independent(model: torch.nn.Module) -> None:
 
 
 def test_cmmd_equals_formula(model: torch.nn.Module) -> None:
-    ref, out = _images(1, 6), _images(2, 5)
+    ref, out = random_images(1, 6), random_images(2, 5)
     metric = CMMD(model=model, model_sha256="random-test-model", n_bootstrap=50)
     for i in range(5):
         metric.update(ImageSample(f"c{i}", out[i], ref[i]))
@@ -69,7 +58,7 @@ def test_cmmd_equals_formula(model: torch.nn.Module) -> None:
 
 
 def test_nan_output_is_error_and_missing_weights_say_fix(model: torch.nn.Module, monkeypatch, tmp_path) -> None:  # noqa: ANN001
-    bad = _images(3, 1)[0]
+    bad = random_images(3, 1)[0]
     bad[1, 1, 1] = np.nan
     with pytest.raises(MetricInputError, match="NaN"):
         CMMD(model=model).update(ImageSample("bad", bad, bad))
@@ -87,7 +76,7 @@ def test_per_shard_states_merge_to_the_single_process_result(model: torch.nn.Mod
 
     make = (lambda: CLIPScore(model=model, model_sha256="random-test-model", n_bootstrap=30)) if kind == "clip_score" \
         else (lambda: CMMD(model=model, model_sha256="random-test-model", n_bootstrap=30))
-    ref, cand = _images(1, 6), _images(2, 6)
+    ref, cand = random_images(1, 6), random_images(2, 6)
     samples = [ImageSample(f"c{i}", cand[i], ref[i], caption=f"a photo number {i}") for i in range(6)]
     whole = make()
     for s in samples:

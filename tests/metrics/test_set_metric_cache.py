@@ -14,6 +14,7 @@ from qa.metrics.base import ImageSample
 from qa.metrics.feature_cache import CachedExtractor, FeatureCache
 from qa.store.db import Store
 from qa.store.features import get_features, put_feature_groups, put_features
+from tests.metrics.clip_helpers import random_images, tiny_clip
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -21,25 +22,11 @@ KEY = ("test-net", "f" * 64, "uint8;none")
 DIM = 4
 
 
-def _tiny_clip(seed: int) -> torch.nn.Module:
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-
-    torch.manual_seed(seed)
-    return open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=64, head_width=32, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-    ).eval()
-
-
-def _images(seed: int, n: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3)).astype(np.float32) / 255.0
-
 
 def _cmmd(model: torch.nn.Module, store: Store | None, sha: str = "") -> tuple[float, int]:
     from qa.metrics.clip import CMMD
 
-    ref, cand = _images(1, 4), _images(2, 4)
+    ref, cand = random_images(1, 4), random_images(2, 4)
     m = CMMD(model=model, model_sha256=sha, store=store, n_bootstrap=0)
     for i in range(4):
         m.update(ImageSample(f"c{i}", cand[i], ref[i], reference_sha256=f"refsha{i}"))
@@ -48,7 +35,7 @@ def _cmmd(model: torch.nn.Module, store: Store | None, sha: str = "") -> tuple[f
 
 def test_clip_models_without_sha256_get_their_own_values(tmp_path: Path) -> None:
     store = Store(tmp_path / "qa.duckdb")
-    a, b = _tiny_clip(0), _tiny_clip(1)
+    a, b = tiny_clip(0), tiny_clip(1)
     value_a, _ = _cmmd(a, store)
     value_b, forward_b = _cmmd(b, store)
     assert value_b == _cmmd(b, None)[0] != value_a

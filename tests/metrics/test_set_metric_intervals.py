@@ -15,30 +15,21 @@ from qa.engine.run import RunEngine
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
 from qa.metrics.functional import realism as R
 from qa.metrics.realism import DIM, FID, KID
+from tests.metrics.clip_helpers import random_images, tiny_clip
 
 open_clip = pytest.importorskip("open_clip")
 
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+    return tiny_clip(0)
 
-    torch.manual_seed(0)
-    return open_clip.CLIP(
-        embed_dim=32,
-        vision_cfg=CLIPVisionCfg(layers=2, width=64, head_width=32, patch_size=8, image_size=32),
-        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=2, layers=2),
-    ).eval()
-
-
-def _images(seed: int, n: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3)).astype(np.float32) / 255.0
 
 
 def test_cmmd_of_one_image_is_missing_with_the_reason(model: torch.nn.Module) -> None:
     from qa.metrics.clip import CMMD
 
-    ref, cand = _images(1, 2), _images(2, 2)
+    ref, cand = random_images(1, 2), random_images(2, 2)
     m = CMMD(model=model, model_sha256="x", n_bootstrap=20)
     m.update(ImageSample("c0", cand[0], ref[0]))
     with pytest.raises(NotApplicable, match="at least 2 reference images, have 1"):

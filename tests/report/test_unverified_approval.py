@@ -4,13 +4,10 @@ approved baseline", as if nothing had been compared. It now says the approval co
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
-from qa.cli.main import main
 from qa.gate.evaluate import gate_run
 from qa.gate.policy import load_policy
 from qa.gate.signing import TRUSTED_ENV
@@ -19,14 +16,7 @@ from qa.report.build import write_report
 from qa.store import Store
 from tests.gate.signing_helpers import make_reviewer
 from tests.helpers import make_refset
-
-
-def _run(root: Path, db: Path) -> str:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert main(["run", "--decoder", "bicubic", "--reference-set", str(root), "--metrics", "psnr,ssim", "--db",
-                     str(db), "--no-progress"]) == 0
-    return out.getvalue().strip()
+from tests.report.test_report_other_content import _run
 
 
 def _summary_row(html: str, run_id: str) -> str:
@@ -49,7 +39,8 @@ def test_a_gate_against_an_unverifiable_approval_is_not_called_unanchored(tmp_pa
                                           'margin = 0.3\n')
     policy = load_policy(tmp_path / "policy.toml")
     gate_run(store, first, policy, "none", trusted=trusted)
-    record_signoff(store, first, "ana", "approve", "first release", key=key, trusted=trusted, override=True)
+    record_signoff(store, first, "ana", "approve", "first release", key=key, trusted=trusted,
+                   policy=tmp_path / "policy.toml")  # the policy the gates run under (CI audit H3)
     second = _run(root, db)
     outcome = gate_run(store, second, policy, "approved", trusted=trusted)
     assert outcome.verdict == "pass" and outcome.baselines[0].kind == "approved"
