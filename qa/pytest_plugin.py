@@ -176,7 +176,7 @@ def pytest_collection_modifyitems_release_gate(session: pytest.Session, config: 
 
 
 class GateNotDecided(Exception):
-    """The session's gate decides nothing (partial, or none stored); the message says why."""
+    """The session's gate decides nothing (partial, or none stored) or blocks the release; the message says why."""
 
 
 class ReleaseGateItem(pytest.Item):
@@ -189,8 +189,10 @@ class ReleaseGateItem(pytest.Item):
         sess = _session(self.config)
         sess.finish()
         self.user_properties += gate_properties(sess.gates or [])
-        problem = sess.gate_problem()
-        if problem:
+        from qa.session.ci import blocking_problem
+
+        problem = sess.gate_problem() or blocking_problem(sess.gates or [])
+        if problem:  # decides nothing, or blocks: whatever the suites' own tests said (xfail, a caught assert)
             raise GateNotDecided(problem)
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
@@ -223,7 +225,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if reporter is not None:
         for line in lines:
             reporter.write_line(line)
-    if partial and session.exitstatus == pytest.ExitCode.OK:  # a partial gate is no pass (fail closed)
+    from qa.session.ci import blocking_problem
+
+    blocked = bool(blocking_problem(sess.gates or []))
+    if (partial or blocked) and session.exitstatus == pytest.ExitCode.OK:  # no pass (fail closed)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if out is not None:
         from qa.session.ci import summary_markdown

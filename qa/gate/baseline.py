@@ -48,8 +48,8 @@ class Baseline:
         return (f"the approved baseline {self.run_id or ''} was approved under policy {self.policy_sha256[:12]}, "
                 f"this gate runs under {name} ({policy_sha256[:12]}): an approval holds only for the rules it was "
                 "judged by, so a changed policy cannot pass against it. Gate under the policy it was approved under; "
-                "for a reviewed policy change, a reviewer approves a run under the new policy (`qa signoff approve "
-                "RUN --policy FILE --override --note WHY`)")
+                "for a reviewed policy change, a reviewer approves a run under the new policy (`qa signoff --run RUN "
+                "--decision approve --policy FILE --override --note WHY`)")
 
     def metric_of(self, metric: str) -> str:
         """The metric whose values stand for ``metric`` on the baseline's side."""

@@ -75,11 +75,9 @@ class GateContext:
         return res
 
     def _run_problem(self) -> str:
-        if self.run.status != "finished":
-            err = f": {self.run.error}" if self.run.error else ""
-            return (f"run {self.run.run_id} of {self.run.decoder} did not finish (status {self.run.status}{err}): "
-                    f"finish it with `qa run --resume {self.run.run_id}`, then gate it again")
-        return ""
+        err, r = f": {self.run.error}" if self.run.error else "", self.run
+        return "" if r.status == "finished" else (f"run {r.run_id} of {r.decoder} did not finish (status {r.status}"
+                                                  f"{err}): finish it with `qa run --resume {r.run_id}`, then gate it again")
 
     def _unavailable(self, metric: str) -> str:
         """Why ``metric`` has no usable candidate values ('' when it has)."""
@@ -154,6 +152,13 @@ class GateContext:
         else:
             res.message = f"all {len(cases)} cases of run {self.run.run_id} decoded"
         return self._emit(res)
+
+    def policy_of(self, baseline: Baseline) -> CheckResult:
+        """The policy is the one ``baseline``'s approval was signed under: a check whatever the policy's rules."""
+        problem = baseline.policy_problem(self.policy.sha256(), self.policy.source)
+        return self._emit(CheckResult("policy", "policy", "fail" if problem else "pass", problem or "the policy "
+                                      f"{baseline.kind} was approved under", baseline_kind=baseline.kind,
+                                      baseline_run_id=baseline.run_id))
 
     def bound(self, metric: str, minimum: float | None, maximum: float | None, kind: str = "bounds") -> CheckResult:
         """Absolute bounds on the candidate's set mean (metric units)."""

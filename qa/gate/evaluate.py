@@ -237,6 +237,9 @@ def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baselin
     for b in baselines:
         ctx.read_from(b)
     ctx.cases_ok()
+    for b in baselines:
+        if b.policy_sha256:  # an approved baseline: the policy it was signed under
+            ctx.policy_of(b)
     for name in metrics_for(policy, "bounds"):
         rule = policy.rule(name)
         ctx.bound(name, rule.min, rule.max)
@@ -300,6 +303,8 @@ def complete(policy: Policy, baselines: list[Baseline], results: list[CheckResul
         else:
             want |= {("baseline", m, b.kind) for m in metrics_for(policy, "baseline")}
             want |= {("worst_images", m, b.kind) for m in metrics_for(policy, "worst_images")}
+        if b.policy_sha256:
+            want.add(("policy", "policy", b.kind))
     return want <= {(r.kind, r.metric, r.baseline_kind) for r in results}
 
 

@@ -13,7 +13,7 @@ class CheckResult:
     """The outcome of one check. Values in the metric's units; differences signed so positive = better."""
 
     metric: str
-    kind: str  # cases | bounds | at_least | at_most | baseline | worst_images
+    kind: str  # cases | bounds | at_least | at_most | baseline | worst_images | policy
     verdict: str  # pass | fail | needs-review | skipped
     message: str
     required: bool = True
@@ -46,7 +46,7 @@ class CheckResult:
         if self.kind == "cases":
             return "every case decoded"
         what = {"baseline": "", "worst_images": " worst images", "bounds": " bounds", "at_least": " at least",
-                "at_most": " at most"}.get(self.kind, f" {self.kind}")
+                "at_most": " at most", "policy": ""}.get(self.kind, f" {self.kind}")
         return f"{self.metric}{what}" + (f" vs {self.baseline_kind}" if self.baseline_kind else "")
 
     @property

@@ -6,13 +6,16 @@ the Markdown of ``--gate-summary`` (the step summary renders the gate this sessi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qa.errors import UnknownNameError
 
 if TYPE_CHECKING:
+    from qa.gate.baseline import Baseline
     from qa.gate.evaluate import GateOutcome
     from qa.session.suite import RunHandle, SuiteSession
+    from qa.store import Store
+    from qa.store.records import RunInfo
 
 #: the heading a summary starts with before the session decided anything (a killed job leaves it)
 UNDECIDED = "### qa gate: NOT DECIDED"
@@ -73,6 +76,27 @@ def gate_properties(gates: list[StoredGate]) -> list[tuple[str, str]]:
         props += [("qa.gate_id", o.gate_id), ("qa.gate.run_id", o.run.run_id), ("qa.gate.verdict", o.verdict),
                   ("qa.gate.complete", str(g.complete)), ("qa.gate.policy_sha256", o.policy.sha256())]
     return props
+
+
+def session_baseline(store: Store, run: RunInfo, spec: str, trusted: Any) -> Baseline:
+    """The session's ``--baseline`` for ``run``, resolved as ``qa gate`` does (a Baseline carrying the error when it
+    cannot be: every comparison with it then fails with the reason)."""
+    from qa.errors import QAError
+    from qa.gate.baseline import Baseline
+    from qa.gate.evaluate import resolve_baseline
+
+    try:
+        return resolve_baseline(store, run, spec, trusted)
+    except QAError as exc:
+        return Baseline(spec, None, error=str(exc))
+
+
+def blocking_problem(gates: list[StoredGate]) -> str:
+    """Why the session's gate blocks the release ('' when no stored gate does): the suites' own tests may have
+    been marked xfail or had their assertion caught in a pull request; the gate the session stored still speaks."""
+    return "\n".join(f"gate {g.outcome.gate_id} of run {g.outcome.run.run_id} ({g.outcome.run.decoder}) is "
+                     f"{g.outcome.verdict}: it blocks the release ({', '.join(r.title for r in g.outcome.results if r.blocks)})"
+                     for g in gates if g.outcome.blocks)
 
 
 def gate_problem(gates: list[StoredGate], run_errors: list[str]) -> str:

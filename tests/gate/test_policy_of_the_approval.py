@@ -41,3 +41,19 @@ def test_a_loosened_policy_cannot_pass_against_an_approval_made_under_another(w:
                    override=True, trusted=trusted, policy=loose_file)
     assert gate_run(store, runs["C"], loose, "approved", trusted=trusted).verdict == "pass"  # now judged by v2
     assert gate_run(store, runs["C"], strict, "approved", trusted=trusted).verdict == "fail"  # and v1 no more
+
+
+def test_a_policy_without_a_rule_against_the_baseline_still_cannot_pass(w: dict[str, object]) -> None:
+    """The re-audit (2026-12-08): with every margin deleted (or every rule limited to text sets) no check compared
+    with the baseline, so the per-check rule above never ran and the regression passed. The policy is now a
+    gate-level check against every approved baseline, whatever the rules."""
+    store, runs, trusted = w["store"], w["runs"], w["trusted"]
+    bounds_only = Path(str(w["tmp"])) / "policy.toml"
+    bounds_only.write_text("\n".join(line for line in POLICY.splitlines() if "margin" not in line))
+    out = gate_run(store, runs["C"], load_policy(bounds_only), "approved", trusted=trusted)
+    assert out.verdict == "fail"
+    (policy,) = [r for r in out.results if r.kind == "policy"]
+    assert policy.verdict == "fail" and policy.title == "policy vs approved" and "approved under policy" in policy.message
+    assert [r.title for r in out.results if r.blocks] == ["policy vs approved"]
+    same = gate_run(store, runs["I"], load_policy(Path(str(w["policy"]))), "approved", trusted=trusted)
+    assert [(r.title, r.verdict) for r in same.results if r.kind == "policy"] == [("policy vs approved", "pass")]
