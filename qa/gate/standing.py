@@ -37,6 +37,8 @@ def caveats(gate: GateRow, shipped_sha: str, approved: str = "") -> list[str]:
         out.append("partial: not every check of the policy ran")
     if gate.baseline_run_id and gate.baseline_run_id == gate.run_id:
         out.append("against the run itself")
+    elif not gate.baseline_kind:  # a session whose baseline checks were all left out (an older gate row)
+        out.append("against no run baseline (bounds and decoder baselines only), not the approved run")
     elif gate.baseline_kind not in ("approved", "none"):
         chosen = f" {gate.baseline_run_id}" if gate.baseline_run_id else ""
         out.append(f"against {gate.baseline_kind}{chosen}, not the approved run")

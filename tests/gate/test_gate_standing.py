@@ -83,3 +83,12 @@ def test_a_gate_against_no_baseline_does_not_outrank_a_stale_failure_once_a_run_
     assert speaking_gate(rows, "", runs["I"]) is rows[0]
     line = next(t for t in status_output(store, "tunable").splitlines() if runs["C"] in t and "gate" in t)
     assert "gate fail" in line and rows[0].gate_id in line
+
+
+def test_a_gate_against_no_run_baseline_is_named_so() -> None:
+    """The re-audit (2026-12-08): a gate stored by a session whose baseline checks were all left out read
+    "gate pass (against , not the approved run)", the baseline's name empty."""
+    from qa.store.records import GateRow
+
+    row = GateRow("g1", "r1", "", "", "pass", {"complete": True}, "", None)
+    assert caveats(row, "") == ["against no run baseline (bounds and decoder baselines only), not the approved run"]
