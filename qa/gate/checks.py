@@ -153,12 +153,13 @@ class GateContext:
             res.message = f"all {len(cases)} cases of run {self.run.run_id} decoded"
         return self._emit(res)
 
-    def policy_of(self, baseline: Baseline) -> CheckResult:
-        """The policy is the one ``baseline``'s approval was signed under: a check whatever the policy's rules."""
-        problem = baseline.policy_problem(self.policy.sha256(), self.policy.source)
-        return self._emit(CheckResult("policy", "policy", "fail" if problem else "pass", problem or "the policy "
-                                      f"{baseline.kind} was approved under", baseline_kind=baseline.kind,
-                                      baseline_run_id=baseline.run_id))
+    def policies_of(self, baselines: list[Baseline]) -> None:
+        """Each approved baseline not checked yet: the policy is the one it was approved under (whatever the rules)."""
+        done = {r.baseline_kind for r in self.results if r.kind == "policy"}
+        for b in [b for b in baselines if b.policy_sha256 and b.kind not in done]:
+            problem = b.policy_problem(self.policy.sha256(), self.policy.source)
+            self._emit(CheckResult("policy", "policy", "fail" if problem else "pass", problem or
+                                   f"the policy {b.kind} was approved under", baseline_kind=b.kind, baseline_run_id=b.run_id))
 
     def bound(self, metric: str, minimum: float | None, maximum: float | None, kind: str = "bounds") -> CheckResult:
         """Absolute bounds on the candidate's set mean (metric units)."""

@@ -237,9 +237,7 @@ def evaluate(store: Store, run: RunInfo, policy: Policy, baselines: list[Baselin
     for b in baselines:
         ctx.read_from(b)
     ctx.cases_ok()
-    for b in baselines:
-        if b.policy_sha256:  # an approved baseline: the policy it was signed under
-            ctx.policy_of(b)
+    ctx.policies_of(baselines)  # an approved baseline: the policy it was signed under
     for name in metrics_for(policy, "bounds"):
         rule = policy.rule(name)
         ctx.bound(name, rule.min, rule.max)

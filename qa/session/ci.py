@@ -6,16 +6,13 @@ the Markdown of ``--gate-summary`` (the step summary renders the gate this sessi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qa.errors import UnknownNameError
 
 if TYPE_CHECKING:
-    from qa.gate.baseline import Baseline
     from qa.gate.evaluate import GateOutcome
     from qa.session.suite import RunHandle, SuiteSession
-    from qa.store import Store
-    from qa.store.records import RunInfo
 
 #: the heading a summary starts with before the session decided anything (a killed job leaves it)
 UNDECIDED = "### qa gate: NOT DECIDED"
@@ -76,19 +73,6 @@ def gate_properties(gates: list[StoredGate]) -> list[tuple[str, str]]:
         props += [("qa.gate_id", o.gate_id), ("qa.gate.run_id", o.run.run_id), ("qa.gate.verdict", o.verdict),
                   ("qa.gate.complete", str(g.complete)), ("qa.gate.policy_sha256", o.policy.sha256())]
     return props
-
-
-def session_baseline(store: Store, run: RunInfo, spec: str, trusted: Any) -> Baseline:
-    """The session's ``--baseline`` for ``run``, resolved as ``qa gate`` does (a Baseline carrying the error when it
-    cannot be: every comparison with it then fails with the reason)."""
-    from qa.errors import QAError
-    from qa.gate.baseline import Baseline
-    from qa.gate.evaluate import resolve_baseline
-
-    try:
-        return resolve_baseline(store, run, spec, trusted)
-    except QAError as exc:
-        return Baseline(spec, None, error=str(exc))
 
 
 def blocking_problem(gates: list[StoredGate]) -> str:

@@ -35,7 +35,7 @@ from qa.gate.evaluate import (
 )
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.worse import image_lines
-from qa.session.ci import StoredGate, gate_problem, session_baseline
+from qa.session.ci import StoredGate, gate_problem
 from qa.store import Store
 
 
@@ -347,10 +347,9 @@ class SuiteSession:
                 continue
             noted = self._baselines.setdefault(key, [])
             if not any(not b.is_decoder for b in noted):  # --baseline, asked for or not: deselected tests = partial
-                noted.append(session_baseline(self.store, ctx.run, self.options.baseline, self.options.trusted_keys))
-            for b in noted:
-                if b.policy_sha256 and not any(r.kind == "policy" and r.baseline_kind == b.kind for r in ctx.results):
-                    ctx.policy_of(b)  # whatever the policy's rules (a policy with none against a baseline)
+                handle = RunHandle(decoder=ctx.run.decoder, run_id=ctx.run.run_id, info=ctx.run, store=self.store)
+                noted.append(self.baseline(self.options.baseline, handle))
+            ctx.policies_of(noted)  # whatever the policy's rules (a policy with none against a baseline)
             baselines = sorted(noted, key=lambda b: b.is_decoder)
             notes = gate_notes(ctx.run, ctx.policy, baselines)
             gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
