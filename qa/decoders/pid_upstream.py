@@ -97,11 +97,15 @@ class UpstreamPiD(Decoder):
         if vae_path is not None and backbone not in env.DEFAULT_VAE:
             raise DecoderError(f"decoder {label!r}: backbone {backbone!r} reads its RAE files from the checkout's "
                                "checkpoints/ folder; vae_path applies to the VAE backbones only")
+        torch_dtype = parse_dtype(dtype, label)
         super().__init__(
             name, device, backend="upstream", repo=str(repo or ""), checkpoint=str(checkpoint or ""),
             vae_path=str(vae_path or ""), text_encoder_path=str(text_encoder_path or ""), backbone=backbone,
             checkpoint_type=checkpoint_type, degrade_sigma=float(degrade_sigma), steps=int(steps),
-            allow_empty_caption=bool(allow_empty_caption),
+            allow_empty_caption=bool(allow_empty_caption), cfg_scale=float(cfg_scale),
+            shift=None if shift is None else float(shift), dtype=str(torch_dtype).removeprefix("torch."),
+            experiment=str(experiment or ""), config_file=str(config_file or ""),
+            experiment_opts=[str(o) for o in experiment_opts], load_ema_to_reg=bool(load_ema_to_reg),
         )
         if self.device.type != "cuda":
             self.device = torch.device("cuda")
@@ -116,7 +120,7 @@ class UpstreamPiD(Decoder):
         self.experiment_opts = [str(o) for o in experiment_opts]
         self.degrade_sigma, self.steps = float(degrade_sigma), int(steps)
         self.cfg_scale, self.shift = float(cfg_scale), shift
-        self.dtype = parse_dtype(dtype, self.name)
+        self.dtype = torch_dtype
         self.load_ema_to_reg, self.trust_dcp = bool(load_ema_to_reg), bool(trust_dcp)
         self.allow_empty_caption = bool(allow_empty_caption)
         self.scale = 8 if backbone == "siglip" else 4

@@ -23,6 +23,7 @@ from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMet
 from qa.metrics.feature_cache import (
     CachedExtractor,
     FeatureCache,
+    computation_tag,
     merge_seen_references,
     new_reference,
     pixels_sha256,
@@ -104,7 +105,8 @@ class _CLIPSetMetric(SetMetric):
         """Image-embedding extractor behind the feature cache."""
         if self._extractor is None:
             size = self.image_size()
-            prep = f"uint8-round;bicubic-antialias-shorter-side;{size};center-crop;openai-mean-std"
+            prep = f"uint8-round;bicubic-antialias-shorter-side;{size};center-crop;openai-mean-std" + computation_tag(
+                ("qa.metrics.clip",), str(self.device), libraries=("open_clip_torch",))
 
             def embed(images: list[np.ndarray]) -> np.ndarray:
                 by_shape: dict[tuple[int, ...], list[int]] = {}

@@ -2,14 +2,21 @@
 
 Key: (extractor name, extractor weights sha256, image sha256, preprocessing). ``preprocessing`` names every
 choice that changes a vector (the resizer and the size, e.g. ``"uint8-round;tf1-bilinear;299"``), so a cached
-vector is never reused under another definition. The image sha256 is :func:`pixels_sha256` for decoded outputs
+vector is never reused under another definition; :func:`computation_tag`, appended to it, names the code and
+the device that computed the vectors (the source of the extractor's modules and of the image loader, the
+libraries' versions, the device type), so vectors from other code or another device are recomputed, never
+served beside fresh ones. The image sha256 is :func:`pixels_sha256` for decoded outputs
 (the pixels, not a file) or the file's sha256 for reference images (given by the caller).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -19,7 +26,7 @@ from qa.store.db import Store
 from qa.store.features import FeatureKey, get_features, put_features
 
 __all__ = ["CachedExtractor", "FeatureCache", "FeatureKey", "FeatureVectors", "KeyedExtractor", "QueuesFeatures",
-           "UsesFeatureCache", "merge_seen_references", "new_reference", "pixels_sha256", "to_uint8"]
+           "UsesFeatureCache", "computation_tag", "merge_seen_references", "new_reference", "pixels_sha256", "to_uint8"]
 
 
 class FeatureVectors(Protocol):
@@ -49,6 +56,44 @@ class KeyedExtractor(Protocol):
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
         """Features (N, d) of uint8 (H, W, 3) images."""
         ...
+
+
+#: the modules between a reference file and the pixels an extractor sees (part of every :func:`computation_tag`)
+LOADING_MODULES = ("qa.imageio", "qa.png16", "qa.png_rows", "qa.metrics.feature_cache")
+#: the libraries whose version can change a loaded image or a vector (absent ones count as "-")
+LIBRARIES = ("torch", "numpy", "pillow")
+
+
+def _source_bytes(module: str) -> bytes:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise ValueError(f"computation_tag: no Python source for module {module!r}")
+    return Path(spec.origin).read_bytes()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+@lru_cache(maxsize=32)
+def computation_tag(modules: tuple[str, ...], device: str = "cpu", libraries: tuple[str, ...] = ()) -> str:
+    """``";code=<16 hex>;device=<type>"``: the part of a feature key that names what computed the vectors.
+
+    ``code`` is a sha256 over the source files of ``modules`` (the extractor's own) and of
+    :data:`LOADING_MODULES`, and the versions of :data:`LIBRARIES` and ``libraries``; ``device`` is the torch device type
+    (``cpu``, ``cuda``, ...; CUDA's float32 kernels differ from the CPU's in the last bits, and TF32 more).
+    An edit to a resizer, a network or the loader, or a library upgrade, changes the key, so the reference
+    vectors are recomputed rather than served beside output vectors of the new code. Once per process."""
+    h = hashlib.sha256()
+    for module in (*modules, *LOADING_MODULES):
+        h.update(module.encode() + b"\0" + _source_bytes(module) + b"\0")
+    for package in (*LIBRARIES, *libraries):
+        h.update(f"{package}={_version(package)}\0".encode())
+    kind = str(device).split(":", 1)[0] or "cpu"
+    return f";code={h.hexdigest()[:16]};device={kind}"
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

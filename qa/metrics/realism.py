@@ -18,6 +18,7 @@ from qa.metrics.base import ImageSample, MetricInputError, NotApplicable, SetMet
 from qa.metrics.feature_cache import (
     CachedExtractor,
     FeatureCache,
+    computation_tag,
     merge_seen_references,
     new_reference,
     pixels_sha256,
@@ -41,7 +42,8 @@ class InceptionExtractor:
         self.weights_path, self.resizer = Path(weights_path), resizer
         self._model: torch.nn.Module | None = None  # loaded on the first cache miss only
         self.sha256 = wstore.cached_sha256(self.weights_path)
-        self.preprocessing = f"uint8-round;{resizer};299;(x-128)/128"
+        self.preprocessing = f"uint8-round;{resizer};299;(x-128)/128" + computation_tag(
+            ("qa.metrics.realism", "qa.metrics.functional.inception"), self.device.type)
         self.batch_size = batch_size
 
     @property

@@ -17,7 +17,13 @@ import blake3
 import numpy as np
 
 from qa.metrics.base import ImageSample, MetricInputError, NotApplicable
-from qa.metrics.feature_cache import CachedExtractor, FeatureCache, FeatureVectors, pixels_sha256
+from qa.metrics.feature_cache import (
+    CachedExtractor,
+    FeatureCache,
+    FeatureVectors,
+    computation_tag,
+    pixels_sha256,
+)
 from qa.metrics.text import ocr
 from qa.metrics.text.compare import TextComparison, compare_readings
 from qa.metrics.text.ocr import Word
@@ -130,7 +136,8 @@ class _Reader:
     """The OCR as a keyed feature extractor (:class:`qa.metrics.feature_cache.KeyedExtractor`)."""
 
     name = EXTRACTOR
-    preprocessing = ocr.PREPROCESSING
+    #: the OCR's settings and the code between the file and the engine (the engine itself: ``sha256``)
+    preprocessing = ocr.PREPROCESSING + computation_tag(("qa.metrics.text.ocr", "qa.metrics.text.readings"))
 
     def __init__(self, readings: Readings) -> None:
         self.readings = readings
