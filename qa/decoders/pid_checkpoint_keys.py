@@ -71,6 +71,32 @@ def check_fits(checkpoint: Path, checkpoint_keys: Iterable[str], net_keys: Itera
     )
 
 
+def dcp_keys(folder: Path) -> list[str]:
+    """The keys a DCP checkpoint's ``model`` folder holds (its ``.metadata``, a pickle: read only for a folder the
+    user trusts, ``trust_dcp``)."""
+    from torch.distributed.checkpoint import FileSystemReader  # noqa: PLC0415
+
+    return [str(k) for k in FileSystemReader(str(folder)).read_metadata().state_dict_metadata]
+
+
+def check_dcp_fits(folder: Path, keys: Iterable[str], net_keys: Iterable[str], prefix: str, what: str) -> None:
+    """DecoderError unless a DCP checkpoint holds every weight of the net under ``prefix`` (``net.``, or
+    ``net_ema.`` with ``load_ema_to_reg``). PiD loads a DCP folder with ``allow_partial_load=True``
+    (``pid/_src/utils/model_loader.py``), so a weight it lacks would keep its random initial value without a word.
+    Other keys (the EMA copy, the critic, optimiser state) are a training checkpoint's and are not errors."""
+    have = set(keys)
+    net_keys = list(net_keys)
+    missing = sorted(k for k in net_keys if prefix + k not in have)
+    if not missing:
+        return
+    raise DecoderError(
+        f"{folder}: does not fit {what}: {len(missing)} of the net's {len(net_keys)} weights missing under "
+        f"{prefix}* ({_examples(missing)}); PiD would decode with random weights in their place",
+        "use the DCP folder of the distilled PiD student for this backbone and checkpoint_type, or the "
+        "consolidated model_ema_bf16.pth; load_ema_to_reg = true reads the net_ema.* weights",
+    )
+
+
 def _examples(keys: list[str]) -> str:
     shown = ", ".join(keys[:EXAMPLES])
     return f"e.g. {shown}, ..." if len(keys) > EXAMPLES else shown

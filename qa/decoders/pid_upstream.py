@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from qa.decoders import pid_upstream_env as env
 from qa.decoders._common import ChainEncoder, check_sigma, finish, parse_dtype, require_latents
 from qa.decoders.base import DecodeBatch, Decoder, Encoder
-from qa.decoders.pid_checkpoint_keys import check_fits, checkpoint_keys
+from qa.decoders.pid_checkpoint_keys import check_dcp_fits, check_fits, checkpoint_keys, dcp_keys
 from qa.decoders.weights import files_sha256, load_state_dict
 from qa.errors import DecoderError
 
@@ -247,9 +247,12 @@ class UpstreamPiD(Decoder):
             )
         finally:
             names.pop(str(te), None)
+        what = f"PiD's {self.backbone}/{self.checkpoint_type} net"
         if ckpt.name.endswith(".pth"):  # PiD loaded it with strict=False: refuse what does not fit (fail closed)
-            check_fits(ckpt, checkpoint_keys(ckpt), model.net.state_dict().keys(),
-                       f"PiD's {self.backbone}/{self.checkpoint_type} net")
+            check_fits(ckpt, checkpoint_keys(ckpt), model.net.state_dict().keys(), what)
+        else:  # a DCP folder, loaded with allow_partial_load=True
+            check_dcp_fits(ckpt, dcp_keys(ckpt / "model"), model.net.state_dict().keys(),
+                           "net_ema." if self.load_ema_to_reg else "net.", what)
         t_list = getattr(model.config, "student_t_list", None)
         if t_list is not None and self.steps > len(t_list) - 1:
             raise DecoderError(f"decoder {self.name!r}: steps = {self.steps}, but {ckpt}'s schedule has "

@@ -82,3 +82,25 @@ def test_checkpoint_keys_are_the_files_top_level_keys(tmp_path: Path):
     assert checkpoint_keys(tmp_path / "wrapped.pth") == ["state_dict"]
     torch.save(sd, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)  # cannot be memory-mapped
     assert checkpoint_keys(tmp_path / "legacy.pth") == list(sd)
+
+
+def test_a_dcp_folder_must_hold_every_net_weight_under_the_prefix_read(tmp_path: Path):
+    """PiD loads DCP folders with allow_partial_load=True; qa names what a folder lacks."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from qa.decoders.pid_checkpoint_keys import check_dcp_fits, dcp_keys
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save({"net.a": torch.zeros(2), "net.b": torch.zeros(2), "net_ema.a": torch.ones(2),
+                  "fake_score.x": torch.ones(1)}, checkpoint_id=str(tmp_path / "ck" / "model"))
+    keys = dcp_keys(tmp_path / "ck" / "model")
+    assert sorted(keys) == ["fake_score.x", "net.a", "net.b", "net_ema.a"]
+    check_dcp_fits(tmp_path / "ck", keys, ["a", "b"], "net.", "net")  # extra training keys are no error
+    with pytest.raises(DecoderError, match=r"ck: does not fit net: 1 of the net's 2 weights missing under "
+                                           r"net_ema\.\* \(b\)"):
+        check_dcp_fits(tmp_path / "ck", keys, ["a", "b"], "net_ema.", "net")
+    with pytest.raises(DecoderError, match="1 of the net's 3 weights missing under net"):
+        check_dcp_fits(tmp_path / "ck", keys, ["a", "b", "c"], "net.", "net")

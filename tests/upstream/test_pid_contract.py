@@ -256,3 +256,36 @@ def test_a_checkpoint_whose_keys_do_not_fit_is_refused(pid_parts: PidParts, cpu_
         _make(pid_parts, checkpoint=no_lq).decode(_batch(z), seed=0)
     good = _make(pid_parts).decode(_batch(z), seed=0)
     assert good.shape == (1, 3, 64, 64) and float(good.std()) > 0.01
+
+
+def _save_dcp(state: dict[str, torch.Tensor], folder: Path) -> Path:
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "torch.distributed is disabled ... single process"
+        dcp.save(state, checkpoint_id=str(folder / "model"))
+    return folder
+
+
+def test_a_dcp_folder_decodes_as_its_pth_and_one_missing_weights_is_refused(pid_parts: PidParts, cpu_for_cuda,
+                                                                              tmp_path: Path):
+    """PiD loads a DCP folder with allow_partial_load=True: weights it lacks keep their random initial values.
+    The whole student as a DCP folder decodes as the .pth does; half of it, or only its EMA copy read without
+    load_ema_to_reg, is refused naming the folder."""
+    sd = torch.load(pid_parts.checkpoint, weights_only=True)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    whole = _save_dcp(sd, tmp_path / "whole_dcp")
+    n = len(sd)
+    half = _save_dcp({k: sd[k] for k in sorted(sd)[: n // 2]}, tmp_path / "half_dcp")
+    ema_only = _save_dcp({k.replace("net.", "net_ema.", 1): v for k, v in sd.items()}, tmp_path / "ema_dcp")
+    z = torch.randn(1, 16, 2, 2, generator=torch.Generator().manual_seed(1))
+    from_pth = _make(pid_parts).decode(_batch(z), seed=0)
+    from_dcp = _make(pid_parts, checkpoint=whole, trust_dcp=True).decode(_batch(z), seed=0)
+    assert torch.allclose(from_dcp, from_pth, atol=2 / 255)
+    with pytest.raises(DecoderError, match=rf"half_dcp: does not fit PiD's flux/2k net: {n - n // 2} of the "
+                                           rf"net's {n} weights missing under net\.\*"):
+        _make(pid_parts, checkpoint=half, trust_dcp=True).decode(_batch(z), seed=0)
+    with pytest.raises(DecoderError, match=rf"ema_dcp: does not fit .*: {n} of the net's {n} weights missing"):
+        _make(pid_parts, checkpoint=ema_only, trust_dcp=True).decode(_batch(z), seed=0)
