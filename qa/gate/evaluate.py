@@ -340,8 +340,15 @@ def gate_run(store: Store, run_id: str, policy: Policy, baseline: str | None = "
     ``trusted``: the trusted keys that verify an ``approved`` or file baseline (see :func:`resolve_baseline`)."""
     run = load_run(store, run_id, decoder)
     baselines = baselines_for(store, run, policy, baseline, trusted)
-    notes = gate_notes(run, policy, baselines)
     ctx = evaluate(store, run, policy, baselines)
-    gate_id, verdict = store_gate(store, run, policy, baselines, ctx.results, notes)
-    return GateOutcome(run, baselines, policy, ctx.results, verdict, gate_id, notes,
+    return decide(store, run, policy, baselines, ctx.results)
+
+
+def decide(store: Store, run: RunInfo, policy: Policy, baselines: list[Baseline],
+           results: list[CheckResult]) -> GateOutcome:
+    """Store the gate of ``results`` (with its notes) and return it: the one place a gate is assembled, for
+    ``qa gate`` and the pytest session alike (whether it is complete: :func:`complete`)."""
+    notes = gate_notes(run, policy, baselines)
+    gate_id, verdict = store_gate(store, run, policy, baselines, results, notes)
+    return GateOutcome(run, baselines, policy, list(results), verdict, gate_id, notes,
                        settings_against(store, run, baselines)[0], gate_provenance(store, run, baselines))

@@ -22,16 +22,12 @@ from qa.gate.data import RunInfo, load_metric, load_run, run_settings, set_summa
 from qa.gate.evaluate import (
     PLAIN,
     PLAIN_PREFIX,
-    GateOutcome,
     complete,
-    gate_notes,
-    gate_provenance,
+    decide,
     metrics_for,
     mismatch_text,
     plain_baseline,
     resolve_baseline,
-    settings_against,
-    store_gate,
 )
 from qa.gate.policy import Policy, default_policy_path, load_policy
 from qa.gate.worse import image_lines
@@ -351,15 +347,11 @@ class SuiteSession:
                 noted.append(self.baseline(self.options.baseline, handle))
             ctx.policies_of(noted)  # whatever the policy's rules (a policy with none against a baseline)
             baselines = sorted(noted, key=lambda b: b.is_decoder)
-            notes = gate_notes(ctx.run, ctx.policy, baselines)
-            gate_id, verdict = store_gate(self.store, ctx.run, ctx.policy, baselines, ctx.results, notes)
+            outcome = decide(self.store, ctx.run, ctx.policy, baselines, ctx.results)
             whole = complete(ctx.policy, baselines, ctx.results, ctx.run)
-            outcome = GateOutcome(run=ctx.run, baselines=baselines, policy=ctx.policy, results=list(ctx.results),
-                                  verdict=verdict, gate_id=gate_id, notes=notes,
-                                  settings=settings_against(self.store, ctx.run, baselines)[0],
-                                  provenance=gate_provenance(self.store, ctx.run, baselines))
             self.gates.append(StoredGate(outcome, whole))
-            self._lines.append(f"qa gate {gate_id}: {verdict}" + ("" if whole else
+            notes = outcome.notes
+            self._lines.append(f"qa gate {outcome.gate_id}: {outcome.verdict}" + ("" if whole else
                                " (partial: not every check of the policy ran; this gate decides nothing and unlocks "
                                "no approval: run the suites without -k/-m/--deselect)")
                                + f" for run {ctx.run.run_id} ({ctx.run.decoder}) under {ctx.policy.source}"
