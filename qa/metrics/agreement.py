@@ -60,7 +60,8 @@ class AgreementLPIPS(ImageMetric):
     value_range = (0.0, float("inf"))
     needs = ("baseline",)
     weights = ("alexnet", "lpips-alex-v0.1")
-    description = "LPIPS (alex) against the decoder's baseline (generate: the source pipeline, same prompt and seed)"
+    description = ("LPIPS (alex) against the decoder's baseline (generate: the source pipeline, same prompt and seed); "
+                   "needs sides >= 31 px")
 
     def __init__(self, device: str = "cpu") -> None:
         from qa.metrics.perceptual import LPIPSAlex
@@ -76,6 +77,7 @@ class AgreementLPIPS(ImageMetric):
 
     def compute(self, sample: ImageSample) -> MetricValue:
         out, base = paired(self, sample, "baseline")
+        self._lpips.check_side(out, self.name)  # AlexNet: both sides >= 31 px, else not applicable
         done = self._lpips.prefilled(out, base)
         if done is not None:
             return MetricValue(done[0])

@@ -178,30 +178,47 @@ class _CLIPSetMetric(SetMetric):
             raise MetricInputError(f"{self.name}: case {sample.case_id}: output contains NaN or Inf values")
 
 
+def has_caption(caption: str | None) -> bool:
+    """Whether ``caption`` says anything: None, "" and whitespace-only captions are no caption (a blank caption
+    tokenises to start and end tokens only, and its score would say nothing about the image)."""
+    return bool(caption and caption.strip())
+
+
 class CLIPScore(_CLIPSetMetric):
-    """CLIP score: mean over outputs of max(100 cos(image, caption), 0); higher is better; CI by bootstrap."""
+    """CLIP score: mean over captioned outputs of max(100 cos(image, caption), 0), in [0, 100]; higher is better;
+    CI by bootstrap over the images.
+
+    Outputs without a caption (none, empty or whitespace only: ``qa refset build`` leaves missing captions empty)
+    are counted and not scored: the value is the mean over the captioned outputs (``n``), and the detail says how
+    many outputs had no caption. No captioned output at all: not applicable (missing), never a value.
+    """
 
     name = "clip_score"
     version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = True
     value_range = (0.0, 100.0)
     needs = ("caption",)
-    description = "CLIP score max(100 cos, 0) of output vs caption (open_clip, OpenAI weights), mean over images"
+    description = ("CLIP score max(100 cos, 0) of output vs caption (open_clip CLIP ViT-B/32, OpenAI weights), mean "
+                   "over the captioned images (uncaptioned ones counted in the detail, not scored)")
 
     def _reset_state(self) -> None:
         self.scores: list[float] = []
+        #: outputs seen without a caption (not scored)
+        self.uncaptioned = 0
 
     def _export(self) -> dict[str, object]:
-        return {"scores": list(self.scores)}
+        return {"scores": list(self.scores), "uncaptioned": self.uncaptioned}
 
     def _merge(self, stats: dict[str, object]) -> None:
         self.scores.extend(float(x) for x in stats["scores"])  # type: ignore[attr-defined]
+        self.uncaptioned += int(stats["uncaptioned"])  # type: ignore[call-overload]
 
     def update(self, sample: ImageSample) -> None:
-        """Queue one output with its caption."""
+        """Queue one output with its caption; an output without one (see :func:`has_caption`) is only counted."""
         self._check_output(sample)
-        if not sample.caption:
-            raise NotApplicable("not applicable: needs caption")
+        if not has_caption(sample.caption):
+            self.uncaptioned += 1
+            return
         self._queue.append(("cand", pixels_sha256(sample.output), to_uint8(sample.output), sample.caption))
         if len(self._queue) >= self.batch_size:
             self._flush()
@@ -215,24 +232,47 @@ class CLIPScore(_CLIPSetMetric):
         self.scores.extend(R.clip_scores(feats, text).tolist())
 
     def compute(self) -> SetValue:
-        """Mean CLIP score with a percentile bootstrap CI over images."""
+        """Mean CLIP score over the captioned outputs with a percentile bootstrap CI over them; ``n``: how many
+        were scored. :class:`NotApplicable` when no output had a caption."""
         self._flush()
         if not self.scores:
+            if self.uncaptioned:
+                raise NotApplicable(f"not applicable: clip_score needs captions, and none of the {self.uncaptioned} "
+                                    "outputs had one (the reference set's caption column is empty)")
             raise NotApplicable("not applicable: no outputs with captions")
         s = np.asarray(self.scores)
         lo, hi = bootstrap_statistic(len(s), lambda idx: float(s[idx].mean()), self.n_bootstrap, seed=self.seed)
-        return SetValue(float(s.mean()), lo, hi, n=len(s), detail=f"open_clip {self.model_name}")
+        detail = f"open_clip {self.model_name}"
+        if self.uncaptioned:
+            detail += (f"; {self.uncaptioned} of {self.uncaptioned + len(s)} outputs had no caption and were not "
+                       f"scored (n = {len(s)} scored)")
+        return SetValue(float(s.mean()), lo, hi, n=len(s), detail=detail)
+
+
+#: the CLIP model of the CMMD paper (Jayasumana et al. 2024) and of google-research/cmmd
+#: (``openai/clip-vit-large-patch14-336``); qa's weights name for it: ``OFFICIAL[CMMD_PAPER_MODEL]``
+CMMD_PAPER_MODEL = "ViT-L-14-336"
 
 
 class CMMD(_CLIPSetMetric):
-    """CMMD: MMD^2 x 1000 between CLIP embeddings of outputs and references (RBF sigma 10); lower is better."""
+    """CMMD: MMD^2 x 1000 between CLIP embeddings of outputs and references (RBF sigma 10), >= 0; lower is better.
+
+    The formula is the paper's (the official code's biased V-statistic), but the default embedding model is CLIP
+    ViT-B/32 (``clip-vit-b-32-openai``), not the paper's ViT-L/14 at 336 px: qa's default values are comparable
+    with each other, not with published CMMD numbers. For the paper's model build it with
+    ``CMMD(model_name="ViT-L-14-336")`` (weights ``clip-vit-l-14-336-openai``: ``qa weights fetch`` or ``import``),
+    or register a subclass that sets ``model_name = "ViT-L-14-336"`` under another metric name (entry-point group
+    ``qa.metrics``); the run's catalogue ``cmmd`` stays ViT-B/32. The row's detail names the model.
+    """
 
     name = "cmmd"
     version = "2"  # 2: each distinct output counted once (a deterministic decoder's two seeds were 2n)
     higher_is_better = False
     value_range = (0.0, float("inf"))
     needs = ("reference",)
-    description = "CMMD (Jayasumana et al. 2024): RBF sigma 10 MMD^2 x 1000 on L2-normalised CLIP embeddings"
+    description = ("CMMD formula (Jayasumana et al. 2024): RBF sigma 10 MMD^2 x 1000 on L2-normalised CLIP ViT-B/32 "
+                   "embeddings; the paper uses ViT-L/14@336, so values compare with published CMMD only when built "
+                   "with model_name='ViT-L-14-336'")
 
     def _reset_state(self) -> None:
         self.emb: dict[str, list[np.ndarray]] = {"cand": [], "ref": []}
@@ -287,5 +327,6 @@ class CMMD(_CLIPSetMetric):
 
         lo, hi = centred_bootstrap(y.shape[0], stat, value, self.n_bootstrap, seed=self.seed)
         lo = max(lo, 0.0)  # a V-statistic MMD^2 is >= 0; NaN stays NaN
+        paper = "" if self.model_name == CMMD_PAPER_MODEL else f" (published CMMD uses {CMMD_PAPER_MODEL})"
         return SetValue(value, lo, hi, n=y.shape[0],
-                        detail=f"open_clip {self.model_name}; sigma 10; x1000; bias-corrected percentile CI")
+                        detail=f"open_clip {self.model_name}{paper}; sigma 10; x1000; bias-corrected percentile CI")

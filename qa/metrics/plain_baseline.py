@@ -59,7 +59,8 @@ class BaselineLPIPSAlex(LPIPSAlex):
 
     name = "baseline_lpips_alex"
     needs = ("reference", "baseline")  # type: ignore[assignment]
-    description = "LPIPS (AlexNet) of the decoder's plain decode (its baseline image) against the reference"
+    description = ("LPIPS (AlexNet) of the decoder's plain decode (its baseline image) against the reference; "
+                   "needs sides >= 31 px")
     pair = ("baseline", "reference")
     with_map = False
 
