@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from qa.deep_tiff import DeepTiff, deep_tiff, read_deep_tiff
 from qa.errors import BadImageError
 from qa.hashing import sha256_bytes
-from qa.png16 import COLOUR_TYPES, decode_png16
-from qa.png_rows import missing_rows, png_chunks
+from qa.png16 import COLOUR_TYPES, read_png16, samples_to_rgb
+from qa.png_rows import missing_rows
 from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 
 #: Largest image qa decodes by default, in pixels (width x height): 64 Mpx, above a 4K (3840 x 2160) or 8K
@@ -29,6 +30,9 @@ from qa.settings import DEFAULT_MAX_PIXELS, get_settings
 MAX_PIXELS = DEFAULT_MAX_PIXELS
 #: Smallest side qa accepts: SSIM's 11x11 window and a 4x downsampling need at least this many pixels.
 MIN_SIDE = 16
+#: the file suffixes qa reads (:func:`load_image`: Pillow, AVIF through Pillow's plugin); HEIC/HEIF needs a plugin
+#: Pillow lacks here. ``qa refset build`` and ``qa score`` take these and name the other files they skip.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".avif")
 #: Largest RMS change (pixels in [0, 1]) that clipping a float image to [0, 1] may make: the rule a decoder's output
 #: follows (:data:`qa.engine.decoder_contract.RANGE_TOLERANCE`). A little overshoot past black and white is clipped
 #: with a note saying how much; more (0..255 clips nearly everything to white) is another scale, and is refused.
@@ -78,9 +82,13 @@ def load_image(path: str | Path, max_pixels: int | None = None, min_side: int = 
 def decode_image_bytes(
     data: bytes, name: str = "<bytes>", max_pixels: int | None = None, min_side: int = MIN_SIDE
 ) -> LoadedImage:
-    """Decode encoded image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP) as in :func:`load_image`."""
+    """Decode encoded image bytes (PNG, JPEG, BMP, GIF, TIFF, WebP, AVIF) as in :func:`load_image` (docs/images.md)."""
     limit = max_pixels if max_pixels is not None else pixel_limit()
     digest = sha256_bytes(data)
+    tiff = deep_tiff(data)  # 16-bit colour or float TIFF: tifffile, at full precision (16-bit RGB + ICC: Pillow)
+    if tiff is not None and (tiff.is_float or not tiff.icc or not tiff.mode.startswith("RGB")):
+        _check_size(name, tiff.width, tiff.height, limit, min_side)
+        return _read_tiff(data, tiff, name, digest)
     if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
         # Pillow's own bomb guard (89.5 Mpx by default) would refuse first: a limit raised in qa.toml raises it
         # too (never lowers it: other code in this process may rely on it)
@@ -89,18 +97,8 @@ def decode_image_bytes(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > limit:
-                raise BadImageError(
-                    f"{name}: declares {width}x{height} = {width * height} pixels, above the limit of "
-                    f"{limit} (max_image_pixels; possible decompression bomb)",
-                    "tile or downscale the image, or raise max_image_pixels in qa.toml / [tool.qa] if it is genuine",
-                )
-            if min(width, height) < min_side:
-                raise BadImageError(
-                    f"{name}: {width}x{height} is smaller than the minimum side of {min_side} pixels",
-                    "use images of at least 16x16 pixels",
-                )
+            _check_size(name, *img.size, limit, min_side)
+            turn = int(img.getexif().get(0x0112, 1) or 1) if img.format == "TIFF" else 1  # Pillow turns it on load
             img.load()
     except BadImageError:
         raise
@@ -119,15 +117,23 @@ def decode_image_bytes(
     if short:
         raise BadImageError(f"{name}: truncated PNG: {short} (the rest would read as black)", "re-export the file")
     if img.format == "PNG":
-        deep = _png16(data)
+        deep = read_png16(data, img.info.get("transparency"))
         if deep is not None:
             return LoadedImage(pixels=deep[0], sha256=digest, mode=img.mode, notes=tuple(deep[1]))
     frames = ["multi-frame image: first frame used"] if getattr(img, "n_frames", 1) > 1 else []
     upright, applied = _apply_orientation(img, name)
-    upright, colour = _apply_icc(upright)
+    if not applied and turn in _ORIENTATIONS:
+        applied = f"TIFF orientation {turn} applied ({_ORIENTATIONS[turn]})"
+    reduced = ""  # a 16-bit colour file read_png16 / read_deep_tiff did not read: Pillow's 8 bits, said so
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in COLOUR_TYPES:
-        upright.info["qa_bits"] = 16  # a 16-bit colour PNG _png16 could not read: Pillow's 8 bits, said so
+        reduced = f"16-bit {img.mode} PNG reduced to 8 bits per channel (interlaced, or with an ICC profile or " \
+            "orientation: read by Pillow)"
+    elif tiff is not None:
+        reduced = f"16-bit {img.mode} TIFF reduced to 8 bits per channel (with an ICC profile: read by Pillow)"
+    upright, key = _colour_key(upright, bool(reduced))
+    upright, colour = _apply_icc(upright)
     pixels, notes = _to_rgb_float(upright, name)
+    notes = [n for n in (reduced, key) if n] + notes
     notes = frames + [n for n in (applied, colour) if n] + notes
     if not np.isfinite(pixels).all():
         raise BadImageError(f"{name}: contains NaN or Inf values")
@@ -137,6 +143,49 @@ def decode_image_bytes(
 #: EXIF orientation values (1 = as stored) and what showing them upright takes
 _ORIENTATIONS = {2: "mirrored", 3: "rotated 180", 4: "flipped", 5: "transposed", 6: "rotated 90 clockwise",
                  7: "transversed", 8: "rotated 90 counter-clockwise"}
+
+
+def _check_size(name: str, width: int, height: int, limit: int, min_side: int) -> None:
+    """:class:`BadImageError` for an image above ``limit`` pixels (width x height) or with a side under ``min_side``."""
+    if width * height > limit:
+        raise BadImageError(
+            f"{name}: declares {width}x{height} = {width * height} pixels, above the limit of "
+            f"{limit} (max_image_pixels; possible decompression bomb)",
+            "tile or downscale the image, or raise max_image_pixels in qa.toml / [tool.qa] if it is genuine")
+    if min(width, height) < min_side:
+        raise BadImageError(f"{name}: {width}x{height} is smaller than the minimum side of {min_side} pixels",
+                            "use images of at least 16x16 pixels")
+
+
+def _read_tiff(data: bytes, tiff: DeepTiff, name: str, digest: str) -> LoadedImage:
+    """A :func:`qa.deep_tiff.deep_tiff` file read by tifffile at full precision; float values follow the range rules of
+    :func:`_float_gray` (clipped to [0, 1] with a note, refused on another scale)."""
+    values = read_deep_tiff(data, tiff, name)
+    notes = ["multi-frame image: first frame used"] if tiff.pages > 1 else []
+    if tiff.orientation in _ORIENTATIONS:
+        notes.append(f"TIFF orientation {tiff.orientation} applied ({_ORIENTATIONS[tiff.orientation]})")
+    if tiff.icc:
+        notes.append(f"ICC profile not applied to a {tiff.mode} TIFF: colours read as sRGB")
+    if tiff.is_float:
+        if not np.isfinite(values).all():
+            raise BadImageError(f"{name}: contains NaN or Inf values")
+        values, note = _float_gray(values, name)
+        notes.append(note)
+    else:
+        notes.append("16-bit TIFF read at full precision")
+    pixels, notes = samples_to_rgb(values, notes, tiff.alpha)
+    return LoadedImage(pixels=pixels, sha256=digest, mode=tiff.mode, notes=tuple(notes))
+
+
+def _colour_key(img: Image.Image, reduced: bool) -> tuple[Image.Image, str]:
+    """An RGB, L or 1 image with a colour key (PNG tRNS) as RGBA / LA with the key's pixels transparent, and a note
+    ('' without a key). ``reduced``: a 16-bit file Pillow read at 8 bits, whose 16-bit key cannot be matched."""
+    key = img.info.get("transparency")
+    if key is None or img.mode not in ("RGB", "L", "1") or isinstance(key, bytes):
+        return img, ""
+    if reduced:
+        return img, f"colour key (tRNS) {key} ignored: it is in 16-bit units and the pixels were read at 8 bits"
+    return img.convert("RGBA" if img.mode == "RGB" else "LA"), f"colour key (tRNS) {key} read as transparent"
 
 
 def _apply_orientation(img: Image.Image, name: str) -> tuple[Image.Image, str]:
@@ -157,9 +206,10 @@ def _apply_orientation(img: Image.Image, name: str) -> tuple[Image.Image, str]:
 def _apply_icc(img: Image.Image) -> tuple[Image.Image, str]:
     """Convert pixels with an embedded ICC profile to sRGB; returns the image and a note ('' without a profile).
 
-    A profile whose conversion moves no 8-bit value by more than 1 (sRGB itself) leaves the pixels as stored; a
-    profile that cannot be applied (mode or profile not supported) is kept as a
-    note saying the colours were read as sRGB."""
+    Palette images are expanded to RGB(A) first, grey + alpha converted without its alpha, 16-bit grey converted at
+    8 bits (the note says so). A profile whose conversion moves no 8-bit value by more than 1 (sRGB itself) leaves
+    the pixels as stored; a profile that cannot be applied (mode or profile not supported, or a 16-bit grey image
+    with a colour key) is kept as a note saying the colours were read as sRGB."""
     icc = img.info.get("icc_profile")
     if not icc:
         return img, ""
@@ -168,42 +218,29 @@ def _apply_icc(img: Image.Image) -> tuple[Image.Image, str]:
         desc = (ImageCms.getProfileDescription(src) or "unnamed").strip()
     except (OSError, ImageCms.PyCMSError, TypeError, ValueError) as exc:
         return img, f"unreadable ICC profile ignored, colours read as sRGB ({exc})"
-    if img.mode not in ("RGB", "RGBA", "CMYK", "L"):
-        return img, f"ICC profile {desc!r} not applied to a {img.mode} image: colours read as sRGB"
+    stored, alpha, how = img, None, ""
+    if img.mode in ("P", "PA"):
+        img, how = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB"), " (palette expanded)"
+    elif img.mode == "LA":
+        img, alpha = img.getchannel("L"), img.getchannel("A")
+    elif img.mode in ("I;16", "I;16B", "I;16L"):
+        how = " (16-bit grey read at 8 bits to apply it)"
+    if img.mode not in ("RGB", "RGBA", "CMYK", "L", "I;16", "I;16B", "I;16L") or "transparency" in img.info:
+        return stored, f"ICC profile {desc!r} not applied to a {stored.mode} image: colours read as sRGB"
     out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
     try:
         converted = ImageCms.profileToProfile(img, src, ImageCms.createProfile("sRGB"), outputMode=out_mode)
     except (OSError, ImageCms.PyCMSError, ValueError) as exc:
-        return img, f"ICC profile {desc!r} could not be applied ({exc}): colours read as sRGB"
+        return stored, f"ICC profile {desc!r} could not be applied ({exc}): colours read as sRGB"
     if converted is None:
-        return img, f"ICC profile {desc!r} could not be applied: colours read as sRGB"
-    if img.mode == out_mode:
-        diff = np.abs(np.asarray(converted, np.int16) - np.asarray(img, np.int16))
-        if int(diff.max(initial=0)) <= 1:  # an sRGB (or equivalent) profile: the bytes are sRGB already
-            return img, ""
-    return converted, f"ICC profile {desc!r} converted to sRGB"
-
-
-def _png16(data: bytes) -> tuple[np.ndarray, list[str]] | None:
-    """A 16-bit RGB, RGBA or grey + alpha PNG at full precision (:mod:`qa.png16`) as float32 RGB in [0, 1] (alpha
-    flattened onto white) with its notes; None for any other file, or one with an ICC profile or an orientation
-    (Pillow's path applies those, at 8 bits, and says so)."""
-    header, _, kinds = png_chunks(data)
-    if header is None or header[2] != 16 or header[3] not in COLOUR_TYPES or {b"iCCP", b"eXIf"} & kinds:
-        return None
-    samples = decode_png16(data)
-    if samples is None:
-        return None
-    values = samples.astype(np.float64) / 65535.0
-    notes = ["16-bit PNG read at full precision"]
-    colour, alpha = (values[..., :-1], values[..., -1:]) if samples.shape[2] in (2, 4) else (values, None)
-    if colour.shape[2] == 1:
-        colour = np.repeat(colour, 3, axis=2)
-        notes.append("grayscale replicated to RGB")
+        return stored, f"ICC profile {desc!r} could not be applied: colours read as sRGB"
+    before, after = np.asarray(img, np.float64), np.asarray(converted, np.float64)
+    before = np.round(before / 257.0)[..., None] if how.startswith(" (16") else before.reshape(*after.shape[:2], -1)
+    if before.shape[2] in (1, after.shape[2]) and float(np.abs(after - before).max(initial=0)) <= 1:
+        return stored, ""  # an sRGB (or equivalent) profile: the stored values are sRGB already
     if alpha is not None:
-        colour = colour * alpha + (1.0 - alpha)
-        notes.append("alpha flattened onto white")
-    return colour.astype(np.float32), notes
+        converted.putalpha(alpha)
+    return converted, f"ICC profile {desc!r} converted to sRGB{how}"
 
 
 def _to_rgb_float(img: Image.Image, name: str = "<image>") -> tuple[np.ndarray, list[str]]:
@@ -212,11 +249,13 @@ def _to_rgb_float(img: Image.Image, name: str = "<image>") -> tuple[np.ndarray, 
     notes: list[str] = []
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        gray, note = _integer_gray(np.asarray(img), mode, name)
-        return np.repeat(gray[..., None], 3, axis=2), [note]
-    if img.info.get("qa_bits") == 16:
-        notes.append(f"16-bit {mode} PNG reduced to 8 bits per channel (interlaced, or with an ICC profile or "
-                     "orientation: read by Pillow)")
+        arr = np.asarray(img)
+        gray, note = _integer_gray(arr, mode, name)
+        rgb, key = np.repeat(gray[..., None], 3, axis=2), img.info.get("transparency")
+        keyed = arr == key if isinstance(key, int) else np.zeros(arr.shape, bool)
+        rgb[keyed] = 1.0
+        keys = [f"colour key (tRNS) {key}: {int(keyed.sum())} pixel(s) flattened onto white"] if keyed.any() else []
+        return rgb, [note, *keys]
     if mode == "F":
         gray, note = _float_gray(np.asarray(img, dtype=np.float32), name)
         return np.repeat(gray[..., None], 3, axis=2), notes + [note]

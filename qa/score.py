@@ -31,12 +31,11 @@ import numpy as np
 
 from qa.averaging import mean_of
 from qa.errors import BadImageError, QAError
-from qa.imageio import load_image, save_png
+from qa.imageio import IMAGE_SUFFIXES, load_image, save_png
 from qa.metrics.base import ImageMetric, ImageSample, Metric, MetricValue
 from qa.metrics.scoring import score_sample
 from qa.plain_text import csv_frame
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 COLUMNS = ("image", "metric", "value", "status", "detail")
 MAP_METRIC = "invented_detail"
 

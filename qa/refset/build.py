@@ -1,8 +1,9 @@
 """Make a reference set from any folder of images: ``qa refset build FOLDER [--captions FILE] [--out DIR]``.
 
-The folder is scanned recursively for ``.png .jpg .jpeg .bmp .tif .tiff .webp .gif`` files (names starting with
-``.`` are skipped). Every file is validated with :func:`qa.imageio.load_image`: a bad file is reported by name
-and skipped, the others go on. The manifest (``id, file, caption, licence, source, sha256``) is written into the
+The folder is scanned recursively for the files :data:`IMAGE_SUFFIXES` names (names starting with ``.`` are
+skipped); every other file (except the manifest and the caption file) is named in one warning, never dropped
+silently (docs/images.md). Every image is validated with :func:`qa.imageio.load_image`: a bad file is reported by
+name and skipped, the others go on. The manifest (``id, file, caption, licence, source, sha256``) is written into the
 folder itself, or, with ``out``, next to byte-exact copies of the good images (or, with ``tile``, next to
 ``tile`` x ``tile`` PNG tiles cut from them).
 
@@ -32,11 +33,10 @@ import numpy as np
 
 from qa.errors import BadImageError, ManifestError
 from qa.hashing import sha256_bytes
-from qa.imageio import MIN_SIDE, load_image, to_uint8
+from qa.imageio import IMAGE_SUFFIXES, MIN_SIDE, load_image, to_uint8
 from qa.refset.default_sources import encode_png
 from qa.refset.manifest import MANIFEST, TEXT_COLUMN, normalise_text, write_manifest
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 UNSTATED = "unstated"
 _META = ("caption", "licence", "source", TEXT_COLUMN)
 
@@ -70,28 +70,33 @@ class BuildResult:
         return "\n".join(lines)
 
 
-def scan_images(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[str]]:
+def scan_images(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[str], list[str]]:
     """Image files under ``folder`` (sorted, recursive, hidden names skipped, ``exclude`` subtree skipped).
 
-    Returns the files and problems for symlinks that point outside ``folder`` (those are not returned).
+    Returns the files, problems for symlinks that point outside ``folder`` (those are not returned), and the
+    other files (not hidden) whose suffix is not in :data:`IMAGE_SUFFIXES`, relative to ``folder``.
     """
     root = folder.resolve()
     skip = exclude.resolve() if exclude is not None else None
     found: list[Path] = []
     problems: list[str] = []
+    others: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
                              and (skip is None or (here / d).resolve() != skip))
         for name in sorted(filenames):
             path = here / name
-            if name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                others.append(path.relative_to(folder).as_posix())
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(root):
                 problems.append(f"{path}: symbolic link to {path.resolve()} outside {folder}; skipped")
                 continue
             found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix()), problems
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix()), problems, sorted(others)
 
 
 def read_captions(path: str | Path) -> dict[str, dict[str, str]]:
@@ -237,8 +242,10 @@ def build_reference_set(
     if text_set and tile is not None:
         raise ManifestError("a text set cannot be tiled: its true text belongs to each whole image",
                             "build it without --tile (or drop the text column)")
-    paths, problems = scan_images(folder, exclude=None if in_place else target)
+    paths, problems, others = scan_images(folder, exclude=None if in_place else target)
     result = BuildResult(root=target, manifest=target / MANIFEST, problems=problems)
+    own = {(folder / MANIFEST).resolve(), Path(captions).resolve() if captions is not None else None}
+    others = [o for o in others if (folder / o).resolve() not in own]
     rels = [p.relative_to(folder).as_posix() for p in paths]
     matched, unused = _match(rels, table)
     if captions is not None and unused:
@@ -290,9 +297,13 @@ def build_reference_set(
     dups = [files for files in by_hash.values() if len(files) > 1]
     if dups:
         result.warnings.append("identical content: " + "; ".join(" = ".join(f) for f in dups))
+    if others:
+        result.warnings.append(f"{len(others)} file(s) not read, their type is not one qa reads as an image "
+                               f"({' '.join(IMAGE_SUFFIXES)}; see docs/images.md): {_listing(others)}")
     if not rows:
         raise ManifestError(f"{folder}: no usable images ({len(result.problems)} bad, {len(paths)} found)",
-                            _listing(result.problems, 5) or f"add {', '.join(IMAGE_SUFFIXES)} files")
+                            _listing(result.problems, 5) or f"add {', '.join(IMAGE_SUFFIXES)} files"
+                            + (f" (not read: {_listing(others, 5)}; convert them to PNG)" if others else ""))
     _refuse_duplicate_ids(rows)
     result.items = rows
     try:
