@@ -6,7 +6,8 @@ counting decision, and whose evidence digest recomputed from the store (or from 
 signed one. A row that does not count is never used. When the chain is broken, or the latest approval's
 evidence changed, nothing is chosen: :class:`GateError` with the reason (exit 2), never an older approval.
 The reference set is matched by name; an approved run on other content of that name is a failure naming both
-content hashes (:func:`require_same_content`).
+content hashes (:func:`require_same_content`). An approved run that did not finish (approved by a qa that let
+``--override`` pass it) is never a baseline either (:func:`require_finished`): its results cover part of the set.
 """
 
 from __future__ import annotations
@@ -144,6 +145,29 @@ def require_same_content(approved: Approved, candidate: RunInfo) -> None:
             "the new content and approve it with `qa signoff --override --note 'reference set changed: ...'`")
 
 
+def unfinished(run: RunInfo) -> str:
+    """Why ``run`` holds only part of its evidence: it did not finish ('' when its status is ``finished``). Such a run
+    is never approved and never a baseline, whatever a sign-off says: ``--override`` passes a failing gate, not
+    results that were never computed."""
+    if run.status == "finished":
+        return ""
+    why = f": {run.error}" if run.error else ""
+    return (f"run {run.run_id} of {run.decoder!r} did not finish (status {run.status}{why}): its results cover only "
+            "the cases it got to")
+
+
+def require_finished(approved: Approved) -> None:
+    """GateError when the approved run did not finish (an approval recorded before qa refused it): comparing with
+    it would judge the candidate on the images the baseline happens to have, so the gate fails closed."""
+    problem = unfinished(approved.run)
+    if problem:
+        raise GateError(
+            f"the approved run in {approved.origin} (sign-off seq {approved.row.seq}) cannot be a baseline: {problem}",
+            f"approve a finished run in its place: `qa run --decoder {approved.run.decoder}`, `qa gate --run RUN "
+            "--baseline none`, then `qa signoff --run RUN --decision approve --override --note 'replaces the "
+            "unfinished approved run'` (resuming the approved run would change the evidence its approval signed)")
+
+
 def chain_of(db: Reader, db_path: Path, trusted: TrustedKeys | str | Path | None) -> ChainCheck:
     """The verified chain of the store read through ``db``. Without trusted keys (none given, no
     ``$QA_TRUSTED_KEYS``, no setting) only an empty chain can be checked (its anchor); a chain with rows then
@@ -177,10 +201,11 @@ def approved_in_store(store: Store, decoder: str, reference_set: str,
 
 
 def approved_for(store: Store, candidate: RunInfo, trusted: TrustedKeys | str | Path | None = None) -> Approved:
-    """The approved baseline of ``candidate`` in its store: verified, on the same reference content; GateError
-    (exit 2) otherwise, naming what is missing and the fix."""
+    """The approved baseline of ``candidate`` in its store: verified, finished, on the same reference content;
+    GateError (exit 2) otherwise, naming what is missing and the fix."""
     found, check = approved_in_store(store, candidate.decoder, candidate.reference_set, trusted)
     if found is None:
         raise no_approved_error(check, candidate.decoder, candidate.reference_set, f"the store {store.path}")
+    require_finished(found)
     require_same_content(found, candidate)
     return found

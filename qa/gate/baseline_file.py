@@ -9,7 +9,9 @@ Verifying a file, in order (any failure: :class:`GateError`, exit 2, naming what
    last row's signer), like a store's chain against its anchor;
 4. the candidate's decoder has a counting approval on the candidate's reference set in it, whose evidence
    digest recomputed from the file's rows matches the signed one;
-5. the approved run's reference content is the candidate's (both hashes named otherwise).
+5. the approved run finished (an approval of an unfinished run, recorded before qa refused one, is no baseline:
+   ``qa baseline export`` refuses to write it, and a file that holds one is refused);
+6. the approved run's reference content is the candidate's (both hashes named otherwise).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from qa.gate.approved import (
     approved_in_store,
     approved_run,
     no_approved_error,
+    require_finished,
     require_same_content,
     resolve_trusted,
 )
@@ -40,7 +43,8 @@ from qa.store.db import Snapshot
 def export_baseline(store: Store, decoder: str, out: Path, trusted: TrustedKeys | str | Path | None = None,
                     reference_set: str | None = None, thumbnails: bool = False) -> str:
     """Write the verified approved run of ``decoder`` (on ``reference_set``; default: the set of its latest
-    approval) with its evidence and the sign-off chain to ``out``; returns a summary line."""
+    approval) with its evidence and the sign-off chain to ``out``; returns a summary line. GateError, nothing
+    written, when there is no verified approved run or it did not finish."""
     keys = resolve_trusted(trusted)
     if reference_set is None:
         from qa.gate.approved import approvals, store_chain
@@ -53,6 +57,7 @@ def export_baseline(store: Store, decoder: str, out: Path, trusted: TrustedKeys 
     found, check = approved_in_store(store, decoder, reference_set, keys)
     if found is None:
         raise no_approved_error(check, decoder, reference_set, f"the store {store.path}")
+    require_finished(found)  # a partial baseline must not travel to CI; nothing is written
     rows = store_file.export_rows(store, found.run.run_id, [found.row.gate_id] if found.row.gate_id else [],
                                   thumbnails)
     meta = {"format": store_file.FILE_FORMAT, "qa_version": __version__, "decoder": decoder,
@@ -105,6 +110,7 @@ def approved_from_file(path: Path, candidate: Any, trusted: TrustedKeys | str | 
         err = no_approved_error(check, candidate.decoder, candidate.reference_set, origin + held)
         raise GateError(str(err).splitlines()[0], f"export the baseline of {candidate.decoder!r} with `qa baseline "
                         f"export --decoder {candidate.decoder} --out FILE` from the store that holds its approval")
+    require_finished(found)
     require_same_content(found, candidate)
     return found
 
@@ -118,6 +124,7 @@ def file_summary(path: Path, trusted: TrustedKeys | str | Path | None = None) ->
     found = approved_run(db, check, str(meta.get("decoder")), str(meta.get("reference_set")), origin)
     if found is None:
         raise no_approved_error(check, str(meta.get("decoder")), str(meta.get("reference_set")), origin)
+    require_finished(found)
     run = store_runs.get_run(db, found.run.run_id)
     lines = [f"{path}: baseline of {meta.get('decoder')!r} on reference set {meta.get('reference_set')!r} "
              f"(content {run.reference_set_sha256 if run else '?'})",

@@ -26,6 +26,7 @@ from qa.gate.data import (
     run_cases,
     run_metric_names,
 )
+from qa.gate.pairing import Pairing, pair
 from qa.gate.policy import MetricRule, Policy
 from qa.gate.result import CheckResult
 from qa.gate.stats import paired_verdict, unpaired_interval
@@ -244,27 +245,14 @@ class GateContext:
         return res, ""
 
     def _paired(self, res: CheckResult, metric: str, baseline: RunInfo, target: Target, base_metric: str = ""
-                ) -> tuple[dict[str, float], dict[str, float], str]:
-        """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired;
-        ``base_metric``: the baseline's metric standing for ``metric`` (default the same)."""
-        base_metric = base_metric or metric
-        cand = self.data(self.run.run_id, metric)
-        base = self.data(baseline.run_id, base_metric, baseline=True)
-        lost = sorted(set(base.per_case) - set(cand.per_case))
-        if lost:  # the baseline scored these cases and the candidate did not: counts against it
-            return {}, {}, (f"cases {', '.join(lost[:5])} have {base_metric} values in baseline run "
-                            f"{baseline.run_id} but not in the candidate")
-        keys = sorted(set(cand.per_case) & set(base.per_case))
-        if not keys:
-            why = problems_text(base.problems, len(set(base.problems) | set(base.per_case))) if base.problems else (
-                f"the run has no {base_metric} results" + (" (a run made before it existed, or with --metrics "
-                                                           "without it: run the decoder again)" if
-                                                           base_metric != metric else ""))
-            return {}, {}, f"baseline run {baseline.run_id} has no {base_metric} value for any candidate case: {why}"
-        if base.problems:
+                ) -> Pairing:
+        """Candidate and baseline per-case goodness (higher = better), or why they cannot be paired
+        (:func:`qa.gate.pairing.pair`); ``base_metric``: the baseline's metric standing for ``metric``."""
+        base = self.data(baseline.run_id, base_metric or metric, baseline=True)
+        found = pair(self.data(self.run.run_id, metric), base, target, base_metric or metric, baseline.run_id)
+        if not found.why and base.problems:
             res.notes.append(f"{len(base.problems)} baseline cases without {metric} values were left out")
-        return ({k: target.goodness(cand.per_case[k]) for k in keys},
-                {k: target.goodness(base.per_case[k]) for k in keys}, "")
+        return found
 
     def against(self, metric: str, baseline: Baseline, margin: float | None = None) -> CheckResult:
         """Paired comparison with ``baseline``: the interval of the mean difference against ``-margin``.
@@ -289,7 +277,8 @@ class GateContext:
 
         base_metric = baseline.metric_of(metric)
         if cand.per_case:
-            c, b, why = self._paired(res, metric, baseline.run, target, base_metric)
+            paired = self._paired(res, metric, baseline.run, target, base_metric)
+            c, b, why = paired.cand, paired.base, paired.why
             if why and baseline.metric_prefix and self._plain_missing(base_metric):
                 res.verdict = "skipped"
                 res.message = f"baseline {baseline.kind} does not apply: {self.run.decoder} has no plain decode"
@@ -304,7 +293,7 @@ class GateContext:
                                  self.policy.n_boot, self.policy.seed)
             # a noise-power mean is higher-is-better by declaration: its goodness is its mean
             base_goodness = float(np.mean([b[k] for k in keys])) if averaging == "value" else res.baseline_mean
-            how = f"over {len(keys)} paired images"
+            how = paired.how
         else:
             base = self.data(baseline.run.run_id, base_metric, baseline=True)
             if base.set_value is None or cand.set_value is None:
@@ -344,6 +333,9 @@ class GateContext:
           x its baseline value (its distance from the target, for a target value), and
         * the policy's ``tail_quantile`` of the per-image values may not be worse than the baseline's by more
           than the metric's margin (``margin``/``relative_margin`` of that quantile).
+
+        Candidate images the baseline has no value for are judged by neither, so the check is then at best
+        ``needs-review`` (blocking unless the policy allows review), never a silent pass.
         """
         from qa.gate.worst import judge_worst_images
 
@@ -353,7 +345,8 @@ class GateContext:
         if stop or baseline.run is None:
             return res
         target, unit = metric_target_unit(metric)
-        c, b, why = self._paired(res, metric, baseline.run, target)
+        paired = self._paired(res, metric, baseline.run, target)
+        c, b, why = paired.cand, paired.base, paired.why
         if not self.data(self.run.run_id, metric).per_case:
             why = f"{metric} has no per-image values (a set metric): the worst-images rule does not apply"
             res.verdict, res.message = "skipped", f"{metric} [worst_images]: {why}"
@@ -361,6 +354,11 @@ class GateContext:
         if why:
             return self._closed(res, why, rule)
         judged = judge_worst_images(c, b, rule, target)
+        unjudged = ""  # images the baseline has no value for: no rule judged them, so this check never passes
+        if paired.unpaired and judged.verdict != "fail":
+            judged.verdict = "needs-review"
+            unjudged = ("; the rule cannot judge the images without a baseline value: a reviewer must look at them"
+                        + ("" if rule.allow_review else " (the policy does not allow review)"))
         res.verdict, res.n, res.margin = judged.verdict, len(c), judged.margin
         res.diff_mean, res.images, res.worst_case = -judged.worst_loss, judged.images(), judged.worst_case
         if judged.worst_case:  # the means columns of a worst-images row: that image's values
@@ -368,8 +366,7 @@ class GateContext:
             res.candidate_mean = judged.metric_value(c[judged.worst_case])
         named = f"{'' if baseline.kind == 'run' else baseline.kind + ' '}run {baseline.run.run_id}"
         res.message = (f"{metric} ({target.phrase()}) worst images, candidate run {self.run.run_id} vs baseline "
-                       f"{named} over {len(c)} paired images: {judged.text(unit)} "
-                       f"-> {judged.verdict}")
+                       f"{named} {paired.how}: {judged.text(unit)}{unjudged} -> {judged.verdict}")
         return self._emit(res)
 
 

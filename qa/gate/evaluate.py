@@ -62,7 +62,8 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
     ``approved`` is the verified approved run of the candidate's decoder on its reference set, checked against
     ``trusted`` (a :class:`qa.gate.signing.TrustedKeys` or file; default ``$QA_TRUSTED_KEYS``, then the
     ``trusted_keys`` setting); a baseline file is verified the same way. No approved run, a broken chain, a file
-    that does not verify, or an approved run on other reference content raise GateError (fail closed).
+    that does not verify, an approved run that did not finish, or one on other reference content raise GateError
+    (fail closed: ``qa gate`` exits 2, a pytest session records the baseline's ``error`` and its comparisons fail).
     ``decoder:NAME`` without a run gives a :class:`Baseline` with ``run`` None and a note; an explicit run id that
     does not exist, is unfinished or is on another reference set raises GateError.
     """
@@ -95,9 +96,12 @@ def resolve_baseline(store: Store, candidate: RunInfo, spec: str, trusted: Any =
         note = "" if run else (f"no finished run of decoder {name!r} on reference set {candidate.reference_set!r}; "
                                f"run `qa run --decoder {name} --reference-set {candidate.reference_set}`")
         return Baseline(f"decoder:{name}", run, note)
+    from qa.gate.approved import unfinished
+
     run = load_run(store, spec)
-    if run.status != "finished":
-        raise GateError(f"baseline run {run.run_id} is not finished (status {run.status})", "pick a finished run")
+    if problem := unfinished(run):  # the same refusal as an unfinished approved run or baseline file
+        raise GateError(f"baseline run {run.run_id} cannot be a baseline: {problem}",
+                        f"pick a finished run, or finish this one first with `qa run --resume {run.run_id}`")
     if run.reference_set_sha256 != candidate.reference_set_sha256:
         raise GateError(f"baseline run {run.run_id} is on reference set {run.reference_set!r} "
                         f"({run.reference_set_sha256[:12]}), the candidate on {candidate.reference_set!r} "

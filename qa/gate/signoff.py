@@ -13,7 +13,8 @@ current verified approved run** of its decoder and reference set passed. Before 
 on a reference set, that is a gate against no baseline, chosen explicitly (``qa gate --baseline none``).
 Gates against the run itself or against any other baseline never unlock approval. Before a row is appended
 the whole chain is verified; the check, the row and the anchor are written while holding the database's lock.
-Rows of revoked keys do not block sign-offs by keys still trusted.
+Rows of revoked keys do not block sign-offs by keys still trusted. A run that did not finish is never approved,
+``override`` or not (:func:`not_approvable`): an override passes a failing gate, not evidence that is missing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.errors import QAError
-from qa.gate.approved import approval_terms, approved_run, broken_error, resolve_trusted
+from qa.gate.approved import Approved, approval_terms, approved_run, broken_error, resolve_trusted, unfinished
 from qa.gate.baseline import Baseline
 from qa.gate.data import GateError, load_run
 from qa.gate.evaluate import NONE_NOTE, decoder_baseline, evaluate
@@ -54,8 +55,8 @@ from qa.store.db import Snapshot
 from qa.store.gates import latest_gate_against
 from qa.store.records import NewSignoff, RunInfo, SignoffRow, parse_json
 
-__all__ = ["DECISIONS", "anchor_path", "approval_basis", "chain_report", "record_signoff", "signoff_rows",
-           "step_hook", "verify_chain"]
+__all__ = ["DECISIONS", "anchor_path", "approval_basis", "chain_report", "not_approvable", "record_signoff",
+           "signoff_rows", "step_hook", "verify_chain"]
 
 #: test seam: called with "pending-anchor-written" and "committed" while the lock is held
 step_hook: Callable[[str], None] | None = None
@@ -85,6 +86,16 @@ def _recomputed(db: Snapshot, run: RunInfo, policy: Policy, base: Baseline) -> s
     return ", ".join(failed)
 
 
+def not_approvable(run: RunInfo) -> str:
+    """Why ``run`` can never be approved, whatever ``--override`` says ('' when it may be): it did not finish, so its
+    evidence is partial; a partial approved run would become the baseline every later gate compares with."""
+    problem = unfinished(run)
+    if not problem:
+        return ""
+    return (f"{problem}; an unfinished run is never approved, with --override or without (--override passes a "
+            "failing gate, not results that were never computed)")
+
+
 def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy, policy_name: str,
                    origin: str) -> tuple[str, str]:
     """(gate_id, reason): the gate an approval of ``run`` rests on, and why it cannot ('' when it can).
@@ -92,10 +103,10 @@ def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy
     The gate must be the run's latest under the policy against the current verified approved run of its decoder
     on its reference set (kind ``approved``), or, when there is none yet, against no baseline (kind ``none``,
     chosen with ``--baseline none``); and it must have passed. Raises GateError when the chain is broken or the
-    approved run's evidence changed. The gate's checks against that baseline are recomputed too."""
-    policy_sha = policy.sha256()
-    if run.status != "finished":
-        return "", f"run {run.run_id} is not finished (status {run.status})"
+    approved run's evidence changed. The gate's checks against that baseline are recomputed too. An approved run
+    that did not finish is no baseline: the run is then judged against none, and approving it needs an override."""
+    if refused := not_approvable(run):  # record_signoff refuses it outright, override or not
+        return "", refused
     if run.track and policy.track != run.track:  # another track's rules leave this track's checks out
         return "", (f"{policy_name} is for track {policy.track!r}, run {run.run_id} is on track {run.track!r}: "
                     "its checks are not this track's")
@@ -106,6 +117,18 @@ def approval_basis(db: Snapshot, check: ChainCheck, run: RunInfo, policy: Policy
         return "", (f"the approved run {current.run.run_id} is on other content of reference set "
                     f"{run.reference_set!r} ({current.run.reference_set_sha256[:12]}, this run "
                     f"{run.reference_set_sha256[:12]}): approving this run re-baselines the decoder")
+    replaced = ""
+    if current is not None and (problem := unfinished(current.run)):  # approved by a qa that let --override pass it
+        replaced = (f"the approved run cannot be a baseline ({problem}), so this run is judged by its gate against "
+                    "no baseline, and approving it replaces that approval")
+        current = None
+    gate_id, reason = _basis(db, run, policy, policy_name, current)
+    return gate_id, "; ".join(r for r in (replaced, reason) if r)
+
+
+def _basis(db: Snapshot, run: RunInfo, policy: Policy, policy_name: str, current: Approved | None) -> tuple[str, str]:
+    """:func:`approval_basis` once the baseline is known: ``current`` (the approved run) or, None, no baseline."""
+    policy_sha = policy.sha256()
     kind, base = ("approved", current.run.run_id) if current is not None else ("none", None)
     g = latest_gate_against(db, run.run_id, policy_sha, kind, base)
     against = f"the approved run {base}" if base else "no baseline (the first release: `--baseline none`)"
@@ -161,7 +184,8 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
     ``trusted_keys`` setting), which must list the key under ``reviewer`` (default: the key's only name).
     ``policy``: judge the approval by this policy file instead of the track's shipped one (its sha256 is signed).
     An approval not backed by a passing gate against the approved baseline (see :func:`approval_basis`) needs
-    ``override=True`` and a note. Refuses (QAError, nothing written) when the chain is broken.
+    ``override=True`` and a note. Refuses (QAError, nothing written) when the chain is broken, and an approval of a
+    run that did not finish whatever ``override`` says (:func:`not_approvable`).
     """
     key = key if isinstance(key, SigningKey) else load_signing_key(key)
     trusted = resolve_trusted(trusted)
@@ -192,6 +216,10 @@ def record_signoff(store: Store, run_id: str, reviewer: str | None, decision: st
             err = broken_error(check, f"the store {store.path}")
             raise QAError(f"{str(err).splitlines()[0]}; nothing was recorded", err.hint)
         gate_id = ""
+        if decision == "approve" and (refused := not_approvable(run)):
+            raise QAError(f"{refused}; nothing was recorded",
+                          f"finish it with `qa run --resume {run.run_id}`, or start a new run (`qa run --decoder "
+                          f"{run.decoder}`); then gate that run with `qa gate --run RUN` and approve it")
         if decision == "approve":
             assert pol is not None
             gate_id, reason = approval_basis(db, check, run, pol, policy_name, f"the store {store.path}")
