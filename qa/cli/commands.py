@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qa.errors import QAError, UnknownNameError, did_you_mean
+from qa.cli.run_options import metric_names as _metric_names
+from qa.cli.run_options import parse_settings
+from qa.errors import QAError, did_you_mean
 from qa.store import Store
 from qa.store import runs as store_runs
 from qa.store.results import failure_summary
@@ -28,21 +30,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     lines += ["  ".join(" ".join(str(c).split()).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
               for r in rows]
     return "\n".join(lines)
-
-
-def _metric_names(text: str | None) -> list[str] | None:
-    """``--metrics a,b`` as registered metric names (aliases resolved; None when not given). An unknown name is an
-    error (exit 2) naming every unknown one, with close matches and `qa metrics`."""
-    from qa.metrics.catalog import METRICS
-
-    names = [m.strip() for m in text.split(",") if m.strip()] if text else None
-    unknown = [m for m in names or [] if m not in METRICS]
-    if unknown:
-        close = [hint for m in unknown if (hint := did_you_mean(m, METRICS.names()))]
-        raise UnknownNameError(f"--metrics: unknown metric{'s' if len(unknown) > 1 else ''} "
-                               f"{', '.join(repr(m) for m in unknown)}",
-                               "; ".join([*close, "`qa metrics` lists the registered metrics"]))
-    return [METRICS.canonical(m) for m in names] if names is not None else None
 
 
 def _check_suffix(out: Path, *suffixes: str) -> str:
@@ -86,16 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from qa.gate.data import load_run
 
         args.resume = load_run(store, "latest", args.decoder[0] if args.decoder else None).run_id
-    if args.resume:
-        if args.engine == "ray":
-            from qa.engine import ray_engine
+    if args.resume:  # the run's own options (a differing one is refused) and what the resume loses, said
+        from qa.cli.resume_run import resume_command
 
-            ray_engine.resume(store, args.resume, address=args.address)
-        else:
-            engine.resume(args.resume, device=args.device, progress=not args.no_progress)
-        print(args.resume)
-        _warn(failure_summary(store, args.resume))
-        return 0
+        return resume_command(args, store)
     if not args.decoder:
         raise QAError("no decoder given", "pass --decoder NAME (see `qa decoders`), or --resume RUN_ID")
     metrics = _metric_names(args.metrics)
@@ -122,24 +103,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(run_id, flush=True)
         _warn(failure_summary(store, run_id))
     return 2 if failed else 0
-
-
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` options as settings: VALUE read as a TOML value (0.3, 4, true, "text"), a bare word
-    that is not TOML as a string. A repeated key: the last wins."""
-    import tomllib
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise QAError(f"--set {item!r}: expected KEY=VALUE with a setting name", "e.g. --set degrade_sigma=0.3")
-        try:
-            out[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key] = raw.strip()
-    return out
 
 
 def _print_settings(name: str, device: str, overrides: dict[str, Any]) -> None:

@@ -69,6 +69,16 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class Given(argparse.Action):
+    """Stores an option's value as the default action does, and adds its dest to ``given_options``: `qa run
+    --resume` tells an option typed (even with its default's value) from one left out (:mod:`qa.cli.resume_run`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given_options = frozenset({*getattr(namespace, "given_options", ()), self.dest})
+
+
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: $QA_DB or reports/qa.duckdb)")
 
@@ -95,21 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
                        "ones), scores it with every metric, and stores the numbers. A run is committed shard by "
                        "shard: an interrupted run resumes with --resume RUN_ID.")
     p.add_argument("--decoder", action="append", default=[], metavar="NAME", help="decoder name (repeatable); see `qa decoders`")
-    p.add_argument("--reference-set", default="default", metavar="NAME|PATH", help="reference set (default %(default)s)")
-    p.add_argument("--seeds", type=int, default=2, metavar="N", help="seeds 0..N-1 for stochastic decoders (default %(default)s)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="torch device (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=None, help="cases per forward pass at every image size (default: the "
+    p.add_argument("--reference-set", default="default", action=Given, metavar="NAME|PATH",
+                   help="reference set (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=2, action=Given, metavar="N",
+                   help="seeds 0..N-1 for stochastic decoders (default %(default)s)")
+    p.add_argument("--device", default="cpu", action=Given, choices=["cpu", "cuda"],
+                   help="torch device (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=None, action=Given, help="cases per forward pass at every image size (default: the "
                    "decoder's count for 256 x 256, scaled down by pixels: 8 at 256 px is 1 at 1024 px and up)")
-    p.add_argument("--shard-size", type=int, default=8, help="cases per committed shard (default %(default)s)")
-    p.add_argument("--metrics", default=None, help="comma-separated metric names (default: all; see `qa metrics`)")
+    p.add_argument("--shard-size", type=int, default=8, action=Given,
+                   help="cases per committed shard (default %(default)s)")
+    p.add_argument("--metrics", default=None, action=Given,
+                   help="comma-separated metric names (default: all; see `qa metrics`)")
     p.add_argument("--engine", default="local", choices=["local", "ray"], help="where shards run (default %(default)s)")
     p.add_argument("--address", default=None, help="Ray cluster address (with --engine ray)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a decoder setting for this run, replacing qa.toml's (repeatable; VALUE as in TOML: 0.3, "
                    "true, \"x4plus\"; a bare word is a string), e.g. --set degrade_sigma=0.3; stored with the run")
     p.add_argument("--resume", metavar="RUN_ID", default=None,
-                   help="finish an interrupted run (RUN_ID, or 'latest': the latest run of --decoder; a finished run is refused)")
+                   help="finish an interrupted run (RUN_ID, or 'latest': the latest run of --decoder; a finished run is "
+                   "refused). The run keeps the decoder, reference set, seeds, metrics, settings, device, batch and "
+                   "shard sizes it started with: any of those options that differs is an error (exit 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(given_options=frozenset())
     _add_db(p)
 
     p = sub.add_parser("score", help="score existing image folders (no decoder)",

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import socket
 import sys
-import threading
 import uuid
 import warnings
 from collections import Counter
@@ -34,6 +32,7 @@ from qa.engine.identity import (
     check_unique_ids,
     identity_changes,
 )
+from qa.engine.lifecycle import RunLeftAlone, RunLifecycle, raise_with_run_id, resume_refusal, sigterm_interrupts
 from qa.engine.pixels import KEEP_LATEST, stored_references
 from qa.engine.plan import (
     EnsuredRun,
@@ -46,7 +45,7 @@ from qa.engine.plan import (
 from qa.engine.provenance import git_commit, identity_sha256
 from qa.engine.shard import ShardOutput, ShardRunner
 from qa.engine.shard_features import ShardFeatures
-from qa.errors import QAError, StoreError
+from qa.errors import QAError
 from qa.metrics.base import ImageMetric, Metric, NotApplicable, SetMetric, not_applicable_text
 from qa.plain_text import escaped, raw_stream
 from qa.refset.manifest import ReferenceSet, load_reference_set
@@ -56,7 +55,7 @@ from qa.store import results as store_results
 from qa.store import runs as store_runs
 from qa.store.records import CaseRecord, NewRun, SetResult, nan_none
 
-__all__ = ["PreparedRun", "RunConfig", "RunEngine", "raise_with_run_id"]
+__all__ = ["PreparedRun", "RunConfig", "RunEngine", "RunLeftAlone", "raise_with_run_id", "sigterm_interrupts"]
 
 
 def _now() -> datetime:
@@ -73,6 +72,7 @@ class PreparedRun:
     metrics: list[Metric]
     cfg: dict  # the stored config_json: RunConfig fields + seeds, shards, metrics, host
     config: RunConfig
+    resumed: bool = False  # reopened by reopen_run: yields the run to another process seen writing it
 
 
 @contextmanager
@@ -95,25 +95,6 @@ def above_bar() -> Iterator[None]:
         yield
 
 
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled, `timeout`, a container stopped) raises KeyboardInterrupt while a run scores, so
-    the run is marked interrupted and says how to finish it, as on Ctrl-C; without this Python dies at once and the
-    run stays 'running' for ever. Only in the main thread (elsewhere signals cannot be handled); restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"stopped by signal {signum} (SIGTERM)")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _shards(cases: list[str], size: int) -> list[list[str]]:
     return [cases[i : i + size] for i in range(0, len(cases), max(1, size))]
 
@@ -124,12 +105,14 @@ class RunEngine:
     def __init__(self, store: Store, on_shard: Callable[[int], None] | None = None) -> None:
         self.store = store
         self.on_shard = on_shard or (lambda i: None)
+        self.lifecycle = RunLifecycle(store)
 
     # -- starting -------------------------------------------------------------------------------------------
     def start(self, config: RunConfig, decoder: Decoder | None = None) -> str:
         """Create a run and execute it to the end; returns the run id. ``decoder``: an already built instance."""
-        run = self.create_run(config, decoder)
-        self.run_prepared(run)
+        with self.lifecycle.guard():  # from before the run row is stored to after its set results are
+            run = self.create_run(config, decoder)
+            self.run_prepared(run)
         return run.run_id
 
     def plan(self, config: RunConfig, decoder: Decoder | None = None) -> RunPlan:
@@ -141,12 +124,13 @@ class RunEngine:
         reference set, seeds, qa's and the decoder's code, and every metric at the same version), or run it now.
         Raises QAError if it cannot run. ``decoder``: an already built instance (the session's), else built here
         once."""
-        plan = self.plan(config, decoder)
-        found = find_reusable(self.store, plan.identity)
-        if found:
-            return EnsuredRun(found, True)
-        run = self.create_run(config, plan=plan)
-        self.run_prepared(run)
+        with self.lifecycle.guard():
+            plan = self.plan(config, decoder)
+            found = find_reusable(self.store, plan.identity)
+            if found:
+                return EnsuredRun(found, True)
+            run = self.create_run(config, plan=plan)
+            self.run_prepared(run)
         return EnsuredRun(run.run_id, False)
 
     def create_run(self, config: RunConfig, decoder: Decoder | None = None, plan: RunPlan | None = None
@@ -168,20 +152,26 @@ class RunEngine:
                                 "stochastic": bool(decoder.stochastic),
                                 "base_identity_sha256": base_identity_sha256(fields),
                                 "code_sha256": fields["code_sha256"]}
-        store_runs.insert_run(self.store, NewRun(
-            run_id=run_id, started_at=_now(), suite=config.suite, decoder=decoder.name, family=decoder.family,
-            backend=decoder.backend, track=decoder.track, weights_sha256=str(fields["weights_sha256"]),
-            encoder_sha256=str(fields["encoder_sha256"]), reference_set=refset.name, reference_set_sha256=refset.sha256,
-            seeds=seeds, qa_version=__version__, git_commit=git_commit(), device=config.device, config=cfg,
-            identity_sha256=identity_sha256(fields), n_shards=len(cfg["shards"]), n_cases=len(case_ids),
-            scale=int(decoder.scale)),
-            [CaseRecord(refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption)
-             for item in refset.items])
+        self.lifecycle.live = run_id  # from here on a stop marks it (a guard around this call records it)
+        try:
+            store_runs.insert_run(self.store, NewRun(
+                run_id=run_id, started_at=_now(), suite=config.suite, decoder=decoder.name, family=decoder.family,
+                backend=decoder.backend, track=decoder.track, weights_sha256=str(fields["weights_sha256"]),
+                encoder_sha256=str(fields["encoder_sha256"]), reference_set=refset.name,
+                reference_set_sha256=refset.sha256, seeds=seeds, qa_version=__version__, git_commit=git_commit(),
+                device=config.device, config=cfg, identity_sha256=identity_sha256(fields),
+                n_shards=len(cfg["shards"]), n_cases=len(case_ids), scale=int(decoder.scale)),
+                [CaseRecord(refset.sha256, item.id, refset.name, item.id, item.file, item.sha256, item.caption)
+                 for item in refset.items])
+        except Exception:  # not stored, or the store is what failed (damaged, full): its own error, nothing to mark
+            self.lifecycle.live = None
+            raise
         return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
 
     def resume(self, run_id: str, device: str | None = None, progress: bool = True) -> str:
         """Finish an interrupted run: redo only the shards that were not committed."""
-        self.run_prepared(self.reopen_run(run_id, device=device, progress=progress))
+        with self.lifecycle.guard():
+            self.run_prepared(self.reopen_run(run_id, device=device, progress=progress))
         return run_id
 
     def reopen_run(self, run_id: str, device: str | None = None, progress: bool = True,
@@ -190,14 +180,13 @@ class RunEngine:
 
         Refuses (QAError with every reason) when the run's identity changed since it started: the decoder's
         weights, encoder or settings, the metrics or their versions, the seeds, the qa version, qa's or the decoder's
-        code (``code_sha256``) or the reference set; resuming would mix rows of two different runs."""
+        code (``code_sha256``) or the reference set; resuming would mix rows of two different runs. Refuses
+        (RunLeftAlone) a run that is finished or approved: that would change signed evidence."""
+        # checked again when claimed, after the decoder is built
+        refusal = resume_refusal(run_id, self.store, store_runs.state_of(self.store, run_id))
         stored = store_runs.resume_row(self.store, run_id)
-        if stored is None:
-            raise QAError(f"no run {run_id!r} in {self.store.path}", "list runs with `qa status` or check --db")
-        if stored.status == "finished":  # redoing its set results would change its evidence, breaking a sign-off
-            raise QAError(f"run {run_id} finished already: there is nothing to resume, and it was left as it is",
-                          "a plain `qa run` with the same decoder, set and metrics reuses it; `qa status` lists runs "
-                          "(resume one that is interrupted, failed or still marked running)")
+        if refusal is not None or stored is None:
+            raise refusal or QAError(f"no run {run_id!r} in {self.store.path}")
         cfg = json.loads(stored.config_json)
         config = RunConfig(**{k: cfg[k] for k in RunConfig.__dataclass_fields__ if k in cfg})
         config.progress = progress
@@ -211,8 +200,8 @@ class RunEngine:
         if changed:
             raise QAError(f"run {run_id} cannot be resumed: " + "; ".join(changed),
                           "restore what changed, or start a new run (`qa run --decoder NAME`)")
-        store_runs.set_running(self.store, run_id)
-        return PreparedRun(run_id, decoder, refset, metrics, cfg, config)
+        self.lifecycle.claim(run_id)  # refused if it was finished or approved meanwhile
+        return PreparedRun(run_id, decoder, refset, metrics, cfg, config, resumed=True)
 
     # -- executing ------------------------------------------------------------------------------------------
     def done_shards(self, run_id: str) -> set[int]:
@@ -220,7 +209,13 @@ class RunEngine:
         return store_results.done_shards(self.store, run_id)
 
     def run_prepared(self, run: PreparedRun) -> None:
-        """Execute the uncommitted shards of a prepared run, then its set results; marks it failed on an error."""
+        """Execute the uncommitted shards of a prepared run, then its set results. Ctrl-C, SIGTERM or an error at
+        any point marks it interrupted or failed and says how to finish it (:meth:`RunLifecycle.guard`)."""
+        with self.lifecycle.guard():
+            self.lifecycle.live = run.run_id
+            self._score_and_finish(run)
+
+    def _score_and_finish(self, run: PreparedRun) -> None:
         run_id, decoder, refset, cfg, config = run.run_id, run.decoder, run.refset, run.cfg, run.config
         done = self.done_shards(run_id)
         shards: list[list[str]] = cfg["shards"]
@@ -245,10 +240,10 @@ class RunEngine:
                 bar.set_postfix_str(f"{shown['shard']}: scoring", refresh=False)
             bar.update(n)
 
-        runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
-                             progress=progressed, stage=stage)
         try:
-            with above_bar(), sigterm_interrupts():  # warnings on their own lines; a CI cancel is an interruption
+            runner = ShardRunner(decoder, run.metrics, cfg["seeds"], config.batch_size, config.thumbnails,
+                                 progress=progressed, stage=stage)
+            with above_bar():  # warnings on their own lines
                 # the store is not opened while a shard is scored (see qa.engine.shard_features)
                 features = ShardFeatures(self.store, [*runner.image_metrics, *runner.set_metrics])
                 for index in todo:
@@ -258,31 +253,18 @@ class RunEngine:
                     if config.thumbnails and decoder.reference_aligned:  # references whose tiles are stored
                         runner.stored_references = stored_references(self.store, {c.case_id: c.pixels for c in cases})
                     output = runner.run(cases)
-                    self.commit_shard(run_id, index, output)
+                    if not self.commit_shard(run_id, index, output):  # not in `done`: another process is writing
+                        self.lifecycle.other_writer(run_id, index, run.resumed)
                     features.store_new()
                     self.on_shard(index)
-        except BaseException as exc:
+        finally:
             bar.close()
-            self.mark_failed(run_id, exc)
-            raise_with_run_id(run_id, exc)
-            raise
-        bar.close()
         self._finalize(run_id, runner, resumed=bool(done))
 
     def mark_failed(self, run_id: str, exc: BaseException) -> None:
-        """Record that the run stopped ('interrupted' on Ctrl-C, else 'failed') with the error's text.
-
-        Best effort: when the store itself is what failed (full disk, damaged file), nothing more can be written
-        and the original error is what the caller re-raises."""
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000]
-        try:
-            store_runs.set_stopped(self.store, run_id, status, text)
-        except QAError as second:
-            print(f"qa: could not mark run {run_id} {status}: {str(second).splitlines()[0]}", file=sys.stderr)
-            return
-        print(f"qa: run {run_id} {status}; the shards committed so far are kept: finish it with "
-              f"`qa run --resume {run_id}`", file=sys.stderr)
+        """Record that the run stopped ('interrupted' on Ctrl-C, else 'failed') with the error's text, unless it
+        is no longer this process's to change (finished or stopped elsewhere, approved); says which on stderr."""
+        self.lifecycle.mark_stopped(run_id, exc)
 
     def commit_shard(self, run_id: str, index: int, output: ShardOutput, worker: str = "") -> bool:
         """Write one shard's rows, images and ``shards`` row in one transaction.
@@ -330,8 +312,14 @@ class RunEngine:
         for sm in set_metrics:
             override = (set_rows_override or {}).get(sm.name)
             set_rows.append(override if override is not None else self.set_metric_result(run_id, sm, resumed))
-        store_results.finish_run(self.store, run_id, set_rows)
-        store_pixels.prune(self.store, KEEP_LATEST)  # bounded: older runs' full-resolution tiles go
+        if not self.lifecycle.finish(run_id, set_rows):  # finished by another process first: left as it is
+            return
+        try:
+            store_pixels.prune(self.store, KEEP_LATEST)  # bounded: older runs' full-resolution tiles go
+        except BaseException:
+            print(f"qa: run {run_id} finished; stopped while removing older runs' full-resolution tiles (they are "
+                  "removed after the next run)", file=sys.stderr)
+            raise
 
     @staticmethod
     def set_metric_result(run_id: str, m: SetMetric, resumed: bool) -> SetResult:
@@ -353,15 +341,6 @@ class RunEngine:
             return SetResult.missing(run_id, m.name, "error", f"{type(exc).__name__}: {exc}", m.version)
         return SetResult(run_id, m.name, v.value, nan_none(v.ci_low), nan_none(v.ci_high), v.n, "ok", v.detail,
                          m.version)
-
-
-def raise_with_run_id(run_id: str, exc: BaseException) -> None:
-    """Re-raise a storage error (full disk, damaged file) naming the run and how to finish it; else return."""
-    if isinstance(exc, StoreError):
-        message = str(exc).split("\n  hint: ")[0]
-        raise StoreError(f"run {run_id} stopped: {message}",
-                         "fix that (free space, or restore the file from a backup); the shards committed so far are "
-                         f"kept: finish the run with `qa run --resume {run_id}`") from exc
 
 
 def _reason(detail: str) -> str:

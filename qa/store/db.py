@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,6 +26,10 @@ from qa.store.schema import LATEST_VERSION, MIGRATIONS
 
 if TYPE_CHECKING:  # only for the annotation: importing pyarrow is not needed to pass a table through
     import pyarrow as pa
+
+
+#: seconds of waiting for another process's lock after which qa says on stderr that it is waiting (once a wait)
+LOCK_NOTICE_AFTER = 2.0
 
 
 class DatabaseError(StoreError, duckdb.Error):
@@ -67,8 +73,10 @@ class Store:
                 raise StoreError(f"cannot create the folder of {self.path}: {exc.strerror or exc}",
                                  "pass --db PATH in a writable folder") from exc
             _check_writable(self.path)
-        deadline = time.monotonic() + self.lock_timeout
+        start = time.monotonic()
+        deadline = start + self.lock_timeout
         delay = 0.05
+        said = False
         while True:
             try:
                 con = duckdb.connect(str(self.path), read_only=read_only)
@@ -79,6 +87,9 @@ class Store:
                 if time.monotonic() > deadline:
                     raise StoreError(f"cannot open {self.path}: another process holds it ({_first_line(exc)})",
                                      "wait for it or close the other process using it") from exc
+                if not said and time.monotonic() - start >= LOCK_NOTICE_AFTER:
+                    said = True
+                    print(lock_wait_notice(self.path, exc, self.lock_timeout), file=sys.stderr, flush=True)
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 1.6, 1.0)
             except duckdb.Error as exc:
@@ -238,6 +249,15 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def lock_wait_notice(path: Path, exc: BaseException, timeout: float) -> str:
+    """The line said while qa waits for another process's lock on ``path``: who holds it (the program and PID
+    DuckDB names, when it does), that qa waits, for how long at most, and how to stop waiting."""
+    held = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
+    who = f"process {held.group(2)} ({held.group(1)})" if held else "another process"
+    return (f"qa: the database {path} is held by {who}: waiting for it to let go (up to {timeout:.0f} s in all, "
+            "then this command fails); to go on sooner, close that process (a notebook, the DuckDB CLI, another qa)")
 
 
 def _is_lock_error(exc: BaseException) -> bool:

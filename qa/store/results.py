@@ -16,7 +16,7 @@ import pyarrow as pa
 from qa.store import pixels as store_pixels
 from qa.store.db import Reader, Store, insert_arrow
 from qa.store.records import ImageRow, MetricRow, RegionRow, ResultRow, SetResult, SetRow, TiledImage
-from qa.store.runs import marks
+from qa.store.runs import RunState, marks, run_state
 
 
 def _now() -> datetime:
@@ -69,9 +69,14 @@ def commit_shard(store: Store, run_id: str, index: int, rows: Sequence[ResultRow
     return True
 
 
-def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> None:
-    """Replace the run's set results and mark it ``finished`` (one transaction)."""
+def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> RunState:
+    """Replace the run's set results and mark it ``finished`` (one transaction), only while it is ``running`` and
+    not approved (compare-and-set): a run another process finished or stopped meanwhile, or one approved, keeps
+    its set results and status. Returns the state found (written when ``held``)."""
     with store.transaction() as con:
+        state = run_state(con, run_id)
+        if not state.held:
+            return state
         con.execute("delete from set_results where run_id = ?", [run_id])
         if set_results:
             con.executemany("insert into set_results values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -79,6 +84,16 @@ def finish_run(store: Store, run_id: str, set_results: Sequence[SetResult]) -> N
                               r.metric_version] for r in set_results])
         con.execute("update runs set status = 'finished', finished_at = ?, error = null where run_id = ?",
                     [_now(), run_id])
+    return state
+
+
+def shard_writer(db: Reader, run_id: str, index: int) -> str:
+    """Who committed shard ``index`` of the run, and when, in words ('' when it is not committed)."""
+    rows = db.query("select worker, finished_at from shards where run_id = ? and shard_index = ?", [run_id, index])
+    if not rows:
+        return ""
+    worker, at = rows[0]
+    return f"worker {worker or '?'}" + (f" at {at:%H:%M:%S}" if isinstance(at, datetime) else "")
 
 
 # -- reading ------------------------------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import duckdb
 
 from qa.store.db import Reader, Store
 from qa.store.records import CaseRecord, NewRun, ResumeRow, RunInfo
@@ -81,15 +84,78 @@ def insert_run(store: Store, run: NewRun, cases: list[CaseRecord]) -> None:
 
 
 def set_running(store: Store, run_id: str) -> None:
-    """Mark a run ``running`` again (it is being resumed)."""
+    """Mark a run ``running`` whatever its status (a state planted by tests and repairs; a resume uses
+    :func:`claim_for_resume`, which never takes a finished or approved run)."""
     with store.transaction() as con:
         con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
 
 
 def set_stopped(store: Store, run_id: str, status: str, error: str) -> None:
-    """Record that a run stopped (``failed`` or ``interrupted``) with the error's text."""
+    """Record that a run stopped (``failed`` or ``interrupted``) whatever its status (a state planted by tests and
+    repairs; a process that ran the run uses :func:`stop_running`, which never touches a run it does not hold)."""
     with store.transaction() as con:
         con.execute("update runs set status = ?, error = ? where run_id = ?", [status, error, run_id])
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What decides whether a process may change a run's status: the status ('' when there is no such run), its
+    stored error, and its latest approving sign-off in words ('' when none; any approval signs the run's evidence,
+    the status included, so an approved run is never changed)."""
+
+    status: str
+    error: str = ""
+    approval: str = ""
+
+    @property
+    def held(self) -> bool:
+        """Whether a process that is writing the run may still change it: ``running`` and not approved."""
+        return self.status == "running" and not self.approval
+
+
+def run_state(con: duckdb.DuckDBPyConnection, run_id: str) -> RunState:
+    """The :class:`RunState` of ``run_id``, read on ``con`` (inside the caller's transaction, so a change made on
+    it decides on what was read)."""
+    row = con.execute("select status, error from runs where run_id = ?", [run_id]).fetchone()
+    if row is None:
+        return RunState("")
+    found = con.execute("select seq, reviewer, signed_at from signoffs where run_id = ? and decision = 'approve' "
+                        "order by seq desc limit 1", [run_id]).fetchone()
+    approval = ""
+    if found is not None:
+        seq, reviewer, at = found
+        approval = f"sign-off seq {seq}, approved by {_s(reviewer) or 'an unnamed reviewer'}" + (
+            f" at {at:%Y-%m-%d %H:%M}" if isinstance(at, datetime) else "")
+    return RunState(_s(row[0]), _s(row[1]), approval)
+
+
+def state_of(store: Store, run_id: str) -> RunState:
+    """The :class:`RunState` of ``run_id`` now (read only)."""
+    with store.connect() as con:
+        return run_state(con, run_id)
+
+
+def claim_for_resume(store: Store, run_id: str) -> RunState:
+    """Mark a run ``running`` again to resume it, unless it is gone, finished or approved (one transaction).
+
+    Returns the state found: the run was claimed when its status is neither '' nor ``finished`` and it has no
+    approval; otherwise nothing was written."""
+    with store.transaction() as con:
+        state = run_state(con, run_id)
+        if state.status and state.status != "finished" and not state.approval:
+            con.execute("update runs set status = 'running', finished_at = null where run_id = ?", [run_id])
+    return state
+
+
+def stop_running(store: Store, run_id: str, status: str, error: str) -> RunState:
+    """Record that a run this process was writing stopped (``failed`` or ``interrupted``), only while it is still
+    ``running`` and not approved (compare-and-set, one transaction): a run that another process finished, stopped
+    or that was approved meanwhile is left as it is. Returns the state found (written when ``held``)."""
+    with store.transaction() as con:
+        state = run_state(con, run_id)
+        if state.held:
+            con.execute("update runs set status = ?, error = ? where run_id = ?", [status, error, run_id])
+    return state
 
 
 # -- reading ------------------------------------------------------------------------------------------------------
