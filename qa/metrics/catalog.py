@@ -30,6 +30,7 @@ METRICS: Registry[Metric] = Registry("metric", "qa.metrics", {
     "invented_detail_baseline": "qa.metrics.invented.metrics:InventedDetailBaseline",
     "invented_peak": "qa.metrics.invented.metrics:InventedPeak",
     "lost_detail": "qa.metrics.invented.metrics:LostDetail",
+    "chroma_peak": "qa.metrics.chroma:ChromaPeak",
     "distortion": "qa.metrics.invented.metrics:Distortion",
     "hf_energy_ratio": "qa.metrics.invented.metrics:HFEnergyRatio",
     "hf_energy_ratio_baseline": "qa.metrics.invented.metrics:HFEnergyRatioBaseline",

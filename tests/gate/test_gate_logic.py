@@ -218,7 +218,7 @@ def test_demo_gates_each_run_in_one_line(world, store) -> None:
     # the demo's runs compute every metric, so also the plain decode's that the upscale policy compares with, and
     # every metric it requires (a first release without one fails: CI audit H2)
     metrics = ["psnr", "ssim", "baseline_psnr", "baseline_ssim", "invented_detail", "invented_peak", "lost_detail",
-               "invented_contradicting"]
+               "invented_contradicting", "chroma_peak"]
     runs = {k: RunEngine(store).start(RunConfig(decoder=d, reference_set=str(world["refset"]), metrics=metrics,
                                                 progress=False)) for k, d in (("bicubic", "bicubic"),
                                                                               ("blurry", "blurry-bicubic"))}

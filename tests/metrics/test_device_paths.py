@@ -27,6 +27,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "invented_detail": (1e-4, 0.0), "invented_detail_baseline": (1e-4, 0.0), "lost_detail": (1e-4, 0.0),
     "invented_consistent": (1e-4, 0.0), "invented_contradicting": (1e-4, 0.0), "invented_peak": (1e-4, 1e-3),
     "distortion": (0.0, 1e-4), "hf_energy_ratio": (0.0, 1e-4), "hf_energy_ratio_baseline": (0.0, 1e-4),
+    "chroma_peak": (2e-4, 1e-5),
     "text_cer": (0.0, 0.0), "text_wer": (0.0, 0.0), "text_invented": (0.0, 0.0),
 }
 #: per-image metrics with no torch path, and why (they run on the CPU whatever the run's device)
