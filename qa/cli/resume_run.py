@@ -73,14 +73,13 @@ def check_resume(args: argparse.Namespace, store: Store, run_id: str) -> dict[st
     """The stored config of ``run_id`` once the resume is checked; None when there is no such run (the engine says
     so). QAError (exit 2) for a finished run, for an option of :data:`FIXED_OPTIONS` that differs from the run's,
     and for a reference set that cannot be found from here."""
+    from qa.engine.lifecycle import resume_refusal  # the engine's rule, checked before anything loads
+
     row = store_runs.resume_row(store, run_id) if store.exists() else None
     if row is None:
         return None
-    if row.status == "finished":
-        raise QAError(f"run {run_id} finished already: there is nothing to resume, and it was left as it is",
-                      "a plain `qa run` with the same inputs starts a new run (it reuses none; only `pytest suites/ "
-                      "--decoder=NAME` reuses a finished run with the same identity and no failed case); `qa status` "
-                      "lists runs (resume one that is interrupted, failed or still marked running)")
+    if refusal := resume_refusal(run_id, store, store_runs.state_of(store, run_id)):  # finished or approved
+        raise refusal
     try:
         cfg = json.loads(row.config_json)
     except (TypeError, ValueError):

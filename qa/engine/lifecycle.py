@@ -85,9 +85,9 @@ def resume_refusal(run_id: str, store: Store, state: RunState) -> RunLeftAlone |
         return approved_refusal(run_id, state, "resuming it")
     if state.status == "finished":  # redoing its set results would change its evidence, breaking a sign-off
         return RunLeftAlone(f"run {run_id} finished already: there is nothing to resume, and it was left as it is",
-                            "gate or export it as it is, or start a new run with a plain `qa run` (only `pytest suites/` "
-                            "reuses a finished run); `qa status` lists runs (resume one that is interrupted, failed or "
-                            "still marked running)")
+                            "a plain `qa run` with the same inputs starts a new run (it reuses none; only `pytest suites/ "
+                            "--decoder=NAME` reuses a finished run with the same identity and no failed case); "
+                            "`qa status` lists runs (resume one that is interrupted, failed or still marked running)")
     return None
 
 
