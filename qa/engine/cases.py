@@ -44,18 +44,22 @@ def crop_to_multiple(pixels: np.ndarray, multiple: int) -> tuple[np.ndarray, str
     return pixels[top : top + nh, left : left + nw], f"centre-cropped {w}x{h} -> {nw}x{nh} (multiple of {multiple})"
 
 
-def changed_on_disk(item: ReferenceItem, actual: str) -> str:
-    """The error of a case whose file's bytes (sha256 ``actual``) are no longer those the run recorded for it."""
-    return (f"{item.id}: {item.file} changed on disk since the run started (its bytes now have sha256 {actual[:12]}..., "
+def changed_on_disk(item: ReferenceItem, actual: str, where: str = "") -> str:
+    """The error of a case whose file's bytes (sha256 ``actual``) are no longer those the run recorded for it;
+    ``where``: the host it was read on, for a worker of a cluster ('' locally)."""
+    host = f" on {where}" if where else ""
+    return (f"{item.id}: {item.file}{host} changed on disk since the run started (its bytes now have sha256 "
+            f"{actual[:12]}..., "
             f"the run recorded {item.sha256[:12]}...): not scored, since its rows would be another image's under "
             "this image's hash; restore the file, or start a new run (`qa run`) on the set as it is now")
 
 
-def load_case(item: ReferenceItem, multiple: int) -> Case:
+def load_case(item: ReferenceItem, multiple: int, where: str = "") -> Case:
     """Load one reference item as a :class:`Case`; never raises for a bad image (sets ``error``).
 
     A file whose bytes no longer have the sha256 recorded for it when the set was loaded (the run's start: a
-    ``git pull`` or a regenerated set during a long run) is that case's error, never scored under the old hash."""
+    ``git pull`` or a regenerated set during a long run, or another copy on a worker host: ``where`` names the host
+    in the error) is that case's error, never scored under the old hash."""
     case = Case(case_id=item.id, image_sha256=item.sha256, caption=item.caption, file=item.file)
     if item.problem:
         case.error = item.problem
@@ -63,7 +67,7 @@ def load_case(item: ReferenceItem, multiple: int) -> Case:
     try:
         loaded = load_image(item.path)  # its sha256 is of the very bytes decoded
         if item.sha256 and loaded.sha256 != item.sha256:
-            case.error = changed_on_disk(item, loaded.sha256)
+            case.error = changed_on_disk(item, loaded.sha256, where)
             return case
         pixels, note = crop_to_multiple(loaded.pixels, multiple)
     except BadImageError as exc:

@@ -24,7 +24,6 @@ from qa.engine.plan import make_metrics
 from qa.engine.shard import ShardOutput, ShardRunner
 from qa.engine.shard_features import ShippedFeatureCache
 from qa.errors import QAError
-from qa.hashing import sha256_file
 from qa.metrics.base import Metric, SetMetric
 from qa.metrics.feature_cache import FeatureKey, UsesFeatureCache, pixels_sha256
 from qa.refset.manifest import ReferenceItem
@@ -122,19 +121,8 @@ class ShardWorker:
         return self._caches
 
     def _load(self, item: ReferenceItem) -> Case:
-        case = load_case(item, self.multiple)
-        if case.error or item.problem:
-            return case
-        try:
-            actual = sha256_file(item.path)
-        except OSError as exc:
-            case.pixels, case.error = None, f"{item.id}: cannot read {item.path} on {socket.gethostname()}: {exc}"
-            return case
-        if actual != item.sha256:
-            case.pixels = None
-            case.error = (f"{item.id}: {item.path} on worker host {socket.gethostname()} differs from the reference "
-                          f"set the run started with (sha256 {actual[:12]} != {item.sha256[:12]})")
-        return case
+        """The case as this host reads it: ``load_case`` checks the bytes it decodes against the run's sha256."""
+        return load_case(item, self.multiple, where=f"worker host {socket.gethostname()}")
 
 
 def export_states(set_metrics: list[SetMetric]) -> tuple[dict[str, Any], dict[str, str]]:
